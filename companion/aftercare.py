@@ -1,0 +1,50 @@
+"""What a client sees of their aftercare: today's instructions, the next reminder, the inbox."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from . import clinic
+from .db import iso, parse_iso, rows
+
+
+def _local(text: str, tz: str) -> datetime:
+    return parse_iso(text).astimezone(ZoneInfo(tz))
+
+
+def reminder_dict(row: dict, tz: str) -> dict:
+    return {"id": row["id"], "kind": row["kind"], "title": row["title"], "body": row["body"],
+            "url": row["url"], "due_at": _local(row["due_at"], tz).isoformat(),
+            "status": row["status"], "session_id": row["session_id"]}
+
+
+def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
+    """Return the latest session, today's steps, the next reminder and recent ones."""
+    tz = client["timezone"]
+    session = clinic.latest_session(db, client["id"])
+    if session is None:
+        return {"session": None, "today": [], "next": None, "past": [], "day": None}
+    planned = rows(db, "SELECT * FROM notifications WHERE session_id = ? AND owner_kind = 'client'"
+                       " AND status NOT IN ('cancelled') ORDER BY due_at, id", (session["id"],))
+    today = now.astimezone(ZoneInfo(tz)).date()
+    performed = parse_iso(session["performed_at"])
+    return {
+        "session": clinic.session_dict(session, tz),
+        "day": (today - performed.astimezone(ZoneInfo(tz)).date()).days,
+        "today": [reminder_dict(r, tz) for r in planned
+                  if _local(r["due_at"], tz).date() == today and r["status"] != "skipped"],
+        "next": next((reminder_dict(r, tz) for r in planned
+                      if r["status"] == "pending" and r["due_at"] > iso(now)), None),
+        "past": [reminder_dict(r, tz) for r in planned
+                 if r["status"] == "sent" or (r["status"] in ("pending", "leased", "failed")
+                                              and r["due_at"] <= iso(now))][::-1][:10],
+    }
+
+
+def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 100) -> list[dict]:
+    """Return the client's reminders that are due, newest first: the in-app fallback to push."""
+    found = rows(db, "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
+                     " AND due_at <= ? AND status NOT IN ('cancelled', 'skipped')"
+                     " ORDER BY due_at DESC, id DESC LIMIT ?", (client["id"], iso(now), limit))
+    return [reminder_dict(r, client["timezone"]) for r in found]

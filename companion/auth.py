@@ -1,0 +1,211 @@
+"""Sign-in for practitioners (password) and clients (invite), on revocable server-side sessions."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+from functools import wraps
+
+from flask import Flask, current_app, request, session
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import audit
+from .db import get_db, iso, one, parse_iso, utcnow, write
+
+login_manager = LoginManager()
+
+
+class User(UserMixin):
+    """A signed-in practitioner or client, bound to one server-side session row."""
+
+    def __init__(self, kind: str, row: dict, session_id: str):
+        self.kind = kind
+        self.row = row
+        self.id = row["id"]
+        self.clinic_id = row["clinic_id"]
+        self.name = row["name"]
+        self.session_id = session_id
+
+    def get_id(self) -> str:
+        # flask-login stores this in the cookie: the server-side session id, so that
+        # revoking the row ends the cookie too.
+        return self.session_id
+
+    @property
+    def is_practitioner(self) -> bool:
+        return self.kind == "practitioner"
+
+    @property
+    def is_client(self) -> bool:
+        return self.kind == "client"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@login_manager.user_loader
+def load_user(session_id: str) -> User | None:
+    """Load the user of a live server-side session; expired, idle or revoked ones give None."""
+    db = get_db()
+    row = one(db, "SELECT * FROM auth_sessions WHERE id = ?", (hash_token(session_id),))
+    if row is None or row["revoked_at"]:
+        return None
+    now = utcnow()
+    if parse_iso(row["expires_at"]) <= now:
+        return None
+    table = "practitioners" if row["user_kind"] == "practitioner" else "clients"
+    user_row = one(db, f"SELECT * FROM {table} WHERE id = ?", (row["user_id"],))
+    if user_row is None or not user_row.get("active", 1):
+        return None
+    if row["user_kind"] == "practitioner":
+        idle = timedelta(minutes=current_app.config["PRACTITIONER_IDLE_MINUTES"])
+        last_seen = parse_iso(row["last_seen_at"])
+        if now - last_seen > idle:
+            return None
+        # Touch at most once a minute: no write on every request.
+        if now - last_seen > timedelta(minutes=1):
+            db.conn.execute(
+                "UPDATE auth_sessions SET last_seen_at = ? WHERE id = ?", (iso(now), row["id"])
+            )
+    return User(row["user_kind"], user_row, session_id)
+
+
+def start_session(kind: str, row: dict) -> User:
+    """Create a server-side session for a user and sign them in on this request."""
+    now = utcnow()
+    if kind == "practitioner":
+        lifetime = timedelta(hours=current_app.config["PRACTITIONER_ABSOLUTE_HOURS"])
+    else:
+        lifetime = timedelta(days=current_app.config["CLIENT_SESSION_DAYS"])
+    session_id = secrets.token_urlsafe(32)
+    db = get_db()
+    db.conn.execute(
+        "INSERT INTO auth_sessions (id, user_kind, user_id, created_at, last_seen_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (hash_token(session_id), kind, row["id"], iso(now), iso(now), iso(now + lifetime)),
+    )
+    user = User(kind, row, session_id)
+    session.clear()
+    session.permanent = kind == "practitioner"
+    # Clients stay signed in on their phone (remember cookie); practitioners do not.
+    login_user(user, remember=kind == "client", duration=lifetime)
+    return user
+
+
+def end_session() -> None:
+    """Revoke this request's server-side session and clear the cookies."""
+    if current_user.is_authenticated:
+        get_db().conn.execute(
+            "UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (iso(utcnow()), hash_token(current_user.session_id)),
+        )
+    logout_user()
+    session.clear()
+
+
+def revoke_all(kind: str, user_id: int) -> int:
+    """Revoke every live session of a user; return how many were ended."""
+    cur = get_db().conn.execute(
+        "UPDATE auth_sessions SET revoked_at = ? WHERE user_kind = ? AND user_id = ?"
+        " AND revoked_at IS NULL",
+        (iso(utcnow()), kind, user_id),
+    )
+    return cur.rowcount
+
+
+class TooManyAttempts(Exception):
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+
+
+def authenticate(email: str, password: str) -> dict | None:
+    """Check a practitioner's password, rate-limited per account and per address."""
+    db = get_db()
+    cfg = current_app.config
+    now = utcnow()
+    window = timedelta(minutes=cfg["LOGIN_WINDOW_MINUTES"])
+    since = iso(now - window)
+    address = request.remote_addr or "unknown"
+    email = email.strip().lower()
+    by_email = one(db, "SELECT count(*) AS n, min(at) AS first FROM login_failures"
+                   " WHERE email = ? AND at > ?", (email, since))
+    by_address = one(db, "SELECT count(*) AS n, min(at) AS first FROM login_failures"
+                     " WHERE address = ? AND at > ?", (address, since))
+    # An address gets more room than an account: a clinic shares one address.
+    for counts, limit in ((by_email, cfg["LOGIN_MAX_FAILURES"]),
+                          (by_address, cfg["LOGIN_MAX_FAILURES"] * 4)):
+        if counts["n"] >= limit:
+            retry = parse_iso(counts["first"]) + window - now
+            raise TooManyAttempts(max(1, int(retry.total_seconds()) + 1))
+    row = one(db, "SELECT * FROM practitioners WHERE email = ?", (email,))
+    # Hash even for an unknown email so timing does not tell which emails exist.
+    stored = row["password_hash"] if row else _DUMMY_HASH
+    ok = check_password_hash(stored, password) and row is not None and row["active"]
+    if not ok:
+        with write(db):
+            db.conn.execute("INSERT INTO login_failures (email, address, at) VALUES (?, ?, ?)",
+                            (email, address, iso(now)))
+            audit.record("sign_in_failed", actor_kind="anonymous",
+                         clinic_id=row["clinic_id"] if row else None,
+                         detail=f"email={email}" if row else "unknown email")
+        return None
+    db.conn.execute("DELETE FROM login_failures WHERE email = ?", (email,))
+    return row
+
+
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def practitioner_required(view):
+    """Let only a signed-in practitioner through."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_practitioner:
+            return _forbidden()
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def client_required(view):
+    """Let only a signed-in client through."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_client:
+            return _forbidden()
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def _forbidden():
+    from .errors import abort_json_or_html
+
+    audit.record("access_refused", detail=request.path)
+    return abort_json_or_html(403, "forbidden", "This is not available to your account.")
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # the server-side session row is the protection
+    app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=app.config["CLIENT_SESSION_DAYS"]))
+    app.permanent_session_lifetime = timedelta(hours=app.config["PRACTITIONER_ABSOLUTE_HOURS"])
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import redirect, url_for
+
+        from .errors import abort_json_or_html, safe_next
+
+        if request.path.startswith("/api/"):
+            return abort_json_or_html(401, "unauthorized", "Sign in first.")
+        if request.blueprint == "client":
+            return redirect(url_for("client.not_signed_in"))
+        return redirect(url_for("practitioner.login", next=safe_next(request.full_path)))

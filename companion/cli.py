@@ -1,0 +1,142 @@
+"""The `companion` command: run, serve, worker, demo, init-db, create-practitioner, doctor."""
+
+import sys
+
+import click
+
+from . import create_app
+
+
+def _app(**config):
+    return create_app(config or None)
+
+
+def migrate(app) -> list[str]:
+    """Apply pending migrations; return the names applied."""
+    from . import migrations
+    from .db import connect
+
+    db = connect(app.config["DATABASE"])
+    try:
+        pending = [m.name for m in migrations.migrations.pending(db)]
+        migrations.apply(db)
+        return pending
+    finally:
+        db.close()
+
+
+@click.group(help="Companion: aftercare reminders, recovery check-ins and flagged recoveries.\n\n"
+                  "The instance folder (database, secrets, photos) is COMPANION_INSTANCE_PATH, "
+                  "default ./instance.")
+def main() -> None:
+    pass
+
+
+@main.command("init-db", help="Create or upgrade the database (apply pending migrations).")
+def init_db() -> None:
+    app = _app()
+    applied = migrate(app)
+    click.echo(f"Database {app.config['DATABASE']}: "
+               + (f"applied {', '.join(applied)}." if applied else "already up to date."))
+
+
+@main.command("create-practitioner",
+              help="Create a practitioner, and their clinic if no clinic has that name.")
+@click.option("--email", required=True, help="Sign-in email.")
+@click.option("--name", required=True, help="The practitioner's name.")
+@click.option("--clinic", "clinic_name", required=True, help="Clinic name (created if new).")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="Time zone of a new clinic (IANA name); clients default to it.")
+@click.option("--phone", default=None, help="Phone number of a new clinic, shown to clients.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (no terminal needed).")
+def create_practitioner(email, name, clinic_name, timezone, phone, password_stdin) -> None:
+    from . import clinic
+    from .db import connect, one, utcnow, write
+    from .errors import ApiError
+    from .validation import Fields
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = _app()
+    migrate(app)
+    try:
+        person = clinic.practitioner_fields({"email": email, "name": name, "password": password})
+        f = Fields({"clinic": clinic_name, "timezone": timezone, "phone": phone})
+        f.text("clinic", max_len=100)
+        f.timezone("timezone", required=True)
+        f.phone("phone")
+        f.done()
+    except ApiError as e:
+        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in e.fields.items()) or e.message) from None
+    with app.app_context():
+        db = connect(app.config["DATABASE"])
+        now = utcnow()
+        try:
+            with write(db):
+                row = one(db, "SELECT id FROM clinics WHERE name = ?", (clinic_name,))
+                clinic_id = row["id"] if row else clinic.create_clinic(db, clinic_name, timezone, phone, now)
+                pid = clinic.create_practitioner(db, clinic_id, person["email"], name, password, now)
+        except ApiError as e:
+            raise click.ClickException(e.message) from None
+        finally:
+            db.close()
+    click.echo(f"Created practitioner {pid} ({person['email']}) in clinic {clinic_id} ({clinic_name}).")
+
+
+def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
+    from werkzeug.serving import make_server
+
+    from . import scheduler
+
+    if dispatch:
+        scheduler.start(app)
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"Companion on http://{host}:{server.port}/ (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if dispatch:
+            scheduler.stop(app)
+
+
+@main.command(help="Run the embedded default: the web app and the reminder dispatcher in one process.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-dispatch", is_flag=True, help="Do not send reminders from this process.")
+def run(host: str, port: int, no_dispatch: bool) -> None:
+    app = _app()
+    migrate(app)
+    _serve_embedded(app, host, port, not no_dispatch)
+
+
+@main.command(help="Run only the reminder dispatcher (beside web servers that don't dispatch).")
+def worker() -> None:
+    from . import scheduler
+
+    app = _app()
+    migrate(app)
+    click.echo("Companion dispatcher running (Ctrl+C to stop)")
+    scheduler.run_forever(app)
+
+
+@main.command(help="Seed a demo clinic, practitioner and clients at different days of recovery, then run.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--seed-only", is_flag=True, help="Seed the data and exit without running the app.")
+def demo(host: str, port: int, seed_only: bool) -> None:
+    from . import demo as demo_data
+
+    app = _app()
+    migrate(app)
+    with app.app_context():
+        email, password = demo_data.seed(app)
+    click.echo(f"Demo practitioner: {email} / password: {password}")
+    click.echo(f"Sign in at http://{host}:{port}/clinic/login")
+    if not seed_only:
+        _serve_embedded(app, host, port, True)

@@ -1,0 +1,292 @@
+"""Clinics, practitioners, clients, invites and treatment sessions: the records and their rules."""
+
+import json
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+from flask import current_app
+
+from . import schedule
+from .auth import hash_password, hash_token
+from .db import iso, one, parse_iso, rows, write
+from .errors import ApiError, not_found
+from .validation import Fields
+
+DEVICES = ("pen", "roller")
+
+
+def create_clinic(db: sqlite_utils.Database, name: str, timezone: str, phone: str | None,
+                  now: datetime) -> int:
+    """Create a clinic with the default aftercare protocol."""
+    cur = db.conn.execute(
+        "INSERT INTO clinics (name, phone, timezone, created_at) VALUES (?, ?, ?, ?)",
+        (name, phone, timezone, iso(now)))
+    schedule.save_protocol(db, cur.lastrowid, None, None, now)
+    return cur.lastrowid
+
+
+def create_practitioner(db: sqlite_utils.Database, clinic_id: int, email: str, name: str,
+                        password: str, now: datetime) -> int:
+    """Add a practitioner to a clinic; the email must be new."""
+    email = email.strip().lower()
+    if one(db, "SELECT id FROM practitioners WHERE email = ?", (email,)):
+        raise ApiError(409, "email_taken", "A practitioner with this email already exists.",
+                       {"email": "Already in use."})
+    return db.conn.execute(
+        "INSERT INTO practitioners (clinic_id, email, name, password_hash, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (clinic_id, email, name, hash_password(password), iso(now))).lastrowid
+
+
+def practitioner_fields(data: object) -> dict:
+    f = Fields(data, {"email", "name", "password"})
+    f.email("email")
+    f.text("name", max_len=100)
+    f.text("password", max_len=200)
+    if "password" in f.clean and len(f.clean["password"]) < 10:
+        f.errors["password"] = "Use at least 10 characters."
+    return f.done()
+
+
+def practitioner_dict(row: dict) -> dict:
+    return {"id": row["id"], "clinic_id": row["clinic_id"], "email": row["email"],
+            "name": row["name"], "active": bool(row["active"]),
+            "alert_severities": row["alert_severities"].split(",")}
+
+
+def get_clinic(db: sqlite_utils.Database, clinic_id: int) -> dict:
+    return one(db, "SELECT * FROM clinics WHERE id = ?", (clinic_id,))
+
+
+def clinic_dict(row: dict) -> dict:
+    return {"id": row["id"], "name": row["name"], "phone": row["phone"],
+            "timezone": row["timezone"]}
+
+
+# Clients ---------------------------------------------------------------------------------
+
+CLIENT_FIELDS = {"name", "email", "phone", "timezone", "quiet_hours", "discreet"}
+
+
+def client_fields(data: object, partial: bool = False) -> dict:
+    f = Fields(data, CLIENT_FIELDS, partial=partial)
+    f.text("name", max_len=100)
+    f.email("email", required=False)
+    f.phone("phone")
+    f.timezone("timezone")
+    f.boolean("discreet")
+    quiet = data.get("quiet_hours") if isinstance(data, dict) else None
+    if quiet is not None:
+        q = Fields(quiet, {"start", "end"})
+        q.clock("start", required=True)
+        q.clock("end", required=True)
+        f.errors.update({f"quiet_hours.{k}": v for k, v in q.errors.items()})
+        if not q.errors:
+            f.clean["quiet_hours"] = q.clean
+    return f.done()
+
+
+def get_client(db: sqlite_utils.Database, client_id: int, clinic_id: int) -> dict:
+    """Return a client of this clinic, or raise 404 (another clinic's client does not exist)."""
+    row = one(db, "SELECT * FROM clients WHERE id = ? AND clinic_id = ?", (client_id, clinic_id))
+    if row is None:
+        raise not_found("client")
+    return row
+
+
+def client_dict(row: dict) -> dict:
+    return {"id": row["id"], "clinic_id": row["clinic_id"], "name": row["name"],
+            "email": row["email"], "phone": row["phone"], "timezone": row["timezone"],
+            "quiet_hours": {"start": row["quiet_start"], "end": row["quiet_end"]},
+            "discreet": bool(row["discreet"]), "created_at": row["created_at"]}
+
+
+def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: datetime) -> dict:
+    quiet = data.get("quiet_hours") or {"start": "21:00", "end": "08:00"}
+    cur = db.conn.execute(
+        "INSERT INTO clients (clinic_id, name, email, phone, timezone, quiet_start, quiet_end,"
+        " discreet, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (clinic["id"], data["name"], data.get("email"), data.get("phone"),
+         data.get("timezone") or clinic["timezone"], quiet["start"], quiet["end"],
+         int(data.get("discreet", False)), iso(now), iso(now)))
+    return one(db, "SELECT * FROM clients WHERE id = ?", (cur.lastrowid,))
+
+
+def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> dict:
+    """Change a client's details; a new time zone or quiet hours re-plans future reminders."""
+    changes = {k: data[k] for k in ("name", "email", "phone", "timezone") if k in data}
+    if "discreet" in data:
+        changes["discreet"] = int(data["discreet"])
+    if "quiet_hours" in data:
+        changes["quiet_start"] = data["quiet_hours"]["start"]
+        changes["quiet_end"] = data["quiet_hours"]["end"]
+    if not changes:
+        return client
+    changes["updated_at"] = iso(now)
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    with write(db):
+        db.conn.execute(f"UPDATE clients SET {sets} WHERE id = ?", (*changes.values(), client["id"]))
+        updated = one(db, "SELECT * FROM clients WHERE id = ?", (client["id"],))
+        if {"timezone", "quiet_start", "quiet_end"} & changes.keys():
+            schedule.replan_client(db, updated, now)
+    return updated
+
+
+def list_clients(db: sqlite_utils.Database, clinic_id: int, query: str | None = None,
+                 limit: int = 100, offset: int = 0) -> list[dict]:
+    sql = ("SELECT c.*, (SELECT max(performed_at) FROM treatment_sessions s"
+           " WHERE s.client_id = c.id) AS last_session_at FROM clients c WHERE c.clinic_id = ?")
+    params: list = [clinic_id]
+    if query:
+        sql += " AND c.name LIKE ? ESCAPE '\\'"
+        params.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    sql += " ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?"
+    return rows(db, sql, (*params, limit, offset))
+
+
+# Invites ---------------------------------------------------------------------------------
+
+
+def create_invite(db: sqlite_utils.Database, client: dict, practitioner_id: int,
+                  now: datetime) -> tuple[str, datetime]:
+    """Issue a one-time invite for a client, revoking any earlier one."""
+    token = secrets.token_urlsafe(24)
+    expires = now + timedelta(days=current_app.config["INVITE_DAYS"])
+    with write(db):
+        db.conn.execute("UPDATE invites SET revoked_at = ? WHERE client_id = ? AND used_at IS NULL"
+                        " AND revoked_at IS NULL", (iso(now), client["id"]))
+        db.conn.execute(
+            "INSERT INTO invites (client_id, token_hash, created_by, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (client["id"], hash_token(token), practitioner_id, iso(now), iso(expires)))
+    return token, expires
+
+
+def redeem_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
+    """Use an invite once; return its client or raise why it cannot be used."""
+    invite = one(db, "SELECT * FROM invites WHERE token_hash = ?", (hash_token(token),))
+    if invite is None:
+        raise ApiError(404, "invite_unknown", "This invite link is not valid.")
+    if invite["revoked_at"]:
+        raise ApiError(410, "invite_revoked", "This invite was replaced by a newer one. Ask your clinic for a new link.")
+    if invite["used_at"]:
+        raise ApiError(410, "invite_used", "This invite was already used. Ask your clinic for a new link.")
+    if parse_iso(invite["expires_at"]) <= now:
+        raise ApiError(410, "invite_expired", "This invite has expired. Ask your clinic for a new link.")
+    # The WHERE makes a double tap race-free: only one redeem can flip used_at.
+    cur = db.conn.execute("UPDATE invites SET used_at = ? WHERE id = ? AND used_at IS NULL",
+                          (iso(now), invite["id"]))
+    if cur.rowcount != 1:
+        raise ApiError(410, "invite_used", "This invite was already used. Ask your clinic for a new link.")
+    return one(db, "SELECT * FROM clients WHERE id = ?", (invite["client_id"],))
+
+
+# Treatment sessions ----------------------------------------------------------------------
+
+SESSION_FIELDS = {"performed_at", "areas", "needle_depth_mm", "device", "products", "notes"}
+
+
+def session_fields(data: object, now: datetime, partial: bool = False) -> dict:
+    f = Fields(data, SESSION_FIELDS, partial=partial)
+    f.moment("performed_at")
+    f.text_list("areas", min_items=1, max_items=10, max_len=60)
+    f.number("needle_depth_mm", lo=0.1, hi=3.0)
+    f.choice("device", DEVICES)
+    f.text_list("products", required=False, max_items=10, max_len=80)
+    f.text("notes", required=False, max_len=4000)
+    when = f.clean.get("performed_at")
+    if when is not None and when > now + timedelta(days=1):
+        f.errors["performed_at"] = "A session cannot be more than a day in the future."
+    return f.done()
+
+
+def get_session(db: sqlite_utils.Database, session_id: int, clinic_id: int) -> dict:
+    row = one(db, "SELECT * FROM treatment_sessions WHERE id = ? AND clinic_id = ?",
+              (session_id, clinic_id))
+    if row is None:
+        raise not_found("session")
+    return row
+
+
+def session_dict(row: dict, tz: str, schedule_rows: list[dict] | None = None) -> dict:
+    performed = parse_iso(row["performed_at"]).astimezone(ZoneInfo(tz))
+    out = {"id": row["id"], "client_id": row["client_id"], "clinic_id": row["clinic_id"],
+           "practitioner_id": row["practitioner_id"], "performed_at": performed.isoformat(),
+           "areas": json.loads(row["areas"]), "needle_depth_mm": row["needle_depth_mm"],
+           "device": row["device"], "products": json.loads(row["products"]),
+           "notes": row["notes"], "protocol_id": row["protocol_id"],
+           "protocol_version": row.get("protocol_version"),
+           "created_at": row["created_at"], "updated_at": row["updated_at"]}
+    if schedule_rows is not None:
+        out["schedule"] = schedule_rows
+    return out
+
+
+def create_session(db: sqlite_utils.Database, client: dict, practitioner_id: int, data: dict,
+                   now: datetime) -> dict:
+    """Record a session and plan its reminders in the same transaction."""
+    with write(db):
+        protocol = schedule.current_protocol(db, client["clinic_id"])
+        cur = db.conn.execute(
+            "INSERT INTO treatment_sessions (clinic_id, client_id, practitioner_id, protocol_id,"
+            " performed_at, areas, needle_depth_mm, device, products, notes, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (client["clinic_id"], client["id"], practitioner_id, protocol["id"],
+             iso(data["performed_at"]), json.dumps(data["areas"]), data["needle_depth_mm"],
+             data["device"], json.dumps(data.get("products") or []), data.get("notes") or "",
+             iso(now), iso(now)))
+        session = load_session(db, cur.lastrowid)
+        schedule.plan_session(db, session, client, protocol, now)
+    return session
+
+
+def update_session(db: sqlite_utils.Database, session: dict, client: dict, data: dict,
+                   now: datetime) -> dict:
+    """Edit a session; a new time re-plans the reminders not yet sent."""
+    changes: dict = {}
+    if "performed_at" in data:
+        changes["performed_at"] = iso(data["performed_at"])
+    for key in ("areas", "products"):
+        if key in data:
+            changes[key] = json.dumps(data[key] or [])
+    for key in ("needle_depth_mm", "device", "notes"):
+        if key in data:
+            changes[key] = data[key] if data[key] is not None else ""
+    if not changes:
+        return session
+    changes["updated_at"] = iso(now)
+    with write(db):
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        db.conn.execute(f"UPDATE treatment_sessions SET {sets} WHERE id = ?",
+                        (*changes.values(), session["id"]))
+        updated = load_session(db, session["id"])
+        if updated["performed_at"] != session["performed_at"]:
+            protocol = schedule.protocol_by_id(db, updated["protocol_id"])
+            schedule.replan_session(db, updated, client, protocol, now, "session time changed")
+    return updated
+
+
+def delete_session(db: sqlite_utils.Database, session: dict, now: datetime) -> None:
+    """Delete a session; its reminders not yet sent are cancelled first, then removed with it."""
+    with write(db):
+        schedule.cancel_pending(db, "session deleted", session_id=session["id"])
+        db.conn.execute("DELETE FROM treatment_sessions WHERE id = ?", (session["id"],))
+
+
+def load_session(db: sqlite_utils.Database, session_id: int) -> dict:
+    return one(db, "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
+                   " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.id = ?", (session_id,))
+
+
+def list_sessions(db: sqlite_utils.Database, client_id: int) -> list[dict]:
+    return rows(db, "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
+                    " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
+                    " ORDER BY s.performed_at DESC", (client_id,))
+
+
+def latest_session(db: sqlite_utils.Database, client_id: int) -> dict | None:
+    return one(db, "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
+                   " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
+                   " ORDER BY s.performed_at DESC LIMIT 1", (client_id,))

@@ -1,0 +1,101 @@
+"""Configuration: defaults, then the instance folder, then COMPANION_* environment variables."""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+DEFAULTS = {
+    "DATABASE": None,  # set to <instance>/companion.sqlite3 when not given
+    "PHOTOS_DIR": None,  # set to <instance>/photos when not given
+    "VAPID_SUBJECT": None,  # the operator's real contact: mailto:... or https://...
+    "PUSH_ALLOW_PRIVATE_ENDPOINTS": False,  # tests only: push endpoints on loopback
+    "PUSH_TIMEOUT": 10.0,
+    "PUSH_MAX_ATTEMPTS": 6,
+    "DISPATCH_BATCH": 500,
+    "DISPATCH_LEASE_SECONDS": 120,
+    "PRACTITIONER_IDLE_MINUTES": 60,
+    "PRACTITIONER_ABSOLUTE_HOURS": 12,
+    "CLIENT_SESSION_DAYS": 90,
+    "INVITE_DAYS": 7,
+    "LOGIN_MAX_FAILURES": 5,  # per account and per address within LOGIN_WINDOW_MINUTES
+    "LOGIN_WINDOW_MINUTES": 15,
+    "CHECKIN_RATE_PER_HOUR": 60,
+    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    "PUBLIC_URL": None,  # e.g. https://aftercare.example-clinic.com, for invite links
+    "TRUSTED_HOSTS": None,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "PROXY_FIX_HOPS": 0,
+}
+
+# Settings read from COMPANION_<NAME> environment variables, with their types.
+ENV_SETTINGS = {
+    "SECRET_KEY": str,
+    "DATABASE": str,
+    "PHOTOS_DIR": str,
+    "VAPID_SUBJECT": str,
+    "PUSH_ALLOW_PRIVATE_ENDPOINTS": bool,
+    "PUSH_TIMEOUT": float,
+    "PUSH_MAX_ATTEMPTS": int,
+    "DISPATCH_BATCH": int,
+    "PRACTITIONER_IDLE_MINUTES": int,
+    "PRACTITIONER_ABSOLUTE_HOURS": int,
+    "CLIENT_SESSION_DAYS": int,
+    "LOGIN_MAX_FAILURES": int,
+    "CHECKIN_RATE_PER_HOUR": int,
+    "PUBLIC_URL": str,
+    "PROXY_FIX_HOPS": int,
+}
+
+
+def _parse(kind: type, raw: str):
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(raw)
+
+
+def load(app: Flask, test_config: dict | None) -> None:
+    """Fill app.config from defaults, the instance folder, the environment, then test_config."""
+    app.config.from_mapping(DEFAULTS)
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config.from_pyfile(instance / "config.py", silent=True)
+    for name, kind in ENV_SETTINGS.items():
+        raw = os.environ.get(f"COMPANION_{name}")
+        if raw is not None and raw != "":
+            app.config[name] = _parse(kind, raw)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["DATABASE"] = app.config["DATABASE"] or str(instance / "companion.sqlite3")
+    app.config["PHOTOS_DIR"] = app.config["PHOTOS_DIR"] or str(instance / "photos")
+    _ensure_secrets(app, instance)
+
+
+def _ensure_secrets(app: Flask, instance: Path) -> None:
+    """Make SECRET_KEY and the VAPID key pair in the instance folder on first run."""
+    path = instance / "secrets.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    if not stored.get("SECRET_KEY"):
+        stored["SECRET_KEY"] = secrets.token_urlsafe(48)
+        changed = True
+    if not stored.get("VAPID_PRIVATE_KEY"):
+        from .push import generate_vapid_keys
+
+        stored["VAPID_PRIVATE_KEY"], stored["VAPID_PUBLIC_KEY"] = generate_vapid_keys()
+        changed = True
+    if changed:
+        # Written owner-only: these keys sign sessions and push messages.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f, indent=2)
+    app.config.setdefault("SECRET_KEY", None)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = stored["SECRET_KEY"]
+    app.config.setdefault("VAPID_PRIVATE_KEY", stored["VAPID_PRIVATE_KEY"])
+    app.config.setdefault("VAPID_PUBLIC_KEY", stored["VAPID_PUBLIC_KEY"])

@@ -1,0 +1,63 @@
+"""Demo data: a clinic, a practitioner and clients at different days of recovery."""
+
+import secrets
+import uuid
+from datetime import timedelta
+
+from flask import Flask
+
+from . import checkins, clinic
+from .auth import hash_password
+from .db import connect, one, utcnow, write
+
+EMAIL = "demo@companion-demo.net"
+CLINIC = "Companion Demo Clinic"
+
+# (name, hours since session, needle depth, check-ins as (hours, redness, swelling, pain, extra))
+CLIENTS = [
+    ("Amira Haddad", 3, 0.5, []),
+    ("Ben Carter", 30, 1.0, [(24, 2, 1, 2, {})]),
+    ("Chloé Martin", 56, 0.5, [(24, 2, 1, 2, {}), (50, 3, 2, 3, {})]),
+    ("Dev Patel", 100, 1.5, [(24, 3, 2, 3, {}), (48, 2, 1, 2, {"peeling": True}),
+                             (96, 1, 0, 1, {"peeling": True})]),
+    ("Erin O'Neill", 80, 0.5, [(24, 2, 1, 2, {}), (72, 2, 2, 4, {"warning": "pus"})]),
+    ("Farid Khan", 200, 0.25, [(24, 1, 1, 1, {}), (72, 0, 0, 0, {})]),
+]
+
+
+def seed(app: Flask) -> tuple[str, str]:
+    """Create (or refresh) the demo clinic; return the practitioner's email and a new password."""
+    password = secrets.token_urlsafe(9)
+    db = connect(app.config["DATABASE"])
+    now = utcnow()
+    try:
+        existing = one(db, "SELECT * FROM practitioners WHERE email = ?", (EMAIL,))
+        if existing:
+            with write(db):
+                db.conn.execute("UPDATE practitioners SET password_hash = ?, active = 1 WHERE id = ?",
+                                (hash_password(password), existing["id"]))
+            return EMAIL, password
+        with write(db):
+            clinic_id = clinic.create_clinic(db, CLINIC, "Europe/London", "+44 20 7946 0000", now)
+            pid = clinic.create_practitioner(db, clinic_id, EMAIL, "Dr Demo", password, now)
+            the_clinic = clinic.get_clinic(db, clinic_id)
+            for name, hours, depth, reports in CLIENTS:
+                client = clinic.create_client(db, the_clinic, {"name": name}, now)
+                performed = now - timedelta(hours=hours)
+                session = clinic.create_session(db, client, pid, {
+                    "performed_at": performed, "areas": ["face"], "needle_depth_mm": depth,
+                    "device": "pen", "products": ["hyaluronic serum"], "notes": "Demo session."},
+                    now)
+                for at, redness, swelling, pain, extra in reports:
+                    warning = extra.pop("warning", None)
+                    checkins.submit(db, client, {
+                        "id": str(uuid.uuid4()), "session_id": session["id"],
+                        "taken_at": performed + timedelta(hours=at), "redness": redness,
+                        "swelling": swelling, "pain": pain,
+                        "symptoms": dict.fromkeys(checkins.SYMPTOMS, False) | extra,
+                        "warning_signs": dict.fromkeys(checkins.WARNINGS, False)
+                        | ({warning: True} if warning else {}),
+                        "note": ""}, now)
+    finally:
+        db.close()
+    return EMAIL, password

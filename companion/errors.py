@@ -1,0 +1,118 @@
+"""One error shape for the API, HTML errors for pages, security headers on every answer."""
+
+import sqlite3
+from urllib.parse import urlsplit
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+SIMPLE_CONTENT_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""}
+
+
+class ApiError(Exception):
+    """An error a user can cause: answered with its status and the API's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+class Invalid(ApiError):
+    def __init__(self, fields: dict, message: str = "Some fields are not valid."):
+        super().__init__(422, "invalid", message, fields)
+
+
+def not_found(what: str = "record") -> ApiError:
+    return ApiError(404, "not_found", f"No such {what}.")
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def abort_json_or_html(status: int, code: str, message: str, fields: dict | None = None,
+                       headers: dict | None = None):
+    """Answer an error as JSON under /api/, as a page elsewhere."""
+    if request.path.startswith("/api/"):
+        resp = jsonify(error_body(code, message, fields))
+    else:
+        resp = render_template("error.html", status=status, message=message)
+    return (resp, status, headers or {})
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return target if it is a local path, else None (no open redirect)."""
+    if not target:
+        return None
+    target = target.strip()
+    parts = urlsplit(target)
+    if (not target.startswith("/") or target.startswith("//") or target.startswith("/\\")
+            or "\\" in target or parts.scheme or parts.netloc):
+        return None
+    return target.rstrip("?") or "/"
+
+
+def check_api_request() -> ApiError | None:
+    """Refuse cross-site writes: unsafe API calls need a non-form body type and our Origin."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return None
+    mimetype = request.mimetype or ""
+    # A cross-site HTML form can only send the simple types; requiring JSON (or an
+    # image for uploads) forces a CORS preflight that we never grant. A request with
+    # no body at all carries no form, and the Origin check below still applies.
+    bodyless = not mimetype and not request.content_length
+    if mimetype in SIMPLE_CONTENT_TYPES and not bodyless:
+        return ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        expected = f"{request.scheme}://{request.host}"
+        if origin.rstrip("/") != expected:
+            return ApiError(403, "bad_origin", "Cross-origin requests are not allowed.")
+    elif origin == "null" or request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return ApiError(403, "bad_origin", "Cross-origin requests are not allowed.")
+    return None
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "connect-src 'self'; worker-src 'self'; manifest-src 'self'; font-src 'self'; "
+       "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def security_headers(resp):
+    h = resp.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "no-referrer")  # invite links carry a token
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
+    if request.is_secure:
+        h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    # Anything that may carry client data is never stored by a browser or proxy.
+    if "Cache-Control" not in h:
+        h["Cache-Control"] = "no-store"
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(security_headers)
+
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        return abort_json_or_html(e.status, e.code, e.message, e.fields, e.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        code = (e.name or "error").lower().replace(" ", "_")
+        return abort_json_or_html(e.code or 500, code, e.description or e.name)
+
+    @app.errorhandler(sqlite3.OperationalError)
+    def storage_error(e: sqlite3.OperationalError):
+        # Disk full, read-only file, lock timeout: nothing was stored; the phone keeps
+        # the check-in in its outbox and sends it again.
+        app.logger.error("storage unavailable: %s", e)
+        return abort_json_or_html(503, "storage_unavailable",
+                                  "The clinic's server cannot save right now. Try again shortly.",
+                                  headers={"Retry-After": "30"})

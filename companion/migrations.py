@@ -1,0 +1,282 @@
+"""Named, append-only schema migrations (sqlite-utils Migrations). Never edit one that shipped."""
+
+import sqlite3
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("companion")
+
+
+def _run(db: sqlite_utils.Database, script: str) -> None:
+    """Execute a script statement by statement, inside the migration's transaction."""
+    # executescript() would COMMIT first and break the migration's atomicity.
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
+@migrations()
+def m001_accounts(db: sqlite_utils.Database) -> None:
+    _run(db, """
+    CREATE TABLE clinics (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        phone TEXT,
+        timezone TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE practitioners (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL REFERENCES clinics(id),
+        email TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        alert_severities TEXT NOT NULL DEFAULT 'urgent',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX practitioners_clinic ON practitioners(clinic_id);
+    CREATE TABLE clients (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL REFERENCES clinics(id),
+        name TEXT NOT NULL,
+        email TEXT,
+        phone TEXT,
+        timezone TEXT NOT NULL,
+        quiet_start TEXT DEFAULT '21:00',
+        quiet_end TEXT DEFAULT '08:00',
+        discreet INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX clients_clinic ON clients(clinic_id, name);
+    CREATE TABLE invites (
+        id INTEGER PRIMARY KEY,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_by INTEGER REFERENCES practitioners(id),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        revoked_at TEXT
+    );
+    CREATE INDEX invites_client ON invites(client_id);
+    -- Server-side sign-in sessions: revocable, unlike a bare signed cookie.
+    CREATE TABLE auth_sessions (
+        id TEXT PRIMARY KEY,
+        user_kind TEXT NOT NULL CHECK (user_kind IN ('practitioner', 'client')),
+        user_id INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE INDEX auth_sessions_user ON auth_sessions(user_kind, user_id);
+    CREATE TABLE login_failures (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        address TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_email ON login_failures(email, at);
+    CREATE INDEX login_failures_address ON login_failures(address, at);
+    -- No foreign keys: the record of an erasure outlives the client it names.
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor_id INTEGER,
+        clinic_id INTEGER,
+        client_id INTEGER,
+        action TEXT NOT NULL,
+        detail TEXT,
+        address TEXT
+    );
+    CREATE INDEX audit_clinic ON audit_log(clinic_id, at);
+    CREATE INDEX audit_client ON audit_log(client_id, at);
+    """)
+
+
+@migrations()
+def m002_sessions_and_protocols(db: sqlite_utils.Database) -> None:
+    _run(db, """
+    CREATE TABLE protocols (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL REFERENCES clinics(id),
+        version INTEGER NOT NULL,
+        steps TEXT NOT NULL,
+        created_by INTEGER REFERENCES practitioners(id),
+        created_at TEXT NOT NULL,
+        UNIQUE (clinic_id, version)
+    );
+    CREATE TABLE treatment_sessions (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL REFERENCES clinics(id),
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        practitioner_id INTEGER REFERENCES practitioners(id),
+        protocol_id INTEGER REFERENCES protocols(id),
+        performed_at TEXT NOT NULL,
+        areas TEXT NOT NULL,
+        needle_depth_mm REAL NOT NULL,
+        device TEXT NOT NULL,
+        products TEXT NOT NULL,
+        notes TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_client ON treatment_sessions(client_id, performed_at);
+    CREATE INDEX sessions_clinic ON treatment_sessions(clinic_id, performed_at);
+    """)
+
+
+@migrations()
+def m003_push_outbox(db: sqlite_utils.Database) -> None:
+    _run(db, """
+    CREATE TABLE push_subscriptions (
+        id INTEGER PRIMARY KEY,
+        owner_kind TEXT NOT NULL CHECK (owner_kind IN ('practitioner', 'client')),
+        owner_id INTEGER NOT NULL,
+        endpoint TEXT NOT NULL UNIQUE,
+        p256dh TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        user_agent TEXT,
+        created_at TEXT NOT NULL,
+        last_success_at TEXT,
+        gone_at TEXT
+    );
+    CREATE INDEX push_subscriptions_owner ON push_subscriptions(owner_kind, owner_id);
+    -- The outbox: one row per planned message. Status moves
+    -- pending -> leased -> sent | pending (retry) | failed; or skipped / cancelled.
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        owner_kind TEXT NOT NULL,
+        owner_id INTEGER NOT NULL,
+        clinic_id INTEGER NOT NULL,
+        client_id INTEGER REFERENCES clients(id) ON DELETE CASCADE,
+        session_id INTEGER REFERENCES treatment_sessions(id) ON DELETE SET NULL,
+        flag_id INTEGER,
+        step_key TEXT,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        url TEXT NOT NULL DEFAULT '/',
+        urgency TEXT NOT NULL DEFAULT 'normal',
+        due_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        status_reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_until TEXT,
+        lease_owner TEXT,
+        sent_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    -- Partial indexes keep the dispatcher's cost proportional to what is due or
+    -- leased, not to everything stored.
+    CREATE INDEX notifications_due ON notifications(next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX notifications_leased ON notifications(lease_until) WHERE status = 'leased';
+    CREATE INDEX notifications_session ON notifications(session_id, due_at);
+    CREATE INDEX notifications_owner ON notifications(owner_kind, owner_id, due_at);
+    CREATE INDEX notifications_checkin_due ON notifications(due_at) WHERE kind = 'checkin';
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        subscription_id INTEGER REFERENCES push_subscriptions(id) ON DELETE SET NULL,
+        attempt INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        status_code INTEGER,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        elapsed_ms REAL
+    );
+    CREATE INDEX deliveries_notification ON deliveries(notification_id);
+    CREATE INDEX deliveries_subscription ON deliveries(subscription_id);
+    CREATE TABLE heartbeats (
+        name TEXT PRIMARY KEY,
+        pid INTEGER,
+        at TEXT NOT NULL
+    );
+    """)
+
+
+@migrations()
+def m004_checkins_and_flags(db: sqlite_utils.Database) -> None:
+    _run(db, """
+    CREATE TABLE checkins (
+        id TEXT PRIMARY KEY,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        clinic_id INTEGER NOT NULL,
+        session_id INTEGER REFERENCES treatment_sessions(id) ON DELETE SET NULL,
+        taken_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        redness INTEGER NOT NULL,
+        swelling INTEGER NOT NULL,
+        pain INTEGER NOT NULL,
+        symptoms TEXT NOT NULL,
+        warning_signs TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        assessment TEXT NOT NULL
+    );
+    CREATE INDEX checkins_client ON checkins(client_id, taken_at);
+    CREATE INDEX checkins_session ON checkins(session_id, taken_at);
+    CREATE INDEX checkins_clinic ON checkins(clinic_id, taken_at);
+    CREATE TABLE photos (
+        id TEXT PRIMARY KEY,
+        checkin_id TEXT NOT NULL REFERENCES checkins(id) ON DELETE CASCADE,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        filename TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX photos_checkin ON photos(checkin_id);
+    CREATE INDEX photos_client ON photos(client_id);
+    CREATE TABLE flags (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL,
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        session_id INTEGER REFERENCES treatment_sessions(id) ON DELETE SET NULL,
+        checkin_id TEXT,
+        rule TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        reason TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        acknowledged_by INTEGER,
+        called_at TEXT,
+        resolved_at TEXT,
+        resolved_by INTEGER,
+        note TEXT
+    );
+    -- One open (or acknowledged) flag per session and rule.
+    CREATE UNIQUE INDEX flags_one_open ON flags(session_id, rule) WHERE status != 'resolved';
+    CREATE INDEX flags_queue ON flags(clinic_id, status, severity, opened_at);
+    CREATE INDEX flags_client ON flags(client_id, opened_at);
+    CREATE TABLE flag_events (
+        id INTEGER PRIMARY KEY,
+        flag_id INTEGER NOT NULL REFERENCES flags(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor_id INTEGER,
+        action TEXT NOT NULL,
+        severity TEXT,
+        reason TEXT,
+        note TEXT
+    );
+    CREATE INDEX flag_events_flag ON flag_events(flag_id);
+    """)
+
+
+def apply(db: sqlite_utils.Database) -> None:
+    """Apply every pending migration."""
+    migrations.apply(db)

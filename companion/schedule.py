@@ -1,0 +1,115 @@
+"""Store clinics' protocols and turn sessions into outbox rows (the DB side of protocols.plan)."""
+
+import json
+from datetime import datetime
+
+import sqlite_utils
+
+from . import protocols
+from .db import iso, one, parse_iso, rows
+
+# Statuses a planned row can no longer leave by re-planning: it went out or is going out.
+SETTLED = ("sent", "leased", "failed")
+
+
+def current_protocol(db: sqlite_utils.Database, clinic_id: int) -> dict:
+    """Return the clinic's newest protocol version, steps decoded."""
+    row = one(db, "SELECT * FROM protocols WHERE clinic_id = ? ORDER BY version DESC LIMIT 1",
+              (clinic_id,))
+    return _decode(row)
+
+
+def protocol_by_id(db: sqlite_utils.Database, protocol_id: int) -> dict:
+    return _decode(one(db, "SELECT * FROM protocols WHERE id = ?", (protocol_id,)))
+
+
+def _decode(row: dict | None) -> dict | None:
+    if row is not None:
+        row["steps"] = json.loads(row["steps"])
+    return row
+
+
+def save_protocol(db: sqlite_utils.Database, clinic_id: int, steps: list[dict] | None,
+                  practitioner_id: int | None, now: datetime) -> dict:
+    """Store a new version of a clinic's protocol (the default when steps is None)."""
+    latest = one(db, "SELECT max(version) AS v FROM protocols WHERE clinic_id = ?", (clinic_id,))
+    version = (latest["v"] or 0) + 1
+    db.conn.execute(
+        "INSERT INTO protocols (clinic_id, version, steps, created_by, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (clinic_id, version, json.dumps(steps if steps is not None else protocols.DEFAULT_STEPS),
+         practitioner_id, iso(now)))
+    return current_protocol(db, clinic_id)
+
+
+def protocol_dict(row: dict) -> dict:
+    return {"id": row["id"], "version": row["version"], "created_at": row["created_at"],
+            "steps": [dict(s, when=protocols.describe_at(s["at"])) for s in row["steps"]]}
+
+
+def _insert_plan(db: sqlite_utils.Database, session: dict, client: dict, steps: list[dict],
+                 now: datetime, keep: set[str]) -> None:
+    planned = protocols.plan(parse_iso(session["performed_at"]), steps, client["timezone"],
+                             client["quiet_start"], client["quiet_end"], now)
+    for row in planned:
+        if row["step_key"] in keep:
+            continue
+        url = f"/checkin?session={session['id']}" if row["kind"] == "checkin" else "/reminders"
+        due = iso(row["due_at"])
+        db.conn.execute(
+            "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, session_id,"
+            " step_key, kind, title, body, url, urgency, due_at, expires_at, status,"
+            " status_reason, next_attempt_at, created_at)"
+            " VALUES ('client', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'normal', ?, ?, ?, ?, ?, ?)",
+            (client["id"], client["clinic_id"], client["id"], session["id"], row["step_key"],
+             row["kind"], row["title"], row["body"], url, due, iso(row["expires_at"]),
+             row["status"], row["skip_reason"], due, iso(now)))
+
+
+def plan_session(db: sqlite_utils.Database, session: dict, client: dict, protocol: dict,
+                 now: datetime) -> None:
+    """Write one outbox row per protocol step of a new session."""
+    _insert_plan(db, session, client, protocol["steps"], now, keep=set())
+
+
+def cancel_pending(db: sqlite_utils.Database, reason: str, *, session_id: int | None = None,
+                   client_id: int | None = None) -> int:
+    """Cancel the reminders of a session or client that have not gone out yet."""
+    column, value = ("session_id", session_id) if session_id is not None else ("client_id", client_id)
+    return db.conn.execute(
+        f"UPDATE notifications SET status = 'cancelled', status_reason = ?, lease_until = NULL"
+        f" WHERE {column} = ? AND status IN ('pending', 'skipped')", (reason, value)).rowcount
+
+
+def replan_session(db: sqlite_utils.Database, session: dict, client: dict, protocol: dict,
+                   now: datetime, reason: str) -> None:
+    """Cancel what is not yet sent and plan it again; steps already sent stay as they are."""
+    # Only planned reminders are re-planned; alerts and ad-hoc rows have no step_key.
+    db.conn.execute(
+        "UPDATE notifications SET status = 'cancelled', status_reason = ?"
+        " WHERE session_id = ? AND step_key IS NOT NULL AND status IN ('pending', 'skipped')",
+        (f"re-planned: {reason}", session["id"]))
+    settled = {r["step_key"] for r in rows(
+        db, "SELECT step_key FROM notifications WHERE session_id = ? AND status IN (?, ?, ?)",
+        (session["id"], *SETTLED))}
+    _insert_plan(db, session, client, protocol["steps"], now, keep=settled)
+
+
+def replan_client(db: sqlite_utils.Database, client: dict, now: datetime) -> None:
+    """Re-plan every session of a client that still has reminders to send."""
+    for session in rows(db, "SELECT DISTINCT s.* FROM treatment_sessions s JOIN notifications n"
+                            " ON n.session_id = s.id AND n.status = 'pending'"
+                            " WHERE s.client_id = ?", (client["id"],)):
+        protocol = protocol_by_id(db, session["protocol_id"])
+        replan_session(db, session, client, protocol, now, "time zone or quiet hours changed")
+
+
+def session_schedule(db: sqlite_utils.Database, session_id: int) -> list[dict]:
+    """Return a session's planned reminders with their delivery outcome."""
+    return rows(db, """
+        SELECT n.id, n.step_key, n.kind, n.title, n.due_at, n.expires_at, n.status,
+               n.status_reason, n.attempts, n.sent_at,
+               (SELECT count(DISTINCT d.subscription_id) FROM deliveries d
+                 WHERE d.notification_id = n.id AND d.outcome = 'delivered') AS delivered_to
+        FROM notifications n WHERE n.session_id = ? AND n.step_key IS NOT NULL
+        ORDER BY n.due_at, n.id""", (session_id,))

@@ -1,0 +1,125 @@
+"""APScheduler wiring: the dispatch job runs in exactly one process, never at import or in tests."""
+
+import atexit
+import os
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from . import dispatch, push
+from .db import connect, iso, utcnow
+
+
+class Dispatcher:
+    """One process's sender: a pooled push Sender, a lease owner id, and its own connection."""
+
+    def __init__(self, app: Flask):
+        cfg = app.config
+        self.app = app
+        self.owner = dispatch.lease_owner()
+        self.settings = dispatch.Settings(batch=cfg["DISPATCH_BATCH"],
+                                          lease_seconds=cfg["DISPATCH_LEASE_SECONDS"],
+                                          max_attempts=cfg["PUSH_MAX_ATTEMPTS"])
+        self.sender: push.Sender | None = None
+        self._local = threading.local()
+        self._last_beat = None
+        self._warned = False
+
+    def db(self):
+        # SQLite connections are never shared across threads.
+        if getattr(self._local, "db", None) is None:
+            self._local.db = connect(self.app.config["DATABASE"])
+        return self._local.db
+
+    def run_once(self) -> dict:
+        db = self.db()
+        now = utcnow()
+        if self._last_beat is None or (now - self._last_beat).total_seconds() >= 10:
+            db.conn.execute("INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', ?, ?)"
+                            " ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, at = excluded.at",
+                            (os.getpid(), iso(now)))
+            self._last_beat = now
+        with self.app.app_context():
+            from . import checkins
+
+            checkins.check_missed(db, now)
+            sender = self.get_sender(db)
+            if sender is None:
+                return {}
+            return dispatch.tick(db, sender, utcnow, self.owner, self.settings)
+
+    def get_sender(self, db) -> "push.Sender | None":
+        """Make the Sender once a real VAPID contact is known (config, else the first practitioner)."""
+        if self.sender is None:
+            cfg = self.app.config
+            subject = cfg["VAPID_SUBJECT"]
+            if not subject:
+                row = db.conn.execute("SELECT email FROM practitioners ORDER BY id LIMIT 1").fetchone()
+                subject = f"mailto:{row[0]}" if row else None
+            if subject is None:
+                return None
+            try:
+                self.sender = push.Sender(cfg["VAPID_PRIVATE_KEY"], subject,
+                                          timeout=cfg["PUSH_TIMEOUT"])
+            except ValueError as e:
+                if not self._warned:
+                    self.app.logger.error("Not sending push: %s. Set COMPANION_VAPID_SUBJECT.", e)
+                    self._warned = True
+                return None
+        return self.sender
+
+    def close(self) -> None:
+        dispatch.release(self.db(), self.owner)
+        if self.sender is not None:
+            self.sender.close()
+
+
+def _should_run(app: Flask) -> bool:
+    # Under the debug reloader only the child process (WERKZEUG_RUN_MAIN) dispatches.
+    return not app.debug or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+
+
+def start(app: Flask) -> BackgroundScheduler | None:
+    """Start the dispatch job in this process's background (the embedded default)."""
+    if not _should_run(app) or "companion.scheduler" in app.extensions:
+        return None
+    dispatcher = Dispatcher(app)
+    sched = BackgroundScheduler(timezone="UTC")
+    sched.add_job(dispatcher.run_once, "interval", seconds=1, id="dispatch", max_instances=1,
+                  coalesce=True, misfire_grace_time=30)
+    sched.start()
+    app.extensions["companion.scheduler"] = (sched, dispatcher)
+    atexit.register(stop, app)
+    return sched
+
+
+def stop(app: Flask) -> None:
+    """Stop the job, wait for a running batch, and give back any leases still held."""
+    pair = app.extensions.pop("companion.scheduler", None)
+    if pair is not None:
+        sched, dispatcher = pair
+        sched.shutdown(wait=True)
+        dispatcher.close()
+
+
+def run_forever(app: Flask) -> None:
+    """Run only the dispatcher, in the foreground, until SIGINT/SIGTERM."""
+    import signal
+
+    dispatcher = Dispatcher(app)
+    sched = BlockingScheduler(timezone="UTC")
+    sched.add_job(dispatcher.run_once, "interval", seconds=1, id="dispatch", max_instances=1,
+                  coalesce=True, misfire_grace_time=30)
+
+    def shutdown(*_):
+        sched.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        dispatcher.close()

@@ -1,0 +1,112 @@
+"""The client's pages (the PWA, mobile first): invite, welcome, home, check-in, reminders, settings."""
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from . import audit, auth, clinic
+from .auth import client_required
+from .db import get_db, utcnow, write
+from .errors import ApiError
+
+bp = Blueprint("client", __name__)
+
+# Pages without health data that the service worker may keep for offline use.
+SHELL_PAGES = {"client.offline", "client.checkin", "client.welcome", "client.not_signed_in"}
+
+
+@bp.after_app_request
+def shell_cache(resp):
+    if request.endpoint in SHELL_PAGES and resp.status_code == 200:
+        resp.headers["Cache-Control"] = "no-cache, private"
+    return resp
+
+
+@bp.get("/")
+def home():
+    if not current_user.is_authenticated:
+        return redirect(url_for(".not_signed_in"))
+    if current_user.is_practitioner:
+        return redirect(url_for("practitioner.clients"))
+    return render_template("client/home.html", **home_context())
+
+
+def home_context() -> dict:
+    from . import aftercare
+
+    db = get_db()
+    client = current_user.row
+    return dict(client=client, clinic=clinic.get_clinic(db, client["clinic_id"]),
+                **aftercare.overview(db, client, utcnow()))
+
+
+@bp.get("/start")
+def not_signed_in():
+    return render_template("client/start.html")
+
+
+@bp.route("/i/<token>", methods=["GET", "POST"])
+def redeem(token: str):
+    """Show the invite; signing in happens on the tap, so link previews cannot use it up."""
+    error = None
+    if request.method == "POST":
+        db = get_db()
+        try:
+            with write(db):
+                row = clinic.redeem_invite(db, token[:100], utcnow())
+                auth.start_session("client", row)
+                audit.record("invite_redeemed", actor_kind="client", actor_id=row["id"],
+                             clinic_id=row["clinic_id"], client_id=row["id"])
+            return redirect(url_for(".welcome"))
+        except ApiError as e:
+            error = e.message
+    return render_template("client/invite.html", error=error), 410 if error else 200
+
+
+@bp.get("/welcome")
+@client_required
+def welcome():
+    return render_template("client/welcome.html", client=current_user.row)
+
+
+@bp.get("/checkin")
+@client_required
+def checkin():
+    session_id = request.args.get("session", "")
+    return render_template("client/checkin.html",
+                           session_id=session_id if session_id.isdigit() else "")
+
+
+@bp.get("/reminders")
+@client_required
+def reminders():
+    from . import aftercare
+
+    return render_template("client/reminders.html",
+                           reminders=aftercare.inbox(get_db(), current_user.row, utcnow()))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@client_required
+def settings():
+    errors: dict = {}
+    saved = False
+    if request.method == "POST":
+        f = request.form
+        data = {"timezone": f.get("timezone", ""), "discreet": f.get("discreet") == "on",
+                "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")}}
+        try:
+            values = clinic.client_fields(data, partial=True)
+            current_user.row = clinic.update_client(get_db(), current_user.row, values, utcnow())
+            saved = True
+        except ApiError as e:
+            errors = e.fields
+    from .validation import valid_timezone  # noqa: F401  (zones list for the select)
+    from zoneinfo import available_timezones
+
+    return render_template("client/settings.html", client=current_user.row, errors=errors,
+                           saved=saved, zones=sorted(available_timezones()))
+
+
+@bp.get("/offline")
+def offline():
+    return render_template("client/offline.html")

@@ -1,0 +1,127 @@
+"""Fixtures: a fresh app and database per test, signed-in practitioners and clients."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from companion import create_app
+from companion.cli import main, migrate
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app({"TESTING": True, "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
+                      "PUSH_ALLOW_PRIVATE_ENDPOINTS": True})
+    migrate(app)
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Cli:
+    """Invoke the `companion` command in-process, against the test's instance folder."""
+
+    def invoke(self, args, input=None):
+        return CliRunner().invoke(main, args, input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def runner(app):
+    return Cli()
+
+
+class Api:
+    """A test client that speaks the JSON API the way the PWA does."""
+
+    def __init__(self, app):
+        self.app = app
+        self.http = app.test_client()
+
+    def _call(self, method, path, json=None, **kw):
+        headers = kw.pop("headers", {})
+        if json is not None:
+            headers.setdefault("Content-Type", "application/json")
+        return self.http.open(path, method=method, json=json, headers=headers, **kw)
+
+    def get(self, path, **kw):
+        return self._call("GET", path, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self._call("POST", path, json if json is not None else {}, **kw)
+
+    def patch(self, path, json=None, **kw):
+        return self._call("PATCH", path, json, **kw)
+
+    def put(self, path, json=None, **kw):
+        return self._call("PUT", path, json, **kw)
+
+    def delete(self, path, json=None, **kw):
+        return self._call("DELETE", path, json, **kw)
+
+
+@pytest.fixture
+def make_api(app):
+    return lambda: Api(app)
+
+
+@pytest.fixture
+def world(app):
+    """Two clinics, each with a signed-in practitioner and one client with a session."""
+    return World(app)
+
+
+class World:
+    def __init__(self, app):
+        self.app = app
+        self.anon = Api(app)
+        self.p1, self.clinic1 = self.practitioner("one@clinic-one.net", "Clinic One")
+        self.p2, self.clinic2 = self.practitioner("two@clinic-two.net", "Clinic Two")
+        self.client1 = self.new_client(self.p1, "Alice")
+        self.client2 = self.new_client(self.p2, "Bob")
+        self.session1 = self.new_session(self.p1, self.client1["id"])
+        self.session2 = self.new_session(self.p2, self.client2["id"])
+        self.c1 = self.sign_in_client(self.p1, self.client1["id"])
+        self.c2 = self.sign_in_client(self.p2, self.client2["id"])
+
+    def practitioner(self, email, clinic_name, tz="Europe/London"):
+        result = Cli().invoke(["create-practitioner", "--email", email, "--name", "Dr " + email,
+                                     "--clinic", clinic_name, "--timezone", tz, "--phone",
+                                     "+44 20 7946 0001", "--password-stdin"], input=PASSWORD + "\n")
+        assert result.exit_code == 0, result.output
+        api = Api(self.app)
+        r = api.post("/api/auth/login", {"email": email, "password": PASSWORD})
+        assert r.status_code == 200, r.json
+        return api, r.json["clinic"]
+
+    def new_client(self, api, name, **extra):
+        r = api.post("/api/clients", {"name": name, **extra})
+        assert r.status_code == 201, r.json
+        return r.json
+
+    def new_session(self, api, client_id, hours_ago=2, **extra):
+        performed = datetime.now(UTC) - timedelta(hours=hours_ago)
+        body = {"performed_at": performed.isoformat(), "areas": ["face"], "needle_depth_mm": 0.5,
+                "device": "pen", "products": ["hyaluronic serum"], "notes": ""} | extra
+        r = api.post(f"/api/clients/{client_id}/sessions", body)
+        assert r.status_code == 201, r.json
+        return r.json
+
+    def sign_in_client(self, practitioner_api, client_id):
+        token = practitioner_api.post(f"/api/clients/{client_id}/invites").json["token"]
+        api = Api(self.app)
+        r = api.post(f"/api/invites/{token}/redeem")
+        assert r.status_code == 200, r.json
+        return api
+
+
+def checkin_body(**extra):
+    return {"id": str(uuid.uuid4()), "taken_at": datetime.now(UTC).isoformat(), "redness": 2,
+            "swelling": 1, "pain": 2} | extra
