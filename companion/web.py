@@ -22,11 +22,13 @@ def service_worker_path() -> Path:
 
 def init_app(app: Flask) -> None:
     from .api import bp as api_bp
+    from .api_review import bp as review_bp
 
     csrf.init_app(app)
     # The JSON API's CSRF defence is its content type and Origin check, not a token: an
     # offline check-in replayed hours later must still be accepted.
     csrf.exempt(api_bp)
+    csrf.exempt(review_bp)
     hops = app.config["PROXY_FIX_HOPS"]
     if hops:
         # Trust exactly as many proxy hops as the operator configured, no more.

@@ -1,0 +1,167 @@
+"""The JSON API for practitioners' review work: flags, exports, erasure, audit."""
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_login import current_user
+
+from . import audit, review
+from .api import body, my_client
+from .auth import practitioner_required
+from .db import get_db, utcnow
+from .errors import Invalid
+from .validation import Fields
+
+bp = Blueprint("api_review", __name__, url_prefix="/api")
+
+
+@bp.get("/flags")
+@practitioner_required
+def list_flags():
+    """The review queue: active flags, urgent first then oldest; filter by status and severity."""
+    args = request.args
+    status = args.get("status", "active")
+    statuses = {"active": review.ACTIVE, "open": ("open",), "acknowledged": ("acknowledged",),
+                "resolved": ("resolved",), "all": ("open", "acknowledged", "resolved")}.get(status)
+    severity = args.get("severity") or None
+    errors = {}
+    if statuses is None:
+        errors["status"] = "One of: active, open, acknowledged, resolved, all."
+    if severity not in (None, "urgent", "review", "info"):
+        errors["severity"] = "One of: urgent, review, info."
+    ids = {}
+    for name in ("practitioner_id", "client_id", "limit"):
+        raw = args.get(name)
+        if raw is not None:
+            if not raw.isdigit() or not 0 < int(raw) < 2**62:
+                errors[name] = "Must be a positive whole number."
+            else:
+                ids[name] = int(raw)
+    if errors:
+        raise Invalid(errors)
+    db = get_db()
+    flags = review.queue(db, current_user.clinic_id, statuses=statuses, severity=severity,
+                         practitioner_id=ids.get("practitioner_id"), client_id=ids.get("client_id"),
+                         limit=min(ids.get("limit", 200), 1000))
+    return jsonify({"flags": flags, "counts": review.counts(db, current_user.clinic_id)})
+
+
+@bp.get("/flags/<int:flag_id>")
+@practitioner_required
+def get_flag(flag_id: int):
+    db = get_db()
+    flag = review.get_flag(db, flag_id, current_user.clinic_id)
+    audit.record("client_read", client_id=flag["client_id"], detail=f"flag={flag_id}")
+    return jsonify(dict(review.flag_dict(flag), events=review.flag_events(db, flag_id)))
+
+
+def _act(flag_id: int, action: str, note_required: bool = False):
+    f = Fields(body(), {"note"})
+    f.text("note", required=note_required, max_len=2000)
+    values = f.done()
+    db = get_db()
+    flag = review.get_flag(db, flag_id, current_user.clinic_id)
+    updated = review.act(db, flag, action, current_user.id, values.get("note"), utcnow())
+    audit.record(f"flag_{action}", client_id=flag["client_id"], detail=f"flag={flag_id}")
+    return jsonify(dict(review.flag_dict(updated), events=review.flag_events(db, flag_id)))
+
+
+@bp.post("/flags/<int:flag_id>/acknowledge")
+@practitioner_required
+def acknowledge(flag_id: int):
+    return _act(flag_id, "acknowledge")
+
+
+@bp.post("/flags/<int:flag_id>/called")
+@practitioner_required
+def called(flag_id: int):
+    """Record that you called the client about this flag."""
+    return _act(flag_id, "called")
+
+
+@bp.post("/flags/<int:flag_id>/resolve")
+@practitioner_required
+def resolve(flag_id: int):
+    return _act(flag_id, "resolve")
+
+
+@bp.get("/clients/<int:client_id>/export")
+@practitioner_required
+def export_client(client_id: int):
+    """Everything about a client as JSON; ?format=csv gives their check-ins as CSV."""
+    client = my_client(client_id)
+    fmt = request.args.get("format", "json")
+    db = get_db()
+    if fmt == "csv":
+        text = review.to_csv(review.CHECKIN_COLUMNS,
+                             review.checkin_csv_rows(db, "client_id = ?", (client_id,)))
+        resp = Response(text, mimetype="text/csv")
+        resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}-checkins.csv"'
+    elif fmt == "json":
+        resp = jsonify(review.client_bundle(db, client))
+        resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}.json"'
+    else:
+        raise Invalid({"format": "One of: json, csv."})
+    audit.record("client_exported", client_id=client_id, detail=f"format={fmt}")
+    return resp
+
+
+@bp.delete("/clients/<int:client_id>")
+@practitioner_required
+def erase_client(client_id: int):
+    """Erase everything about a client; only an anonymous record of the erasure remains."""
+    client = my_client(client_id)
+    db = get_db()
+    review.erase_client(db, client, current_app.config["PHOTOS_DIR"], utcnow())
+    audit.record("client_erased", client_id=client_id)
+    return "", 204
+
+
+@bp.get("/exports/checkins.csv")
+@practitioner_required
+def export_clinic_checkins():
+    """The clinic's check-ins taken in [from, to) as CSV."""
+    where, params = _range("taken_at")
+    text = review.to_csv(review.CHECKIN_COLUMNS, review.checkin_csv_rows(get_db(), where, params))
+    audit.record("clinic_exported", detail="checkins.csv")
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="checkins.csv"'})
+
+
+@bp.get("/exports/flags.csv")
+@practitioner_required
+def export_clinic_flags():
+    """The clinic's flags opened in [from, to) as CSV."""
+    from .db import rows
+
+    where, params = _range("opened_at")
+    found = rows(get_db(), f"SELECT * FROM flags WHERE {where} ORDER BY opened_at, id", params)
+    audit.record("clinic_exported", detail="flags.csv")
+    return Response(review.to_csv(review.FLAG_COLUMNS, found), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="flags.csv"'})
+
+
+def _range(column: str) -> tuple[str, list]:
+    start = review.parse_day(request.args.get("from"), "from")
+    end = review.parse_day(request.args.get("to"), "to")
+    where, params = "clinic_id = ?", [current_user.clinic_id]
+    if start:
+        where += f" AND {column} >= ?"
+        params.append(start)
+    if end:
+        where += f" AND {column} < ?"
+        params.append(end)
+    return where, params
+
+
+@bp.get("/audit")
+@practitioner_required
+def audit_log():
+    """Your clinic's audit log, newest first; ?client_id= for one client, ?before= to page."""
+    ids = {}
+    for name in ("client_id", "before"):
+        raw = request.args.get(name)
+        if raw is not None:
+            if not raw.isdigit():
+                raise Invalid({name: "Must be a whole number."})
+            ids[name] = int(raw)
+    return jsonify({"entries": audit.entries(current_user.clinic_id, ids.get("client_id"),
+                                             before_id=ids.get("before"))})

@@ -1,0 +1,507 @@
+// Client pages: service worker registration, turning reminders on, install help,
+// the check-in form with its offline outbox, and time zone detection.
+//
+// Loaded with <script defer> after outbox.js; the strict CSP forbids inline
+// scripts, so every hook is found by id and is optional: a page without the
+// element simply skips that part.
+
+const CompanionApp = (() => {
+  const PUSH_TIMEOUT_MS = 10_000;
+
+  const MESSAGES = {
+    remindersOn: "Reminders are on for this device",
+    remindersStarting: "Turning on reminders…",
+    remindersDismissed: "Reminders are still off. Tap the button again when you are ready.",
+    remindersDenied:
+      "Notifications are blocked for this site. To get reminders, allow notifications for this site in your browser settings (on iPhone: Settings → Notifications → Companion), then tap the button again.",
+    remindersIos:
+      "On iPhone and iPad, reminders only work from the Home Screen app: tap Share → Add to Home Screen, open Companion from your Home Screen, then tap this button again.",
+    remindersUnsupported:
+      "This browser cannot show reminders. Open this page in a recent Chrome, Edge, Firefox or Safari.",
+    remindersOffline: "Could not turn on reminders: no connection. Try again when you are online.",
+    remindersSignedOut: "You are signed out. Open your invite link again, then turn on reminders.",
+    remindersNotReady: "The app is still setting up. Try again in a moment.",
+    pushServiceUnreachable: "Could not reach the push service. Check your connection and try again.",
+    pushRefused: "This browser refused to turn on reminders. Check its notification settings and try again.",
+    subscriptionNotSaved: "Could not save reminders on the server. Please try again.",
+    checkinSaved: "Saved on this phone, will send when online.",
+    checkinSavedSignedOut:
+      "Saved on this phone, will send when online. You are signed out: open your invite link again so it can be sent.",
+    checkinNotSaved:
+      "Could not send this check-in and could not save it on this phone. Please try again when you are online.",
+    checkinSent: "Check-in sent.",
+    checkinRefused: "The clinic's server could not accept this check-in:",
+    savedCheckinSent: "Your check-in saved on this phone has been sent.",
+    savedCheckinRefused: "A check-in saved on this phone could not be accepted:",
+    scriptsMissing: "The app did not load completely. Reload the page and try again.",
+  };
+
+  const ASSESSMENT_LABELS = { expected: "As expected", review: "Needs review", urgent: "Urgent" };
+  const SEVERITY = { expected: 0, review: 1, urgent: 2 };
+  const GROUPS = new Set(["symptoms", "warning_signs"]);
+  const REQUIRED = { redness: "redness", swelling: "swelling", pain: "pain" };
+
+  // ------------------------------------------------------------ pure helpers
+
+  /** Tell whether this is iOS/iPadOS (iPadOS 13+ says "Macintosh" but has touch). */
+  function isIos({ userAgent = "", platform = "", maxTouchPoints = 0 } = {}) {
+    return /iPad|iPhone|iPod/.test(userAgent) || (platform === "MacIntel" && maxTouchPoints > 1);
+  }
+
+  /** Tell whether this is Safari itself on iOS, the browser whose Share sheet installs the app. */
+  function isIosSafari(nav = {}) {
+    const ua = nav.userAgent ?? "";
+    // Other iOS browsers and in-app views lack "Safari/" or name themselves.
+    return isIos(nav) && /Safari\//.test(ua) && !/CriOS|FxiOS|EdgiOS|OPiOS|OPT\/|GSA\/|YaBrowser|DuckDuckGo|Ddg\//.test(ua);
+  }
+
+  /** Tell whether the app runs installed (Home Screen / standalone window). */
+  function isStandalone(win) {
+    return Boolean(win.matchMedia?.("(display-mode: standalone)").matches || win.navigator?.standalone === true);
+  }
+
+  /** Decode a base64url VAPID key into bytes. */
+  function base64UrlToBytes(text) {
+    const base64 = text.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(text.length / 4) * 4, "=");
+    return Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+  }
+
+  /** Compare a subscription's applicationServerKey (ArrayBuffer) with key bytes. */
+  function sameKey(buffer, bytes) {
+    if (!buffer) return false;
+    const existing = new Uint8Array(buffer);
+    return existing.length === bytes.length && existing.every((byte, i) => byte === bytes[i]);
+  }
+
+  function toNumber(value) {
+    if (value == null || String(value).trim() === "") return null;
+    const number = Number(value);
+    return Number.isFinite(number) ? number : null;
+  }
+
+  /**
+   * Build the POST /api/checkins body from form controls ({name, type, value, checked}).
+   * Every checkbox present counts (unchecked = false), so the body says "no" explicitly.
+   */
+  function buildCheckin(fields, { id, takenAt, sessionId }) {
+    const checkin = {
+      id,
+      taken_at: takenAt,
+      redness: null,
+      swelling: null,
+      pain: null,
+      symptoms: {},
+      warning_signs: {},
+      note: "",
+    };
+    const session = Number.parseInt(sessionId ?? "", 10);
+    if (Number.isInteger(session)) checkin.session_id = session;
+    for (const field of fields) {
+      const name = field.name ?? "";
+      const [group, key] = name.split(".");
+      if (key && GROUPS.has(group) && field.type === "checkbox") {
+        checkin[group][key] = Boolean(field.checked);
+      } else if (name in REQUIRED) {
+        // Radios report only the chosen one; a range or number always has a value.
+        if ((field.type === "radio" || field.type === "checkbox") && !field.checked) continue;
+        checkin[name] = toNumber(field.value);
+      } else if (name === "note") {
+        checkin.note = String(field.value ?? "").trim();
+      }
+    }
+    return checkin;
+  }
+
+  /** List the scales left unanswered, so an incomplete report never reaches the queue. */
+  function missingAnswers(checkin) {
+    return Object.keys(REQUIRED).filter((name) => checkin[name] == null);
+  }
+
+  /** Map an assessment to its CSS class and a text label (never colour alone). */
+  function assessmentView(assessment) {
+    const status = assessment?.status in ASSESSMENT_LABELS ? assessment.status : "review";
+    return {
+      status,
+      className: `assessment-${status}`,
+      label: ASSESSMENT_LABELS[status],
+      message: assessment?.message ?? "",
+    };
+  }
+
+  /** Turn an error answer {"error": {message, fields}} into one readable line. */
+  function errorText(body, status) {
+    const error = body?.error;
+    const fields = error?.fields && typeof error.fields === "object" ? Object.entries(error.fields) : [];
+    const details = fields.map(([field, problem]) => `${field}: ${Array.isArray(problem) ? problem.join(", ") : problem}`);
+    const message = error?.message ?? `HTTP ${status}`;
+    return details.length ? `${message} (${details.join("; ")})` : message;
+  }
+
+  /** Pick the most severe assessment among replay results, or null. */
+  function mostSevere(results) {
+    return results
+      .filter((result) => result.outcome === "sent" && result.body?.assessment)
+      .map((result) => result.body.assessment)
+      .sort((a, b) => (SEVERITY[b.status] ?? 1) - (SEVERITY[a.status] ?? 1))[0] ?? null;
+  }
+
+  /** Settle with `promise`, or reject with `message` after `ms` (some promises never settle). */
+  function withTimeout(promise, ms, message) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new UserFacingError(message)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  class UserFacingError extends Error {}
+
+  function newId() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    // Older Safari: RFC 4122 version 4 from random bytes.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  // ------------------------------------------------------------ page wiring
+
+  function init(doc, win) {
+    const $ = (id) => doc.getElementById(id);
+    const nav = win.navigator;
+    const outbox = typeof CompanionOutbox === "undefined" ? null : CompanionOutbox.createOutbox();
+
+    function setText(element, text) {
+      if (element) element.textContent = text;
+    }
+
+    // -------------------------------------------------- service worker
+
+    if ("serviceWorker" in nav) {
+      nav.serviceWorker.register("/sw.js", { scope: "/" }).catch((error) => console.warn("Service worker:", error));
+      // The worker tells open pages what its Background Sync replay did.
+      nav.serviceWorker.addEventListener("message", (event) => {
+        if (event.data?.type === "checkin-outbox-replayed") showReplay(event.data.results ?? []);
+      });
+    }
+
+    // -------------------------------------------------- reminders
+
+    const remindersButton = $("enable-reminders");
+    const remindersStatus = $("reminders-status");
+    const pushSupported = "serviceWorker" in nav && "PushManager" in win && "Notification" in win;
+
+    async function showReminderState() {
+      // Reading the state is fine on load; asking for permission waits for a tap.
+      if (!pushSupported) return;
+      if (win.Notification.permission === "denied") return setText(remindersStatus, MESSAGES.remindersDenied);
+      const registration = await nav.serviceWorker.getRegistration("/");
+      const subscription = await registration?.pushManager.getSubscription();
+      if (subscription && win.Notification.permission === "granted") setText(remindersStatus, MESSAGES.remindersOn);
+    }
+
+    async function fetchVapidKey() {
+      let response;
+      try {
+        response = await fetch("/api/push/vapid-public-key", { credentials: "same-origin" });
+      } catch {
+        throw new UserFacingError(MESSAGES.remindersOffline);
+      }
+      if (response.status === 401) throw new UserFacingError(MESSAGES.remindersSignedOut);
+      if (!response.ok) throw new UserFacingError(MESSAGES.subscriptionNotSaved);
+      const { public_key: publicKey } = await response.json();
+      return base64UrlToBytes(publicKey);
+    }
+
+    async function subscribe(applicationServerKey) {
+      const registration = await withTimeout(nav.serviceWorker.ready, PUSH_TIMEOUT_MS, MESSAGES.remindersNotReady);
+      let subscription = await registration.pushManager.getSubscription();
+      // A subscription made with an older server key would never receive anything.
+      if (subscription && !sameKey(subscription.options?.applicationServerKey, applicationServerKey)) {
+        await subscription.unsubscribe();
+        subscription = null;
+      }
+      if (subscription) return subscription;
+      // subscribe() needs the browser vendor's push service and may never settle
+      // (it does not in headless Chromium), hence the race.
+      const subscribing = registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
+      try {
+        return await withTimeout(subscribing, PUSH_TIMEOUT_MS, MESSAGES.pushServiceUnreachable);
+      } catch (error) {
+        throw error instanceof UserFacingError ? error : new UserFacingError(MESSAGES.pushRefused);
+      }
+    }
+
+    async function saveSubscription(subscription) {
+      let response;
+      try {
+        response = await fetch("/api/push/subscriptions", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          credentials: "same-origin",
+          body: JSON.stringify(subscription.toJSON()),
+        });
+      } catch {
+        throw new UserFacingError(MESSAGES.remindersOffline);
+      }
+      if (response.status === 401) throw new UserFacingError(MESSAGES.remindersSignedOut);
+      if (!response.ok) throw new UserFacingError(MESSAGES.subscriptionNotSaved);
+    }
+
+    async function turnOnReminders() {
+      if (!pushSupported) {
+        const onIosBrowser = isIos(nav) && !isStandalone(win);
+        return setText(remindersStatus, onIosBrowser ? MESSAGES.remindersIos : MESSAGES.remindersUnsupported);
+      }
+      // Ask first, before any other await: Safari only shows the prompt while
+      // the tap's user activation is still fresh.
+      const permission = await win.Notification.requestPermission();
+      if (permission === "denied") return setText(remindersStatus, MESSAGES.remindersDenied);
+      if (permission !== "granted") return setText(remindersStatus, MESSAGES.remindersDismissed);
+      setText(remindersStatus, MESSAGES.remindersStarting);
+      const key = await fetchVapidKey();
+      await saveSubscription(await subscribe(key));
+      setText(remindersStatus, MESSAGES.remindersOn);
+    }
+
+    if (remindersButton) {
+      showReminderState().catch((error) => console.warn("Reminder state:", error));
+      remindersButton.addEventListener("click", async () => {
+        remindersButton.disabled = true;
+        try {
+          await turnOnReminders();
+        } catch (error) {
+          setText(remindersStatus, error instanceof UserFacingError ? error.message : MESSAGES.pushRefused);
+          if (!(error instanceof UserFacingError)) console.warn("Reminders:", error);
+        } finally {
+          remindersButton.disabled = false;
+        }
+      });
+    }
+
+    // -------------------------------------------------- install help
+
+    const installHelp = $("install-help");
+    if (installHelp) {
+      const installButton = $("install-button");
+      const iosInstall = $("ios-install");
+      let deferredPrompt = null;
+      const hideAll = () => {
+        installHelp.hidden = true;
+        deferredPrompt = null;
+      };
+
+      if (isStandalone(win)) {
+        installHelp.hidden = true;
+      } else {
+        if (iosInstall && isIosSafari(nav)) {
+          iosInstall.hidden = false;
+          installHelp.hidden = false;
+        }
+        // Only take over the browser's own install UI when we have a button for it.
+        if (installButton) {
+          win.addEventListener("beforeinstallprompt", (event) => {
+            event.preventDefault();
+            deferredPrompt = event;
+            installButton.hidden = false;
+            installHelp.hidden = false;
+          });
+          installButton.addEventListener("click", async () => {
+            const prompt = deferredPrompt;
+            if (!prompt) return;
+            // A prompt event can be used once.
+            deferredPrompt = null;
+            installButton.hidden = true;
+            await prompt.prompt();
+            const choice = await prompt.userChoice;
+            if (choice?.outcome === "accepted") installHelp.hidden = true;
+          });
+        }
+        win.addEventListener("appinstalled", hideAll);
+      }
+    }
+
+    // -------------------------------------------------- outbox status and replay
+
+    const outboxStatus = $("outbox-status");
+    const checkinResult = $("checkin-result");
+    let retryTimer = null;
+
+    async function refreshOutboxStatus() {
+      if (!outbox || !outboxStatus) return;
+      try {
+        setText(outboxStatus, CompanionOutbox.statusText(await outbox.count()));
+      } catch (error) {
+        console.warn("Outbox:", error);
+      }
+    }
+
+    function renderResult({ className, label, text, focus }) {
+      if (!checkinResult) return;
+      for (const name of [...checkinResult.classList]) {
+        if (name.startsWith("assessment-") || name.startsWith("checkin-")) checkinResult.classList.remove(name);
+      }
+      if (className) checkinResult.classList.add(className);
+      const parts = [];
+      if (label) {
+        const strong = doc.createElement("strong");
+        strong.className = "assessment-label";
+        strong.textContent = `${label}: `;
+        parts.push(strong);
+      }
+      parts.push(doc.createTextNode(text));
+      checkinResult.replaceChildren(...parts);
+      if (focus) checkinResult.focus();
+    }
+
+    function renderAssessment(assessment, { intro = "", focus }) {
+      const view = assessmentView(assessment);
+      checkinResult?.setAttribute("data-status", view.status);
+      renderResult({ className: view.className, label: view.label, text: `${intro}${view.message}`.trim(), focus });
+    }
+
+    // Results of a replay by this page or by the worker. An urgent answer to a
+    // check-in sent late must still reach the client.
+    async function showReplay(results) {
+      await refreshOutboxStatus();
+      const assessment = mostSevere(results);
+      if (assessment && checkinResult) renderAssessment(assessment, { intro: `${MESSAGES.savedCheckinSent} `, focus: false });
+      for (const result of results.filter((item) => item.outcome === "rejected")) {
+        const text = `${MESSAGES.savedCheckinRefused} ${errorText(result.body, result.status)}`;
+        if (checkinResult) renderResult({ className: "checkin-error", text, focus: false });
+        else setText(outboxStatus, text);
+      }
+    }
+
+    async function replayOutbox() {
+      if (!outbox || nav.onLine === false) return;
+      clearTimeout(retryTimer);
+      try {
+        const { results } = await outbox.replay();
+        await showReplay(results);
+        // 429/503 with Retry-After: come back when the server asked us to.
+        const wait = Math.max(0, ...results.map((result) => result.retryAfterMs ?? 0));
+        if (wait) retryTimer = setTimeout(replayOutbox, wait + 100);
+      } catch (error) {
+        console.warn("Outbox replay:", error);
+      }
+    }
+
+    async function requestBackgroundSync() {
+      // Chromium replays from the worker even with the page closed; browsers
+      // without Background Sync (Safari, Firefox) rely on the page's replay.
+      try {
+        const registration = await nav.serviceWorker?.getRegistration("/");
+        await registration?.sync?.register(CompanionOutbox.SYNC_TAG);
+      } catch (error) {
+        console.warn("Background Sync:", error);
+      }
+    }
+
+    if (outbox) {
+      refreshOutboxStatus();
+      replayOutbox();
+      win.addEventListener("online", replayOutbox);
+    }
+
+    // -------------------------------------------------- check-in form
+
+    const checkinForm = $("checkin-form");
+    let submitting = false;
+
+    async function submitCheckin(form) {
+      if (!outbox) return renderResult({ className: "checkin-error", text: MESSAGES.scriptsMissing, focus: true });
+      const checkin = buildCheckin(Array.from(form.elements), {
+        id: newId(),
+        takenAt: new Date().toISOString(),
+        sessionId: form.dataset.sessionId,
+      });
+      const missing = missingAnswers(checkin);
+      if (missing.length) {
+        return renderResult({ className: "checkin-error", text: `Please answer: ${missing.join(", ")}.`, focus: true });
+      }
+      let stored = true;
+      let result;
+      try {
+        result = await outbox.submit(checkin);
+      } catch (error) {
+        // No IndexedDB (private mode, storage full): still try to send it.
+        console.warn("Outbox unavailable:", error);
+        stored = false;
+        result = await outbox.sendDirect(checkin);
+      }
+      if (result.outcome === "sent") {
+        form.reset();
+        if (result.body?.assessment) renderAssessment(result.body.assessment, { focus: true });
+        else renderResult({ text: MESSAGES.checkinSent, focus: true });
+      } else if (result.outcome === "rejected") {
+        // Keep the answers in the form so the client can correct them.
+        renderResult({
+          className: "checkin-error",
+          text: `${MESSAGES.checkinRefused} ${errorText(result.body, result.status)}`,
+          focus: true,
+        });
+      } else if (stored) {
+        form.reset();
+        const text = result.status === 401 ? MESSAGES.checkinSavedSignedOut : MESSAGES.checkinSaved;
+        renderResult({ className: "checkin-saved", text, focus: true });
+        await requestBackgroundSync();
+      } else {
+        renderResult({ className: "checkin-error", text: MESSAGES.checkinNotSaved, focus: true });
+      }
+    }
+
+    if (checkinForm) {
+      checkinForm.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        // A double tap must not create two check-ins with two different ids.
+        if (submitting) return;
+        submitting = true;
+        const buttons = checkinForm.querySelectorAll("button[type=submit], input[type=submit]");
+        buttons.forEach((button) => (button.disabled = true));
+        try {
+          await submitCheckin(checkinForm);
+        } finally {
+          submitting = false;
+          buttons.forEach((button) => (button.disabled = false));
+          await refreshOutboxStatus();
+        }
+      });
+    }
+
+    // -------------------------------------------------- settings
+
+    const timezoneField = doc.querySelector('#settings-form [name="timezone"]');
+    if (timezoneField?.dataset.detect === "1") {
+      const detected = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      if (detected) {
+        const known = timezoneField.tagName !== "SELECT" || [...timezoneField.options].some((o) => o.value === detected);
+        if (known) timezoneField.value = detected;
+        setText($("detected-tz"), detected);
+      }
+    }
+  }
+
+  return {
+    MESSAGES,
+    isIos,
+    isIosSafari,
+    isStandalone,
+    base64UrlToBytes,
+    sameKey,
+    buildCheckin,
+    missingAnswers,
+    assessmentView,
+    errorText,
+    mostSevere,
+    withTimeout,
+    init,
+  };
+})();
+
+if (typeof document !== "undefined") CompanionApp.init(document, window);
+
+// node:test loads this file with require(); browsers have no `module`.
+if (typeof module === "object" && module.exports) module.exports = CompanionApp;

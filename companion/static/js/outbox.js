@@ -1,0 +1,289 @@
+// Offline check-in queue, shared by the pages (loaded with <script defer>) and the
+// service worker (importScripts). A check-in is written here *before* it is sent,
+// so closing the tab or losing the network mid-request never loses it; the server
+// deduplicates by the phone-made id, so sending the same record twice is harmless
+// but wasteful, which is what the per-item lease and the Web Lock avoid.
+//
+// Classic script on purpose: service workers can only importScripts() classic
+// scripts in every browser we support, and there is no build step.
+
+const CompanionOutbox = (() => {
+  const DB_NAME = "companion";
+  const DB_VERSION = 1;
+  const STORE_NAME = "checkin-outbox";
+  const LOCK_NAME = "checkin-outbox";
+  const SYNC_TAG = "checkin-outbox";
+  const ENDPOINT = "/api/checkins";
+  // A request is aborted before its lease ends, so a lease only expires early
+  // when the context that held it died (tab closed, worker killed).
+  const REQUEST_TIMEOUT_MS = 20_000;
+  const LEASE_MS = 30_000;
+  const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
+
+  /** Tell what to do with a queued check-in after the server answered `status`. */
+  function classifyStatus(status) {
+    if (status >= 200 && status < 300) return "sent";
+    // Signed out, request timeout, rate limited: the same request can succeed later.
+    if (status === 401 || status === 408 || status === 429) return "retry";
+    // Any other 4xx is the server refusing this check-in for good (422, 409, ...):
+    // replaying it would fail forever and block the queue.
+    if (status >= 400 && status < 500) return "rejected";
+    return "retry";
+  }
+
+  /** Turn a Retry-After header (seconds or HTTP date) into milliseconds from now. */
+  function retryAfterMs(value, nowMs) {
+    if (value == null || value === "") return 0;
+    const text = String(value).trim();
+    const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - nowMs;
+    if (!Number.isFinite(ms) || ms <= 0) return 0;
+    return Math.min(ms, MAX_RETRY_AFTER_MS);
+  }
+
+  /** Say how many check-ins wait on this phone; "" when none. */
+  function statusText(count) {
+    if (!count) return "";
+    const noun = count === 1 ? "check-in" : "check-ins";
+    return `${count} ${noun} saved on this phone, will send when online`;
+  }
+
+  /** Wrap a store record around a check-in body, keeping the body exactly as built. */
+  function newRecord(checkin, nowMs) {
+    return {
+      id: checkin.id,
+      checkin,
+      queued_at: new Date(nowMs).toISOString(),
+      attempts: 0,
+      lease_until: 0,
+      next_attempt_at: 0,
+      last_status: null,
+    };
+  }
+
+  /**
+   * IndexedDB-backed store: put / getAll / delete / update(id, change).
+   * update() is a read-modify-write inside one readwrite transaction; IndexedDB
+   * serialises overlapping readwrite transactions across the page and the worker,
+   * which is what makes claiming a record atomic.
+   */
+  function idbStore({ indexedDB = globalThis.indexedDB, dbName = DB_NAME, storeName = STORE_NAME } = {}) {
+    let opening = null;
+
+    function open() {
+      opening ??= new Promise((resolve, reject) => {
+        if (!indexedDB) throw new Error("IndexedDB is not available");
+        const request = indexedDB.open(dbName, DB_VERSION);
+        request.onupgradeneeded = () => {
+          const db = request.result;
+          if (!db.objectStoreNames.contains(storeName)) db.createObjectStore(storeName, { keyPath: "id" });
+        };
+        request.onsuccess = () => {
+          const db = request.result;
+          // Let a newer version of this script (in another tab or the worker) upgrade.
+          db.onversionchange = () => {
+            db.close();
+            opening = null;
+          };
+          resolve(db);
+        };
+        request.onerror = () => reject(request.error);
+        request.onblocked = () => reject(new Error("IndexedDB upgrade blocked by another tab"));
+      }).catch((error) => {
+        opening = null;
+        throw error;
+      });
+      return opening;
+    }
+
+    // Resolve only when the transaction commits: "Saved on this phone" must be true.
+    async function transact(mode, work) {
+      const db = await open();
+      return new Promise((resolve, reject) => {
+        const tx = db.transaction(storeName, mode);
+        let result;
+        tx.oncomplete = () => resolve(result);
+        tx.onabort = tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction failed"));
+        work(tx.objectStore(storeName), (value) => {
+          result = value;
+        });
+      });
+    }
+
+    return {
+      put: (record) => transact("readwrite", (store) => store.put(record)),
+      delete: (id) => transact("readwrite", (store) => store.delete(id)),
+      getAll: () =>
+        transact("readonly", (store, done) => {
+          const request = store.getAll();
+          request.onsuccess = () => done(request.result);
+        }),
+      update: (id, change) =>
+        transact("readwrite", (store, done) => {
+          const request = store.get(id);
+          request.onsuccess = () => {
+            const next = request.result ? change(request.result) : null;
+            if (next) store.put(next);
+            done(next ?? null);
+          };
+        }),
+    };
+  }
+
+  /**
+   * The queue logic, over any store with put/getAll/delete/update.
+   * fetch, locks and now are injectable so node:test can drive every path.
+   */
+  function createOutbox({
+    store = idbStore(),
+    fetch = globalThis.fetch?.bind(globalThis),
+    locks = globalThis.navigator?.locks,
+    now = () => Date.now(),
+    timeoutMs = REQUEST_TIMEOUT_MS,
+    leaseMs = LEASE_MS,
+  } = {}) {
+    async function post(checkin) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      try {
+        return await fetch(ENDPOINT, {
+          method: "POST",
+          // The JSON content type is half of the server's CSRF defence.
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          credentials: "same-origin",
+          body: JSON.stringify(checkin),
+          signal: controller.signal,
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    async function readJson(response) {
+      try {
+        return await response.json();
+      } catch {
+        return null;
+      }
+    }
+
+    /** Send a record this context has leased; delete it once the server decided. */
+    async function sendLeased(record) {
+      let response;
+      try {
+        response = await post(record.checkin);
+      } catch {
+        await release(record.id, { last_status: 0 });
+        return { id: record.id, outcome: "retry", status: 0, reason: "network" };
+      }
+      // An API call redirected to a sign-in page is not an acceptance.
+      const outcome = response.redirected ? "retry" : classifyStatus(response.status);
+      const body = await readJson(response);
+      if (outcome === "retry") {
+        const wait = retryAfterMs(response.headers.get("Retry-After"), now());
+        await release(record.id, { last_status: response.status, next_attempt_at: wait ? now() + wait : 0 });
+        return { id: record.id, outcome, status: response.status, retryAfterMs: wait, body };
+      }
+      await store.delete(record.id);
+      return { id: record.id, outcome, status: response.status, body };
+    }
+
+    function release(id, change) {
+      return store.update(id, (record) => ({
+        ...record,
+        ...change,
+        attempts: record.attempts + 1,
+        lease_until: 0,
+      }));
+    }
+
+    /** Lease a queued record unless someone else holds it or it must wait (429). */
+    function claim(id) {
+      const t = now();
+      return store.update(id, (record) =>
+        record.lease_until > t || record.next_attempt_at > t ? null : { ...record, lease_until: t + leaseMs },
+      );
+    }
+
+    // The Web Lock serialises replays of the page and the worker when the browser
+    // has it; without it the per-record lease alone prevents double sends.
+    function exclusively(work) {
+      return locks?.request ? locks.request(LOCK_NAME, work) : work();
+    }
+
+    async function pending() {
+      const records = await store.getAll();
+      return records.sort((a, b) => a.queued_at.localeCompare(b.queued_at));
+    }
+
+    return {
+      /** Queue a check-in without sending it. */
+      async enqueue(checkin) {
+        const record = newRecord(checkin, now());
+        await store.put(record);
+        return record;
+      },
+
+      /**
+       * Queue a check-in and send it at once. It is stored already leased so a
+       * replay starting meanwhile leaves it to us.
+       */
+      async submit(checkin) {
+        const record = { ...newRecord(checkin, now()), lease_until: now() + leaseMs };
+        await store.put(record);
+        return sendLeased(record);
+      },
+
+      /** Send a check-in without storing it (fallback when storage is unavailable). */
+      async sendDirect(checkin) {
+        try {
+          const response = await post(checkin);
+          const outcome = response.redirected ? "retry" : classifyStatus(response.status);
+          return { id: checkin.id, outcome, status: response.status, body: await readJson(response) };
+        } catch {
+          return { id: checkin.id, outcome: "retry", status: 0, reason: "network" };
+        }
+      },
+
+      /**
+       * Send every queued check-in once, oldest first, with its original body.
+       * Returns {results, remaining}; stops early when the network or the server
+       * says later (no point hammering it with the rest).
+       */
+      replay() {
+        return exclusively(async () => {
+          const results = [];
+          for (const queued of await pending()) {
+            const record = await claim(queued.id);
+            if (!record) continue;
+            const result = await sendLeased(record);
+            results.push(result);
+            if (result.outcome === "retry" && [0, 401, 429].includes(result.status)) break;
+          }
+          return { results, remaining: (await store.getAll()).length };
+        });
+      },
+
+      pending,
+      async count() {
+        return (await store.getAll()).length;
+      },
+    };
+  }
+
+  return {
+    DB_NAME,
+    DB_VERSION,
+    STORE_NAME,
+    LOCK_NAME,
+    SYNC_TAG,
+    ENDPOINT,
+    classifyStatus,
+    retryAfterMs,
+    statusText,
+    idbStore,
+    createOutbox,
+  };
+})();
+
+// node:test loads this file with require(); browsers have no `module`.
+if (typeof module === "object" && module.exports) module.exports = CompanionOutbox;

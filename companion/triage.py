@@ -1,0 +1,329 @@
+"""Triage: compare a client's check-ins with the expected recovery course.
+
+Pure functions over plain dicts: no Flask, no database, no clock (time is an
+argument). Every number traces to shared/clinical/aftercare.md, cited by rule id
+(U1-U5, R1-R5, N1-N3), or is marked as a product default a clinic could change.
+
+"After day N" in the rules is read as "24*N hours or more after the session":
+triage sees elapsed time, not the client's calendar.
+"""
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+SEVERITIES = ("info", "review", "urgent")
+
+RULES: dict[str, dict] = {
+    "U1": {"severity": "urgent", "title": "Spreading redness, red streaks or hot skin"},
+    "U2": {"severity": "urgent", "title": "Fever or chills"},
+    "U3": {"severity": "urgent", "title": "Pus, yellow crusts or discharge"},
+    "U4": {"severity": "urgent", "title": "Eye swelling, vision change or trouble breathing"},
+    "U5": {"severity": "urgent", "title": "Blisters (suspected cold sore)"},
+    "R1": {"severity": "review", "title": "Redness above the expected course"},
+    "R2": {"severity": "review", "title": "Swelling rising or above the expected course"},
+    "R3": {"severity": "review", "title": "Worse than the last check-in"},
+    "R4": {"severity": "review", "title": "Severe or rising pain"},
+    "R5": {"severity": "review", "title": "Bruising after day 7"},
+    "N1": {"severity": "info", "title": "New bumps or spots from day 3"},
+    "N2": {"severity": "info", "title": "Dark or light patches"},
+    "N3": {"severity": "info", "title": "Two check-ins in a row missed"},
+}
+
+# Vendor downtime figures (aftercare.md, "Expected recovery course"), not peer-reviewed:
+# 0.2-0.5 mm about 2-3 days, 0.8-1.5 mm about 4-5 days, 2.0-3.0 mm about 6-7 days. We take
+# each band's upper bound, interpolate linearly in the gaps and clamp outside them.
+_DOWNTIME = ((0.5, 72.0), (0.8, 120.0), (1.5, 120.0), (2.0, 168.0))
+_SHALLOW_HOURS = _DOWNTIME[0][1]
+
+# Product defaults (no guideline sets these; a clinic could change them):
+PAIN_URGENT = 9  # R4 escalates: pain this high is close to needing emergency care
+REDNESS_URGENT_FROM_H = 72.0  # R1 escalates for redness 4/4 ("raw") from here, stretched
+SWELLING_URGENT_FROM_H = 24.0  # R2 escalates for swelling 4/4 (near U4) from here, not stretched
+# U5 names herpes up to 96 h: the reference says days 1-3, and the "day 3, 18:00" check-in
+# usually lands past 72 h while reporting blisters that began earlier. Later blisters are
+# still urgent (a blister is never part of the normal course) with a plainer reason.
+HERPES_WINDOW_H = 96.0
+
+_WARNING_SIGNS = (  # U1-U4 fire at any time
+    ("U1", "spreading_redness", "Spreading redness, red streaks or hot skin"),
+    ("U2", "fever", "Fever of 38.0 °C / 100.4 °F or more, or chills"),
+    ("U3", "pus", "Pus, yellow crusts or discharge"),
+    ("U4", "eye_or_breathing", "Swelling around the eye, vision change or trouble breathing"),
+)
+_SCORES = ("redness", "swelling", "pain")
+_EMERGENCY = (
+    "If you have trouble breathing, swelling around the eye or a high fever, seek emergency care."
+)
+
+
+def severity_rank(severity: str) -> int:
+    """Return the rank of a severity: info 0, review 1, urgent 2."""
+    return SEVERITIES.index(severity)
+
+
+def downtime_hours(needle_depth_mm: float | None) -> float:
+    """Return the vendor downtime for a needle depth in hours (None: the shallow band)."""
+    if needle_depth_mm is None or needle_depth_mm <= _DOWNTIME[0][0]:
+        return _SHALLOW_HOURS
+    for (d0, h0), (d1, h1) in pairwise(_DOWNTIME):
+        if needle_depth_mm <= d1:
+            return h0 + (h1 - h0) * (needle_depth_mm - d0) / (d1 - d0)
+    return _DOWNTIME[-1][1]
+
+
+def _stretch(hours: float, needle_depth_mm: float | None) -> float:
+    # The reference's hour thresholds are for the shallow band; deeper needling heals
+    # slower in proportion to its vendor downtime (x1 to 0.5 mm, x5/3 at 1 mm, x7/3 at 2.5 mm).
+    # Multiply first so whole-hour thresholds stay exact (48 h at 2.5 mm is 112.0 h).
+    return hours * downtime_hours(needle_depth_mm) / _SHALLOW_HOURS
+
+
+def _band(hours: float, needle_depth_mm: float | None) -> dict[str, tuple[int, float]]:
+    # Per score: (highest score that fires no level rule, hour from which that limit holds).
+    d = needle_depth_mm
+    steps = {
+        # R1: redness 3+ from 48 h, 2+ from 96 h, any after day 7; all stretched.
+        "redness": ((_stretch(48, d), 2), (_stretch(96, d), 1), (_stretch(168, d), 0)),
+        # R2: swelling 3+ from 72 h (stretched); 4 from 24 h is the R2 escalation.
+        "swelling": ((SWELLING_URGENT_FROM_H, 3), (_stretch(72, d), 2)),
+    }
+    band = {}
+    for score, thresholds in steps.items():
+        band[score] = (4, 0.0)
+        for start, limit in thresholds:
+            if hours >= start:
+                band[score] = (limit, start)
+    return band
+
+
+def expected_band(hours_since_session: float, needle_depth_mm: float | None) -> dict:
+    """Return the highest redness and swelling of the expected course at that time."""
+    band = _band(max(0.0, hours_since_session), needle_depth_mm)
+    return {score: limit for score, (limit, _) in band.items()}
+
+
+def _hours(session: dict, checkin: dict) -> float:
+    # A check-in stamped before the session (a phone clock running behind) counts as
+    # taken at the session, so the rules never see negative time.
+    elapsed = checkin["taken_at"] - session["performed_at"]
+    return max(0.0, elapsed.total_seconds() / 3600)
+
+
+def _order(checkin: dict) -> tuple:
+    return checkin["taken_at"], str(checkin.get("id") or "")
+
+
+def _findings(
+    h: float, depth: float | None, cur: dict, prev: dict | None, prev_h: float
+) -> list[dict]:
+    found: dict[str, dict] = {}
+
+    def add(rule: str, reason: str, severity: str | None = None) -> None:
+        found[rule] = {
+            "rule": rule,
+            "severity": severity or RULES[rule]["severity"],
+            "reason": reason,
+        }
+
+    at, day = f"at {h:.0f} h", int(h // 24)
+    signs, symptoms = cur.get("warning_signs") or {}, cur.get("symptoms") or {}
+    redness, swelling, pain = (cur[score] for score in _SCORES)
+    depth_note = f" at {depth:g} mm" if downtime_hours(depth) > _SHALLOW_HOURS else ""
+    rising = prev is not None and h >= 48  # R2 and R3 watch the trend from 48 h
+    for rule, key, what in _WARNING_SIGNS:
+        if signs.get(key):
+            add(rule, f"{what} reported {at}")
+    if signs.get("blisters"):  # U5
+        if h < HERPES_WINDOW_H:
+            add("U5", f"Blisters reported {at}: suspected cold-sore (herpes) reactivation")
+        else:
+            add("U5", f"Blisters reported {at}: blisters are never part of the normal course")
+
+    band = _band(h, depth)
+    limit, since = band["redness"]
+    if redness > limit:  # R1
+        urgent = redness == 4 and h >= _stretch(REDNESS_URGENT_FROM_H, depth)
+        add(
+            "R1",
+            f"Redness {redness}/4 {at} (expected ≤{limit} from {since:.0f} h{depth_note})",
+            "urgent" if urgent else None,
+        )
+    parts = []
+    limit, since = band["swelling"]
+    if swelling > limit:  # R2, level
+        parts.append(
+            f"Swelling {swelling}/4 {at} (expected ≤{limit} from {since:.0f} h{depth_note})"
+        )
+    if rising and swelling > prev["swelling"]:  # R2, trend
+        parts.append(
+            f"swelling up from {prev['swelling']}/4 at {prev_h:.0f} h (should fall after 48 h)"
+        )
+    if parts:
+        urgent = swelling == 4 and h >= SWELLING_URGENT_FROM_H
+        add("R2", "; ".join(parts), "urgent" if urgent else None)
+
+    if rising:  # R3: any score higher than the previous check-in after day 2
+        worse = [f"{k} {prev[k]}→{cur[k]}" for k in _SCORES if cur[k] > prev[k]]
+        if worse:
+            add("R3", f"Worse than the check-in at {prev_h:.0f} h: " + ", ".join(worse))
+
+    parts = []
+    if pain >= 7:  # R4: 7/10 or more at any time
+        parts.append(f"Pain {pain}/10 {at}")
+    if prev is not None and h >= 24 and pain > prev["pain"]:  # R4: rising after day 1
+        parts.append(f"pain up from {prev['pain']}/10 at {prev_h:.0f} h (should fall after day 1)")
+    if parts:
+        add("R4", "; ".join(parts), "urgent" if pain >= PAIN_URGENT else None)
+
+    if symptoms.get("bruising") and h >= 168:  # R5: not stretched, "up to 7 days" (Chu 2021)
+        add("R5", f"Bruising still present {at} (day {day}; expected to fade within 7 days)")
+    if symptoms.get("bumps") and h >= 72:  # N1: bumps or spots from day 3 on
+        add("N1", f"Bumps or spots {at} (day {day}): acne flare, milia, infection or granuloma?")
+    # N2: patches once the redness should have settled (the reference's "self-resolving
+    # within 72 hours", stretched). Deliberately not tied to the latest redness score, so
+    # a redder answer can never silence a patch report.
+    if symptoms.get("patches") and h >= _stretch(72, depth):
+        add("N2", f"Dark or light patches {at}, redness {redness}/4: pigmentation change?")
+    return sorted(found.values(), key=lambda f: (-severity_rank(f["severity"]), f["rule"]))
+
+
+def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict]) -> str:
+    symptoms = cur.get("symptoms") or {}
+    settle = _stretch(72, depth)
+    when = "in the first 24 hours" if h < 24 else f"on day {int(h // 24)}"
+    scores = [f"{k} {cur[k]}/4" for k in ("redness", "swelling") if cur[k]]
+    if not scores:
+        text = [f"Your skin is calm {when}, which is a good sign."]
+    else:
+        what = " and ".join(scores).capitalize()
+        verb, it = ("is", "it usually fades") if len(scores) == 1 else ("are", "they usually fade")
+        if max(cur["redness"], cur["swelling"]) == 4:
+            # No rule fires this early, but "raw" or "very swollen" is not what to call expected.
+            text = [
+                f"{what} {when} {verb} at the strong end of what can happen early on."
+                " If it spreads, feels hot or gets worse, contact your clinic now."
+            ]
+        elif h < settle:
+            text = [f"{what} {when} {verb} expected; {it} within {settle:.0f} hours."]
+        else:
+            text = [f"{what} {when} {verb} within the expected course and should keep fading."]
+    if symptoms.get("oozing") and h < 24:
+        text.append("Pinpoint bleeding on the day of the session is normal.")
+    if symptoms.get("peeling") or symptoms.get("itching"):
+        text.append("Dryness, peeling and itching are part of normal healing in the first week.")
+    if symptoms.get("bruising") and h < 168:
+        text.append("Bruising can take up to 7 days to fade.")
+    if settle > _SHALLOW_HOURS:
+        days = downtime_hours(depth) / 24
+        text.append(
+            f"At {depth:g} mm the skin takes longer to settle, about {days:.0f} days"
+            " (a device maker's figure, not from clinical studies)."
+        )
+    if info:
+        text.append("Your practitioner will take a look at what you reported; no need to act now.")
+    return " ".join(text)
+
+
+def assess(session: dict, checkins: list[dict], clinic_phone: str | None = None) -> dict:
+    """Assess the latest check-in against the expected course and the history before it."""
+    if not checkins:
+        raise ValueError("assess needs at least one check-in")
+    history = sorted(checkins, key=_order)
+    latest, prev = history[-1], (history[-2] if len(history) > 1 else None)
+    depth = session.get("needle_depth_mm")
+    h = _hours(session, latest)
+    prev_h = _hours(session, prev) if prev else 0.0
+    flags = _findings(h, depth, latest, prev, prev_h)
+    ranks = {severity_rank(f["severity"]) for f in flags}
+    call = f" on {clinic_phone}" if clinic_phone else ""
+    if severity_rank("urgent") in ranks:
+        status, message = "urgent", f"Contact your clinic now{call}. {_EMERGENCY}"
+    elif severity_rank("review") in ranks:
+        status = "review"
+        message = (
+            "Your clinic will review this today and contact you if needed. Keep following"
+            f" your aftercare; if you get a fever, pus or spreading redness, contact your"
+            f" clinic now{call}."
+        )
+    else:
+        status, message = "expected", _reassurance(h, depth, latest, flags)
+    return {
+        "status": status,
+        "message": message,
+        "flags": flags,
+        "day": int(h // 24),
+        "hours": round(h, 1),
+    }
+
+
+def course_points(session: dict, checkins: list[dict]) -> list[dict]:
+    """Return chart points: each check-in's scores beside the expected band, in time order."""
+    depth = session.get("needle_depth_mm")
+    points = []
+    for checkin in sorted(checkins, key=_order):
+        h = _hours(session, checkin)
+        point = {"id": checkin.get("id"), "hours": round(h, 1), "day": int(h // 24)}
+        point |= {score: checkin[score] for score in ("redness", "swelling")}
+        point |= {f"band_{score}": v for score, v in expected_band(h, depth).items()}
+        points.append(point)
+    return points
+
+
+def missed_checkins(
+    due_times: list[datetime],
+    checkin_times: list[datetime],
+    now: datetime,
+    window: timedelta = timedelta(hours=12),
+) -> dict | None:
+    """Return an N3 finding when the last two or more due check-ins went unanswered."""
+    # A due time counts as missed once `now` is past due + window, and only if no answer
+    # was taken since due - window (early answers count). Any answer resets the run: a
+    # client who answers, even late, is engaged, and a resolved N3 must not reopen from
+    # old history.
+    last_answer = max((t for t in checkin_times if t <= now), default=None)
+    missed = [
+        due
+        for due in sorted(due_times)
+        if now > due + window and (last_answer is None or due - window > last_answer)
+    ]
+    if len(missed) < 2:
+        return None
+    first, last = (f"{t.astimezone(UTC):%Y-%m-%d %H:%M} UTC" for t in (missed[0], missed[-1]))
+    return {
+        "rule": "N3",
+        "severity": RULES["N3"]["severity"],
+        "reason": f"No answer to {len(missed)} scheduled check-ins in a row ({first} to {last})",
+        "missed": missed,
+    }
+
+
+def reconcile(open_flags: list[dict], findings: list[dict]) -> list[dict]:
+    """Return the flag actions (open, escalate, update) that keep one flag per rule."""
+    # Acknowledged flags are still open; resolved ones are done. Should old data hold two
+    # open flags for one rule, act on the more severe one.
+    held = _highest_per_rule(f for f in open_flags if f.get("status") != "resolved")
+    actions = []
+    for rule, finding in _highest_per_rule(findings).items():
+        action = {"rule": rule, "severity": finding["severity"], "reason": finding["reason"]}
+        flag = held.get(rule)
+        if flag is None:
+            actions.append({"action": "open", **action})
+            continue
+        change = severity_rank(finding["severity"]) - severity_rank(flag["severity"])
+        if change > 0:
+            action["previous_severity"] = flag["severity"]
+        # change < 0: never lower a severity; the open flag already says more.
+        if change > 0 or (change == 0 and finding["reason"] != flag.get("reason")):
+            actions.append(
+                {"action": "escalate" if change else "update", "id": flag["id"], **action}
+            )
+    return actions
+
+
+def _highest_per_rule(items) -> dict[str, dict]:
+    top: dict[str, dict] = {}
+    for item in items:
+        other = top.get(item["rule"])
+        if other is None or severity_rank(item["severity"]) > severity_rank(other["severity"]):
+            top[item["rule"]] = item
+    return top
