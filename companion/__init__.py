@@ -10,7 +10,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     instance = os.environ.get("COMPANION_INSTANCE_PATH")
     app = Flask(__name__, instance_path=os.path.abspath(instance or "instance"),
                 instance_relative_config=True)
-    from . import api, api_review, auth, config, db, errors, views_client, views_practitioner, web
+    from . import api, api_review, auth, config, db, errors, views_client, views_practitioner, views_review, web
 
     config.load(app, test_config)
     db.init_app(app)
@@ -20,5 +20,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(api_review.bp)
     app.register_blueprint(views_practitioner.bp)
+    app.register_blueprint(views_review.bp)
     app.register_blueprint(views_client.bp)
     return app

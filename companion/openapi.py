@@ -142,6 +142,9 @@ def paths() -> dict:
     P, C = "practitioner", "client"
     v = (401, 404, 415, 422)
     return {
+        "/api/openapi.json": {"get": {"summary": "This document", "tags": ["meta"], "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1",
+                                                            "content": {"application/json": {}}}}}},
         "/api/setup": {"post": op("Create the first clinic and practitioner (first run only)",
                                   (201, ref("Me")), errors=(400, 409, 415, 422), tag="session",
                                   body=obj({"clinic_name": STR, "clinic_phone": NSTR, "timezone": STR,
@@ -213,7 +216,83 @@ def paths() -> dict:
                        errors=(400, 401, 415, 422), tag="push", body=ref("PushSubscription")),
             "delete": op("Forget a subscription by endpoint", (204, None), errors=(400, 401, 404, 415, 422),
                          tag="push", body=obj({"endpoint": STR}, ("endpoint",)))},
+        "/api/aftercare": {"get": op("Today's instructions, the next reminder, and the inbox of due reminders",
+                                     (200, obj({"session": {"type": ["object", "null"]},
+                                                "day": {"type": ["integer", "null"]},
+                                                "today": arr(ref("Reminder")),
+                                                "next": {"oneOf": [ref("Reminder"), {"type": "null"}]},
+                                                "past": arr(ref("Reminder")),
+                                                "inbox": arr(ref("Reminder"))})),
+                                     errors=(401, 403), tag=C)},
+        "/api/checkins": {
+            "post": op("Report a check-in; a replay of the same id returns the stored answer (200)",
+                       (201, ref("Checkin")), errors=(400, 401, 403, 404, 409, 415, 422, 429), tag=C,
+                       body=ref("CheckinInput")),
+            "get": op("Check-ins: a client's own, or ?client_id= for a practitioner",
+                      (200, obj({"checkins": arr(ref("Checkin"))})), errors=(401, 404, 422), tag=C,
+                      params=({"name": "client_id", "in": "query", "schema": INT},))},
+        "/api/checkins/{id}/photos": {"post": op(
+            "Attach a photo (raw JPEG/PNG/WebP/HEIC body); re-encoded without EXIF", (201, ref("Photo")),
+            errors=(401, 403, 404, 409, 413, 415, 422), tag=C, params=(path_param("id", STR),),
+            body={"type": "string", "format": "binary"}, body_type="image/*")},
+        "/api/photos/{id}": {"get": {"summary": "A check-in photo (its client and their clinic only)",
+                                     "tags": [C], "parameters": [path_param("id", STR)],
+                                     "responses": {"200": {"description": "JPEG",
+                                                           "content": {"image/jpeg": {}}},
+                                                   "401": {"description": "Error", "content": {"application/json": {"schema": ERR}}},
+                                                   "404": {"description": "Error", "content": {"application/json": {"schema": ERR}}}}}},
+        "/api/flags": {"get": op("The review queue: active flags, urgent first then oldest",
+                                 (200, obj({"flags": arr(ref("Flag")),
+                                            "counts": obj({"urgent": INT, "review": INT, "info": INT})})),
+                                 errors=(401, 403, 422), tag=P,
+                                 params=({"name": "status", "in": "query",
+                                          "schema": {"enum": ["active", "open", "acknowledged", "resolved", "all"]}},
+                                         {"name": "severity", "in": "query", "schema": {"enum": ["urgent", "review", "info"]}},
+                                         {"name": "practitioner_id", "in": "query", "schema": INT},
+                                         {"name": "client_id", "in": "query", "schema": INT},
+                                         {"name": "limit", "in": "query", "schema": INT}))},
+        "/api/flags/{id}": {"get": op("A flag with its history", (200, ref("Flag")),
+                                      errors=(401, 403, 404), tag=P, params=(ID,))},
+        **{f"/api/flags/{{id}}/{action}": {"post": op(summary, (200, ref("Flag")),
+                                                      errors=(400, 401, 403, 404, 409, 415, 422), tag=P,
+                                                      params=(ID,), body=obj({"note": STR}, extra=False))}
+           for action, summary in (("acknowledge", "Acknowledge a flag"),
+                                   ("called", "Record that you called the client"),
+                                   ("resolve", "Resolve a flag, with an optional note"))},
+        "/api/clients/{id}/export": {"get": {
+            "summary": "Everything about a client (JSON), or ?format=csv for their check-ins",
+            "tags": [P], "parameters": [ID, {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
+            "responses": {"200": {"description": "Export", "content": {"application/json": {"schema": {"type": "object"}},
+                                                                      "text/csv": {"schema": STR}}},
+                          **{str(c): {"description": "Error", "content": {"application/json": {"schema": ERR}}}
+                             for c in (401, 403, 404, 422)}}}},
+        **{f"/api/exports/{name}.csv": {"get": {
+            "summary": f"The clinic's {name} in [from, to) as CSV", "tags": [P],
+            "parameters": [{"name": "from", "in": "query", "schema": STR}, {"name": "to", "in": "query", "schema": STR}],
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": STR}}},
+                          **{str(c): {"description": "Error", "content": {"application/json": {"schema": ERR}}}
+                             for c in (401, 403, 422)}}}} for name in ("checkins", "flags")},
+        "/api/audit": {"get": op("Your clinic's audit log, newest first",
+                                 (200, obj({"entries": arr({"type": "object"})})), errors=(401, 403, 422), tag=P,
+                                 params=({"name": "client_id", "in": "query", "schema": INT},
+                                         {"name": "before", "in": "query", "schema": INT}))},
     }
+
+
+def _named(raw: dict) -> dict:
+    """Name each {id} after its collection ({client_id}, {flag_id}...), as the routes do."""
+    out = {}
+    for path, item in raw.items():
+        if "{id}" in path:
+            before = path.split("/{id}")[0].rsplit("/", 1)[1]
+            name = {"checkins": "checkin", "clients": "client", "flags": "flag", "photos": "photo",
+                    "practitioners": "practitioner", "sessions": "session"}[before] + "_id"
+            path = path.replace("{id}", "{" + name + "}")
+            for operation in item.values():
+                operation["parameters"] = [dict(p, name=name) if p["name"] == "id" else p
+                                           for p in operation.get("parameters", [])]
+        out[path] = item
+    return out
 
 
 @cache
@@ -224,7 +303,7 @@ def document() -> dict:
         "info": {"title": "Companion API", "version": "1",
                  "description": "Session-cookie auth. Writes need Content-Type: application/json"
                                 " and a same-origin Origin. Errors: {error: {code, message, fields}}."},
-        "paths": paths(),
+        "paths": _named(paths()),
         "components": {"schemas": SCHEMAS,
                        "securitySchemes": {"cookie": {"type": "apiKey", "in": "cookie",
                                                       "name": "session"}}},

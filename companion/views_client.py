@@ -26,7 +26,7 @@ def home():
     if not current_user.is_authenticated:
         return redirect(url_for(".not_signed_in"))
     if current_user.is_practitioner:
-        return redirect(url_for("practitioner.clients"))
+        return redirect(url_for("review.queue"))
     return render_template("client/home.html", **home_context())
 
 

@@ -7,7 +7,7 @@ import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import audit, auth, clinic, schedule
+from . import audit, auth, clinic
 from .api import invite_url
 from .auth import practitioner_required
 from .db import get_db, one, utcnow, write
@@ -74,7 +74,7 @@ def login():
                 auth.start_session("practitioner", row)
                 audit.record("sign_in", actor_kind="practitioner", actor_id=row["id"],
                              clinic_id=row["clinic_id"])
-            return redirect(safe_next(request.args.get("next")) or url_for(".clients"))
+            return redirect(safe_next(request.args.get("next")) or url_for("review.queue"))
     return render_template("practitioner/login.html", error=error), status
 
 
@@ -127,13 +127,16 @@ def my_client(client_id: int) -> dict:
 @bp.get("/clients/<int:client_id>")
 @practitioner_required
 def client_detail(client_id: int):
+    from . import charts, review
+
     db = get_db()
     client = my_client(client_id)
-    sessions = [dict(clinic.session_dict(s, client["timezone"]),
-                     schedule=schedule.session_schedule(db, s["id"]))
-                for s in clinic.list_sessions(db, client_id)]
+    record = review.timeline(db, client)
+    for s in record["sessions"]:
+        flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
+        s["chart"] = charts.chart_for(s["raw"], s["checkins"], flagged) if s["checkins"] else None
     audit.record("client_read", client_id=client_id)
-    return render_template("practitioner/client.html", client=client, sessions=sessions)
+    return render_template("practitioner/client.html", client=client, **record)
 
 
 @bp.post("/clients/<int:client_id>/invite")

@@ -34,6 +34,10 @@ def init_app(app: Flask) -> None:
         # Trust exactly as many proxy hops as the operator configured, no more.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    from .db import parse_iso
+
+    app.add_template_filter(parse_iso, "parse_iso")
+
     @app.before_request
     def guard_api():
         if request.path.startswith("/api/"):

@@ -1,0 +1,136 @@
+"""Practitioner review pages: the flag queue, flag actions, erasure, audit, alerts, protocol."""
+
+import json
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from . import audit, clinic, review, schedule
+from .auth import practitioner_required
+from .db import get_db, rows, utcnow, write
+from .errors import ApiError
+
+bp = Blueprint("review", __name__, url_prefix="/clinic")
+
+
+@bp.get("/")
+@practitioner_required
+def queue():
+    """The practitioner's home: active flags, urgent first, then by age."""
+    db = get_db()
+    status = request.args.get("status", "active")
+    severity = request.args.get("severity") or None
+    practitioner = request.args.get("practitioner", "")
+    statuses = {"active": review.ACTIVE, "open": ("open",), "acknowledged": ("acknowledged",),
+                "resolved": ("resolved",)}.get(status, review.ACTIVE)
+    flags = review.queue(db, current_user.clinic_id, statuses=statuses,
+                         severity=severity if severity in ("urgent", "review", "info") else None,
+                         practitioner_id=int(practitioner) if practitioner.isdigit() else None)
+    colleagues = rows(db, "SELECT id, name FROM practitioners WHERE clinic_id = ? ORDER BY name",
+                      (current_user.clinic_id,))
+    return render_template("practitioner/queue.html", flags=flags, now=utcnow(),
+                           counts=review.counts(db, current_user.clinic_id), status=status,
+                           severity=severity, practitioner=practitioner, colleagues=colleagues)
+
+
+@bp.post("/flags/<int:flag_id>/<any(acknowledge, called, resolve):action>")
+@practitioner_required
+def flag_action(flag_id: int, action: str):
+    db = get_db()
+    try:
+        flag = review.get_flag(db, flag_id, current_user.clinic_id)
+        note = request.form.get("note", "").strip()[:2000] or None
+        review.act(db, flag, action, current_user.id, note, utcnow())
+        audit.record(f"flag_{action}", client_id=flag["client_id"], detail=f"flag={flag_id}")
+        flash({"acknowledge": "Flag acknowledged.", "called": "Call recorded.",
+               "resolve": "Flag resolved."}[action])
+    except ApiError as e:
+        if e.status == 404:
+            abort(404)
+        flash(e.message)
+    back = request.form.get("back", "")
+    return redirect(back if back.startswith("/clinic/") and not back.startswith("//") else url_for(".queue"))
+
+
+@bp.route("/clients/<int:client_id>/erase", methods=["GET", "POST"])
+@practitioner_required
+def erase(client_id: int):
+    """Erase a client after the practitioner types their name to confirm."""
+    db = get_db()
+    try:
+        client = clinic.get_client(db, client_id, current_user.clinic_id)
+    except ApiError:
+        abort(404)
+    error = None
+    if request.method == "POST":
+        if request.form.get("confirm_name", "").strip() != client["name"]:
+            error = "Type the client's name exactly to confirm."
+        else:
+            review.erase_client(db, client, current_app.config["PHOTOS_DIR"], utcnow())
+            audit.record("client_erased", client_id=client_id)
+            flash("The client and everything about them was erased.")
+            return redirect(url_for("practitioner.clients"))
+    return render_template("practitioner/erase.html", client=client, error=error)
+
+
+@bp.get("/audit")
+@practitioner_required
+def audit_page():
+    client_id = request.args.get("client_id", "")
+    cid = int(client_id) if client_id.isdigit() else None
+    entries = audit.entries(current_user.clinic_id, cid, limit=500)
+    names = {r["id"]: r["name"] for r in rows(get_db(), "SELECT id, name FROM practitioners"
+                                                         " WHERE clinic_id = ?", (current_user.clinic_id,))}
+    return render_template("practitioner/audit.html", entries=entries, client_id=cid, names=names)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@practitioner_required
+def settings():
+    """Alerts for this device, and which severities alert."""
+    db = get_db()
+    if request.method == "POST":
+        chosen = [s for s in ("urgent", "review", "info") if request.form.get(s)]
+        with write(db):
+            db.conn.execute("UPDATE practitioners SET alert_severities = ? WHERE id = ?",
+                            (",".join(chosen), current_user.id))
+        flash("Alert settings saved.")
+        return redirect(url_for(".settings"))
+    row = db.conn.execute("SELECT alert_severities FROM practitioners WHERE id = ?",
+                          (current_user.id,)).fetchone()
+    return render_template("practitioner/settings.html", severities=row[0].split(","))
+
+
+@bp.route("/protocol", methods=["GET", "POST"])
+@practitioner_required
+def protocol():
+    """View and edit the clinic's protocol; saving makes a new version."""
+    from .protocols import validate_steps
+
+    db = get_db()
+    current = schedule.current_protocol(db, current_user.clinic_id)
+    errors: dict = {}
+    text = json.dumps(current["steps"], indent=2, ensure_ascii=False)
+    if request.method == "POST":
+        text = request.form.get("steps", "")
+        try:
+            steps, errors = validate_steps(json.loads(text))
+        except ValueError as e:
+            steps, errors = [], {"steps": f"Not valid JSON: {e}"}
+        if not errors:
+            with write(db):
+                row = schedule.save_protocol(db, current_user.clinic_id, steps, current_user.id, utcnow())
+                audit.record("protocol_changed", detail=f"version={row['version']}")
+            flash(f"Saved as version {row['version']}. New sessions use it.")
+            return redirect(url_for(".protocol"))
+    return render_template("practitioner/protocol.html", protocol=schedule.protocol_dict(current),
+                           text=text, errors=errors)
+
+
+@bp.app_context_processor
+def flag_badge():
+    """Give practitioner pages the active flag counts for the header badge."""
+    if request.blueprint in ("review", "practitioner") and current_user.is_authenticated \
+            and current_user.is_practitioner:
+        return {"flag_counts": review.counts(get_db(), current_user.clinic_id)}
+    return {}

@@ -1,0 +1,86 @@
+"""Pages through the test client: each role, and another clinic's practitioner gets 404."""
+
+import re
+
+import pytest
+from conftest import checkin_body
+
+
+def csrf(page_html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
+
+
+@pytest.fixture
+def flagged(world):
+    r = world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    assert r.status_code == 201
+    return world
+
+
+PRACTITIONER_PAGES = ["/clinic/", "/clinic/clients", "/clinic/clients/new", "/clinic/protocol",
+                      "/clinic/audit", "/clinic/settings"]
+
+
+@pytest.mark.parametrize("path", PRACTITIONER_PAGES)
+def test_practitioner_pages_render(flagged, path):
+    r = flagged.p1.get(path)
+    assert r.status_code == 200, path
+    assert "no-store" in r.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize("path", PRACTITIONER_PAGES)
+def test_practitioner_pages_refuse_clients_and_anonymous(flagged, path):
+    assert flagged.c1.get(path).status_code == 403
+    r = flagged.anon.get(path)
+    assert r.status_code == 302 and "/clinic/login" in r.headers["Location"]
+
+
+def test_queue_shows_urgent_flag_with_reason_and_counts(flagged):
+    html = flagged.p1.get("/clinic/").get_data(as_text=True)
+    assert "U3" in html and "Alice" in html
+    assert re.search(r"<title>\(1 urgent\)", html)
+    other = flagged.p2.get("/clinic/").get_data(as_text=True)
+    assert "Alice" not in other
+
+
+@pytest.mark.parametrize("template", ["/clinic/clients/{c}", "/clinic/clients/{c}/erase",
+                                      "/clinic/clients/{c}/sessions/new", "/clinic/sessions/{s}/edit"])
+def test_client_pages_are_404_for_another_clinic(flagged, template):
+    path = template.format(c=flagged.client1["id"], s=flagged.session1["id"])
+    assert flagged.p1.get(path).status_code == 200
+    assert flagged.p2.get(path).status_code == 404
+
+
+def test_timeline_has_chart_flags_and_reminders(flagged):
+    html = flagged.p1.get(f"/clinic/clients/{flagged.client1['id']}").get_data(as_text=True)
+    assert '<svg class="chart"' in html and "flag raised" in html
+    assert "U3" in html and "Reminders (" in html
+
+
+def test_flag_actions_through_the_page(flagged):
+    page = flagged.p1.get("/clinic/").get_data(as_text=True)
+    flag_id = re.search(r'data-flag-id="(\d+)"', page).group(1)
+    token = csrf(page)
+    r = flagged.p1.http.post(f"/clinic/flags/{flag_id}/acknowledge", data={"csrf_token": token})
+    assert r.status_code == 302
+    assert flagged.p1.get(f"/api/flags/{flag_id}").json["status"] == "acknowledged"
+    r = flagged.p2.http.post(f"/clinic/flags/{flag_id}/resolve", data={"csrf_token": csrf(flagged.p2.get("/clinic/").get_data(as_text=True))})
+    assert r.status_code == 404
+    flagged.p1.http.post(f"/clinic/flags/{flag_id}/resolve", data={"csrf_token": token, "note": "Called; antibiotics from GP"})
+    flag = flagged.p1.get(f"/api/flags/{flag_id}").json
+    assert flag["status"] == "resolved" and flag["note"] == "Called; antibiotics from GP"
+    assert [e["action"] for e in flag["events"]] == ["open", "acknowledge", "resolve"]
+
+
+@pytest.mark.parametrize("path", ["/", "/checkin", "/reminders", "/settings", "/welcome"])
+def test_client_pages_render_with_manifest(flagged, path):
+    r = flagged.c1.get(path)
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert 'rel="manifest" href="/manifest.webmanifest"' in html and "apple-touch-icon" in html
+
+
+def test_client_pages_redirect_anonymous_to_start(world):
+    r = world.anon.get("/checkin")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/start")
+    assert world.anon.get("/start").status_code == 200
