@@ -86,7 +86,7 @@ def resolve(flag_id: int):
 @bp.get("/clients/<int:client_id>/export")
 @practitioner_required
 def export_client(client_id: int):
-    """Everything about a client as JSON; ?format=csv gives their check-ins as CSV."""
+    """Everything about a client as JSON; ?format=csv: check-ins as CSV; ?format=fhir: FHIR R4 Bundle."""
     client = my_client(client_id)
     fmt = request.args.get("format", "json")
     db = get_db()
@@ -98,8 +98,13 @@ def export_client(client_id: int):
     elif fmt == "json":
         resp = jsonify(review.client_bundle(db, client))
         resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}.json"'
+    elif fmt == "fhir":
+        from . import fhir
+
+        resp = jsonify(fhir.bundle(db, client))
+        resp.headers["Content-Type"] = "application/fhir+json"
     else:
-        raise Invalid({"format": "One of: json, csv."})
+        raise Invalid({"format": "One of: json, csv, fhir."})
     audit.record("client_exported", client_id=client_id, detail=f"format={fmt}")
     return resp
 

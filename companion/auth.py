@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Flask, current_app, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -192,7 +193,15 @@ def _forbidden():
     return abort_json_or_html(403, "forbidden", "This is not available to your account.")
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     login_manager.init_app(app)
     login_manager.session_protection = None  # the server-side session row is the protection
     app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=app.config["CLIENT_SESSION_DAYS"]))

@@ -140,3 +140,32 @@ def demo(host: str, port: int, seed_only: bool) -> None:
     click.echo(f"Sign in at http://{host}:{port}/clinic/login")
     if not seed_only:
         _serve_embedded(app, host, port, True)
+
+
+@main.command(help="Run production: gunicorn workers plus exactly one dispatcher process.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=int,
+              help="Threads per worker (gthread); 1 uses sync workers.")
+@click.option("--no-dispatch", is_flag=True, help="Run no dispatcher (one runs elsewhere).")
+def serve(host: str, port: int, workers: int, threads: int, no_dispatch: bool) -> None:
+    from . import production
+
+    migrate(_app())  # once, before any worker starts
+    production.serve(host, port, workers, threads, not no_dispatch)
+
+
+@main.command(help="Check an installation: secrets, VAPID contact, database, dispatcher, backlog.")
+def doctor() -> None:
+    from . import production
+
+    findings = production.doctor(_app())
+    for ok, message in findings:
+        click.echo(("ok       " if ok else "PROBLEM  ") + message)
+    if not all(ok for ok, _ in findings):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -90,6 +90,12 @@ def security_headers(resp):
     h.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
     if request.is_secure:
         h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        # The remember cookie is set before this hook runs; mark it Secure over HTTPS.
+        cookies = h.getlist("Set-Cookie")
+        if cookies:
+            del h["Set-Cookie"]
+            for c in cookies:
+                h.add("Set-Cookie", c if "; Secure" in c else c + "; Secure")
     # Anything that may carry client data is never stored by a browser or proxy.
     if "Cache-Control" not in h:
         h["Cache-Control"] = "no-store"

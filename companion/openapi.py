@@ -260,9 +260,10 @@ def paths() -> dict:
                                    ("called", "Record that you called the client"),
                                    ("resolve", "Resolve a flag, with an optional note"))},
         "/api/clients/{id}/export": {"get": {
-            "summary": "Everything about a client (JSON), or ?format=csv for their check-ins",
-            "tags": [P], "parameters": [ID, {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
+            "summary": "Everything about a client (JSON); ?format=csv: check-ins; ?format=fhir: FHIR R4 Bundle",
+            "tags": [P], "parameters": [ID, {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "fhir"]}}],
             "responses": {"200": {"description": "Export", "content": {"application/json": {"schema": {"type": "object"}},
+                                                                      "application/fhir+json": {"schema": {"type": "object"}},
                                                                       "text/csv": {"schema": STR}}},
                           **{str(c): {"description": "Error", "content": {"application/json": {"schema": ERR}}}
                              for c in (401, 403, 404, 422)}}}},

@@ -31,12 +31,23 @@ def home():
 
 
 def home_context() -> dict:
-    from . import aftercare
+    """Today's aftercare, the next reminder, the latest assessment and the recovery chart."""
+    from . import aftercare, charts, checkins
+    from .db import rows
 
     db = get_db()
     client = current_user.row
-    return dict(client=client, clinic=clinic.get_clinic(db, client["clinic_id"]),
-                **aftercare.overview(db, client, utcnow()))
+    context = dict(client=client, clinic=clinic.get_clinic(db, client["clinic_id"]),
+                   assessment=None, chart=None, **aftercare.overview(db, client, utcnow()))
+    if context["session"]:
+        found = [checkins.checkin_dict(db, r) for r in rows(
+            db, "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at",
+            (context["session"]["id"],))]
+        if found:
+            context["assessment"] = found[-1]["assessment"]
+            session_row = clinic.load_session(db, context["session"]["id"])
+            context["chart"] = charts.chart_for(session_row, found)
+    return context
 
 
 @bp.get("/start")

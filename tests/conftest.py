@@ -55,7 +55,9 @@ class Api:
         return self._call("GET", path, **kw)
 
     def post(self, path, json=None, **kw):
-        return self._call("POST", path, json if json is not None else {}, **kw)
+        if json is None and "data" not in kw:
+            json = {}
+        return self._call("POST", path, json, **kw)
 
     def patch(self, path, json=None, **kw):
         return self._call("PATCH", path, json, **kw)

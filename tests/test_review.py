@@ -1,0 +1,178 @@
+"""Review: the flags API and queue order, exports that round-trip, erasure that leaves nothing, audit."""
+
+import csv
+import io
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import checkin_body
+from fhir.resources.R4B.bundle import Bundle
+from PIL import Image
+
+
+def taken(hours_after: float, session: dict) -> str:
+    return (datetime.fromisoformat(session["performed_at"]) + timedelta(hours=hours_after)).isoformat()
+
+
+def db_counts(app) -> dict:
+    conn = sqlite3.connect(app.config["DATABASE"])
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                        " AND name NOT LIKE 'sqlite_%'")]
+    return {n: conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in names}
+
+
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 90, 80)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_queue_orders_urgent_first_then_oldest_and_counts(world):
+    w = world
+    old = w.new_client(w.p1, "Old review")
+    s_old = w.new_session(w.p1, old["id"], hours_ago=60)
+    c_old = w.sign_in_client(w.p1, old["id"])
+    assert c_old.post("/api/checkins", checkin_body(redness=3, swelling=1, pain=2,
+                                                    taken_at=taken(52, s_old))).status_code == 201
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"fever": True}))
+    r = w.p1.get("/api/flags")
+    assert r.status_code == 200
+    flags = r.json["flags"]
+    assert [f["severity"] for f in flags][0] == "urgent" and flags[0]["rule"] == "U2"
+    assert {f["rule"] for f in flags[1:]} == {"R1"}
+    assert r.json["counts"] == {"urgent": 1, "review": 1, "info": 0}
+    assert flags[0]["client_id"] == w.client1["id"] and flags[0]["latest"]["redness"] == 2
+    assert w.p2.get("/api/flags").json["flags"] == []
+    assert w.p1.get("/api/flags?severity=review").json["flags"][0]["rule"] == "R1"
+    assert w.p1.get("/api/flags?severity=loud").status_code == 422
+
+
+def test_worse_answer_escalates_the_same_flag(world):
+    w = world
+    s = w.new_session(w.p1, w.client1["id"], hours_ago=80)
+    w.c1.post("/api/checkins", checkin_body(session_id=s["id"], pain=7, taken_at=taken(30, s)))
+    w.c1.post("/api/checkins", checkin_body(session_id=s["id"], pain=9, taken_at=taken(60, s)))
+    r4 = [f for f in w.p1.get("/api/flags?status=all").json["flags"] if f["rule"] == "R4"]
+    assert len(r4) == 1 and r4[0]["severity"] == "urgent"
+    events = w.p1.get(f"/api/flags/{r4[0]['id']}").json["events"]
+    assert [e["action"] for e in events] == ["open", "escalate"]
+
+
+def test_flag_actions_and_isolation(world):
+    w = world
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    flag = w.p1.get("/api/flags").json["flags"][0]
+    fid = flag["id"]
+    for path in ("acknowledge", "called", "resolve"):
+        assert w.p2.post(f"/api/flags/{fid}/{path}").status_code == 404
+        assert w.c1.post(f"/api/flags/{fid}/{path}").status_code == 403
+    assert w.p1.post(f"/api/flags/{fid}/acknowledge").json["status"] == "acknowledged"
+    called = w.p1.post(f"/api/flags/{fid}/called", {"note": "Left a voicemail"}).json
+    assert called["called_at"]
+    done = w.p1.post(f"/api/flags/{fid}/resolve", {"note": "Seen in clinic"}).json
+    assert done["status"] == "resolved" and done["note"] == "Seen in clinic"
+    assert w.p1.post(f"/api/flags/{fid}/resolve").status_code == 409
+    assert w.p1.post(f"/api/flags/{fid}/resolve", {"note": 5}).status_code == 422
+    assert w.p1.get("/api/flags").json["flags"] == []
+
+
+def test_client_csv_export_round_trips(world):
+    w = world
+    sent = [checkin_body(redness=r, swelling=s, pain=p, note=n, symptoms={"peeling": True})
+            for r, s, p, n in [(2, 1, 3, "fine"), (1, 0, 1, "=HYPERLINK(\"x\")"), (0, 0, 0, "")]]
+    for body in sent:
+        assert w.c1.post("/api/checkins", body).status_code == 201
+    r = w.p1.get(f"/api/clients/{w.client1['id']}/export?format=csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    back = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert {row["id"] for row in back} == {b["id"] for b in sent}
+    by_id = {row["id"]: row for row in back}
+    for b in sent:
+        row = by_id[b["id"]]
+        assert (int(row["redness"]), int(row["swelling"]), int(row["pain"])) == (b["redness"], b["swelling"], b["pain"])
+        assert row["symptoms.peeling"] == "True" and row["warning_signs.fever"] == "False"
+    assert by_id[sent[1]["id"]]["note"].startswith("'=")  # no formula injection
+    assert w.p2.get(f"/api/clients/{w.client1['id']}/export?format=csv").status_code == 404
+
+
+def test_clinic_csv_exports_by_date_range(world):
+    w = world
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    today = datetime.now(UTC).date()
+    r = w.p1.get(f"/api/exports/checkins.csv?from={today}&to={today + timedelta(days=1)}")
+    assert len(list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))) == 1
+    r = w.p1.get(f"/api/exports/checkins.csv?to={today}")
+    assert list(csv.DictReader(io.StringIO(r.get_data(as_text=True)))) == []
+    flags = list(csv.DictReader(io.StringIO(w.p1.get("/api/exports/flags.csv").get_data(as_text=True))))
+    assert [f["rule"] for f in flags] == ["U3"]
+    assert w.p2.get("/api/exports/flags.csv").get_data(as_text=True).count("\n") == 1
+    assert w.p1.get("/api/exports/flags.csv?from=yesterday").status_code == 422
+
+
+def test_json_bundle_and_fhir_export(world):
+    w = world
+    body = checkin_body(note="a bit itchy", symptoms={"itching": True})
+    w.c1.post("/api/checkins", body)
+    bundle = w.p1.get(f"/api/clients/{w.client1['id']}/export").json
+    assert bundle["client"]["name"] == "Alice"
+    assert bundle["sessions"][0]["checkins"][0]["id"] == body["id"]
+    assert bundle["sessions"][0]["schedule"]
+    fhir = w.p1.get(f"/api/clients/{w.client1['id']}/export?format=fhir")
+    assert fhir.status_code == 200
+    parsed = Bundle.model_validate(fhir.json)
+    kinds = [e.resource.__resource_type__ for e in parsed.entry]
+    assert kinds.count("QuestionnaireResponse") == 1 and kinds.count("Observation") == 3
+
+
+def test_erasure_leaves_nothing_but_an_anonymous_record(world, app, tmp_path):
+    w = world
+    cid = w.client1["id"]
+    before = db_counts(app)
+    r = w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}, note="Alice's secret note"))
+    assert w.c1.post(f"/api/checkins/{r.json['id']}/photos", data=jpeg(),
+                     headers={"Content-Type": "image/jpeg"}).status_code == 201
+    w.p1.get(f"/api/clients/{cid}")  # a read, audited
+    photos_dir = app.config["PHOTOS_DIR"]
+    assert any(True for _ in __import__("pathlib").Path(photos_dir, str(cid)).iterdir())
+    assert w.p2.delete(f"/api/clients/{cid}").status_code == 404
+    assert w.p1.delete(f"/api/clients/{cid}").status_code == 204
+    assert w.c1.get("/api/me").status_code == 401  # the phone's session is gone too
+    conn = sqlite3.connect(app.config["DATABASE"])
+    for table, id_col in [("clients", "id"), ("checkins", "client_id"), ("photos", "client_id"),
+                          ("flags", "client_id"), ("treatment_sessions", "client_id"),
+                          ("invites", "client_id"), ("notifications", "client_id")]:
+        assert conn.execute(f"SELECT count(*) FROM {table} WHERE {id_col} = ?", (cid,)).fetchone()[0] == 0, table
+    assert conn.execute("SELECT count(*) FROM auth_sessions WHERE user_kind='client' AND user_id=?", (cid,)).fetchone()[0] == 0
+    audit = conn.execute("SELECT action, detail FROM audit_log WHERE client_id = ?", (cid,)).fetchall()
+    assert audit == [("client_erased", None)]
+    dump = "\n".join(conn.iterdump())
+    assert "Alice" not in dump and "secret note" not in dump
+    assert not __import__("pathlib").Path(photos_dir, str(cid)).exists()
+    after = db_counts(app)
+    assert after["checkins"] == before["checkins"] == 0
+    assert w.p1.get(f"/api/clients/{cid}").status_code == 404
+    # the other clinic's client is untouched
+    assert w.p2.get(f"/api/clients/{w.client2['id']}").status_code == 200
+
+
+def test_audit_records_reads_exports_changes(world):
+    w = world
+    cid = w.client1["id"]
+    w.p1.get(f"/api/clients/{cid}")
+    w.p1.get(f"/api/clients/{cid}/export")
+    w.p1.patch(f"/api/clients/{cid}", {"phone": "+44 7700 900123"})
+    entries = w.p1.get(f"/api/audit?client_id={cid}").json["entries"]
+    actions = [e["action"] for e in entries]
+    for action in ("client_read", "client_exported", "client_updated", "client_created", "invite_issued"):
+        assert action in actions
+    assert all(e["actor_kind"] in {"practitioner", "client"} for e in entries)
+    assert w.p2.get(f"/api/audit?client_id={cid}").json["entries"] == []
+    page = w.p1.get(f"/clinic/audit?client_id={cid}").get_data(as_text=True)
+    assert "client_exported" in page
+    assert "+44 7700" not in str(entries)  # no personal content in the log
+
+
+@pytest.mark.parametrize("fmt", ["xml", "pdf"])
+def test_export_rejects_unknown_formats(world, fmt):
+    assert world.p1.get(f"/api/clients/{world.client1['id']}/export?format={fmt}").status_code == 422
