@@ -112,7 +112,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         code = (e.name or "error").lower().replace(" ", "_")
-        return abort_json_or_html(e.code or 500, code, e.description or e.name)
+        # Keep what the exception says about itself, e.g. Allow on a 405.
+        headers = {k: v for k, v in e.get_headers() if k.lower() != "content-type"}
+        return abort_json_or_html(e.code or 500, code, e.description or e.name, headers=headers)
 
     @app.errorhandler(sqlite3.OperationalError)
     def storage_error(e: sqlite3.OperationalError):

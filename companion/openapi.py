@@ -79,7 +79,7 @@ SCHEMAS = {
     "PushSubscription": obj({"endpoint": {"type": "string", "format": "uri"},
                              "expirationTime": {"type": ["number", "null"]},
                              "keys": obj({"p256dh": STR, "auth": STR}, ("p256dh", "auth"))},
-                            ("endpoint", "keys")),
+                            ("endpoint", "keys"), extra=False),
     "Subscription": obj({"id": INT, "endpoint": STR, "created_at": TIME,
                          "last_success_at": NTIME, "gone": BOOL, "user_agent": NSTR}),
     "Assessment": obj({"status": {"enum": ["expected", "review", "urgent"]}, "message": STR,
@@ -115,7 +115,8 @@ SCHEMAS = {
 
 
 def op(summary: str, ok: tuple[int, dict | None], *, errors: tuple = (401,), body: dict | None = None,
-       tag: str = "api", params: tuple = (), body_type: str = "application/json") -> dict:
+       tag: str = "api", params: tuple = (), body_type: str = "application/json",
+       public: bool = False) -> dict:
     status, schema = ok
     responses = {str(status): {"description": "OK"}}
     if schema is not None:
@@ -128,6 +129,8 @@ def op(summary: str, ok: tuple[int, dict | None], *, errors: tuple = (401,), bod
         out["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
     if params:
         out["parameters"] = list(params)
+    if public:
+        out["security"] = []
     return out
 
 
@@ -146,25 +149,29 @@ def paths() -> dict:
                                       "responses": {"200": {"description": "OpenAPI 3.1",
                                                             "content": {"application/json": {}}}}}},
         "/api/setup": {"post": op("Create the first clinic and practitioner (first run only)",
-                                  (201, ref("Me")), errors=(400, 409, 415, 422), tag="session",
+                                  (201, ref("Me")), errors=(400, 409, 415, 422), tag="session", public=True,
                                   body=obj({"clinic_name": STR, "clinic_phone": NSTR, "timezone": STR,
                                             "email": STR, "name": STR, "password": STR},
-                                           ("clinic_name", "timezone", "email", "name", "password")))},
+                                           ("clinic_name", "timezone", "email", "name", "password"), extra=False))},
         "/api/auth/login": {"post": op("Sign a practitioner in", (200, ref("Me")),
-                                       errors=(400, 401, 415, 422, 429), tag="session",
-                                       body=obj({"email": STR, "password": STR}, ("email", "password")))},
-        "/api/auth/logout": {"post": op("Sign out of this session", (204, None), errors=(), tag="session")},
+                                       errors=(400, 401, 415, 422, 429), tag="session", public=True,
+                                       body=obj({"email": {"type": "string", "minLength": 1, "maxLength": 254},
+                                                 "password": {"type": "string", "minLength": 1, "maxLength": 200}},
+                                                ("email", "password"), extra=False))},
+        "/api/auth/logout": {"post": op("Sign out of this session", (204, None), errors=(), tag="session", public=True)},
         "/api/auth/logout-all": {"post": op("Sign out everywhere", (204, None), tag="session")},
         "/api/me": {"get": op("Who is signed in", (200, ref("Me")), tag="session"),
                     "patch": op("Change your own settings (client: timezone, quiet_hours, discreet;"
                                 " practitioner: name, alert_severities)", (200, ref("Me")),
-                                errors=(400, 401, 415, 422), tag="session", body={"type": "object"})},
+                                errors=(400, 401, 415, 422), tag="session",
+                                body=obj({"timezone": STR, "quiet_hours": QUIET, "discreet": BOOL, "name": STR,
+                                          "alert_severities": arr({"enum": ["urgent", "review", "info"]})}, extra=False))},
         "/api/practitioners": {
             "get": op("Practitioners of your clinic", (200, obj({"practitioners": arr(ref("Practitioner"))})),
                       errors=(401, 403), tag=P),
             "post": op("Add a colleague", (201, ref("Practitioner")), errors=(401, 403, 409, 415, 422),
                        tag=P, body=obj({"email": STR, "name": STR, "password": STR},
-                                       ("email", "name", "password")))},
+                                       ("email", "name", "password"), extra=False))},
         "/api/practitioners/{id}/disable": {"post": op("Disable a colleague; their sessions end",
                                                        (200, ref("Practitioner")),
                                                        errors=(401, 403, 404, 409), tag=P, params=(ID,))},
@@ -187,7 +194,7 @@ def paths() -> dict:
                                                  (201, ref("Invite")), errors=(401, 403, 404), tag=P,
                                                  params=(ID,))},
         "/api/invites/{token}/redeem": {"post": op("Sign this phone in as the invited client",
-                                                   (200, ref("Me")), errors=(404, 410), tag=C,
+                                                   (200, ref("Me")), errors=(404, 410), tag=C, public=True,
                                                    params=(path_param("token", STR),))},
         "/api/clients/{id}/sessions": {
             "get": op("A client's sessions", (200, obj({"sessions": arr(ref("Session"))})),
@@ -205,10 +212,10 @@ def paths() -> dict:
             "get": op("Your clinic's aftercare protocol", (200, ref("Protocol")), errors=(401, 403), tag=P),
             "put": op("Replace the protocol with a new version", (200, ref("Protocol")),
                       errors=(400, 401, 403, 415, 422), tag=P,
-                      body=obj({"steps": arr(ref("Step"))}, ("steps",)))},
+                      body=obj({"steps": arr(ref("Step"))}, ("steps",), extra=False))},
         "/api/push/vapid-public-key": {"get": op("The VAPID application server key",
                                                  (200, obj({"public_key": STR}, ("public_key",))),
-                                                 errors=(), tag="push")},
+                                                 errors=(), tag="push", public=True)},
         "/api/push/subscriptions": {
             "get": op("Your devices' subscriptions", (200, obj({"subscriptions": arr(ref("Subscription"))})),
                       tag="push"),
