@@ -1,0 +1,138 @@
+"""Authorization matrix: every route x {anonymous, client A, client B, practitioner 1, practitioner 2}.
+
+Client A and practitioner 1 belong to clinic 1, which owns every object the paths name; client B
+and practitioner 2 belong to clinic 2. The expected status of each cell is written down here.
+"""
+
+import io
+import itertools
+
+from conftest import checkin_body
+from PIL import Image
+from push_receiver import PushReceiver
+
+ROLES = ("anon", "A", "B", "P1", "P2")
+_n = itertools.count()
+
+
+def unique_email():
+    return f"colleague{next(_n)}@clinic-one.net"
+
+
+def jpeg():
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buf, "JPEG")
+    return buf.getvalue()
+
+
+# (method, path, body, {role: status}); "{...}" names are filled from the objects below.
+# A callable body is made fresh per call. Rows run in order, P1 last on each row.
+J = "json"
+TABLE = [
+    ("GET", "/api/openapi.json", None, dict(anon=200, A=200, B=200, P1=200, P2=200)),
+    ("GET", "/api/push/vapid-public-key", None, dict(anon=200, A=200, B=200, P1=200, P2=200)),
+    ("POST", "/api/setup", lambda o: {}, dict(anon=409, A=409, B=409, P1=409, P2=409)),
+    ("POST", "/api/invites/{bad_token}/redeem", None, dict(anon=404, A=404, B=404, P1=404, P2=404)),
+    ("GET", "/api/me", None, dict(anon=401, A=200, B=200, P1=200, P2=200)),
+    ("PATCH", "/api/me", lambda o: {}, dict(anon=401, A=200, B=200, P1=200, P2=200)),
+    ("GET", "/api/practitioners", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("POST", "/api/practitioners", lambda o: {"email": unique_email(), "name": "Colleague",
+                                              "password": "long enough password"},
+     dict(anon=401, A=403, B=403, P1=201, P2=201)),
+    ("POST", "/api/practitioners/{colleague}/disable", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/clients", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("POST", "/api/clients", lambda o: {"name": "New client"}, dict(anon=401, A=403, B=403, P1=201, P2=201)),
+    ("GET", "/api/clients/{client}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("PATCH", "/api/clients/{client}", lambda o: {"phone": "+44 7700 900000"},
+     dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("POST", "/api/clients/{client}/invites", None, dict(anon=401, A=403, B=403, P1=201, P2=404)),
+    ("GET", "/api/clients/{client}/sessions", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("POST", "/api/clients/{client}/sessions", lambda o: o["session_body"],
+     dict(anon=401, A=403, B=403, P1=201, P2=404)),
+    ("GET", "/api/sessions/{session}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("PATCH", "/api/sessions/{session}", lambda o: {"notes": "edited"}, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("DELETE", "/api/sessions/{spare_session}", None, dict(anon=401, A=403, B=403, P1=204, P2=404)),
+    ("GET", "/api/protocol", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("PUT", "/api/protocol", lambda o: {"steps": o["steps"]}, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("GET", "/api/push/subscriptions", None, dict(anon=401, A=200, B=200, P1=200, P2=200)),
+    ("POST", "/api/push/subscriptions", lambda o: o["rx"].new_subscription().to_json(),
+     dict(anon=401, A=201, B=201, P1=201, P2=201)),
+    ("DELETE", "/api/push/subscriptions", lambda o: {"endpoint": o["p1_endpoint"]},
+     dict(anon=401, A=404, B=404, P1=204, P2=404)),
+    ("GET", "/api/aftercare", None, dict(anon=401, A=200, B=200, P1=403, P2=403)),
+    ("POST", "/api/checkins", lambda o: checkin_body(), dict(anon=401, A=201, B=201, P1=403, P2=403)),
+    ("GET", "/api/checkins?client_id={client}", None, dict(anon=401, A=200, B=200, P1=200, P2=404)),
+    ("POST", "/api/checkins/{checkin}/photos", "photo", dict(anon=401, A=201, B=404, P1=403, P2=403)),
+    ("GET", "/api/photos/{photo}", None, dict(anon=401, A=200, B=404, P1=200, P2=404)),
+    ("GET", "/api/flags", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("GET", "/api/flags/{flag}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("POST", "/api/flags/{flag}/acknowledge", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("POST", "/api/flags/{flag}/called", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("POST", "/api/flags/{flag}/resolve", lambda o: {"note": "ok"}, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/clients/{client}/export", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/clients/{client}/export?format=csv", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/exports/checkins.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("GET", "/api/exports/flags.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("GET", "/api/audit", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("DELETE", "/api/clients/{spare_client}", None, dict(anon=401, A=403, B=403, P1=204, P2=404)),
+    # Pages: anonymous visitors are sent to sign in; the wrong role is refused.
+    ("GET", "/", None, dict(anon=302, A=200, B=200, P1=302, P2=302)),
+    ("GET", "/checkin", None, dict(anon=302, A=200, B=200, P1=403, P2=403)),
+    ("GET", "/settings", None, dict(anon=302, A=200, B=200, P1=403, P2=403)),
+    ("GET", "/clinic/", None, dict(anon=302, A=403, B=403, P1=200, P2=200)),
+    ("GET", "/clinic/clients/{client}", None, dict(anon=302, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/clinic/sessions/{session}/edit", None, dict(anon=302, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/clinic/clients/{client}/erase", None, dict(anon=302, A=403, B=403, P1=200, P2=404)),
+]
+
+
+def test_every_documented_route_is_in_the_matrix(app):
+    import re
+
+    spec = app.test_client().get("/api/openapi.json").json["paths"]
+    covered = {(m.lower(), re.sub(r"\?.*", "", p)) for m, p, _, _ in TABLE}
+    named = {(m, re.sub(r"\{[a-z_]+\}", "{}", p)) for m, p in covered}
+    missing = [(m, p) for p, ops in spec.items() for m in ops
+               if (m, re.sub(r"\{[a-z_]+\}", "{}", p)) not in named
+               and p not in ("/api/auth/login", "/api/auth/logout", "/api/auth/logout-all")]
+    assert missing == []
+
+
+def test_authorization_matrix(world):
+    w = world
+    apis = {"anon": w.anon, "A": w.c1, "B": w.c2, "P1": w.p1, "P2": w.p2}
+    with PushReceiver() as rx:
+        p1_sub = rx.new_subscription().to_json()
+        assert w.p1.post("/api/push/subscriptions", p1_sub).status_code == 201
+        checkin = w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json
+        photo = w.c1.post(f"/api/checkins/{checkin['id']}/photos", data=jpeg(),
+                          headers={"Content-Type": "image/jpeg"}).json
+        objects = {
+            "client": w.client1["id"], "session": w.session1["id"], "checkin": checkin["id"],
+            "photo": photo["id"], "flag": w.p1.get("/api/flags").json["flags"][0]["id"],
+            "spare_session": w.new_session(w.p1, w.client1["id"])["id"],
+            "spare_client": w.new_client(w.p1, "Spare")["id"],
+            "colleague": w.p1.post("/api/practitioners", {"email": unique_email(), "name": "C",
+                                                          "password": "long enough password"}).json["id"],
+            "session_body": {"performed_at": "2026-01-10T10:00:00+00:00", "areas": ["face"],
+                             "needle_depth_mm": 1.0, "device": "pen"},
+            "steps": w.p1.get("/api/protocol").json["steps"],
+            "p1_endpoint": p1_sub["endpoint"], "rx": rx, "bad_token": "not-a-real-token",
+        }
+        for step in objects["steps"]:
+            step.pop("when", None)
+        wrong = []
+        for method, path, body, expected in TABLE:
+            url = path.format(**{k: v for k, v in objects.items() if isinstance(v, int | str)})
+            for role in ("anon", "A", "B", "P2", "P1"):
+                api = apis[role]
+                if body == "photo":
+                    r = api._call(method, url, data=jpeg(), headers={"Content-Type": "image/jpeg"})
+                else:
+                    payload = body(objects) if callable(body) else None
+                    r = api._call(method, url, json=payload)
+                r.close()  # a served photo holds its file open until the response is closed
+                if r.status_code != expected[role]:
+                    wrong.append(f"{method} {path} as {role}: {r.status_code}, expected {expected[role]}")
+                assert r.status_code < 500
+    assert wrong == []
