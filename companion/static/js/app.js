@@ -7,6 +7,7 @@
 
 const CompanionApp = (() => {
   const PUSH_TIMEOUT_MS = 10_000;
+  const SERVER_RETRY_MS = 60_000;
 
   const MESSAGES = {
     remindersOn: "Reminders are on for this device",
@@ -379,10 +380,12 @@ const CompanionApp = (() => {
       if (!outbox || nav.onLine === false) return;
       clearTimeout(retryTimer);
       try {
-        const { results } = await outbox.replay();
+        const { results, remaining, retryAfterMs } = await outbox.replay();
         await showReplay(results);
-        // 429/503 with Retry-After: come back when the server asked us to.
-        const wait = Math.max(0, ...results.map((result) => result.retryAfterMs ?? 0));
+        // Come back when the server asked (Retry-After) or a stale lease ends; a
+        // server error gets a slow retry, since iOS has no Background Sync to do it.
+        const serverDown = results.some((result) => result.outcome === "retry" && result.status >= 500);
+        const wait = retryAfterMs || (remaining && serverDown ? SERVER_RETRY_MS : 0);
         if (wait) retryTimer = setTimeout(replayOutbox, wait + 100);
       } catch (error) {
         console.warn("Outbox replay:", error);

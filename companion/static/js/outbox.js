@@ -55,6 +55,7 @@ const CompanionOutbox = (() => {
       queued_at: new Date(nowMs).toISOString(),
       attempts: 0,
       lease_until: 0,
+      lease_by: null,
       next_attempt_at: 0,
       last_status: null,
     };
@@ -199,9 +200,13 @@ const CompanionOutbox = (() => {
     /** Lease a queued record unless someone else holds it or it must wait (429). */
     function claim(id) {
       const t = now();
-      return store.update(id, (record) =>
-        record.lease_until > t || record.next_attempt_at > t ? null : { ...record, lease_until: t + leaseMs },
-      );
+      return store.update(id, (record) => {
+        // Replays hold the Web Lock while they send, and a dead tab's lock is
+        // released at once: a replay lease seen under the lock is a leftover.
+        const leftover = Boolean(locks?.request) && record.lease_by === "replay";
+        const leased = record.lease_until > t && !leftover;
+        return leased || record.next_attempt_at > t ? null : { ...record, lease_until: t + leaseMs, lease_by: "replay" };
+      });
     }
 
     // The Web Lock serialises replays of the page and the worker when the browser
@@ -228,7 +233,7 @@ const CompanionOutbox = (() => {
        * replay starting meanwhile leaves it to us.
        */
       async submit(checkin) {
-        const record = { ...newRecord(checkin, now()), lease_until: now() + leaseMs };
+        const record = { ...newRecord(checkin, now()), lease_until: now() + leaseMs, lease_by: "submit" };
         await store.put(record);
         return sendLeased(record);
       },
@@ -246,20 +251,30 @@ const CompanionOutbox = (() => {
 
       /**
        * Send every queued check-in once, oldest first, with its original body.
-       * Returns {results, remaining}; stops early when the network or the server
-       * says later (no point hammering it with the rest).
+       * Returns {results, remaining, retryAfterMs}; stops early when the network
+       * or the server says later (no point hammering it with the rest).
+       * retryAfterMs > 0 says when a record held back (Retry-After, or a lease
+       * left by a tab closed mid-send) becomes sendable, so the caller can come back.
        */
       replay() {
         return exclusively(async () => {
           const results = [];
+          let retryAfterMs = 0;
+          const soonest = (ms) => {
+            if (ms > 0) retryAfterMs = retryAfterMs ? Math.min(retryAfterMs, ms) : ms;
+          };
           for (const queued of await pending()) {
             const record = await claim(queued.id);
-            if (!record) continue;
+            if (!record) {
+              soonest(Math.max(queued.lease_until, queued.next_attempt_at) - now());
+              continue;
+            }
             const result = await sendLeased(record);
             results.push(result);
+            soonest(result.retryAfterMs ?? 0);
             if (result.outcome === "retry" && [0, 401, 429].includes(result.status)) break;
           }
-          return { results, remaining: (await store.getAll()).length };
+          return { results, remaining: (await store.getAll()).length, retryAfterMs };
         });
       },
 
