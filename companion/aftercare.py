@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import clinic
+from . import clinic, protocols
 from .db import iso, parse_iso, rows
 
 
@@ -37,14 +37,18 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
         "next": next((reminder_dict(r, tz) for r in planned
                       if r["status"] == "pending" and r["due_at"] > iso(now)), None),
         "past": [reminder_dict(r, tz) for r in planned
-                 if r["status"] == "sent" or (r["status"] in ("pending", "leased", "failed")
-                                              and r["due_at"] <= iso(now))][::-1][:10],
+                 if r["status"] != "skipped" and r["due_at"] <= iso(now)][::-1][:10],
     }
 
 
 def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 100) -> list[dict]:
     """Return the client's reminders that are due, newest first: the in-app fallback to push."""
+    # Everything planned to go out is listed, pushed or not (no device, push failed);
+    # steps skipped when the session was planned never applied and are left out.
     found = rows(db, "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
-                     " AND due_at <= ? AND status NOT IN ('cancelled', 'skipped')"
-                     " ORDER BY due_at DESC, id DESC LIMIT ?", (client["id"], iso(now), limit))
+                     " AND due_at <= ? AND status != 'cancelled' AND NOT (status = 'skipped'"
+                     " AND (status_reason IN (?, ?) OR status_reason LIKE 'less than %'))"
+                     " ORDER BY due_at DESC, id DESC LIMIT ?",
+                 (client["id"], iso(now), protocols.SKIP_BEFORE_SESSION,
+                  protocols.SKIP_PAST_VALIDITY, limit))
     return [reminder_dict(r, client["timezone"]) for r in found]

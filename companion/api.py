@@ -66,9 +66,15 @@ def setup():
 
 @bp.post("/auth/login")
 def login():
-    f = Fields(body(), {"email", "password"})
-    f.text("email", max_len=254)
-    f.text("password", max_len=200)
+    data = body()
+    f = Fields(data, {"email", "password"})
+    for name, limit in (("email", 254), ("password", 200)):
+        # No stripping here: any non-empty text up to the limit is a sign-in attempt.
+        value = data.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= limit:
+            f.errors[name] = f"Give your {name} (1 to {limit} characters)."
+        else:
+            f.clean[name] = value
     values = f.done()
     try:
         row = auth.authenticate(values["email"], values["password"])

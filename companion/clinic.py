@@ -44,16 +44,21 @@ def practitioner_fields(data: object) -> dict:
     f = Fields(data, {"email", "name", "password"})
     f.email("email")
     f.text("name", max_len=100)
-    f.text("password", max_len=200)
-    if "password" in f.clean and len(f.clean["password"]) < 10:
-        f.errors["password"] = "Use at least 10 characters."
+    # A password is kept exactly as typed: stripping it would make it unusable at sign-in.
+    password = data.get("password") if isinstance(data, dict) else None
+    if not isinstance(password, str) or not password:
+        f.errors["password"] = "This field is required."
+    elif not 10 <= len(password) <= 200 or "\x00" in password:
+        f.errors["password"] = "Use 10 to 200 characters."
+    else:
+        f.clean["password"] = password
     return f.done()
 
 
 def practitioner_dict(row: dict) -> dict:
     return {"id": row["id"], "clinic_id": row["clinic_id"], "email": row["email"],
             "name": row["name"], "active": bool(row["active"]),
-            "alert_severities": row["alert_severities"].split(",")}
+            "alert_severities": [s for s in row["alert_severities"].split(",") if s]}
 
 
 def get_clinic(db: sqlite_utils.Database, clinic_id: int) -> dict:

@@ -85,7 +85,9 @@ def security_headers(resp):
     h = resp.headers
     h.setdefault("Content-Security-Policy", CSP)
     h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("Referrer-Policy", "no-referrer")  # invite links carry a token
+    # Invite links carry a token: it may go to our own pages (CSRF checks over HTTPS need
+    # a same-origin Referer) but never to another site.
+    h.setdefault("Referrer-Policy", "same-origin")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
     if request.is_secure:
