@@ -1,0 +1,53 @@
+"""N3 (missed check-ins) is evaluated by the dispatcher's job after each check-in step's window."""
+
+import uuid
+from datetime import timedelta
+
+from companion import checkins
+from companion.db import connect, parse_iso
+
+
+def checkin_due_times(db, session_id):
+    return [parse_iso(r[0]) for r in db.conn.execute(
+        "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
+        " AND status = 'pending' ORDER BY due_at", (session_id,))]
+
+
+def n3_flags(db, session_id):
+    return [tuple(r) for r in db.conn.execute(
+        "SELECT rule, severity, status FROM flags WHERE rule = 'N3' AND session_id = ?", (session_id,))]
+
+
+def test_two_missed_checkins_open_one_n3_flag(world, app):
+    db = connect(app.config["DATABASE"])
+    due = checkin_due_times(db, world.session1["id"])
+    with app.app_context():
+        # After the first check-in's window only one is missed: no flag yet.
+        # (World has one session in each clinic, planned alike: both count.)
+        assert checkins.check_missed(db, due[0] + timedelta(hours=13)) == 0
+        assert n3_flags(db, world.session1["id"]) == []
+        # After the second one's window, two in a row are missed: one info flag each.
+        assert checkins.check_missed(db, due[1] + timedelta(hours=13)) == 2
+        assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
+        # Running again later neither duplicates nor escalates it.
+        checkins.check_missed(db, due[2] + timedelta(hours=13))
+        assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
+    db.close()
+
+
+def test_an_answer_between_resets_the_count(world, app):
+    db = connect(app.config["DATABASE"])
+    due = checkin_due_times(db, world.session1["id"])
+    client = dict(db.conn.execute("SELECT * FROM clients WHERE id = ?", (world.client1["id"],)).fetchone())
+    with app.app_context():
+        # The first check-in is answered on time (stored directly: its time is in the future).
+        checkins.submit(db, client, {
+            "id": str(uuid.uuid4()), "session_id": world.session1["id"],
+            "taken_at": due[0] + timedelta(hours=1), "redness": 2, "swelling": 1, "pain": 2,
+            "symptoms": {}, "warning_signs": {}, "note": ""}, due[0] + timedelta(hours=1))
+        checkins.check_missed(db, due[1] + timedelta(hours=13))
+        assert n3_flags(db, world.session1["id"]) == []
+        # The second and third both missed: now it is two in a row.
+        checkins.check_missed(db, due[2] + timedelta(hours=13))
+        assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
+    db.close()
