@@ -1,0 +1,100 @@
+"""Production serving and the doctor, as an operator runs them."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+COMPANION = str(Path(sys.executable).with_name("companion"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(instance: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    env.update(COMPANION_INSTANCE_PATH=str(instance), **extra)
+    return env
+
+
+def children(pid: int) -> dict[int, str]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.stdout.splitlines()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for_health(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not become healthy")
+
+
+def test_doctor_reports_problems_then_passes(tmp_path):
+    instance = tmp_path / "instance"
+    bad = subprocess.run([COMPANION, "doctor"], env=env_for(instance), capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "PROBLEM  VAPID subject" in bad.stdout and "PROBLEM  database needs migrations" in bad.stdout
+    subprocess.run([COMPANION, "init-db"], env=env_for(instance), check=True, capture_output=True)
+    conn = sqlite3.connect(instance / "companion.sqlite3")
+    conn.execute("INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', 1,"
+                 " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+    conn.commit()
+    conn.close()
+    good = subprocess.run([COMPANION, "doctor"], capture_output=True, text=True,
+                          env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"))
+    assert good.returncode == 0, good.stdout
+    assert "journal mode wal" in good.stdout and "PROBLEM" not in good.stdout
+
+
+def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    instance = tmp_path / "instance"
+    proc = subprocess.Popen([COMPANION, "serve", "--port", str(port), "--workers", "2"],
+                            env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_health(port)
+        kids = children(proc.pid)
+        assert sum("companion.cli worker" in k for k in kids.values()) == 1, kids
+        assert len(kids) == 3, kids  # two gunicorn workers and one dispatcher
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        assert not any(alive(pid) for pid in kids)
+        conn = sqlite3.connect(instance / "companion.sqlite3")
+        leased = conn.execute("SELECT count(*) FROM notifications WHERE status = 'leased'").fetchone()[0]
+        conn.close()
+        assert leased == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("command", ["run", "worker", "serve", "demo", "doctor", "init-db",
+                                     "create-practitioner"])
+def test_every_command_has_help(command):
+    r = subprocess.run([COMPANION, command, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Usage:" in r.stdout and len(r.stdout.splitlines()) > 3
