@@ -10,8 +10,22 @@ def create_app(test_config: dict | None = None) -> Flask:
     instance = os.environ.get("COMPANION_INSTANCE_PATH")
     app = Flask(__name__, instance_path=os.path.abspath(instance or "instance"),
                 instance_relative_config=True)
-    from . import api, api_review, auth, config, db, errors, views_client, views_practitioner, views_review, web
+    from . import (
+        api,
+        api_review,
+        auth,
+        config,
+        db,
+        errors,
+        views_client,
+        views_practitioner,
+        views_review,
+        web,
+    )
+    from .converters import IdConverter
 
+    # Before any blueprint: every <int:...> route then refuses ids past 64 bits.
+    app.url_map.converters["int"] = IdConverter
     config.load(app, test_config)
     db.init_app(app)
     errors.init_app(app)

@@ -6,10 +6,11 @@ from flask_login import current_user
 
 from . import audit, auth, clinic, push, schedule
 from .auth import client_required, practitioner_required
+from .converters import MAX_ID, parse_id
 from .db import get_db, iso, one, rows, utcnow, write
 from .errors import ApiError, Invalid, not_found
 from .openapi import document
-from .validation import Fields
+from .validation import Fields, encodable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -19,7 +20,10 @@ def body() -> object:
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser's stack
+        data = None
     if data is None:
         raise ApiError(400, "bad_json", "The body is not valid JSON.")
     return data
@@ -71,7 +75,7 @@ def login():
     for name, limit in (("email", 254), ("password", 200)):
         # No stripping here: any non-empty text up to the limit is a sign-in attempt.
         value = data.get(name)
-        if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        if not isinstance(value, str) or not 1 <= len(value) <= limit or not encodable(value):
             f.errors[name] = f"Give your {name} (1 to {limit} characters)."
         else:
             f.clean[name] = value
@@ -144,7 +148,8 @@ def update_me():
         f = Fields(data, {"name", "alert_severities"}, partial=True)
         f.text("name", max_len=100)
         sev = data.get("alert_severities") if isinstance(data, dict) else None
-        if sev is not None and (not isinstance(sev, list) or not set(sev) <= {"urgent", "review", "info"}):
+        if sev is not None and (not isinstance(sev, list)
+                                or not all(s in ("urgent", "review", "info") for s in sev)):
             f.errors["alert_severities"] = "A list of: urgent, review, info."
         values = f.done()
         with write(db):
@@ -215,7 +220,7 @@ def list_clients():
     q = request.args.get("q", "")[:100]
     try:
         limit = min(max(int(request.args.get("limit", 100)), 1), 500)
-        offset = max(int(request.args.get("offset", 0)), 0)
+        offset = min(max(int(request.args.get("offset", 0)), 0), MAX_ID)
     except ValueError:
         raise Invalid({"limit": "Must be a whole number."}) from None
     found = clinic.list_clients(get_db(), current_user.clinic_id, q or None, limit, offset)
@@ -501,10 +506,10 @@ def get_checkins():
     if current_user.is_client:
         client_id = current_user.id
     else:
-        raw = request.args.get("client_id", "")
-        if not raw.isdigit():
+        wanted = parse_id(request.args.get("client_id"))
+        if wanted is None:
             raise Invalid({"client_id": "Give the client's id."})
-        client_id = my_client(int(raw))["id"]
+        client_id = my_client(wanted)["id"]
         audit.record("client_read", client_id=client_id, detail="checkins")
     return jsonify({"checkins": checkins.list_for_client(db, client_id)})
 

@@ -6,6 +6,7 @@ from flask_login import current_user
 from . import audit, review
 from .api import body, my_client
 from .auth import practitioner_required
+from .converters import parse_id
 from .db import get_db, utcnow
 from .errors import Invalid
 from .validation import Fields
@@ -31,10 +32,10 @@ def list_flags():
     for name in ("practitioner_id", "client_id", "limit"):
         raw = args.get(name)
         if raw is not None:
-            if not raw.isdigit() or not 0 < int(raw) < 2**62:
+            if parse_id(raw) is None:
                 errors[name] = "Must be a positive whole number."
             else:
-                ids[name] = int(raw)
+                ids[name] = parse_id(raw)
     if errors:
         raise Invalid(errors)
     db = get_db()
@@ -165,8 +166,8 @@ def audit_log():
     for name in ("client_id", "before"):
         raw = request.args.get(name)
         if raw is not None:
-            if not raw.isdigit():
-                raise Invalid({name: "Must be a whole number."})
-            ids[name] = int(raw)
+            if parse_id(raw) is None:
+                raise Invalid({name: "Must be a positive whole number."})
+            ids[name] = parse_id(raw)
     return jsonify({"entries": audit.entries(current_user.clinic_id, ids.get("client_id"),
                                              before_id=ids.get("before"))})

@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
 from .db import get_db, iso, one, parse_iso, utcnow, write
+from .validation import encodable
 
 login_manager = LoginManager()
 
@@ -128,7 +129,9 @@ def authenticate(email: str, password: str) -> dict | None:
     window = timedelta(minutes=cfg["LOGIN_WINDOW_MINUTES"])
     since = iso(now - window)
     address = request.remote_addr or "unknown"
-    email = email.strip().lower()
+    # Text no account can have (NUL, broken Unicode) is just a failed attempt.
+    storable = encodable(email) and encodable(password)
+    email = email.strip().lower() if storable else email.encode("utf-8", "replace").decode()
     by_email = one(db, "SELECT count(*) AS n, min(at) AS first FROM login_failures"
                    " WHERE email = ? AND at > ?", (email, since))
     by_address = one(db, "SELECT count(*) AS n, min(at) AS first FROM login_failures"
@@ -139,10 +142,10 @@ def authenticate(email: str, password: str) -> dict | None:
         if counts["n"] >= limit:
             retry = parse_iso(counts["first"]) + window - now
             raise TooManyAttempts(max(1, int(retry.total_seconds()) + 1))
-    row = one(db, "SELECT * FROM practitioners WHERE email = ?", (email,))
+    row = one(db, "SELECT * FROM practitioners WHERE email = ?", (email,)) if storable else None
     # Hash even for an unknown email so timing does not tell which emails exist.
     stored = row["password_hash"] if row else _DUMMY_HASH
-    ok = check_password_hash(stored, password) and row is not None and row["active"]
+    ok = storable and check_password_hash(stored, password) and row is not None and row["active"]
     if not ok:
         with write(db):
             db.conn.execute("INSERT INTO login_failures (email, address, at) VALUES (?, ?, ?)",

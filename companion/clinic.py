@@ -81,9 +81,13 @@ def client_fields(data: object, partial: bool = False) -> dict:
     f.email("email", required=False)
     f.phone("phone")
     f.timezone("timezone")
+    if partial and isinstance(data, dict) and "timezone" in data and data["timezone"] is None:
+        f.errors["timezone"] = "Give an IANA time zone such as Europe/London."
     f.boolean("discreet")
     quiet = data.get("quiet_hours") if isinstance(data, dict) else None
-    if quiet is not None:
+    if quiet is not None and not isinstance(quiet, dict):
+        f.errors["quiet_hours"] = 'Must be an object like {"start": "21:00", "end": "08:00"}.'
+    elif quiet is not None:
         q = Fields(quiet, {"start", "end"})
         q.clock("start", required=True)
         q.clock("end", required=True)
@@ -121,7 +125,9 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
 
 def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> dict:
     """Change a client's details; a new time zone or quiet hours re-plans future reminders."""
-    changes = {k: data[k] for k in ("name", "email", "phone", "timezone") if k in data}
+    changes = {k: data[k] for k in ("name", "email", "phone") if k in data}
+    if data.get("timezone"):  # null keeps the current zone
+        changes["timezone"] = data["timezone"]
     if "discreet" in data:
         changes["discreet"] = int(data["discreet"])
     if "quiet_hours" in data:

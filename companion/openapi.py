@@ -9,6 +9,10 @@ INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
 NTIME = {"type": ["string", "null"], "format": "date-time"}
+ID_INT = {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}
+PHONE = {"type": ["string", "null"], "pattern": "^\\+?[0-9 ().-]{5,30}$"}
+EMAIL = {"type": ["string", "null"], "pattern": "^[^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]{2,}$", "maxLength": 254}
+TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
 
 
 def ref(name: str) -> dict:
@@ -33,6 +37,7 @@ QUIET = obj({"start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0
             ("start", "end"), extra=False)
 
 SCHEMAS = {
+    "TimeZone": {"type": "string", "description": "IANA time zone, e.g. Europe/London"},
     "Error": obj({"error": obj({"code": STR, "message": STR, "fields": {"type": "object"}},
                                ("code", "message", "fields"))}, ("error",)),
     "Clinic": obj({"id": INT, "name": STR, "phone": NSTR, "timezone": STR}),
@@ -64,9 +69,9 @@ SCHEMAS = {
                          "products": arr({"type": "string", "maxLength": 80}),
                          "notes": {"type": "string", "maxLength": 4000}},
                         ("performed_at", "areas", "needle_depth_mm", "device"), extra=False),
-    "ClientInput": obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
-                        "email": {"type": ["string", "null"], "format": "email"},
-                        "phone": NSTR, "timezone": {"type": "string", "description": "IANA name"},
+    "ClientInput": obj({"name": dict(TEXT, maxLength=100),
+                        "email": EMAIL,
+                        "phone": PHONE, "timezone": {"$ref": "#/components/schemas/TimeZone"},
                         "quiet_hours": QUIET, "discreet": BOOL}, ("name",), extra=False),
     "Invite": obj({"token": STR, "url": STR, "expires_at": TIME, "qr_svg": STR},
                   ("token", "url", "expires_at", "qr_svg")),
@@ -134,7 +139,13 @@ def op(summary: str, ok: tuple[int, dict | None], *, errors: tuple = (401,), bod
     return out
 
 
-def path_param(name: str, schema: dict = INT) -> dict:
+def zones() -> dict:
+    from zoneinfo import available_timezones
+
+    return {"type": "string", "description": "IANA time zone", "enum": sorted(available_timezones())}
+
+
+def path_param(name: str, schema: dict = ID_INT) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
@@ -155,8 +166,10 @@ def paths() -> dict:
                                            ("clinic_name", "timezone", "email", "name", "password"), extra=False))},
         "/api/auth/login": {"post": op("Sign a practitioner in", (200, ref("Me")),
                                        errors=(400, 401, 415, 422, 429), tag="session", public=True,
-                                       body=obj({"email": {"type": "string", "minLength": 1, "maxLength": 254},
-                                                 "password": {"type": "string", "minLength": 1, "maxLength": 200}},
+                                       body=obj({"email": {"type": "string", "minLength": 1, "maxLength": 254,
+                                                           "pattern": "^[^\\u0000]*$"},
+                                                 "password": {"type": "string", "minLength": 1, "maxLength": 200,
+                                                              "pattern": "^[^\\u0000]*$"}},
                                                 ("email", "password"), extra=False))},
         "/api/auth/logout": {"post": op("Sign out of this session", (204, None), errors=(), tag="session", public=True)},
         "/api/auth/logout-all": {"post": op("Sign out everywhere", (204, None), tag="session")},
@@ -312,7 +325,7 @@ def document() -> dict:
                  "description": "Session-cookie auth. Writes need Content-Type: application/json"
                                 " and a same-origin Origin. Errors: {error: {code, message, fields}}."},
         "paths": _named(paths()),
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": dict(SCHEMAS, TimeZone=zones()),
                        "securitySchemes": {"cookie": {"type": "apiKey", "in": "cookie",
                                                       "name": "session"}}},
         "security": [{"cookie": []}],

@@ -113,6 +113,8 @@ def _check_endpoint(endpoint: object, allow_private: bool) -> str | None:
         return "must be a URL string"
     if len(endpoint) > MAX_ENDPOINT_LENGTH:
         return f"must be at most {MAX_ENDPOINT_LENGTH} characters"
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in endpoint) or not endpoint.isascii():
+        return "must not contain spaces, control or non-ASCII characters"
     try:
         parts = urlsplit(endpoint)
         parts.port  # noqa: B018 - raises ValueError for a bad port

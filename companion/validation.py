@@ -19,6 +19,17 @@ def valid_timezone(name: str) -> bool:
     return name in _ZONES
 
 
+def encodable(text: str) -> bool:
+    """Tell whether text can be stored: no NUL, no lone surrogates."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Fields:
     """Read fields from a mapping, recording an error per bad field; done() raises Invalid."""
 
@@ -52,8 +63,8 @@ class Fields:
             self.errors[name] = "Must be text."
             return
         value = value.strip()
-        if "\x00" in value:
-            self.errors[name] = "Must not contain NUL characters."
+        if not encodable(value):
+            self.errors[name] = "Must be text without NUL characters or broken Unicode."
         elif required and not value:
             self.errors[name] = "This field is required."
         elif len(value) > max_len:
@@ -79,11 +90,7 @@ class Fields:
         if value is None:
             return
         kind = "a whole number" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.errors[name] = f"Must be {kind}."
-        elif isinstance(value, float) and not math.isfinite(value):
-            self.errors[name] = f"Must be {kind}."
-        elif integer and value != int(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or isinstance(value, float) and not math.isfinite(value) or integer and value != int(value):
             self.errors[name] = f"Must be {kind}."
         elif not lo <= value <= hi:
             self.errors[name] = f"Must be between {lo:g} and {hi:g}."
@@ -152,7 +159,7 @@ class Fields:
             self.errors[name] = f"Give at least {min_items}."
         elif len(items) > max_items:
             self.errors[name] = f"At most {max_items} items."
-        elif any(len(v) > max_len or "\x00" in v for v in items):
+        elif any(len(v) > max_len or not encodable(v) for v in items):
             self.errors[name] = f"Each item at most {max_len} characters."
         else:
             self.clean[name] = items

@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from . import audit, auth, clinic
 from .auth import client_required
+from .converters import parse_id
 from .db import get_db, utcnow, write
 from .errors import ApiError
 
@@ -84,7 +85,7 @@ def welcome():
 def checkin():
     session_id = request.args.get("session", "")
     return render_template("client/checkin.html",
-                           session_id=session_id if session_id.isdigit() else "")
+                           session_id=parse_id(session_id) or "")
 
 
 @bp.get("/reminders")
@@ -111,8 +112,9 @@ def settings():
             saved = True
         except ApiError as e:
             errors = e.fields
-    from .validation import valid_timezone  # noqa: F401  (zones list for the select)
     from zoneinfo import available_timezones
+
+    from .validation import valid_timezone  # noqa: F401  (zones list for the select)
 
     return render_template("client/settings.html", client=current_user.row, errors=errors,
                            saved=saved, zones=sorted(available_timezones()))

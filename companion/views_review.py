@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from . import audit, clinic, review, schedule
 from .auth import practitioner_required
+from .converters import parse_id
 from .db import get_db, rows, utcnow, write
 from .errors import ApiError
 
@@ -25,7 +26,7 @@ def queue():
                 "resolved": ("resolved",)}.get(status, review.ACTIVE)
     flags = review.queue(db, current_user.clinic_id, statuses=statuses,
                          severity=severity if severity in ("urgent", "review", "info") else None,
-                         practitioner_id=int(practitioner) if practitioner.isdigit() else None)
+                         practitioner_id=parse_id(practitioner))
     colleagues = rows(db, "SELECT id, name FROM practitioners WHERE clinic_id = ? ORDER BY name",
                       (current_user.clinic_id,))
     return render_template("practitioner/queue.html", flags=flags, now=utcnow(),
@@ -77,7 +78,7 @@ def erase(client_id: int):
 @practitioner_required
 def audit_page():
     client_id = request.args.get("client_id", "")
-    cid = int(client_id) if client_id.isdigit() else None
+    cid = parse_id(client_id)
     entries = audit.entries(current_user.clinic_id, cid, limit=500)
     names = {r["id"]: r["name"] for r in rows(get_db(), "SELECT id, name FROM practitioners"
                                                          " WHERE clinic_id = ?", (current_user.clinic_id,))}

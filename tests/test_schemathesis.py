@@ -43,7 +43,9 @@ def cookies(api) -> str:
                      for name in ("session", "remember_token") if api.http.get_cookie(name))
 
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized in the suite so CI is repeatable; benchmarks/fuzz.py runs longer and random.
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+                derandomize=os.environ.get("COMPANION_FUZZ_RANDOM") != "1")
 
 
 @schema.parametrize()

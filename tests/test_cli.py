@@ -1,0 +1,359 @@
+"""The `companion` command: every subcommand, the operator contract, the demo seed."""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+
+from companion.cli import main
+
+COMMANDS = sorted(main.commands)
+
+
+def count(app, table: str, where: str = "1", params=()) -> int:
+    conn = sqlite3.connect(app.config["DATABASE"])
+    try:
+        return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def create(runner, email="new@clinic-three.net", clinic="Clinic Three", password=PASSWORD, *extra):
+    return runner.invoke(
+        [
+            "create-practitioner",
+            "--email",
+            email,
+            "--name",
+            "Dr New",
+            "--clinic",
+            clinic,
+            *extra,
+            "--password-stdin",
+        ],
+        input=password + "\n",
+    )
+
+
+def assert_clean_failure(result, *phrases):
+    """A user error: non-zero exit, a message naming the problem, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert "Error" in result.output
+    for phrase in phrases:
+        assert phrase in result.output, result.output
+
+
+# Help -------------------------------------------------------------------------------------
+
+
+def test_the_expected_commands_exist():
+    assert {"run", "worker", "demo", "init-db", "create-practitioner"} <= set(COMMANDS)
+
+
+def test_top_level_help_lists_every_command(runner):
+    result = runner.invoke(["--help"])
+    assert result.exit_code == 0
+    assert "COMPANION_INSTANCE_PATH" in result.output
+    for name in COMMANDS:
+        assert re.search(rf"^\s+{re.escape(name)}\s", result.output, re.M), name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_command_has_working_help(runner, name):
+    result = runner.invoke([name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: main {name}" in result.output or f"{name} [OPTIONS]" in result.output
+    summary = (main.commands[name].help or "").strip().splitlines()[0]
+    assert summary and summary[:40] in " ".join(result.output.split())
+
+
+def test_run_help_documents_host_and_port(runner):
+    out = runner.invoke(["run", "--help"]).output
+    assert "--host" in out and "--port" in out
+
+
+def test_create_practitioner_help_documents_password_stdin(runner):
+    out = runner.invoke(["create-practitioner", "--help"]).output
+    for option in ("--email", "--name", "--clinic", "--timezone", "--password-stdin"):
+        assert option in out
+
+
+# init-db ----------------------------------------------------------------------------------
+
+
+def test_init_db_on_a_migrated_database_is_up_to_date(runner, app):
+    result = runner.invoke(["init-db"])
+    assert result.exit_code == 0
+    assert "already up to date" in result.output
+    assert app.config["DATABASE"] in result.output
+
+
+# create-practitioner ----------------------------------------------------------------------
+
+
+def test_create_practitioner_makes_a_new_clinic(runner, app):
+    result = create(
+        runner,
+        "new@clinic-three.net",
+        "Clinic Three",
+        PASSWORD,
+        "--timezone",
+        "America/New_York",
+        "--phone",
+        "+1 212 555 0100",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created practitioner" in result.output
+    assert "new@clinic-three.net" in result.output
+    assert (
+        count(
+            app,
+            "clinics",
+            "name = ? AND timezone = ? AND phone = ?",
+            ("Clinic Three", "America/New_York", "+1 212 555 0100"),
+        )
+        == 1
+    )
+    assert count(app, "practitioners", "email = ?", ("new@clinic-three.net",)) == 1
+    # A new clinic starts with the default aftercare protocol.
+    assert count(app, "protocols") == 1
+    # The password works through the API, and it was stored hashed.
+    login = app.test_client().post(
+        "/api/auth/login", json={"email": "new@clinic-three.net", "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.json
+    assert login.json["clinic"]["name"] == "Clinic Three"
+    assert count(app, "practitioners", "password_hash LIKE ?", (f"%{PASSWORD}%",)) == 0
+
+
+def test_create_practitioner_reuses_a_clinic_by_name(runner, app):
+    assert create(runner, "first@clinic-three.net", "Clinic Three").exit_code == 0
+    result = create(runner, "second@clinic-three.net", "Clinic Three")
+    assert result.exit_code == 0, result.output
+    assert count(app, "clinics") == 1
+    conn = sqlite3.connect(app.config["DATABASE"])
+    try:
+        clinic_ids = {r[0] for r in conn.execute("SELECT clinic_id FROM practitioners")}
+    finally:
+        conn.close()
+    assert len(clinic_ids) == 1
+
+
+def test_create_practitioner_without_a_terminal_reads_one_line(runner, app):
+    result = runner.invoke(
+        [
+            "create-practitioner",
+            "--email",
+            "pipe@clinic-three.net",
+            "--name",
+            "Dr Pipe",
+            "--clinic",
+            "Pipe Clinic",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\r\nignored second line\n",
+    )
+    assert result.exit_code == 0, result.output
+    login = app.test_client().post(
+        "/api/auth/login", json={"email": "pipe@clinic-three.net", "password": PASSWORD}
+    )
+    assert login.status_code == 200
+
+
+def test_create_practitioner_prompts_for_the_password_without_the_flag(runner, app):
+    result = runner.invoke(
+        [
+            "create-practitioner",
+            "--email",
+            "prompt@clinic-three.net",
+            "--name",
+            "Dr Prompt",
+            "--clinic",
+            "Prompt Clinic",
+        ],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output  # hidden input is not echoed
+    assert count(app, "practitioners", "email = ?", ("prompt@clinic-three.net",)) == 1
+
+
+@pytest.mark.parametrize(
+    "email", ["dup@clinic-three.net", "DUP@Clinic-Three.net", "  dup@clinic-three.net "]
+)
+def test_duplicate_email_fails_cleanly(runner, app, email):
+    assert create(runner, "dup@clinic-three.net", "Clinic Three").exit_code == 0
+    result = create(runner, email, "Another Clinic")
+    assert_clean_failure(result, "already exists")
+    assert count(app, "practitioners") == 1
+    # Nothing half-made: the other clinic was not created either.
+    assert count(app, "clinics", "name = ?", ("Another Clinic",)) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "password", "phrase"),
+    [
+        (["--timezone", "Mars/Olympus_Mons"], PASSWORD, "timezone"),
+        (["--timezone", "Europe/Londn"], PASSWORD, "Unknown time zone"),
+        (["--timezone", ""], PASSWORD, "timezone"),
+        ([], "short", "10"),
+        ([], "", "password"),
+        (["--phone", "not a phone"], PASSWORD, "phone"),
+    ],
+)
+def test_bad_input_fails_cleanly(runner, app, args, password, phrase):
+    result = create(runner, "bad@clinic-three.net", "Clinic Three", password, *args)
+    assert_clean_failure(result, phrase)
+    assert count(app, "practitioners") == 0
+    assert count(app, "clinics") == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "phrase"),
+    [
+        ("not-an-email", "email"),
+        ("a@" + "b" * 260 + ".net", "email"),
+    ],
+)
+def test_bad_email_fails_cleanly(runner, app, email, phrase):
+    assert_clean_failure(create(runner, email), phrase)
+    assert count(app, "practitioners") == 0
+
+
+def test_missing_required_option_fails_cleanly(runner):
+    result = runner.invoke(
+        ["create-practitioner", "--email", "x@clinic-three.net", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 2
+    assert "Missing option" in result.output
+
+
+def test_password_with_surrounding_spaces_signs_in(runner, app):
+    spaced = "  " + PASSWORD + "  "
+    assert create(runner, "spaces@clinic-three.net", "Clinic Three", spaced).exit_code == 0
+    login = app.test_client().post(
+        "/api/auth/login", json={"email": "spaces@clinic-three.net", "password": spaced}
+    )
+    assert login.status_code == 200, login.json
+
+
+# demo -------------------------------------------------------------------------------------
+
+
+def seed(runner) -> tuple[str, str]:
+    result = runner.invoke(["demo", "--seed-only"])
+    assert result.exit_code == 0, result.output
+    found = re.search(r"Demo practitioner: (\S+) / password: (\S+)", result.output)
+    assert found, result.output
+    assert "/clinic/login" in result.output
+    return found.group(1), found.group(2)
+
+
+def test_demo_seed_only_seeds_clients_with_sessions_and_the_login_works(runner, app):
+    email, password = seed(runner)
+    assert count(app, "clinics") == 1
+    clients = count(app, "clients")
+    assert clients >= 3
+    # Every demo client has a session, and so a planned schedule.
+    assert count(app, "clients", "id NOT IN (SELECT client_id FROM treatment_sessions)") == 0
+    assert count(app, "notifications", "kind != 'alert'") > 0
+    assert count(app, "checkins") > 0
+
+    http = app.test_client()
+    login = http.post("/api/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.json
+    assert login.json["kind"] == "practitioner"
+    listed = http.get("/api/clients")
+    assert listed.status_code == 200
+    assert len(listed.json["clients"]) == clients
+    # The demo shows the review queue with something in it.
+    assert count(app, "flags", "status = 'open'") >= 1
+
+
+def test_demo_seed_twice_refreshes_the_password_without_duplicating(runner, app):
+    email, old = seed(runner)
+    clients = count(app, "clients")
+    email2, new = seed(runner)
+    assert email2 == email and new != old
+    assert count(app, "clients") == clients
+    assert count(app, "clinics") == 1
+    http = app.test_client()
+    assert http.post("/api/auth/login", json={"email": email, "password": old}).status_code == 401
+    assert http.post("/api/auth/login", json={"email": email, "password": new}).status_code == 200
+
+
+# run (a real process) ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def companion_command() -> list[str]:
+    script = Path(sys.executable).parent / "companion"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from companion.cli import main; main()"]
+
+
+def get(url: str, timeout: float = 0.5) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.read()
+
+
+def test_run_serves_healthz_on_the_given_host_and_port(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    env["COMPANION_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["COMPANION_VAPID_SUBJECT"] = "mailto:ops@clinic-tests.net"
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen(
+        [*companion_command(), "run", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 8
+        status, body = None, b""
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                status, body = get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert status == 200, (tmp_path / "run.log").read_text()
+        assert b'"ok"' in body
+        # It migrated the instance's database on the way up.
+        assert (tmp_path / "instance" / "companion.sqlite3").exists()
+        status, _ = get(f"http://127.0.0.1:{port}/api/me")
+        assert status == 401
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()

@@ -1,0 +1,100 @@
+"""The documentation stays true: every command and setting in the README, every route in OpenAPI."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from companion import config
+from companion.cli import main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+@pytest.fixture(scope="module")
+def readme() -> str:
+    assert README.exists(), "README.md is missing"
+    return README.read_text()
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
+def test_every_command_is_in_the_readme(readme, name):
+    assert re.search(rf"companion {re.escape(name)}\b", readme), f"`companion {name}` not in README"
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
+def test_every_command_has_help(name):
+    command = main.commands[name]
+    assert (command.help or "").strip(), f"{name} has no help text"
+
+
+@pytest.mark.parametrize("name", sorted(config.ENV_SETTINGS))
+def test_every_environment_setting_is_in_the_readme(readme, name):
+    assert f"COMPANION_{name}" in readme
+
+
+def test_operator_contract_is_in_the_readme(readme):
+    for text in (
+        "COMPANION_INSTANCE_PATH",
+        "--password-stdin",
+        "companion run --host",
+        "COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS",
+        "COMPANION_VAPID_SUBJECT",
+    ):
+        assert text in readme, text
+
+
+# OpenAPI against the URL map ----------------------------------------------------------------
+
+
+def template(path: str) -> str:
+    """Erase parameter names: /api/clients/<int:client_id> and /api/clients/{id} both -> {}."""
+    return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path)
+
+
+def flask_routes(app) -> set[tuple[str, str]]:
+    out = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            out.add((template(rule.rule), method.lower()))
+    return out
+
+
+def documented_routes(client) -> set[tuple[str, str]]:
+    doc = client.get("/api/openapi.json").get_json()
+    out = set()
+    for path, item in doc["paths"].items():
+        for method in item:
+            if method in HTTP_METHODS:
+                out.add((template(path), method))
+    return out
+
+
+def test_openapi_document_is_valid_enough(client):
+    r = client.get("/api/openapi.json")
+    assert r.status_code == 200
+    doc = r.get_json()
+    assert doc["openapi"].startswith("3.")
+    assert doc["info"]["title"]
+    for path, item in doc["paths"].items():
+        assert path.startswith("/api/")
+        names = re.findall(r"\{([^}]+)\}", path)
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            assert operation.get("responses"), (path, method)
+            params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert params == set(names), (path, method, params, names)
+
+
+def test_every_api_route_is_in_openapi(app, client):
+    missing = sorted(flask_routes(app) - documented_routes(client))
+    assert missing == [], f"routes missing from /api/openapi.json: {missing}"
+
+
+def test_every_openapi_operation_exists(app, client):
+    extra = sorted(documented_routes(client) - flask_routes(app))
+    assert extra == [], f"documented in /api/openapi.json but not served: {extra}"
