@@ -1,6 +1,7 @@
 """APScheduler wiring: the dispatch job runs in exactly one process, never at import or in tests."""
 
 import atexit
+import math
 import os
 import threading
 
@@ -11,6 +12,11 @@ from flask import Flask
 from . import dispatch, push
 from .db import connect, iso, utcnow
 
+# Sends in flight at once (threads, and pooled connections to match). Push services
+# answer in 20-100 ms, so concurrency decides throughput: 16 capped a 50 ms service
+# near 300 messages/s; see benchmarks/dispatch.py.
+SENDER_THREADS = 64
+
 
 class Dispatcher:
     """One process's sender: a pooled push Sender, a lease owner id, and its own connection."""
@@ -19,9 +25,13 @@ class Dispatcher:
         cfg = app.config
         self.app = app
         self.owner = dispatch.lease_owner()
-        self.settings = dispatch.Settings(batch=cfg["DISPATCH_BATCH"],
-                                          lease_seconds=cfg["DISPATCH_LEASE_SECONDS"],
-                                          max_attempts=cfg["PUSH_MAX_ATTEMPTS"])
+        # A lease must outlast the slowest batch (every send timing out, after a probe),
+        # or another dispatcher could claim rows that are still being sent.
+        slowest = (math.ceil(cfg["DISPATCH_BATCH"] / SENDER_THREADS) + 1) * cfg["PUSH_TIMEOUT"]
+        self.settings = dispatch.Settings(
+            batch=cfg["DISPATCH_BATCH"],
+            lease_seconds=max(cfg["DISPATCH_LEASE_SECONDS"], math.ceil(slowest) + 30),
+            max_attempts=cfg["PUSH_MAX_ATTEMPTS"])
         self.sender: push.Sender | None = None
         self._local = threading.local()
         self._last_beat = None
@@ -62,7 +72,8 @@ class Dispatcher:
                 return None
             try:
                 self.sender = push.Sender(cfg["VAPID_PRIVATE_KEY"], subject,
-                                          timeout=cfg["PUSH_TIMEOUT"])
+                                          timeout=cfg["PUSH_TIMEOUT"],
+                                          pool_size=SENDER_THREADS, max_workers=SENDER_THREADS)
             except ValueError as e:
                 if not self._warned:
                     self.app.logger.error("Not sending push: %s. Set COMPANION_VAPID_SUBJECT.", e)
@@ -71,7 +82,12 @@ class Dispatcher:
         return self.sender
 
     def close(self) -> None:
-        dispatch.release(self.db(), self.owner)
+        """Give back this dispatcher's leases and stop its sender."""
+        db = connect(self.app.config["DATABASE"])
+        try:
+            dispatch.release(db, self.owner)
+        finally:
+            db.close()
         if self.sender is not None:
             self.sender.close()
 
