@@ -22,8 +22,9 @@ def recovery_svg(session: dict, points: list[dict], flagged_ids: set[str] | None
         return TOP + (H - TOP - BOTTOM) * (1 - v / 4)
 
     steps = [i * span / 120 for i in range(121)]
-    band_r = " ".join(f"{x(h):.1f},{y(triage.expected_band(h, depth)['redness']):.1f}" for h in steps)
-    band_s = " ".join(f"{x(h):.1f},{y(triage.expected_band(h, depth)['swelling']):.1f}" for h in steps)
+    bands = [(x(h), triage.expected_band(h, depth)) for h in steps]  # once per point
+    band_r = " ".join(f"{px:.1f},{y(b['redness']):.1f}" for px, b in bands)
+    band_s = " ".join(f"{px:.1f},{y(b['swelling']):.1f}" for px, b in bands)
     parts = [f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-labelledby="chart-t chart-d"'
              f' xmlns="http://www.w3.org/2000/svg"><title id="chart-t">{escape(title)}</title>'
              f'<desc id="chart-d">Dashed lines: the upper edge of the expected course (vendor downtime'

@@ -67,16 +67,30 @@ def session_for_triage(session: dict) -> dict:
 
 
 def checkin_dict(db: sqlite_utils.Database, row: dict) -> dict:
-    row = _decode(row) if isinstance(row.get("assessment"), str) else row
-    photos = rows(db, "SELECT id, width, height, bytes FROM photos WHERE checkin_id = ?"
-                      " ORDER BY created_at", (row["id"],))
-    return {"id": row["id"], "client_id": row["client_id"], "session_id": row["session_id"],
+    return checkin_dicts(db, [row])[0]
+
+
+def checkin_dicts(db: sqlite_utils.Database, found: list[dict]) -> list[dict]:
+    """Shape check-in rows for the API with their photos: one photo query per 500 check-ins."""
+    photos: dict[str, list[dict]] = {}
+    ids = [r["id"] for r in found]
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        for p in rows(db, f"SELECT checkin_id, id, width, height, bytes FROM photos WHERE checkin_id"
+                          f" IN ({','.join('?' * len(part))}) ORDER BY created_at", part):
+            photos.setdefault(p.pop("checkin_id"), []).append(dict(p, url=f"/api/photos/{p['id']}"))
+    out = []
+    for row in found:
+        row = _decode(row) if isinstance(row.get("assessment"), str) else row
+        out.append({
+            "id": row["id"], "client_id": row["client_id"], "session_id": row["session_id"],
             "taken_at": row["taken_at"], "received_at": row["received_at"],
             "redness": row["redness"], "swelling": row["swelling"], "pain": row["pain"],
             "symptoms": row["symptoms"], "warning_signs": row["warning_signs"], "note": row["note"],
             "day": row["assessment"].get("day"),
             "assessment": {k: row["assessment"][k] for k in ("status", "message", "flags")},
-            "photos": [dict(p, url=f"/api/photos/{p['id']}") for p in photos]}
+            "photos": photos.get(row["id"], [])})
+    return out
 
 
 def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> tuple[dict, bool]:
@@ -201,9 +215,9 @@ def alert_practitioners(db, client: dict, session: dict, flag: dict, now: dateti
 
 
 def list_for_client(db, client_id: int, limit: int = 200) -> list[dict]:
-    return [checkin_dict(db, r) for r in rows(
+    return checkin_dicts(db, rows(
         db, "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at DESC LIMIT ?",
-        (client_id, limit))]
+        (client_id, limit)))
 
 
 def check_missed(db, now: datetime, window: timedelta = timedelta(hours=12)) -> int:

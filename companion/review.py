@@ -108,29 +108,50 @@ def act(db: sqlite_utils.Database, flag: dict, action: str, practitioner_id: int
                    " ON c.id = f.client_id WHERE f.id = ?", (flag["id"],))
 
 
+# A client's sessions as a subquery: the timeline reads each table once for all of them.
+CLIENT_SESSIONS = "SELECT id FROM treatment_sessions WHERE client_id = ?"
+
+
+def _by_session(found) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for r in found:
+        out.setdefault(r["session_id"], []).append(r)
+    return out
+
+
 def timeline(db: sqlite_utils.Database, client: dict) -> dict:
     """Gather a client's whole record: sessions with reminders, check-ins, flags; devices."""
+    # A fixed handful of queries, however many sessions and check-ins the client has.
+    cid = client["id"]
+    plans = schedule.client_schedules(db, cid)
+    problems: dict[int, list[dict]] = {}
+    for d in rows(db, "SELECT notification_id, outcome, status_code, reason FROM deliveries"
+                      " WHERE notification_id IN (SELECT id FROM notifications WHERE session_id IN"
+                      f" ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) AND outcome != 'delivered'"
+                      " ORDER BY id", (cid,)):
+        problems.setdefault(d["notification_id"], []).append(d)
+    found = _by_session(checkins.checkin_dicts(db, rows(
+        db, f"SELECT * FROM checkins WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY taken_at",
+        (cid,))))
+    events: dict[int, list[dict]] = {}
+    for e in rows(db, "SELECT flag_id, at, actor_kind, actor_id, action, severity, reason, note"
+                      " FROM flag_events WHERE flag_id IN (SELECT id FROM flags WHERE session_id IN"
+                      f" ({CLIENT_SESSIONS})) ORDER BY id", (cid,)):
+        events.setdefault(e.pop("flag_id"), []).append(e)
+    flags = _by_session(dict(flag_dict(f), events=events.get(f["id"], [])) for f in rows(
+        db, f"SELECT * FROM flags WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY opened_at",
+        (cid,)))
     sessions = []
-    for s in clinic.list_sessions(db, client["id"]):
-        plan = schedule.session_schedule(db, s["id"])
-        reasons = {}
-        ids = [n["id"] for n in plan]
-        if ids:
-            for d in rows(db, f"SELECT notification_id, outcome, status_code, reason FROM deliveries"
-                              f" WHERE notification_id IN ({','.join('?' * len(ids))})"
-                              f" AND outcome != 'delivered' ORDER BY id", ids):
-                reasons.setdefault(d["notification_id"], []).append(d)
+    for s in clinic.list_sessions(db, cid):
+        plan = plans.get(s["id"], [])
         for n in plan:
-            n["problems"] = reasons.get(n["id"], [])
-        found = [checkins.checkin_dict(db, r) for r in rows(
-            db, "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at", (s["id"],))]
-        flags = [dict(flag_dict(f), events=flag_events(db, f["id"])) for f in rows(
-            db, "SELECT * FROM flags WHERE session_id = ? ORDER BY opened_at", (s["id"],))]
+            n["problems"] = problems.get(n["id"], [])
         sessions.append({"session": clinic.session_dict(s, client["timezone"]), "raw": s,
-                         "schedule": plan, "checkins": found, "flags": flags})
+                         "schedule": plan, "checkins": found.get(s["id"], []),
+                         "flags": flags.get(s["id"], [])})
     devices = rows(db, "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at"
                        " FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = ?"
-                       " ORDER BY id", (client["id"],))
+                       " ORDER BY id", (cid,))
     return {"sessions": sessions, "devices": devices}
 
 
@@ -142,8 +163,8 @@ CHECKIN_COLUMNS = ["id", "client_id", "session_id", "taken_at", "received_at", "
 
 def checkin_csv_rows(db: sqlite_utils.Database, where: str, params) -> list[dict]:
     out = []
-    for r in rows(db, f"SELECT * FROM checkins WHERE {where} ORDER BY taken_at, id", params):
-        c = checkins.checkin_dict(db, r)
+    for c in checkins.checkin_dicts(
+            db, rows(db, f"SELECT * FROM checkins WHERE {where} ORDER BY taken_at, id", params)):
         row = {k: c.get(k) for k in ("id", "client_id", "session_id", "taken_at", "received_at",
                                      "day", "redness", "swelling", "pain", "note")}
         row.update({f"symptoms.{k}": c["symptoms"].get(k, False) for k in checkins.SYMPTOMS})
@@ -178,8 +199,8 @@ def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
         "client": clinic.client_dict(client),
         "sessions": [dict(s["session"], schedule=s["schedule"], checkins=s["checkins"],
                           flags=s["flags"]) for s in data["sessions"]],
-        "checkins_without_session": [checkins.checkin_dict(db, r) for r in rows(
-            db, "SELECT * FROM checkins WHERE client_id = ? AND session_id IS NULL", (cid,))],
+        "checkins_without_session": checkins.checkin_dicts(db, rows(
+            db, "SELECT * FROM checkins WHERE client_id = ? AND session_id IS NULL", (cid,))),
         "devices": [{k: d[k] for k in ("id", "user_agent", "created_at", "last_success_at", "gone_at")}
                     for d in data["devices"]],
         "audit": rows(db, "SELECT at, actor_kind, actor_id, action, detail FROM audit_log"

@@ -8,9 +8,6 @@ import sqlite_utils
 from . import protocols
 from .db import iso, one, parse_iso, rows
 
-# Statuses a planned row can no longer leave by re-planning: it went out or is going out.
-SETTLED = ("sent", "leased", "failed")
-
 
 def current_protocol(db: sqlite_utils.Database, clinic_id: int) -> dict:
     """Return the clinic's newest protocol version, steps decoded."""
@@ -82,34 +79,59 @@ def cancel_pending(db: sqlite_utils.Database, reason: str, *, session_id: int | 
 
 
 def replan_session(db: sqlite_utils.Database, session: dict, client: dict, protocol: dict,
-                   now: datetime, reason: str) -> None:
-    """Cancel what is not yet sent and plan it again; steps already sent stay as they are."""
+                   now: datetime, reason: str, only_future: bool = False) -> None:
+    """Cancel the planned reminders not yet sent and plan them again.
+
+    A new session time re-plans every step not yet sent; a new time zone or quiet hours
+    (only_future) re-plans only reminders still ahead, so nothing settled or already due
+    is sent again late.
+    """
     # Only planned reminders are re-planned; alerts and ad-hoc rows have no step_key.
+    if only_future:
+        where, params = "status = 'pending' AND due_at > ?", (iso(now),)
+    else:
+        where, params = "status IN ('pending', 'skipped')", ()
     db.conn.execute(
-        "UPDATE notifications SET status = 'cancelled', status_reason = ?"
-        " WHERE session_id = ? AND step_key IS NOT NULL AND status IN ('pending', 'skipped')",
-        (f"re-planned: {reason}", session["id"]))
-    settled = {r["step_key"] for r in rows(
-        db, "SELECT step_key FROM notifications WHERE session_id = ? AND status IN (?, ?, ?)",
-        (session["id"], *SETTLED))}
-    _insert_plan(db, session, client, protocol["steps"], now, keep=settled)
+        f"UPDATE notifications SET status = 'cancelled', status_reason = ?"
+        f" WHERE session_id = ? AND step_key IS NOT NULL AND {where}",
+        (f"re-planned: {reason}", session["id"], *params))
+    keep = {r["step_key"] for r in rows(
+        db, "SELECT step_key FROM notifications WHERE session_id = ? AND step_key IS NOT NULL"
+            " AND status != 'cancelled'", (session["id"],))}
+    _insert_plan(db, session, client, protocol["steps"], now, keep=keep)
 
 
 def replan_client(db: sqlite_utils.Database, client: dict, now: datetime) -> None:
-    """Re-plan every session of a client that still has reminders to send."""
+    """Re-plan the future reminders of every session of a client that still has some."""
     for session in rows(db, "SELECT DISTINCT s.* FROM treatment_sessions s JOIN notifications n"
-                            " ON n.session_id = s.id AND n.status = 'pending'"
-                            " WHERE s.client_id = ?", (client["id"],)):
+                            " ON n.session_id = s.id AND n.status = 'pending' AND n.due_at > ?"
+                            " WHERE s.client_id = ?", (iso(now), client["id"])):
         protocol = protocol_by_id(db, session["protocol_id"])
-        replan_session(db, session, client, protocol, now, "time zone or quiet hours changed")
+        replan_session(db, session, client, protocol, now, "time zone or quiet hours changed",
+                       only_future=True)
+
+
+SCHEDULE = """
+    SELECT n.session_id, n.id, n.step_key, n.kind, n.title, n.due_at, n.expires_at, n.status,
+           n.status_reason, n.attempts, n.sent_at,
+           (SELECT count(DISTINCT d.subscription_id) FROM deliveries d
+             WHERE d.notification_id = n.id AND d.outcome = 'delivered') AS delivered_to
+    FROM notifications n WHERE n.session_id {sessions} AND n.step_key IS NOT NULL
+    ORDER BY n.due_at, n.id"""
 
 
 def session_schedule(db: sqlite_utils.Database, session_id: int) -> list[dict]:
     """Return a session's planned reminders with their delivery outcome."""
-    return rows(db, """
-        SELECT n.id, n.step_key, n.kind, n.title, n.due_at, n.expires_at, n.status,
-               n.status_reason, n.attempts, n.sent_at,
-               (SELECT count(DISTINCT d.subscription_id) FROM deliveries d
-                 WHERE d.notification_id = n.id AND d.outcome = 'delivered') AS delivered_to
-        FROM notifications n WHERE n.session_id = ? AND n.step_key IS NOT NULL
-        ORDER BY n.due_at, n.id""", (session_id,))
+    found = rows(db, SCHEDULE.format(sessions="= ?"), (session_id,))
+    for n in found:
+        del n["session_id"]
+    return found
+
+
+def client_schedules(db: sqlite_utils.Database, client_id: int) -> dict[int, list[dict]]:
+    """Return the planned reminders of every session of a client, by session id, in one query."""
+    out: dict[int, list[dict]] = {}
+    for n in rows(db, SCHEDULE.format(
+            sessions="IN (SELECT id FROM treatment_sessions WHERE client_id = ?)"), (client_id,)):
+        out.setdefault(n.pop("session_id"), []).append(n)
+    return out
