@@ -1,0 +1,119 @@
+"""Practitioner review in a real Chromium at tablet size: the queue, flag actions, the timeline.
+
+Its own `companion run` server and its own Chromium (not the phone's), for the module.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from browser_support import (
+    PASSWORD,
+    TABLET,
+    chromium_context,
+    require_chromium,
+    running_server,
+    screenshot,
+)
+from conftest import World, checkin_body
+from playwright.sync_api import expect
+
+RESOLUTION_NOTE = "Called Alice: a small pustule, started on antiseptic; photo check tomorrow."
+
+
+def seed(app) -> dict:
+    world = World(app)
+    carol = world.new_client(world.p1, "Carol")
+    carol_session = world.new_session(world.p1, carol["id"])
+    carol_phone = world.sign_in_client(world.p1, carol["id"])
+    # Carol's flag is older but only "review": Alice's urgent one must still come first.
+    answer = carol_phone.post(
+        "/api/checkins", checkin_body(session_id=carol_session["id"], redness=2, swelling=1, pain=7)
+    )
+    assert answer.status_code == 201 and answer.json["assessment"]["status"] == "review", (
+        answer.json
+    )
+    earlier = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    calm = world.c1.post("/api/checkins", checkin_body(taken_at=earlier, redness=1, swelling=1))
+    assert calm.status_code == 201, calm.json
+    urgent = world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    assert urgent.json["assessment"]["status"] == "urgent", urgent.json
+    flags = world.p1.get("/api/flags?severity=urgent").json["flags"]
+    [flag] = [f for f in flags if f["client_id"] == world.client1["id"] and f["rule"] == "U3"]
+    return {"email": "one@clinic-one.net", "alice_id": world.client1["id"], "flag_id": flag["id"]}
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_chromium()
+    with running_server(seed) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tablet(server):
+    with chromium_context(TABLET, base_url=server.url) as context:
+        context.set_default_timeout(15_000)
+        yield context
+
+
+@pytest.fixture
+def page(tablet):
+    page = tablet.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    yield page
+    page.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def test_practitioner_works_an_urgent_flag_and_reads_the_timeline(page, server):
+    seeded = server.seeded
+    page.goto("/clinic/login")
+    page.get_by_label("Email").fill(seeded["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.url}/clinic/")
+    expect(page).to_have_title(re.compile(r"^\(1 urgent\) Queue"))
+
+    rows = page.locator("table.queue tbody tr")
+    expect(rows).to_have_count(2)
+    top = rows.first
+    expect(top).to_have_attribute("data-flag-id", str(seeded["flag_id"]))
+    expect(top).to_have_class(re.compile(r"\bsev-urgent\b"))
+    expect(top).to_contain_text("⚠ Urgent")
+    expect(top).to_contain_text("Alice")
+    expect(top).to_contain_text("U3")
+    expect(rows.nth(1)).to_contain_text("Carol")
+    screenshot(page, "tablet-queue")
+
+    flag = page.locator(f'tr[data-flag-id="{seeded["flag_id"]}"]')
+    flag.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("p.notice").first).to_have_text("Flag acknowledged.")
+    expect(flag).to_contain_text("acknowledged")
+    expect(flag.get_by_role("button", name="Acknowledge")).to_have_count(0)
+
+    flag.get_by_label("Resolution note").fill(RESOLUTION_NOTE)
+    flag.get_by_role("button", name="Resolve").click()
+    expect(page.locator("p.notice").first).to_have_text("Flag resolved.")
+    expect(flag).to_have_count(0)  # gone from the active queue
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Carol")
+    screenshot(page, "tablet-queue-after-resolve")
+    assert server.query("SELECT status, note FROM flags WHERE id = ?", (seeded["flag_id"],)) == [
+        ("resolved", RESOLUTION_NOTE)
+    ]
+
+    page.get_by_role("link", name="Clients").click()
+    page.get_by_role("link", name="Alice", exact=True).click()
+    expect(page).to_have_url(f"{server.url}/clinic/clients/{seeded['alice_id']}")
+    chart = page.locator("svg.chart").first
+    expect(chart).to_be_visible()
+    # One redness circle per check-in, plus a ring around the point that raised the flag.
+    expect(chart.locator("g.point")).to_have_count(2)
+    expect(chart.locator("g.point.flagged")).to_have_count(1)
+    assert chart.locator("circle").count() == 3
+    box = chart.bounding_box()
+    assert box["width"] > 300 and box["height"] > 100, box
+    expect(page.locator("section.session").first).to_contain_text(f"resolve: {RESOLUTION_NOTE}")
+    screenshot(page, "tablet-client-timeline")
