@@ -31,6 +31,9 @@ const CompanionApp = (() => {
     checkinNotSaved:
       "Could not send this check-in and could not save it on this phone. Please try again when you are online.",
     checkinSent: "Check-in sent.",
+    photosSent: (n) => `${n} photo${n === 1 ? "" : "s"} sent to your clinic.`,
+    photosFailed: "Some photos could not be sent; your check-in is saved.",
+    photosOffline: "Photos are sent only when you are online; your check-in is saved on this phone.",
     checkinRefused: "The clinic's server could not accept this check-in:",
     savedCheckinSent: "Your check-in saved on this phone has been sent.",
     savedCheckinRefused: "A check-in saved on this phone could not be accepted:",
@@ -435,10 +438,12 @@ const CompanionApp = (() => {
         stored = false;
         result = await outbox.sendDirect(checkin);
       }
+      const photos = Array.from(form.elements.namedItem?.("photos")?.files ?? []).slice(0, 3);
       if (result.outcome === "sent") {
         form.reset();
-        if (result.body?.assessment) renderAssessment(result.body.assessment, { focus: true });
-        else renderResult({ text: MESSAGES.checkinSent, focus: true });
+        const note = photos.length ? await uploadPhotos(checkin.id, photos) : "";
+        if (result.body?.assessment) renderAssessment(result.body.assessment, { intro: note ? `${note} ` : "", focus: true });
+        else renderResult({ text: `${MESSAGES.checkinSent} ${note}`, focus: true });
       } else if (result.outcome === "rejected") {
         // Keep the answers in the form so the client can correct them.
         renderResult({
@@ -448,12 +453,33 @@ const CompanionApp = (() => {
         });
       } else if (stored) {
         form.reset();
-        const text = result.status === 401 ? MESSAGES.checkinSavedSignedOut : MESSAGES.checkinSaved;
+        let text = result.status === 401 ? MESSAGES.checkinSavedSignedOut : MESSAGES.checkinSaved;
+        if (photos.length) text = `${text} ${MESSAGES.photosOffline}`;
         renderResult({ className: "checkin-saved", text, focus: true });
         await requestBackgroundSync();
       } else {
         renderResult({ className: "checkin-error", text: MESSAGES.checkinNotSaved, focus: true });
       }
+    }
+
+    // Photos go after the check-in has landed, each as its raw image body; they are
+    // optional, so a failure never loses the check-in itself.
+    async function uploadPhotos(checkinId, files) {
+      let sent = 0;
+      for (const file of files) {
+        try {
+          const response = await fetch(`/api/checkins/${encodeURIComponent(checkinId)}/photos`, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": file.type || "image/jpeg" },
+            body: file,
+          });
+          if (response.ok) sent += 1;
+        } catch (error) {
+          console.warn("Photo upload failed:", error);
+        }
+      }
+      return sent === files.length ? MESSAGES.photosSent(sent) : MESSAGES.photosFailed;
     }
 
     if (checkinForm) {
