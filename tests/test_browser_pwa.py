@@ -10,7 +10,6 @@ import json
 import re
 
 import pytest
-from PIL import Image
 from browser_support import (
     PHONE,
     axe_violations,
@@ -23,6 +22,7 @@ from browser_support import (
     wait_until,
 )
 from conftest import World, checkin_body
+from PIL import Image
 from playwright.sync_api import expect
 
 from companion.push import DISCREET_BODY, DISCREET_TITLE, build_payload
