@@ -135,3 +135,41 @@ def flag_badge():
             and current_user.is_practitioner:
         return {"flag_counts": review.counts(get_db(), current_user.clinic_id)}
     return {}
+
+
+@bp.route("/team", methods=["GET", "POST"])
+@practitioner_required
+def team():
+    """The clinic's practitioners: add a colleague, disable one (their sessions end at once)."""
+    from . import auth
+
+    db = get_db()
+    errors: dict = {}
+    if request.method == "POST":
+        disable = parse_id(request.form.get("disable"))
+        try:
+            with write(db):
+                if disable is not None:
+                    row = db.conn.execute("SELECT id FROM practitioners WHERE id = ? AND clinic_id = ?",
+                                          (disable, current_user.clinic_id)).fetchone()
+                    if row is None:
+                        abort(404)
+                    if disable == current_user.id:
+                        raise ApiError(409, "cannot_disable_self", "You cannot disable your own account.")
+                    db.conn.execute("UPDATE practitioners SET active = 0 WHERE id = ?", (disable,))
+                    auth.revoke_all("practitioner", disable)
+                    audit.record("practitioner_disabled", detail=f"practitioner={disable}")
+                    flash("Colleague disabled; their sessions have ended.")
+                else:
+                    values = clinic.practitioner_fields({k: request.form.get(k, "")
+                                                         for k in ("email", "name", "password")})
+                    pid = clinic.create_practitioner(db, current_user.clinic_id, values["email"],
+                                                     values["name"], values["password"], utcnow())
+                    audit.record("practitioner_added", detail=f"practitioner={pid}")
+                    flash(f"{values['name']} can now sign in.")
+            return redirect(url_for(".team"))
+        except ApiError as e:
+            errors = e.fields or {"form": e.message}
+    people = rows(db, "SELECT id, name, email, active FROM practitioners WHERE clinic_id = ?"
+                      " ORDER BY name", (current_user.clinic_id,))
+    return render_template("practitioner/team.html", people=people, errors=errors, form=request.form)

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import checkin_body
+from conftest import Api, checkin_body
 
 
 def csrf(page_html: str) -> str:
@@ -84,3 +84,22 @@ def test_client_pages_redirect_anonymous_to_start(world):
     r = world.anon.get("/checkin")
     assert r.status_code == 302 and r.headers["Location"].endswith("/start")
     assert world.anon.get("/start").status_code == 200
+
+
+def test_team_page_adds_and_disables_a_colleague(world):
+    page = world.p1.get("/clinic/team").get_data(as_text=True)
+    r = world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "name": "Dr Two",
+                                                  "email": "second@clinic-one.net",
+                                                  "password": "another long password"})
+    assert r.status_code == 302
+    colleague = Api(world.app)
+    assert colleague.post("/api/auth/login", {"email": "second@clinic-one.net",
+                                              "password": "another long password"}).status_code == 200
+    pid = colleague.get("/api/me").json["practitioner"]["id"]
+    bad = world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "name": "X",
+                                                   "email": "not-an-email", "password": "short"})
+    assert bad.status_code == 200 and "Not a valid email address." in bad.get_data(as_text=True)
+    assert world.p2.http.post("/clinic/team", data={"csrf_token": csrf(world.p2.get("/clinic/team").get_data(as_text=True)),
+                                                    "disable": str(pid)}).status_code == 404
+    world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "disable": str(pid)})
+    assert colleague.get("/api/me").status_code == 401
