@@ -380,7 +380,12 @@ def put_protocol():
     data = body()
     if not isinstance(data, dict) or set(data) - {"steps"}:
         raise Invalid({"body": 'Expected {"steps": [...]}.'})
-    steps, errors = validate_steps(data.get("steps"))
+    raw = data.get("steps")
+    if isinstance(raw, list):
+        # "when" is the read-only description GET adds; a GET body can be PUT back as is.
+        raw = [{k: v for k, v in step.items() if k != "when"} if isinstance(step, dict) else step
+               for step in raw]
+    steps, errors = validate_steps(raw)
     if errors:
         raise Invalid(errors)
     db = get_db()

@@ -176,3 +176,22 @@ def test_audit_records_reads_exports_changes(world):
 @pytest.mark.parametrize("fmt", ["xml", "pdf"])
 def test_export_rejects_unknown_formats(world, fmt):
     assert world.p1.get(f"/api/clients/{world.client1['id']}/export?format={fmt}").status_code == 422
+
+
+def test_protocol_round_trips_and_new_sessions_use_the_new_version(world):
+    protocol = world.p1.get("/api/protocol").json
+    steps = protocol["steps"]
+    assert steps[0]["when"] == "right after the session"
+    steps = [s for s in steps if s["kind"] != "recall"]  # remove a step
+    steps.insert(0, steps.pop(3))  # reorder
+    steps[0]["title"] = "How is your skin today?"  # edit
+    r = world.p1.put("/api/protocol", {"steps": steps})
+    assert r.status_code == 200 and r.json["version"] == protocol["version"] + 1
+    assert world.p2.get("/api/protocol").json["version"] == 1  # the other clinic is untouched
+    session = world.new_session(world.p1, world.client1["id"])
+    assert session["protocol_version"] == protocol["version"] + 1
+    assert not any(n["step_key"] == "book-next-session" for n in session["schedule"])
+    old = world.p1.get(f"/api/sessions/{world.session1['id']}").json
+    assert old["protocol_version"] == protocol["version"]
+    bad = world.p1.put("/api/protocol", {"steps": [dict(steps[0], at={"day": 2, "time": "25:00"})]})
+    assert bad.status_code == 422 and "steps[0].at.time" in bad.json["error"]["fields"]
