@@ -13,6 +13,18 @@ def _local(text: str, tz: str) -> datetime:
     return parse_iso(text).astimezone(ZoneInfo(tz))
 
 
+# Steps skipped when the session was planned never applied to this client; a reminder
+# skipped later (no device to push to) still did, and the app shows it.
+PLANNING_SKIPS = (protocols.SKIP_BEFORE_SESSION, protocols.SKIP_PAST_VALIDITY)
+
+
+def applies(row: dict) -> bool:
+    """Tell whether a planned row is part of the client's aftercare (not cancelled or void)."""
+    reason = row["status_reason"] or ""
+    void = row["status"] == "skipped" and (reason in PLANNING_SKIPS or reason.startswith("less than "))
+    return row["status"] != "cancelled" and not void
+
+
 def reminder_dict(row: dict, tz: str) -> dict:
     return {"id": row["id"], "kind": row["kind"], "title": row["title"], "body": row["body"],
             "url": row["url"], "due_at": _local(row["due_at"], tz).isoformat(),
@@ -33,22 +45,18 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
         "session": clinic.session_dict(session, tz),
         "day": (today - performed.astimezone(ZoneInfo(tz)).date()).days,
         "today": [reminder_dict(r, tz) for r in planned
-                  if _local(r["due_at"], tz).date() == today and r["status"] != "skipped"],
+                  if _local(r["due_at"], tz).date() == today and applies(r)],
         "next": next((reminder_dict(r, tz) for r in planned
                       if r["status"] == "pending" and r["due_at"] > iso(now)), None),
         "past": [reminder_dict(r, tz) for r in planned
-                 if r["status"] != "skipped" and r["due_at"] <= iso(now)][::-1][:10],
+                 if applies(r) and r["due_at"] <= iso(now)][::-1][:10],
     }
 
 
 def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 100) -> list[dict]:
     """Return the client's reminders that are due, newest first: the in-app fallback to push."""
-    # Everything planned to go out is listed, pushed or not (no device, push failed);
-    # steps skipped when the session was planned never applied and are left out.
     found = rows(db, "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
-                     " AND due_at <= ? AND status != 'cancelled' AND NOT (status = 'skipped'"
-                     " AND (status_reason IN (?, ?) OR status_reason LIKE 'less than %'))"
-                     " ORDER BY due_at DESC, id DESC LIMIT ?",
-                 (client["id"], iso(now), protocols.SKIP_BEFORE_SESSION,
-                  protocols.SKIP_PAST_VALIDITY, limit))
+                     " AND due_at <= ? AND status != 'cancelled' ORDER BY due_at DESC, id DESC",
+                 (client["id"], iso(now)))
+    found = [r for r in found if applies(r)][:limit]
     return [reminder_dict(r, client["timezone"]) for r in found]
