@@ -1,5 +1,6 @@
 """The `companion` command: run, serve, worker, demo, init-db, create-practitioner, doctor."""
 
+import signal
 import sys
 
 import click
@@ -95,6 +96,12 @@ def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
         scheduler.start(app)
     server = make_server(host, port, app, threaded=True)
     click.echo(f"Companion on http://{host}:{server.port}/ (Ctrl+C to stop)")
+
+    def on_sigterm(*_):
+        # Leave like Ctrl+C does, so the dispatcher finishes its batch and gives back leases.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

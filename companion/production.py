@@ -25,7 +25,7 @@ def serve(host: str, port: int, workers: int, threads: int, dispatch: bool) -> N
             # a second one started by mistake still sends each notification once.
             dispatcher["proc"] = subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
 
-    def on_exit(_server):
+    def on_exit(server):
         proc = dispatcher.get("proc")
         if proc is not None and proc.poll() is None:
             proc.terminate()  # the worker finishes its batch and releases its leases
@@ -33,6 +33,11 @@ def serve(host: str, port: int, workers: int, threads: int, dispatch: bool) -> N
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+                server.log.warning(
+                    "The dispatcher did not stop within 30 s and was killed: the reminders it"
+                    " held stay leased until their lease runs out, then the next dispatcher"
+                    " sends them (a device may get one twice; the tag replaces it).")
 
     class Server(BaseApplication):
         def load_config(self):
@@ -74,6 +79,14 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         found.append((True, f"instance folder {app.instance_path} is writable"))
     except OSError as e:
         found.append((False, f"instance folder {app.instance_path} is not writable: {e}"))
+    # SQLite gives the -wal and -shm files it creates the database file's mode: made while
+    # the database was read-only, they stay read-only after it is fixed, and every write
+    # fails (503) until they are fixed too.
+    stuck = [p.name for p in (Path(cfg["DATABASE"] + suffix) for suffix in ("", "-wal", "-shm"))
+             if p.exists() and not os.access(p, os.W_OK)]
+    found.append((not stuck, "database files are writable" if not stuck else
+                  f"read-only database files: {', '.join(stuck)} (every write fails; make them"
+                  " writable by the user Companion runs as, e.g. chmod u+w companion.sqlite3*)"))
     if cfg.get("PUSH_ALLOW_PRIVATE_ENDPOINTS"):
         found.append((False, "PUSH_ALLOW_PRIVATE_ENDPOINTS is on: for tests only"))
     db = connect(cfg["DATABASE"])

@@ -98,3 +98,18 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
 def test_every_command_has_help(command):
     r = subprocess.run([COMPANION, command, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "Usage:" in r.stdout and len(r.stdout.splitlines()) > 3
+
+
+def test_run_stops_cleanly_on_sigterm(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([COMPANION, "run", "--port", str(port)],
+                            env=env_for(tmp_path / "instance", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_health(port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0  # not killed by the signal (-15): it shut down
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,451 @@
+"""Process faults with real `companion serve` processes: two on one database, SIGTERM under load.
+
+The larger versions (5,000 reminders, kill -9 of a real worker, a push-service outage)
+are in benchmarks/faults.py; a killed dispatcher is tested in test_dispatch.py.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from push_receiver import PushReceiver
+
+from companion import clinic
+from companion.db import connect, iso, utcnow, write
+
+COMPANION = str(Path(sys.executable).with_name("companion"))
+SUBJECT = "mailto:ops@clinic-tests.net"
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(instance: str, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    env.update(
+        COMPANION_INSTANCE_PATH=instance,
+        COMPANION_VAPID_SUBJECT=SUBJECT,
+        COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS="1",
+        **extra,
+    )
+    return env
+
+
+def serve(instance: str, port: int, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [COMPANION, "serve", "--port", str(port), *args],
+        env=env_for(instance, **env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def call(port: int, method: str, path: str, body=None, cookies: dict | None = None):
+    """One JSON request on its own connection; returns (status, answer) and keeps cookies."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        if cookies is not None:
+            for cookie in resp.headers.get_all("Set-Cookie") or []:
+                name, _, rest = cookie.partition("=")
+                cookies[name.strip()] = rest.split(";", 1)[0]
+        return resp.status, (json.loads(raw) if raw.startswith(b"{") else None)
+    finally:
+        conn.close()
+
+
+def wait_for_health(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the server exited with {proc.returncode}"
+        try:
+            if call(port, "GET", "/healthz")[0] == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become healthy")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def devices_and_reminders(
+    app, receiver, clinic_id: int, clients: int, due: datetime, title: str
+) -> set[tuple[str, int]]:
+    """Clients with one device each (every fifth has two), one reminder each due at `due`.
+
+    Returns the (device, reminder) pairs that must each be delivered once.
+    """
+    db = connect(app.config["DATABASE"])
+    try:
+        stamp = iso(utcnow())
+        pairs = set()
+        with write(db):
+            for n in range(clients):
+                person = clinic.create_client(
+                    db,
+                    clinic.get_clinic(db, clinic_id),
+                    {"name": f"Client {n}", "timezone": "Europe/London", "discreet": False},
+                    utcnow(),
+                )
+                for _ in range(2 if n % 5 == 0 else 1):
+                    browser = receiver.new_subscription()
+                    info = browser.info
+                    db.conn.execute(
+                        "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh,"
+                        " auth, created_at) VALUES ('client', ?, ?, ?, ?, ?)",
+                        (person["id"], info["endpoint"], info["p256dh"], info["auth"], stamp),
+                    )
+                    pairs.add((browser.id, person["id"]))
+            ids = {}
+            for owner in sorted({p for _, p in pairs}):
+                ids[owner] = db.conn.execute(
+                    "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, kind,"
+                    " title, body, url, due_at, expires_at, next_attempt_at, created_at) VALUES"
+                    " ('client', ?, ?, ?, 'instruction', ?, 'Body', '/reminders', ?, ?, ?, ?)",
+                    (
+                        owner,
+                        clinic_id,
+                        owner,
+                        title,
+                        iso(due),
+                        iso(due + timedelta(hours=12)),
+                        iso(due),
+                        stamp,
+                    ),
+                ).lastrowid
+        return {(device, ids[owner]) for device, owner in pairs}
+    finally:
+        db.close()
+
+
+def statuses(app, title: str) -> Counter:
+    db = connect(app.config["DATABASE"])
+    try:
+        return Counter(
+            {
+                r[0]: r[1]
+                for r in db.conn.execute(
+                    "SELECT status, count(*) FROM notifications WHERE title = ? GROUP BY status",
+                    (title,),
+                )
+            }
+        )
+    finally:
+        db.close()
+
+
+def new_clinic(app) -> int:
+    db = connect(app.config["DATABASE"])
+    try:
+        with write(db):
+            return clinic.create_clinic(db, "Clinic One", "Europe/London", None, utcnow())
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def receiver(app):
+    with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as running:
+        yield running
+
+
+def test_two_serve_instances_on_one_database_send_each_reminder_once(app, receiver):
+    instance = app.instance_path
+    ports = [free_port(), free_port()]
+    # Batches of 2 and a slow push service: each dispatcher needs seconds for the lot,
+    # so both are claiming at the same time.
+    receiver.set_delay(None, 100)
+    servers = [
+        serve(instance, port, "--workers", "1", "--threads", "2", COMPANION_DISPATCH_BATCH="2")
+        for port in ports
+    ]
+    try:
+        for port, proc in zip(ports, servers, strict=True):
+            wait_for_health(port, proc)
+        pairs = devices_and_reminders(
+            app, receiver, new_clinic(app), 40, utcnow() - timedelta(seconds=1), "Two serves"
+        )
+        assert len(pairs) == 48
+        db = connect(app.config["DATABASE"])
+        owners = set()
+        try:
+            deadline = time.monotonic() + 30
+            while db.conn.execute(
+                "SELECT count(*) FROM notifications WHERE status IN ('pending', 'leased')"
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline, statuses(app, "Two serves")
+                owners.update(
+                    r[0]
+                    for r in db.conn.execute(
+                        "SELECT DISTINCT lease_owner FROM notifications WHERE status = 'leased'"
+                    )
+                )
+                time.sleep(0.02)
+            twice = db.conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE outcome = 'delivered'"
+                " GROUP BY notification_id, subscription_id HAVING count(*) > 1)"
+            ).fetchone()[0]
+        finally:
+            db.close()
+        for proc in servers:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(timeout=40) for proc in servers] == [0, 0]
+    finally:
+        for proc in servers:
+            stop(proc)
+    assert len(owners) == 2, owners  # both dispatchers claimed rows
+    counts = Counter((m.subscription_id, m.payload["id"]) for m in receiver.received)
+    assert set(counts) == pairs and set(counts.values()) == {1}
+    assert all(m.payload["tag"] == f"companion-{m.payload['id']}" for m in receiver.received)
+    assert twice == 0 and statuses(app, "Two serves") == Counter({"sent": 40})
+
+
+def sign_in_phone(port: int) -> dict:
+    """Set up the clinic over HTTP and sign a client's phone in; return the phone's cookies."""
+    staff: dict = {}
+    assert (
+        call(
+            port,
+            "POST",
+            "/api/setup",
+            {
+                "clinic_name": "Clinic One",
+                "timezone": "Europe/London",
+                "email": "dr@clinic-one.net",
+                "name": "Dr One",
+                "password": PASSWORD,
+            },
+            staff,
+        )[0]
+        == 201
+    )
+    status, client = call(port, "POST", "/api/clients", {"name": "Alice"}, staff)
+    assert status == 201
+    performed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    assert (
+        call(
+            port,
+            "POST",
+            f"/api/clients/{client['id']}/sessions",
+            {
+                "performed_at": performed,
+                "areas": ["face"],
+                "needle_depth_mm": 0.5,
+                "device": "pen",
+                "products": [],
+                "notes": "",
+            },
+            staff,
+        )[0]
+        == 201
+    )
+    status, invite = call(port, "POST", f"/api/clients/{client['id']}/invites", None, staff)
+    assert status == 201
+    phone: dict = {}
+    assert call(port, "POST", f"/api/invites/{invite['token']}/redeem", None, phone)[0] == 200
+    return phone
+
+
+class Load:
+    """Threads sending check-ins and reads on keep-alive connections until the server is gone."""
+
+    def __init__(self, port: int, cookies: dict, threads: int = 6, limit: float = 30):
+        self.port = port
+        self.cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        self.answers: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.acked: set[str] = set()
+        self.gone = threading.Event()  # set once SIGTERM is sent
+        self.deadline = time.monotonic() + limit
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(k,)) for k in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        self.deadline = min(self.deadline, time.monotonic() + 30)
+        for thread in self.threads:
+            thread.join()
+
+    def run(self, k: int) -> None:
+        conn = None
+        while time.monotonic() < self.deadline:
+            k += 1
+            headers, body, checkin = {"Cookie": self.cookie}, None, None
+            if k % 3 == 0:
+                method, path = "GET", ("/api/aftercare" if k % 2 else "/healthz")
+            else:
+                checkin = {
+                    "id": str(uuid.uuid4()),
+                    "taken_at": datetime.now(UTC).isoformat(),
+                    "redness": 1,
+                    "swelling": 1,
+                    "pain": 2,
+                }
+                method, path, body = "POST", "/api/checkins", json.dumps(checkin)
+                headers["Content-Type"] = "application/json"
+            conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+            except ConnectionRefusedError:
+                conn.close()
+                conn = None
+                with self.lock:
+                    self.errors["refused"] += 1
+                if self.gone.is_set():
+                    return  # the server has stopped listening
+                time.sleep(0.05)
+                continue
+            except (ConnectionError, http.client.HTTPException, TimeoutError):
+                conn.close()
+                conn = None
+                with self.lock:
+                    self.errors["reset"] += 1
+                continue
+            with self.lock:
+                self.answers[resp.status] += 1
+                if checkin and resp.status in (200, 201):
+                    self.acked.add(checkin["id"])
+            if resp.will_close:
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
+def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiver):
+    port = free_port()
+    receiver.set_delay(None, 200)  # a batch takes the dispatcher over a second
+    proc = serve(
+        app.instance_path,
+        port,
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        COMPANION_CHECKIN_RATE_PER_HOUR="100000",
+    )
+    load = None
+    try:
+        wait_for_health(port, proc)
+        phone = sign_in_phone(port)
+        clinic_id = connect_one(app, "SELECT id FROM clinics")
+        load = Load(port, phone)
+        time.sleep(0.5)
+        pairs = devices_and_reminders(
+            app, receiver, clinic_id, 300, utcnow() - timedelta(seconds=1), "Under load"
+        )
+        # SIGTERM once the dispatcher is sending: it gets its own SIGTERM mid-batch.
+        assert receiver.wait_for(1, timeout=20), "the dispatcher sent nothing"
+        during = sum(load.answers.values())
+        proc.send_signal(signal.SIGTERM)
+        load.gone.set()
+        assert proc.wait(timeout=60) == 0
+        load.join()
+    finally:
+        if load is not None:
+            load.gone.set()
+            load.join()
+        stop(proc)
+    assert during > 0 and load.answers[201] > 0, (load.answers, load.errors)
+    assert not [s for s in load.answers if s >= 500], (load.answers, load.errors)
+    stored = {r[0] for r in connect_rows(app, "SELECT id FROM checkins")}
+    assert load.acked <= stored  # every check-in answered 201/200 was kept
+    left = statuses(app, "Under load")
+    assert "leased" not in left and set(left) <= {"sent", "pending"}, left
+    assert connect_one(app, "SELECT count(*) FROM notifications WHERE status = 'leased'") == 0
+    # Sent rows reached every device of their owner, once.
+    sent = {
+        r[0]
+        for r in connect_rows(
+            app, "SELECT id FROM notifications WHERE title = 'Under load' AND status = 'sent'"
+        )
+    }
+    counts = Counter((m.subscription_id, m.payload["id"]) for m in receiver.received)
+    assert {p for p in pairs if p[1] in sent} <= set(counts) <= pairs
+    assert set(counts.values()) <= {1}
+
+
+def connect_rows(app, sql: str) -> list[tuple]:
+    db = connect(app.config["DATABASE"])
+    try:
+        return [tuple(r) for r in db.conn.execute(sql)]
+    finally:
+        db.close()
+
+
+def connect_one(app, sql: str):
+    return connect_rows(app, sql)[0][0]
+
+
+def test_doctor_finds_database_files_left_read_only(app):
+    """SQLite makes -wal/-shm with the database file's mode: fixing the file alone is not enough."""
+    import shutil
+
+    prefix = []
+    if os.geteuid() == 0:  # root writes anything: drop the capability so modes apply
+        if not shutil.which("setpriv"):
+            pytest.skip("needs setpriv to run as root without CAP_DAC_OVERRIDE")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    database = Path(app.config["DATABASE"])
+    database.chmod(0o444)  # read-only for a while (a backup tool, a wrong chown)
+    # Any process that reads it now leaves -wal/-shm files as read-only as it was.
+    subprocess.run(
+        [
+            *prefix,
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; sqlite3.connect("
+            "sys.argv[1]).execute('SELECT count(*) FROM sqlite_master').fetchone()",
+            str(database),
+        ],
+        check=True,
+        timeout=60,
+    )
+    database.chmod(0o644)  # the operator fixes the file...
+
+    def doctor() -> list[str]:
+        out = subprocess.run(
+            [*prefix, COMPANION, "doctor"],
+            env=env_for(app.instance_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return [line for line in out.stdout.splitlines() if "database files" in line]
+
+    [line] = doctor()  # ...but not the others
+    assert line.startswith("PROBLEM  read-only database files:") and "-shm" in line, line
+    for path in database.parent.glob("companion.sqlite3*"):
+        path.chmod(0o644)
+    assert doctor() == ["ok       database files are writable"]
