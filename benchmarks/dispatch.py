@@ -16,9 +16,9 @@ table is large while little is due. Then it measures, through the production pat
 - an empty tick (nothing due) with 0 rows and with the future rows;
 - EXPLAIN QUERY PLAN of the claim query.
 
---workers overrides the Sender's thread and connection pool sizes; --sender urllib3
-or aiohttp swaps in a prototype Sender (benchmarks/sender_prototypes.py) with leaner
-HTTP; --profile samples the burst's GIL holders with py-spy (pip install py-spy).
+--workers overrides the Sender's requests in flight and connections per push service
+(scheduler.SENDER_THREADS); --profile samples the burst's GIL holders with py-spy
+(pip install py-spy).
 """
 
 import argparse
@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT / "tests")]
 
 from push_receiver import ReceiverProcess  # noqa: E402
 
@@ -265,12 +265,11 @@ def run(delay_ms: float, args) -> None:
             settings = dispatcher.settings
             if args.batch:
                 settings.batch = args.batch
-            if args.workers or args.sender != "requests":
-                from sender_prototypes import SENDERS
+            if args.workers:
+                from companion.push import Sender
 
-                workers = args.workers or scheduler.SENDER_THREADS
-                sender = SENDERS[args.sender](pem, SUBJECT, timeout=app.config["PUSH_TIMEOUT"],
-                                              pool_size=workers, max_workers=workers)
+                sender = Sender(pem, SUBJECT, timeout=app.config["PUSH_TIMEOUT"],
+                                pool_size=args.workers, max_workers=args.workers)
             else:
                 sender = dispatcher.get_sender(db)  # the production construction
             now = utcnow()
@@ -308,7 +307,7 @@ def run(delay_ms: float, args) -> None:
     workers = args.workers or sender.max_workers
     lines = [
         f"== push service delay {delay_ms:g} ms: {args.n} due + {args.future} future rows,"
-        f" batch {settings.batch}, {workers} in flight ({args.sender} Sender)",
+        f" batch {settings.batch}, {workers} in flight (aiohttp Sender)",
         f"burst   {rate:8.0f} msg/s  ({args.n} messages, all due at once;"
         f" CPU per message: {cpu_us:.0f} us here, {receiver_us:.0f} us in the receiver)",
         f"naive   {naive_rate:8.0f} msg/s  (pywebpush.webpush(), new connection each,"
@@ -336,9 +335,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200,
                         help="steady rows due per second (a busy peak is ~100/s)")
     parser.add_argument("--steady-seconds", type=float, default=10)
-    parser.add_argument("--workers", type=int, default=0, help="override Sender threads/pool")
-    parser.add_argument("--sender", default="requests", choices=("requests", "urllib3", "aiohttp"),
-                        help="requests: push.Sender; others: prototypes")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="override the Sender's requests in flight (and pool)")
     parser.add_argument("--batch", type=int, default=0, help="override Settings.batch")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the burst (GIL holders) to /tmp/dispatch-profile-<delay>ms.txt")

@@ -12,10 +12,12 @@ from flask import Flask
 from . import dispatch, push
 from .db import connect, iso, utcnow
 
-# Sends in flight at once (threads, and pooled connections to match). Push services
-# answer in 20-100 ms, so concurrency decides throughput: 16 capped a 50 ms service
-# near 300 messages/s; see benchmarks/dispatch.py.
-SENDER_THREADS = 64
+# Push requests in flight at once, and pooled connections to match (the Sender runs
+# them on one asyncio thread; the name predates that). Push services answer in
+# 20-100 ms, so concurrency decides throughput: 256 in flight allow ~2,500 messages/s
+# from a 100 ms service, where 64 capped a 50 ms one near 1,280/s; see
+# benchmarks/dispatch.py and the dispatch section of benchmarks/README.md.
+SENDER_THREADS = 256
 
 
 class Dispatcher:
