@@ -3,6 +3,7 @@
 import os
 import random
 import socket
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -332,10 +333,13 @@ def _record(db: sqlite_utils.Database, stamp: str, attempts: list, succeeded: se
 
 
 def tick(db: sqlite_utils.Database, sender: "push.Sender", clock: Callable[[], datetime],
-         owner: str, settings: Settings, max_batches: int = 20) -> dict[str, int]:
+         owner: str, settings: Settings, max_batches: int = 20,
+         stopping: "threading.Event | None" = None) -> dict[str, int]:
     """Run one dispatch pass: reclaim expired leases, then drain due rows in bounded batches."""
     total = {"reclaimed": reclaim_expired(db, clock())}
     for _ in range(max_batches):
+        if stopping is not None and stopping.is_set():
+            break  # shutting down: finish the batch in hand, claim no more
         now = clock()
         claimed = claim(db, now, settings.batch, settings.lease_seconds, owner)
         if not claimed:

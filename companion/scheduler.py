@@ -38,6 +38,7 @@ class Dispatcher:
         self._local = threading.local()
         self._last_beat = None
         self._warned = False
+        self.stopping = threading.Event()
 
     def db(self):
         # SQLite connections are never shared across threads.
@@ -60,7 +61,8 @@ class Dispatcher:
             sender = self.get_sender(db)
             if sender is None:
                 return {}
-            return dispatch.tick(db, sender, utcnow, self.owner, self.settings)
+            return dispatch.tick(db, sender, utcnow, self.owner, self.settings,
+                                 stopping=self.stopping)
 
     def get_sender(self, db) -> "push.Sender | None":
         """Make the Sender once a real VAPID contact is known (config, else the first practitioner)."""
@@ -118,6 +120,7 @@ def stop(app: Flask) -> None:
     pair = app.extensions.pop("companion.scheduler", None)
     if pair is not None:
         sched, dispatcher = pair
+        dispatcher.stopping.set()  # a running pass ends after its current batch
         sched.shutdown(wait=True)
         dispatcher.close()
 
@@ -132,6 +135,7 @@ def run_forever(app: Flask) -> None:
                   coalesce=True, misfire_grace_time=30)
 
     def shutdown(*_):
+        dispatcher.stopping.set()  # a running pass ends after its current batch
         sched.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, shutdown)

@@ -867,3 +867,22 @@ def test_a_lease_outlasts_the_slowest_batch(app):
     settings = scheduler.Dispatcher(app).settings
     batches_of_sends = -(-settings.batch // scheduler.SENDER_THREADS) + 1  # and one probe
     assert settings.lease_seconds > batches_of_sends * 30.0
+
+
+def test_a_stopping_dispatcher_finishes_its_batch_and_claims_no_more(db, outbox, receiver, sender):
+    person, browser, _ = one_device(outbox, receiver)
+    ids = [outbox.queue(person, T0) for _ in range(30)]
+    stopping = threading.Event()
+
+    class StopsAfterOneBatch(Sender):
+        def send_many(self, jobs):
+            stopping.set()  # SIGTERM arrives while the first batch is in flight
+            return super().send_many(jobs)
+
+    with StopsAfterOneBatch(outbox.app.config["VAPID_PRIVATE_KEY"],
+                            outbox.app.config["VAPID_SUBJECT"], timeout=2.0) as stopping_sender:
+        result = dispatch.tick(db, stopping_sender, Clock(T0), "dispatcher-1",
+                               dispatch.Settings(batch=10), stopping=stopping)
+    assert result["sent"] == 10 and len(receiver.received) == 10
+    statuses = [notification(db, i)["status"] for i in ids]
+    assert statuses.count("sent") == 10 and statuses.count("pending") == 20  # nothing left leased
