@@ -74,7 +74,10 @@ class TimedReceiver(ReceiverProcess):
     def start(self) -> "TimedReceiver":
         self._process = subprocess.Popen(
             [sys.executable, __file__, "--serve-receiver", *self._args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.base_url = self._process.stdout.readline().strip()
         if not self.base_url.startswith("http://"):
             self.stop()
@@ -119,39 +122,64 @@ def populate(db, receiver, n: int, now: datetime) -> int:
         db.conn.executemany(
             "INSERT INTO clients (id, clinic_id, name, timezone, created_at, updated_at)"
             " VALUES (?, ?, ?, 'Europe/London', ?, ?)",
-            [(i, clinic_id, f"Client {i}", stamp, stamp) for i in range(1, n + 1)])
+            [(i, clinic_id, f"Client {i}", stamp, stamp) for i in range(1, n + 1)],
+        )
         subs = []
         for i in range(1, n + 1):
             info = receiver.new_subscription(f"s{i}").info
             subs.append((i, info["endpoint"], info["p256dh"], info["auth"], stamp))
         db.conn.executemany(
             "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh, auth,"
-            " created_at) VALUES ('client', ?, ?, ?, ?, ?)", subs)
+            " created_at) VALUES ('client', ?, ?, ?, ?, ?)",
+            subs,
+        )
     return clinic_id
 
 
-def add_rows(db, clinic_id: int, dues: list[datetime], clients: int, created: datetime,
-             title: str = "Sunscreen reminder") -> None:
+def add_rows(
+    db,
+    clinic_id: int,
+    dues: list[datetime],
+    clients: int,
+    created: datetime,
+    title: str = "Sunscreen reminder",
+) -> None:
     from companion.db import iso, write
 
-    body = ("Put on a broad-spectrum sunscreen and avoid direct sun. Dryness, flaking or "
-            "peeling can happen; it is usually mild and passes. Keep moisturising.")
+    body = (
+        "Put on a broad-spectrum sunscreen and avoid direct sun. Dryness, flaking or "
+        "peeling can happen; it is usually mild and passes. Keep moisturising."
+    )
     stamp = iso(created)
     params = []
     for k, due in enumerate(dues):
         owner = k % clients + 1
-        params.append((owner, clinic_id, owner, title, body, iso(due),
-                       iso(due + timedelta(hours=12)), iso(due), stamp))
+        params.append(
+            (
+                owner,
+                clinic_id,
+                owner,
+                title,
+                body,
+                iso(due),
+                iso(due + timedelta(hours=12)),
+                iso(due),
+                stamp,
+            )
+        )
     with write(db):
         db.conn.executemany(
             "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, kind, title,"
             " body, url, due_at, expires_at, next_attempt_at, created_at) VALUES ('client', ?,"
-            " ?, ?, 'instruction', ?, ?, '/reminders', ?, ?, ?, ?)", params)
+            " ?, ?, 'instruction', ?, ?, '/reminders', ?, ?, ?, ?)",
+            params,
+        )
 
 
 def count(db, status: str) -> int:
-    return db.conn.execute("SELECT count(*) FROM notifications WHERE status = ?",
-                           (status,)).fetchone()[0]
+    return db.conn.execute(
+        "SELECT count(*) FROM notifications WHERE status = ?", (status,)
+    ).fetchone()[0]
 
 
 # -- measurements -----------------------------------------------------------------------------
@@ -178,10 +206,24 @@ def burst(db, sender, settings, n: int, profile_to: Path | None) -> tuple[float,
     spy = None
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
     if profile_to is not None and py_spy:
-        spy = subprocess.Popen([py_spy, "record", "--pid", str(os.getpid()), "--rate", "200",
-                                "--format", "raw", "--output", str(profile_to), "--nonblocking",
-                                "--gil"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(os.getpid()),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(profile_to),
+                "--nonblocking",
+                "--gil",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
     started, cpu = time.perf_counter(), time.process_time()
     while True:
@@ -204,16 +246,22 @@ def steady(db, sender, settings, clinic_id, clients, rate, seconds, receiver):
     total = int(rate * seconds)
     dues = [first + timedelta(seconds=k / rate) for k in range(total)]
     add_rows(db, clinic_id, dues, clients, utcnow(), title="Steady reminder")
-    ids = [r[0] for r in db.conn.execute(
-        "SELECT id FROM notifications WHERE title = 'Steady reminder' ORDER BY id")]
+    ids = [
+        r[0]
+        for r in db.conn.execute(
+            "SELECT id FROM notifications WHERE title = 'Steady reminder' ORDER BY id"
+        )
+    ]
     due_of = {row_id: due.timestamp() for row_id, due in zip(ids, dues, strict=True)}
     since = receiver.stats()["received"]
     next_tick = time.monotonic()
     deadline = time.monotonic() + seconds + 30
     while time.monotonic() < deadline:
         dispatch.tick(db, sender, utcnow, "bench", settings)
-        left = db.conn.execute("SELECT count(*) FROM notifications WHERE id >= ? AND status IN"
-                               " ('pending', 'leased')", (ids[0],)).fetchone()[0]
+        left = db.conn.execute(
+            "SELECT count(*) FROM notifications WHERE id >= ? AND status IN ('pending', 'leased')",
+            (ids[0],),
+        ).fetchone()[0]
         if not left:
             break
         next_tick += 1.0  # APScheduler's interval job: once a second
@@ -234,13 +282,26 @@ def naive(pem: str, receiver, samples: int) -> tuple[float, float]:
 
     vapid = Vapid.from_pem(pem.encode())
     subs = [receiver.new_subscription(f"naive{k}") for k in range(samples)]
-    payloads = [build_payload("Sunscreen reminder", "Put on a broad-spectrum sunscreen.",
-                              "/reminders", f"naive-{k}", -k) for k in range(samples)]
+    payloads = [
+        build_payload(
+            "Sunscreen reminder",
+            "Put on a broad-spectrum sunscreen.",
+            "/reminders",
+            f"naive-{k}",
+            -k,
+        )
+        for k in range(samples)
+    ]
     started, cpu = time.perf_counter(), time.process_time()
     for sub, payload in zip(subs, payloads, strict=True):
-        webpush({"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
-                data=payload, vapid_private_key=vapid, vapid_claims={"sub": SUBJECT},
-                ttl=3600, timeout=10)
+        webpush(
+            {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
+            data=payload,
+            vapid_private_key=vapid,
+            vapid_claims={"sub": SUBJECT},
+            ttl=3600,
+            timeout=10,
+        )
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return samples / elapsed, cpu / samples * 1e6
 
@@ -258,8 +319,11 @@ def run(delay_ms: float, args) -> None:
     try:
         app = make_instance(folder)
         pem = app.config["VAPID_PRIVATE_KEY"]
-        with TimedReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"],
-                           delay_ms=delay_ms, seed=f"bench-{delay_ms}") as receiver:
+        with TimedReceiver(
+            application_server_key=app.config["VAPID_PUBLIC_KEY"],
+            delay_ms=delay_ms,
+            seed=f"bench-{delay_ms}",
+        ) as receiver:
             db = connect(app.config["DATABASE"])
             dispatcher = scheduler.Dispatcher(app)
             settings = dispatcher.settings
@@ -268,8 +332,13 @@ def run(delay_ms: float, args) -> None:
             if args.workers:
                 from companion.push import Sender
 
-                sender = Sender(pem, SUBJECT, timeout=app.config["PUSH_TIMEOUT"],
-                                pool_size=args.workers, max_workers=args.workers)
+                sender = Sender(
+                    pem,
+                    SUBJECT,
+                    timeout=app.config["PUSH_TIMEOUT"],
+                    pool_size=args.workers,
+                    max_workers=args.workers,
+                )
             else:
                 sender = dispatcher.get_sender(db)  # the production construction
             now = utcnow()
@@ -283,20 +352,23 @@ def run(delay_ms: float, args) -> None:
 
             add_rows(db, clinic_id, [now - timedelta(seconds=1)] * args.n, args.n, now)
             receiver_cpu = receiver.cpu_seconds()
-            rate, cpu_us = burst(db, sender, settings, args.n,
-                                 folder / "profile.txt" if args.profile else None)
+            rate, cpu_us = burst(
+                db, sender, settings, args.n, folder / "profile.txt" if args.profile else None
+            )
             receiver_us = (receiver.cpu_seconds() - receiver_cpu) / args.n * 1e6
             sent = count(db, "sent")
             stats = receiver.stats()
             assert sent == args.n, f"only {sent} of {args.n} rows sent"
             assert stats["rejected"] == 0, stats
 
-            lateness, total = steady(db, sender, settings, clinic_id, args.n, args.rate,
-                                     args.steady_seconds, receiver)
+            lateness, total = steady(
+                db, sender, settings, clinic_id, args.n, args.rate, args.steady_seconds, receiver
+            )
             assert len(lateness) == total, f"{len(lateness)} of {total} steady rows arrived"
             naive_rate, naive_cpu_us = naive(pem, receiver, args.naive)
-            plan = db.conn.execute("EXPLAIN QUERY PLAN " + dispatch.CLAIM_SQL,
-                                   ("x", "x", "x", 1)).fetchall()
+            plan = db.conn.execute(
+                "EXPLAIN QUERY PLAN " + dispatch.CLAIM_SQL, ("x", "x", "x", 1)
+            ).fetchall()
             sender.close()
             db.close()
         if args.profile and (folder / "profile.txt").exists():
@@ -332,14 +404,19 @@ def main() -> None:
     parser.add_argument("--delay-ms", default="0,50", help="push service delays to run")
     parser.add_argument("--future", type=int, default=100_000, help="rows due later")
     parser.add_argument("--naive", type=int, default=200, help="naive baseline samples")
-    parser.add_argument("--rate", type=float, default=200,
-                        help="steady rows due per second (a busy peak is ~100/s)")
+    parser.add_argument(
+        "--rate", type=float, default=200, help="steady rows due per second (a busy peak is ~100/s)"
+    )
     parser.add_argument("--steady-seconds", type=float, default=10)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="override the Sender's requests in flight (and pool)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="override the Sender's requests in flight (and pool)"
+    )
     parser.add_argument("--batch", type=int, default=0, help="override Settings.batch")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy the burst (GIL holders) to /tmp/dispatch-profile-<delay>ms.txt")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the burst (GIL holders) to /tmp/dispatch-profile-<delay>ms.txt",
+    )
     args = parser.parse_args()
     for delay in (float(d) for d in args.delay_ms.split(",")):
         run(delay, args)

@@ -43,32 +43,116 @@ FULL = {"clinics": 1000, "clients": 100_000, "sessions": 300_000, "checkins": 2_
 NOTIFY_DAYS = 366  # plan reminders (15 rows a session) for sessions this recent: all of them
 SESSIONS_PER_CHUNK = 4000
 
-TIMEZONES = {"Europe/London": 30, "Europe/Dublin": 3, "Europe/Paris": 8, "Europe/Berlin": 8,
-             "Europe/Madrid": 5, "America/New_York": 15, "America/Chicago": 8,
-             "America/Los_Angeles": 10, "America/Toronto": 4, "Australia/Sydney": 6,
-             "Pacific/Auckland": 2, "Asia/Singapore": 1}
+TIMEZONES = {
+    "Europe/London": 30,
+    "Europe/Dublin": 3,
+    "Europe/Paris": 8,
+    "Europe/Berlin": 8,
+    "Europe/Madrid": 5,
+    "America/New_York": 15,
+    "America/Chicago": 8,
+    "America/Los_Angeles": 10,
+    "America/Toronto": 4,
+    "Australia/Sydney": 6,
+    "Pacific/Auckland": 2,
+    "Asia/Singapore": 1,
+}
 # Hours after the session when clients answer: the protocol's check-ins first, then extras.
 ANCHOR_HOURS = (24, 48, 72, 120, 168, 4, 96, 240, 10, 336)
 ANSWER_DELAY_H = 6.0
 DEPTHS = {0.25: 10, 0.5: 30, 0.75: 10, 1.0: 20, 1.5: 15, 2.0: 10, 2.5: 5}
 AREAS = ("face", "forehead", "cheeks", "under eyes", "neck", "décolletage", "scalp", "scars")
 PRODUCTS = ("hyaluronic serum", "peptide serum", "growth factor serum", "PRP", "vitamin C serum")
-FIRST = ("Amelia", "Olivia", "Isla", "Ava", "Mia", "Sophia", "Grace", "Lily", "Emily", "Chloe",
-         "Zoe", "Hannah", "Noah", "Liam", "James", "Lucas", "Ethan", "Maya", "Priya", "Aisha",
-         "Sofia", "Elena", "Camille", "Lea", "Yuki", "Mei", "Fatima", "Nora", "Ruth", "Ines")
-LAST = ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel",
-        "Khan", "Garcia", "Martin", "Rossi", "Müller", "Dubois", "Kowalski", "Nguyen", "Chen",
-        "O'Brien", "Murphy", "Evans", "Thomas", "Roberts", "Walker", "Wright", "Hughes")
+FIRST = (
+    "Amelia",
+    "Olivia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Sophia",
+    "Grace",
+    "Lily",
+    "Emily",
+    "Chloe",
+    "Zoe",
+    "Hannah",
+    "Noah",
+    "Liam",
+    "James",
+    "Lucas",
+    "Ethan",
+    "Maya",
+    "Priya",
+    "Aisha",
+    "Sofia",
+    "Elena",
+    "Camille",
+    "Lea",
+    "Yuki",
+    "Mei",
+    "Fatima",
+    "Nora",
+    "Ruth",
+    "Ines",
+)
+LAST = (
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Patel",
+    "Khan",
+    "Garcia",
+    "Martin",
+    "Rossi",
+    "Müller",
+    "Dubois",
+    "Kowalski",
+    "Nguyen",
+    "Chen",
+    "O'Brien",
+    "Murphy",
+    "Evans",
+    "Thomas",
+    "Roberts",
+    "Walker",
+    "Wright",
+    "Hughes",
+)
 # Abnormal recoveries (a share of sessions) and how often each kind happens.
 ABNORMAL = 0.05
-KINDS = {"redness": 25, "worse": 20, "swelling": 12, "pain": 10, "bumps": 10, "patches": 5,
-         "bruising": 6, "infection": 7, "blisters": 3, "eye": 2}
-NOTES = ("Still a bit tight.", "Looks better than yesterday.", "Some flaking on the chin.",
-         "It itches in the evening.", "Feels warm to the touch.", "Red patch on the left cheek.")
-RESOLUTIONS = ("Called the client; settling as expected.", "Reviewed the photo: within normal range.",
-               "Advised a cold compress and an antihistamine; follow-up call booked.",
-               "Seen in clinic today; healing well.", "Referred to GP; antibiotics started.",
-               "Client reassured; continue aftercare.")
+KINDS = {
+    "redness": 25,
+    "worse": 20,
+    "swelling": 12,
+    "pain": 10,
+    "bumps": 10,
+    "patches": 5,
+    "bruising": 6,
+    "infection": 7,
+    "blisters": 3,
+    "eye": 2,
+}
+NOTES = (
+    "Still a bit tight.",
+    "Looks better than yesterday.",
+    "Some flaking on the chin.",
+    "It itches in the evening.",
+    "Feels warm to the touch.",
+    "Red patch on the left cheek.",
+)
+RESOLUTIONS = (
+    "Called the client; settling as expected.",
+    "Reviewed the photo: within normal range.",
+    "Advised a cold compress and an antihistamine; follow-up call booked.",
+    "Seen in clinic today; healing well.",
+    "Referred to GP; antibiotics started.",
+    "Client reassured; continue aftercare.",
+)
 NO_DEVICE = "no subscribed device (shown in the app's inbox)"
 ALL_GONE = "every device unsubscribed (shown in the app's inbox)"
 
@@ -78,26 +162,28 @@ COLUMNS = {
     "protocols": "id clinic_id version steps created_by created_at",
     "practitioners": "id clinic_id email name password_hash active alert_severities created_at",
     "clients": "id clinic_id name email phone timezone quiet_start quiet_end discreet created_at"
-               " updated_at",
+    " updated_at",
     "invites": "client_id token_hash created_by created_at expires_at used_at revoked_at",
     "treatment_sessions": "id clinic_id client_id practitioner_id protocol_id performed_at areas"
-                          " needle_depth_mm device products notes created_at updated_at",
+    " needle_depth_mm device products notes created_at updated_at",
     "push_subscriptions": "id owner_kind owner_id endpoint p256dh auth user_agent created_at"
-                          " last_success_at gone_at",
+    " last_success_at gone_at",
     "checkins": "id client_id clinic_id session_id taken_at received_at redness swelling pain"
-                " symptoms warning_signs note assessment",
+    " symptoms warning_signs note assessment",
     "photos": "id checkin_id client_id filename width height bytes created_at",
     "flags": "id clinic_id client_id session_id checkin_id rule severity status reason opened_at"
-             " updated_at acknowledged_at acknowledged_by called_at resolved_at resolved_by note",
+    " updated_at acknowledged_at acknowledged_by called_at resolved_at resolved_by note",
     "flag_events": "flag_id at actor_kind actor_id action severity reason note",
     "notifications": "id owner_kind owner_id clinic_id client_id session_id flag_id step_key kind"
-                     " title body url urgency due_at expires_at status status_reason attempts"
-                     " next_attempt_at lease_until lease_owner sent_at created_at",
+    " title body url urgency due_at expires_at status status_reason attempts"
+    " next_attempt_at lease_until lease_owner sent_at created_at",
     "deliveries": "notification_id subscription_id attempt at status_code outcome reason elapsed_ms",
     "audit_log": "at actor_kind actor_id clinic_id client_id action detail address",
 }
-INSERT = {t: f"INSERT INTO {t} ({', '.join(c.split())}) VALUES ({', '.join('?' * len(c.split()))})"
-          for t, c in COLUMNS.items()}
+INSERT = {
+    t: f"INSERT INTO {t} ({', '.join(c.split())}) VALUES ({', '.join('?' * len(c.split()))})"
+    for t, c in COLUMNS.items()
+}
 
 
 # The skeleton: who exists and when sessions happened (made in the main process, so that
@@ -115,8 +201,9 @@ def _split(total: int, weights: list[float]) -> list[int]:
     return parts
 
 
-def _adjust(values: list[int], target: int, lo: list[int] | int, hi: list[int] | int,
-            rng: random.Random) -> None:
+def _adjust(
+    values: list[int], target: int, lo: list[int] | int, hi: list[int] | int, rng: random.Random
+) -> None:
     """Nudge random entries by one, within their bounds, until they sum to target."""
     lows = lo if isinstance(lo, list) else [lo] * len(values)
     highs = hi if isinstance(hi, list) else [hi] * len(values)
@@ -207,7 +294,14 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
 def iso(dt: datetime) -> str:
     """companion.db.iso for the UTC datetimes made here, at a third of strftime's cost."""
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (faster than an f-string)
-        dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
+        dt.year,
+        dt.month,
+        dt.day,
+        dt.hour,
+        dt.minute,
+        dt.second,
+        dt.microsecond,
+    )
 
 
 def _uuid(rng: random.Random) -> str:
@@ -234,7 +328,9 @@ def _abnormal_at(rng: random.Random, kind: str | None, hours: list[float], depth
     if kind is None or not hours:
         return {}
     eligible = {
-        "blisters": lambda h: 12 <= h < 96, "eye": lambda h: h < 48, "bumps": lambda h: h >= 72,
+        "blisters": lambda h: 12 <= h < 96,
+        "eye": lambda h: h < 48,
+        "bumps": lambda h: h >= 72,
         "patches": lambda h: h >= 72 * triage.downtime_hours(depth) / 72,
         "bruising": lambda h: h >= 168,
     }.get(kind, lambda h: h >= 44)
@@ -242,14 +338,20 @@ def _abnormal_at(rng: random.Random, kind: str | None, hours: list[float], depth
     if not found:
         return {}
     first = rng.choice(found)
-    last = first + (rng.randint(0, 2) if kind in ("redness", "bumps", "patches", "infection") else 0)
+    last = first + (
+        rng.randint(0, 2) if kind in ("redness", "bumps", "patches", "infection") else 0
+    )
     return {i: kind for i in range(first, min(last, len(hours) - 1) + 1)}
 
 
 def _scores(rng: random.Random, hours: list[float], depth: float, kind: str | None) -> list[tuple]:
     """Score each check-in: the expected course, fading, plus any abnormal findings."""
     settle = triage.downtime_hours(depth) * rng.uniform(0.7, 1.1)
-    r0, s0, p0 = rng.choice((2, 3, 3, 3, 4)), rng.choice((1, 1, 2, 2, 3)), rng.choice((0, 1, 2, 2, 3, 4))
+    r0, s0, p0 = (
+        rng.choice((2, 3, 3, 3, 4)),
+        rng.choice((1, 1, 2, 2, 3)),
+        rng.choice((0, 1, 2, 2, 3, 4)),
+    )
     special = _abnormal_at(rng, kind, hours, depth)
     pr, ps, pp = 4, 4, 10
     out = []
@@ -312,34 +414,78 @@ class Chunk:
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         email = f"client{client_id}@mail.example.net" if rng.random() < 0.8 else None
         quiet = ("21:00", "08:00") if rng.random() < 0.85 else ("22:00", "07:00")
-        add["clients"].append((client_id, clinic_id, name, email, f"+44 7700 {client_id % 1000000:06d}",
-                               tz, *quiet, int(rng.random() < 0.1), iso(created), iso(created)))
+        add["clients"].append(
+            (
+                client_id,
+                clinic_id,
+                name,
+                email,
+                f"+44 7700 {client_id % 1000000:06d}",
+                tz,
+                *quiet,
+                int(rng.random() < 0.1),
+                iso(created),
+                iso(created),
+            )
+        )
         by = rng.choice(pracs)
-        add["invites"].append((client_id, hashlib.sha256(f"invite:{client_id}".encode()).hexdigest(),
-                               by, iso(first), iso(first + timedelta(days=7)),
-                               iso(first + timedelta(minutes=10)), None))
+        add["invites"].append(
+            (
+                client_id,
+                hashlib.sha256(f"invite:{client_id}".encode()).hexdigest(),
+                by,
+                iso(first),
+                iso(first + timedelta(days=7)),
+                iso(first + timedelta(minutes=10)),
+                None,
+            )
+        )
         for action, at in (("client_created", created), ("invite_issued", first)):
-            add["audit_log"].append((iso(at), "practitioner", by, clinic_id, client_id, action, None,
-                                     "203.0.113.10"))
+            add["audit_log"].append(
+                (iso(at), "practitioner", by, clinic_id, client_id, action, None, "203.0.113.10")
+            )
         subs = []
         for k, sub_id in enumerate(sub_ids):
-            made = first + timedelta(minutes=12) if k == 0 else datetime.fromtimestamp(
-                rng.choice(sessions)[1], UTC) + timedelta(minutes=30)
-            gone_after = made + timedelta(days=rng.uniform(10, 300)) if rng.random() < 0.08 else None
-            subs.append({"id": sub_id, "created": made, "gone_after": gone_after, "gone_at": None,
-                         "last_success": None})
+            made = (
+                first + timedelta(minutes=12)
+                if k == 0
+                else datetime.fromtimestamp(rng.choice(sessions)[1], UTC) + timedelta(minutes=30)
+            )
+            gone_after = (
+                made + timedelta(days=rng.uniform(10, 300)) if rng.random() < 0.08 else None
+            )
+            subs.append(
+                {
+                    "id": sub_id,
+                    "created": made,
+                    "gone_after": gone_after,
+                    "gone_at": None,
+                    "last_success": None,
+                }
+            )
         client = {"id": client_id, "clinic_id": clinic_id, "tz": tz, "quiet": quiet}
         for session in sessions:
             self.session(client, phone, pracs, session, subs)
         for k, s in enumerate(subs):
-            agent = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1" if k % 2
-                     else "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126.0 Mobile Safari/537.36")
-            add["push_subscriptions"].append((
-                s["id"], "client", client_id,
-                f"https://fcm.googleapis.com/fcm/send/bench-{s['id']}:{_b64(rng, 24)}",
-                _b64(rng, 65), _b64(rng, 16), agent, iso(s["created"]),
-                iso(s["last_success"]) if s["last_success"] else None,
-                iso(s["gone_at"]) if s["gone_at"] else None))
+            agent = (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1"
+                if k % 2
+                else "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126.0 Mobile Safari/537.36"
+            )
+            add["push_subscriptions"].append(
+                (
+                    s["id"],
+                    "client",
+                    client_id,
+                    f"https://fcm.googleapis.com/fcm/send/bench-{s['id']}:{_b64(rng, 24)}",
+                    _b64(rng, 65),
+                    _b64(rng, 16),
+                    agent,
+                    iso(s["created"]),
+                    iso(s["last_success"]) if s["last_success"] else None,
+                    iso(s["gone_at"]) if s["gone_at"] else None,
+                )
+            )
 
     def session(self, client, phone, pracs, session, subs) -> None:
         rng, add, now = self.rng, self.rows, self.now
@@ -351,12 +497,35 @@ class Chunk:
         products = rng.sample(PRODUCTS, rng.randint(0, 2))
         notes = "Tolerated well." if rng.random() < 0.3 else ""
         cid, client_id = client["clinic_id"], client["id"]
-        add["treatment_sessions"].append((
-            session_id, cid, client_id, practitioner_id, cid, iso(performed),
-            json.dumps(areas), depth, rng.choice(("pen", "pen", "pen", "roller")),
-            json.dumps(products), notes, iso(recorded), iso(recorded)))
-        add["audit_log"].append((iso(recorded), "practitioner", practitioner_id, cid, client_id,
-                                 "session_created", f"session={session_id}", "203.0.113.10"))
+        add["treatment_sessions"].append(
+            (
+                session_id,
+                cid,
+                client_id,
+                practitioner_id,
+                cid,
+                iso(performed),
+                json.dumps(areas),
+                depth,
+                rng.choice(("pen", "pen", "pen", "roller")),
+                json.dumps(products),
+                notes,
+                iso(recorded),
+                iso(recorded),
+            )
+        )
+        add["audit_log"].append(
+            (
+                iso(recorded),
+                "practitioner",
+                practitioner_id,
+                cid,
+                client_id,
+                "session_created",
+                f"session={session_id}",
+                "203.0.113.10",
+            )
+        )
         self.checkins(client, phone, pracs, session_id, performed, depth, n_checkins)
         if notif_base is not None:
             self.notifications(client, session_id, performed, recorded, notif_base, subs)
@@ -366,45 +535,97 @@ class Chunk:
         age_h = (now - performed).total_seconds() / 3600
         chosen = [a for a in ANCHOR_HOURS if a + ANSWER_DELAY_H <= age_h][:n]
         hours = sorted(a + rng.uniform(0, ANSWER_DELAY_H) for a in chosen)
-        kind = rng.choices(list(KINDS), list(KINDS.values()))[0] if rng.random() < ABNORMAL else None
+        kind = (
+            rng.choices(list(KINDS), list(KINDS.values()))[0] if rng.random() < ABNORMAL else None
+        )
         triage_session = {"performed_at": performed, "needle_depth_mm": depth}
         cid, client_id = client["clinic_id"], client["id"]
         history, held, flags = [], {}, []
-        for h, (r, s, p, symptoms, warnings, odd) in zip(hours, _scores(rng, hours, depth, kind),
-                                                          strict=True):
+        for h, (r, s, p, symptoms, warnings, odd) in zip(
+            hours, _scores(rng, hours, depth, kind), strict=True
+        ):
             checkin_id = _uuid(rng)
             taken = performed + timedelta(hours=h)
             late = rng.uniform(300, 6 * 3600) if rng.random() < 0.04 else rng.uniform(0.3, 20)
             received = min(now, taken + timedelta(seconds=late))
-            history.append({"id": checkin_id, "taken_at": taken, "redness": r, "swelling": s,
-                            "pain": p, "symptoms": {k: True for k in symptoms},
-                            "warning_signs": {k: True for k in warnings}})
+            history.append(
+                {
+                    "id": checkin_id,
+                    "taken_at": taken,
+                    "redness": r,
+                    "swelling": s,
+                    "pain": p,
+                    "symptoms": {k: True for k in symptoms},
+                    "warning_signs": {k: True for k in warnings},
+                }
+            )
             assessment = triage.assess(triage_session, history, phone)
             note = rng.choice(NOTES) if rng.random() < (0.4 if odd else 0.04) else ""
-            add["checkins"].append((
-                checkin_id, client_id, cid, session_id, iso(taken), iso(received), r, s, p,
-                _flags_json(SYMPTOMS, symptoms), _flags_json(WARNINGS, warnings), note,
-                json.dumps(assessment)))
+            add["checkins"].append(
+                (
+                    checkin_id,
+                    client_id,
+                    cid,
+                    session_id,
+                    iso(taken),
+                    iso(received),
+                    r,
+                    s,
+                    p,
+                    _flags_json(SYMPTOMS, symptoms),
+                    _flags_json(WARNINGS, warnings),
+                    note,
+                    json.dumps(assessment),
+                )
+            )
             if rng.random() < (0.4 if assessment["flags"] else 0.025):
                 for _ in range(1 if rng.random() < 0.8 else 2):
                     photo_id = _uuid(rng)
                     w, hgt = rng.choice(((1280, 960), (960, 1280), (1600, 1200)))
-                    add["photos"].append((photo_id, checkin_id, client_id, f"{client_id}/{photo_id}.jpg",
-                                          w, hgt, rng.randint(90_000, 420_000), iso(received)))
+                    add["photos"].append(
+                        (
+                            photo_id,
+                            checkin_id,
+                            client_id,
+                            f"{client_id}/{photo_id}.jpg",
+                            w,
+                            hgt,
+                            rng.randint(90_000, 420_000),
+                            iso(received),
+                        )
+                    )
             # What checkins.apply_findings does: one open flag per session and rule.
             for action in triage.reconcile(list(held.values()), assessment["flags"]):
                 if action["action"] == "open":
-                    flag = {"id": self.next_flag, "rule": action["rule"], "status": "open",
-                            "opened": received, "events": []}
+                    flag = {
+                        "id": self.next_flag,
+                        "rule": action["rule"],
+                        "status": "open",
+                        "opened": received,
+                        "events": [],
+                    }
                     self.next_flag += 1
                     held[action["rule"]] = flag
                     flags.append(flag)
                 else:
                     flag = held[action["rule"]]
-                flag.update(severity=action["severity"], reason=action["reason"], updated=received,
-                            checkin_id=checkin_id)
-                flag["events"].append((received, "triage", None, action["action"],
-                                        action["severity"], action["reason"], None))
+                flag.update(
+                    severity=action["severity"],
+                    reason=action["reason"],
+                    updated=received,
+                    checkin_id=checkin_id,
+                )
+                flag["events"].append(
+                    (
+                        received,
+                        "triage",
+                        None,
+                        action["action"],
+                        action["severity"],
+                        action["reason"],
+                        None,
+                    )
+                )
         for flag in flags:
             self.handle(client, pracs, session_id, flag)
 
@@ -413,7 +634,8 @@ class Chunk:
         rng, add, now = self.rng, self.rows, self.now
         severity, opened = flag["severity"], flag["opened"]
         ack_h = {"urgent": rng.uniform(0.1, 1.5), "review": rng.uniform(0.5, 10)}.get(
-            severity, rng.uniform(2, 48))
+            severity, rng.uniform(2, 48)
+        )
         by = rng.choice(pracs)
         ack = opened + timedelta(hours=ack_h)
         called = resolved = None
@@ -436,28 +658,61 @@ class Chunk:
             flag["events"].append((resolved, "practitioner", by, "resolve", None, None, note))
         updated = max(e[0] for e in flag["events"])
         fid = flag["id"]
-        add["flags"].append((
-            fid, client["clinic_id"], client["id"], session_id, flag["checkin_id"], flag["rule"],
-            severity, status, flag["reason"], iso(opened), iso(updated),
-            iso(ack) if status != "open" else None, by if status != "open" else None,
-            iso(called) if called else None, iso(resolved) if resolved else None,
-            by if resolved else None, note))
-        for at, actor_kind, actor, action, sev, reason, text in sorted(flag["events"], key=lambda e: e[0]):
+        add["flags"].append(
+            (
+                fid,
+                client["clinic_id"],
+                client["id"],
+                session_id,
+                flag["checkin_id"],
+                flag["rule"],
+                severity,
+                status,
+                flag["reason"],
+                iso(opened),
+                iso(updated),
+                iso(ack) if status != "open" else None,
+                by if status != "open" else None,
+                iso(called) if called else None,
+                iso(resolved) if resolved else None,
+                by if resolved else None,
+                note,
+            )
+        )
+        for at, actor_kind, actor, action, sev, reason, text in sorted(
+            flag["events"], key=lambda e: e[0]
+        ):
             add["flag_events"].append((fid, iso(at), actor_kind, actor, action, sev, reason, text))
             if actor_kind == "practitioner":
-                add["audit_log"].append((iso(at), "practitioner", actor, client["clinic_id"],
-                                         client["id"], f"flag_{action}", f"flag={fid}",
-                                         "203.0.113.10"))
+                add["audit_log"].append(
+                    (
+                        iso(at),
+                        "practitioner",
+                        actor,
+                        client["clinic_id"],
+                        client["id"],
+                        f"flag_{action}",
+                        f"flag={fid}",
+                        "203.0.113.10",
+                    )
+                )
 
     def notifications(self, client, session_id, performed, recorded, base, subs) -> None:
         """Plan the session's reminders as the app does, and settle those already due."""
         rng, add, now = self.rng, self.rows, self.now
-        planned = protocols.plan(performed, protocols.DEFAULT_STEPS, client["tz"], *client["quiet"],
-                                 recorded)
+        planned = protocols.plan(
+            performed, protocols.DEFAULT_STEPS, client["tz"], *client["quiet"], recorded
+        )
         for k, row in enumerate(planned):
             nid = base + k + 1
             due = row["due_at"]
-            status, reason, attempts, sent, next_at = row["status"], row["skip_reason"], 0, None, due
+            status, reason, attempts, sent, next_at = (
+                row["status"],
+                row["skip_reason"],
+                0,
+                None,
+                due,
+            )
             if status == "pending" and due <= now:
                 attempts = 1
                 live = [s for s in subs if s["created"] <= due and s["gone_at"] is None]
@@ -467,16 +722,46 @@ class Chunk:
                     at = due + timedelta(seconds=rng.uniform(0.2, 3))
                     if s["gone_after"] and due >= s["gone_after"]:
                         s["gone_at"] = at
-                        add["deliveries"].append((nid, s["id"], 1, iso(at), 410, "gone",
-                                                  "HTTP 410", rng.uniform(60, 300)))
+                        add["deliveries"].append(
+                            (
+                                nid,
+                                s["id"],
+                                1,
+                                iso(at),
+                                410,
+                                "gone",
+                                "HTTP 410",
+                                rng.uniform(60, 300),
+                            )
+                        )
                         continue
                     if retry:
-                        add["deliveries"].append((nid, s["id"], 1, iso(at), 503, "retry",
-                                                  "HTTP 503", rng.uniform(60, 300)))
+                        add["deliveries"].append(
+                            (
+                                nid,
+                                s["id"],
+                                1,
+                                iso(at),
+                                503,
+                                "retry",
+                                "HTTP 503",
+                                rng.uniform(60, 300),
+                            )
+                        )
                         at += timedelta(seconds=rng.uniform(30, 60))
                         attempts = 2
-                    add["deliveries"].append((nid, s["id"], attempts, iso(at), 201, "delivered", "",
-                                              rng.uniform(60, 400)))
+                    add["deliveries"].append(
+                        (
+                            nid,
+                            s["id"],
+                            attempts,
+                            iso(at),
+                            201,
+                            "delivered",
+                            "",
+                            rng.uniform(60, 400),
+                        )
+                    )
                     s["last_success"] = max(s["last_success"] or at, at)
                     delivered += 1
                     sent = at
@@ -485,11 +770,33 @@ class Chunk:
                 else:
                     status, reason, sent = "skipped", ALL_GONE if live else NO_DEVICE, None
             url = f"/checkin?session={session_id}" if row["kind"] == "checkin" else "/reminders"
-            add["notifications"].append((
-                nid, "client", client["id"], client["clinic_id"], client["id"], session_id, None,
-                row["step_key"], row["kind"], row["title"], row["body"], url, "normal", iso(due),
-                iso(row["expires_at"]), status, reason, attempts, iso(next_at), None, None,
-                iso(sent) if sent else None, iso(recorded)))
+            add["notifications"].append(
+                (
+                    nid,
+                    "client",
+                    client["id"],
+                    client["clinic_id"],
+                    client["id"],
+                    session_id,
+                    None,
+                    row["step_key"],
+                    row["kind"],
+                    row["title"],
+                    row["body"],
+                    url,
+                    "normal",
+                    iso(due),
+                    iso(row["expires_at"]),
+                    status,
+                    reason,
+                    attempts,
+                    iso(next_at),
+                    None,
+                    None,
+                    iso(sent) if sent else None,
+                    iso(recorded),
+                )
+            )
 
 
 def build_chunk(args: tuple) -> dict:
@@ -515,8 +822,15 @@ def _chunks(clinics: list[tuple]) -> list[list[tuple]]:
     return out + ([current] if current else [])
 
 
-def generate(path: str, scale: float = 1.0, seed: int = 1, *, notify_days: float = NOTIFY_DAYS,
-             workers: int | None = None, log=print) -> dict:
+def generate(
+    path: str,
+    scale: float = 1.0,
+    seed: int = 1,
+    *,
+    notify_days: float = NOTIFY_DAYS,
+    workers: int | None = None,
+    log=print,
+) -> dict:
     """Write a clinic network of the given scale into a new SQLite file at path.
 
     Returns describe(path) plus the generation time: row counts, the shared practitioner
@@ -540,8 +854,9 @@ def generate(path: str, scale: float = 1.0, seed: int = 1, *, notify_days: float
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -1000000")
     # Build the secondary indexes once, after the load, from the migrations' own SQL.
-    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
-                           " AND sql IS NOT NULL").fetchall()
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    ).fetchall()
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
     password_hash = generate_password_hash(PASSWORD)  # once: scrypt is slow on purpose
@@ -550,13 +865,29 @@ def generate(path: str, scale: float = 1.0, seed: int = 1, *, notify_days: float
     head = {t: [] for t in ("clinics", "protocols", "practitioners")}
     opened = iso(now - timedelta(days=400))
     for clinic_id, tz, pracs, _ in clinics:
-        head["clinics"].append((clinic_id, f"{rng.choice(LAST)} Skin Clinic {clinic_id}",
-                                f"+44 20 7946 {clinic_id % 10000:04d}", tz, opened))
+        head["clinics"].append(
+            (
+                clinic_id,
+                f"{rng.choice(LAST)} Skin Clinic {clinic_id}",
+                f"+44 20 7946 {clinic_id % 10000:04d}",
+                tz,
+                opened,
+            )
+        )
         head["protocols"].append((clinic_id, clinic_id, 1, steps, None, opened))
         for k, pid in enumerate(pracs):
-            head["practitioners"].append((
-                pid, clinic_id, practitioner_email(clinic_id, k), f"Dr {rng.choice(FIRST)} {rng.choice(LAST)}",
-                password_hash, 1, "urgent" if k else "urgent,review", opened))
+            head["practitioners"].append(
+                (
+                    pid,
+                    clinic_id,
+                    practitioner_email(clinic_id, k),
+                    f"Dr {rng.choice(FIRST)} {rng.choice(LAST)}",
+                    password_hash,
+                    1,
+                    "urgent" if k else "urgent,review",
+                    opened,
+                )
+            )
     counts = dict.fromkeys(COLUMNS, 0)
     _insert(conn, head, counts)
     jobs = [(i, seed, now.timestamp(), chunk) for i, chunk in enumerate(chunks)]
@@ -583,8 +914,10 @@ def generate(path: str, scale: float = 1.0, seed: int = 1, *, notify_days: float
         _insert(conn, rows, counts)
         done += 1
         if done % 10 == 0 or done == len(jobs):
-            log(f"  chunk {done}/{len(jobs)}: {counts['checkins']:,} check-ins,"
-                f" {time.perf_counter() - started:.0f} s")
+            log(
+                f"  chunk {done}/{len(jobs)}: {counts['checkins']:,} check-ins,"
+                f" {time.perf_counter() - started:.0f} s"
+            )
     if pool:
         pool.close()
         pool.join()
@@ -595,10 +928,22 @@ def generate(path: str, scale: float = 1.0, seed: int = 1, *, notify_days: float
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     seconds = time.perf_counter() - started
-    cpu = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
-    meta = {"scale": scale, "seed": seed, "generated_at": iso(now), "notify_days": notify_days,
-            "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "counts": counts}
+    cpu = sum(
+        u.ru_utime + u.ru_stime
+        for u in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
+    meta = {
+        "scale": scale,
+        "seed": seed,
+        "generated_at": iso(now),
+        "notify_days": notify_days,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+        "counts": counts,
+    }
     Path(path + ".meta.json").write_text(json.dumps(meta, indent=2))
     return dict(describe(path), **meta)
 
@@ -621,23 +966,35 @@ def describe(path: str) -> dict:
     db = connect(path)
     try:
         conn = db.conn
-        practitioners = [tuple(r) for r in conn.execute(
-            "SELECT clinic_id, email FROM practitioners ORDER BY clinic_id, id")]
+        practitioners = [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT clinic_id, email FROM practitioners ORDER BY clinic_id, id"
+            )
+        ]
         clients: dict[int, list[int]] = {}
-        for clinic_id, client_id in conn.execute("SELECT clinic_id, id FROM clients ORDER BY clinic_id, id"):
+        for clinic_id, client_id in conn.execute(
+            "SELECT clinic_id, id FROM clients ORDER BY clinic_id, id"
+        ):
             clients.setdefault(clinic_id, []).append(client_id)
         # A year of history: 8+ sessions spanning 300+ days.
         history: dict[int, list[int]] = {}
         for clinic_id, client_id in conn.execute(
-                "SELECT min(clinic_id), client_id FROM treatment_sessions GROUP BY client_id"
-                " HAVING count(*) >= 8 AND julianday(max(performed_at)) - julianday(min(performed_at)) >= 300"):
+            "SELECT min(clinic_id), client_id FROM treatment_sessions GROUP BY client_id"
+            " HAVING count(*) >= 8 AND julianday(max(performed_at)) - julianday(min(performed_at)) >= 300"
+        ):
             history.setdefault(clinic_id, []).append(client_id)
     finally:
         db.close()
     busy = sorted(clients, key=lambda c: len(clients[c]), reverse=True)
-    return {"path": path, "password": PASSWORD, "practitioners": practitioners,
-            "clients_by_clinic": clients, "history_clients_by_clinic": history,
-            "busy_clinics": busy}
+    return {
+        "path": path,
+        "password": PASSWORD,
+        "practitioners": practitioners,
+        "clients_by_clinic": clients,
+        "history_clients_by_clinic": history,
+        "busy_clinics": busy,
+    }
 
 
 # Measuring.
@@ -658,8 +1015,9 @@ class Timer:
         self.wall, self.cpu = time.perf_counter(), time.thread_time()
 
     def __exit__(self, *exc):
-        self.slot.append(((time.perf_counter() - self.wall) * 1000,
-                          (time.thread_time() - self.cpu) * 1000))
+        self.slot.append(
+            ((time.perf_counter() - self.wall) * 1000, (time.thread_time() - self.cpu) * 1000)
+        )
 
 
 def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str, list[tuple]]:
@@ -672,8 +1030,9 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
 
     instance = tempfile.mkdtemp(prefix="companion-bench-")
     os.environ["COMPANION_INSTANCE_PATH"] = instance
-    app = create_app({"DATABASE": info["path"], "PHOTOS_DIR": f"{instance}/photos",
-                      "LOGIN_MAX_FAILURES": 10**6})
+    app = create_app(
+        {"DATABASE": info["path"], "PHOTOS_DIR": f"{instance}/photos", "LOGIN_MAX_FAILURES": 10**6}
+    )
     # A deployment always has the dispatcher's long-lived connection open beside the web
     # requests' short ones; without it every request's close would checkpoint the WAL.
     dispatcher = connect(info["path"])
@@ -683,14 +1042,22 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
         emails.setdefault(clinic_id, email)
     history = info["history_clients_by_clinic"]
     # Busy: the fifth of clinics with the most clients (and a client with a year of history).
-    busy = [c for c in info["busy_clinics"][: max(1, len(info["busy_clinics"]) // 5)] if c in history]
+    busy = [
+        c for c in info["busy_clinics"][: max(1, len(info["busy_clinics"]) // 5)] if c in history
+    ]
     picks = rng.sample(busy, samples) if len(busy) >= samples else rng.choices(busy, k=samples)
-    items = {"GET /api/flags (queue JSON)": "/api/flags", "GET /clinic/ (queue page)": "/clinic/",
-             "GET /clinic/clients/<id> (timeline page)": "/clinic/clients/{c}",
-             "GET /api/clients/<id>/export (JSON)": "/api/clients/{c}/export",
-             "GET /api/clients/<id>/export?format=csv": "/api/clients/{c}/export?format=csv"}
-    names = [*items][:3] + ["  of which review.timeline() (SQL)", "  of which charts.chart_for()",
-                            *[*items][3:]]
+    items = {
+        "GET /api/flags (queue JSON)": "/api/flags",
+        "GET /clinic/ (queue page)": "/clinic/",
+        "GET /clinic/clients/<id> (timeline page)": "/clinic/clients/{c}",
+        "GET /api/clients/<id>/export (JSON)": "/api/clients/{c}/export",
+        "GET /api/clients/<id>/export?format=csv": "/api/clients/{c}/export?format=csv",
+    }
+    names = [*items][:3] + [
+        "  of which review.timeline() (SQL)",
+        "  of which charts.chart_for()",
+        *[*items][3:],
+    ]
     timings: dict[str, list[tuple]] = {name: [] for name in names}
     warmup = 3
     for n, clinic_id in enumerate(picks[:warmup] + picks):
@@ -738,18 +1105,24 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
         if sql.lstrip().upper().startswith("SELECT") and shape not in seen:
             seen[shape] = (current[0], sql)
 
-    clinic_id = max(info["history_clients_by_clinic"],
-                    key=lambda c: len(info["clients_by_clinic"][c]))
+    clinic_id = max(
+        info["history_clients_by_clinic"], key=lambda c: len(info["clients_by_clinic"][c])
+    )
     client = clinic.get_client(db, info["history_clients_by_clinic"][clinic_id][0], clinic_id)
     db.conn.set_trace_callback(trace)
     for label, call in (
-            ("queue", lambda: review.queue(db, clinic_id)),
-            ("queue", lambda: review.queue(db, clinic_id, statuses=("resolved",), severity="review",
-                                           practitioner_id=1)),
-            ("counts", lambda: review.counts(db, clinic_id)),
-            ("timeline", lambda: review.timeline(db, client)),
-            ("export", lambda: review.client_bundle(db, client)),
-            ("export csv", lambda: review.checkin_csv_rows(db, "client_id = ?", (client["id"],)))):
+        ("queue", lambda: review.queue(db, clinic_id)),
+        (
+            "queue",
+            lambda: review.queue(
+                db, clinic_id, statuses=("resolved",), severity="review", practitioner_id=1
+            ),
+        ),
+        ("counts", lambda: review.counts(db, clinic_id)),
+        ("timeline", lambda: review.timeline(db, client)),
+        ("export", lambda: review.client_bundle(db, client)),
+        ("export csv", lambda: review.checkin_csv_rows(db, "client_id = ?", (client["id"],))),
+    ):
         current[0] = label
         call()
     db.conn.set_trace_callback(None)
@@ -761,8 +1134,19 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-BIG = ("clients", "treatment_sessions", "checkins", "photos", "flags", "flag_events",
-       "notifications", "deliveries", "audit_log", "push_subscriptions", "invites")
+BIG = (
+    "clients",
+    "treatment_sessions",
+    "checkins",
+    "photos",
+    "flags",
+    "flag_events",
+    "notifications",
+    "deliveries",
+    "audit_log",
+    "push_subscriptions",
+    "invites",
+)
 
 
 def full_scans(sql: str, steps: list[str]) -> list[str]:
@@ -770,7 +1154,15 @@ def full_scans(sql: str, steps: list[str]) -> list[str]:
     names = {}
     for table, alias in re.findall(r"(?:FROM|JOIN)\s+(\w+)(?:\s+(?:AS\s+)?(\w+))?", sql, re.I):
         names[table] = table
-        if alias and alias.upper() not in {"WHERE", "JOIN", "LEFT", "ON", "ORDER", "GROUP", "LIMIT"}:
+        if alias and alias.upper() not in {
+            "WHERE",
+            "JOIN",
+            "LEFT",
+            "ON",
+            "ORDER",
+            "GROUP",
+            "LIMIT",
+        }:
             names[alias] = table
     return [s for s in steps if s.startswith("SCAN ") and names.get(s.split()[1]) in BIG]
 
@@ -782,10 +1174,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="use the file if it exists")
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--erase", type=int, default=5,
-                        help="also time erasing this many clients (really deleted; default %(default)s)")
-    parser.add_argument("--notify-days", type=float, default=NOTIFY_DAYS,
-                        help="plan reminders for sessions this recent (default %(default)s)")
+    parser.add_argument(
+        "--erase",
+        type=int,
+        default=5,
+        help="also time erasing this many clients (really deleted; default %(default)s)",
+    )
+    parser.add_argument(
+        "--notify-days",
+        type=float,
+        default=NOTIFY_DAYS,
+        help="plan reminders for sessions this recent (default %(default)s)",
+    )
     args = parser.parse_args()
     meta_path = Path(args.db + ".meta.json")
     if args.reuse and Path(args.db).exists() and meta_path.exists():
@@ -794,8 +1194,10 @@ def main() -> None:
     else:
         print(f"Generating scale {args.scale} into {args.db} ...")
         info = generate(args.db, args.scale, args.seed, notify_days=args.notify_days)
-        print(f"Generated in {info['seconds']} s ({info['cpu_seconds']} s of CPU in all processes;"
-              f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        print(
+            f"Generated in {info['seconds']} s ({info['cpu_seconds']} s of CPU in all processes;"
+            f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
     db = connect(args.db)
     pending = [m.name for m in migrations.migrations.pending(db)]
     if pending:  # a file made by older code: bring its schema up to date, as an upgrade would
@@ -804,8 +1206,10 @@ def main() -> None:
         print(f"Applied {', '.join(pending)} in {time.perf_counter() - t:.0f} s")
     db.close()
     size = sum(Path(args.db + s).stat().st_size for s in ("", "-wal") if Path(args.db + s).exists())
-    print(f"\nDatabase: {size / 2**30:.2f} GiB, scale {info['scale']}, reminders for sessions of the"
-          f" last {info['notify_days']:g} days")
+    print(
+        f"\nDatabase: {size / 2**30:.2f} GiB, scale {info['scale']}, reminders for sessions of the"
+        f" last {info['notify_days']:g} days"
+    )
     for table, n in info["counts"].items():
         print(f"  {table:<20} {n:>12,}")
     db = connect(args.db)
@@ -822,20 +1226,28 @@ def main() -> None:
             bad = s in scans
             problems += bad
             print(f"    {s}{'   <-- FULL SCAN of a big table' if bad else ''}")
-    print(f"\nFull scans of big tables: {problems}"
-          " (USE TEMP B-TREE lines sort a handful of already-selected rows)")
+    print(
+        f"\nFull scans of big tables: {problems}"
+        " (USE TEMP B-TREE lines sort a handful of already-selected rows)"
+    )
 
     print(f"\nTiming {args.samples} samples (busy clinics, clients with a year of history) ...")
     t = time.perf_counter()
     timings = measure(info, args.samples, args.seed, args.erase)
     print(f"done in {time.perf_counter() - t:.0f} s\n")
-    print(f"{'request':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 cpu':>8} {'p99 cpu':>8}")
+    print(
+        f"{'request':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 cpu':>8} {'p99 cpu':>8}"
+    )
     for name, values in timings.items():
         wall, cpu = [v[0] for v in values], [v[1] for v in values]
-        print(f"{name:<44} {percentile(wall, 50):>8.1f} {percentile(wall, 99):>8.1f}"
-              f" {max(wall):>8.1f} {percentile(cpu, 50):>8.1f} {percentile(cpu, 99):>8.1f}")
-    print(f"\n(ms of wall clock; cpu: this thread's CPU ms. Load average at the end:"
-          f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        print(
+            f"{name:<44} {percentile(wall, 50):>8.1f} {percentile(wall, 99):>8.1f}"
+            f" {max(wall):>8.1f} {percentile(cpu, 50):>8.1f} {percentile(cpu, 99):>8.1f}"
+        )
+    print(
+        f"\n(ms of wall clock; cpu: this thread's CPU ms. Load average at the end:"
+        f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
 
 
 if __name__ == "__main__":

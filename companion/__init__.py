@@ -8,8 +8,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     import os
 
     instance = os.environ.get("COMPANION_INSTANCE_PATH")
-    app = Flask(__name__, instance_path=os.path.abspath(instance or "instance"),
-                instance_relative_config=True)
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(instance or "instance"),
+        instance_relative_config=True,
+    )
     from . import (
         api,
         api_review,

@@ -21,14 +21,23 @@ PLANNING_SKIPS = (protocols.SKIP_BEFORE_SESSION, protocols.SKIP_PAST_VALIDITY)
 def applies(row: dict) -> bool:
     """Tell whether a planned row is part of the client's aftercare (not cancelled or void)."""
     reason = row["status_reason"] or ""
-    void = row["status"] == "skipped" and (reason in PLANNING_SKIPS or reason.startswith("less than "))
+    void = row["status"] == "skipped" and (
+        reason in PLANNING_SKIPS or reason.startswith("less than ")
+    )
     return row["status"] != "cancelled" and not void
 
 
 def reminder_dict(row: dict, tz: str) -> dict:
-    return {"id": row["id"], "kind": row["kind"], "title": row["title"], "body": row["body"],
-            "url": row["url"], "due_at": _local(row["due_at"], tz).isoformat(),
-            "status": row["status"], "session_id": row["session_id"]}
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "title": row["title"],
+        "body": row["body"],
+        "url": row["url"],
+        "due_at": _local(row["due_at"], tz).isoformat(),
+        "status": row["status"],
+        "session_id": row["session_id"],
+    }
 
 
 def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
@@ -37,26 +46,43 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
     session = clinic.latest_session(db, client["id"])
     if session is None:
         return {"session": None, "today": [], "next": None, "past": [], "day": None}
-    planned = rows(db, "SELECT * FROM notifications WHERE session_id = ? AND owner_kind = 'client'"
-                       " AND status NOT IN ('cancelled') ORDER BY due_at, id", (session["id"],))
+    planned = rows(
+        db,
+        "SELECT * FROM notifications WHERE session_id = ? AND owner_kind = 'client'"
+        " AND status NOT IN ('cancelled') ORDER BY due_at, id",
+        (session["id"],),
+    )
     today = now.astimezone(ZoneInfo(tz)).date()
     performed = parse_iso(session["performed_at"])
     return {
         "session": clinic.session_dict(session, tz),
         "day": (today - performed.astimezone(ZoneInfo(tz)).date()).days,
-        "today": [reminder_dict(r, tz) for r in planned
-                  if _local(r["due_at"], tz).date() == today and applies(r)],
-        "next": next((reminder_dict(r, tz) for r in planned
-                      if r["status"] == "pending" and r["due_at"] > iso(now)), None),
-        "past": [reminder_dict(r, tz) for r in planned
-                 if applies(r) and r["due_at"] <= iso(now)][::-1][:10],
+        "today": [
+            reminder_dict(r, tz)
+            for r in planned
+            if _local(r["due_at"], tz).date() == today and applies(r)
+        ],
+        "next": next(
+            (
+                reminder_dict(r, tz)
+                for r in planned
+                if r["status"] == "pending" and r["due_at"] > iso(now)
+            ),
+            None,
+        ),
+        "past": [reminder_dict(r, tz) for r in planned if applies(r) and r["due_at"] <= iso(now)][
+            ::-1
+        ][:10],
     }
 
 
 def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 100) -> list[dict]:
     """Return the client's reminders that are due, newest first: the in-app fallback to push."""
-    found = rows(db, "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
-                     " AND due_at <= ? AND status != 'cancelled' ORDER BY due_at DESC, id DESC",
-                 (client["id"], iso(now)))
+    found = rows(
+        db,
+        "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
+        " AND due_at <= ? AND status != 'cancelled' ORDER BY due_at DESC, id DESC",
+        (client["id"], iso(now)),
+    )
     found = [r for r in found if applies(r)][:limit]
     return [reminder_dict(r, client["timezone"]) for r in found]

@@ -55,13 +55,17 @@ def setup():
     f.phone("clinic_phone")
     f.timezone("timezone", required=True)
     values = f.done()
-    person = clinic.practitioner_fields({k: data[k] for k in ("email", "name", "password") if k in data})
+    person = clinic.practitioner_fields(
+        {k: data[k] for k in ("email", "name", "password") if k in data}
+    )
     now = utcnow()
     with write(db):
-        clinic_id = clinic.create_clinic(db, values["clinic_name"], values["timezone"],
-                                         values.get("clinic_phone"), now)
-        pid = clinic.create_practitioner(db, clinic_id, person["email"], person["name"],
-                                         person["password"], now)
+        clinic_id = clinic.create_clinic(
+            db, values["clinic_name"], values["timezone"], values.get("clinic_phone"), now
+        )
+        pid = clinic.create_practitioner(
+            db, clinic_id, person["email"], person["name"], person["password"], now
+        )
         row = one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,))
         auth.start_session("practitioner", row)
         audit.record("setup", actor_kind="practitioner", actor_id=pid, clinic_id=clinic_id)
@@ -83,15 +87,20 @@ def login():
     try:
         row = auth.authenticate(values["email"], values["password"])
     except auth.TooManyAttempts as e:
-        raise ApiError(429, "too_many_attempts", "Too many failed sign-ins. Try again later.",
-                       headers={"Retry-After": str(e.retry_after)}) from None
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "Too many failed sign-ins. Try again later.",
+            headers={"Retry-After": str(e.retry_after)},
+        ) from None
     if row is None:
         raise ApiError(401, "bad_credentials", "Email or password is incorrect.")
     db = get_db()
     with write(db):
         auth.start_session("practitioner", row)
-        audit.record("sign_in", actor_kind="practitioner", actor_id=row["id"],
-                     clinic_id=row["clinic_id"])
+        audit.record(
+            "sign_in", actor_kind="practitioner", actor_id=row["id"], clinic_id=row["clinic_id"]
+        )
     return jsonify(me_payload())
 
 
@@ -117,7 +126,10 @@ def logout_all():
 def me_payload() -> dict:
     db = get_db()
     user = current_user
-    payload = {"kind": user.kind, "clinic": clinic.clinic_dict(clinic.get_clinic(db, user.clinic_id))}
+    payload = {
+        "kind": user.kind,
+        "clinic": clinic.clinic_dict(clinic.get_clinic(db, user.clinic_id)),
+    }
     if user.is_practitioner:
         payload["practitioner"] = clinic.practitioner_dict(user.row)
     else:
@@ -148,18 +160,25 @@ def update_me():
         f = Fields(data, {"name", "alert_severities"}, partial=True)
         f.text("name", max_len=100)
         sev = data.get("alert_severities") if isinstance(data, dict) else None
-        if sev is not None and (not isinstance(sev, list)
-                                or not all(s in ("urgent", "review", "info") for s in sev)):
+        if sev is not None and (
+            not isinstance(sev, list) or not all(s in ("urgent", "review", "info") for s in sev)
+        ):
             f.errors["alert_severities"] = "A list of: urgent, review, info."
         values = f.done()
         with write(db):
             if "name" in values:
-                db.conn.execute("UPDATE practitioners SET name = ? WHERE id = ?",
-                                (values["name"], current_user.id))
+                db.conn.execute(
+                    "UPDATE practitioners SET name = ? WHERE id = ?",
+                    (values["name"], current_user.id),
+                )
             if sev is not None:
-                db.conn.execute("UPDATE practitioners SET alert_severities = ? WHERE id = ?",
-                                (",".join(s for s in ("urgent", "review", "info") if s in sev),
-                                 current_user.id))
+                db.conn.execute(
+                    "UPDATE practitioners SET alert_severities = ? WHERE id = ?",
+                    (
+                        ",".join(s for s in ("urgent", "review", "info") if s in sev),
+                        current_user.id,
+                    ),
+                )
         current_user.row = one(db, "SELECT * FROM practitioners WHERE id = ?", (current_user.id,))
     return jsonify(me_payload())
 
@@ -170,8 +189,11 @@ def update_me():
 @bp.get("/practitioners")
 @practitioner_required
 def list_practitioners():
-    found = rows(get_db(), "SELECT * FROM practitioners WHERE clinic_id = ? ORDER BY name",
-                 (current_user.clinic_id,))
+    found = rows(
+        get_db(),
+        "SELECT * FROM practitioners WHERE clinic_id = ? ORDER BY name",
+        (current_user.clinic_id,),
+    )
     return jsonify({"practitioners": [clinic.practitioner_dict(r) for r in found]})
 
 
@@ -182,10 +204,18 @@ def add_practitioner():
     values = clinic.practitioner_fields(body())
     db = get_db()
     with write(db):
-        pid = clinic.create_practitioner(db, current_user.clinic_id, values["email"],
-                                         values["name"], values["password"], utcnow())
+        pid = clinic.create_practitioner(
+            db,
+            current_user.clinic_id,
+            values["email"],
+            values["name"],
+            values["password"],
+            utcnow(),
+        )
         audit.record("practitioner_added", detail=f"practitioner={pid}")
-    return created(clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,))))
+    return created(
+        clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)))
+    )
 
 
 @bp.post("/practitioners/<int:practitioner_id>/disable")
@@ -193,8 +223,11 @@ def add_practitioner():
 def disable_practitioner(practitioner_id: int):
     """Disable a colleague: their sessions end at once."""
     db = get_db()
-    row = one(db, "SELECT * FROM practitioners WHERE id = ? AND clinic_id = ?",
-              (practitioner_id, current_user.clinic_id))
+    row = one(
+        db,
+        "SELECT * FROM practitioners WHERE id = ? AND clinic_id = ?",
+        (practitioner_id, current_user.clinic_id),
+    )
     if row is None:
         raise not_found("practitioner")
     if row["id"] == current_user.id:
@@ -203,7 +236,9 @@ def disable_practitioner(practitioner_id: int):
         db.conn.execute("UPDATE practitioners SET active = 0 WHERE id = ?", (row["id"],))
         auth.revoke_all("practitioner", row["id"])
         audit.record("practitioner_disabled", detail=f"practitioner={row['id']}")
-    return jsonify(clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (row["id"],))))
+    return jsonify(
+        clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (row["id"],)))
+    )
 
 
 # Clients --------------------------------------------------------------------------------
@@ -224,8 +259,13 @@ def list_clients():
     except ValueError:
         raise Invalid({"limit": "Must be a whole number."}) from None
     found = clinic.list_clients(get_db(), current_user.clinic_id, q or None, limit, offset)
-    return jsonify({"clients": [dict(clinic.client_dict(r), last_session_at=r["last_session_at"])
-                                for r in found]})
+    return jsonify(
+        {
+            "clients": [
+                dict(clinic.client_dict(r), last_session_at=r["last_session_at"]) for r in found
+            ]
+        }
+    )
 
 
 @bp.post("/clients")
@@ -234,7 +274,9 @@ def create_client():
     values = clinic.client_fields(body())
     db = get_db()
     with write(db):
-        row = clinic.create_client(db, clinic.get_clinic(db, current_user.clinic_id), values, utcnow())
+        row = clinic.create_client(
+            db, clinic.get_clinic(db, current_user.clinic_id), values, utcnow()
+        )
         audit.record("client_created", client_id=row["id"])
     return created(clinic.client_dict(row))
 
@@ -246,8 +288,12 @@ def get_client(client_id: int):
     row = my_client(client_id)
     sessions = clinic.list_sessions(db, client_id)
     audit.record("client_read", client_id=client_id)
-    return jsonify(dict(clinic.client_dict(row),
-                        sessions=[clinic.session_dict(s, row["timezone"]) for s in sessions]))
+    return jsonify(
+        dict(
+            clinic.client_dict(row),
+            sessions=[clinic.session_dict(s, row["timezone"]) for s in sessions],
+        )
+    )
 
 
 @bp.patch("/clients/<int:client_id>")
@@ -271,8 +317,14 @@ def create_invite(client_id: int):
     token, expires = clinic.create_invite(db, row, current_user.id, utcnow())
     url = invite_url(token)
     audit.record("invite_issued", client_id=client_id)
-    return created({"token": token, "url": url, "expires_at": iso(expires),
-                    "qr_svg": segno.make(url, error="m").svg_inline(scale=4, title="Invite QR code")})
+    return created(
+        {
+            "token": token,
+            "url": url,
+            "expires_at": iso(expires),
+            "qr_svg": segno.make(url, error="m").svg_inline(scale=4, title="Invite QR code"),
+        }
+    )
 
 
 def invite_url(token: str) -> str:
@@ -289,8 +341,13 @@ def redeem_invite(token: str):
     with write(db):
         row = clinic.redeem_invite(db, token, utcnow())
         auth.start_session("client", row)
-        audit.record("invite_redeemed", actor_kind="client", actor_id=row["id"],
-                     clinic_id=row["clinic_id"], client_id=row["id"])
+        audit.record(
+            "invite_redeemed",
+            actor_kind="client",
+            actor_id=row["id"],
+            clinic_id=row["clinic_id"],
+            client_id=row["id"],
+        )
     return jsonify(me_payload())
 
 
@@ -302,8 +359,14 @@ def redeem_invite(token: str):
 def list_sessions(client_id: int):
     row = my_client(client_id)
     audit.record("client_read", client_id=client_id, detail="sessions")
-    return jsonify({"sessions": [clinic.session_dict(s, row["timezone"])
-                                 for s in clinic.list_sessions(get_db(), client_id)]})
+    return jsonify(
+        {
+            "sessions": [
+                clinic.session_dict(s, row["timezone"])
+                for s in clinic.list_sessions(get_db(), client_id)
+            ]
+        }
+    )
 
 
 @bp.post("/clients/<int:client_id>/sessions")
@@ -320,8 +383,9 @@ def create_session(client_id: int):
 
 
 def session_payload(session: dict, client: dict) -> dict:
-    return clinic.session_dict(session, client["timezone"],
-                               schedule.session_schedule(get_db(), session["id"]))
+    return clinic.session_dict(
+        session, client["timezone"], schedule.session_schedule(get_db(), session["id"])
+    )
 
 
 def my_session(session_id: int) -> tuple[dict, dict]:
@@ -368,7 +432,9 @@ def delete_session(session_id: int):
 @bp.get("/protocol")
 @practitioner_required
 def get_protocol():
-    return jsonify(schedule.protocol_dict(schedule.current_protocol(get_db(), current_user.clinic_id)))
+    return jsonify(
+        schedule.protocol_dict(schedule.current_protocol(get_db(), current_user.clinic_id))
+    )
 
 
 @bp.put("/protocol")
@@ -383,8 +449,10 @@ def put_protocol():
     raw = data.get("steps")
     if isinstance(raw, list):
         # "when" is the read-only description GET adds; a GET body can be PUT back as is.
-        raw = [{k: v for k, v in step.items() if k != "when"} if isinstance(step, dict) else step
-               for step in raw]
+        raw = [
+            {k: v for k, v in step.items() if k != "when"} if isinstance(step, dict) else step
+            for step in raw
+        ]
     steps, errors = validate_steps(raw)
     if errors:
         raise Invalid(errors)
@@ -415,7 +483,8 @@ def subscribe():
     """Store this device's push subscription (PushSubscription.toJSON())."""
     signed_in()
     sub, errors = push.validate_subscription(
-        body(), allow_private=current_app.config["PUSH_ALLOW_PRIVATE_ENDPOINTS"])
+        body(), allow_private=current_app.config["PUSH_ALLOW_PRIVATE_ENDPOINTS"]
+    )
     if errors:
         raise Invalid(errors)
     db = get_db()
@@ -430,16 +499,29 @@ def subscribe():
             " ON CONFLICT(endpoint) DO UPDATE SET owner_kind = excluded.owner_kind,"
             " owner_id = excluded.owner_id, p256dh = excluded.p256dh, auth = excluded.auth,"
             " user_agent = excluded.user_agent, gone_at = NULL",
-            (current_user.kind, current_user.id, sub["endpoint"], sub["p256dh"], sub["auth"],
-             agent, now))
+            (
+                current_user.kind,
+                current_user.id,
+                sub["endpoint"],
+                sub["p256dh"],
+                sub["auth"],
+                agent,
+                now,
+            ),
+        )
         row = one(db, "SELECT * FROM push_subscriptions WHERE endpoint = ?", (sub["endpoint"],))
     return created(subscription_dict(row))
 
 
 def subscription_dict(row: dict) -> dict:
-    return {"id": row["id"], "endpoint": row["endpoint"], "created_at": row["created_at"],
-            "last_success_at": row["last_success_at"], "gone": row["gone_at"] is not None,
-            "user_agent": row["user_agent"]}
+    return {
+        "id": row["id"],
+        "endpoint": row["endpoint"],
+        "created_at": row["created_at"],
+        "last_success_at": row["last_success_at"],
+        "gone": row["gone_at"] is not None,
+        "user_agent": row["user_agent"],
+    }
 
 
 @bp.delete("/push/subscriptions")
@@ -454,7 +536,8 @@ def unsubscribe():
     with write(db):
         cur = db.conn.execute(
             "DELETE FROM push_subscriptions WHERE endpoint = ? AND owner_kind = ? AND owner_id = ?",
-            (endpoint, current_user.kind, current_user.id))
+            (endpoint, current_user.kind, current_user.id),
+        )
     if cur.rowcount == 0:
         raise not_found("subscription")
     return "", 204
@@ -463,11 +546,12 @@ def unsubscribe():
 @bp.get("/push/subscriptions")
 def my_subscriptions():
     signed_in()
-    found = rows(get_db(), "SELECT * FROM push_subscriptions WHERE owner_kind = ? AND owner_id = ?"
-                           " ORDER BY id", (current_user.kind, current_user.id))
+    found = rows(
+        get_db(),
+        "SELECT * FROM push_subscriptions WHERE owner_kind = ? AND owner_id = ? ORDER BY id",
+        (current_user.kind, current_user.id),
+    )
     return jsonify({"subscriptions": [subscription_dict(r) for r in found]})
-
-
 
 
 # Aftercare ------------------------------------------------------------------------------
@@ -526,26 +610,52 @@ def add_photo(checkin_id: str):
     from . import photos
 
     if not (request.mimetype or "").startswith("image/"):
-        raise ApiError(415, "unsupported_media_type", "Send the photo as the body with Content-Type image/jpeg, image/png, image/webp or image/heic.")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the photo as the body with Content-Type image/jpeg, image/png, image/webp or image/heic.",
+        )
     if (request.content_length or 0) > photos.MAX_BYTES:
         raise ApiError(413, "too_large", "A photo can be at most 15 MB.")
     db = get_db()
-    checkin = one(db, "SELECT id FROM checkins WHERE id = ? AND client_id = ?",
-                  (checkin_id[:40], current_user.id))
+    checkin = one(
+        db,
+        "SELECT id FROM checkins WHERE id = ? AND client_id = ?",
+        (checkin_id[:40], current_user.id),
+    )
     if checkin is None:
         raise not_found("check-in")
     jpeg, width, height = photos.process(request.get_data())
     with write(db):
-        count = one(db, "SELECT count(*) AS n FROM photos WHERE checkin_id = ?", (checkin["id"],))["n"]
+        count = one(db, "SELECT count(*) AS n FROM photos WHERE checkin_id = ?", (checkin["id"],))[
+            "n"
+        ]
         if count >= photos.PER_CHECKIN:
             raise ApiError(409, "too_many_photos", "A check-in can have at most 3 photos.")
         photo_id, rel = photos.save(current_user.id, jpeg)
-        db.conn.execute("INSERT INTO photos (id, checkin_id, client_id, filename, width, height,"
-                        " bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (photo_id, checkin["id"], current_user.id, rel, width, height, len(jpeg),
-                         iso(utcnow())))
-    return created({"id": photo_id, "url": f"/api/photos/{photo_id}", "width": width,
-                    "height": height, "bytes": len(jpeg)})
+        db.conn.execute(
+            "INSERT INTO photos (id, checkin_id, client_id, filename, width, height,"
+            " bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                photo_id,
+                checkin["id"],
+                current_user.id,
+                rel,
+                width,
+                height,
+                len(jpeg),
+                iso(utcnow()),
+            ),
+        )
+    return created(
+        {
+            "id": photo_id,
+            "url": f"/api/photos/{photo_id}",
+            "width": width,
+            "height": height,
+            "bytes": len(jpeg),
+        }
+    )
 
 
 @bp.get("/photos/<photo_id>")
@@ -557,11 +667,15 @@ def get_photo(photo_id: str):
 
     signed_in()
     db = get_db()
-    row = one(db, "SELECT p.*, c.clinic_id FROM photos p JOIN clients c ON c.id = p.client_id"
-                  " WHERE p.id = ?", (photo_id[:40],))
+    row = one(
+        db,
+        "SELECT p.*, c.clinic_id FROM photos p JOIN clients c ON c.id = p.client_id WHERE p.id = ?",
+        (photo_id[:40],),
+    )
     allowed = row is not None and (
         (current_user.is_client and row["client_id"] == current_user.id)
-        or (current_user.is_practitioner and row["clinic_id"] == current_user.clinic_id))
+        or (current_user.is_practitioner and row["clinic_id"] == current_user.clinic_id)
+    )
     if not allowed:
         raise not_found("photo")
     if current_user.is_practitioner:

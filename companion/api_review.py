@@ -20,8 +20,13 @@ def list_flags():
     """The review queue: active flags, urgent first then oldest; filter by status and severity."""
     args = request.args
     status = args.get("status", "active")
-    statuses = {"active": review.ACTIVE, "open": ("open",), "acknowledged": ("acknowledged",),
-                "resolved": ("resolved",), "all": ("open", "acknowledged", "resolved")}.get(status)
+    statuses = {
+        "active": review.ACTIVE,
+        "open": ("open",),
+        "acknowledged": ("acknowledged",),
+        "resolved": ("resolved",),
+        "all": ("open", "acknowledged", "resolved"),
+    }.get(status)
     severity = args.get("severity") or None
     errors = {}
     if statuses is None:
@@ -39,9 +44,15 @@ def list_flags():
     if errors:
         raise Invalid(errors)
     db = get_db()
-    flags = review.queue(db, current_user.clinic_id, statuses=statuses, severity=severity,
-                         practitioner_id=ids.get("practitioner_id"), client_id=ids.get("client_id"),
-                         limit=min(ids.get("limit", 200), 1000))
+    flags = review.queue(
+        db,
+        current_user.clinic_id,
+        statuses=statuses,
+        severity=severity,
+        practitioner_id=ids.get("practitioner_id"),
+        client_id=ids.get("client_id"),
+        limit=min(ids.get("limit", 200), 1000),
+    )
     return jsonify({"flags": flags, "counts": review.counts(db, current_user.clinic_id)})
 
 
@@ -92,10 +103,13 @@ def export_client(client_id: int):
     fmt = request.args.get("format", "json")
     db = get_db()
     if fmt == "csv":
-        text = review.to_csv(review.CHECKIN_COLUMNS,
-                             review.checkin_csv_rows(db, "client_id = ?", (client_id,)))
+        text = review.to_csv(
+            review.CHECKIN_COLUMNS, review.checkin_csv_rows(db, "client_id = ?", (client_id,))
+        )
         resp = Response(text, mimetype="text/csv")
-        resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}-checkins.csv"'
+        resp.headers["Content-Disposition"] = (
+            f'attachment; filename="client-{client_id}-checkins.csv"'
+        )
     elif fmt == "json":
         resp = jsonify(review.client_bundle(db, client))
         resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}.json"'
@@ -128,8 +142,11 @@ def export_clinic_checkins():
     where, params = _range("taken_at")
     text = review.to_csv(review.CHECKIN_COLUMNS, review.checkin_csv_rows(get_db(), where, params))
     audit.record("clinic_exported", detail="checkins.csv")
-    return Response(text, mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="checkins.csv"'})
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="checkins.csv"'},
+    )
 
 
 @bp.get("/exports/flags.csv")
@@ -141,8 +158,11 @@ def export_clinic_flags():
     where, params = _range("opened_at")
     found = rows(get_db(), f"SELECT * FROM flags WHERE {where} ORDER BY opened_at, id", params)
     audit.record("clinic_exported", detail="flags.csv")
-    return Response(review.to_csv(review.FLAG_COLUMNS, found), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="flags.csv"'})
+    return Response(
+        review.to_csv(review.FLAG_COLUMNS, found),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="flags.csv"'},
+    )
 
 
 def _range(column: str) -> tuple[str, list]:
@@ -169,5 +189,10 @@ def audit_log():
             if parse_id(raw) is None:
                 raise Invalid({name: "Must be a positive whole number."})
             ids[name] = parse_id(raw)
-    return jsonify({"entries": audit.entries(current_user.clinic_id, ids.get("client_id"),
-                                             before_id=ids.get("before"))})
+    return jsonify(
+        {
+            "entries": audit.entries(
+                current_user.clinic_id, ids.get("client_id"), before_id=ids.get("before")
+            )
+        }
+    )

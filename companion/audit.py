@@ -6,9 +6,15 @@ from flask_login import current_user
 from .db import get_db, iso, utcnow
 
 
-def record(action: str, *, client_id: int | None = None, clinic_id: int | None = None,
-           detail: str | None = None, actor_kind: str | None = None,
-           actor_id: int | None = None) -> None:
+def record(
+    action: str,
+    *,
+    client_id: int | None = None,
+    clinic_id: int | None = None,
+    detail: str | None = None,
+    actor_kind: str | None = None,
+    actor_id: int | None = None,
+) -> None:
     """Append one audit entry for the current user (or the actor given)."""
     user = current_user if has_request_context() else None
     if actor_kind is None:
@@ -25,8 +31,9 @@ def record(action: str, *, client_id: int | None = None, clinic_id: int | None =
     )
 
 
-def entries(clinic_id: int, client_id: int | None = None, limit: int = 200,
-            before_id: int | None = None) -> list[dict]:
+def entries(
+    clinic_id: int, client_id: int | None = None, limit: int = 200, before_id: int | None = None
+) -> list[dict]:
     """Return a clinic's audit entries, newest first, optionally for one client."""
     sql = "SELECT * FROM audit_log WHERE clinic_id = ?"
     params: list = [clinic_id]

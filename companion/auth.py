@@ -132,13 +132,21 @@ def authenticate(email: str, password: str) -> dict | None:
     # Text no account can have (NUL, broken Unicode) is just a failed attempt.
     storable = encodable(email) and encodable(password)
     email = email.strip().lower() if storable else email.encode("utf-8", "replace").decode()
-    by_email = one(db, "SELECT count(*) AS n, min(at) AS first FROM login_failures"
-                   " WHERE email = ? AND at > ?", (email, since))
-    by_address = one(db, "SELECT count(*) AS n, min(at) AS first FROM login_failures"
-                     " WHERE address = ? AND at > ?", (address, since))
+    by_email = one(
+        db,
+        "SELECT count(*) AS n, min(at) AS first FROM login_failures WHERE email = ? AND at > ?",
+        (email, since),
+    )
+    by_address = one(
+        db,
+        "SELECT count(*) AS n, min(at) AS first FROM login_failures WHERE address = ? AND at > ?",
+        (address, since),
+    )
     # An address gets more room than an account: a clinic shares one address.
-    for counts, limit in ((by_email, cfg["LOGIN_MAX_FAILURES"]),
-                          (by_address, cfg["LOGIN_MAX_FAILURES"] * 4)):
+    for counts, limit in (
+        (by_email, cfg["LOGIN_MAX_FAILURES"]),
+        (by_address, cfg["LOGIN_MAX_FAILURES"] * 4),
+    ):
         if counts["n"] >= limit:
             retry = parse_iso(counts["first"]) + window - now
             raise TooManyAttempts(max(1, int(retry.total_seconds()) + 1))
@@ -148,11 +156,16 @@ def authenticate(email: str, password: str) -> dict | None:
     ok = storable and check_password_hash(stored, password) and row is not None and row["active"]
     if not ok:
         with write(db):
-            db.conn.execute("INSERT INTO login_failures (email, address, at) VALUES (?, ?, ?)",
-                            (email, address, iso(now)))
-            audit.record("sign_in_failed", actor_kind="anonymous",
-                         clinic_id=row["clinic_id"] if row else None,
-                         detail=f"email={email}" if row else "unknown email")
+            db.conn.execute(
+                "INSERT INTO login_failures (email, address, at) VALUES (?, ?, ?)",
+                (email, address, iso(now)),
+            )
+            audit.record(
+                "sign_in_failed",
+                actor_kind="anonymous",
+                clinic_id=row["clinic_id"] if row else None,
+                detail=f"email={email}" if row else "unknown email",
+            )
         return None
     db.conn.execute("DELETE FROM login_failures WHERE email = ?", (email,))
     return row
@@ -167,6 +180,7 @@ def hash_password(password: str) -> str:
 
 def practitioner_required(view):
     """Let only a signed-in practitioner through."""
+
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not current_user.is_authenticated:
@@ -174,11 +188,13 @@ def practitioner_required(view):
         if not current_user.is_practitioner:
             return _forbidden()
         return view(*args, **kwargs)
+
     return wrapped
 
 
 def client_required(view):
     """Let only a signed-in client through."""
+
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not current_user.is_authenticated:
@@ -186,6 +202,7 @@ def client_required(view):
         if not current_user.is_client:
             return _forbidden()
         return view(*args, **kwargs)
+
     return wrapped
 
 
@@ -207,7 +224,9 @@ def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     login_manager.init_app(app)
     login_manager.session_protection = None  # the server-side session row is the protection
-    app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=app.config["CLIENT_SESSION_DAYS"]))
+    app.config.setdefault(
+        "REMEMBER_COOKIE_DURATION", timedelta(days=app.config["CLIENT_SESSION_DAYS"])
+    )
     app.permanent_session_lifetime = timedelta(hours=app.config["PRACTITIONER_ABSOLUTE_HOURS"])
 
     @login_manager.unauthorized_handler

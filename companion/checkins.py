@@ -15,8 +15,17 @@ from .validation import Fields
 
 SYMPTOMS = ("bruising", "peeling", "itching", "oozing", "bumps", "patches")
 WARNINGS = ("spreading_redness", "fever", "pus", "eye_or_breathing", "blisters")
-FIELDS = {"id", "session_id", "taken_at", "redness", "swelling", "pain", "symptoms",
-          "warning_signs", "note"}
+FIELDS = {
+    "id",
+    "session_id",
+    "taken_at",
+    "redness",
+    "swelling",
+    "pain",
+    "symptoms",
+    "warning_signs",
+    "note",
+}
 # A phone's clock may run a little fast; more than this ahead of ours is a wrong clock.
 CLOCK_SKEW = timedelta(minutes=10)
 MAX_AGE = timedelta(days=90)
@@ -55,15 +64,25 @@ def _decode(row: dict) -> dict:
 
 
 def as_triage(row: dict) -> dict:
-    return {"id": row["id"], "taken_at": parse_iso(row["taken_at"]) if isinstance(row["taken_at"], str)
-            else row["taken_at"], "redness": row["redness"], "swelling": row["swelling"],
-            "pain": row["pain"], "symptoms": row["symptoms"], "warning_signs": row["warning_signs"],
-            "note": row.get("note")}
+    return {
+        "id": row["id"],
+        "taken_at": parse_iso(row["taken_at"])
+        if isinstance(row["taken_at"], str)
+        else row["taken_at"],
+        "redness": row["redness"],
+        "swelling": row["swelling"],
+        "pain": row["pain"],
+        "symptoms": row["symptoms"],
+        "warning_signs": row["warning_signs"],
+        "note": row.get("note"),
+    }
 
 
 def session_for_triage(session: dict) -> dict:
-    return {"performed_at": parse_iso(session["performed_at"]),
-            "needle_depth_mm": session["needle_depth_mm"]}
+    return {
+        "performed_at": parse_iso(session["performed_at"]),
+        "needle_depth_mm": session["needle_depth_mm"],
+    }
 
 
 def checkin_dict(db: sqlite_utils.Database, row: dict) -> dict:
@@ -75,21 +94,35 @@ def checkin_dicts(db: sqlite_utils.Database, found: list[dict]) -> list[dict]:
     photos: dict[str, list[dict]] = {}
     ids = [r["id"] for r in found]
     for start in range(0, len(ids), 500):
-        part = ids[start:start + 500]
-        for p in rows(db, f"SELECT checkin_id, id, width, height, bytes FROM photos WHERE checkin_id"
-                          f" IN ({','.join('?' * len(part))}) ORDER BY created_at", part):
+        part = ids[start : start + 500]
+        for p in rows(
+            db,
+            f"SELECT checkin_id, id, width, height, bytes FROM photos WHERE checkin_id"
+            f" IN ({','.join('?' * len(part))}) ORDER BY created_at",
+            part,
+        ):
             photos.setdefault(p.pop("checkin_id"), []).append(dict(p, url=f"/api/photos/{p['id']}"))
     out = []
     for row in found:
         row = _decode(row) if isinstance(row.get("assessment"), str) else row
-        out.append({
-            "id": row["id"], "client_id": row["client_id"], "session_id": row["session_id"],
-            "taken_at": row["taken_at"], "received_at": row["received_at"],
-            "redness": row["redness"], "swelling": row["swelling"], "pain": row["pain"],
-            "symptoms": row["symptoms"], "warning_signs": row["warning_signs"], "note": row["note"],
-            "day": row["assessment"].get("day"),
-            "assessment": {k: row["assessment"][k] for k in ("status", "message", "flags")},
-            "photos": photos.get(row["id"], [])})
+        out.append(
+            {
+                "id": row["id"],
+                "client_id": row["client_id"],
+                "session_id": row["session_id"],
+                "taken_at": row["taken_at"],
+                "received_at": row["received_at"],
+                "redness": row["redness"],
+                "swelling": row["swelling"],
+                "pain": row["pain"],
+                "symptoms": row["symptoms"],
+                "warning_signs": row["warning_signs"],
+                "note": row["note"],
+                "day": row["assessment"].get("day"),
+                "assessment": {k: row["assessment"][k] for k in ("status", "message", "flags")},
+                "photos": photos.get(row["id"], []),
+            }
+        )
     return out
 
 
@@ -101,22 +134,40 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
     _rate_limit(db, client, now)
     with write(db):
         session = _session_for(db, client, data)
-        history = [as_triage(_decode(r)) for r in rows(
-            db, "SELECT * FROM checkins WHERE session_id = ? AND taken_at <= ? ORDER BY taken_at",
-            (session["id"], iso(data["taken_at"])))]
+        history = [
+            as_triage(_decode(r))
+            for r in rows(
+                db,
+                "SELECT * FROM checkins WHERE session_id = ? AND taken_at <= ? ORDER BY taken_at",
+                (session["id"], iso(data["taken_at"])),
+            )
+        ]
         clinic_row = one(db, "SELECT phone FROM clinics WHERE id = ?", (client["clinic_id"],))
         new = dict(data, symptoms=data["symptoms"], warning_signs=data["warning_signs"])
-        assessment = triage.assess(session_for_triage(session), [*history, as_triage(new)],
-                                   clinic_row["phone"])
+        assessment = triage.assess(
+            session_for_triage(session), [*history, as_triage(new)], clinic_row["phone"]
+        )
         try:
             db.conn.execute(
                 "INSERT INTO checkins (id, client_id, clinic_id, session_id, taken_at, received_at,"
                 " redness, swelling, pain, symptoms, warning_signs, note, assessment)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (data["id"], client["id"], client["clinic_id"], session["id"], iso(data["taken_at"]),
-                 iso(now), data["redness"], data["swelling"], data["pain"],
-                 json.dumps(data["symptoms"]), json.dumps(data["warning_signs"]),
-                 data.get("note") or "", json.dumps(assessment)))
+                (
+                    data["id"],
+                    client["id"],
+                    client["clinic_id"],
+                    session["id"],
+                    iso(data["taken_at"]),
+                    iso(now),
+                    data["redness"],
+                    data["swelling"],
+                    data["pain"],
+                    json.dumps(data["symptoms"]),
+                    json.dumps(data["warning_signs"]),
+                    data.get("note") or "",
+                    json.dumps(assessment),
+                ),
+            )
         except sqlite3.IntegrityError:
             # The same id raced in from a second tab or the service worker.
             existing = one(db, "SELECT * FROM checkins WHERE id = ?", (data["id"],))
@@ -130,61 +181,98 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
 
 def _replay(db, existing: dict, client: dict) -> tuple[dict, bool]:
     if existing["client_id"] != client["id"]:
-        raise ApiError(409, "id_conflict", "This check-in id is already used; make a new one.",
-                       {"id": "Already used."})
+        raise ApiError(
+            409,
+            "id_conflict",
+            "This check-in id is already used; make a new one.",
+            {"id": "Already used."},
+        )
     return checkin_dict(db, existing), False
 
 
 def _rate_limit(db, client: dict, now: datetime) -> None:
     limit = current_app.config["CHECKIN_RATE_PER_HOUR"]
-    recent = one(db, "SELECT count(*) AS n, min(received_at) AS first FROM checkins"
-                     " WHERE client_id = ? AND received_at > ?",
-                 (client["id"], iso(now - timedelta(hours=1))))
+    recent = one(
+        db,
+        "SELECT count(*) AS n, min(received_at) AS first FROM checkins"
+        " WHERE client_id = ? AND received_at > ?",
+        (client["id"], iso(now - timedelta(hours=1))),
+    )
     if recent["n"] >= limit:
         wait = parse_iso(recent["first"]) + timedelta(hours=1) - now
-        raise ApiError(429, "too_many_checkins", "Too many check-ins in the last hour; try later.",
-                       headers={"Retry-After": str(max(1, int(wait.total_seconds()) + 1))})
+        raise ApiError(
+            429,
+            "too_many_checkins",
+            "Too many check-ins in the last hour; try later.",
+            headers={"Retry-After": str(max(1, int(wait.total_seconds()) + 1))},
+        )
 
 
 def _session_for(db, client: dict, data: dict) -> dict:
     """The named session, else the client's latest session before the check-in was taken."""
     if data.get("session_id") is not None:
-        session = one(db, "SELECT * FROM treatment_sessions WHERE id = ? AND client_id = ?",
-                      (data["session_id"], client["id"]))
+        session = one(
+            db,
+            "SELECT * FROM treatment_sessions WHERE id = ? AND client_id = ?",
+            (data["session_id"], client["id"]),
+        )
         if session is None:
             raise not_found("session")
     else:
-        session = one(db, "SELECT * FROM treatment_sessions WHERE client_id = ? AND performed_at <= ?"
-                          " ORDER BY performed_at DESC LIMIT 1", (client["id"], iso(data["taken_at"])))
+        session = one(
+            db,
+            "SELECT * FROM treatment_sessions WHERE client_id = ? AND performed_at <= ?"
+            " ORDER BY performed_at DESC LIMIT 1",
+            (client["id"], iso(data["taken_at"])),
+        )
         if session is None:
-            raise ApiError(409, "no_session",
-                           "There is no treatment session before this check-in; ask your clinic.")
+            raise ApiError(
+                409,
+                "no_session",
+                "There is no treatment session before this check-in; ask your clinic.",
+            )
     if parse_iso(session["performed_at"]) > data["taken_at"]:
         raise Invalid({"taken_at": "This is before the session it belongs to."})
     return session
 
 
-def apply_findings(db, client: dict, session: dict, checkin_id: str | None, findings: list[dict],
-                   now: datetime) -> list[dict]:
+def apply_findings(
+    db, client: dict, session: dict, checkin_id: str | None, findings: list[dict], now: datetime
+) -> list[dict]:
     """Open, escalate or update flags (one open per session and rule); alert on new urgency."""
-    open_flags = rows(db, "SELECT * FROM flags WHERE session_id = ? AND status != 'resolved'",
-                      (session["id"],))
+    open_flags = rows(
+        db, "SELECT * FROM flags WHERE session_id = ? AND status != 'resolved'", (session["id"],)
+    )
     alerts = []
     for action in triage.reconcile(open_flags, findings):
         if action["action"] == "open":
             flag_id = db.conn.execute(
                 "INSERT INTO flags (clinic_id, client_id, session_id, checkin_id, rule, severity,"
                 " reason, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (client["clinic_id"], client["id"], session["id"], checkin_id, action["rule"],
-                 action["severity"], action["reason"], iso(now), iso(now))).lastrowid
+                (
+                    client["clinic_id"],
+                    client["id"],
+                    session["id"],
+                    checkin_id,
+                    action["rule"],
+                    action["severity"],
+                    action["reason"],
+                    iso(now),
+                    iso(now),
+                ),
+            ).lastrowid
         else:
             flag_id = action["id"]
-            db.conn.execute("UPDATE flags SET severity = ?, reason = ?, updated_at = ?,"
-                            " checkin_id = coalesce(?, checkin_id) WHERE id = ?",
-                            (action["severity"], action["reason"], iso(now), checkin_id, flag_id))
-        db.conn.execute("INSERT INTO flag_events (flag_id, at, actor_kind, action, severity, reason)"
-                        " VALUES (?, ?, 'triage', ?, ?, ?)",
-                        (flag_id, iso(now), action["action"], action["severity"], action["reason"]))
+            db.conn.execute(
+                "UPDATE flags SET severity = ?, reason = ?, updated_at = ?,"
+                " checkin_id = coalesce(?, checkin_id) WHERE id = ?",
+                (action["severity"], action["reason"], iso(now), checkin_id, flag_id),
+            )
+        db.conn.execute(
+            "INSERT INTO flag_events (flag_id, at, actor_kind, action, severity, reason)"
+            " VALUES (?, ?, 'triage', ?, ?, ?)",
+            (flag_id, iso(now), action["action"], action["severity"], action["reason"]),
+        )
         alerts.append(dict(action, id=flag_id))
     for a in alerts:
         if a["action"] in ("open", "escalate"):
@@ -197,8 +285,11 @@ def alert_practitioners(db, client: dict, session: dict, flag: dict, now: dateti
     urgent = flag["severity"] == "urgent"
     title = ("Urgent: " if urgent else "Review: ") + f"{client['name']} ({flag['rule']})"
     count = 0
-    for p in rows(db, "SELECT id, alert_severities FROM practitioners WHERE clinic_id = ?"
-                      " AND active = 1", (client["clinic_id"],)):
+    for p in rows(
+        db,
+        "SELECT id, alert_severities FROM practitioners WHERE clinic_id = ? AND active = 1",
+        (client["clinic_id"],),
+    ):
         if flag["severity"] not in p["alert_severities"].split(","):
             continue
         db.conn.execute(
@@ -206,18 +297,35 @@ def alert_practitioners(db, client: dict, session: dict, flag: dict, now: dateti
             " flag_id, kind, title, body, url, urgency, due_at, expires_at, status,"
             " next_attempt_at, created_at) VALUES ('practitioner', ?, ?, ?, ?, ?, 'alert', ?, ?, ?,"
             " ?, ?, ?, 'pending', ?, ?)",
-            (p["id"], client["clinic_id"], client["id"], session["id"], flag["id"], title[:60],
-             flag["reason"][:200], f"/clinic/clients/{client['id']}",
-             "high" if urgent else "normal", iso(now), iso(now + timedelta(hours=24)), iso(now),
-             iso(now)))
+            (
+                p["id"],
+                client["clinic_id"],
+                client["id"],
+                session["id"],
+                flag["id"],
+                title[:60],
+                flag["reason"][:200],
+                f"/clinic/clients/{client['id']}",
+                "high" if urgent else "normal",
+                iso(now),
+                iso(now + timedelta(hours=24)),
+                iso(now),
+                iso(now),
+            ),
+        )
         count += 1
     return count
 
 
 def list_for_client(db, client_id: int, limit: int = 200) -> list[dict]:
-    return checkin_dicts(db, rows(
-        db, "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at DESC LIMIT ?",
-        (client_id, limit)))
+    return checkin_dicts(
+        db,
+        rows(
+            db,
+            "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at DESC LIMIT ?",
+            (client_id, limit),
+        ),
+    )
 
 
 def check_missed(db, now: datetime, window: timedelta = timedelta(hours=12)) -> int:
@@ -227,24 +335,40 @@ def check_missed(db, now: datetime, window: timedelta = timedelta(hours=12)) -> 
     if now - start < timedelta(minutes=1):
         return 0
     # Only sessions with a check-in step whose answer window closed since the last run.
-    sessions = rows(db, "SELECT DISTINCT session_id FROM notifications WHERE kind = 'checkin'"
-                        " AND due_at > ? AND due_at <= ? AND session_id IS NOT NULL",
-                    (iso(start - window), iso(now - window)))
+    sessions = rows(
+        db,
+        "SELECT DISTINCT session_id FROM notifications WHERE kind = 'checkin'"
+        " AND due_at > ? AND due_at <= ? AND session_id IS NOT NULL",
+        (iso(start - window), iso(now - window)),
+    )
     opened = 0
     with write(db):
         for s in sessions:
             session = one(db, "SELECT * FROM treatment_sessions WHERE id = ?", (s["session_id"],))
             if session is None:
                 continue
-            due = [parse_iso(r["due_at"]) for r in rows(
-                db, "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
-                    " AND status NOT IN ('cancelled', 'skipped') ORDER BY due_at", (session["id"],))]
-            taken = [parse_iso(r["taken_at"]) for r in rows(
-                db, "SELECT taken_at FROM checkins WHERE session_id = ?", (session["id"],))]
+            due = [
+                parse_iso(r["due_at"])
+                for r in rows(
+                    db,
+                    "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
+                    " AND status NOT IN ('cancelled', 'skipped') ORDER BY due_at",
+                    (session["id"],),
+                )
+            ]
+            taken = [
+                parse_iso(r["taken_at"])
+                for r in rows(
+                    db, "SELECT taken_at FROM checkins WHERE session_id = ?", (session["id"],)
+                )
+            ]
             finding = triage.missed_checkins(due, taken, now, window)
             if finding:
                 client = one(db, "SELECT * FROM clients WHERE id = ?", (session["client_id"],))
                 opened += len(apply_findings(db, client, session, None, [finding], now))
-        db.conn.execute("INSERT INTO heartbeats (name, pid, at) VALUES ('n3', NULL, ?)"
-                        " ON CONFLICT(name) DO UPDATE SET at = excluded.at", (iso(now),))
+        db.conn.execute(
+            "INSERT INTO heartbeats (name, pid, at) VALUES ('n3', NULL, ?)"
+            " ON CONFLICT(name) DO UPDATE SET at = excluded.at",
+            (iso(now),),
+        )
     return opened

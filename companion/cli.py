@@ -26,9 +26,11 @@ def migrate(app) -> list[str]:
         db.close()
 
 
-@click.group(help="Companion: aftercare reminders, recovery check-ins and flagged recoveries.\n\n"
-                  "The instance folder (database, secrets, photos) is COMPANION_INSTANCE_PATH, "
-                  "default ./instance.")
+@click.group(
+    help="Companion: aftercare reminders, recovery check-ins and flagged recoveries.\n\n"
+    "The instance folder (database, secrets, photos) is COMPANION_INSTANCE_PATH, "
+    "default ./instance."
+)
 def main() -> None:
     pass
 
@@ -37,20 +39,31 @@ def main() -> None:
 def init_db() -> None:
     app = _app()
     applied = migrate(app)
-    click.echo(f"Database {app.config['DATABASE']}: "
-               + (f"applied {', '.join(applied)}." if applied else "already up to date."))
+    click.echo(
+        f"Database {app.config['DATABASE']}: "
+        + (f"applied {', '.join(applied)}." if applied else "already up to date.")
+    )
 
 
-@main.command("create-practitioner",
-              help="Create a practitioner, and their clinic if no clinic has that name.")
+@main.command(
+    "create-practitioner",
+    help="Create a practitioner, and their clinic if no clinic has that name.",
+)
 @click.option("--email", required=True, help="Sign-in email.")
 @click.option("--name", required=True, help="The practitioner's name.")
 @click.option("--clinic", "clinic_name", required=True, help="Clinic name (created if new).")
-@click.option("--timezone", default="UTC", show_default=True,
-              help="Time zone of a new clinic (IANA name); clients default to it.")
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="Time zone of a new clinic (IANA name); clients default to it.",
+)
 @click.option("--phone", default=None, help="Phone number of a new clinic, shown to clients.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from standard input (no terminal needed).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (no terminal needed).",
+)
 def create_practitioner(email, name, clinic_name, timezone, phone, password_stdin) -> None:
     from . import clinic
     from .db import connect, one, utcnow, write
@@ -71,20 +84,30 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
         f.phone("phone")
         f.done()
     except ApiError as e:
-        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in e.fields.items()) or e.message) from None
+        raise click.ClickException(
+            "; ".join(f"{k}: {v}" for k, v in e.fields.items()) or e.message
+        ) from None
     with app.app_context():
         db = connect(app.config["DATABASE"])
         now = utcnow()
         try:
             with write(db):
                 row = one(db, "SELECT id FROM clinics WHERE name = ?", (clinic_name,))
-                clinic_id = row["id"] if row else clinic.create_clinic(db, clinic_name, timezone, phone, now)
-                pid = clinic.create_practitioner(db, clinic_id, person["email"], name, password, now)
+                clinic_id = (
+                    row["id"]
+                    if row
+                    else clinic.create_clinic(db, clinic_name, timezone, phone, now)
+                )
+                pid = clinic.create_practitioner(
+                    db, clinic_id, person["email"], name, password, now
+                )
         except ApiError as e:
             raise click.ClickException(e.message) from None
         finally:
             db.close()
-    click.echo(f"Created practitioner {pid} ({person['email']}) in clinic {clinic_id} ({clinic_name}).")
+    click.echo(
+        f"Created practitioner {pid} ({person['email']}) in clinic {clinic_id} ({clinic_name})."
+    )
 
 
 def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
@@ -112,7 +135,9 @@ def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
             scheduler.stop(app)
 
 
-@main.command(help="Run the embedded default: the web app and the reminder dispatcher in one process.")
+@main.command(
+    help="Run the embedded default: the web app and the reminder dispatcher in one process."
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-dispatch", is_flag=True, help="Do not send reminders from this process.")
@@ -132,7 +157,9 @@ def worker() -> None:
     scheduler.run_forever(app)
 
 
-@main.command(help="Seed a demo clinic, practitioner and clients at different days of recovery, then run.")
+@main.command(
+    help="Seed a demo clinic, practitioner and clients at different days of recovery, then run."
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--seed-only", is_flag=True, help="Seed the data and exit without running the app.")
@@ -153,8 +180,13 @@ def demo(host: str, port: int, seed_only: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
-@click.option("--threads", default=4, show_default=True, type=int,
-              help="Threads per worker (gthread); 1 uses sync workers.")
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=int,
+    help="Threads per worker (gthread); 1 uses sync workers.",
+)
 @click.option("--no-dispatch", is_flag=True, help="Run no dispatcher (one runs elsewhere).")
 def serve(host: str, port: int, workers: int, threads: int, no_dispatch: bool) -> None:
     from . import production

@@ -17,27 +17,35 @@ from .validation import Fields
 DEVICES = ("pen", "roller")
 
 
-def create_clinic(db: sqlite_utils.Database, name: str, timezone: str, phone: str | None,
-                  now: datetime) -> int:
+def create_clinic(
+    db: sqlite_utils.Database, name: str, timezone: str, phone: str | None, now: datetime
+) -> int:
     """Create a clinic with the default aftercare protocol."""
     cur = db.conn.execute(
         "INSERT INTO clinics (name, phone, timezone, created_at) VALUES (?, ?, ?, ?)",
-        (name, phone, timezone, iso(now)))
+        (name, phone, timezone, iso(now)),
+    )
     schedule.save_protocol(db, cur.lastrowid, None, None, now)
     return cur.lastrowid
 
 
-def create_practitioner(db: sqlite_utils.Database, clinic_id: int, email: str, name: str,
-                        password: str, now: datetime) -> int:
+def create_practitioner(
+    db: sqlite_utils.Database, clinic_id: int, email: str, name: str, password: str, now: datetime
+) -> int:
     """Add a practitioner to a clinic; the email must be new."""
     email = email.strip().lower()
     if one(db, "SELECT id FROM practitioners WHERE email = ?", (email,)):
-        raise ApiError(409, "email_taken", "A practitioner with this email already exists.",
-                       {"email": "Already in use."})
+        raise ApiError(
+            409,
+            "email_taken",
+            "A practitioner with this email already exists.",
+            {"email": "Already in use."},
+        )
     return db.conn.execute(
         "INSERT INTO practitioners (clinic_id, email, name, password_hash, created_at)"
         " VALUES (?, ?, ?, ?, ?)",
-        (clinic_id, email, name, hash_password(password), iso(now))).lastrowid
+        (clinic_id, email, name, hash_password(password), iso(now)),
+    ).lastrowid
 
 
 def practitioner_fields(data: object) -> dict:
@@ -56,9 +64,14 @@ def practitioner_fields(data: object) -> dict:
 
 
 def practitioner_dict(row: dict) -> dict:
-    return {"id": row["id"], "clinic_id": row["clinic_id"], "email": row["email"],
-            "name": row["name"], "active": bool(row["active"]),
-            "alert_severities": [s for s in row["alert_severities"].split(",") if s]}
+    return {
+        "id": row["id"],
+        "clinic_id": row["clinic_id"],
+        "email": row["email"],
+        "name": row["name"],
+        "active": bool(row["active"]),
+        "alert_severities": [s for s in row["alert_severities"].split(",") if s],
+    }
 
 
 def get_clinic(db: sqlite_utils.Database, clinic_id: int) -> dict:
@@ -66,8 +79,12 @@ def get_clinic(db: sqlite_utils.Database, clinic_id: int) -> dict:
 
 
 def clinic_dict(row: dict) -> dict:
-    return {"id": row["id"], "name": row["name"], "phone": row["phone"],
-            "timezone": row["timezone"]}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "phone": row["phone"],
+        "timezone": row["timezone"],
+    }
 
 
 # Clients ---------------------------------------------------------------------------------
@@ -106,10 +123,17 @@ def get_client(db: sqlite_utils.Database, client_id: int, clinic_id: int) -> dic
 
 
 def client_dict(row: dict) -> dict:
-    return {"id": row["id"], "clinic_id": row["clinic_id"], "name": row["name"],
-            "email": row["email"], "phone": row["phone"], "timezone": row["timezone"],
-            "quiet_hours": {"start": row["quiet_start"], "end": row["quiet_end"]},
-            "discreet": bool(row["discreet"]), "created_at": row["created_at"]}
+    return {
+        "id": row["id"],
+        "clinic_id": row["clinic_id"],
+        "name": row["name"],
+        "email": row["email"],
+        "phone": row["phone"],
+        "timezone": row["timezone"],
+        "quiet_hours": {"start": row["quiet_start"], "end": row["quiet_end"]},
+        "discreet": bool(row["discreet"]),
+        "created_at": row["created_at"],
+    }
 
 
 def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: datetime) -> dict:
@@ -117,9 +141,19 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
     cur = db.conn.execute(
         "INSERT INTO clients (clinic_id, name, email, phone, timezone, quiet_start, quiet_end,"
         " discreet, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (clinic["id"], data["name"], data.get("email"), data.get("phone"),
-         data.get("timezone") or clinic["timezone"], quiet["start"], quiet["end"],
-         int(data.get("discreet", False)), iso(now), iso(now)))
+        (
+            clinic["id"],
+            data["name"],
+            data.get("email"),
+            data.get("phone"),
+            data.get("timezone") or clinic["timezone"],
+            quiet["start"],
+            quiet["end"],
+            int(data.get("discreet", False)),
+            iso(now),
+            iso(now),
+        ),
+    )
     return one(db, "SELECT * FROM clients WHERE id = ?", (cur.lastrowid,))
 
 
@@ -138,21 +172,32 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
     changes["updated_at"] = iso(now)
     sets = ", ".join(f"{k} = ?" for k in changes)
     with write(db):
-        db.conn.execute(f"UPDATE clients SET {sets} WHERE id = ?", (*changes.values(), client["id"]))
+        db.conn.execute(
+            f"UPDATE clients SET {sets} WHERE id = ?", (*changes.values(), client["id"])
+        )
         updated = one(db, "SELECT * FROM clients WHERE id = ?", (client["id"],))
         if {"timezone", "quiet_start", "quiet_end"} & changes.keys():
             schedule.replan_client(db, updated, now)
     return updated
 
 
-def list_clients(db: sqlite_utils.Database, clinic_id: int, query: str | None = None,
-                 limit: int = 100, offset: int = 0) -> list[dict]:
-    sql = ("SELECT c.*, (SELECT max(performed_at) FROM treatment_sessions s"
-           " WHERE s.client_id = c.id) AS last_session_at FROM clients c WHERE c.clinic_id = ?")
+def list_clients(
+    db: sqlite_utils.Database,
+    clinic_id: int,
+    query: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict]:
+    sql = (
+        "SELECT c.*, (SELECT max(performed_at) FROM treatment_sessions s"
+        " WHERE s.client_id = c.id) AS last_session_at FROM clients c WHERE c.clinic_id = ?"
+    )
     params: list = [clinic_id]
     if query:
         sql += " AND c.name LIKE ? ESCAPE '\\'"
-        params.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        params.append(
+            "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
     sql += " ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?"
     return rows(db, sql, (*params, limit, offset))
 
@@ -160,18 +205,23 @@ def list_clients(db: sqlite_utils.Database, clinic_id: int, query: str | None = 
 # Invites ---------------------------------------------------------------------------------
 
 
-def create_invite(db: sqlite_utils.Database, client: dict, practitioner_id: int,
-                  now: datetime) -> tuple[str, datetime]:
+def create_invite(
+    db: sqlite_utils.Database, client: dict, practitioner_id: int, now: datetime
+) -> tuple[str, datetime]:
     """Issue a one-time invite for a client, revoking any earlier one."""
     token = secrets.token_urlsafe(24)
     expires = now + timedelta(days=current_app.config["INVITE_DAYS"])
     with write(db):
-        db.conn.execute("UPDATE invites SET revoked_at = ? WHERE client_id = ? AND used_at IS NULL"
-                        " AND revoked_at IS NULL", (iso(now), client["id"]))
+        db.conn.execute(
+            "UPDATE invites SET revoked_at = ? WHERE client_id = ? AND used_at IS NULL"
+            " AND revoked_at IS NULL",
+            (iso(now), client["id"]),
+        )
         db.conn.execute(
             "INSERT INTO invites (client_id, token_hash, created_by, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (client["id"], hash_token(token), practitioner_id, iso(now), iso(expires)))
+            (client["id"], hash_token(token), practitioner_id, iso(now), iso(expires)),
+        )
     return token, expires
 
 
@@ -181,16 +231,27 @@ def redeem_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
     if invite is None:
         raise ApiError(404, "invite_unknown", "This invite link is not valid.")
     if invite["revoked_at"]:
-        raise ApiError(410, "invite_revoked", "This invite was replaced by a newer one. Ask your clinic for a new link.")
+        raise ApiError(
+            410,
+            "invite_revoked",
+            "This invite was replaced by a newer one. Ask your clinic for a new link.",
+        )
     if invite["used_at"]:
-        raise ApiError(410, "invite_used", "This invite was already used. Ask your clinic for a new link.")
+        raise ApiError(
+            410, "invite_used", "This invite was already used. Ask your clinic for a new link."
+        )
     if parse_iso(invite["expires_at"]) <= now:
-        raise ApiError(410, "invite_expired", "This invite has expired. Ask your clinic for a new link.")
+        raise ApiError(
+            410, "invite_expired", "This invite has expired. Ask your clinic for a new link."
+        )
     # The WHERE makes a double tap race-free: only one redeem can flip used_at.
-    cur = db.conn.execute("UPDATE invites SET used_at = ? WHERE id = ? AND used_at IS NULL",
-                          (iso(now), invite["id"]))
+    cur = db.conn.execute(
+        "UPDATE invites SET used_at = ? WHERE id = ? AND used_at IS NULL", (iso(now), invite["id"])
+    )
     if cur.rowcount != 1:
-        raise ApiError(410, "invite_used", "This invite was already used. Ask your clinic for a new link.")
+        raise ApiError(
+            410, "invite_used", "This invite was already used. Ask your clinic for a new link."
+        )
     return one(db, "SELECT * FROM clients WHERE id = ?", (invite["client_id"],))
 
 
@@ -214,8 +275,11 @@ def session_fields(data: object, now: datetime, partial: bool = False) -> dict:
 
 
 def get_session(db: sqlite_utils.Database, session_id: int, clinic_id: int) -> dict:
-    row = one(db, "SELECT * FROM treatment_sessions WHERE id = ? AND clinic_id = ?",
-              (session_id, clinic_id))
+    row = one(
+        db,
+        "SELECT * FROM treatment_sessions WHERE id = ? AND clinic_id = ?",
+        (session_id, clinic_id),
+    )
     if row is None:
         raise not_found("session")
     return row
@@ -223,20 +287,30 @@ def get_session(db: sqlite_utils.Database, session_id: int, clinic_id: int) -> d
 
 def session_dict(row: dict, tz: str, schedule_rows: list[dict] | None = None) -> dict:
     performed = parse_iso(row["performed_at"]).astimezone(ZoneInfo(tz))
-    out = {"id": row["id"], "client_id": row["client_id"], "clinic_id": row["clinic_id"],
-           "practitioner_id": row["practitioner_id"], "performed_at": performed.isoformat(),
-           "areas": json.loads(row["areas"]), "needle_depth_mm": row["needle_depth_mm"],
-           "device": row["device"], "products": json.loads(row["products"]),
-           "notes": row["notes"], "protocol_id": row["protocol_id"],
-           "protocol_version": row.get("protocol_version"),
-           "created_at": row["created_at"], "updated_at": row["updated_at"]}
+    out = {
+        "id": row["id"],
+        "client_id": row["client_id"],
+        "clinic_id": row["clinic_id"],
+        "practitioner_id": row["practitioner_id"],
+        "performed_at": performed.isoformat(),
+        "areas": json.loads(row["areas"]),
+        "needle_depth_mm": row["needle_depth_mm"],
+        "device": row["device"],
+        "products": json.loads(row["products"]),
+        "notes": row["notes"],
+        "protocol_id": row["protocol_id"],
+        "protocol_version": row.get("protocol_version"),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
     if schedule_rows is not None:
         out["schedule"] = schedule_rows
     return out
 
 
-def create_session(db: sqlite_utils.Database, client: dict, practitioner_id: int, data: dict,
-                   now: datetime) -> dict:
+def create_session(
+    db: sqlite_utils.Database, client: dict, practitioner_id: int, data: dict, now: datetime
+) -> dict:
     """Record a session and plan its reminders in the same transaction."""
     with write(db):
         protocol = schedule.current_protocol(db, client["clinic_id"])
@@ -244,17 +318,29 @@ def create_session(db: sqlite_utils.Database, client: dict, practitioner_id: int
             "INSERT INTO treatment_sessions (clinic_id, client_id, practitioner_id, protocol_id,"
             " performed_at, areas, needle_depth_mm, device, products, notes, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (client["clinic_id"], client["id"], practitioner_id, protocol["id"],
-             iso(data["performed_at"]), json.dumps(data["areas"]), data["needle_depth_mm"],
-             data["device"], json.dumps(data.get("products") or []), data.get("notes") or "",
-             iso(now), iso(now)))
+            (
+                client["clinic_id"],
+                client["id"],
+                practitioner_id,
+                protocol["id"],
+                iso(data["performed_at"]),
+                json.dumps(data["areas"]),
+                data["needle_depth_mm"],
+                data["device"],
+                json.dumps(data.get("products") or []),
+                data.get("notes") or "",
+                iso(now),
+                iso(now),
+            ),
+        )
         session = load_session(db, cur.lastrowid)
         schedule.plan_session(db, session, client, protocol, now)
     return session
 
 
-def update_session(db: sqlite_utils.Database, session: dict, client: dict, data: dict,
-                   now: datetime) -> dict:
+def update_session(
+    db: sqlite_utils.Database, session: dict, client: dict, data: dict, now: datetime
+) -> dict:
     """Edit a session; a new time re-plans the reminders not yet sent."""
     changes: dict = {}
     if "performed_at" in data:
@@ -270,8 +356,9 @@ def update_session(db: sqlite_utils.Database, session: dict, client: dict, data:
     changes["updated_at"] = iso(now)
     with write(db):
         sets = ", ".join(f"{k} = ?" for k in changes)
-        db.conn.execute(f"UPDATE treatment_sessions SET {sets} WHERE id = ?",
-                        (*changes.values(), session["id"]))
+        db.conn.execute(
+            f"UPDATE treatment_sessions SET {sets} WHERE id = ?", (*changes.values(), session["id"])
+        )
         updated = load_session(db, session["id"])
         if updated["performed_at"] != session["performed_at"]:
             protocol = schedule.protocol_by_id(db, updated["protocol_id"])
@@ -287,17 +374,29 @@ def delete_session(db: sqlite_utils.Database, session: dict, now: datetime) -> N
 
 
 def load_session(db: sqlite_utils.Database, session_id: int) -> dict:
-    return one(db, "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-                   " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.id = ?", (session_id,))
+    return one(
+        db,
+        "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
+        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.id = ?",
+        (session_id,),
+    )
 
 
 def list_sessions(db: sqlite_utils.Database, client_id: int) -> list[dict]:
-    return rows(db, "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-                    " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
-                    " ORDER BY s.performed_at DESC", (client_id,))
+    return rows(
+        db,
+        "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
+        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
+        " ORDER BY s.performed_at DESC",
+        (client_id,),
+    )
 
 
 def latest_session(db: sqlite_utils.Database, client_id: int) -> dict | None:
-    return one(db, "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-                   " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
-                   " ORDER BY s.performed_at DESC LIMIT 1", (client_id,))
+    return one(
+        db,
+        "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
+        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
+        " ORDER BY s.performed_at DESC LIMIT 1",
+        (client_id,),
+    )

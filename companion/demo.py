@@ -18,8 +18,12 @@ CLIENTS = [
     ("Amira Haddad", 3, 0.5, []),
     ("Ben Carter", 30, 1.0, [(24, 2, 1, 2, {})]),
     ("Chloé Martin", 56, 0.5, [(24, 2, 1, 2, {}), (50, 3, 2, 3, {})]),
-    ("Dev Patel", 100, 1.5, [(24, 3, 2, 3, {}), (48, 2, 1, 2, {"peeling": True}),
-                             (96, 1, 0, 1, {"peeling": True})]),
+    (
+        "Dev Patel",
+        100,
+        1.5,
+        [(24, 3, 2, 3, {}), (48, 2, 1, 2, {"peeling": True}), (96, 1, 0, 1, {"peeling": True})],
+    ),
     ("Erin O'Neill", 80, 0.5, [(24, 2, 1, 2, {}), (72, 2, 2, 4, {"warning": "pus"})]),
     ("Farid Khan", 200, 0.25, [(24, 1, 1, 1, {}), (72, 0, 0, 0, {})]),
 ]
@@ -34,8 +38,10 @@ def seed(app: Flask) -> tuple[str, str]:
         existing = one(db, "SELECT * FROM practitioners WHERE email = ?", (EMAIL,))
         if existing:
             with write(db):
-                db.conn.execute("UPDATE practitioners SET password_hash = ?, active = 1 WHERE id = ?",
-                                (hash_password(password), existing["id"]))
+                db.conn.execute(
+                    "UPDATE practitioners SET password_hash = ?, active = 1 WHERE id = ?",
+                    (hash_password(password), existing["id"]),
+                )
             return EMAIL, password
         with write(db):
             clinic_id = clinic.create_clinic(db, CLINIC, "Europe/London", "+44 20 7946 0000", now)
@@ -44,20 +50,39 @@ def seed(app: Flask) -> tuple[str, str]:
             for name, hours, depth, reports in CLIENTS:
                 client = clinic.create_client(db, the_clinic, {"name": name}, now)
                 performed = now - timedelta(hours=hours)
-                session = clinic.create_session(db, client, pid, {
-                    "performed_at": performed, "areas": ["face"], "needle_depth_mm": depth,
-                    "device": "pen", "products": ["hyaluronic serum"], "notes": "Demo session."},
-                    now)
+                session = clinic.create_session(
+                    db,
+                    client,
+                    pid,
+                    {
+                        "performed_at": performed,
+                        "areas": ["face"],
+                        "needle_depth_mm": depth,
+                        "device": "pen",
+                        "products": ["hyaluronic serum"],
+                        "notes": "Demo session.",
+                    },
+                    now,
+                )
                 for at, redness, swelling, pain, extra in reports:
                     warning = extra.pop("warning", None)
-                    checkins.submit(db, client, {
-                        "id": str(uuid.uuid4()), "session_id": session["id"],
-                        "taken_at": performed + timedelta(hours=at), "redness": redness,
-                        "swelling": swelling, "pain": pain,
-                        "symptoms": dict.fromkeys(checkins.SYMPTOMS, False) | extra,
-                        "warning_signs": dict.fromkeys(checkins.WARNINGS, False)
-                        | ({warning: True} if warning else {}),
-                        "note": ""}, now)
+                    checkins.submit(
+                        db,
+                        client,
+                        {
+                            "id": str(uuid.uuid4()),
+                            "session_id": session["id"],
+                            "taken_at": performed + timedelta(hours=at),
+                            "redness": redness,
+                            "swelling": swelling,
+                            "pain": pain,
+                            "symptoms": dict.fromkeys(checkins.SYMPTOMS, False) | extra,
+                            "warning_signs": dict.fromkeys(checkins.WARNINGS, False)
+                            | ({warning: True} if warning else {}),
+                            "note": "",
+                        },
+                        now,
+                    )
     finally:
         db.close()
     return EMAIL, password

@@ -45,7 +45,9 @@ def reclaim_expired(db: sqlite_utils.Database, now: datetime) -> int:
     with write(db):
         return db.conn.execute(
             "UPDATE notifications SET status = 'pending', lease_until = NULL, lease_owner = NULL"
-            " WHERE status = 'leased' AND lease_until < ?", (iso(now),)).rowcount
+            " WHERE status = 'leased' AND lease_until < ?",
+            (iso(now),),
+        ).rowcount
 
 
 # The partial index notifications_due (next_attempt_at WHERE status = 'pending') keeps
@@ -54,18 +56,21 @@ def reclaim_expired(db: sqlite_utils.Database, now: datetime) -> int:
 CLAIM_SQL = (
     "UPDATE notifications SET status = 'leased', lease_until = ?, lease_owner = ?"
     " WHERE id IN (SELECT id FROM notifications WHERE status = 'pending'"
-    " AND next_attempt_at <= ? ORDER BY next_attempt_at, due_at LIMIT ?) RETURNING *")
+    " AND next_attempt_at <= ? ORDER BY next_attempt_at, due_at LIMIT ?) RETURNING *"
+)
 
 
-def claim(db: sqlite_utils.Database, now: datetime, limit: int, lease_seconds: int,
-          owner: str) -> list[dict]:
+def claim(
+    db: sqlite_utils.Database, now: datetime, limit: int, lease_seconds: int, owner: str
+) -> list[dict]:
     """Atomically lease up to `limit` due rows for this sender, oldest due first."""
     with write(db):
         claimed = db.conn.execute(
-            CLAIM_SQL,
-            (iso(now + timedelta(seconds=lease_seconds)), owner, iso(now), limit)).fetchall()
-    return sorted((dict(r) for r in claimed),
-                  key=lambda r: (r["next_attempt_at"], r["due_at"], r["id"]))
+            CLAIM_SQL, (iso(now + timedelta(seconds=lease_seconds)), owner, iso(now), limit)
+        ).fetchall()
+    return sorted(
+        (dict(r) for r in claimed), key=lambda r: (r["next_attempt_at"], r["due_at"], r["id"])
+    )
 
 
 def release(db: sqlite_utils.Database, owner: str) -> int:
@@ -73,7 +78,9 @@ def release(db: sqlite_utils.Database, owner: str) -> int:
     with write(db):
         return db.conn.execute(
             "UPDATE notifications SET status = 'pending', lease_until = NULL, lease_owner = NULL"
-            " WHERE status = 'leased' AND lease_owner = ?", (owner,)).rowcount
+            " WHERE status = 'leased' AND lease_owner = ?",
+            (owner,),
+        ).rowcount
 
 
 def _in(values) -> str:
@@ -86,18 +93,36 @@ def _targets(db: sqlite_utils.Database, claimed: list[dict]) -> tuple[dict, set,
     for kind in ("client", "practitioner"):
         ids = sorted({r["owner_id"] for r in claimed if r["owner_kind"] == kind})
         if ids:
-            for s in rows(db, f"SELECT * FROM push_subscriptions WHERE gone_at IS NULL"
-                              f" AND owner_kind = ? AND owner_id IN ({_in(ids)})", (kind, *ids)):
+            for s in rows(
+                db,
+                f"SELECT * FROM push_subscriptions WHERE gone_at IS NULL"
+                f" AND owner_kind = ? AND owner_id IN ({_in(ids)})",
+                (kind, *ids),
+            ):
                 subs.setdefault((kind, s["owner_id"]), []).append(s)
     client_ids = sorted({r["owner_id"] for r in claimed if r["owner_kind"] == "client"})
-    discreet = {r["id"] for r in rows(db, f"SELECT id FROM clients WHERE discreet = 1 AND id IN"
-                                          f" ({_in(client_ids)})", client_ids)} if client_ids else set()
+    discreet = (
+        {
+            r["id"]
+            for r in rows(
+                db,
+                f"SELECT id FROM clients WHERE discreet = 1 AND id IN ({_in(client_ids)})",
+                client_ids,
+            )
+        }
+        if client_ids
+        else set()
+    )
     retried = [r["id"] for r in claimed if r["attempts"]]
     settled, delivered = set(), set()
     if retried:
-        for d in rows(db, f"SELECT notification_id, subscription_id, outcome FROM deliveries"
-                          f" WHERE notification_id IN ({_in(retried)}) AND outcome IN"
-                          f" ({_in(FINAL)})", (*retried, *FINAL)):
+        for d in rows(
+            db,
+            f"SELECT notification_id, subscription_id, outcome FROM deliveries"
+            f" WHERE notification_id IN ({_in(retried)}) AND outcome IN"
+            f" ({_in(FINAL)})",
+            (*retried, *FINAL),
+        ):
             settled.add((d["notification_id"], d["subscription_id"]))
             if d["outcome"] == "delivered":
                 delivered.add(d["notification_id"])
@@ -132,7 +157,8 @@ class _Service:
 
 # Kept per Sender (one per dispatcher) and dropped with it.
 _services: "weakref.WeakKeyDictionary[push.Sender, dict[str, _Service]]" = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def _origin(endpoint: str) -> str:
@@ -145,8 +171,9 @@ def _outage(outcome: "push.Outcome") -> bool:
     return outcome.kind == "retry" and (outcome.status is None or outcome.status >= 500)
 
 
-def _observe(services: dict[str, _Service], results: list, now: datetime,
-             settings: Settings) -> None:
+def _observe(
+    services: dict[str, _Service], results: list, now: datetime, settings: Settings
+) -> None:
     """Mark push services down after enough failing devices in a row, up on any answer."""
     seen: dict[str, list] = {}
     for (_, sub_id, origin), outcome in results:
@@ -160,14 +187,19 @@ def _observe(services: dict[str, _Service], results: list, now: datetime,
         service.failing.update(sub_id for sub_id, _ in failing)
         service.reason = failing[0][1].reason
         if service.down_until is not None or len(service.failing) >= settings.outage_devices:
-            wait = min(settings.max_probe_backoff, settings.probe_backoff * 2 ** service.probes)
+            wait = min(settings.max_probe_backoff, settings.probe_backoff * 2**service.probes)
             asked = max((o.retry_after or 0.0) for _, o in failing)
             service.down_until = now + timedelta(seconds=max(wait, asked))
             service.probes += 1
 
 
-def _send(sender: "push.Sender", jobs: list, services: dict[str, _Service], now: datetime,
-          settings: Settings) -> tuple[list, list]:
+def _send(
+    sender: "push.Sender",
+    jobs: list,
+    services: dict[str, _Service],
+    now: datetime,
+    settings: Settings,
+) -> tuple[list, list]:
     """Send jobs, except to push services that are down: one probe each when it is time.
 
     Returns (results, waiting): waiting are the jobs not sent because their push
@@ -198,8 +230,9 @@ def _send(sender: "push.Sender", jobs: list, services: dict[str, _Service], now:
 # -- one batch -------------------------------------------------------------------------------
 
 
-def _jobs(claimed: list[dict], targets: tuple, now: datetime, owner: str, final: list,
-          counts: dict) -> tuple[list, list]:
+def _jobs(
+    claimed: list[dict], targets: tuple, now: datetime, owner: str, final: list, counts: dict
+) -> tuple[list, list]:
     """Build one send job per row and device; settle at once rows that expired or are bad."""
     subs, discreet, settled, delivered_before = targets
     jobs, live = [], []
@@ -208,32 +241,62 @@ def _jobs(claimed: list[dict], targets: tuple, now: datetime, owner: str, final:
             counts["expired"] += 1
             # Delivered to some device on an earlier attempt: it did go out.
             sent = row["id"] in delivered_before
-            final.append(("sent" if sent else "skipped", None if sent else EXPIRED,
-                          row["attempts"], iso(now) if sent else None, row["id"], owner))
+            final.append(
+                (
+                    "sent" if sent else "skipped",
+                    None if sent else EXPIRED,
+                    row["attempts"],
+                    iso(now) if sent else None,
+                    row["id"],
+                    owner,
+                )
+            )
             continue
         try:
             if row["urgency"] not in push.URGENCIES:
                 raise ValueError(f"unknown urgency {row['urgency']!r}")
             payload = push.build_payload(
-                row["title"], row["body"], row["url"], f"companion-{row['id']}", row["id"],
-                discreet=row["owner_kind"] == "client" and row["owner_id"] in discreet)
+                row["title"],
+                row["body"],
+                row["url"],
+                f"companion-{row['id']}",
+                row["id"],
+                discreet=row["owner_kind"] == "client" and row["owner_id"] in discreet,
+            )
         except ValueError as exc:  # a bad row must not hold up the batch
             counts["failed"] += 1
-            final.append(("failed", f"cannot send: {exc}"[:500], row["attempts"], None,
-                          row["id"], owner))
+            final.append(
+                ("failed", f"cannot send: {exc}"[:500], row["attempts"], None, row["id"], owner)
+            )
             continue
         live.append(row)
         ttl = max(60, int((parse_iso(row["expires_at"]) - now).total_seconds()))
         for sub in subs.get((row["owner_kind"], row["owner_id"]), []):
             if (row["id"], sub["id"]) not in settled:
-                jobs.append(((row["id"], sub["id"], _origin(sub["endpoint"])), sub, payload,
-                             ttl, row["urgency"], topic_for(row)))
+                jobs.append(
+                    (
+                        (row["id"], sub["id"], _origin(sub["endpoint"])),
+                        sub,
+                        payload,
+                        ttl,
+                        row["urgency"],
+                        topic_for(row),
+                    )
+                )
     return jobs, live
 
 
-def _decide(row: dict, attempt: int, outcomes: list, retry: list, wait_until: datetime | None,
-            why: str, delivered: bool, now: datetime,
-            settings: Settings) -> tuple[str, str | None, datetime | None]:
+def _decide(
+    row: dict,
+    attempt: int,
+    outcomes: list,
+    retry: list,
+    wait_until: datetime | None,
+    why: str,
+    delivered: bool,
+    now: datetime,
+    settings: Settings,
+) -> tuple[str, str | None, datetime | None]:
     """Return (status, reason, next attempt) for a row; 'retry'/'waiting' go back to pending."""
     next_at = wait_until
     if retry and attempt < settings.max_attempts:
@@ -260,8 +323,14 @@ def _decide(row: dict, attempt: int, outcomes: list, retry: list, wait_until: da
     return "failed", (failed[0].reason if failed else "not delivered"), None
 
 
-def send_batch(db: sqlite_utils.Database, sender: "push.Sender", claimed: list[dict],
-               now: datetime, owner: str, settings: Settings) -> dict[str, int]:
+def send_batch(
+    db: sqlite_utils.Database,
+    sender: "push.Sender",
+    claimed: list[dict],
+    now: datetime,
+    owner: str,
+    settings: Settings,
+) -> dict[str, int]:
     """Send claimed rows (no transaction open during HTTP), then record and settle them."""
     targets = _targets(db, claimed)
     services = _services.setdefault(sender, {})
@@ -283,8 +352,9 @@ def send_batch(db: sqlite_utils.Database, sender: "push.Sender", claimed: list[d
         attempt = row["attempts"] + (1 if found else 0)
         down, retry = set(held.get(row["id"], ())), []
         for sub_id, origin, o in found:
-            attempts.append((row["id"], sub_id, attempt, stamp, o.status, o.kind,
-                             o.reason[:500], o.elapsed_ms))
+            attempts.append(
+                (row["id"], sub_id, attempt, stamp, o.status, o.kind, o.reason[:500], o.elapsed_ms)
+            )
             if o.kind == "delivered":
                 succeeded.add(sub_id)
             elif o.kind == "gone":
@@ -295,46 +365,83 @@ def send_batch(db: sqlite_utils.Database, sender: "push.Sender", claimed: list[d
                 retry.append(o)
         outcomes = [o for *_, o in found]
         delivered = row["id"] in targets[3] or any(o.kind == "delivered" for o in outcomes)
-        why = retry[0].reason if retry else next(
-            (services[o].reason for o in sorted(down) if services[o].reason), "unavailable")
+        why = (
+            retry[0].reason
+            if retry
+            else next(
+                (services[o].reason for o in sorted(down) if services[o].reason), "unavailable"
+            )
+        )
         wait_until = min((services[o].down_until for o in down), default=None)
-        status, reason, next_at = _decide(row, attempt, outcomes, retry, wait_until, why,
-                                          delivered, now, settings)
+        status, reason, next_at = _decide(
+            row, attempt, outcomes, retry, wait_until, why, delivered, now, settings
+        )
         counts[status] += 1
         if next_at is not None:
             pending.append((attempt, iso(next_at), reason[:500], row["id"], owner))
         else:
-            final.append((status, reason and reason[:500], attempt,
-                          stamp if status == "sent" else None, row["id"], owner))
+            final.append(
+                (
+                    status,
+                    reason and reason[:500],
+                    attempt,
+                    stamp if status == "sent" else None,
+                    row["id"],
+                    owner,
+                )
+            )
     _record(db, stamp, attempts, succeeded, gone, pending, final)
     return counts
 
 
-def _record(db: sqlite_utils.Database, stamp: str, attempts: list, succeeded: set, gone: set,
-            pending: list, final: list) -> None:
+def _record(
+    db: sqlite_utils.Database,
+    stamp: str,
+    attempts: list,
+    succeeded: set,
+    gone: set,
+    pending: list,
+    final: list,
+) -> None:
     """Write a batch's deliveries, device states and row states in one short transaction."""
     with write(db):
         db.conn.executemany(
             "INSERT INTO deliveries (notification_id, subscription_id, attempt, at, status_code,"
-            " outcome, reason, elapsed_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", attempts)
-        db.conn.executemany("UPDATE push_subscriptions SET last_success_at = ? WHERE id = ?",
-                            [(stamp, s) for s in sorted(succeeded)])
-        db.conn.executemany("UPDATE push_subscriptions SET gone_at = ? WHERE id = ?",
-                            [(stamp, s) for s in sorted(gone)])
+            " outcome, reason, elapsed_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            attempts,
+        )
+        db.conn.executemany(
+            "UPDATE push_subscriptions SET last_success_at = ? WHERE id = ?",
+            [(stamp, s) for s in sorted(succeeded)],
+        )
+        db.conn.executemany(
+            "UPDATE push_subscriptions SET gone_at = ? WHERE id = ?",
+            [(stamp, s) for s in sorted(gone)],
+        )
         # WHERE lease_owner: a sender whose lease ran out must not settle a row that
         # another sender has claimed since.
         db.conn.executemany(
             "UPDATE notifications SET status = 'pending', attempts = ?, next_attempt_at = ?,"
             " status_reason = ?, lease_until = NULL, lease_owner = NULL"
-            " WHERE id = ? AND lease_owner = ?", pending)
+            " WHERE id = ? AND lease_owner = ?",
+            pending,
+        )
         db.conn.executemany(
             "UPDATE notifications SET status = ?, status_reason = ?, attempts = ?, sent_at = ?,"
-            " lease_until = NULL, lease_owner = NULL WHERE id = ? AND lease_owner = ?", final)
+            " lease_until = NULL, lease_owner = NULL WHERE id = ? AND lease_owner = ?",
+            final,
+        )
 
 
-def tick(db: sqlite_utils.Database, sender: "push.Sender", clock: Callable[[], datetime],
-         owner: str, settings: Settings, max_batches: int = 20,
-         stopping: "threading.Event | None" = None) -> dict[str, int]:
+def tick(
+    db: sqlite_utils.Database,
+    sender: "push.Sender",
+    clock: Callable[[], datetime],
+    owner: str,
+    settings: Settings,
+    max_batches: int = 20,
+    stopping: "threading.Event | None" = None,
+) -> dict[str, int]:
     """Run one dispatch pass: reclaim expired leases, then drain due rows in bounded batches."""
     total = {"reclaimed": reclaim_expired(db, clock())}
     for _ in range(max_batches):

@@ -6,14 +6,25 @@ from urllib.parse import urlsplit
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-SIMPLE_CONTENT_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""}
+SIMPLE_CONTENT_TYPES = {
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "text/plain",
+    "",
+}
 
 
 class ApiError(Exception):
     """An error a user can cause: answered with its status and the API's error shape."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields = fields or {}
@@ -33,8 +44,9 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
-def abort_json_or_html(status: int, code: str, message: str, fields: dict | None = None,
-                       headers: dict | None = None):
+def abort_json_or_html(
+    status: int, code: str, message: str, fields: dict | None = None, headers: dict | None = None
+):
     """Answer an error as JSON under /api/, as a page elsewhere."""
     if request.path.startswith("/api/"):
         resp = jsonify(error_body(code, message, fields))
@@ -49,8 +61,14 @@ def safe_next(target: str | None) -> str | None:
         return None
     target = target.strip()
     parts = urlsplit(target)
-    if (not target.startswith("/") or target.startswith("//") or target.startswith("/\\")
-            or "\\" in target or parts.scheme or parts.netloc):
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or target.startswith("/\\")
+        or "\\" in target
+        or parts.scheme
+        or parts.netloc
+    ):
         return None
     return target.rstrip("?") or "/"
 
@@ -76,9 +94,11 @@ def check_api_request() -> ApiError | None:
     return None
 
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "connect-src 'self'; worker-src 'self'; manifest-src 'self'; font-src 'self'; "
-       "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; worker-src 'self'; manifest-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def security_headers(resp):
@@ -123,6 +143,9 @@ def init_app(app: Flask) -> None:
         # Disk full, read-only file, lock timeout: nothing was stored; the phone keeps
         # the check-in in its outbox and sends it again.
         app.logger.error("storage unavailable: %s", e)
-        return abort_json_or_html(503, "storage_unavailable",
-                                  "The clinic's server cannot save right now. Try again shortly.",
-                                  headers={"Retry-After": "30"})
+        return abort_json_or_html(
+            503,
+            "storage_unavailable",
+            "The clinic's server cannot save right now. Try again shortly.",
+            headers={"Retry-After": "30"},
+        )

@@ -23,7 +23,9 @@ def _run(db: sqlite_utils.Database, script: str) -> None:
 
 @migrations()
 def m001_accounts(db: sqlite_utils.Database) -> None:
-    _run(db, """
+    _run(
+        db,
+        """
     CREATE TABLE clinics (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
@@ -100,12 +102,15 @@ def m001_accounts(db: sqlite_utils.Database) -> None:
     );
     CREATE INDEX audit_clinic ON audit_log(clinic_id, at);
     CREATE INDEX audit_client ON audit_log(client_id, at);
-    """)
+    """,
+    )
 
 
 @migrations()
 def m002_sessions_and_protocols(db: sqlite_utils.Database) -> None:
-    _run(db, """
+    _run(
+        db,
+        """
     CREATE TABLE protocols (
         id INTEGER PRIMARY KEY,
         clinic_id INTEGER NOT NULL REFERENCES clinics(id),
@@ -132,12 +137,15 @@ def m002_sessions_and_protocols(db: sqlite_utils.Database) -> None:
     );
     CREATE INDEX sessions_client ON treatment_sessions(client_id, performed_at);
     CREATE INDEX sessions_clinic ON treatment_sessions(clinic_id, performed_at);
-    """)
+    """,
+    )
 
 
 @migrations()
 def m003_push_outbox(db: sqlite_utils.Database) -> None:
-    _run(db, """
+    _run(
+        db,
+        """
     CREATE TABLE push_subscriptions (
         id INTEGER PRIMARY KEY,
         owner_kind TEXT NOT NULL CHECK (owner_kind IN ('practitioner', 'client')),
@@ -203,12 +211,15 @@ def m003_push_outbox(db: sqlite_utils.Database) -> None:
         pid INTEGER,
         at TEXT NOT NULL
     );
-    """)
+    """,
+    )
 
 
 @migrations()
 def m004_checkins_and_flags(db: sqlite_utils.Database) -> None:
-    _run(db, """
+    _run(
+        db,
+        """
     CREATE TABLE checkins (
         id TEXT PRIMARY KEY,
         client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
@@ -274,7 +285,8 @@ def m004_checkins_and_flags(db: sqlite_utils.Database) -> None:
         note TEXT
     );
     CREATE INDEX flag_events_flag ON flag_events(flag_id);
-    """)
+    """,
+    )
 
 
 def apply(db: sqlite_utils.Database) -> None:
@@ -284,7 +296,9 @@ def apply(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m005_review_indexes(db: sqlite_utils.Database) -> None:
-    _run(db, """
+    _run(
+        db,
+        """
     -- The timeline reads a client's flags by session; deleting a session sets their
     -- session_id to NULL, which without this index scans every flag (the partial
     -- flags_one_open index cannot serve either).
@@ -292,4 +306,5 @@ def m005_review_indexes(db: sqlite_utils.Database) -> None:
     -- Erasing a client cancels and cascades over its notifications by client_id: without
     -- this index each erasure scans the whole outbox (seconds at 4.5 million rows).
     CREATE INDEX notifications_client ON notifications(client_id);
-    """)
+    """,
+    )

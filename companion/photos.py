@@ -32,23 +32,41 @@ def process(data: bytes) -> tuple[bytes, int, int]:
         fmt = img.format
         width, height = img.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise ApiError(422, "not_an_image", "This is not a photo we can read (JPEG, PNG, WebP or HEIC).",
-                       {"photo": "Unsupported or damaged image."}) from None
+        raise ApiError(
+            422,
+            "not_an_image",
+            "This is not a photo we can read (JPEG, PNG, WebP or HEIC).",
+            {"photo": "Unsupported or damaged image."},
+        ) from None
     if fmt not in ACCEPTED:
-        raise ApiError(422, "not_an_image", "Send a JPEG, PNG, WebP or HEIC photo.",
-                       {"photo": f"{fmt} images are not accepted."})
+        raise ApiError(
+            422,
+            "not_an_image",
+            "Send a JPEG, PNG, WebP or HEIC photo.",
+            {"photo": f"{fmt} images are not accepted."},
+        )
     if width * height > MAX_PIXELS or width < 1 or height < 1:
-        raise ApiError(422, "image_too_big", "This image has too many pixels.",
-                       {"photo": f"At most {MAX_PIXELS:,} pixels."})
+        raise ApiError(
+            422,
+            "image_too_big",
+            "This image has too many pixels.",
+            {"photo": f"At most {MAX_PIXELS:,} pixels."},
+        )
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)  # keep the orientation the EXIF asked for, then drop EXIF
+        img = ImageOps.exif_transpose(
+            img
+        )  # keep the orientation the EXIF asked for, then drop EXIF
         img.thumbnail((MAX_SIDE, MAX_SIDE))
         out = io.BytesIO()
         img.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise ApiError(422, "not_an_image", "This photo is damaged and cannot be read.",
-                       {"photo": "Damaged image."}) from None
+        raise ApiError(
+            422,
+            "not_an_image",
+            "This photo is damaged and cannot be read.",
+            {"photo": "Damaged image."},
+        ) from None
     return out.getvalue(), img.width, img.height
 
 

@@ -114,7 +114,11 @@ def _text(raw: dict, field: str, path: str, errors: dict, max_len: int, *, empty
         errors[path] = "must not be empty"
     elif len(value) > max_len:
         errors[path] = f"must be at most {max_len} characters"
-    elif "\x00" in value or not value.isprintable() and any(ord(c) < 0x20 and c not in "\n\t" for c in value):
+    elif (
+        "\x00" in value
+        or not value.isprintable()
+        and any(ord(c) < 0x20 and c not in "\n\t" for c in value)
+    ):
         errors[path] = "must not contain control characters"
     else:
         try:

@@ -400,8 +400,9 @@ class _Runtime:
     still shut down cleanly (by its weakref.finalize, also at interpreter exit).
     """
 
-    def __init__(self, in_flight: int, per_origin: int, timeout: float,
-                 ssl_context: ssl.SSLContext) -> None:
+    def __init__(
+        self, in_flight: int, per_origin: int, timeout: float, ssl_context: ssl.SSLContext
+    ) -> None:
         self.in_flight = in_flight
         self.per_origin = per_origin  # set (< in_flight): connections per push service
         self.timeout = timeout
@@ -431,7 +432,8 @@ class _Runtime:
     async def _open(self) -> None:
         # limit == in_flight: a worker never waits for a connection (the timeout is all HTTP).
         connector = aiohttp.TCPConnector(
-            limit=self.in_flight, limit_per_host=self.per_origin, ssl=self._ssl)
+            limit=self.in_flight, limit_per_host=self.per_origin, ssl=self._ssl
+        )
         self.http = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
@@ -642,9 +644,12 @@ class Sender:
         with self._lock:
             runtime = self._runtime
             if runtime is None:
-                runtime = _Runtime(self.max_workers,
-                                   self.pool_size if self.pool_size < self.max_workers else 0,
-                                   self.timeout, _ssl_context(self._cafile))
+                runtime = _Runtime(
+                    self.max_workers,
+                    self.pool_size if self.pool_size < self.max_workers else 0,
+                    self.timeout,
+                    _ssl_context(self._cafile),
+                )
                 self._runtime = runtime
                 self._finalizer = weakref.finalize(self, runtime.close)
             runtime.enter()

@@ -16,8 +16,16 @@ SEVERITY_ORDER = "CASE f.severity WHEN 'urgent' THEN 0 WHEN 'review' THEN 1 ELSE
 ACTIVE = ("open", "acknowledged")
 
 
-def queue(db: sqlite_utils.Database, clinic_id: int, *, statuses=ACTIVE, severity: str | None = None,
-          practitioner_id: int | None = None, client_id: int | None = None, limit: int = 200) -> list[dict]:
+def queue(
+    db: sqlite_utils.Database,
+    clinic_id: int,
+    *,
+    statuses=ACTIVE,
+    severity: str | None = None,
+    practitioner_id: int | None = None,
+    client_id: int | None = None,
+    limit: int = 200,
+) -> list[dict]:
     """Return flags for the queue: urgent first, then oldest first, with what a row shows."""
     sql = f"""
         SELECT f.*, c.name AS client_name, c.timezone, s.performed_at, s.practitioner_id,
@@ -47,16 +55,38 @@ def queue(db: sqlite_utils.Database, clinic_id: int, *, statuses=ACTIVE, severit
 
 def counts(db: sqlite_utils.Database, clinic_id: int) -> dict:
     """Count active flags per severity (for the header, the title and the badge)."""
-    found = {r["severity"]: r["n"] for r in rows(
-        db, "SELECT severity, count(*) AS n FROM flags WHERE clinic_id = ? AND status IN (?, ?)"
-            " GROUP BY severity", (clinic_id, *ACTIVE))}
+    found = {
+        r["severity"]: r["n"]
+        for r in rows(
+            db,
+            "SELECT severity, count(*) AS n FROM flags WHERE clinic_id = ? AND status IN (?, ?)"
+            " GROUP BY severity",
+            (clinic_id, *ACTIVE),
+        )
+    }
     return {s: found.get(s, 0) for s in ("urgent", "review", "info")}
 
 
 def flag_dict(row: dict) -> dict:
-    out = {k: row.get(k) for k in ("id", "rule", "severity", "status", "client_id", "session_id",
-                                   "reason", "opened_at", "updated_at", "acknowledged_at",
-                                   "called_at", "resolved_at", "note", "checkin_id")}
+    out = {
+        k: row.get(k)
+        for k in (
+            "id",
+            "rule",
+            "severity",
+            "status",
+            "client_id",
+            "session_id",
+            "reason",
+            "opened_at",
+            "updated_at",
+            "acknowledged_at",
+            "called_at",
+            "resolved_at",
+            "note",
+            "checkin_id",
+        )
+    }
     if "client_name" in row:
         out["client_name"] = row["client_name"]
     if row.get("performed_at"):
@@ -69,43 +99,69 @@ def flag_dict(row: dict) -> dict:
 
 
 def get_flag(db: sqlite_utils.Database, flag_id: int, clinic_id: int) -> dict:
-    row = one(db, "SELECT f.*, c.name AS client_name FROM flags f JOIN clients c"
-                  " ON c.id = f.client_id WHERE f.id = ? AND f.clinic_id = ?", (flag_id, clinic_id))
+    row = one(
+        db,
+        "SELECT f.*, c.name AS client_name FROM flags f JOIN clients c"
+        " ON c.id = f.client_id WHERE f.id = ? AND f.clinic_id = ?",
+        (flag_id, clinic_id),
+    )
     if row is None:
         raise not_found("flag")
     return row
 
 
 def flag_events(db: sqlite_utils.Database, flag_id: int) -> list[dict]:
-    return rows(db, "SELECT at, actor_kind, actor_id, action, severity, reason, note FROM flag_events"
-                    " WHERE flag_id = ? ORDER BY id", (flag_id,))
+    return rows(
+        db,
+        "SELECT at, actor_kind, actor_id, action, severity, reason, note FROM flag_events"
+        " WHERE flag_id = ? ORDER BY id",
+        (flag_id,),
+    )
 
 
-def act(db: sqlite_utils.Database, flag: dict, action: str, practitioner_id: int, note: str | None,
-        now: datetime) -> dict:
+def act(
+    db: sqlite_utils.Database,
+    flag: dict,
+    action: str,
+    practitioner_id: int,
+    note: str | None,
+    now: datetime,
+) -> dict:
     """Acknowledge, resolve, or record a call on a flag; every action is a flag event."""
     if flag["status"] == "resolved":
         raise ApiError(409, "already_resolved", "This flag is already resolved.")
     stamp = iso(now)
     with write(db):
         if action == "acknowledge":
-            db.conn.execute("UPDATE flags SET status = 'acknowledged', acknowledged_at = ?,"
-                            " acknowledged_by = ?, updated_at = ? WHERE id = ?",
-                            (stamp, practitioner_id, stamp, flag["id"]))
+            db.conn.execute(
+                "UPDATE flags SET status = 'acknowledged', acknowledged_at = ?,"
+                " acknowledged_by = ?, updated_at = ? WHERE id = ?",
+                (stamp, practitioner_id, stamp, flag["id"]),
+            )
         elif action == "called":
-            db.conn.execute("UPDATE flags SET called_at = ?, updated_at = ?,"
-                            " status = 'acknowledged', acknowledged_at = coalesce(acknowledged_at, ?),"
-                            " acknowledged_by = coalesce(acknowledged_by, ?) WHERE id = ?",
-                            (stamp, stamp, stamp, practitioner_id, flag["id"]))
+            db.conn.execute(
+                "UPDATE flags SET called_at = ?, updated_at = ?,"
+                " status = 'acknowledged', acknowledged_at = coalesce(acknowledged_at, ?),"
+                " acknowledged_by = coalesce(acknowledged_by, ?) WHERE id = ?",
+                (stamp, stamp, stamp, practitioner_id, flag["id"]),
+            )
         elif action == "resolve":
-            db.conn.execute("UPDATE flags SET status = 'resolved', resolved_at = ?, resolved_by = ?,"
-                            " note = ?, updated_at = ? WHERE id = ?",
-                            (stamp, practitioner_id, note, stamp, flag["id"]))
-        db.conn.execute("INSERT INTO flag_events (flag_id, at, actor_kind, actor_id, action, note)"
-                        " VALUES (?, ?, 'practitioner', ?, ?, ?)",
-                        (flag["id"], stamp, practitioner_id, action, note))
-    return one(db, "SELECT f.*, c.name AS client_name FROM flags f JOIN clients c"
-                   " ON c.id = f.client_id WHERE f.id = ?", (flag["id"],))
+            db.conn.execute(
+                "UPDATE flags SET status = 'resolved', resolved_at = ?, resolved_by = ?,"
+                " note = ?, updated_at = ? WHERE id = ?",
+                (stamp, practitioner_id, note, stamp, flag["id"]),
+            )
+        db.conn.execute(
+            "INSERT INTO flag_events (flag_id, at, actor_kind, actor_id, action, note)"
+            " VALUES (?, ?, 'practitioner', ?, ?, ?)",
+            (flag["id"], stamp, practitioner_id, action, note),
+        )
+    return one(
+        db,
+        "SELECT f.*, c.name AS client_name FROM flags f JOIN clients c"
+        " ON c.id = f.client_id WHERE f.id = ?",
+        (flag["id"],),
+    )
 
 
 # A client's sessions as a subquery: the timeline reads each table once for all of them.
@@ -125,50 +181,108 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
     cid = client["id"]
     plans = schedule.client_schedules(db, cid)
     problems: dict[int, list[dict]] = {}
-    for d in rows(db, "SELECT notification_id, outcome, status_code, reason FROM deliveries"
-                      " WHERE notification_id IN (SELECT id FROM notifications WHERE session_id IN"
-                      f" ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) AND outcome != 'delivered'"
-                      " ORDER BY id", (cid,)):
+    for d in rows(
+        db,
+        "SELECT notification_id, outcome, status_code, reason FROM deliveries"
+        " WHERE notification_id IN (SELECT id FROM notifications WHERE session_id IN"
+        f" ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) AND outcome != 'delivered'"
+        " ORDER BY id",
+        (cid,),
+    ):
         problems.setdefault(d["notification_id"], []).append(d)
-    found = _by_session(checkins.checkin_dicts(db, rows(
-        db, f"SELECT * FROM checkins WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY taken_at",
-        (cid,))))
+    found = _by_session(
+        checkins.checkin_dicts(
+            db,
+            rows(
+                db,
+                f"SELECT * FROM checkins WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY taken_at",
+                (cid,),
+            ),
+        )
+    )
     events: dict[int, list[dict]] = {}
-    for e in rows(db, "SELECT flag_id, at, actor_kind, actor_id, action, severity, reason, note"
-                      " FROM flag_events WHERE flag_id IN (SELECT id FROM flags WHERE session_id IN"
-                      f" ({CLIENT_SESSIONS})) ORDER BY id", (cid,)):
+    for e in rows(
+        db,
+        "SELECT flag_id, at, actor_kind, actor_id, action, severity, reason, note"
+        " FROM flag_events WHERE flag_id IN (SELECT id FROM flags WHERE session_id IN"
+        f" ({CLIENT_SESSIONS})) ORDER BY id",
+        (cid,),
+    ):
         events.setdefault(e.pop("flag_id"), []).append(e)
-    flags = _by_session(dict(flag_dict(f), events=events.get(f["id"], [])) for f in rows(
-        db, f"SELECT * FROM flags WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY opened_at",
-        (cid,)))
+    flags = _by_session(
+        dict(flag_dict(f), events=events.get(f["id"], []))
+        for f in rows(
+            db,
+            f"SELECT * FROM flags WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY opened_at",
+            (cid,),
+        )
+    )
     sessions = []
     for s in clinic.list_sessions(db, cid):
         plan = plans.get(s["id"], [])
         for n in plan:
             n["problems"] = problems.get(n["id"], [])
-        sessions.append({"session": clinic.session_dict(s, client["timezone"]), "raw": s,
-                         "schedule": plan, "checkins": found.get(s["id"], []),
-                         "flags": flags.get(s["id"], [])})
-    devices = rows(db, "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at"
-                       " FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = ?"
-                       " ORDER BY id", (cid,))
+        sessions.append(
+            {
+                "session": clinic.session_dict(s, client["timezone"]),
+                "raw": s,
+                "schedule": plan,
+                "checkins": found.get(s["id"], []),
+                "flags": flags.get(s["id"], []),
+            }
+        )
+    devices = rows(
+        db,
+        "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at"
+        " FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = ?"
+        " ORDER BY id",
+        (cid,),
+    )
     return {"sessions": sessions, "devices": devices}
 
 
-CHECKIN_COLUMNS = ["id", "client_id", "session_id", "taken_at", "received_at", "day", "redness",
-                   "swelling", "pain", *(f"symptoms.{k}" for k in checkins.SYMPTOMS),
-                   *(f"warning_signs.{k}" for k in checkins.WARNINGS), "note", "assessment_status",
-                   "assessment_flags"]
+CHECKIN_COLUMNS = [
+    "id",
+    "client_id",
+    "session_id",
+    "taken_at",
+    "received_at",
+    "day",
+    "redness",
+    "swelling",
+    "pain",
+    *(f"symptoms.{k}" for k in checkins.SYMPTOMS),
+    *(f"warning_signs.{k}" for k in checkins.WARNINGS),
+    "note",
+    "assessment_status",
+    "assessment_flags",
+]
 
 
 def checkin_csv_rows(db: sqlite_utils.Database, where: str, params) -> list[dict]:
     out = []
     for c in checkins.checkin_dicts(
-            db, rows(db, f"SELECT * FROM checkins WHERE {where} ORDER BY taken_at, id", params)):
-        row = {k: c.get(k) for k in ("id", "client_id", "session_id", "taken_at", "received_at",
-                                     "day", "redness", "swelling", "pain", "note")}
+        db, rows(db, f"SELECT * FROM checkins WHERE {where} ORDER BY taken_at, id", params)
+    ):
+        row = {
+            k: c.get(k)
+            for k in (
+                "id",
+                "client_id",
+                "session_id",
+                "taken_at",
+                "received_at",
+                "day",
+                "redness",
+                "swelling",
+                "pain",
+                "note",
+            )
+        }
         row.update({f"symptoms.{k}": c["symptoms"].get(k, False) for k in checkins.SYMPTOMS})
-        row.update({f"warning_signs.{k}": c["warning_signs"].get(k, False) for k in checkins.WARNINGS})
+        row.update(
+            {f"warning_signs.{k}": c["warning_signs"].get(k, False) for k in checkins.WARNINGS}
+        )
         row["assessment_status"] = c["assessment"]["status"]
         row["assessment_flags"] = " ".join(f["rule"] for f in c["assessment"]["flags"])
         out.append(row)
@@ -181,13 +295,29 @@ def to_csv(columns: list[str], records: list[dict]) -> str:
     writer.writeheader()
     for r in records:
         # Neutralise spreadsheet formulas in free text (CSV injection).
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v)
-                         for k, v in r.items()})
+        writer.writerow(
+            {
+                k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v)
+                for k, v in r.items()
+            }
+        )
     return buf.getvalue()
 
 
-FLAG_COLUMNS = ["id", "client_id", "session_id", "rule", "severity", "status", "reason",
-                "opened_at", "acknowledged_at", "called_at", "resolved_at", "note"]
+FLAG_COLUMNS = [
+    "id",
+    "client_id",
+    "session_id",
+    "rule",
+    "severity",
+    "status",
+    "reason",
+    "opened_at",
+    "acknowledged_at",
+    "called_at",
+    "resolved_at",
+    "note",
+]
 
 
 def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
@@ -197,14 +327,24 @@ def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
     return {
         "exported_at": iso(datetime.now().astimezone()),
         "client": clinic.client_dict(client),
-        "sessions": [dict(s["session"], schedule=s["schedule"], checkins=s["checkins"],
-                          flags=s["flags"]) for s in data["sessions"]],
-        "checkins_without_session": checkins.checkin_dicts(db, rows(
-            db, "SELECT * FROM checkins WHERE client_id = ? AND session_id IS NULL", (cid,))),
-        "devices": [{k: d[k] for k in ("id", "user_agent", "created_at", "last_success_at", "gone_at")}
-                    for d in data["devices"]],
-        "audit": rows(db, "SELECT at, actor_kind, actor_id, action, detail FROM audit_log"
-                          " WHERE client_id = ? ORDER BY id", (cid,)),
+        "sessions": [
+            dict(s["session"], schedule=s["schedule"], checkins=s["checkins"], flags=s["flags"])
+            for s in data["sessions"]
+        ],
+        "checkins_without_session": checkins.checkin_dicts(
+            db,
+            rows(db, "SELECT * FROM checkins WHERE client_id = ? AND session_id IS NULL", (cid,)),
+        ),
+        "devices": [
+            {k: d[k] for k in ("id", "user_agent", "created_at", "last_success_at", "gone_at")}
+            for d in data["devices"]
+        ],
+        "audit": rows(
+            db,
+            "SELECT at, actor_kind, actor_id, action, detail FROM audit_log"
+            " WHERE client_id = ? ORDER BY id",
+            (cid,),
+        ),
     }
 
 
@@ -213,9 +353,15 @@ def erase_client(db: sqlite_utils.Database, client: dict, photos_dir: str, now: 
     cid = client["id"]
     with write(db):
         schedule.cancel_pending(db, "client erased", client_id=cid)
-        db.conn.execute("DELETE FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = ?", (cid,))
-        db.conn.execute("DELETE FROM auth_sessions WHERE user_kind = 'client' AND user_id = ?", (cid,))
-        db.conn.execute("DELETE FROM notifications WHERE owner_kind = 'client' AND owner_id = ?", (cid,))
+        db.conn.execute(
+            "DELETE FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = ?", (cid,)
+        )
+        db.conn.execute(
+            "DELETE FROM auth_sessions WHERE user_kind = 'client' AND user_id = ?", (cid,)
+        )
+        db.conn.execute(
+            "DELETE FROM notifications WHERE owner_kind = 'client' AND owner_id = ?", (cid,)
+        )
         db.conn.execute("DELETE FROM audit_log WHERE client_id = ?", (cid,))
         # Cascades remove invites, sessions, check-ins, photos rows, flags and their events,
         # and practitioner alerts about this client.
@@ -229,5 +375,6 @@ def parse_day(text: str | None, name: str) -> str | None:
     try:
         return iso(parse_iso(text if "T" in text else text + "T00:00:00+00:00"))
     except ValueError:
-        raise ApiError(422, "invalid", "Dates must be ISO 8601, e.g. 2026-05-01.",
-                       {name: "Not a date."}) from None
+        raise ApiError(
+            422, "invalid", "Dates must be ISO 8601, e.g. 2026-05-01.", {name: "Not a date."}
+        ) from None

@@ -11,8 +11,11 @@ from .db import iso, one, parse_iso, rows
 
 def current_protocol(db: sqlite_utils.Database, clinic_id: int) -> dict:
     """Return the clinic's newest protocol version, steps decoded."""
-    row = one(db, "SELECT * FROM protocols WHERE clinic_id = ? ORDER BY version DESC LIMIT 1",
-              (clinic_id,))
+    row = one(
+        db,
+        "SELECT * FROM protocols WHERE clinic_id = ? ORDER BY version DESC LIMIT 1",
+        (clinic_id,),
+    )
     return _decode(row)
 
 
@@ -26,28 +29,55 @@ def _decode(row: dict | None) -> dict | None:
     return row
 
 
-def save_protocol(db: sqlite_utils.Database, clinic_id: int, steps: list[dict] | None,
-                  practitioner_id: int | None, now: datetime) -> dict:
+def save_protocol(
+    db: sqlite_utils.Database,
+    clinic_id: int,
+    steps: list[dict] | None,
+    practitioner_id: int | None,
+    now: datetime,
+) -> dict:
     """Store a new version of a clinic's protocol (the default when steps is None)."""
     latest = one(db, "SELECT max(version) AS v FROM protocols WHERE clinic_id = ?", (clinic_id,))
     version = (latest["v"] or 0) + 1
     db.conn.execute(
         "INSERT INTO protocols (clinic_id, version, steps, created_by, created_at)"
         " VALUES (?, ?, ?, ?, ?)",
-        (clinic_id, version, json.dumps(steps if steps is not None else protocols.DEFAULT_STEPS),
-         practitioner_id, iso(now)))
+        (
+            clinic_id,
+            version,
+            json.dumps(steps if steps is not None else protocols.DEFAULT_STEPS),
+            practitioner_id,
+            iso(now),
+        ),
+    )
     return current_protocol(db, clinic_id)
 
 
 def protocol_dict(row: dict) -> dict:
-    return {"id": row["id"], "version": row["version"], "created_at": row["created_at"],
-            "steps": [dict(s, when=protocols.describe_at(s["at"])) for s in row["steps"]]}
+    return {
+        "id": row["id"],
+        "version": row["version"],
+        "created_at": row["created_at"],
+        "steps": [dict(s, when=protocols.describe_at(s["at"])) for s in row["steps"]],
+    }
 
 
-def _insert_plan(db: sqlite_utils.Database, session: dict, client: dict, steps: list[dict],
-                 now: datetime, keep: set[str]) -> None:
-    planned = protocols.plan(parse_iso(session["performed_at"]), steps, client["timezone"],
-                             client["quiet_start"], client["quiet_end"], now)
+def _insert_plan(
+    db: sqlite_utils.Database,
+    session: dict,
+    client: dict,
+    steps: list[dict],
+    now: datetime,
+    keep: set[str],
+) -> None:
+    planned = protocols.plan(
+        parse_iso(session["performed_at"]),
+        steps,
+        client["timezone"],
+        client["quiet_start"],
+        client["quiet_end"],
+        now,
+    )
     for row in planned:
         if row["step_key"] in keep:
             continue
@@ -58,28 +88,60 @@ def _insert_plan(db: sqlite_utils.Database, session: dict, client: dict, steps: 
             " step_key, kind, title, body, url, urgency, due_at, expires_at, status,"
             " status_reason, next_attempt_at, created_at)"
             " VALUES ('client', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'normal', ?, ?, ?, ?, ?, ?)",
-            (client["id"], client["clinic_id"], client["id"], session["id"], row["step_key"],
-             row["kind"], row["title"], row["body"], url, due, iso(row["expires_at"]),
-             row["status"], row["skip_reason"], due, iso(now)))
+            (
+                client["id"],
+                client["clinic_id"],
+                client["id"],
+                session["id"],
+                row["step_key"],
+                row["kind"],
+                row["title"],
+                row["body"],
+                url,
+                due,
+                iso(row["expires_at"]),
+                row["status"],
+                row["skip_reason"],
+                due,
+                iso(now),
+            ),
+        )
 
 
-def plan_session(db: sqlite_utils.Database, session: dict, client: dict, protocol: dict,
-                 now: datetime) -> None:
+def plan_session(
+    db: sqlite_utils.Database, session: dict, client: dict, protocol: dict, now: datetime
+) -> None:
     """Write one outbox row per protocol step of a new session."""
     _insert_plan(db, session, client, protocol["steps"], now, keep=set())
 
 
-def cancel_pending(db: sqlite_utils.Database, reason: str, *, session_id: int | None = None,
-                   client_id: int | None = None) -> int:
+def cancel_pending(
+    db: sqlite_utils.Database,
+    reason: str,
+    *,
+    session_id: int | None = None,
+    client_id: int | None = None,
+) -> int:
     """Cancel the reminders of a session or client that have not gone out yet."""
-    column, value = ("session_id", session_id) if session_id is not None else ("client_id", client_id)
+    column, value = (
+        ("session_id", session_id) if session_id is not None else ("client_id", client_id)
+    )
     return db.conn.execute(
         f"UPDATE notifications SET status = 'cancelled', status_reason = ?, lease_until = NULL"
-        f" WHERE {column} = ? AND status IN ('pending', 'skipped')", (reason, value)).rowcount
+        f" WHERE {column} = ? AND status IN ('pending', 'skipped')",
+        (reason, value),
+    ).rowcount
 
 
-def replan_session(db: sqlite_utils.Database, session: dict, client: dict, protocol: dict,
-                   now: datetime, reason: str, only_future: bool = False) -> None:
+def replan_session(
+    db: sqlite_utils.Database,
+    session: dict,
+    client: dict,
+    protocol: dict,
+    now: datetime,
+    reason: str,
+    only_future: bool = False,
+) -> None:
     """Cancel the planned reminders not yet sent and plan them again.
 
     A new session time re-plans every step not yet sent; a new time zone or quiet hours
@@ -94,21 +156,33 @@ def replan_session(db: sqlite_utils.Database, session: dict, client: dict, proto
     db.conn.execute(
         f"UPDATE notifications SET status = 'cancelled', status_reason = ?"
         f" WHERE session_id = ? AND step_key IS NOT NULL AND {where}",
-        (f"re-planned: {reason}", session["id"], *params))
-    keep = {r["step_key"] for r in rows(
-        db, "SELECT step_key FROM notifications WHERE session_id = ? AND step_key IS NOT NULL"
-            " AND status != 'cancelled'", (session["id"],))}
+        (f"re-planned: {reason}", session["id"], *params),
+    )
+    keep = {
+        r["step_key"]
+        for r in rows(
+            db,
+            "SELECT step_key FROM notifications WHERE session_id = ? AND step_key IS NOT NULL"
+            " AND status != 'cancelled'",
+            (session["id"],),
+        )
+    }
     _insert_plan(db, session, client, protocol["steps"], now, keep=keep)
 
 
 def replan_client(db: sqlite_utils.Database, client: dict, now: datetime) -> None:
     """Re-plan the future reminders of every session of a client that still has some."""
-    for session in rows(db, "SELECT DISTINCT s.* FROM treatment_sessions s JOIN notifications n"
-                            " ON n.session_id = s.id AND n.status = 'pending' AND n.due_at > ?"
-                            " WHERE s.client_id = ?", (iso(now), client["id"])):
+    for session in rows(
+        db,
+        "SELECT DISTINCT s.* FROM treatment_sessions s JOIN notifications n"
+        " ON n.session_id = s.id AND n.status = 'pending' AND n.due_at > ?"
+        " WHERE s.client_id = ?",
+        (iso(now), client["id"]),
+    ):
         protocol = protocol_by_id(db, session["protocol_id"])
-        replan_session(db, session, client, protocol, now, "time zone or quiet hours changed",
-                       only_future=True)
+        replan_session(
+            db, session, client, protocol, now, "time zone or quiet hours changed", only_future=True
+        )
 
 
 SCHEDULE = """
@@ -131,7 +205,10 @@ def session_schedule(db: sqlite_utils.Database, session_id: int) -> list[dict]:
 def client_schedules(db: sqlite_utils.Database, client_id: int) -> dict[int, list[dict]]:
     """Return the planned reminders of every session of a client, by session id, in one query."""
     out: dict[int, list[dict]] = {}
-    for n in rows(db, SCHEDULE.format(
-            sessions="IN (SELECT id FROM treatment_sessions WHERE client_id = ?)"), (client_id,)):
+    for n in rows(
+        db,
+        SCHEDULE.format(sessions="IN (SELECT id FROM treatment_sessions WHERE client_id = ?)"),
+        (client_id,),
+    ):
         out.setdefault(n.pop("session_id"), []).append(n)
     return out

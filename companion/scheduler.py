@@ -33,7 +33,8 @@ class Dispatcher:
         self.settings = dispatch.Settings(
             batch=cfg["DISPATCH_BATCH"],
             lease_seconds=max(cfg["DISPATCH_LEASE_SECONDS"], math.ceil(slowest) + 30),
-            max_attempts=cfg["PUSH_MAX_ATTEMPTS"])
+            max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
+        )
         self.sender: push.Sender | None = None
         self._local = threading.local()
         self._last_beat = None
@@ -50,9 +51,11 @@ class Dispatcher:
         db = self.db()
         now = utcnow()
         if self._last_beat is None or (now - self._last_beat).total_seconds() >= 10:
-            db.conn.execute("INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', ?, ?)"
-                            " ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, at = excluded.at",
-                            (os.getpid(), iso(now)))
+            db.conn.execute(
+                "INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, at = excluded.at",
+                (os.getpid(), iso(now)),
+            )
             self._last_beat = now
         with self.app.app_context():
             from . import checkins
@@ -61,8 +64,9 @@ class Dispatcher:
             sender = self.get_sender(db)
             if sender is None:
                 return {}
-            return dispatch.tick(db, sender, utcnow, self.owner, self.settings,
-                                 stopping=self.stopping)
+            return dispatch.tick(
+                db, sender, utcnow, self.owner, self.settings, stopping=self.stopping
+            )
 
     def get_sender(self, db) -> "push.Sender | None":
         """Make the Sender once a real VAPID contact is known (config, else the first practitioner)."""
@@ -70,14 +74,20 @@ class Dispatcher:
             cfg = self.app.config
             subject = cfg["VAPID_SUBJECT"]
             if not subject:
-                row = db.conn.execute("SELECT email FROM practitioners ORDER BY id LIMIT 1").fetchone()
+                row = db.conn.execute(
+                    "SELECT email FROM practitioners ORDER BY id LIMIT 1"
+                ).fetchone()
                 subject = f"mailto:{row[0]}" if row else None
             if subject is None:
                 return None
             try:
-                self.sender = push.Sender(cfg["VAPID_PRIVATE_KEY"], subject,
-                                          timeout=cfg["PUSH_TIMEOUT"],
-                                          pool_size=SENDER_THREADS, max_workers=SENDER_THREADS)
+                self.sender = push.Sender(
+                    cfg["VAPID_PRIVATE_KEY"],
+                    subject,
+                    timeout=cfg["PUSH_TIMEOUT"],
+                    pool_size=SENDER_THREADS,
+                    max_workers=SENDER_THREADS,
+                )
             except ValueError as e:
                 if not self._warned:
                     self.app.logger.error("Not sending push: %s. Set COMPANION_VAPID_SUBJECT.", e)
@@ -107,8 +117,15 @@ def start(app: Flask) -> BackgroundScheduler | None:
         return None
     dispatcher = Dispatcher(app)
     sched = BackgroundScheduler(timezone="UTC")
-    sched.add_job(dispatcher.run_once, "interval", seconds=1, id="dispatch", max_instances=1,
-                  coalesce=True, misfire_grace_time=30)
+    sched.add_job(
+        dispatcher.run_once,
+        "interval",
+        seconds=1,
+        id="dispatch",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=30,
+    )
     sched.start()
     app.extensions["companion.scheduler"] = (sched, dispatcher)
     atexit.register(stop, app)
@@ -131,8 +148,15 @@ def run_forever(app: Flask) -> None:
 
     dispatcher = Dispatcher(app)
     sched = BlockingScheduler(timezone="UTC")
-    sched.add_job(dispatcher.run_once, "interval", seconds=1, id="dispatch", max_instances=1,
-                  coalesce=True, misfire_grace_time=30)
+    sched.add_job(
+        dispatcher.run_once,
+        "interval",
+        seconds=1,
+        id="dispatch",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=30,
+    )
 
     def shutdown(*_):
         dispatcher.stopping.set()  # a running pass ends after its current batch

@@ -52,8 +52,15 @@ class Fields:
             return None
         return self.data[name]
 
-    def text(self, name: str, *, required: bool = True, max_len: int = 200,
-             pattern: re.Pattern | None = None, message: str = "Not valid.") -> None:
+    def text(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        max_len: int = 200,
+        pattern: re.Pattern | None = None,
+        message: str = "Not valid.",
+    ) -> None:
         value = self._get(name, required)
         if value is None:
             if not required and name in self.data:
@@ -75,22 +82,36 @@ class Fields:
             self.clean[name] = value or None if not required else value
 
     def email(self, name: str, *, required: bool = True) -> None:
-        self.text(name, required=required, max_len=254, pattern=EMAIL,
-                  message="Not a valid email address.")
+        self.text(
+            name,
+            required=required,
+            max_len=254,
+            pattern=EMAIL,
+            message="Not a valid email address.",
+        )
         if self.clean.get(name):
             self.clean[name] = self.clean[name].lower()
 
     def phone(self, name: str, *, required: bool = False) -> None:
-        self.text(name, required=required, max_len=30, pattern=PHONE,
-                  message="Not a valid phone number.")
+        self.text(
+            name, required=required, max_len=30, pattern=PHONE, message="Not a valid phone number."
+        )
 
-    def number(self, name: str, *, lo: float, hi: float, integer: bool = False,
-               required: bool = True) -> None:
+    def number(
+        self, name: str, *, lo: float, hi: float, integer: bool = False, required: bool = True
+    ) -> None:
         value = self._get(name, required)
         if value is None:
             return
         kind = "a whole number" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, int | float) or isinstance(value, float) and not math.isfinite(value) or integer and value != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or isinstance(value, float)
+            and not math.isfinite(value)
+            or integer
+            and value != int(value)
+        ):
             self.errors[name] = f"Must be {kind}."
         elif not lo <= value <= hi:
             self.errors[name] = f"Must be between {lo:g} and {hi:g}."
@@ -123,8 +144,13 @@ class Fields:
             self.errors[name] = "Unknown time zone; use an IANA name such as Europe/London."
 
     def clock(self, name: str, *, required: bool = False) -> None:
-        self.text(name, required=required, max_len=5, pattern=HHMM,
-                  message="Use 24-hour HH:MM, e.g. 21:00.")
+        self.text(
+            name,
+            required=required,
+            max_len=5,
+            pattern=HHMM,
+            message="Use 24-hour HH:MM, e.g. 21:00.",
+        )
 
     def moment(self, name: str, *, required: bool = True) -> None:
         """An ISO 8601 date-time that states its UTC offset."""
@@ -137,7 +163,9 @@ class Fields:
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            self.errors[name] = "Must be an ISO 8601 date-time with offset, e.g. 2026-05-01T14:30:00+01:00."
+            self.errors[name] = (
+                "Must be an ISO 8601 date-time with offset, e.g. 2026-05-01T14:30:00+01:00."
+            )
             return
         if parsed.tzinfo is None:
             self.errors[name] = "Include the UTC offset, e.g. +01:00 or Z."
@@ -146,8 +174,15 @@ class Fields:
         else:
             self.clean[name] = parsed
 
-    def text_list(self, name: str, *, required: bool = True, max_items: int = 10,
-                  max_len: int = 80, min_items: int = 0) -> None:
+    def text_list(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        max_items: int = 10,
+        max_len: int = 80,
+        min_items: int = 0,
+    ) -> None:
         value = self._get(name, required)
         if value is None:
             return
@@ -177,7 +212,13 @@ class Fields:
         unknown = [k for k in value if k not in keys]
         bad = [k for k in keys if k in value and not isinstance(value[k], bool)]
         if unknown:
-            self.errors[name] = "Unknown keys: " + ", ".join(map(str, unknown[:5])) + "; allowed: " + ", ".join(keys) + "."
+            self.errors[name] = (
+                "Unknown keys: "
+                + ", ".join(map(str, unknown[:5]))
+                + "; allowed: "
+                + ", ".join(keys)
+                + "."
+            )
         elif bad:
             self.errors[name] = "Must be true or false: " + ", ".join(bad) + "."
         else:

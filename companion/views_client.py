@@ -38,12 +38,22 @@ def home_context() -> dict:
 
     db = get_db()
     client = current_user.row
-    context = dict(client=client, clinic=clinic.get_clinic(db, client["clinic_id"]),
-                   assessment=None, chart=None, **aftercare.overview(db, client, utcnow()))
+    context = dict(
+        client=client,
+        clinic=clinic.get_clinic(db, client["clinic_id"]),
+        assessment=None,
+        chart=None,
+        **aftercare.overview(db, client, utcnow()),
+    )
     if context["session"]:
-        found = [checkins.checkin_dict(db, r) for r in rows(
-            db, "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at",
-            (context["session"]["id"],))]
+        found = [
+            checkins.checkin_dict(db, r)
+            for r in rows(
+                db,
+                "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at",
+                (context["session"]["id"],),
+            )
+        ]
         if found:
             context["assessment"] = found[-1]["assessment"]
             session_row = clinic.load_session(db, context["session"]["id"])
@@ -66,8 +76,13 @@ def redeem(token: str):
             with write(db):
                 row = clinic.redeem_invite(db, token[:100], utcnow())
                 auth.start_session("client", row)
-                audit.record("invite_redeemed", actor_kind="client", actor_id=row["id"],
-                             clinic_id=row["clinic_id"], client_id=row["id"])
+                audit.record(
+                    "invite_redeemed",
+                    actor_kind="client",
+                    actor_id=row["id"],
+                    clinic_id=row["clinic_id"],
+                    client_id=row["id"],
+                )
             return redirect(url_for(".welcome"))
         except ApiError as e:
             error = e.message
@@ -84,8 +99,7 @@ def welcome():
 @client_required
 def checkin():
     session_id = request.args.get("session", "")
-    return render_template("client/checkin.html",
-                           session_id=parse_id(session_id) or "")
+    return render_template("client/checkin.html", session_id=parse_id(session_id) or "")
 
 
 @bp.get("/reminders")
@@ -93,8 +107,9 @@ def checkin():
 def reminders():
     from . import aftercare
 
-    return render_template("client/reminders.html",
-                           reminders=aftercare.inbox(get_db(), current_user.row, utcnow()))
+    return render_template(
+        "client/reminders.html", reminders=aftercare.inbox(get_db(), current_user.row, utcnow())
+    )
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -104,8 +119,11 @@ def settings():
     saved = False
     if request.method == "POST":
         f = request.form
-        data = {"timezone": f.get("timezone", ""), "discreet": f.get("discreet") == "on",
-                "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")}}
+        data = {
+            "timezone": f.get("timezone", ""),
+            "discreet": f.get("discreet") == "on",
+            "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")},
+        }
         try:
             values = clinic.client_fields(data, partial=True)
             current_user.row = clinic.update_client(get_db(), current_user.row, values, utcnow())
@@ -116,8 +134,13 @@ def settings():
 
     from .validation import valid_timezone  # noqa: F401  (zones list for the select)
 
-    return render_template("client/settings.html", client=current_user.row, errors=errors,
-                           saved=saved, zones=sorted(available_timezones()))
+    return render_template(
+        "client/settings.html",
+        client=current_user.row,
+        errors=errors,
+        saved=saved,
+        zones=sorted(available_timezones()),
+    )
 
 
 @bp.get("/offline")

@@ -32,20 +32,36 @@ def setup():
         try:
             from .validation import Fields
 
-            f = Fields(dict(form), {"clinic_name", "clinic_phone", "timezone", "email", "name",
-                                    "password", "csrf_token"})
+            f = Fields(
+                dict(form),
+                {
+                    "clinic_name",
+                    "clinic_phone",
+                    "timezone",
+                    "email",
+                    "name",
+                    "password",
+                    "csrf_token",
+                },
+            )
             f.text("clinic_name", max_len=100)
             f.phone("clinic_phone")
             f.timezone("timezone", required=True)
             values = f.done()
-            person = clinic.practitioner_fields({k: form.get(k, "") for k in ("email", "name", "password")})
+            person = clinic.practitioner_fields(
+                {k: form.get(k, "") for k in ("email", "name", "password")}
+            )
             now = utcnow()
             with write(db):
-                cid = clinic.create_clinic(db, values["clinic_name"], values["timezone"],
-                                           values.get("clinic_phone"), now)
-                pid = clinic.create_practitioner(db, cid, person["email"], person["name"],
-                                                 person["password"], now)
-                auth.start_session("practitioner", one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)))
+                cid = clinic.create_clinic(
+                    db, values["clinic_name"], values["timezone"], values.get("clinic_phone"), now
+                )
+                pid = clinic.create_practitioner(
+                    db, cid, person["email"], person["name"], person["password"], now
+                )
+                auth.start_session(
+                    "practitioner", one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,))
+                )
                 audit.record("setup", actor_kind="practitioner", actor_id=pid, clinic_id=cid)
             return redirect(url_for(".clients"))
         except ApiError as e:
@@ -61,19 +77,28 @@ def login():
     error, status = None, 200
     if request.method == "POST":
         try:
-            row = auth.authenticate(request.form.get("email", "")[:254],
-                                    request.form.get("password", "")[:200])
+            row = auth.authenticate(
+                request.form.get("email", "")[:254], request.form.get("password", "")[:200]
+            )
         except auth.TooManyAttempts as e:
-            return render_template("practitioner/login.html",
-                                   error="Too many failed sign-ins. Try again later."), 429, {
-                "Retry-After": str(e.retry_after)}
+            return (
+                render_template(
+                    "practitioner/login.html", error="Too many failed sign-ins. Try again later."
+                ),
+                429,
+                {"Retry-After": str(e.retry_after)},
+            )
         if row is None:
             error, status = "Email or password is incorrect.", 401
         else:
             with write(db):
                 auth.start_session("practitioner", row)
-                audit.record("sign_in", actor_kind="practitioner", actor_id=row["id"],
-                             clinic_id=row["clinic_id"])
+                audit.record(
+                    "sign_in",
+                    actor_kind="practitioner",
+                    actor_id=row["id"],
+                    clinic_id=row["clinic_id"],
+                )
             return redirect(safe_next(request.args.get("next")) or url_for("review.queue"))
     return render_template("practitioner/login.html", error=error), status
 
@@ -103,7 +128,10 @@ def new_client():
     the_clinic = clinic.get_clinic(db, current_user.clinic_id)
     errors: dict = {}
     if request.method == "POST":
-        data = {k: request.form.get(k, "").strip() or None for k in ("name", "email", "phone", "timezone")}
+        data = {
+            k: request.form.get(k, "").strip() or None
+            for k in ("name", "email", "phone", "timezone")
+        }
         data["name"] = data["name"] or ""
         try:
             values = clinic.client_fields(data)
@@ -113,8 +141,9 @@ def new_client():
             return redirect(url_for(".client_detail", client_id=row["id"]))
         except ApiError as e:
             errors = form_errors(e)
-    return render_template("practitioner/client_new.html", errors=errors, form=request.form,
-                           clinic=the_clinic)
+    return render_template(
+        "practitioner/client_new.html", errors=errors, form=request.form, clinic=the_clinic
+    )
 
 
 def my_client(client_id: int) -> dict:
@@ -147,8 +176,9 @@ def invite(client_id: int):
     audit.record("invite_issued", client_id=client_id)
     url = invite_url(token)
     qr = segno.make(url, error="m").svg_inline(scale=6, title="Invite QR code")
-    return render_template("practitioner/invite.html", client=client, url=url, qr=qr,
-                           expires=expires)
+    return render_template(
+        "practitioner/invite.html", client=client, url=url, qr=qr, expires=expires
+    )
 
 
 def session_form_data(form, tz: str) -> dict:
@@ -158,11 +188,14 @@ def session_form_data(form, tz: str) -> dict:
     if raw:
         try:
             local = datetime.fromisoformat(raw)
-            data["performed_at"] = (local if local.tzinfo else local.replace(tzinfo=ZoneInfo(tz))).isoformat()
+            data["performed_at"] = (
+                local if local.tzinfo else local.replace(tzinfo=ZoneInfo(tz))
+            ).isoformat()
         except ValueError:
             data["performed_at"] = raw
     data["areas"] = [a for a in form.getlist("areas") if a.strip()] + [
-        a.strip() for a in form.get("areas_other", "").split(",") if a.strip()]
+        a.strip() for a in form.get("areas_other", "").split(",") if a.strip()
+    ]
     try:
         data["needle_depth_mm"] = float(form.get("needle_depth_mm", ""))
     except ValueError:
@@ -194,17 +227,37 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
             with write(db):
                 if session is None:
                     saved = clinic.create_session(db, client, current_user.id, values, now)
-                    audit.record("session_created", client_id=client_id, detail=f"session={saved['id']}")
+                    audit.record(
+                        "session_created", client_id=client_id, detail=f"session={saved['id']}"
+                    )
                 else:
                     saved = clinic.update_session(db, session, client, values, now)
-                    audit.record("session_updated", client_id=client_id, detail=f"session={saved['id']}")
+                    audit.record(
+                        "session_updated", client_id=client_id, detail=f"session={saved['id']}"
+                    )
             flash("Session saved; reminders planned.")
             return redirect(url_for(".client_detail", client_id=client_id))
         except ApiError as e:
             errors = form_errors(e)
     current = clinic.session_dict(session, client["timezone"]) if session else None
-    return render_template("practitioner/session_form.html", client=client, session=current,
-                           errors=errors, form=request.form, areas=AREAS)
+    return render_template(
+        "practitioner/session_form.html",
+        client=client,
+        session=current,
+        errors=errors,
+        form=request.form,
+        areas=AREAS,
+    )
 
 
-AREAS = ("face", "forehead", "cheeks", "under eyes", "neck", "décolletage", "scalp", "scars", "body")
+AREAS = (
+    "face",
+    "forehead",
+    "cheeks",
+    "under eyes",
+    "neck",
+    "décolletage",
+    "scalp",
+    "scars",
+    "body",
+)

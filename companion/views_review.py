@@ -22,16 +22,34 @@ def queue():
     status = request.args.get("status", "active")
     severity = request.args.get("severity") or None
     practitioner = request.args.get("practitioner", "")
-    statuses = {"active": review.ACTIVE, "open": ("open",), "acknowledged": ("acknowledged",),
-                "resolved": ("resolved",)}.get(status, review.ACTIVE)
-    flags = review.queue(db, current_user.clinic_id, statuses=statuses,
-                         severity=severity if severity in ("urgent", "review", "info") else None,
-                         practitioner_id=parse_id(practitioner))
-    colleagues = rows(db, "SELECT id, name FROM practitioners WHERE clinic_id = ? ORDER BY name",
-                      (current_user.clinic_id,))
-    return render_template("practitioner/queue.html", flags=flags, now=utcnow(),
-                           counts=review.counts(db, current_user.clinic_id), status=status,
-                           severity=severity, practitioner=practitioner, colleagues=colleagues)
+    statuses = {
+        "active": review.ACTIVE,
+        "open": ("open",),
+        "acknowledged": ("acknowledged",),
+        "resolved": ("resolved",),
+    }.get(status, review.ACTIVE)
+    flags = review.queue(
+        db,
+        current_user.clinic_id,
+        statuses=statuses,
+        severity=severity if severity in ("urgent", "review", "info") else None,
+        practitioner_id=parse_id(practitioner),
+    )
+    colleagues = rows(
+        db,
+        "SELECT id, name FROM practitioners WHERE clinic_id = ? ORDER BY name",
+        (current_user.clinic_id,),
+    )
+    return render_template(
+        "practitioner/queue.html",
+        flags=flags,
+        now=utcnow(),
+        counts=review.counts(db, current_user.clinic_id),
+        status=status,
+        severity=severity,
+        practitioner=practitioner,
+        colleagues=colleagues,
+    )
 
 
 @bp.post("/flags/<int:flag_id>/<any(acknowledge, called, resolve):action>")
@@ -43,14 +61,21 @@ def flag_action(flag_id: int, action: str):
         note = request.form.get("note", "").strip()[:2000] or None
         review.act(db, flag, action, current_user.id, note, utcnow())
         audit.record(f"flag_{action}", client_id=flag["client_id"], detail=f"flag={flag_id}")
-        flash({"acknowledge": "Flag acknowledged.", "called": "Call recorded.",
-               "resolve": "Flag resolved."}[action])
+        flash(
+            {
+                "acknowledge": "Flag acknowledged.",
+                "called": "Call recorded.",
+                "resolve": "Flag resolved.",
+            }[action]
+        )
     except ApiError as e:
         if e.status == 404:
             abort(404)
         flash(e.message)
     back = request.form.get("back", "")
-    return redirect(back if back.startswith("/clinic/") and not back.startswith("//") else url_for(".queue"))
+    return redirect(
+        back if back.startswith("/clinic/") and not back.startswith("//") else url_for(".queue")
+    )
 
 
 @bp.route("/clients/<int:client_id>/erase", methods=["GET", "POST"])
@@ -80,8 +105,14 @@ def audit_page():
     client_id = request.args.get("client_id", "")
     cid = parse_id(client_id)
     entries = audit.entries(current_user.clinic_id, cid, limit=500)
-    names = {r["id"]: r["name"] for r in rows(get_db(), "SELECT id, name FROM practitioners"
-                                                         " WHERE clinic_id = ?", (current_user.clinic_id,))}
+    names = {
+        r["id"]: r["name"]
+        for r in rows(
+            get_db(),
+            "SELECT id, name FROM practitioners WHERE clinic_id = ?",
+            (current_user.clinic_id,),
+        )
+    }
     return render_template("practitioner/audit.html", entries=entries, client_id=cid, names=names)
 
 
@@ -93,12 +124,15 @@ def settings():
     if request.method == "POST":
         chosen = [s for s in ("urgent", "review", "info") if request.form.get(s)]
         with write(db):
-            db.conn.execute("UPDATE practitioners SET alert_severities = ? WHERE id = ?",
-                            (",".join(chosen), current_user.id))
+            db.conn.execute(
+                "UPDATE practitioners SET alert_severities = ? WHERE id = ?",
+                (",".join(chosen), current_user.id),
+            )
         flash("Alert settings saved.")
         return redirect(url_for(".settings"))
-    row = db.conn.execute("SELECT alert_severities FROM practitioners WHERE id = ?",
-                          (current_user.id,)).fetchone()
+    row = db.conn.execute(
+        "SELECT alert_severities FROM practitioners WHERE id = ?", (current_user.id,)
+    ).fetchone()
     return render_template("practitioner/settings.html", severities=row[0].split(","))
 
 
@@ -120,19 +154,28 @@ def protocol():
             steps, errors = [], {"steps": f"Not valid JSON: {e}"}
         if not errors:
             with write(db):
-                row = schedule.save_protocol(db, current_user.clinic_id, steps, current_user.id, utcnow())
+                row = schedule.save_protocol(
+                    db, current_user.clinic_id, steps, current_user.id, utcnow()
+                )
                 audit.record("protocol_changed", detail=f"version={row['version']}")
             flash(f"Saved as version {row['version']}. New sessions use it.")
             return redirect(url_for(".protocol"))
-    return render_template("practitioner/protocol.html", protocol=schedule.protocol_dict(current),
-                           text=text, errors=errors)
+    return render_template(
+        "practitioner/protocol.html",
+        protocol=schedule.protocol_dict(current),
+        text=text,
+        errors=errors,
+    )
 
 
 @bp.app_context_processor
 def flag_badge():
     """Give practitioner pages the active flag counts for the header badge."""
-    if request.blueprint in ("review", "practitioner") and current_user.is_authenticated \
-            and current_user.is_practitioner:
+    if (
+        request.blueprint in ("review", "practitioner")
+        and current_user.is_authenticated
+        and current_user.is_practitioner
+    ):
         return {"flag_counts": review.counts(get_db(), current_user.clinic_id)}
     return {}
 
@@ -150,26 +193,42 @@ def team():
         try:
             with write(db):
                 if disable is not None:
-                    row = db.conn.execute("SELECT id FROM practitioners WHERE id = ? AND clinic_id = ?",
-                                          (disable, current_user.clinic_id)).fetchone()
+                    row = db.conn.execute(
+                        "SELECT id FROM practitioners WHERE id = ? AND clinic_id = ?",
+                        (disable, current_user.clinic_id),
+                    ).fetchone()
                     if row is None:
                         abort(404)
                     if disable == current_user.id:
-                        raise ApiError(409, "cannot_disable_self", "You cannot disable your own account.")
+                        raise ApiError(
+                            409, "cannot_disable_self", "You cannot disable your own account."
+                        )
                     db.conn.execute("UPDATE practitioners SET active = 0 WHERE id = ?", (disable,))
                     auth.revoke_all("practitioner", disable)
                     audit.record("practitioner_disabled", detail=f"practitioner={disable}")
                     flash("Colleague disabled; their sessions have ended.")
                 else:
-                    values = clinic.practitioner_fields({k: request.form.get(k, "")
-                                                         for k in ("email", "name", "password")})
-                    pid = clinic.create_practitioner(db, current_user.clinic_id, values["email"],
-                                                     values["name"], values["password"], utcnow())
+                    values = clinic.practitioner_fields(
+                        {k: request.form.get(k, "") for k in ("email", "name", "password")}
+                    )
+                    pid = clinic.create_practitioner(
+                        db,
+                        current_user.clinic_id,
+                        values["email"],
+                        values["name"],
+                        values["password"],
+                        utcnow(),
+                    )
                     audit.record("practitioner_added", detail=f"practitioner={pid}")
                     flash(f"{values['name']} can now sign in.")
             return redirect(url_for(".team"))
         except ApiError as e:
             errors = e.fields or {"form": e.message}
-    people = rows(db, "SELECT id, name, email, active FROM practitioners WHERE clinic_id = ?"
-                      " ORDER BY name", (current_user.clinic_id,))
-    return render_template("practitioner/team.html", people=people, errors=errors, form=request.form)
+    people = rows(
+        db,
+        "SELECT id, name, email, active FROM practitioners WHERE clinic_id = ? ORDER BY name",
+        (current_user.clinic_id,),
+    )
+    return render_template(
+        "practitioner/team.html", people=people, errors=errors, form=request.form
+    )

@@ -48,8 +48,7 @@ def init_app(app: Flask) -> None:
     @app.get("/sw.js")
     def service_worker():
         path = service_worker_path()
-        resp = send_from_directory(path.parent, path.name, mimetype="text/javascript",
-                                   max_age=0)
+        resp = send_from_directory(path.parent, path.name, mimetype="text/javascript", max_age=0)
         # The browser checks for a new worker on navigation; never let a cache pin it.
         resp.headers["Cache-Control"] = "no-cache"
         resp.headers["Service-Worker-Allowed"] = "/"
@@ -57,15 +56,20 @@ def init_app(app: Flask) -> None:
 
     @app.get("/manifest.webmanifest")
     def manifest():
-        resp = send_from_directory(PACKAGE / "static", "manifest.webmanifest",
-                                   mimetype="application/manifest+json", max_age=0)
+        resp = send_from_directory(
+            PACKAGE / "static",
+            "manifest.webmanifest",
+            mimetype="application/manifest+json",
+            max_age=0,
+        )
         resp.headers["Cache-Control"] = "no-cache"
         return resp
 
     @app.get("/favicon.ico")
     def favicon():
-        return send_from_directory(PACKAGE / "static" / "icons", "favicon-32.png",
-                                   mimetype="image/png", max_age=86400)
+        return send_from_directory(
+            PACKAGE / "static" / "icons", "favicon-32.png", mimetype="image/png", max_age=86400
+        )
 
     @app.get("/healthz")
     def health():

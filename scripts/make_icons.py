@@ -37,13 +37,17 @@ def rotate(x: float, y: float, cx: float, cy: float, degrees: float = -45) -> tu
     return cx + x * math.cos(a) - y * math.sin(a), cy + x * math.sin(a) + y * math.cos(a)
 
 
-def tapered(cx: float, cy: float, start: float, end: float, w0: float, w1: float) -> list[tuple[float, float]]:
+def tapered(
+    cx: float, cy: float, start: float, end: float, w0: float, w1: float
+) -> list[tuple[float, float]]:
     """Return a quad along the leaf axis from start to end, w0 wide tapering to w1."""
     points = [(start, w0 / 2), (end, w1 / 2), (end, -w1 / 2), (start, -w0 / 2)]
     return [rotate(x, y, cx, cy) for x, y in points]
 
 
-def draw_leaf(draw: ImageDraw.ImageDraw, size: int, scale: float, leaf, vein, detail: bool = True) -> None:
+def draw_leaf(
+    draw: ImageDraw.ImageDraw, size: int, scale: float, leaf, vein, detail: bool = True
+) -> None:
     """Draw the leaf, its stem and (when big enough to see) its midrib."""
     length, width = size * scale, size * scale * 0.5
     stem = length * 0.14
@@ -51,15 +55,23 @@ def draw_leaf(draw: ImageDraw.ImageDraw, size: int, scale: float, leaf, vein, de
     cx, cy = rotate(stem / 2, 0, size / 2, size / 2)
     draw.polygon(leaf_outline(cx, cy, length, width), fill=leaf)
     stem_width = length * 0.055
-    draw.polygon(tapered(cx, cy, -length / 2 - stem, -length / 2 + stem, stem_width * 0.8, stem_width), fill=leaf)
+    draw.polygon(
+        tapered(cx, cy, -length / 2 - stem, -length / 2 + stem, stem_width * 0.8, stem_width),
+        fill=leaf,
+    )
     x, y = rotate(-length / 2 - stem, 0, cx, cy)
     r = stem_width * 0.4
     draw.ellipse([x - r, y - r, x + r, y + r], fill=leaf)
     if detail:
-        draw.polygon(tapered(cx, cy, -length * 0.44, length * 0.36, length * 0.045, length * 0.008), fill=vein)
+        draw.polygon(
+            tapered(cx, cy, -length * 0.44, length * 0.36, length * 0.045, length * 0.008),
+            fill=vein,
+        )
 
 
-def render(size: int, *, background: str, scale: float, detail: bool = True, badge: bool = False) -> Image.Image:
+def render(
+    size: int, *, background: str, scale: float, detail: bool = True, badge: bool = False
+) -> Image.Image:
     """Render one icon; background is "square" (full bleed), "rounded" or "none"."""
     big = size * SUPERSAMPLE
     image = Image.new("RGBA", (big, big), CLEAR)

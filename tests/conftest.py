@@ -15,8 +15,13 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app({"TESTING": True, "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
-                      "PUSH_ALLOW_PRIVATE_ENDPOINTS": True})
+    app = create_app(
+        {
+            "TESTING": True,
+            "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
+            "PUSH_ALLOW_PRIVATE_ENDPOINTS": True,
+        }
+    )
     migrate(app)
     return app
 
@@ -94,9 +99,23 @@ class World:
         self.c2 = self.sign_in_client(self.p2, self.client2["id"])
 
     def practitioner(self, email, clinic_name, tz="Europe/London"):
-        result = Cli().invoke(["create-practitioner", "--email", email, "--name", "Dr " + email,
-                                     "--clinic", clinic_name, "--timezone", tz, "--phone",
-                                     "+44 20 7946 0001", "--password-stdin"], input=PASSWORD + "\n")
+        result = Cli().invoke(
+            [
+                "create-practitioner",
+                "--email",
+                email,
+                "--name",
+                "Dr " + email,
+                "--clinic",
+                clinic_name,
+                "--timezone",
+                tz,
+                "--phone",
+                "+44 20 7946 0001",
+                "--password-stdin",
+            ],
+            input=PASSWORD + "\n",
+        )
         assert result.exit_code == 0, result.output
         api = Api(self.app)
         r = api.post("/api/auth/login", {"email": email, "password": PASSWORD})
@@ -110,8 +129,14 @@ class World:
 
     def new_session(self, api, client_id, hours_ago=2, **extra):
         performed = datetime.now(UTC) - timedelta(hours=hours_ago)
-        body = {"performed_at": performed.isoformat(), "areas": ["face"], "needle_depth_mm": 0.5,
-                "device": "pen", "products": ["hyaluronic serum"], "notes": ""} | extra
+        body = {
+            "performed_at": performed.isoformat(),
+            "areas": ["face"],
+            "needle_depth_mm": 0.5,
+            "device": "pen",
+            "products": ["hyaluronic serum"],
+            "notes": "",
+        } | extra
         r = api.post(f"/api/clients/{client_id}/sessions", body)
         assert r.status_code == 201, r.json
         return r.json
@@ -125,5 +150,10 @@ class World:
 
 
 def checkin_body(**extra):
-    return {"id": str(uuid.uuid4()), "taken_at": datetime.now(UTC).isoformat(), "redness": 2,
-            "swelling": 1, "pain": 2} | extra
+    return {
+        "id": str(uuid.uuid4()),
+        "taken_at": datetime.now(UTC).isoformat(),
+        "redness": 2,
+        "swelling": 1,
+        "pain": 2,
+    } | extra

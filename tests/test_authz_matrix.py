@@ -36,41 +36,104 @@ TABLE = [
     ("GET", "/api/me", None, dict(anon=401, A=200, B=200, P1=200, P2=200)),
     ("PATCH", "/api/me", lambda o: {}, dict(anon=401, A=200, B=200, P1=200, P2=200)),
     ("GET", "/api/practitioners", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("POST", "/api/practitioners", lambda o: {"email": unique_email(), "name": "Colleague",
-                                              "password": "long enough password"},
-     dict(anon=401, A=403, B=403, P1=201, P2=201)),
-    ("POST", "/api/practitioners/{colleague}/disable", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "POST",
+        "/api/practitioners",
+        lambda o: {
+            "email": unique_email(),
+            "name": "Colleague",
+            "password": "long enough password",
+        },
+        dict(anon=401, A=403, B=403, P1=201, P2=201),
+    ),
+    (
+        "POST",
+        "/api/practitioners/{colleague}/disable",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404),
+    ),
     ("GET", "/api/clients", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("POST", "/api/clients", lambda o: {"name": "New client"}, dict(anon=401, A=403, B=403, P1=201, P2=201)),
+    (
+        "POST",
+        "/api/clients",
+        lambda o: {"name": "New client"},
+        dict(anon=401, A=403, B=403, P1=201, P2=201),
+    ),
     ("GET", "/api/clients/{client}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("PATCH", "/api/clients/{client}", lambda o: {"phone": "+44 7700 900000"},
-     dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "PATCH",
+        "/api/clients/{client}",
+        lambda o: {"phone": "+44 7700 900000"},
+        dict(anon=401, A=403, B=403, P1=200, P2=404),
+    ),
     ("POST", "/api/clients/{client}/invites", None, dict(anon=401, A=403, B=403, P1=201, P2=404)),
     ("GET", "/api/clients/{client}/sessions", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("POST", "/api/clients/{client}/sessions", lambda o: o["session_body"],
-     dict(anon=401, A=403, B=403, P1=201, P2=404)),
+    (
+        "POST",
+        "/api/clients/{client}/sessions",
+        lambda o: o["session_body"],
+        dict(anon=401, A=403, B=403, P1=201, P2=404),
+    ),
     ("GET", "/api/sessions/{session}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("PATCH", "/api/sessions/{session}", lambda o: {"notes": "edited"}, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "PATCH",
+        "/api/sessions/{session}",
+        lambda o: {"notes": "edited"},
+        dict(anon=401, A=403, B=403, P1=200, P2=404),
+    ),
     ("DELETE", "/api/sessions/{spare_session}", None, dict(anon=401, A=403, B=403, P1=204, P2=404)),
     ("GET", "/api/protocol", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("PUT", "/api/protocol", lambda o: {"steps": o["steps"]}, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    (
+        "PUT",
+        "/api/protocol",
+        lambda o: {"steps": o["steps"]},
+        dict(anon=401, A=403, B=403, P1=200, P2=200),
+    ),
     ("GET", "/api/push/subscriptions", None, dict(anon=401, A=200, B=200, P1=200, P2=200)),
-    ("POST", "/api/push/subscriptions", lambda o: o["rx"].new_subscription().to_json(),
-     dict(anon=401, A=201, B=201, P1=201, P2=201)),
-    ("DELETE", "/api/push/subscriptions", lambda o: {"endpoint": o["p1_endpoint"]},
-     dict(anon=401, A=404, B=404, P1=204, P2=404)),
+    (
+        "POST",
+        "/api/push/subscriptions",
+        lambda o: o["rx"].new_subscription().to_json(),
+        dict(anon=401, A=201, B=201, P1=201, P2=201),
+    ),
+    (
+        "DELETE",
+        "/api/push/subscriptions",
+        lambda o: {"endpoint": o["p1_endpoint"]},
+        dict(anon=401, A=404, B=404, P1=204, P2=404),
+    ),
     ("GET", "/api/aftercare", None, dict(anon=401, A=200, B=200, P1=403, P2=403)),
-    ("POST", "/api/checkins", lambda o: checkin_body(), dict(anon=401, A=201, B=201, P1=403, P2=403)),
+    (
+        "POST",
+        "/api/checkins",
+        lambda o: checkin_body(),
+        dict(anon=401, A=201, B=201, P1=403, P2=403),
+    ),
     ("GET", "/api/checkins?client_id={client}", None, dict(anon=401, A=200, B=200, P1=200, P2=404)),
-    ("POST", "/api/checkins/{checkin}/photos", "photo", dict(anon=401, A=201, B=404, P1=403, P2=403)),
+    (
+        "POST",
+        "/api/checkins/{checkin}/photos",
+        "photo",
+        dict(anon=401, A=201, B=404, P1=403, P2=403),
+    ),
     ("GET", "/api/photos/{photo}", None, dict(anon=401, A=200, B=404, P1=200, P2=404)),
     ("GET", "/api/flags", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
     ("GET", "/api/flags/{flag}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
     ("POST", "/api/flags/{flag}/acknowledge", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
     ("POST", "/api/flags/{flag}/called", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("POST", "/api/flags/{flag}/resolve", lambda o: {"note": "ok"}, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "POST",
+        "/api/flags/{flag}/resolve",
+        lambda o: {"note": "ok"},
+        dict(anon=401, A=403, B=403, P1=200, P2=404),
+    ),
     ("GET", "/api/clients/{client}/export", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("GET", "/api/clients/{client}/export?format=csv", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "GET",
+        "/api/clients/{client}/export?format=csv",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404),
+    ),
     ("GET", "/api/exports/checkins.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
     ("GET", "/api/exports/flags.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
     ("GET", "/api/audit", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
@@ -92,9 +155,13 @@ def test_every_documented_route_is_in_the_matrix(app):
     spec = app.test_client().get("/api/openapi.json").json["paths"]
     covered = {(m.lower(), re.sub(r"\?.*", "", p)) for m, p, _, _ in TABLE}
     named = {(m, re.sub(r"\{[a-z_]+\}", "{}", p)) for m, p in covered}
-    missing = [(m, p) for p, ops in spec.items() for m in ops
-               if (m, re.sub(r"\{[a-z_]+\}", "{}", p)) not in named
-               and p not in ("/api/auth/login", "/api/auth/logout", "/api/auth/logout-all")]
+    missing = [
+        (m, p)
+        for p, ops in spec.items()
+        for m in ops
+        if (m, re.sub(r"\{[a-z_]+\}", "{}", p)) not in named
+        and p not in ("/api/auth/login", "/api/auth/logout", "/api/auth/logout-all")
+    ]
     assert missing == []
 
 
@@ -105,19 +172,33 @@ def test_authorization_matrix(world):
         p1_sub = rx.new_subscription().to_json()
         assert w.p1.post("/api/push/subscriptions", p1_sub).status_code == 201
         checkin = w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json
-        photo = w.c1.post(f"/api/checkins/{checkin['id']}/photos", data=jpeg(),
-                          headers={"Content-Type": "image/jpeg"}).json
+        photo = w.c1.post(
+            f"/api/checkins/{checkin['id']}/photos",
+            data=jpeg(),
+            headers={"Content-Type": "image/jpeg"},
+        ).json
         objects = {
-            "client": w.client1["id"], "session": w.session1["id"], "checkin": checkin["id"],
-            "photo": photo["id"], "flag": w.p1.get("/api/flags").json["flags"][0]["id"],
+            "client": w.client1["id"],
+            "session": w.session1["id"],
+            "checkin": checkin["id"],
+            "photo": photo["id"],
+            "flag": w.p1.get("/api/flags").json["flags"][0]["id"],
             "spare_session": w.new_session(w.p1, w.client1["id"])["id"],
             "spare_client": w.new_client(w.p1, "Spare")["id"],
-            "colleague": w.p1.post("/api/practitioners", {"email": unique_email(), "name": "C",
-                                                          "password": "long enough password"}).json["id"],
-            "session_body": {"performed_at": "2026-01-10T10:00:00+00:00", "areas": ["face"],
-                             "needle_depth_mm": 1.0, "device": "pen"},
+            "colleague": w.p1.post(
+                "/api/practitioners",
+                {"email": unique_email(), "name": "C", "password": "long enough password"},
+            ).json["id"],
+            "session_body": {
+                "performed_at": "2026-01-10T10:00:00+00:00",
+                "areas": ["face"],
+                "needle_depth_mm": 1.0,
+                "device": "pen",
+            },
             "steps": w.p1.get("/api/protocol").json["steps"],
-            "p1_endpoint": p1_sub["endpoint"], "rx": rx, "bad_token": "not-a-real-token",
+            "p1_endpoint": p1_sub["endpoint"],
+            "rx": rx,
+            "bad_token": "not-a-real-token",
         }
         for step in objects["steps"]:
             step.pop("when", None)
@@ -133,6 +214,8 @@ def test_authorization_matrix(world):
                     r = api._call(method, url, json=payload)
                 r.close()  # a served photo holds its file open until the response is closed
                 if r.status_code != expected[role]:
-                    wrong.append(f"{method} {path} as {role}: {r.status_code}, expected {expected[role]}")
+                    wrong.append(
+                        f"{method} {path} as {role}: {r.status_code}, expected {expected[role]}"
+                    )
                 assert r.status_code < 500
     assert wrong == []

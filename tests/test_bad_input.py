@@ -18,8 +18,6 @@ from test_isolation import snapshot, template_world_fixture, world_fixture  # no
 DROP = object()  # remove this key from the valid body
 
 
-
-
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -292,12 +290,8 @@ CLIENT_CASES = [
     ("timezone number", {"timezone": 1}, "timezone"),
     ("timezone list", {"timezone": ["Europe/Paris"]}, "timezone"),
     ("timezone too long", {"timezone": "Europe/" + "x" * 80}, "timezone"),
-    pytest.param(
-        "quiet_hours string", {"quiet_hours": "21:00-08:00"}, "quiet_hours"
-    ),
-    pytest.param(
-        "quiet_hours list", {"quiet_hours": ["21:00", "08:00"]}, "quiet_hours"
-    ),
+    pytest.param("quiet_hours string", {"quiet_hours": "21:00-08:00"}, "quiet_hours"),
+    pytest.param("quiet_hours list", {"quiet_hours": ["21:00", "08:00"]}, "quiet_hours"),
     (
         "quiet_hours bad start",
         {"quiet_hours": {"start": "25:00", "end": "08:00"}},
@@ -535,7 +529,6 @@ def test_add_practitioner_with_a_taken_email_is_409(world, email):
     )
 
 
-
 SUBSCRIPTION_CASES = [
     ("endpoint missing", {"endpoint": DROP}, "endpoint"),
     ("endpoint null", {"endpoint": None}, "endpoint"),
@@ -603,8 +596,6 @@ def test_push_subscription_to_a_private_address_is_refused_in_production(world):
         check_field(world, "subscribe", {"endpoint": endpoint}, "endpoint")
 
 
-
-
 def step(**change) -> dict:
     base = {
         "key": "extra",
@@ -636,9 +627,7 @@ PROTOCOL_CASES = [
     ),
     ("step offset bool", {"steps": [step(at={"offset_hours": True})]}, "steps[0].at.offset_hours"),
     ("step title too long", {"steps": [step(title="x" * 61)]}, "steps[0].title"),
-    pytest.param(
-        "step title NUL", {"steps": [step(title=NUL)]}, "steps[0].title"
-    ),
+    pytest.param("step title NUL", {"steps": [step(title=NUL)]}, "steps[0].title"),
     pytest.param("step body NUL", {"steps": [step(body=NUL)]}, "steps[0].body"),
     ("step unknown field", {"steps": [step(colour="red")]}, "steps[0].colour"),
     ("duplicate keys", {"steps": [step(), step()]}, "steps[1].key"),

@@ -335,15 +335,19 @@ def test_a_checkin_with_a_photo_shows_the_assessment_and_stores_the_photo(page, 
     photo = tmp_path / "cheek.jpg"
     Image.new("RGB", (1200, 900), (220, 120, 110)).save(photo, "JPEG")
     page.goto("/checkin")
-    page.get_by_role("group", name="Swelling").get_by_role("radio", name="1 Barely noticeable").check()
+    page.get_by_role("group", name="Swelling").get_by_role(
+        "radio", name="1 Barely noticeable"
+    ).check()
     page.get_by_label("Photos of the treated area").set_input_files(str(photo))
     page.get_by_label("Note for your clinic (optional)").fill("with a photo")
     page.get_by_role("button", name="Send check-in").click()
     result = page.locator("#checkin-result")
     expect(result).to_contain_text("1 photo sent to your clinic.")
     expect(result).to_contain_text("expected")
-    rows = server.query("SELECT p.width, p.height FROM photos p JOIN checkins c ON c.id = p.checkin_id"
-                        " WHERE c.note = 'with a photo'")
+    rows = server.query(
+        "SELECT p.width, p.height FROM photos p JOIN checkins c ON c.id = p.checkin_id"
+        " WHERE c.note = 'with a photo'"
+    )
     assert rows == [(1200, 900)]
 
 

@@ -23,7 +23,9 @@ def test_replay_returns_the_stored_answer_and_stores_nothing_new(world, app):
     first = world.c1.post("/api/checkins", body)
     assert first.status_code == 201
     assert first.json["assessment"]["status"] == "urgent"
-    assert {"rule": "U2", "severity": "urgent"}.items() <= first.json["assessment"]["flags"][0].items()
+    assert {"rule": "U2", "severity": "urgent"}.items() <= first.json["assessment"]["flags"][
+        0
+    ].items()
     replay = world.c1.post("/api/checkins", body | {"redness": 0})  # a replay is the stored answer
     assert replay.status_code == 200 and replay.json == first.json
     assert count(app, "checkins") == 1 and count(app, "flags") == 1
@@ -43,12 +45,16 @@ def test_late_arrival_counts_for_the_day_it_was_taken(world):
     s = world.new_session(world.p1, world.client1["id"], hours_ago=100)
     performed = datetime.fromisoformat(s["performed_at"])
     # Taken offline at 30 h, arrives now (70 h later): day 1, expected course.
-    r = world.c1.post("/api/checkins", checkin_body(taken_at=(performed + timedelta(hours=30)).isoformat(),
-                                                    redness=2, swelling=2))
+    r = world.c1.post(
+        "/api/checkins",
+        checkin_body(taken_at=(performed + timedelta(hours=30)).isoformat(), redness=2, swelling=2),
+    )
     assert r.status_code == 201
     assert r.json["day"] == 1 and r.json["session_id"] == s["id"]
     assert r.json["assessment"]["status"] == "expected"
-    assert r.json["taken_at"].startswith((performed + timedelta(hours=30)).astimezone(UTC).strftime("%Y-%m-%dT%H"))
+    assert r.json["taken_at"].startswith(
+        (performed + timedelta(hours=30)).astimezone(UTC).strftime("%Y-%m-%dT%H")
+    )
 
 
 def test_checkin_belongs_to_the_session_before_it_unless_named(world):
@@ -63,12 +69,27 @@ def test_checkin_belongs_to_the_session_before_it_unless_named(world):
     assert r.status_code == 404  # another client's session does not exist for you
 
 
-@pytest.mark.parametrize("field, value", [
-    ("id", "not-a-uuid"), ("id", 5), ("taken_at", "yesterday"), ("taken_at", "2026-01-01T10:00:00"),
-    ("redness", 5), ("redness", -1), ("redness", 2.5), ("redness", True), ("swelling", "2"),
-    ("pain", 11), ("symptoms", {"sneezing": True}), ("symptoms", {"bruising": "yes"}),
-    ("warning_signs", ["fever"]), ("note", "x" * 2001), ("session_id", 0), ("unknown", 1),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("id", "not-a-uuid"),
+        ("id", 5),
+        ("taken_at", "yesterday"),
+        ("taken_at", "2026-01-01T10:00:00"),
+        ("redness", 5),
+        ("redness", -1),
+        ("redness", 2.5),
+        ("redness", True),
+        ("swelling", "2"),
+        ("pain", 11),
+        ("symptoms", {"sneezing": True}),
+        ("symptoms", {"bruising": "yes"}),
+        ("warning_signs", ["fever"]),
+        ("note", "x" * 2001),
+        ("session_id", 0),
+        ("unknown", 1),
+    ],
+)
 def test_bad_checkins_get_a_clear_error_per_field(world, app, field, value):
     r = world.c1.post("/api/checkins", checkin_body(**{field: value}))
     assert r.status_code == 422
@@ -81,7 +102,9 @@ def test_taken_at_is_checked_against_the_server_clock(world, app):
     r = world.c1.post("/api/checkins", checkin_body(taken_at=future.isoformat()))
     assert r.status_code == 422 and "future" in r.json["error"]["fields"]["taken_at"]
     before = datetime.fromisoformat(world.session1["performed_at"]) - timedelta(hours=1)
-    r = world.c1.post("/api/checkins", checkin_body(taken_at=before.isoformat(), session_id=world.session1["id"]))
+    r = world.c1.post(
+        "/api/checkins", checkin_body(taken_at=before.isoformat(), session_id=world.session1["id"])
+    )
     assert r.status_code == 422
 
 
@@ -91,7 +114,10 @@ def test_clients_see_only_their_own_checkins(world):
     assert [c["id"] for c in world.c1.get("/api/checkins").json["checkins"]] == [mine]
     assert mine not in str(world.c2.get("/api/checkins").json)
     assert world.p2.get(f"/api/checkins?client_id={world.client1['id']}").status_code == 404
-    assert [c["id"] for c in world.p1.get(f"/api/checkins?client_id={world.client1['id']}").json["checkins"]] == [mine]
+    assert [
+        c["id"]
+        for c in world.p1.get(f"/api/checkins?client_id={world.client1['id']}").json["checkins"]
+    ] == [mine]
 
 
 def test_checkin_flood_is_rate_limited(world, app):
@@ -128,16 +154,28 @@ def checkin(world):
 
 
 def upload(api, checkin_id, data, ctype="image/jpeg"):
-    return api.post(f"/api/checkins/{checkin_id}/photos", data=data, headers={"Content-Type": ctype})
+    return api.post(
+        f"/api/checkins/{checkin_id}/photos", data=data, headers={"Content-Type": ctype}
+    )
 
 
-@pytest.mark.parametrize("fmt, ctype", [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")])
-def test_photos_are_accepted_resized_and_served_only_to_client_and_clinic(world, checkin, fmt, ctype):
+@pytest.mark.parametrize(
+    "fmt, ctype", [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")]
+)
+def test_photos_are_accepted_resized_and_served_only_to_client_and_clinic(
+    world, checkin, fmt, ctype
+):
     r = upload(world.c1, checkin["id"], image_bytes(fmt, size=(4000, 3000)), ctype)
     assert r.status_code == 201, r.json
     assert max(r.json["width"], r.json["height"]) == 1600
     url = r.json["url"]
-    for api, status in [(world.c1, 200), (world.p1, 200), (world.c2, 404), (world.p2, 404), (world.anon, 401)]:
+    for api, status in [
+        (world.c1, 200),
+        (world.p1, 200),
+        (world.c2, 404),
+        (world.p2, 404),
+        (world.anon, 401),
+    ]:
         resp = api.get(url)
         assert resp.status_code == status
         if status == 200:
@@ -171,15 +209,18 @@ def decompression_bomb() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("name, data, ctype, status", [
-    ("renamed executable", b"\x7fELF\x02\x01\x01" + b"\x00" * 2000, "image/jpeg", 422),
-    ("windows executable", b"MZ\x90\x00" + b"\x00" * 2000, "image/png", 422),
-    ("html polyglot", b"<html><script>alert(1)</script></html>", "image/jpeg", 422),
-    ("gif", None, "image/gif", 422),
-    ("truncated jpeg", None, "image/jpeg", 422),
-    ("not an image type", None, "application/octet-stream", 415),
-    ("form upload", None, "multipart/form-data", 415),
-])
+@pytest.mark.parametrize(
+    "name, data, ctype, status",
+    [
+        ("renamed executable", b"\x7fELF\x02\x01\x01" + b"\x00" * 2000, "image/jpeg", 422),
+        ("windows executable", b"MZ\x90\x00" + b"\x00" * 2000, "image/png", 422),
+        ("html polyglot", b"<html><script>alert(1)</script></html>", "image/jpeg", 422),
+        ("gif", None, "image/gif", 422),
+        ("truncated jpeg", None, "image/jpeg", 422),
+        ("not an image type", None, "application/octet-stream", 415),
+        ("form upload", None, "multipart/form-data", 415),
+    ],
+)
 def test_bad_uploads_are_refused_by_content(world, checkin, app, name, data, ctype, status):
     if name == "gif":
         buf = io.BytesIO()

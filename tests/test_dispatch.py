@@ -57,8 +57,9 @@ def receiver(app):
 
 @pytest.fixture
 def sender(app):
-    with Sender(app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"],
-                timeout=2.0) as pooled:
+    with Sender(
+        app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=2.0
+    ) as pooled:
         yield pooled
 
 
@@ -77,18 +78,26 @@ class Outbox:
             self.practitioner_id = db.conn.execute(
                 "INSERT INTO practitioners (clinic_id, email, name, password_hash, created_at)"
                 " VALUES (?, 'dr@clinic-one.net', 'Dr One', 'x', ?)",
-                (self.clinic_id, iso(now))).lastrowid
+                (self.clinic_id, iso(now)),
+            ).lastrowid
         self.clinic = clinic.get_clinic(db, self.clinic_id)
 
     def client(self, name="Alice", tz="Europe/London", discreet=False) -> dict:
         with write(self.db):
-            return clinic.create_client(self.db, self.clinic, {
-                "name": name, "timezone": tz, "discreet": discreet}, utcnow())
+            return clinic.create_client(
+                self.db, self.clinic, {"name": name, "timezone": tz, "discreet": discreet}, utcnow()
+            )
 
     def session(self, client: dict, performed_at: datetime) -> dict:
         """Record a session as the API does, planned as if entered when it happened."""
-        data = {"performed_at": performed_at, "areas": ["face"], "needle_depth_mm": 0.5,
-                "device": "pen", "products": [], "notes": ""}
+        data = {
+            "performed_at": performed_at,
+            "areas": ["face"],
+            "needle_depth_mm": 0.5,
+            "device": "pen",
+            "products": [],
+            "notes": "",
+        }
         return clinic.create_session(self.db, client, self.practitioner_id, data, performed_at)
 
     def subscribe(self, owner_kind: str, owner_id: int, browser) -> int:
@@ -98,19 +107,43 @@ class Outbox:
             return self.db.conn.execute(
                 "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh, auth,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (owner_kind, owner_id, info["endpoint"], info["p256dh"], info["auth"],
-                 iso(utcnow()))).lastrowid
+                (
+                    owner_kind,
+                    owner_id,
+                    info["endpoint"],
+                    info["p256dh"],
+                    info["auth"],
+                    iso(utcnow()),
+                ),
+            ).lastrowid
 
-    def queue(self, client: dict, due: datetime, valid=timedelta(hours=12), title="Reminder",
-              urgency="normal") -> int:
+    def queue(
+        self,
+        client: dict,
+        due: datetime,
+        valid=timedelta(hours=12),
+        title="Reminder",
+        urgency="normal",
+    ) -> int:
         """Queue one ad-hoc reminder for a client (like a protocol step)."""
         with write(self.db):
             return self.db.conn.execute(
                 "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, kind,"
                 " title, body, url, urgency, due_at, expires_at, next_attempt_at, created_at)"
                 " VALUES ('client', ?, ?, ?, 'instruction', ?, 'Body', '/reminders', ?, ?, ?, ?,"
-                " ?)", (client["id"], self.clinic_id, client["id"], title, urgency, iso(due),
-                        iso(due + valid), iso(due), iso(due))).lastrowid
+                " ?)",
+                (
+                    client["id"],
+                    self.clinic_id,
+                    client["id"],
+                    title,
+                    urgency,
+                    iso(due),
+                    iso(due + valid),
+                    iso(due),
+                    iso(due),
+                ),
+            ).lastrowid
 
 
 def notification(db, row_id: int) -> dict:
@@ -134,8 +167,12 @@ def step_through(db, sender, receiver, clock, session_id: int) -> dict[str, tupl
 
     Asserts that nothing arrives early and that each due time brings exactly its rows.
     """
-    due_rows = rows(db, "SELECT * FROM notifications WHERE session_id = ? AND status ="
-                        " 'pending' ORDER BY due_at, id", (session_id,))
+    due_rows = rows(
+        db,
+        "SELECT * FROM notifications WHERE session_id = ? AND status ="
+        " 'pending' ORDER BY due_at, id",
+        (session_id,),
+    )
     arrived = {}
     for due_at in sorted({r["due_at"] for r in due_rows}):
         due = parse_iso(due_at)
@@ -158,8 +195,10 @@ def step_through(db, sender, receiver, clock, session_id: int) -> dict[str, tupl
 
 # clinical/aftercare.md, "Default protocol": local wall-clock times for a 10:00 session.
 REFERENCE = {
-    "after-session": (0, "10:00"), "evening-routine": (0, "19:00"),
-    "day1-morning": (1, "08:30"), "24h-checkin": (1, "10:00"),
+    "after-session": (0, "10:00"),
+    "evening-routine": (0, "19:00"),
+    "day1-morning": (1, "08:30"),
+    "24h-checkin": (1, "10:00"),
     **{f"day{d}-checkin": (d, "18:00") for d in (2, 3, 5, 7)},
     **{f"day{d}-sunscreen": (d, "08:30") for d in range(2, 8)},
     "book-next-session": (28, "10:00"),
@@ -183,16 +222,20 @@ def test_default_protocol_is_delivered_at_local_due_times(app, db, outbox, recei
         seen_locally = at.astimezone(ZoneInfo(tz))
         assert (seen_locally.date() - performed.date()).days == day, key
         assert seen_locally.strftime("%H:%M") == wall, key
-        assert message.payload == {"title": row["title"], "body": row["body"], "url": row["url"],
-                                   "tag": f"companion-{row['id']}", "id": row["id"]}
+        assert message.payload == {
+            "title": row["title"],
+            "body": row["body"],
+            "url": row["url"],
+            "tag": f"companion-{row['id']}",
+            "id": row["id"],
+        }
         assert message.ttl == VALID_HOURS[key] * 3600  # the step's validity from its due time
         assert message.urgency == "normal"
         assert message.topic == f"{row['kind'][:10]}-{session['id']}"
         assert message.claims["aud"] == receiver.base_url
         assert message.claims["sub"] == app.config["VAPID_SUBJECT"]
         settled = notification(db, row["id"])
-        assert (settled["status"], settled["attempts"], settled["sent_at"]) == (
-            "sent", 1, iso(at))
+        assert (settled["status"], settled["attempts"], settled["sent_at"]) == ("sent", 1, iso(at))
         [attempt] = deliveries(db, row["id"])
         assert (attempt["status_code"], attempt["outcome"]) == (201, "delivered")
     assert receiver.rejected == []
@@ -203,12 +246,16 @@ def test_default_protocol_is_delivered_at_local_due_times(app, db, outbox, recei
 # -- 2. quiet hours and DST, end to end ---------------------------------------------------
 
 
-@pytest.mark.parametrize(("tz", "saturday"), [
-    ("Europe/London", (2025, 10, 25)),  # clocks go back at 02:00 BST on Sunday 26 October
-    ("America/New_York", (2025, 11, 1)),  # and at 02:00 EDT on Sunday 2 November
-])
+@pytest.mark.parametrize(
+    ("tz", "saturday"),
+    [
+        ("Europe/London", (2025, 10, 25)),  # clocks go back at 02:00 BST on Sunday 26 October
+        ("America/New_York", (2025, 11, 1)),  # and at 02:00 EDT on Sunday 2 November
+    ],
+)
 def test_late_session_before_dst_change_keeps_quiet_hours_and_wall_clock(
-        db, outbox, receiver, sender, tz, saturday):
+    db, outbox, receiver, sender, tz, saturday
+):
     client = outbox.client(tz=tz)
     browser = receiver.new_subscription()
     outbox.subscribe("client", client["id"], browser)
@@ -229,8 +276,12 @@ def test_late_session_before_dst_change_keeps_quiet_hours_and_wall_clock(
     assert seen("24h-checkin") == sunday.replace(hour=20, minute=30)  # 24 h later: 20:30
     assert seen("day2-checkin") == monday.replace(hour=18)
     assert "evening-routine" not in arrived  # 19:00 was before the session
-    skipped = rows(db, "SELECT status_reason FROM notifications WHERE session_id = ? AND"
-                       " step_key = 'evening-routine'", (session["id"],))
+    skipped = rows(
+        db,
+        "SELECT status_reason FROM notifications WHERE session_id = ? AND"
+        " step_key = 'evening-routine'",
+        (session["id"],),
+    )
     assert skipped == [{"status_reason": "before the session"}]
 
 
@@ -259,7 +310,10 @@ def test_retry_honours_retry_after_and_counts_every_attempt(db, outbox, receiver
     assert tick(db, sender, clock)["retry"] == 1
     row = notification(db, row_id)
     assert (row["status"], row["attempts"], row["status_reason"]) == (
-        "pending", 1, "retrying: HTTP 500: internal")
+        "pending",
+        1,
+        "retrying: HTTP 500: internal",
+    )
     assert row["lease_owner"] is None and row["lease_until"] is None
     first = parse_iso(row["next_attempt_at"])
     assert T0 + timedelta(seconds=15) <= first <= T0 + timedelta(seconds=30)  # 30 s, jittered
@@ -305,10 +359,12 @@ def test_retry_limit_fails_the_row_with_the_reason(db, outbox, receiver, sender)
     row = notification(db, row_id)
     assert row["status"] == "failed"
     assert row["status_reason"] == (
-        f"gave up after {settings.max_attempts} attempts: HTTP 503: Service Unavailable")
+        f"gave up after {settings.max_attempts} attempts: HTTP 503: Service Unavailable"
+    )
     assert row["attempts"] == settings.max_attempts
-    assert attempts_of(db, row_id) == [(n, 503, "retry")
-                                       for n in range(1, settings.max_attempts + 1)]
+    assert attempts_of(db, row_id) == [
+        (n, 503, "retry") for n in range(1, settings.max_attempts + 1)
+    ]
     # Exponential backoff with jitter: attempt n waits between half and all of 30 s * 2^(n-1).
     for n, gap in enumerate(gaps[1:], start=1):
         ceiling = settings.base_backoff * 2 ** (n - 1)
@@ -326,7 +382,10 @@ def test_other_4xx_fails_at_once_with_the_reason(db, outbox, receiver, sender):
     assert tick(db, sender, clock)["failed"] == 1
     row = notification(db, row_id)
     assert (row["status"], row["status_reason"], row["attempts"]) == (
-        "failed", "HTTP 400: UnsupportedEncoding", 1)
+        "failed",
+        "HTTP 400: UnsupportedEncoding",
+        1,
+    )
     assert attempts_of(db, row_id) == [(1, 400, "failed")]
     clock.advance(minutes=30)
     tick(db, sender, clock)
@@ -338,8 +397,9 @@ def test_a_hang_beyond_the_timeout_is_retried(app, db, outbox, receiver):
     row_id = outbox.queue(person, T0)
     receiver.hang(browser, 1.0)
     clock = Clock(T0)
-    with Sender(app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"],
-                timeout=0.3) as impatient:
+    with Sender(
+        app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=0.3
+    ) as impatient:
         assert tick(db, impatient, clock)["retry"] == 1
         row = notification(db, row_id)
         assert (row["status"], row["status_reason"]) == ("pending", "retrying: timeout")
@@ -352,7 +412,8 @@ def test_a_hang_beyond_the_timeout_is_retried(app, db, outbox, receiver):
     # twice, and the tag lets it replace the first copy.
     assert receiver.wait_for(2, timeout=3)
     assert [m.payload for m in receiver.messages_for(browser)] == [
-        receiver.messages_for(browser)[0].payload] * 2
+        receiver.messages_for(browser)[0].payload
+    ] * 2
 
 
 # -- 4. a device that is gone ---------------------------------------------------------------
@@ -369,7 +430,9 @@ def test_gone_device_is_marked_and_never_used_again(db, outbox, receiver, sender
     assert sub["gone_at"] == iso(T0)
     row = notification(db, first)
     assert (row["status"], row["status_reason"]) == (
-        "skipped", "every device unsubscribed (shown in the app's inbox)")
+        "skipped",
+        "every device unsubscribed (shown in the app's inbox)",
+    )
     assert attempts_of(db, first) == [(1, 410, "gone")]
 
     second = outbox.queue(person, T0 + timedelta(hours=1))
@@ -377,7 +440,9 @@ def test_gone_device_is_marked_and_never_used_again(db, outbox, receiver, sender
     tick(db, sender, clock)
     assert receiver.requests == 1  # the gone device was not contacted again
     assert (notification(db, second)["status"], notification(db, second)["status_reason"]) == (
-        "skipped", dispatch.NO_DEVICE)
+        "skipped",
+        dispatch.NO_DEVICE,
+    )
     assert deliveries(db, second) == []
 
 
@@ -391,9 +456,9 @@ def test_one_gone_device_and_one_live_device_is_sent(db, outbox, receiver, sende
     assert tick(db, sender, Clock(T0))["sent"] == 1
 
     assert notification(db, row_id)["status"] == "sent"
-    assert {(d["subscription_id"], d["status_code"], d["outcome"])
-            for d in deliveries(db, row_id)} == {(old_id, 410, "gone"),
-                                                 (new_id, 201, "delivered")}
+    assert {
+        (d["subscription_id"], d["status_code"], d["outcome"]) for d in deliveries(db, row_id)
+    } == {(old_id, 410, "gone"), (new_id, 201, "delivered")}
     assert receiver.count_for(new_phone) == 1 and receiver.count_for(old_phone) == 0
     gone = {r["id"]: r["gone_at"] for r in rows(db, "SELECT * FROM push_subscriptions")}
     assert gone == {old_id: iso(T0), new_id: None}
@@ -410,9 +475,9 @@ def test_retry_goes_only_to_the_device_that_did_not_get_it(db, outbox, receiver,
     clock.now = parse_iso(notification(db, row_id)["next_attempt_at"])
     assert tick(db, sender, clock)["sent"] == 1
     assert receiver.count_for(phone) == 1 and receiver.count_for(tablet) == 1
-    assert sorted((d["attempt"], d["subscription_id"], d["outcome"])
-                  for d in deliveries(db, row_id)) == sorted([
-        (1, phone_id, "delivered"), (1, tablet_id, "retry"), (2, tablet_id, "delivered")])
+    assert sorted(
+        (d["attempt"], d["subscription_id"], d["outcome"]) for d in deliveries(db, row_id)
+    ) == sorted([(1, phone_id, "delivered"), (1, tablet_id, "retry"), (2, tablet_id, "delivered")])
 
 
 # -- 5. a sender that crashes mid-batch ---------------------------------------------------
@@ -461,20 +526,32 @@ while True:
 def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
     people = [one_device(outbox, receiver, name=f"Client {n}") for n in range(120)]
     due = utcnow() - timedelta(seconds=1)
-    ids = {outbox.queue(person, due, title=f"Reminder {n}"): browser
-           for n, (person, browser, _) in enumerate(people)}
+    ids = {
+        outbox.queue(person, due, title=f"Reminder {n}"): browser
+        for n, (person, browser, _) in enumerate(people)
+    }
     receiver.set_delay(None, 50)  # slow enough that the kill lands mid-batch
     env = dict(os.environ, TEST_VAPID_PEM=app.config["VAPID_PRIVATE_KEY"])
-    process = subprocess.Popen([sys.executable, "-c", KILLABLE_DISPATCHER,
-                                app.config["DATABASE"], app.config["VAPID_SUBJECT"]], env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLABLE_DISPATCHER,
+            app.config["DATABASE"],
+            app.config["VAPID_SUBJECT"],
+        ],
+        env=env,
+    )
     try:
         assert receiver.wait_for(60, timeout=20), "the dispatcher process sent nothing"
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
-    states = {r["status"]: r["n"] for r in rows(
-        db, "SELECT status, count(*) AS n FROM notifications GROUP BY status")}
+    states = {
+        r["status"]: r["n"]
+        for r in rows(db, "SELECT status, count(*) AS n FROM notifications GROUP BY status")
+    }
     assert states.get("leased", 0) > 0, states  # killed holding a batch: sent, unacknowledged
     window = {r["id"] for r in rows(db, "SELECT id FROM notifications WHERE status = 'leased'")}
 
@@ -490,7 +567,8 @@ def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
         assert got, f"notification {row_id} never arrived"
         # A duplicate is the same message with the same tag, so the phone replaces it.
         assert {json.dumps(m.payload, sort_keys=True) for m in got} == {
-            json.dumps(got[0].payload, sort_keys=True)}
+            json.dumps(got[0].payload, sort_keys=True)
+        }
         assert got[0].payload["tag"] == f"companion-{row_id}"
         # Only a row the dead sender held leased (its in-flight batch) can arrive twice.
         assert len(got) == 1 or row_id in window, row_id
@@ -509,8 +587,9 @@ def test_two_dispatchers_send_each_notification_once_per_device(app, db, outbox,
         for phone in phones:
             outbox.subscribe("client", person["id"], phone)
         devices[person["id"]] = phones
-        row_ids += [outbox.queue(person, T0 + timedelta(seconds=k), title=f"R{k}")
-                    for k in range(4)]
+        row_ids += [
+            outbox.queue(person, T0 + timedelta(seconds=k), title=f"R{k}") for k in range(4)
+        ]
     assert len(row_ids) == 320
     clock = Clock(T0 + timedelta(minutes=1))
     start = threading.Barrier(2)
@@ -520,12 +599,17 @@ def test_two_dispatchers_send_each_notification_once_per_device(app, db, outbox,
     def dispatcher(owner: str) -> None:
         try:
             own_db = connect(app.config["DATABASE"])  # never share a connection across threads
-            with Sender(app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"],
-                        timeout=5.0, max_workers=8) as own_sender:
+            with Sender(
+                app.config["VAPID_PRIVATE_KEY"],
+                app.config["VAPID_SUBJECT"],
+                timeout=5.0,
+                max_workers=8,
+            ) as own_sender:
                 start.wait()
                 while True:
-                    result = dispatch.tick(own_db, own_sender, clock, owner,
-                                           dispatch.Settings(batch=16), max_batches=1)
+                    result = dispatch.tick(
+                        own_db, own_sender, clock, owner, dispatch.Settings(batch=16), max_batches=1
+                    )
                     if set(result) == {"reclaimed"}:
                         break
                     results[owner].append(result)
@@ -549,8 +633,11 @@ def test_two_dispatchers_send_each_notification_once_per_device(app, db, outbox,
         counts[key] = counts.get(key, 0) + 1
     assert len(counts) == 640 and set(counts.values()) == {1}
     assert len(receiver.received) == 640
-    per_pair = rows(db, "SELECT count(*) AS n FROM deliveries WHERE outcome = 'delivered'"
-                        " GROUP BY notification_id, subscription_id")
+    per_pair = rows(
+        db,
+        "SELECT count(*) AS n FROM deliveries WHERE outcome = 'delivered'"
+        " GROUP BY notification_id, subscription_id",
+    )
     assert len(per_pair) == 640 and {r["n"] for r in per_pair} == {1}
 
 
@@ -591,14 +678,16 @@ def test_backlog_after_an_outage_drains_in_due_order(app, db, outbox, receiver):
     settings = dispatch.Settings()
     clock = Clock(T0)
     # One worker, so the order the receiver sees is the order the dispatcher sent in.
-    with Sender(app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=2.0,
-                max_workers=1) as sender:
+    with Sender(
+        app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=2.0, max_workers=1
+    ) as sender:
         while clock.now < T0 + timedelta(minutes=10):
             tick(db, sender, clock, settings=settings)
             clock.advance(seconds=5)
         during = receiver.requests
-        waiting = rows(db, "SELECT status, status_reason FROM notifications WHERE id = ?",
-                       (by_due[0],))
+        waiting = rows(
+            db, "SELECT status, status_reason FROM notifications WHERE id = ?", (by_due[0],)
+        )
         receiver.reset(None)
         back = clock.now
         while rows(db, "SELECT 1 FROM notifications WHERE status IN ('pending', 'leased')"):
@@ -606,8 +695,12 @@ def test_backlog_after_an_outage_drains_in_due_order(app, db, outbox, receiver):
             tick(db, sender, clock, settings=settings)
             clock.advance(seconds=5)
 
-    assert waiting == [{"status": "pending", "status_reason":
-                        "waiting for the push service: HTTP 503: Service Unavailable"}]
+    assert waiting == [
+        {
+            "status": "pending",
+            "status_reason": "waiting for the push service: HTTP 503: Service Unavailable",
+        }
+    ]
     # A few devices fail, then one probe per interval: not 30 rows each retried 6 times.
     assert during <= settings.outage_devices + 600 / settings.probe_backoff / 4
     assert {notification(db, i)["status"] for i in ids} == {"sent"}  # none gave up
@@ -627,14 +720,20 @@ def test_one_push_service_down_does_not_hold_up_another(app, db, outbox, receive
             tick(db, sender, clock)
             clock.advance(seconds=1)
         assert len(healthy.received) == 4
-        assert {r["status"] for r in rows(db, "SELECT status FROM notifications WHERE owner_id"
-                                              " IN (?, ?, ?, ?)", [p["id"] for p, *_ in down])
-                } == {"pending"}
+        assert {
+            r["status"]
+            for r in rows(
+                db,
+                "SELECT status FROM notifications WHERE owner_id IN (?, ?, ?, ?)",
+                [p["id"] for p, *_ in down],
+            )
+        } == {"pending"}
         assert receiver.requests == 3  # down after three devices; the fourth one waits
 
 
 def test_delivered_to_one_device_counts_as_sent_when_the_other_gives_up(
-        db, outbox, receiver, sender):
+    db, outbox, receiver, sender
+):
     person, phone, _ = one_device(outbox, receiver)
     tablet = receiver.new_subscription()
     outbox.subscribe("client", person["id"], tablet)
@@ -649,8 +748,7 @@ def test_delivered_to_one_device_counts_as_sent_when_the_other_gives_up(
     assert receiver.count_for(phone) == 1 and receiver.count_for(tablet) == 0
 
 
-def test_a_row_that_expires_after_reaching_one_device_counts_as_sent(
-        db, outbox, receiver, sender):
+def test_a_row_that_expires_after_reaching_one_device_counts_as_sent(db, outbox, receiver, sender):
     person, phone, _ = one_device(outbox, receiver)
     tablet = receiver.new_subscription()
     outbox.subscribe("client", person["id"], tablet)
@@ -678,8 +776,10 @@ def test_discreet_client_gets_only_the_neutral_text(db, outbox, receiver, sender
     got = receiver.messages_for(browser)
     assert len(got) == 3
     for message in got:
-        assert (message.payload["title"], message.payload["body"]) == (DISCREET_TITLE,
-                                                                       DISCREET_BODY)
+        assert (message.payload["title"], message.payload["body"]) == (
+            DISCREET_TITLE,
+            DISCREET_BODY,
+        )
         assert not any(word in message.raw.decode().lower() for word in TREATMENT_WORDS)
     assert {m.payload["url"] for m in got} == {"/reminders", f"/checkin?session={session['id']}"}
 
@@ -692,8 +792,9 @@ class OneClinic(World):
         self.anon = Api(app)
         self.p1, self.clinic1 = self.practitioner("one@clinic-one.net", "Clinic One")
         # No quiet hours, so a session 2 h ago has a reminder due now whatever the time of day.
-        self.client1 = self.new_client(self.p1, "Alice",
-                                       quiet_hours={"start": "00:00", "end": "00:00"})
+        self.client1 = self.new_client(
+            self.p1, "Alice", quiet_hours={"start": "00:00", "end": "00:00"}
+        )
         self.session1 = self.new_session(self.p1, self.client1["id"])
         self.c1 = self.sign_in_client(self.p1, self.client1["id"])
 
@@ -704,7 +805,8 @@ def practice(app):
 
 
 def test_urgent_flag_reaches_the_practitioners_phone_with_high_urgency(
-        practice, db, receiver, sender):
+    practice, db, receiver, sender
+):
     phone = receiver.new_subscription()
     assert practice.p1.post("/api/push/subscriptions", phone.to_json()).status_code == 201
     r = practice.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
@@ -717,9 +819,13 @@ def test_urgent_flag_reaches_the_practitioners_phone_with_high_urgency(
     [message] = receiver.messages_for(phone)
     [alert] = rows(db, "SELECT * FROM notifications WHERE owner_kind = 'practitioner'")
     assert message.urgency == "high"
-    assert message.payload == {"title": "Urgent: Alice (U3)", "body": alert["body"],
-                               "url": f"/clinic/clients/{practice.client1['id']}",
-                               "tag": f"companion-{alert['id']}", "id": alert["id"]}
+    assert message.payload == {
+        "title": "Urgent: Alice (U3)",
+        "body": alert["body"],
+        "url": f"/clinic/clients/{practice.client1['id']}",
+        "tag": f"companion-{alert['id']}",
+        "id": alert["id"],
+    }
     assert message.topic == f"alert-{practice.session1['id']}"
     assert 23 * 3600 < message.ttl <= 24 * 3600
     assert (alert["status"], alert["kind"], alert["urgency"]) == ("sent", "alert", "high")
@@ -740,7 +846,8 @@ def test_inbox_lists_due_reminders_without_any_device(practice):
 
 
 def test_inbox_still_lists_reminders_the_dispatcher_skipped_for_lack_of_a_device(
-        practice, db, sender):
+    practice, db, sender
+):
     """Regression: the inbox once hid every 'skipped' row, these included."""
     tick(db, sender, Clock(utcnow()))
     skipped = rows(db, "SELECT status_reason FROM notifications WHERE step_key = 'after-session'")
@@ -761,16 +868,23 @@ def test_vapid_public_key_is_the_key_the_dispatcher_signs_with(app):
 def test_several_devices_per_person_all_get_the_reminder(practice, db, receiver, sender):
     phone, tablet = receiver.new_subscription(), receiver.new_subscription()
     for device in (phone, tablet):
-        r = practice.c1.post("/api/push/subscriptions", device.to_json(),
-                             headers={"User-Agent": "Mozilla/5.0 (Android 15)"})
+        r = practice.c1.post(
+            "/api/push/subscriptions",
+            device.to_json(),
+            headers={"User-Agent": "Mozilla/5.0 (Android 15)"},
+        )
         assert r.status_code == 201, r.json
         assert (r.json["endpoint"], r.json["gone"]) == (device.endpoint, False)
     listed = practice.c1.get("/api/push/subscriptions").json["subscriptions"]
     assert [s["endpoint"] for s in listed] == [phone.endpoint, tablet.endpoint]
-    stored = rows(db, "SELECT owner_kind, owner_id, endpoint, p256dh, auth FROM"
-                      " push_subscriptions ORDER BY id")
-    assert stored == [{"owner_kind": "client", "owner_id": practice.client1["id"],
-                       **device.info} for device in (phone, tablet)]
+    stored = rows(
+        db,
+        "SELECT owner_kind, owner_id, endpoint, p256dh, auth FROM push_subscriptions ORDER BY id",
+    )
+    assert stored == [
+        {"owner_kind": "client", "owner_id": practice.client1["id"], **device.info}
+        for device in (phone, tablet)
+    ]
 
     tick(db, sender, Clock(utcnow()))
 
@@ -795,12 +909,16 @@ def test_unsubscribing_one_device(practice, db, receiver):
     for device in (phone, tablet):
         practice.c1.post("/api/push/subscriptions", device.to_json())
     # Someone else cannot remove my device.
-    assert practice.p1.delete("/api/push/subscriptions",
-                              {"endpoint": phone.endpoint}).status_code == 404
+    assert (
+        practice.p1.delete("/api/push/subscriptions", {"endpoint": phone.endpoint}).status_code
+        == 404
+    )
     # The body may be {"endpoint": ...} or the whole toJSON().
     assert practice.c1.delete("/api/push/subscriptions", phone.to_json()).status_code == 204
-    assert practice.c1.delete("/api/push/subscriptions",
-                              {"endpoint": phone.endpoint}).status_code == 404
+    assert (
+        practice.c1.delete("/api/push/subscriptions", {"endpoint": phone.endpoint}).status_code
+        == 404
+    )
     listed = practice.c1.get("/api/push/subscriptions").json["subscriptions"]
     assert [s["endpoint"] for s in listed] == [tablet.endpoint]
 
@@ -813,13 +931,16 @@ def test_subscriptions_need_a_signed_in_user(app, receiver):
     assert anon.delete("/api/push/subscriptions", {"endpoint": phone.endpoint}).status_code == 401
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (lambda s: "not an object", "subscription"),
-    (lambda s: {k: v for k, v in s.items() if k != "keys"}, "keys"),
-    (lambda s: dict(s, keys=dict(s["keys"], auth="AAAA")), "keys.auth"),
-    (lambda s: dict(s, keys=dict(s["keys"], p256dh="BAAA")), "keys.p256dh"),
-    (lambda s: dict(s, endpoint="ftp://push.services.test/x"), "endpoint"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda s: "not an object", "subscription"),
+        (lambda s: {k: v for k, v in s.items() if k != "keys"}, "keys"),
+        (lambda s: dict(s, keys=dict(s["keys"], auth="AAAA")), "keys.auth"),
+        (lambda s: dict(s, keys=dict(s["keys"], p256dh="BAAA")), "keys.p256dh"),
+        (lambda s: dict(s, endpoint="ftp://push.services.test/x"), "endpoint"),
+    ],
+)
 def test_bad_subscriptions_are_refused(practice, receiver, change, field):
     r = practice.c1.post("/api/push/subscriptions", change(receiver.new_subscription().to_json()))
     assert r.status_code == 422, r.json
@@ -836,8 +957,7 @@ def test_loopback_endpoints_are_refused_outside_tests(app, practice, receiver):
 # -- 10. the scheduler ----------------------------------------------------------------------
 
 
-def test_scheduler_dispatches_in_the_background_and_stop_releases_leases(
-        app, db, outbox, receiver):
+def test_scheduler_dispatches_in_the_background_and_stop_releases_leases(app, db, outbox, receiver):
     person, browser, _ = one_device(outbox, receiver)
     due = outbox.queue(person, utcnow() - timedelta(seconds=1))
     later = outbox.queue(person, utcnow() + timedelta(hours=1))
@@ -879,10 +999,17 @@ def test_a_stopping_dispatcher_finishes_its_batch_and_claims_no_more(db, outbox,
             stopping.set()  # SIGTERM arrives while the first batch is in flight
             return super().send_many(jobs)
 
-    with StopsAfterOneBatch(outbox.app.config["VAPID_PRIVATE_KEY"],
-                            outbox.app.config["VAPID_SUBJECT"], timeout=2.0) as stopping_sender:
-        result = dispatch.tick(db, stopping_sender, Clock(T0), "dispatcher-1",
-                               dispatch.Settings(batch=10), stopping=stopping)
+    with StopsAfterOneBatch(
+        outbox.app.config["VAPID_PRIVATE_KEY"], outbox.app.config["VAPID_SUBJECT"], timeout=2.0
+    ) as stopping_sender:
+        result = dispatch.tick(
+            db,
+            stopping_sender,
+            Clock(T0),
+            "dispatcher-1",
+            dispatch.Settings(batch=10),
+            stopping=stopping,
+        )
     assert result["sent"] == 10 and len(receiver.received) == 10
     statuses = [notification(db, i)["status"] for i in ids]
     assert statuses.count("sent") == 10 and statuses.count("pending") == 20  # nothing left leased

@@ -16,13 +16,18 @@ def stored_ids(app) -> set[str]:
         conn.close()
 
 
-@pytest.mark.parametrize("fault, pragma", [
-    ("database read-only", "PRAGMA query_only = ON"),
-    # The file may not grow past its current size: SQLite answers SQLITE_FULL
-    # ("database or disk is full") as soon as a write needs a new page.
-    ("disk full", "PRAGMA max_page_count = {pages}"),
-])
-def test_storage_fault_gives_503_then_the_replay_lands_exactly_once(world, app, monkeypatch, fault, pragma):
+@pytest.mark.parametrize(
+    "fault, pragma",
+    [
+        ("database read-only", "PRAGMA query_only = ON"),
+        # The file may not grow past its current size: SQLite answers SQLITE_FULL
+        # ("database or disk is full") as soon as a write needs a new page.
+        ("disk full", "PRAGMA max_page_count = {pages}"),
+    ],
+)
+def test_storage_fault_gives_503_then_the_replay_lands_exactly_once(
+    world, app, monkeypatch, fault, pragma
+):
     real_connect = companion_db.connect
 
     def faulty(path):

@@ -8,14 +8,24 @@ from companion.db import connect, parse_iso
 
 
 def checkin_due_times(db, session_id):
-    return [parse_iso(r[0]) for r in db.conn.execute(
-        "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
-        " AND status = 'pending' ORDER BY due_at", (session_id,))]
+    return [
+        parse_iso(r[0])
+        for r in db.conn.execute(
+            "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
+            " AND status = 'pending' ORDER BY due_at",
+            (session_id,),
+        )
+    ]
 
 
 def n3_flags(db, session_id):
-    return [tuple(r) for r in db.conn.execute(
-        "SELECT rule, severity, status FROM flags WHERE rule = 'N3' AND session_id = ?", (session_id,))]
+    return [
+        tuple(r)
+        for r in db.conn.execute(
+            "SELECT rule, severity, status FROM flags WHERE rule = 'N3' AND session_id = ?",
+            (session_id,),
+        )
+    ]
 
 
 def test_two_missed_checkins_open_one_n3_flag(world, app):
@@ -38,13 +48,27 @@ def test_two_missed_checkins_open_one_n3_flag(world, app):
 def test_an_answer_between_resets_the_count(world, app):
     db = connect(app.config["DATABASE"])
     due = checkin_due_times(db, world.session1["id"])
-    client = dict(db.conn.execute("SELECT * FROM clients WHERE id = ?", (world.client1["id"],)).fetchone())
+    client = dict(
+        db.conn.execute("SELECT * FROM clients WHERE id = ?", (world.client1["id"],)).fetchone()
+    )
     with app.app_context():
         # The first check-in is answered on time (stored directly: its time is in the future).
-        checkins.submit(db, client, {
-            "id": str(uuid.uuid4()), "session_id": world.session1["id"],
-            "taken_at": due[0] + timedelta(hours=1), "redness": 2, "swelling": 1, "pain": 2,
-            "symptoms": {}, "warning_signs": {}, "note": ""}, due[0] + timedelta(hours=1))
+        checkins.submit(
+            db,
+            client,
+            {
+                "id": str(uuid.uuid4()),
+                "session_id": world.session1["id"],
+                "taken_at": due[0] + timedelta(hours=1),
+                "redness": 2,
+                "swelling": 1,
+                "pain": 2,
+                "symptoms": {},
+                "warning_signs": {},
+                "note": "",
+            },
+            due[0] + timedelta(hours=1),
+        )
         checkins.check_missed(db, due[1] + timedelta(hours=13))
         assert n3_flags(db, world.session1["id"]) == []
         # The second and third both missed: now it is two in a row.

@@ -17,8 +17,14 @@ def flagged(world):
     return world
 
 
-PRACTITIONER_PAGES = ["/clinic/", "/clinic/clients", "/clinic/clients/new", "/clinic/protocol",
-                      "/clinic/audit", "/clinic/settings"]
+PRACTITIONER_PAGES = [
+    "/clinic/",
+    "/clinic/clients",
+    "/clinic/clients/new",
+    "/clinic/protocol",
+    "/clinic/audit",
+    "/clinic/settings",
+]
 
 
 @pytest.mark.parametrize("path", PRACTITIONER_PAGES)
@@ -43,8 +49,15 @@ def test_queue_shows_urgent_flag_with_reason_and_counts(flagged):
     assert "Alice" not in other
 
 
-@pytest.mark.parametrize("template", ["/clinic/clients/{c}", "/clinic/clients/{c}/erase",
-                                      "/clinic/clients/{c}/sessions/new", "/clinic/sessions/{s}/edit"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/clinic/clients/{c}",
+        "/clinic/clients/{c}/erase",
+        "/clinic/clients/{c}/sessions/new",
+        "/clinic/sessions/{s}/edit",
+    ],
+)
 def test_client_pages_are_404_for_another_clinic(flagged, template):
     path = template.format(c=flagged.client1["id"], s=flagged.session1["id"])
     assert flagged.p1.get(path).status_code == 200
@@ -64,9 +77,15 @@ def test_flag_actions_through_the_page(flagged):
     r = flagged.p1.http.post(f"/clinic/flags/{flag_id}/acknowledge", data={"csrf_token": token})
     assert r.status_code == 302
     assert flagged.p1.get(f"/api/flags/{flag_id}").json["status"] == "acknowledged"
-    r = flagged.p2.http.post(f"/clinic/flags/{flag_id}/resolve", data={"csrf_token": csrf(flagged.p2.get("/clinic/").get_data(as_text=True))})
+    r = flagged.p2.http.post(
+        f"/clinic/flags/{flag_id}/resolve",
+        data={"csrf_token": csrf(flagged.p2.get("/clinic/").get_data(as_text=True))},
+    )
     assert r.status_code == 404
-    flagged.p1.http.post(f"/clinic/flags/{flag_id}/resolve", data={"csrf_token": token, "note": "Called; antibiotics from GP"})
+    flagged.p1.http.post(
+        f"/clinic/flags/{flag_id}/resolve",
+        data={"csrf_token": token, "note": "Called; antibiotics from GP"},
+    )
     flag = flagged.p1.get(f"/api/flags/{flag_id}").json
     assert flag["status"] == "resolved" and flag["note"] == "Called; antibiotics from GP"
     assert [e["action"] for e in flag["events"]] == ["open", "acknowledge", "resolve"]
@@ -88,18 +107,39 @@ def test_client_pages_redirect_anonymous_to_start(world):
 
 def test_team_page_adds_and_disables_a_colleague(world):
     page = world.p1.get("/clinic/team").get_data(as_text=True)
-    r = world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "name": "Dr Two",
-                                                  "email": "second@clinic-one.net",
-                                                  "password": "another long password"})
+    r = world.p1.http.post(
+        "/clinic/team",
+        data={
+            "csrf_token": csrf(page),
+            "name": "Dr Two",
+            "email": "second@clinic-one.net",
+            "password": "another long password",
+        },
+    )
     assert r.status_code == 302
     colleague = Api(world.app)
-    assert colleague.post("/api/auth/login", {"email": "second@clinic-one.net",
-                                              "password": "another long password"}).status_code == 200
+    assert (
+        colleague.post(
+            "/api/auth/login",
+            {"email": "second@clinic-one.net", "password": "another long password"},
+        ).status_code
+        == 200
+    )
     pid = colleague.get("/api/me").json["practitioner"]["id"]
-    bad = world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "name": "X",
-                                                   "email": "not-an-email", "password": "short"})
+    bad = world.p1.http.post(
+        "/clinic/team",
+        data={"csrf_token": csrf(page), "name": "X", "email": "not-an-email", "password": "short"},
+    )
     assert bad.status_code == 200 and "Not a valid email address." in bad.get_data(as_text=True)
-    assert world.p2.http.post("/clinic/team", data={"csrf_token": csrf(world.p2.get("/clinic/team").get_data(as_text=True)),
-                                                    "disable": str(pid)}).status_code == 404
+    assert (
+        world.p2.http.post(
+            "/clinic/team",
+            data={
+                "csrf_token": csrf(world.p2.get("/clinic/team").get_data(as_text=True)),
+                "disable": str(pid),
+            },
+        ).status_code
+        == 404
+    )
     world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "disable": str(pid)})
     assert colleague.get("/api/me").status_code == 401

@@ -61,8 +61,14 @@ def client_row(db, client_id: int) -> dict:
 def expected_plan(db, session_id: int, client_id: int, now: datetime) -> dict[str, dict]:
     session = rows(db, "SELECT * FROM treatment_sessions WHERE id = ?", (session_id,))[0]
     c = client_row(db, client_id)
-    planned = plan(parse_iso(session["performed_at"]), DEFAULT_STEPS, c["timezone"],
-                   c["quiet_start"], c["quiet_end"], now)
+    planned = plan(
+        parse_iso(session["performed_at"]),
+        DEFAULT_STEPS,
+        c["timezone"],
+        c["quiet_start"],
+        c["quiet_end"],
+        now,
+    )
     return {p["step_key"]: p for p in planned}
 
 
@@ -80,8 +86,10 @@ def assert_matches_plan(found: dict[str, dict], expected: dict[str, dict], keys:
 def mark(db, row_id: int, status: str, at: datetime) -> dict:
     """Settle a row as the dispatcher would have."""
     with write(db):
-        db.conn.execute("UPDATE notifications SET status = ?, attempts = 1, sent_at = ?"
-                        " WHERE id = ?", (status, iso(at) if status == "sent" else None, row_id))
+        db.conn.execute(
+            "UPDATE notifications SET status = ?, attempts = 1, sent_at = ? WHERE id = ?",
+            (status, iso(at) if status == "sent" else None, row_id),
+        )
     return rows(db, "SELECT * FROM notifications WHERE id = ?", (row_id,))[0]
 
 
@@ -92,13 +100,18 @@ def test_recording_a_session_plans_every_step_for_the_client(practice, db):
     session = practice.session1
     found = session_rows(db, session["id"])
     assert len(found) == len(DEFAULT_STEPS)
-    created = parse_iso(rows(db, "SELECT created_at FROM treatment_sessions WHERE id = ?",
-                             (session["id"],))[0]["created_at"])
-    assert_matches_plan(live(found), expected_plan(db, session["id"], practice.client1["id"],
-                                                   created), STEP_KEYS)
+    created = parse_iso(
+        rows(db, "SELECT created_at FROM treatment_sessions WHERE id = ?", (session["id"],))[0][
+            "created_at"
+        ]
+    )
+    assert_matches_plan(
+        live(found), expected_plan(db, session["id"], practice.client1["id"], created), STEP_KEYS
+    )
     client = practice.client1
     assert {(r["owner_kind"], r["owner_id"], r["client_id"], r["clinic_id"]) for r in found} == {
-        ("client", client["id"], client["id"], client["clinic_id"])}
+        ("client", client["id"], client["id"], client["clinic_id"])
+    }
     assert {r["urgency"] for r in found} == {"normal"}
     checkin = live(found)["day2-checkin"]
     assert checkin["url"] == f"/checkin?session={session['id']}"
@@ -106,23 +119,29 @@ def test_recording_a_session_plans_every_step_for_the_client(practice, db):
     # The API answer shows the same schedule.
     assert [(s["id"], s["due_at"], s["status"]) for s in session["schedule"]] == [
         (r["id"], r["due_at"], r["status"])
-        for r in sorted(found, key=lambda r: (r["due_at"], r["id"]))]
+        for r in sorted(found, key=lambda r: (r["due_at"], r["id"]))
+    ]
 
 
 def test_a_session_whose_plan_fails_is_not_recorded(practice, db):
     """Planning runs in the session's transaction: if it fails, neither is stored."""
     client_id = practice.client1["id"]
     with write(db):  # a corrupt stored zone (the API validates it; old data might not be)
-        db.conn.execute("UPDATE clients SET timezone = 'Mars/Olympus_Mons' WHERE id = ?",
-                        (client_id,))
-    before = [rows(db, f"SELECT count(*) AS n FROM {t}")[0]["n"]
-              for t in ("treatment_sessions", "notifications")]
+        db.conn.execute(
+            "UPDATE clients SET timezone = 'Mars/Olympus_Mons' WHERE id = ?", (client_id,)
+        )
+    before = [
+        rows(db, f"SELECT count(*) AS n FROM {t}")[0]["n"]
+        for t in ("treatment_sessions", "notifications")
+    ]
     now = datetime.now(UTC)
     data = {"performed_at": now, "areas": ["face"], "needle_depth_mm": 0.5, "device": "pen"}
     with pytest.raises(Exception, match="Mars"):
         clinic.create_session(db, client_row(db, client_id), None, data, now)
-    after = [rows(db, f"SELECT count(*) AS n FROM {t}")[0]["n"]
-             for t in ("treatment_sessions", "notifications")]
+    after = [
+        rows(db, f"SELECT count(*) AS n FROM {t}")[0]["n"]
+        for t in ("treatment_sessions", "notifications")
+    ]
     assert after == before
     assert not db.conn.in_transaction
 
@@ -137,8 +156,7 @@ def test_new_session_time_replans_pending_rows_and_keeps_settled_ones(practice, 
     failed = mark(db, original["day1-morning"]["id"], "failed", datetime.now(UTC))
     new_time = parse_iso(session["performed_at"]) - timedelta(days=1)  # entered a day late
 
-    r = practice.p1.patch(f"/api/sessions/{session['id']}",
-                          {"performed_at": new_time.isoformat()})
+    r = practice.p1.patch(f"/api/sessions/{session['id']}", {"performed_at": new_time.isoformat()})
 
     assert r.status_code == 200, r.json
     found = session_rows(db, session["id"])
@@ -155,14 +173,18 @@ def test_new_session_time_replans_pending_rows_and_keeps_settled_ones(practice, 
     replanned = STEP_KEYS - {"after-session", "day1-morning"}
     newest_old = max(o["id"] for o in original.values())
     assert all(now_live[k]["id"] > newest_old for k in replanned)
-    assert_matches_plan(now_live, expected_plan(db, session["id"], practice.client1["id"],
-                                                datetime.now(UTC)), replanned)
+    assert_matches_plan(
+        now_live,
+        expected_plan(db, session["id"], practice.client1["id"], datetime.now(UTC)),
+        replanned,
+    )
     moved = local_time(parse_iso(now_live["day2-checkin"]["due_at"]), "Europe/London")
     was = local_time(parse_iso(original["day2-checkin"]["due_at"]), "Europe/London")
     assert (moved.date(), moved.time()) == (was.date() - timedelta(days=1), was.time())
     # The API answer carries the new schedule.
     assert {s["id"] for s in r.json["schedule"] if s["status"] != "cancelled"} == {
-        row["id"] for row in now_live.values()}
+        row["id"] for row in now_live.values()
+    }
 
 
 def test_editing_other_fields_leaves_the_plan_alone(practice, db):
@@ -183,16 +205,28 @@ def test_deleting_a_session_cancels_what_is_not_sent(practice, db):
     assert r.status_code == 204
     assert practice.p1.get(f"/api/sessions/{session['id']}").status_code == 404
     ids = [row["id"] for row in original.values()]
-    after = {row["id"]: row for row in rows(
-        db, f"SELECT * FROM notifications WHERE id IN ({','.join('?' * len(ids))})", ids)}
+    after = {
+        row["id"]: row
+        for row in rows(
+            db, f"SELECT * FROM notifications WHERE id IN ({','.join('?' * len(ids))})", ids
+        )
+    }
     assert after[sent["id"]]["status"] == "sent"
     for key, old in original.items():
         if key != "after-session":
             assert (after[old["id"]]["status"], after[old["id"]]["status_reason"]) == (
-                "cancelled", "session deleted"), key
+                "cancelled",
+                "session deleted",
+            ), key
     assert {row["session_id"] for row in after.values()} == {None}  # kept, unlinked
-    assert rows(db, "SELECT count(*) AS n FROM notifications WHERE client_id = ? AND status ="
-                    " 'pending'", (practice.client1["id"],))[0]["n"] == 0
+    assert (
+        rows(
+            db,
+            "SELECT count(*) AS n FROM notifications WHERE client_id = ? AND status = 'pending'",
+            (practice.client1["id"],),
+        )[0]["n"]
+        == 0
+    )
 
 
 # -- client settings -----------------------------------------------------------------------
@@ -200,10 +234,16 @@ def test_deleting_a_session_cancels_what_is_not_sent(practice, db):
 
 def split_by_time(original: dict[str, dict], before: datetime, after: datetime):
     """Step keys settled or already due before a change, and those still ahead after it."""
-    future = {k for k, r in original.items()
-              if r["status"] == "pending" and parse_iso(r["due_at"]) > after}
-    past = {k for k, r in original.items()
-            if r["status"] != "pending" or parse_iso(r["due_at"]) <= before}
+    future = {
+        k
+        for k, r in original.items()
+        if r["status"] == "pending" and parse_iso(r["due_at"]) > after
+    }
+    past = {
+        k
+        for k, r in original.items()
+        if r["status"] != "pending" or parse_iso(r["due_at"]) <= before
+    }
     return past, future
 
 
@@ -228,7 +268,8 @@ def test_practitioner_changing_time_zone_replans_future_reminders(practice, db):
     cancelled = [row for row in found if row["status"] == "cancelled"]
     assert {row["step_key"] for row in cancelled} == future
     assert {row["status_reason"] for row in cancelled} == {
-        "re-planned: time zone or quiet hours changed"}
+        "re-planned: time zone or quiet hours changed"
+    }
     assert_matches_plan(now_live, expected_plan(db, session["id"], client["id"], after), future)
     checkin = now_live["day2-checkin"]
     assert local_time(parse_iso(checkin["due_at"]), "America/New_York").strftime("%H:%M") == "18:00"
@@ -246,8 +287,9 @@ def test_client_changing_quiet_hours_on_their_phone_replans(practice, db):
     assert {"day2-checkin", "day3-sunscreen", "day7-checkin"} <= future
     now_live = live(session_rows(db, session["id"]))
     assert all(now_live[key] == original[key] for key in past)
-    assert_matches_plan(now_live, expected_plan(db, session["id"], practice.client1["id"],
-                                                after), future)
+    assert_matches_plan(
+        now_live, expected_plan(db, session["id"], practice.client1["id"], after), future
+    )
     for key in ("day2-checkin", "day3-sunscreen", "day7-checkin"):
         due = local_time(parse_iso(now_live[key]["due_at"]), "Europe/London")
         assert due.strftime("%H:%M") == "09:30", key
@@ -268,8 +310,10 @@ def test_time_zone_change_touches_only_that_clients_rows(app, db):
     assert session_rows(db, world.session2["id"]) == other
     # Another clinic's practitioner cannot re-plan this client.
     mine = session_rows(db, world.session1["id"])
-    assert world.p2.patch(f"/api/clients/{world.client1['id']}",
-                          {"timezone": "UTC"}).status_code == 404
+    assert (
+        world.p2.patch(f"/api/clients/{world.client1['id']}", {"timezone": "UTC"}).status_code
+        == 404
+    )
     assert session_rows(db, world.session1["id"]) == mine
 
 
@@ -280,8 +324,9 @@ def test_settings_change_does_not_resend_reminders_already_settled(practice, db)
     now = datetime.now(UTC)
     # The dispatcher ran while the client had no device: the due reminder was settled
     # as skipped (it stays readable in the app).
-    with push.Sender(practice.app.config["VAPID_PRIVATE_KEY"],
-                     practice.app.config["VAPID_SUBJECT"]) as sender:
+    with push.Sender(
+        practice.app.config["VAPID_PRIVATE_KEY"], practice.app.config["VAPID_SUBJECT"]
+    ) as sender:
         dispatch.tick(db, sender, lambda: now, "test", dispatch.Settings())
     settled = rows(db, "SELECT * FROM notifications WHERE id = ?", (after["id"],))[0]
     assert (settled["status"], settled["status_reason"]) == ("skipped", dispatch.NO_DEVICE)
@@ -289,6 +334,9 @@ def test_settings_change_does_not_resend_reminders_already_settled(practice, db)
     assert practice.c1.patch("/api/me", {"timezone": "Europe/Paris"}).status_code == 200
 
     assert rows(db, "SELECT * FROM notifications WHERE id = ?", (after["id"],))[0] == settled
-    due_again = rows(db, "SELECT id FROM notifications WHERE session_id = ? AND status ="
-                         " 'pending' AND due_at <= ?", (session["id"], iso(now)))
+    due_again = rows(
+        db,
+        "SELECT id FROM notifications WHERE session_id = ? AND status = 'pending' AND due_at <= ?",
+        (session["id"], iso(now)),
+    )
     assert due_again == []

@@ -28,7 +28,9 @@ def env_for(instance: Path, **extra) -> dict:
 
 
 def children(pid: int) -> dict[int, str]:
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
+    )
     return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.stdout.splitlines()}
 
 
@@ -54,17 +56,28 @@ def wait_for_health(port: int, timeout: float = 20.0) -> None:
 
 def test_doctor_reports_problems_then_passes(tmp_path):
     instance = tmp_path / "instance"
-    bad = subprocess.run([COMPANION, "doctor"], env=env_for(instance), capture_output=True, text=True)
+    bad = subprocess.run(
+        [COMPANION, "doctor"], env=env_for(instance), capture_output=True, text=True
+    )
     assert bad.returncode == 1
-    assert "PROBLEM  VAPID subject" in bad.stdout and "PROBLEM  database needs migrations" in bad.stdout
+    assert (
+        "PROBLEM  VAPID subject" in bad.stdout
+        and "PROBLEM  database needs migrations" in bad.stdout
+    )
     subprocess.run([COMPANION, "init-db"], env=env_for(instance), check=True, capture_output=True)
     conn = sqlite3.connect(instance / "companion.sqlite3")
-    conn.execute("INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', 1,"
-                 " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+    conn.execute(
+        "INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', 1,"
+        " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+    )
     conn.commit()
     conn.close()
-    good = subprocess.run([COMPANION, "doctor"], capture_output=True, text=True,
-                          env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"))
+    good = subprocess.run(
+        [COMPANION, "doctor"],
+        capture_output=True,
+        text=True,
+        env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+    )
     assert good.returncode == 0, good.stdout
     assert "journal mode wal" in good.stdout and "PROBLEM" not in good.stdout
 
@@ -72,9 +85,12 @@ def test_doctor_reports_problems_then_passes(tmp_path):
 def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
     port = free_port()
     instance = tmp_path / "instance"
-    proc = subprocess.Popen([COMPANION, "serve", "--port", str(port), "--workers", "2"],
-                            env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [COMPANION, "serve", "--port", str(port), "--workers", "2"],
+        env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_health(port)
         kids = children(proc.pid)
@@ -84,7 +100,9 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
         assert proc.wait(timeout=40) == 0
         assert not any(alive(pid) for pid in kids)
         conn = sqlite3.connect(instance / "companion.sqlite3")
-        leased = conn.execute("SELECT count(*) FROM notifications WHERE status = 'leased'").fetchone()[0]
+        leased = conn.execute(
+            "SELECT count(*) FROM notifications WHERE status = 'leased'"
+        ).fetchone()[0]
         conn.close()
         assert leased == 0
     finally:
@@ -93,8 +111,9 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
             proc.wait()
 
 
-@pytest.mark.parametrize("command", ["run", "worker", "serve", "demo", "doctor", "init-db",
-                                     "create-practitioner"])
+@pytest.mark.parametrize(
+    "command", ["run", "worker", "serve", "demo", "doctor", "init-db", "create-practitioner"]
+)
 def test_every_command_has_help(command):
     r = subprocess.run([COMPANION, command, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "Usage:" in r.stdout and len(r.stdout.splitlines()) > 3
@@ -102,9 +121,12 @@ def test_every_command_has_help(command):
 
 def test_run_stops_cleanly_on_sigterm(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([COMPANION, "run", "--port", str(port)],
-                            env=env_for(tmp_path / "instance", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [COMPANION, "run", "--port", str(port)],
+        env=env_for(tmp_path / "instance", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_health(port)
         proc.send_signal(signal.SIGTERM)

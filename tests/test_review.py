@@ -12,13 +12,19 @@ from PIL import Image
 
 
 def taken(hours_after: float, session: dict) -> str:
-    return (datetime.fromisoformat(session["performed_at"]) + timedelta(hours=hours_after)).isoformat()
+    return (
+        datetime.fromisoformat(session["performed_at"]) + timedelta(hours=hours_after)
+    ).isoformat()
 
 
 def db_counts(app) -> dict:
     conn = sqlite3.connect(app.config["DATABASE"])
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                        " AND name NOT LIKE 'sqlite_%'")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
     return {n: conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in names}
 
 
@@ -33,8 +39,12 @@ def test_queue_orders_urgent_first_then_oldest_and_counts(world):
     old = w.new_client(w.p1, "Old review")
     s_old = w.new_session(w.p1, old["id"], hours_ago=60)
     c_old = w.sign_in_client(w.p1, old["id"])
-    assert c_old.post("/api/checkins", checkin_body(redness=3, swelling=1, pain=2,
-                                                    taken_at=taken(52, s_old))).status_code == 201
+    assert (
+        c_old.post(
+            "/api/checkins", checkin_body(redness=3, swelling=1, pain=2, taken_at=taken(52, s_old))
+        ).status_code
+        == 201
+    )
     w.c1.post("/api/checkins", checkin_body(warning_signs={"fever": True}))
     r = w.p1.get("/api/flags")
     assert r.status_code == 200
@@ -79,8 +89,10 @@ def test_flag_actions_and_isolation(world):
 
 def test_client_csv_export_round_trips(world):
     w = world
-    sent = [checkin_body(redness=r, swelling=s, pain=p, note=n, symptoms={"peeling": True})
-            for r, s, p, n in [(2, 1, 3, "fine"), (1, 0, 1, "=HYPERLINK(\"x\")"), (0, 0, 0, "")]]
+    sent = [
+        checkin_body(redness=r, swelling=s, pain=p, note=n, symptoms={"peeling": True})
+        for r, s, p, n in [(2, 1, 3, "fine"), (1, 0, 1, '=HYPERLINK("x")'), (0, 0, 0, "")]
+    ]
     for body in sent:
         assert w.c1.post("/api/checkins", body).status_code == 201
     r = w.p1.get(f"/api/clients/{w.client1['id']}/export?format=csv")
@@ -90,7 +102,11 @@ def test_client_csv_export_round_trips(world):
     by_id = {row["id"]: row for row in back}
     for b in sent:
         row = by_id[b["id"]]
-        assert (int(row["redness"]), int(row["swelling"]), int(row["pain"])) == (b["redness"], b["swelling"], b["pain"])
+        assert (int(row["redness"]), int(row["swelling"]), int(row["pain"])) == (
+            b["redness"],
+            b["swelling"],
+            b["pain"],
+        )
         assert row["symptoms.peeling"] == "True" and row["warning_signs.fever"] == "False"
     assert by_id[sent[1]["id"]]["note"].startswith("'=")  # no formula injection
     assert w.p2.get(f"/api/clients/{w.client1['id']}/export?format=csv").status_code == 404
@@ -104,7 +120,9 @@ def test_clinic_csv_exports_by_date_range(world):
     assert len(list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))) == 1
     r = w.p1.get(f"/api/exports/checkins.csv?to={today}")
     assert list(csv.DictReader(io.StringIO(r.get_data(as_text=True)))) == []
-    flags = list(csv.DictReader(io.StringIO(w.p1.get("/api/exports/flags.csv").get_data(as_text=True))))
+    flags = list(
+        csv.DictReader(io.StringIO(w.p1.get("/api/exports/flags.csv").get_data(as_text=True)))
+    )
     assert [f["rule"] for f in flags] == ["U3"]
     assert w.p2.get("/api/exports/flags.csv").get_data(as_text=True).count("\n") == 1
     assert w.p1.get("/api/exports/flags.csv?from=yesterday").status_code == 422
@@ -129,9 +147,17 @@ def test_erasure_leaves_nothing_but_an_anonymous_record(world, app, tmp_path):
     w = world
     cid = w.client1["id"]
     before = db_counts(app)
-    r = w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}, note="Alice's secret note"))
-    assert w.c1.post(f"/api/checkins/{r.json['id']}/photos", data=jpeg(),
-                     headers={"Content-Type": "image/jpeg"}).status_code == 201
+    r = w.c1.post(
+        "/api/checkins", checkin_body(warning_signs={"pus": True}, note="Alice's secret note")
+    )
+    assert (
+        w.c1.post(
+            f"/api/checkins/{r.json['id']}/photos",
+            data=jpeg(),
+            headers={"Content-Type": "image/jpeg"},
+        ).status_code
+        == 201
+    )
     w.p1.get(f"/api/clients/{cid}")  # a read, audited
     photos_dir = app.config["PHOTOS_DIR"]
     assert any(True for _ in __import__("pathlib").Path(photos_dir, str(cid)).iterdir())
@@ -139,12 +165,28 @@ def test_erasure_leaves_nothing_but_an_anonymous_record(world, app, tmp_path):
     assert w.p1.delete(f"/api/clients/{cid}").status_code == 204
     assert w.c1.get("/api/me").status_code == 401  # the phone's session is gone too
     conn = sqlite3.connect(app.config["DATABASE"])
-    for table, id_col in [("clients", "id"), ("checkins", "client_id"), ("photos", "client_id"),
-                          ("flags", "client_id"), ("treatment_sessions", "client_id"),
-                          ("invites", "client_id"), ("notifications", "client_id")]:
-        assert conn.execute(f"SELECT count(*) FROM {table} WHERE {id_col} = ?", (cid,)).fetchone()[0] == 0, table
-    assert conn.execute("SELECT count(*) FROM auth_sessions WHERE user_kind='client' AND user_id=?", (cid,)).fetchone()[0] == 0
-    audit = conn.execute("SELECT action, detail FROM audit_log WHERE client_id = ?", (cid,)).fetchall()
+    for table, id_col in [
+        ("clients", "id"),
+        ("checkins", "client_id"),
+        ("photos", "client_id"),
+        ("flags", "client_id"),
+        ("treatment_sessions", "client_id"),
+        ("invites", "client_id"),
+        ("notifications", "client_id"),
+    ]:
+        assert (
+            conn.execute(f"SELECT count(*) FROM {table} WHERE {id_col} = ?", (cid,)).fetchone()[0]
+            == 0
+        ), table
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM auth_sessions WHERE user_kind='client' AND user_id=?", (cid,)
+        ).fetchone()[0]
+        == 0
+    )
+    audit = conn.execute(
+        "SELECT action, detail FROM audit_log WHERE client_id = ?", (cid,)
+    ).fetchall()
     assert audit == [("client_erased", None)]
     dump = "\n".join(conn.iterdump())
     assert "Alice" not in dump and "secret note" not in dump
@@ -164,7 +206,13 @@ def test_audit_records_reads_exports_changes(world):
     w.p1.patch(f"/api/clients/{cid}", {"phone": "+44 7700 900123"})
     entries = w.p1.get(f"/api/audit?client_id={cid}").json["entries"]
     actions = [e["action"] for e in entries]
-    for action in ("client_read", "client_exported", "client_updated", "client_created", "invite_issued"):
+    for action in (
+        "client_read",
+        "client_exported",
+        "client_updated",
+        "client_created",
+        "invite_issued",
+    ):
         assert action in actions
     assert all(e["actor_kind"] in {"practitioner", "client"} for e in entries)
     assert w.p2.get(f"/api/audit?client_id={cid}").json["entries"] == []
@@ -175,7 +223,9 @@ def test_audit_records_reads_exports_changes(world):
 
 @pytest.mark.parametrize("fmt", ["xml", "pdf"])
 def test_export_rejects_unknown_formats(world, fmt):
-    assert world.p1.get(f"/api/clients/{world.client1['id']}/export?format={fmt}").status_code == 422
+    assert (
+        world.p1.get(f"/api/clients/{world.client1['id']}/export?format={fmt}").status_code == 422
+    )
 
 
 def test_protocol_round_trips_and_new_sessions_use_the_new_version(world):

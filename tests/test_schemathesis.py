@@ -22,8 +22,14 @@ def _build():
     old = os.environ.get("COMPANION_INSTANCE_PATH")
     os.environ["COMPANION_INSTANCE_PATH"] = folder
     try:
-        app = create_app({"TESTING": True, "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
-                          "LOGIN_MAX_FAILURES": 10**6, "CHECKIN_RATE_PER_HOUR": 10**6})
+        app = create_app(
+            {
+                "TESTING": True,
+                "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
+                "LOGIN_MAX_FAILURES": 10**6,
+                "CHECKIN_RATE_PER_HOUR": 10**6,
+            }
+        )
         migrate(app)
         world = World(app)
     finally:
@@ -39,13 +45,20 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", APP)
 
 
 def cookies(api) -> str:
-    return "; ".join(f"{name}={api.http.get_cookie(name).value}"
-                     for name in ("session", "remember_token") if api.http.get_cookie(name))
+    return "; ".join(
+        f"{name}={api.http.get_cookie(name).value}"
+        for name in ("session", "remember_token")
+        if api.http.get_cookie(name)
+    )
 
 
 # Derandomized in the suite so CI is repeatable; benchmarks/fuzz.py runs longer and random.
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
-                derandomize=os.environ.get("COMPANION_FUZZ_RANDOM") != "1")
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=os.environ.get("COMPANION_FUZZ_RANDOM") != "1",
+)
 
 
 @schema.parametrize()
