@@ -182,10 +182,10 @@ def demo(host: str, port: int, seed_only: bool) -> None:
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
 @click.option(
     "--threads",
-    default=4,
+    default=1,
     show_default=True,
     type=int,
-    help="Threads per worker (gthread); 1 uses sync workers.",
+    help="Threads per worker (gthread); 1 (default, fastest by benchmarks/load.py) uses sync workers.",
 )
 @click.option("--no-dispatch", is_flag=True, help="Run no dispatcher (one runs elsewhere).")
 def serve(host: str, port: int, workers: int, threads: int, no_dispatch: bool) -> None:
