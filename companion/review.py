@@ -241,7 +241,7 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
     return {"sessions": sessions, "devices": devices}
 
 
-CHECKIN_COLUMNS = [
+SCORE_COLUMNS = (
     "id",
     "client_id",
     "session_id",
@@ -251,6 +251,9 @@ CHECKIN_COLUMNS = [
     "redness",
     "swelling",
     "pain",
+)
+CHECKIN_COLUMNS = [
+    *SCORE_COLUMNS,
     *(f"symptoms.{k}" for k in checkins.SYMPTOMS),
     *(f"warning_signs.{k}" for k in checkins.WARNINGS),
     "note",
@@ -264,21 +267,7 @@ def checkin_csv_rows(db: sqlite_utils.Database, where: str, params) -> list[dict
     for c in checkins.checkin_dicts(
         db, rows(db, f"SELECT * FROM checkins WHERE {where} ORDER BY taken_at, id", params)
     ):
-        row = {
-            k: c.get(k)
-            for k in (
-                "id",
-                "client_id",
-                "session_id",
-                "taken_at",
-                "received_at",
-                "day",
-                "redness",
-                "swelling",
-                "pain",
-                "note",
-            )
-        }
+        row = {k: c.get(k) for k in (*SCORE_COLUMNS, "note")}
         row.update({f"symptoms.{k}": c["symptoms"].get(k, False) for k in checkins.SYMPTOMS})
         row.update(
             {f"warning_signs.{k}": c["warning_signs"].get(k, False) for k in checkins.WARNINGS}
