@@ -59,7 +59,8 @@ def checkin_fields(data: object, now: datetime) -> dict:
 def _decode(row: dict) -> dict:
     row = dict(row)
     for key in ("symptoms", "warning_signs", "assessment"):
-        row[key] = json.loads(row[key])
+        if key in row:
+            row[key] = json.loads(row[key])
     return row
 
 
@@ -134,11 +135,15 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
     _rate_limit(db, client, now)
     with write(db):
         session = _session_for(db, client, data)
+        # Triage compares the latest check-in with the one before it, so the two latest
+        # stored ones (by taken_at, then id, as triage orders them) are all it can need.
         history = [
             as_triage(_decode(r))
             for r in rows(
                 db,
-                "SELECT * FROM checkins WHERE session_id = ? AND taken_at <= ? ORDER BY taken_at",
+                "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note"
+                " FROM checkins WHERE session_id = ? AND taken_at <= ?"
+                " ORDER BY taken_at DESC, id DESC LIMIT 2",
                 (session["id"], iso(data["taken_at"])),
             )
         ]

@@ -1,6 +1,8 @@
-"""One sqlite-utils Database per app context: WAL, foreign keys, busy timeout."""
+"""One SQLite connection per worker thread, kept across requests: WAL, foreign keys, busy timeout."""
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,16 +25,40 @@ def connect(path: str) -> sqlite_utils.Database:
 
 
 def get_db() -> sqlite_utils.Database:
-    """Return this app context's database, opening it on first use."""
+    """Return this thread's database for the app, opening it on first use.
+
+    Opening a connection and setting its pragmas cost more than a typical request's queries,
+    so each thread keeps its own (SQLite connections are not shared between threads) for as
+    long as the app lives. The process id guards against a connection inherited over fork; a
+    changed DATABASE setting opens the new file.
+    """
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
+        local = current_app.extensions["companion.db"]
+        key = (os.getpid(), current_app.config["DATABASE"])
+        cached_key, db = getattr(local, "db", (None, None))
+        if cached_key != key:
+            if db is not None and cached_key[0] == key[0]:
+                db.close()  # the app now names another file
+            db = connect(key[1])
+            local.db = (key, db)
+        g.db = db
     return g.db
 
 
-def close_db(_exc: BaseException | None = None) -> None:
-    db = g.pop("db", None)
+def forget_connection(app: Flask) -> None:
+    """Close this thread's connection for the app; the next request opens a new one."""
+    local = app.extensions["companion.db"]
+    _key, db = getattr(local, "db", (None, None))
     if db is not None:
+        del local.db
         db.close()
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    """End of a request: the connection stays open, but never carries a transaction over."""
+    db = g.pop("db", None)
+    if db is not None and db.conn.in_transaction:
+        db.conn.rollback()
 
 
 @contextmanager
@@ -79,4 +105,5 @@ def parse_iso(text: str) -> datetime:
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["companion.db"] = threading.local()
     app.teardown_appcontext(close_db)

@@ -37,6 +37,7 @@ def test_storage_fault_gives_503_then_the_replay_lands_exactly_once(
         return db
 
     monkeypatch.setattr(companion_db, "connect", faulty)
+    companion_db.forget_connection(app)  # the next request opens a faulty one
     refused, landed = [], set()
     for _ in range(30):
         body = checkin_body(warning_signs={"pus": True}, note="n" * 2000)
@@ -52,6 +53,7 @@ def test_storage_fault_gives_503_then_the_replay_lands_exactly_once(
     assert refused, f"{fault}: no write was refused"
     assert stored_ids(app) == landed  # nothing half-stored
     monkeypatch.setattr(companion_db, "connect", real_connect)
+    companion_db.forget_connection(app)  # the storage is back
     # The phone's outbox kept each refused check-in and sends the same bodies again.
     for body in refused:
         assert world.c1.post("/api/checkins", body).status_code == 201

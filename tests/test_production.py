@@ -93,7 +93,10 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
     )
     try:
         wait_for_health(port)
-        kids = children(proc.pid)
+        # The first worker may answer before the arbiter has forked the second.
+        deadline = time.monotonic() + 15
+        while len(kids := children(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert sum("companion.cli worker" in k for k in kids.values()) == 1, kids
         assert len(kids) == 3, kids  # two gunicorn workers and one dispatcher
         proc.send_signal(signal.SIGTERM)
