@@ -32,8 +32,9 @@ What it does, all on 127.0.0.1:
 5. Prints per route: requests/s, p50/p99 latency, errors, % of the trivial endpoint's rate,
    the workers' CPU ms per request; the peak RSS (VmHWM) of the gunicorn master, each worker
    and the dispatcher; the lateness; a comparison of the configurations; the targets.
-6. --profile: py-spy samples every worker during an extra check-in run (auto: when the
-   check-in target is missed) and prints where the time goes.
+6. --profile: py-spy samples every worker during an extra run of a route (auto: of the check-in
+   POST and the client home when their targets are missed; on: of every app route) and prints
+   where the time goes.
 
 The 2-core host may be shared: before each configuration it waits (up to 2 minutes) for the
 load average to fall to 1.5, and before each run it measures the CPU that other processes use
@@ -84,6 +85,17 @@ TARGETS = {
     "lateness_p99_s": 2.0,
     "worker_mb": 150,
 }
+
+PROFILED = ("checkin", "home")  # the routes with targets of their own
+
+
+def missed_target(res: dict, key: str) -> bool:
+    if key == "checkin":
+        return (
+            res["rps"] < TARGETS["checkin_rps"] or res["p99_us"] / 1000 >= TARGETS["checkin_p99_ms"]
+        )
+    return res["rps"] < TARGETS["home_rps"]
+
 
 _cleanup: list = []  # callables run at exit, newest first
 
@@ -232,6 +244,38 @@ def prepare_db(source: str, work: Path, reuse: bool) -> Path:
     src.close()
     log(f"  copied in {time.perf_counter() - started:.0f} s")
     return path
+
+
+def baselines(source: str, work_db: Path) -> dict:
+    """The last generated check-in and flag rows: any row after them a load run posted."""
+    path = source if Path(source).exists() else work_db
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {
+            t: conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0]
+            for t in ("checkins", "flags")
+        }
+    finally:
+        conn.close()
+
+
+def forget_posted(path: Path, base: dict) -> int:
+    """Delete the check-ins (and the flags they raised) that earlier runs posted.
+
+    Each run then starts from the generated data: otherwise the signed-in clients pile up
+    dozens of check-ins per session, which no real client has, and every later run pays for
+    them (the home page charts each one).
+    """
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")
+        gone = conn.execute("DELETE FROM checkins WHERE rowid > ?", (base["checkins"],)).rowcount
+        conn.execute("DELETE FROM flags WHERE id > ?", (base["flags"],))
+        conn.execute("COMMIT")
+        return gone
+    finally:
+        conn.close()
 
 
 def counts(path: Path) -> dict:
@@ -804,7 +848,8 @@ def profile_stacks(files: list[Path]) -> tuple[list, list, int]:
 # -- one configuration ------------------------------------------------------------------------
 
 
-def measure_config(ctx: dict, workers: int, threads: int, profile: bool, index: int) -> dict:
+def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], index: int) -> dict:
+    """Measure every route on one worker configuration; py-spy the routes in `profile`."""
     args = ctx["args"]
     label = f"{'gthread' if threads > 1 else 'sync'} workers={workers} threads={threads}"
     before, after = wait_for_quiet()
@@ -848,6 +893,7 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: bool, index: 
                 time.sleep(8)
                 waited += 10
                 others = others_cores(ours())
+            forget_posted(ctx["db"], ctx["baseline"])
             load1 = loadavg()
             w0 = {p: _cpu_ticks(p) for p in server.worker_pids()}
             res = run_wrk(
@@ -883,9 +929,7 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: bool, index: 
         if row_id in probe.due and row_id not in arrived:
             arrived[row_id] = at
     lateness = [arrived[i] - probe.due[i] for i in arrived]
-    prof = None
-    if profile:
-        prof = profile_checkins(ctx, server, ctx["slices"][-1])
+    profiles = [profile_route(ctx, server, ctx["slices"][-1], key) for key in profile]
     memory = server.memory()
     # Then a burst of practitioner sign-ins: each password check is scrypt (werkzeug's
     # default, n=2**15, r=8: 32 MiB of memory while it runs), one per busy thread.
@@ -919,18 +963,19 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: bool, index: 
         "missing": len(probe.due) - len(arrived),
         "unsettled": left,
         "memory": memory,
-        "profile": prof,
+        "profiles": profiles,
     }
     print_config(out, args)
     return out
 
 
-def profile_checkins(ctx: dict, server: Server, scripts: dict) -> dict:
+def profile_route(ctx: dict, server: Server, scripts: dict, key: str) -> dict:
+    """py-spy every worker through an extra wrk run of one route."""
     args = ctx["args"]
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     files, spies = [], []
     for pid in server.worker_pids():
-        path = ctx["work"] / f"profile-{pid}.txt"
+        path = ctx["work"] / f"profile-{key}-{pid}.txt"
         path.unlink(missing_ok=True)
         files.append(path)
         spies.append(
@@ -956,10 +1001,11 @@ def profile_checkins(ctx: dict, server: Server, scripts: dict) -> dict:
             )
         )
     time.sleep(0.5)
+    forget_posted(ctx["db"], ctx["baseline"])
     res = run_wrk(
         ctx["wrk"],
         server.base,
-        scripts["checkin"],
+        scripts[key],
         args.duration,
         args.connections,
         args.wrk_threads,
@@ -973,6 +1019,7 @@ def profile_checkins(ctx: dict, server: Server, scripts: dict) -> dict:
             s.wait(timeout=10)
     own, incl, total = profile_stacks(files)
     return {
+        "route": key,
         "result": res,
         "self": own,
         "inclusive": incl,
@@ -1041,9 +1088,9 @@ def print_config(out: dict, args) -> None:
             f" {part.get('file', 0):.0f} MB file-backed (libraries, shared with the master),"
             f" {part.get('shmem', 0):.0f} MB shared memory (SQLite's -shm index)"
         )
-    if out["profile"]:
+    for prof in out["profiles"]:
         log("")
-        print_profile(out["profile"])
+        print_profile(prof)
 
 
 def combine(outs: list[dict], configs: list[tuple[int, int]]) -> list[dict]:
@@ -1213,8 +1260,8 @@ def main() -> None:
         "--profile",
         choices=("auto", "on", "off"),
         default="auto",
-        help="py-spy the workers during an extra check-in run (auto: when the"
-        " check-in target is missed)",
+        help="py-spy the workers during an extra run of a route (auto: the check-in POST and"
+        " client home when their targets are missed; on: every app route)",
     )
     parser.add_argument("--no-mixed", action="store_true")
     parser.add_argument(
@@ -1246,6 +1293,8 @@ def main() -> None:
     work = Path(args.work)
     (work / "instance").mkdir(parents=True, exist_ok=True)
     (work / "wrk.log").unlink(missing_ok=True)
+    for old in work.glob("profile-*.txt"):  # of an earlier run
+        old.unlink()
     db = prepare_db(args.db, work, args.reuse)
     env = dict(
         os.environ,
@@ -1269,6 +1318,10 @@ def main() -> None:
 
     app = create_app()  # makes the instance's secrets (session key, VAPID keys) on first run
     migrate(app)
+    baseline = baselines(args.db, db)
+    gone = forget_posted(db, baseline)
+    if gone:
+        log(f"Deleted {gone:,} check-ins that earlier load runs posted")
     sizes = counts(db)
     log(
         f"Database {db} ({db.stat().st_size / 2**30:.2f} GiB): "
@@ -1308,6 +1361,7 @@ def main() -> None:
         "wrk": wrk,
         "work": work,
         "db": db,
+        "baseline": baseline,
         "env": env,
         "timed": timed,
         "receiver_pids": [background._process.pid, timed._process.pid],
@@ -1368,17 +1422,17 @@ def main() -> None:
     for i, (w, t) in enumerate(order):
         if args.rounds > 1 and i % len(configs) == 0:
             log(f"\n-- round {i // len(configs) + 1} of {args.rounds} --")
-        profile = args.profile == "on" and i == 0
+        profile = [k for k, _ in ROUTES[1:]] if args.profile == "on" and i == 0 else []
         out = measure_config(ctx, w, t, profile, i)
-        if i == 0 and args.profile == "auto":
-            r = out["results"]["checkin"]
-            if r["rps"] < TARGETS["checkin_rps"] or r["p99_us"] / 1000 >= TARGETS["checkin_p99_ms"]:
-                log(
-                    "\n(check-in target missed: measuring the primary configuration again with"
-                    " py-spy on its workers)"
-                )
-                out["profile"] = measure_profile_only(ctx, w, t, ctx["slices"][-1])
-                print_profile(out["profile"])
+        missed = [key for key in PROFILED if missed_target(out["results"][key], key)]
+        if i == 0 and args.profile == "auto" and missed:
+            log(
+                f"\n(targets missed on {', '.join(missed)}: measuring the primary configuration"
+                " again with py-spy on its workers)"
+            )
+            out["profiles"] = measure_profile_only(ctx, w, t, ctx["slices"][-1], missed)
+            for prof in out["profiles"]:
+                print_profile(prof)
         results.append(out)
     print_summary(combine(results, configs), args)
     log(
@@ -1387,7 +1441,9 @@ def main() -> None:
     )
 
 
-def measure_profile_only(ctx: dict, workers: int, threads: int, scripts: dict) -> dict:
+def measure_profile_only(
+    ctx: dict, workers: int, threads: int, scripts: dict, keys: list[str]
+) -> list[dict]:
     wait_for_quiet()
     server = Server(
         ctx["env"], ctx["args"].port, workers, threads, ctx["work"] / "serve.log"
@@ -1402,7 +1458,7 @@ def measure_profile_only(ctx: dict, workers: int, threads: int, scripts: dict) -
         ctx["work"] / "wrk.log",
     )
     try:
-        return profile_checkins(ctx, server, scripts)
+        return [profile_route(ctx, server, scripts, key) for key in keys]
     finally:
         server.stop()
         _cleanup.remove(server.stop)
@@ -1411,7 +1467,8 @@ def measure_profile_only(ctx: dict, workers: int, threads: int, scripts: dict) -
 def print_profile(prof: dict) -> None:
     res = prof["result"]
     log(
-        f"profile (py-spy, 200 Hz, every worker, non-idle threads) of an extra check-in run:"
+        f"profile (py-spy, 200 Hz, every worker, non-idle threads) of an extra run of"
+        f" {dict(ROUTES)[prof['route']]}:"
         f" {res['rps']:.0f} req/s, p99 {res['p99_us'] / 1000:.1f} ms, {prof['samples']} samples"
     )
     log("  self time:")

@@ -18,6 +18,13 @@ def _local(text: str, tz: str) -> datetime:
 PLANNING_SKIPS = (protocols.SKIP_BEFORE_SESSION, protocols.SKIP_PAST_VALIDITY)
 
 
+# applies() in SQL, for queries that limit what they read.
+APPLIES_SQL = (
+    "status != 'cancelled' AND NOT (status = 'skipped' AND (coalesce(status_reason, '') IN ({})"
+    " OR substr(coalesce(status_reason, ''), 1, 10) = 'less than '))"
+).format(", ".join(f"'{reason}'" for reason in PLANNING_SKIPS))
+
+
 def applies(row: dict) -> bool:
     """Tell whether a planned row is part of the client's aftercare (not cancelled or void)."""
     reason = row["status_reason"] or ""
@@ -81,8 +88,7 @@ def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 1
     found = rows(
         db,
         "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
-        " AND due_at <= ? AND status != 'cancelled' ORDER BY due_at DESC, id DESC",
-        (client["id"], iso(now)),
+        f" AND due_at <= ? AND {APPLIES_SQL} ORDER BY due_at DESC, id DESC LIMIT ?",
+        (client["id"], iso(now), limit),
     )
-    found = [r for r in found if applies(r)][:limit]
     return [reminder_dict(r, client["timezone"]) for r in found]

@@ -1,10 +1,35 @@
 """Server-rendered SVG charts: redness and swelling by hours since the session, against the band."""
 
+from functools import lru_cache
+
 from markupsafe import Markup, escape
 
 from . import triage
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 260, 40, 16, 16, 40
+
+
+def _x(h: float, span: float) -> float:
+    return LEFT + (W - LEFT - RIGHT) * max(0.0, min(h, span)) / span
+
+
+def _y(v: float) -> float:
+    return TOP + (H - TOP - BOTTOM) * (1 - v / 4)
+
+
+@lru_cache(maxsize=256)
+def _band_lines(depth: float | None, span: float) -> tuple[str, str]:
+    """The expected band's upper edges as polyline points, sampled at 121 hours.
+
+    Most charts share a span (a week and a bit) and one of a few needle depths: cached.
+    """
+    bands = [
+        (_x(h, span), triage.expected_band(h, depth)) for h in (i * span / 120 for i in range(121))
+    ]
+    return tuple(
+        " ".join(f"{px:.1f},{_y(b[score]):.1f}" for px, b in bands)
+        for score in ("redness", "swelling")
+    )
 
 
 def recovery_svg(
@@ -20,15 +45,11 @@ def recovery_svg(
     span = min(last * 1.05, 24 * 60)
 
     def x(h: float) -> float:
-        return LEFT + (W - LEFT - RIGHT) * max(0.0, min(h, span)) / span
+        return _x(h, span)
 
-    def y(v: float) -> float:
-        return TOP + (H - TOP - BOTTOM) * (1 - v / 4)
+    y = _y
 
-    steps = [i * span / 120 for i in range(121)]
-    bands = [(x(h), triage.expected_band(h, depth)) for h in steps]  # once per point
-    band_r = " ".join(f"{px:.1f},{y(b['redness']):.1f}" for px, b in bands)
-    band_s = " ".join(f"{px:.1f},{y(b['swelling']):.1f}" for px, b in bands)
+    band_r, band_s = _band_lines(depth, span)
     parts = [
         f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-labelledby="chart-t chart-d"'
         f' xmlns="http://www.w3.org/2000/svg"><title id="chart-t">{escape(title)}</title>'

@@ -2,7 +2,7 @@
 
 import sqlite_utils
 
-from .checkins import SYMPTOMS, WARNINGS, checkin_dict
+from .checkins import SYMPTOMS, WARNINGS, checkin_dicts
 from .db import rows
 
 BASE = "urn:companion"
@@ -57,10 +57,10 @@ def bundle(db: sqlite_utils.Database, client: dict) -> dict:
             },
         }
     ]
-    for row in rows(
-        db, "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at", (client["id"],)
+    for c in checkin_dicts(
+        db,
+        rows(db, "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at", (client["id"],)),
     ):
-        c = checkin_dict(db, row)
         items = [
             {"linkId": k, "text": k, "answer": [{"valueInteger": c[k]}]}
             for k in ("redness", "swelling", "pain")

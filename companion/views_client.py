@@ -46,14 +46,14 @@ def home_context() -> dict:
         **aftercare.overview(db, client, utcnow()),
     )
     if context["session"]:
-        found = [
-            checkins.checkin_dict(db, r)
-            for r in rows(
+        found = checkins.checkin_dicts(
+            db,
+            rows(
                 db,
                 "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at",
                 (context["session"]["id"],),
-            )
-        ]
+            ),
+        )
         if found:
             context["assessment"] = found[-1]["assessment"]
             session_row = clinic.load_session(db, context["session"]["id"])

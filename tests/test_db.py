@@ -1,7 +1,12 @@
-"""The per-thread connection: kept across requests, never carrying a transaction over."""
+"""The per-thread connection (kept across requests, never carrying a transaction over); SQL forms."""
 
+import sqlite3
 import threading
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from companion.aftercare import APPLIES_SQL, PLANNING_SKIPS, applies
 from companion.cli import migrate
 from companion.db import get_db
 
@@ -38,3 +43,20 @@ def test_a_changed_database_setting_opens_the_new_file(app, tmp_path):
         second = get_db()
         assert second is not first
         assert second.conn.execute("PRAGMA database_list").fetchone()[2].endswith("other.sqlite3")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from(["pending", "leased", "sent", "failed", "skipped", "cancelled"]),
+    reason=st.one_of(
+        st.none(),
+        st.sampled_from([*PLANNING_SKIPS, "less than 5 minutes before it", "no device", ""]),
+        st.text(max_size=20),
+    ),
+)
+def test_the_sql_form_of_applies_agrees_with_applies(status, reason):
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE notifications (status TEXT, status_reason TEXT)")
+    conn.execute("INSERT INTO notifications VALUES (?, ?)", (status, reason))
+    in_sql = conn.execute(f"SELECT count(*) FROM notifications WHERE {APPLIES_SQL}").fetchone()[0]
+    assert bool(in_sql) == applies({"status": status, "status_reason": reason})
