@@ -896,6 +896,12 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], in
             forget_posted(ctx["db"], ctx["baseline"])
             load1 = loadavg()
             w0 = {p: _cpu_ticks(p) for p in server.worker_pids()}
+            side = {
+                "dispatcher": [server.dispatcher_pid()],
+                "receivers": ctx["receiver_pids"],
+                "master": [server.proc.pid],
+            }
+            s0 = {name: sum(_cpu_ticks(p) for p in pids) for name, pids in side.items()}
             res = run_wrk(
                 ctx["wrk"],
                 server.base,
@@ -907,6 +913,13 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], in
                 ours=ours,
             )
             worker_cpu = sum(_cpu_ticks(p) - t for p, t in w0.items()) / os.sysconf("SC_CLK_TCK")
+            secs = res["duration_us"] / 1e6
+            res["cores"] = {"workers": worker_cpu / secs} | {
+                name: (sum(_cpu_ticks(p) for p in pids) - s0[name])
+                / os.sysconf("SC_CLK_TCK")
+                / secs
+                for name, pids in side.items()
+            }
             res.update(
                 load1=load1,
                 others=others,
@@ -1036,24 +1049,27 @@ def print_config(out: dict, args) -> None:
     trivial = results["healthz"]["rps"]
     log(
         f"{'route':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
-        f"{'% trivial':>10}{'cpu ms/req':>11}{'load1':>7}{'wrk':>6}{'others':>13}"
+        f"{'% trivial':>10}{'cpu ms/req':>11}{'workers':>8}{'disp':>6}{'wrk':>6}{'load1':>7}"
+        f"{'others':>13}"
     )
     labels = dict(ROUTES, mixed="mixed " + "/".join(str(w) for _, w in MIX))
     for key, res in results.items():
         log(
             f"{labels[key]:<26}{res['rps']:>9.0f}{res['p50_us'] / 1000:>9.1f}"
             f"{res['p99_us'] / 1000:>9.1f}{res['max_us'] / 1000:>9.1f}{res['errors']:>8}"
-            f"{100 * res['rps'] / trivial:>9.0f}%{res['cpu_ms']:>11.2f}{res['load1']:>7.2f}"
-            f"{res['wrk_cores']:>6.2f}{res['others']:>7.2f}/{res.get('others_during', 0):<5.2f}"
+            f"{100 * res['rps'] / trivial:>9.0f}%{res['cpu_ms']:>11.2f}"
+            f"{res['cores']['workers']:>8.2f}{res['cores']['dispatcher']:>6.2f}"
+            f"{res['wrk_cores']:>6.2f}{res['load1']:>7.2f}"
+            f"{res['others']:>7.2f}/{res.get('others_during', 0):<5.2f}"
         )
         if res["codes"]:
             log(f"    error statuses: {res['codes'][:200]}")
         if res["replays"]:
             log(f"    check-ins answered 200 (replayed ids): {res['replays']}")
     log(
-        "    (cpu ms/req: the workers' CPU per request; wrk: cores the load generator used;"
-        " load1: load average before the run; others: cores busy in other processes,"
-        " before/during the run)"
+        "    (cpu ms/req: the workers' CPU per request; workers, disp, wrk: cores the gunicorn"
+        " workers, the dispatcher and the load generator used; load1: load average before the"
+        " run; others: cores busy in other processes, before/during the run)"
     )
     mixed = results.get("mixed")
     if mixed:

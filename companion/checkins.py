@@ -103,28 +103,27 @@ def checkin_dicts(db: sqlite_utils.Database, found: list[dict]) -> list[dict]:
             part,
         ):
             photos.setdefault(p.pop("checkin_id"), []).append(dict(p, url=f"/api/photos/{p['id']}"))
-    out = []
-    for row in found:
-        row = _decode(row) if isinstance(row.get("assessment"), str) else row
-        out.append(
-            {
-                "id": row["id"],
-                "client_id": row["client_id"],
-                "session_id": row["session_id"],
-                "taken_at": row["taken_at"],
-                "received_at": row["received_at"],
-                "redness": row["redness"],
-                "swelling": row["swelling"],
-                "pain": row["pain"],
-                "symptoms": row["symptoms"],
-                "warning_signs": row["warning_signs"],
-                "note": row["note"],
-                "day": row["assessment"].get("day"),
-                "assessment": {k: row["assessment"][k] for k in ("status", "message", "flags")},
-                "photos": photos.get(row["id"], []),
-            }
-        )
-    return out
+    return [_shape(row, photos.get(row["id"], [])) for row in found]
+
+
+def _shape(row: dict, photos: list[dict]) -> dict:
+    row = _decode(row) if isinstance(row.get("assessment"), str) else row
+    return {
+        "id": row["id"],
+        "client_id": row["client_id"],
+        "session_id": row["session_id"],
+        "taken_at": row["taken_at"],
+        "received_at": row["received_at"],
+        "redness": row["redness"],
+        "swelling": row["swelling"],
+        "pain": row["pain"],
+        "symptoms": row["symptoms"],
+        "warning_signs": row["warning_signs"],
+        "note": row["note"],
+        "day": row["assessment"].get("day"),
+        "assessment": {k: row["assessment"][k] for k in ("status", "message", "flags")},
+        "photos": photos,
+    }
 
 
 def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> tuple[dict, bool]:
@@ -152,26 +151,25 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
         assessment = triage.assess(
             session_for_triage(session), [*history, as_triage(new)], clinic_row["phone"]
         )
+        row = {
+            "id": data["id"],
+            "client_id": client["id"],
+            "clinic_id": client["clinic_id"],
+            "session_id": session["id"],
+            "taken_at": iso(data["taken_at"]),
+            "received_at": iso(now),
+            "redness": data["redness"],
+            "swelling": data["swelling"],
+            "pain": data["pain"],
+            "symptoms": json.dumps(data["symptoms"]),
+            "warning_signs": json.dumps(data["warning_signs"]),
+            "note": data.get("note") or "",
+            "assessment": json.dumps(assessment),
+        }
         try:
             db.conn.execute(
-                "INSERT INTO checkins (id, client_id, clinic_id, session_id, taken_at, received_at,"
-                " redness, swelling, pain, symptoms, warning_signs, note, assessment)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    data["id"],
-                    client["id"],
-                    client["clinic_id"],
-                    session["id"],
-                    iso(data["taken_at"]),
-                    iso(now),
-                    data["redness"],
-                    data["swelling"],
-                    data["pain"],
-                    json.dumps(data["symptoms"]),
-                    json.dumps(data["warning_signs"]),
-                    data.get("note") or "",
-                    json.dumps(assessment),
-                ),
+                f"INSERT INTO checkins ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
             )
         except sqlite3.IntegrityError:
             # The same id raced in from a second tab or the service worker.
@@ -180,8 +178,7 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
                 raise
             return _replay(db, existing, client)
         apply_findings(db, client, session, data["id"], assessment["flags"], now)
-        row = one(db, "SELECT * FROM checkins WHERE id = ?", (data["id"],))
-    return checkin_dict(db, row), True
+    return _shape(row, []), True  # as stored: a new check-in has no photos yet
 
 
 def _replay(db, existing: dict, client: dict) -> tuple[dict, bool]:

@@ -2,13 +2,14 @@
 
 import sqlite3
 import threading
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from companion.aftercare import APPLIES_SQL, PLANNING_SKIPS, applies
 from companion.cli import migrate
-from companion.db import get_db
+from companion.db import get_db, write
 
 
 def test_a_thread_keeps_its_connection_and_no_transaction_survives_a_request(app):
@@ -60,3 +61,29 @@ def test_the_sql_form_of_applies_agrees_with_applies(status, reason):
     conn.execute("INSERT INTO notifications VALUES (?, ?)", (status, reason))
     in_sql = conn.execute(f"SELECT count(*) FROM notifications WHERE {APPLIES_SQL}").fetchone()[0]
     assert bool(in_sql) == applies({"status": status, "status_reason": reason})
+
+
+def test_web_commits_leave_the_checkpoint_to_the_dispatcher(app):
+    from companion.scheduler import Dispatcher
+
+    migrate(app)
+    path = Path(app.config["DATABASE"])
+    with app.test_request_context():
+        db = get_db()
+        db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = path.read_bytes()
+        for i in range(50):  # ~1,250 pages: past SQLite's default autocheckpoint of 1,000
+            with write(db):
+                db.conn.execute(
+                    "INSERT INTO heartbeats (name, pid, at) VALUES (?, 1, ?)",
+                    (f"h{i}", "x" * 10**5),
+                )
+    assert path.read_bytes() == before  # every commit stayed in the WAL
+    Dispatcher(app).checkpoint()
+    assert path.read_bytes() != before
+    main = sqlite3.connect(path)
+    try:
+        busy, frames, copied = main.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and copied == frames  # nothing was left to copy
+    finally:
+        main.close()
