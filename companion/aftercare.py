@@ -34,6 +34,10 @@ def applies(row: dict) -> bool:
     return row["status"] != "cancelled" and not void
 
 
+# What applies() and reminder_dict() read of a notification row.
+COLUMNS = "id, kind, title, body, url, due_at, status, status_reason, session_id"
+
+
 def reminder_dict(row: dict, tz: str) -> dict:
     return {
         "id": row["id"],
@@ -55,7 +59,7 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
         return {"session": None, "today": [], "next": None, "past": [], "day": None}
     planned = rows(
         db,
-        "SELECT * FROM notifications WHERE session_id = ? AND owner_kind = 'client'"
+        f"SELECT {COLUMNS} FROM notifications WHERE session_id = ? AND owner_kind = 'client'"
         " AND status NOT IN ('cancelled') ORDER BY due_at, id",
         (session["id"],),
     )
@@ -87,7 +91,7 @@ def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 1
     """Return the client's reminders that are due, newest first: the in-app fallback to push."""
     found = rows(
         db,
-        "SELECT * FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
+        f"SELECT {COLUMNS} FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
         f" AND due_at <= ? AND {APPLIES_SQL} ORDER BY due_at DESC, id DESC LIMIT ?",
         (client["id"], iso(now), limit),
     )

@@ -1,5 +1,6 @@
 """Server-rendered SVG charts: redness and swelling by hours since the session, against the band."""
 
+import math
 from functools import lru_cache
 
 from markupsafe import Markup, escape
@@ -42,7 +43,7 @@ def recovery_svg(
     flagged_ids = flagged_ids or set()
     depth = session.get("needle_depth_mm")
     last = max([p["hours"] for p in points] + [168.0])
-    span = min(last * 1.05, 24 * 60)
+    span = min(math.ceil(last * 1.05 / 24) * 24, 24 * 60)  # whole days: few spans to cache
 
     def x(h: float) -> float:
         return _x(h, span)
