@@ -1,7 +1,10 @@
 """The per-thread connection (kept across requests, never carrying a transaction over); SQL forms."""
 
+import fcntl
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -9,7 +12,7 @@ from hypothesis import strategies as st
 
 from companion.aftercare import APPLIES_SQL, PLANNING_SKIPS, applies
 from companion.cli import migrate
-from companion.db import get_db, write
+from companion.db import connect, get_db, write
 
 
 def test_a_thread_keeps_its_connection_and_no_transaction_survives_a_request(app):
@@ -87,3 +90,26 @@ def test_web_commits_leave_the_checkpoint_to_the_dispatcher(app):
         assert busy == 0 and copied == frames  # nothing was left to copy
     finally:
         main.close()
+
+
+def test_writers_take_turns_on_the_lock_beside_the_database(app):
+    migrate(app)
+    held = os.open(app.config["DATABASE"] + "-writelock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process is writing
+    entered = []
+
+    def writer():
+        db = connect(app.config["DATABASE"])
+        with write(db):
+            entered.append(time.monotonic())
+        db.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    time.sleep(0.3)
+    assert not entered  # still waiting its turn
+    released = time.monotonic()
+    fcntl.flock(held, fcntl.LOCK_UN)
+    thread.join(5)
+    os.close(held)
+    assert entered and entered[0] - released < 0.05  # in within a few polls, not SQLite's sleeps
