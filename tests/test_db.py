@@ -1,4 +1,4 @@
-"""The per-thread connection (kept across requests, never carrying a transaction over); SQL forms."""
+"""The database layer: per-thread connections, the write lock, checkpoints, SQL forms of filters."""
 
 import fcntl
 import os
