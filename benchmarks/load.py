@@ -898,12 +898,8 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], in
             forget_posted(ctx["db"], ctx["baseline"])
             load1 = loadavg()
             w0 = {p: _cpu_ticks(p) for p in server.worker_pids()}
-            side = {
-                "dispatcher": [server.dispatcher_pid()],
-                "receivers": ctx["receiver_pids"],
-                "master": [server.proc.pid],
-            }
-            s0 = {name: sum(_cpu_ticks(p) for p in pids) for name, pids in side.items()}
+            dispatcher = server.dispatcher_pid()
+            d0 = _cpu_ticks(dispatcher)
             res = run_wrk(
                 ctx["wrk"],
                 server.base,
@@ -916,11 +912,9 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], in
             )
             worker_cpu = sum(_cpu_ticks(p) - t for p, t in w0.items()) / os.sysconf("SC_CLK_TCK")
             secs = res["duration_us"] / 1e6
-            res["cores"] = {"workers": worker_cpu / secs} | {
-                name: (sum(_cpu_ticks(p) for p in pids) - s0[name])
-                / os.sysconf("SC_CLK_TCK")
-                / secs
-                for name, pids in side.items()
+            res["cores"] = {
+                "workers": worker_cpu / secs,
+                "dispatcher": (_cpu_ticks(dispatcher) - d0) / os.sysconf("SC_CLK_TCK") / secs,
             }
             res.update(
                 load1=load1,
