@@ -31,7 +31,8 @@ def connect(path: str) -> sqlite_utils.Database:
     if path != ":memory:":
         try:
             mode = os.stat(path).st_mode & 0o666  # as SQLite does for -wal and -shm
-            db.write_lock = os.open(path + "-writelock", os.O_RDWR | os.O_CREAT, mode)
+            # flock needs no write permission: read-only works for every user who can read.
+            db.write_lock = os.open(path + "-writelock", os.O_RDONLY | os.O_CREAT, mode)
             weakref.finalize(db, os.close, db.write_lock)
         except OSError:
             pass
