@@ -65,6 +65,7 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
     )
     today = now.astimezone(ZoneInfo(tz)).date()
     performed = parse_iso(session["performed_at"])
+    now_text = iso(now)
     return {
         "session": clinic.session_dict(session, tz),
         "day": (today - performed.astimezone(ZoneInfo(tz)).date()).days,
@@ -77,11 +78,11 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
             (
                 reminder_dict(r, tz)
                 for r in planned
-                if r["status"] == "pending" and r["due_at"] > iso(now)
+                if r["status"] == "pending" and r["due_at"] > now_text
             ),
             None,
         ),
-        "past": [reminder_dict(r, tz) for r in planned if applies(r) and r["due_at"] <= iso(now)][
+        "past": [reminder_dict(r, tz) for r in planned if applies(r) and r["due_at"] <= now_text][
             ::-1
         ][:10],
     }
