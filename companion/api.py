@@ -204,15 +204,7 @@ def add_practitioner():
     values = clinic.practitioner_fields(body())
     db = get_db()
     with write(db):
-        pid = clinic.create_practitioner(
-            db,
-            current_user.clinic_id,
-            values["email"],
-            values["name"],
-            values["password"],
-            utcnow(),
-        )
-        audit.record("practitioner_added", detail=f"practitioner={pid}")
+        pid = clinic.add_colleague(db, current_user.clinic_id, values, utcnow())
     return created(
         clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)))
     )
@@ -230,12 +222,8 @@ def disable_practitioner(practitioner_id: int):
     )
     if row is None:
         raise not_found("practitioner")
-    if row["id"] == current_user.id:
-        raise ApiError(409, "cannot_disable_self", "You cannot disable your own account.")
     with write(db):
-        db.conn.execute("UPDATE practitioners SET active = 0 WHERE id = ?", (row["id"],))
-        auth.revoke_all("practitioner", row["id"])
-        audit.record("practitioner_disabled", detail=f"practitioner={row['id']}")
+        clinic.disable_colleague(db, row["id"], current_user.id)
     return jsonify(
         clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (row["id"],)))
     )
@@ -337,17 +325,7 @@ def redeem_invite(token: str):
     """Sign this phone in as the invited client, for about 90 days."""
     if len(token) > 100:
         raise ApiError(404, "invite_unknown", "This invite link is not valid.")
-    db = get_db()
-    with write(db):
-        row = clinic.redeem_invite(db, token, utcnow())
-        auth.start_session("client", row)
-        audit.record(
-            "invite_redeemed",
-            actor_kind="client",
-            actor_id=row["id"],
-            clinic_id=row["clinic_id"],
-            client_id=row["id"],
-        )
+    clinic.sign_in_with_invite(get_db(), token, utcnow())
     return jsonify(me_payload())
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from flask import current_app
 
-from . import schedule
+from . import audit, auth, schedule
 from .auth import hash_password, hash_token
 from .db import iso, one, parse_iso, rows, write
 from .errors import ApiError, not_found
@@ -46,6 +46,24 @@ def create_practitioner(
         " VALUES (?, ?, ?, ?, ?)",
         (clinic_id, email, name, hash_password(password), iso(now)),
     ).lastrowid
+
+
+def add_colleague(db: sqlite_utils.Database, clinic_id: int, values: dict, now: datetime) -> int:
+    """Add a practitioner from validated practitioner_fields(); record who added them."""
+    pid = create_practitioner(
+        db, clinic_id, values["email"], values["name"], values["password"], now
+    )
+    audit.record("practitioner_added", detail=f"practitioner={pid}")
+    return pid
+
+
+def disable_colleague(db: sqlite_utils.Database, practitioner_id: int, by_id: int) -> None:
+    """Disable a practitioner of the caller's clinic (never the caller); their sessions end."""
+    if practitioner_id == by_id:
+        raise ApiError(409, "cannot_disable_self", "You cannot disable your own account.")
+    db.conn.execute("UPDATE practitioners SET active = 0 WHERE id = ?", (practitioner_id,))
+    auth.revoke_all("practitioner", practitioner_id)
+    audit.record("practitioner_disabled", detail=f"practitioner={practitioner_id}")
 
 
 def practitioner_fields(data: object) -> dict:
@@ -253,6 +271,21 @@ def redeem_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
             410, "invite_used", "This invite was already used. Ask your clinic for a new link."
         )
     return one(db, "SELECT * FROM clients WHERE id = ?", (invite["client_id"],))
+
+
+def sign_in_with_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
+    """Redeem an invite and sign this browser in as its client; return the client row."""
+    with write(db):
+        row = redeem_invite(db, token, now)
+        auth.start_session("client", row)
+        audit.record(
+            "invite_redeemed",
+            actor_kind="client",
+            actor_id=row["id"],
+            clinic_id=row["clinic_id"],
+            client_id=row["id"],
+        )
+    return row
 
 
 # Treatment sessions ----------------------------------------------------------------------

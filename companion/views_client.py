@@ -3,10 +3,10 @@
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import audit, auth, clinic
+from . import clinic
 from .auth import client_required
 from .converters import parse_id
-from .db import get_db, utcnow, write
+from .db import get_db, utcnow
 from .errors import ApiError
 
 bp = Blueprint("client", __name__)
@@ -71,18 +71,8 @@ def redeem(token: str):
     """Show the invite; signing in happens on the tap, so link previews cannot use it up."""
     error = None
     if request.method == "POST":
-        db = get_db()
         try:
-            with write(db):
-                row = clinic.redeem_invite(db, token[:100], utcnow())
-                auth.start_session("client", row)
-                audit.record(
-                    "invite_redeemed",
-                    actor_kind="client",
-                    actor_id=row["id"],
-                    clinic_id=row["clinic_id"],
-                    client_id=row["id"],
-                )
+            clinic.sign_in_with_invite(get_db(), token[:100], utcnow())
             return redirect(url_for(".welcome"))
         except ApiError as e:
             error = e.message

@@ -184,7 +184,6 @@ def flag_badge():
 @practitioner_required
 def team():
     """The clinic's practitioners: add a colleague, disable one (their sessions end at once)."""
-    from . import auth
 
     db = get_db()
     errors: dict = {}
@@ -199,27 +198,13 @@ def team():
                     ).fetchone()
                     if row is None:
                         abort(404)
-                    if disable == current_user.id:
-                        raise ApiError(
-                            409, "cannot_disable_self", "You cannot disable your own account."
-                        )
-                    db.conn.execute("UPDATE practitioners SET active = 0 WHERE id = ?", (disable,))
-                    auth.revoke_all("practitioner", disable)
-                    audit.record("practitioner_disabled", detail=f"practitioner={disable}")
+                    clinic.disable_colleague(db, disable, current_user.id)
                     flash("Colleague disabled; their sessions have ended.")
                 else:
                     values = clinic.practitioner_fields(
                         {k: request.form.get(k, "") for k in ("email", "name", "password")}
                     )
-                    pid = clinic.create_practitioner(
-                        db,
-                        current_user.clinic_id,
-                        values["email"],
-                        values["name"],
-                        values["password"],
-                        utcnow(),
-                    )
-                    audit.record("practitioner_added", detail=f"practitioner={pid}")
+                    clinic.add_colleague(db, current_user.clinic_id, values, utcnow())
                     flash(f"{values['name']} can now sign in.")
             return redirect(url_for(".team"))
         except ApiError as e:
