@@ -1,5 +1,6 @@
 """Fixtures: a fresh app and database per test, signed-in practitioners and clients."""
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -147,6 +148,21 @@ class World:
         r = api.post(f"/api/invites/{token}/redeem")
         assert r.status_code == 200, r.json
         return api
+
+
+def sql(app, query: str, params=()) -> list[tuple]:
+    """Run one statement on the app's database file, on a connection of its own."""
+    conn = sqlite3.connect(app.config["DATABASE"])
+    try:
+        rows = conn.execute(query, params).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def count(app, table: str, where: str = "1", params=()) -> int:
+    return sql(app, f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0]
 
 
 def checkin_body(**extra):

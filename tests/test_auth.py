@@ -1,26 +1,15 @@
 """Sign-in: passwords, rate limits, revocable sessions, timeouts, cookies, audit, first-run setup."""
 
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from conftest import PASSWORD, Api, Cli
+from conftest import PASSWORD, Api, Cli, sql
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
 BAD_CREDENTIALS = "Email or password is incorrect."
 P1_EMAIL = "one@clinic-one.net"
-
-
-def sql(app, query: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(app.config["DATABASE"])
-    try:
-        rows = conn.execute(query, params).fetchall()
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
 
 
 def add_practitioner(email="p@clinic-auth.net", clinic="Auth Clinic"):

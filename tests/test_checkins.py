@@ -1,21 +1,12 @@
 """Check-ins through the API: idempotent replay, late arrival, isolation, photos, assessment."""
 
 import io
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import checkin_body
+from conftest import checkin_body, count
 from PIL import Image
-
-
-def count(app, table, where="1=1", params=()):
-    conn = sqlite3.connect(app.config["DATABASE"])
-    try:
-        return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
-    finally:
-        conn.close()
 
 
 def test_replay_returns_the_stored_answer_and_stores_nothing_new(world, app):

@@ -13,19 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, count
 
 from companion.cli import main
 
 COMMANDS = sorted(main.commands)
-
-
-def count(app, table: str, where: str = "1", params=()) -> int:
-    conn = sqlite3.connect(app.config["DATABASE"])
-    try:
-        return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
-    finally:
-        conn.close()
 
 
 def create(runner, email="new@clinic-three.net", clinic="Clinic Three", password=PASSWORD, *extra):

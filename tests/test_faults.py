@@ -1,19 +1,13 @@
 """Storage faults during a check-in: a clear 503, nothing half-stored, and the replay lands once."""
 
-import sqlite3
-
 import pytest
-from conftest import checkin_body
+from conftest import checkin_body, sql
 
 from companion import db as companion_db
 
 
 def stored_ids(app) -> set[str]:
-    conn = sqlite3.connect(app.config["DATABASE"])
-    try:
-        return {r[0] for r in conn.execute("SELECT id FROM checkins")}
-    finally:
-        conn.close()
+    return {r[0] for r in sql(app, "SELECT id FROM checkins")}
 
 
 @pytest.mark.parametrize(

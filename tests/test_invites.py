@@ -2,23 +2,12 @@
 
 import hashlib
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Api
+from conftest import Api, sql
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
-
-
-def sql(app, query: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(app.config["DATABASE"])
-    try:
-        rows = conn.execute(query, params).fetchall()
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
 
 
 def used_at(app, token: str) -> str | None:
