@@ -71,18 +71,8 @@ def serve_receiver(argv: list[str]) -> None:
 
 
 class TimedReceiver(ReceiverProcess):
-    def start(self) -> "TimedReceiver":
-        self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-receiver", *self._args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.base_url = self._process.stdout.readline().strip()
-        if not self.base_url.startswith("http://"):
-            self.stop()
-            raise RuntimeError("push receiver process did not start")
-        return self
+    def command(self) -> list[str]:
+        return [sys.executable, __file__, "--serve-receiver", *self._args]
 
     def cpu_seconds(self) -> float:
         """CPU time the receiver process has used (Linux /proc), or nan elsewhere."""

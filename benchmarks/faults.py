@@ -114,18 +114,8 @@ class MessageReceiver(ReceiverProcess):
         super().__init__(application_server_key=key, seed=seed)
         self._args.append(f"--jitter-ms={jitter_ms[0]},{jitter_ms[1]}")
 
-    def start(self) -> "MessageReceiver":
-        self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve-receiver", *self._args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.base_url = self._process.stdout.readline().strip()
-        if not self.base_url.startswith("http://"):
-            self.stop()
-            raise RuntimeError("push receiver process did not start")
-        return self
+    def command(self) -> list[str]:
+        return [sys.executable, __file__, "--serve-receiver", *self._args]
 
     def received(self) -> int:
         return self.stats()["received"]

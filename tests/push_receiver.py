@@ -483,9 +483,13 @@ class ReceiverProcess:
         self._process: subprocess.Popen | None = None
         self.base_url = ""
 
-    def start(self) -> "ReceiverProcess":
+    def command(self) -> list[str]:
+        """How to run the receiver: this file; a subclass elsewhere names its own module."""
+        return [sys.executable, __file__, *self._args]
+
+    def start(self):
         self._process = subprocess.Popen(
-            [sys.executable, __file__, *self._args],
+            self.command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
