@@ -807,6 +807,21 @@ def run_wrk(
     return res
 
 
+def drive(ctx: dict, server: "Server", script: Path, duration: float, ours=None) -> dict:
+    """run_wrk against this server with the run's wrk settings, logged to wrk.log."""
+    args = ctx["args"]
+    return run_wrk(
+        ctx["wrk"],
+        server.base,
+        script,
+        duration,
+        args.connections,
+        args.wrk_threads,
+        ctx["work"] / "wrk.log",
+        ours=ours,
+    )
+
+
 # -- profiling --------------------------------------------------------------------------------
 
 
@@ -864,24 +879,8 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], in
     scripts = ctx["slices"][index]
     ours = lambda: [os.getpid(), *server.pids(), *ctx["receiver_pids"]]  # noqa: E731
     # Warm up every route (not counted): imports, templates, SQLite's page cache.
-    run_wrk(
-        ctx["wrk"],
-        server.base,
-        scripts["mixed"],
-        3,
-        args.connections,
-        args.wrk_threads,
-        ctx["work"] / "wrk.log",
-    )
-    run_wrk(
-        ctx["wrk"],
-        server.base,
-        scripts["healthz"],
-        1,
-        args.connections,
-        args.wrk_threads,
-        ctx["work"] / "wrk.log",
-    )
+    drive(ctx, server, scripts["mixed"], 3)
+    drive(ctx, server, scripts["healthz"], 1)
     probe = Probe(ctx["db"], ctx["subscribed"], args.probe_rate)
     since = ctx["timed"].stats()["received"]
     probe.start()
@@ -900,16 +899,7 @@ def measure_config(ctx: dict, workers: int, threads: int, profile: list[str], in
             w0 = {p: _cpu_ticks(p) for p in server.worker_pids()}
             dispatcher = server.dispatcher_pid()
             d0 = _cpu_ticks(dispatcher)
-            res = run_wrk(
-                ctx["wrk"],
-                server.base,
-                scripts[key],
-                args.duration,
-                args.connections,
-                args.wrk_threads,
-                ctx["work"] / "wrk.log",
-                ours=ours,
-            )
+            res = drive(ctx, server, scripts[key], args.duration, ours=ours)
             worker_cpu = sum(_cpu_ticks(p) - t for p, t in w0.items()) / os.sysconf("SC_CLK_TCK")
             secs = res["duration_us"] / 1e6
             res["cores"] = {
@@ -1011,15 +1001,7 @@ def profile_route(ctx: dict, server: Server, scripts: dict, key: str) -> dict:
         )
     time.sleep(0.5)
     forget_posted(ctx["db"], ctx["baseline"])
-    res = run_wrk(
-        ctx["wrk"],
-        server.base,
-        scripts[key],
-        args.duration,
-        args.connections,
-        args.wrk_threads,
-        ctx["work"] / "wrk.log",
-    )
+    res = drive(ctx, server, scripts[key], args.duration)
     for s in spies:
         try:
             s.wait(timeout=30)
@@ -1472,15 +1454,7 @@ def measure_profile_only(
     server = Server(
         ctx["env"], ctx["args"].port, workers, threads, ctx["work"] / "serve.log"
     ).start()
-    run_wrk(
-        ctx["wrk"],
-        server.base,
-        scripts["mixed"],
-        3,
-        ctx["args"].connections,
-        ctx["args"].wrk_threads,
-        ctx["work"] / "wrk.log",
-    )
+    drive(ctx, server, scripts["mixed"], 3)
     try:
         return [profile_route(ctx, server, scripts, key) for key in keys]
     finally:
