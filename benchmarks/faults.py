@@ -44,7 +44,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -56,15 +55,22 @@ import urllib.request
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]
 
+import processes  # noqa: E402
+from processes import COMPANION, children, free_port, wait_for_health  # noqa: E402
 from push_receiver import PushReceiver, ReceiverProcess  # noqa: E402
 
 SUBJECT = "mailto:ops@clinic-bench.net"
-COMPANION = str(Path(sys.executable).with_name("companion"))
+env_for = partial(
+    processes.env_for,
+    COMPANION_VAPID_SUBJECT=SUBJECT,
+    COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS="1",
+)
 PASSWORD = "correct horse battery"
 JITTER_MS = (20, 50)
 
@@ -256,23 +262,6 @@ def tally(messages, pairs: set) -> tuple[Counter, int, int, int]:
 # -- processes --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def env_for(instance: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
-    env.update(
-        COMPANION_INSTANCE_PATH=str(instance),
-        COMPANION_VAPID_SUBJECT=SUBJECT,
-        COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS="1",
-        **extra,
-    )
-    return env
-
-
 def spawn(args: list[str], env: dict, log: Path, prefix=()) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
@@ -291,23 +280,6 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 90) -> int
             proc.wait()
             return None
     return proc.returncode
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
-
-
-def wait_for_health(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if Http(port).call("GET", "/healthz")[0] == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError("the server did not become healthy")
 
 
 class Http:

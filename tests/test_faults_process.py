@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,34 +15,24 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+import processes
 import pytest
+from processes import COMPANION, free_port, wait_for_health
 from push_receiver import PushReceiver
 
 from companion import clinic
 from companion.db import connect, iso, utcnow, write
 
-COMPANION = str(Path(sys.executable).with_name("companion"))
 SUBJECT = "mailto:ops@clinic-tests.net"
+env_for = partial(
+    processes.env_for,
+    COMPANION_VAPID_SUBJECT=SUBJECT,
+    COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS="1",
+)
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def env_for(instance: str, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
-    env.update(
-        COMPANION_INSTANCE_PATH=instance,
-        COMPANION_VAPID_SUBJECT=SUBJECT,
-        COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS="1",
-        **extra,
-    )
-    return env
 
 
 def serve(instance: str, port: int, *args: str, **env: str) -> subprocess.Popen:
@@ -75,19 +64,6 @@ def call(port: int, method: str, path: str, body=None, cookies: dict | None = No
         return resp.status, (json.loads(raw) if raw.startswith(b"{") else None)
     finally:
         conn.close()
-
-
-def wait_for_health(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the server exited with {proc.returncode}"
-        try:
-            if call(port, "GET", "/healthz")[0] == 200:
-                return
-        except (OSError, http.client.HTTPException):
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the server did not become healthy")
 
 
 def stop(proc: subprocess.Popen) -> None:

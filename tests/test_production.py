@@ -2,36 +2,12 @@
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-
-COMPANION = str(Path(sys.executable).with_name("companion"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def env_for(instance: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
-    env.update(COMPANION_INSTANCE_PATH=str(instance), **extra)
-    return env
-
-
-def children(pid: int) -> dict[int, str]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
-    )
-    return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.stdout.splitlines()}
+from processes import COMPANION, children, env_for, free_port, wait_for_health
 
 
 def alive(pid: int) -> bool:
@@ -40,18 +16,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def wait_for_health(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the server did not become healthy")
 
 
 def test_doctor_reports_problems_then_passes(tmp_path):
