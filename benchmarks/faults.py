@@ -62,7 +62,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]
 
 import processes  # noqa: E402
-from processes import COMPANION, children, free_port, wait_for_health  # noqa: E402
+from processes import (  # noqa: E402
+    COMPANION,
+    Http,
+    children,
+    free_port,
+    sign_in_client,
+    wait_for_health,
+)
 from push_receiver import PushReceiver, ReceiverProcess  # noqa: E402
 
 SUBJECT = "mailto:ops@clinic-bench.net"
@@ -280,78 +287,6 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 90) -> int
             proc.wait()
             return None
     return proc.returncode
-
-
-class Http:
-    """A tiny JSON client with a cookie jar, one connection per call."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.cookies: dict[str, str] = {}
-
-    def cookie_header(self) -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-
-    def call(self, method: str, path: str, body=None) -> tuple[int, dict | None, dict]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            headers = {"Cookie": self.cookie_header()} if self.cookies else {}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            for cookie in resp.headers.get_all("Set-Cookie") or []:
-                name, _, rest = cookie.partition("=")
-                self.cookies[name.strip()] = rest.split(";", 1)[0]
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            return resp.status, parsed, dict(resp.headers)
-        finally:
-            conn.close()
-
-
-def sign_in_client(port: int) -> tuple[Http, int]:
-    """Set up the clinic over HTTP, then sign a client's phone in with an invite."""
-    practitioner = Http(port)
-    status, answer, _ = practitioner.call(
-        "POST",
-        "/api/setup",
-        {
-            "clinic_name": "Faults Clinic",
-            "timezone": "Europe/London",
-            "email": "dr@clinic-bench.net",
-            "name": "Dr Bench",
-            "password": PASSWORD,
-        },
-    )
-    assert status == 201, (status, answer)
-    status, client, _ = practitioner.call("POST", "/api/clients", {"name": "Alice"})
-    assert status == 201, (status, client)
-    performed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    status, answer, _ = practitioner.call(
-        "POST",
-        f"/api/clients/{client['id']}/sessions",
-        {
-            "performed_at": performed,
-            "areas": ["face"],
-            "needle_depth_mm": 0.5,
-            "device": "pen",
-            "products": [],
-            "notes": "",
-        },
-    )
-    assert status == 201, (status, answer)
-    status, invite, _ = practitioner.call("POST", f"/api/clients/{client['id']}/invites")
-    assert status == 201, (status, invite)
-    phone = Http(port)
-    status, answer, _ = phone.call("POST", f"/api/invites/{invite['token']}/redeem")
-    assert status == 200, (status, answer)
-    return phone, client["id"]
 
 
 def checkin_body(note: str = "") -> dict:
@@ -745,7 +680,7 @@ def scenario_sigterm(
         load = None
         try:
             wait_for_health(port, serve)
-            phone, _ = sign_in_client(port)
+            phone, _ = sign_in_client(port, "dr@clinic-bench.net", PASSWORD)
             clinic_id = db.conn.execute("SELECT id FROM clinics").fetchone()[0]
             _, devices = populate(db, receiver, n, clinic_id=clinic_id)
             title = "Term reminder"
@@ -920,7 +855,7 @@ def scenario_storage(folder: Path) -> bool:
         port = free_port()
         server = spawn(["run", "--port", str(port)], env, folder / "run.log", UNPRIVILEGED)
         wait_for_health(port, server)
-        phone, _ = sign_in_client(port)
+        phone, _ = sign_in_client(port, "dr@clinic-bench.net", PASSWORD)
         assert phone.call("POST", "/api/checkins", checkin_body())[0] == 201
         database = instance / "companion.sqlite3"
         filler = disk / "filler"

@@ -1,11 +1,15 @@
-"""The `companion` command in child processes, for tests and benchmarks: port, env, health, children."""
+"""The `companion` command in child processes, for tests and benchmarks: port, env, health,
+children, and a small JSON client that signs a phone in over HTTP."""
 
+import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 COMPANION = str(Path(sys.executable).with_name("companion"))
@@ -46,3 +50,76 @@ def children(pid: int) -> dict[int, str]:
         ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
     )
     return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.stdout.splitlines()}
+
+
+class Http:
+    """A tiny JSON client with a cookie jar, one connection per call."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def call(self, method: str, path: str, body=None) -> tuple[int, dict | None, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            headers = {"Cookie": self.cookie_header()} if self.cookies else {}
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            for cookie in resp.headers.get_all("Set-Cookie") or []:
+                name, _, rest = cookie.partition("=")
+                self.cookies[name.strip()] = rest.split(";", 1)[0]
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            return resp.status, parsed, dict(resp.headers)
+        finally:
+            conn.close()
+
+
+def sign_in_client(port: int, email: str, password: str) -> tuple["Http", int]:
+    """Set up the clinic over HTTP (its first practitioner `email`), then sign a client's phone
+    in with an invite; return the phone's client and the client's id."""
+    practitioner = Http(port)
+    status, answer, _ = practitioner.call(
+        "POST",
+        "/api/setup",
+        {
+            "clinic_name": "Process Clinic",
+            "timezone": "Europe/London",
+            "email": email,
+            "name": "Dr Process",
+            "password": password,
+        },
+    )
+    assert status == 201, (status, answer)
+    status, client, _ = practitioner.call("POST", "/api/clients", {"name": "Alice"})
+    assert status == 201, (status, client)
+    performed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    status, answer, _ = practitioner.call(
+        "POST",
+        f"/api/clients/{client['id']}/sessions",
+        {
+            "performed_at": performed,
+            "areas": ["face"],
+            "needle_depth_mm": 0.5,
+            "device": "pen",
+            "products": [],
+            "notes": "",
+        },
+    )
+    assert status == 201, (status, answer)
+    status, invite, _ = practitioner.call("POST", f"/api/clients/{client['id']}/invites")
+    assert status == 201, (status, invite)
+    phone = Http(port)
+    status, answer, _ = phone.call("POST", f"/api/invites/{invite['token']}/redeem")
+    assert status == 200, (status, answer)
+    return phone, client["id"]

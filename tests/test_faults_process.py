@@ -20,7 +20,7 @@ from pathlib import Path
 
 import processes
 import pytest
-from processes import COMPANION, free_port, wait_for_health
+from processes import COMPANION, free_port, sign_in_client, wait_for_health
 from push_receiver import PushReceiver
 
 from companion import clinic
@@ -43,27 +43,6 @@ def serve(instance: str, port: int, *args: str, **env: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def call(port: int, method: str, path: str, body=None, cookies: dict | None = None):
-    """One JSON request on its own connection; returns (status, answer) and keeps cookies."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        if cookies is not None:
-            for cookie in resp.headers.get_all("Set-Cookie") or []:
-                name, _, rest = cookie.partition("=")
-                cookies[name.strip()] = rest.split(";", 1)[0]
-        return resp.status, (json.loads(raw) if raw.startswith(b"{") else None)
-    finally:
-        conn.close()
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -204,52 +183,6 @@ def test_two_serve_instances_on_one_database_send_each_reminder_once(app, receiv
     assert twice == 0 and statuses(app, "Two serves") == Counter({"sent": 40})
 
 
-def sign_in_phone(port: int) -> dict:
-    """Set up the clinic over HTTP and sign a client's phone in; return the phone's cookies."""
-    staff: dict = {}
-    assert (
-        call(
-            port,
-            "POST",
-            "/api/setup",
-            {
-                "clinic_name": "Clinic One",
-                "timezone": "Europe/London",
-                "email": "dr@clinic-one.net",
-                "name": "Dr One",
-                "password": PASSWORD,
-            },
-            staff,
-        )[0]
-        == 201
-    )
-    status, client = call(port, "POST", "/api/clients", {"name": "Alice"}, staff)
-    assert status == 201
-    performed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    assert (
-        call(
-            port,
-            "POST",
-            f"/api/clients/{client['id']}/sessions",
-            {
-                "performed_at": performed,
-                "areas": ["face"],
-                "needle_depth_mm": 0.5,
-                "device": "pen",
-                "products": [],
-                "notes": "",
-            },
-            staff,
-        )[0]
-        == 201
-    )
-    status, invite = call(port, "POST", f"/api/clients/{client['id']}/invites", None, staff)
-    assert status == 201
-    phone: dict = {}
-    assert call(port, "POST", f"/api/invites/{invite['token']}/redeem", None, phone)[0] == 200
-    return phone
-
-
 class Load:
     """Threads sending check-ins and reads on keep-alive connections until the server is gone."""
 
@@ -334,7 +267,7 @@ def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiv
     load = None
     try:
         wait_for_health(port, proc)
-        phone = sign_in_phone(port)
+        phone = sign_in_client(port, "dr@clinic-one.net", PASSWORD)[0].cookies
         clinic_id = connect_one(app, "SELECT id FROM clinics")
         load = Load(port, phone)
         time.sleep(0.5)
