@@ -58,17 +58,7 @@ def setup():
     person = clinic.practitioner_fields(
         {k: data[k] for k in ("email", "name", "password") if k in data}
     )
-    now = utcnow()
-    with write(db):
-        clinic_id = clinic.create_clinic(
-            db, values["clinic_name"], values["timezone"], values.get("clinic_phone"), now
-        )
-        pid = clinic.create_practitioner(
-            db, clinic_id, person["email"], person["name"], person["password"], now
-        )
-        row = one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,))
-        auth.start_session("practitioner", row)
-        audit.record("setup", actor_kind="practitioner", actor_id=pid, clinic_id=clinic_id)
+    clinic.set_up(db, values, person, utcnow())
     return created(me_payload())
 
 
@@ -95,12 +85,8 @@ def login():
         ) from None
     if row is None:
         raise ApiError(401, "bad_credentials", "Email or password is incorrect.")
-    db = get_db()
-    with write(db):
-        auth.start_session("practitioner", row)
-        audit.record(
-            "sign_in", actor_kind="practitioner", actor_id=row["id"], clinic_id=row["clinic_id"]
-        )
+    with write(get_db()):
+        auth.start_session("practitioner", row, "sign_in")
     return jsonify(me_payload())
 
 

@@ -73,8 +73,9 @@ def load_user(session_id: str) -> User | None:
     return User(row["user_kind"], user_row, session_id)
 
 
-def start_session(kind: str, row: dict) -> User:
-    """Create a server-side session for a user and sign them in on this request."""
+def start_session(kind: str, row: dict, event: str) -> User:
+    """Create a server-side session for a user, sign them in on this request, and record
+    `event` (what signed them in) in the audit log as theirs."""
     now = utcnow()
     if kind == "practitioner":
         lifetime = timedelta(hours=current_app.config["PRACTITIONER_ABSOLUTE_HOURS"])
@@ -86,6 +87,13 @@ def start_session(kind: str, row: dict) -> User:
         "INSERT INTO auth_sessions (id, user_kind, user_id, created_at, last_seen_at, expires_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (hash_token(session_id), kind, row["id"], iso(now), iso(now), iso(now + lifetime)),
+    )
+    audit.record(
+        event,
+        actor_kind=kind,
+        actor_id=row["id"],
+        clinic_id=row["clinic_id"],
+        client_id=row["id"] if kind == "client" else None,
     )
     user = User(kind, row, session_id)
     session.clear()

@@ -48,6 +48,20 @@ def create_practitioner(
     ).lastrowid
 
 
+def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime) -> None:
+    """First run: the clinic and its first practitioner, who is signed in on this request."""
+    with write(db):
+        clinic_id = create_clinic(
+            db, values["clinic_name"], values["timezone"], values.get("clinic_phone"), now
+        )
+        pid = create_practitioner(
+            db, clinic_id, person["email"], person["name"], person["password"], now
+        )
+        auth.start_session(
+            "practitioner", one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)), "setup"
+        )
+
+
 def add_colleague(db: sqlite_utils.Database, clinic_id: int, values: dict, now: datetime) -> int:
     """Add a practitioner from validated practitioner_fields(); record who added them."""
     pid = create_practitioner(
@@ -277,14 +291,7 @@ def sign_in_with_invite(db: sqlite_utils.Database, token: str, now: datetime) ->
     """Redeem an invite and sign this browser in as its client; return the client row."""
     with write(db):
         row = redeem_invite(db, token, now)
-        auth.start_session("client", row)
-        audit.record(
-            "invite_redeemed",
-            actor_kind="client",
-            actor_id=row["id"],
-            clinic_id=row["clinic_id"],
-            client_id=row["id"],
-        )
+        auth.start_session("client", row, "invite_redeemed")
     return row
 
 

@@ -51,18 +51,7 @@ def setup():
             person = clinic.practitioner_fields(
                 {k: form.get(k, "") for k in ("email", "name", "password")}
             )
-            now = utcnow()
-            with write(db):
-                cid = clinic.create_clinic(
-                    db, values["clinic_name"], values["timezone"], values.get("clinic_phone"), now
-                )
-                pid = clinic.create_practitioner(
-                    db, cid, person["email"], person["name"], person["password"], now
-                )
-                auth.start_session(
-                    "practitioner", one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,))
-                )
-                audit.record("setup", actor_kind="practitioner", actor_id=pid, clinic_id=cid)
+            clinic.set_up(db, values, person, utcnow())
             return redirect(url_for(".clients"))
         except ApiError as e:
             errors = form_errors(e)
@@ -92,13 +81,7 @@ def login():
             error, status = "Email or password is incorrect.", 401
         else:
             with write(db):
-                auth.start_session("practitioner", row)
-                audit.record(
-                    "sign_in",
-                    actor_kind="practitioner",
-                    actor_id=row["id"],
-                    clinic_id=row["clinic_id"],
-                )
+                auth.start_session("practitioner", row, "sign_in")
             return redirect(safe_next(request.args.get("next")) or url_for("review.queue"))
     return render_template("practitioner/login.html", error=error), status
 
