@@ -103,7 +103,7 @@ def make_instance(folder: Path):
 
 def populate(db, receiver, n: int, now: datetime) -> int:
     """Create a clinic and n clients with one device each; return the clinic id."""
-    from companion import clinic
+    from companion.accounts import store as clinic
     from companion.db import iso, write
 
     stamp = iso(now)
@@ -176,8 +176,8 @@ def count(db, status: str) -> int:
 
 
 def empty_tick_us(db, sender, settings, repeat: int = 300) -> float:
-    from companion import dispatch
     from companion.db import utcnow
+    from companion.reminders import dispatcher as dispatch
 
     samples = []
     for _ in range(repeat):
@@ -190,8 +190,8 @@ def empty_tick_us(db, sender, settings, repeat: int = 300) -> float:
 
 def burst(db, sender, settings, n: int, profile_to: Path | None) -> tuple[float, float]:
     """Drain n due rows with back-to-back ticks; return (messages/s, CPU us per message)."""
-    from companion import dispatch
     from companion.db import utcnow
+    from companion.reminders import dispatcher as dispatch
 
     spy = None
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
@@ -229,8 +229,8 @@ def burst(db, sender, settings, n: int, profile_to: Path | None) -> tuple[float,
 
 def steady(db, sender, settings, clinic_id, clients, rate, seconds, receiver):
     """Rows due at `rate`/s, ticked once a second; return lateness samples in seconds."""
-    from companion import dispatch
     from companion.db import utcnow
+    from companion.reminders import dispatcher as dispatch
 
     first = utcnow() + timedelta(seconds=2)
     total = int(rate * seconds)
@@ -268,7 +268,7 @@ def naive(pem: str, receiver, samples: int) -> tuple[float, float]:
     from py_vapid import Vapid
     from pywebpush import webpush
 
-    from companion.push import build_payload
+    from companion.reminders.push import build_payload
 
     vapid = Vapid.from_pem(pem.encode())
     subs = [receiver.new_subscription(f"naive{k}") for k in range(samples)]
@@ -302,8 +302,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(delay_ms: float, args) -> None:
-    from companion import dispatch, scheduler
     from companion.db import connect, utcnow
+    from companion.reminders import dispatcher as dispatch
+    from companion.reminders import worker as scheduler
 
     folder = Path(tempfile.mkdtemp(prefix="companion-bench-"))
     try:
@@ -320,7 +321,7 @@ def run(delay_ms: float, args) -> None:
             if args.batch:
                 settings.batch = args.batch
             if args.workers:
-                from companion.push import Sender
+                from companion.reminders.push import Sender
 
                 sender = Sender(
                     pem,

@@ -157,7 +157,7 @@ def populate(
     """`clients` new clients with one device each (every tenth has a second one), in a new
     clinic unless one is given. Returns (clinic id, client id -> device names).
     """
-    from companion import clinic
+    from companion.accounts import store as clinic
     from companion.db import iso, utcnow, write
 
     now = utcnow()
@@ -322,8 +322,8 @@ def mid_batch(db, receiver, half: int) -> bool:
 
 
 def scenario_kill(n: int, folder: Path) -> bool:
-    from companion import scheduler
     from companion.db import connect
+    from companion.reminders import worker as scheduler
 
     app = make_instance(folder / "instance")
     lease = scheduler.Dispatcher(app).settings.lease_seconds
@@ -413,8 +413,9 @@ class RecordingSender:
 
 
 def scenario_outage(n: int, folder: Path) -> bool:
-    from companion import dispatch, scheduler
     from companion.db import connect, parse_iso, rows
+    from companion.reminders import dispatcher as dispatch
+    from companion.reminders import worker as scheduler
 
     app = make_instance(folder / "instance")
     t0 = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)  # the push service goes down
@@ -663,8 +664,8 @@ def scenario_sigterm(
     jitter_ms=JITTER_MS,
     label: str = "d. SIGTERM during load",
 ) -> bool:
-    from companion import scheduler
     from companion.db import connect
+    from companion.reminders import worker as scheduler
 
     app = make_instance(folder / "instance")
     lease = scheduler.Dispatcher(app).settings.lease_seconds

@@ -34,9 +34,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from companion import migrations, protocols, triage  # noqa: E402
-from companion.checkins import SYMPTOMS, WARNINGS  # noqa: E402
+from companion import migrations
+from companion.checkins import triage  # noqa: E402
+from companion.checkins.store import SYMPTOMS, WARNINGS  # noqa: E402
 from companion.db import connect  # noqa: E402
+from companion.reminders import protocol as protocols
 
 PASSWORD = "benchmark-practitioner-password"  # every generated practitioner's password
 FULL = {"clinics": 1000, "clients": 100_000, "sessions": 300_000, "checkins": 2_000_000}
@@ -1025,8 +1027,11 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
 
     With erase, also time that many DELETE /api/clients/<id> (the data is really erased).
     """
-    from companion import charts, clinic, create_app, review
+    from companion import create_app
+    from companion.accounts import store as clinic
     from companion.db import get_db
+    from companion.review import charts
+    from companion.review import store as review
 
     instance = tempfile.mkdtemp(prefix="companion-bench-")
     os.environ["COMPANION_INSTANCE_PATH"] = instance
@@ -1093,7 +1098,8 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
 
 def plans(info: dict) -> list[tuple[str, str, list[str]]]:
     """EXPLAIN QUERY PLAN every distinct statement the review functions run, as they run it."""
-    from companion import clinic, review
+    from companion.accounts import store as clinic
+    from companion.review import store as review
 
     db = connect(info["path"])
     seen: dict[str, tuple[str, str]] = {}

@@ -13,19 +13,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_path=os.path.abspath(instance or "instance"),
         instance_relative_config=True,
     )
-    from . import (
-        api,
-        api_review,
-        auth,
-        config,
-        db,
-        errors,
-        views_client,
-        views_practitioner,
-        views_review,
-        web,
-    )
-    from .converters import IdConverter
+    from companion import api, auth, config, db, errors, views_client, web
+    from companion.accounts import pages as views_practitioner
+    from companion.converters import IdConverter
+    from companion.review import api as api_review
+    from companion.review import pages as views_review
 
     # Before any blueprint: every <int:...> route then refuses ids past 64 bits.
     app.url_map.converters["int"] = IdConverter

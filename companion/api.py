@@ -4,13 +4,16 @@ import segno
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from . import audit, auth, clinic, push, schedule
-from .auth import client_required, practitioner_required
-from .converters import MAX_ID, parse_id
-from .db import get_db, iso, one, rows, utcnow, write
-from .errors import ApiError, Invalid, not_found
-from .openapi import document
-from .validation import Fields, encodable
+from companion import audit, auth
+from companion.accounts import store as clinic
+from companion.auth import client_required, practitioner_required
+from companion.converters import MAX_ID, parse_id
+from companion.db import get_db, iso, one, rows, utcnow, write
+from companion.errors import ApiError, Invalid, not_found
+from companion.openapi import document
+from companion.reminders import outbox as schedule
+from companion.reminders import push
+from companion.validation import Fields, encodable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -405,7 +408,7 @@ def get_protocol():
 @practitioner_required
 def put_protocol():
     """Replace the clinic's protocol with a new version; sessions keep the version they used."""
-    from .protocols import validate_steps
+    from companion.reminders.protocol import validate_steps
 
     data = body()
     if not isinstance(data, dict) or set(data) - {"steps"}:
@@ -525,7 +528,7 @@ def my_subscriptions():
 @client_required
 def get_aftercare():
     """Today's instructions, the next reminder, and the reminders already due."""
-    from . import aftercare
+    from companion.reminders import inbox as aftercare
 
     db = get_db()
     now = utcnow()
@@ -541,7 +544,7 @@ def get_aftercare():
 @client_required
 def post_checkin():
     """Report how the skin is healing; a replay of the same id returns the stored answer."""
-    from . import checkins
+    from companion.checkins import store as checkins
 
     now = utcnow()
     values = checkins.checkin_fields(body(), now)
@@ -552,7 +555,7 @@ def post_checkin():
 @bp.get("/checkins")
 def get_checkins():
     """A client's own check-ins; a practitioner passes ?client_id= for one of their clients."""
-    from . import checkins
+    from companion.checkins import store as checkins
 
     signed_in()
     db = get_db()
@@ -571,7 +574,7 @@ def get_checkins():
 @client_required
 def add_photo(checkin_id: str):
     """Attach a photo (the raw image as the body, Content-Type image/*) to your check-in."""
-    from . import photos
+    from companion.checkins import photos
 
     if not (request.mimetype or "").startswith("image/"):
         raise ApiError(
@@ -627,7 +630,7 @@ def get_photo(photo_id: str):
     """A photo, only to its client and their clinic's practitioners."""
     from flask import send_file
 
-    from . import photos
+    from companion.checkins import photos
 
     signed_in()
     db = get_db()

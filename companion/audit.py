@@ -3,7 +3,7 @@
 from flask import has_request_context, request
 from flask_login import current_user
 
-from .db import get_db, iso, utcnow
+from companion.db import get_db, iso, utcnow
 
 
 def record(

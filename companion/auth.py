@@ -10,9 +10,9 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit
-from .db import get_db, iso, one, parse_iso, utcnow, write
-from .validation import encodable
+from companion import audit
+from companion.db import get_db, iso, one, parse_iso, utcnow, write
+from companion.validation import encodable
 
 login_manager = LoginManager()
 
@@ -215,7 +215,7 @@ def client_required(view):
 
 
 def _forbidden():
-    from .errors import abort_json_or_html
+    from companion.errors import abort_json_or_html
 
     audit.record("access_refused", detail=request.path)
     return abort_json_or_html(403, "forbidden", "This is not available to your account.")
@@ -241,7 +241,7 @@ def init_app(app: Flask) -> None:
     def unauthorized():
         from flask import redirect, url_for
 
-        from .errors import abort_json_or_html, safe_next
+        from companion.errors import abort_json_or_html, safe_next
 
         if request.path.startswith("/api/"):
             return abort_json_or_html(401, "unauthorized", "Sign in first.")

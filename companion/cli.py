@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from . import create_app
+from companion import create_app
 
 
 def _app(**config):
@@ -14,8 +14,8 @@ def _app(**config):
 
 def migrate(app) -> list[str]:
     """Apply pending migrations; return the names applied."""
-    from . import migrations
-    from .db import connect
+    from companion import migrations
+    from companion.db import connect
 
     db = connect(app.config["DATABASE"])
     try:
@@ -65,10 +65,10 @@ def init_db() -> None:
     help="Read the password from standard input (no terminal needed).",
 )
 def create_practitioner(email, name, clinic_name, timezone, phone, password_stdin) -> None:
-    from . import clinic
-    from .db import connect, one, utcnow, write
-    from .errors import ApiError
-    from .validation import Fields
+    from companion.accounts import store as clinic
+    from companion.db import connect, one, utcnow, write
+    from companion.errors import ApiError
+    from companion.validation import Fields
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -113,7 +113,7 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
 def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
     from werkzeug.serving import make_server
 
-    from . import scheduler
+    from companion.reminders import worker as scheduler
 
     if dispatch:
         scheduler.start(app)
@@ -149,7 +149,7 @@ def run(host: str, port: int, no_dispatch: bool) -> None:
 
 @main.command(help="Run only the reminder dispatcher (beside web servers that don't dispatch).")
 def worker() -> None:
-    from . import scheduler
+    from companion.reminders import worker as scheduler
 
     app = _app()
     migrate(app)
@@ -164,7 +164,7 @@ def worker() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--seed-only", is_flag=True, help="Seed the data and exit without running the app.")
 def demo(host: str, port: int, seed_only: bool) -> None:
-    from . import demo as demo_data
+    from companion import demo as demo_data
 
     app = _app()
     migrate(app)
@@ -189,7 +189,7 @@ def demo(host: str, port: int, seed_only: bool) -> None:
 )
 @click.option("--no-dispatch", is_flag=True, help="Run no dispatcher (one runs elsewhere).")
 def serve(host: str, port: int, workers: int, threads: int, no_dispatch: bool) -> None:
-    from . import production
+    from companion import production
 
     migrate(_app())  # once, before any worker starts
     production.serve(host, port, workers, threads, not no_dispatch)
@@ -197,7 +197,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_dispatch: bool) -
 
 @main.command(help="Check an installation: secrets, VAPID contact, database, dispatcher, backlog.")
 def doctor() -> None:
-    from . import production
+    from companion import production
 
     findings = production.doctor(_app())
     for ok, message in findings:

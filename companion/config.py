@@ -85,7 +85,7 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
         stored["SECRET_KEY"] = secrets.token_urlsafe(48)
         changed = True
     if not stored.get("VAPID_PRIVATE_KEY"):
-        from .push import generate_vapid_keys
+        from companion.reminders.push import generate_vapid_keys
 
         stored["VAPID_PRIVATE_KEY"], stored["VAPID_PUBLIC_KEY"] = generate_vapid_keys()
         changed = True

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from flask import Flask
 
-from . import checkins, clinic
-from .auth import hash_password
-from .db import connect, one, utcnow, write
+from companion.accounts import store as clinic
+from companion.auth import hash_password
+from companion.checkins import store as checkins
+from companion.db import connect, one, utcnow, write
 
 EMAIL = "demo@companion-demo.net"
 CLINIC = "Companion Demo Clinic"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from flask import Flask
 
-from .db import connect, one, parse_iso, utcnow
+from companion.db import connect, one, parse_iso, utcnow
 
 
 def serve(host: str, port: int, workers: int, threads: int, dispatch: bool) -> None:
     """Run gunicorn with `workers` gthread workers and one dispatcher child process."""
     from gunicorn.app.base import BaseApplication
 
-    from . import create_app
+    from companion import create_app
 
     dispatcher: dict = {}
 
@@ -67,7 +67,8 @@ def serve(host: str, port: int, workers: int, threads: int, dispatch: bool) -> N
 
 def doctor(app: Flask) -> list[tuple[bool, str]]:
     """Check an installation; return (ok, message) findings."""
-    from . import migrations, push
+    from companion import migrations
+    from companion.reminders import push
 
     cfg = app.config
     found: list[tuple[bool, str]] = []

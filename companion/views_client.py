@@ -3,11 +3,11 @@
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import clinic
-from .auth import client_required
-from .converters import parse_id
-from .db import get_db, utcnow
-from .errors import ApiError
+from companion.accounts import store as clinic
+from companion.auth import client_required
+from companion.converters import parse_id
+from companion.db import get_db, utcnow
+from companion.errors import ApiError
 
 bp = Blueprint("client", __name__)
 
@@ -33,8 +33,10 @@ def home():
 
 def home_context() -> dict:
     """Today's aftercare, the next reminder, the latest assessment and the recovery chart."""
-    from . import aftercare, charts, checkins
-    from .db import rows
+    from companion.checkins import store as checkins
+    from companion.db import rows
+    from companion.reminders import inbox as aftercare
+    from companion.review import charts
 
     db = get_db()
     client = current_user.row
@@ -95,7 +97,7 @@ def checkin():
 @bp.get("/reminders")
 @client_required
 def reminders():
-    from . import aftercare
+    from companion.reminders import inbox as aftercare
 
     return render_template(
         "client/reminders.html", reminders=aftercare.inbox(get_db(), current_user.row, utcnow())
@@ -122,7 +124,7 @@ def settings():
             errors = e.fields
     from zoneinfo import available_timezones
 
-    from .validation import valid_timezone  # noqa: F401  (zones list for the select)
+    from companion.validation import valid_timezone  # noqa: F401  (zones list for the select)
 
     return render_template(
         "client/settings.html",

@@ -6,8 +6,8 @@ from flask import Flask, current_app, jsonify, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .db import get_db
-from .errors import check_api_request
+from companion.db import get_db
+from companion.errors import check_api_request
 
 csrf = CSRFProtect()
 
@@ -21,8 +21,8 @@ def service_worker_path() -> Path:
 
 
 def init_app(app: Flask) -> None:
-    from .api import bp as api_bp
-    from .api_review import bp as review_bp
+    from companion.api import bp as api_bp
+    from companion.review.api import bp as review_bp
 
     csrf.init_app(app)
     # The JSON API's CSRF defence is its content type and Origin check, not a token: an
@@ -34,7 +34,7 @@ def init_app(app: Flask) -> None:
         # Trust exactly as many proxy hops as the operator configured, no more.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from .db import parse_iso
+    from companion.db import parse_iso
 
     app.add_template_filter(parse_iso, "parse_iso")
 

@@ -25,7 +25,7 @@ from conftest import World, checkin_body
 from PIL import Image
 from playwright.sync_api import expect
 
-from companion.push import DISCREET_BODY, DISCREET_TITLE, build_payload
+from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, build_payload
 
 GRANTS = ["notifications", "background-sync"]
 CLIENT_PAGES = {

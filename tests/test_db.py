@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion.aftercare import APPLIES_SQL, PLANNING_SKIPS, applies
 from companion.cli import migrate
 from companion.db import connect, get_db, write
+from companion.reminders.inbox import APPLIES_SQL, PLANNING_SKIPS, applies
 
 
 def test_a_thread_keeps_its_connection_and_no_transaction_survives_a_request(app):
@@ -67,7 +67,7 @@ def test_the_sql_form_of_applies_agrees_with_applies(status, reason):
 
 
 def test_web_commits_leave_the_checkpoint_to_the_dispatcher(app):
-    from companion.scheduler import Dispatcher
+    from companion.reminders.worker import Dispatcher
 
     migrate(app)
     path = Path(app.config["DATABASE"])

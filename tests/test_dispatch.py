@@ -20,10 +20,12 @@ import pytest
 from conftest import Api, World, checkin_body
 from push_receiver import PushReceiver, Reply
 
-from companion import clinic, dispatch, scheduler
+from companion.accounts import store as clinic
 from companion.db import connect, iso, parse_iso, rows, utcnow, write
-from companion.protocols import DEFAULT_STEPS
-from companion.push import DISCREET_BODY, DISCREET_TITLE, Sender, public_key_from_private
+from companion.reminders import dispatcher as dispatch
+from companion.reminders import worker as scheduler
+from companion.reminders.protocol import DEFAULT_STEPS
+from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, Sender, public_key_from_private
 
 VALID_HOURS = {s["key"]: s["valid_hours"] for s in DEFAULT_STEPS}
 
@@ -511,7 +513,8 @@ def test_rows_leased_by_a_crashed_sender_are_sent_after_the_lease(db, outbox, re
 
 KILLABLE_DISPATCHER = """
 import os, sys, time
-from companion import dispatch, push
+from companion.reminders import dispatcher as dispatch
+from companion.reminders import push
 from companion.db import connect, utcnow
 
 db = connect(sys.argv[1])

@@ -23,7 +23,7 @@ import pytest
 from processes import COMPANION, free_port, sign_in_client, wait_for_health
 from push_receiver import PushReceiver
 
-from companion import clinic
+from companion.accounts import store as clinic
 from companion.db import connect, iso, utcnow, write
 
 SUBJECT = "mailto:ops@clinic-tests.net"

@@ -3,7 +3,7 @@
 import uuid
 from datetime import timedelta
 
-from companion import checkins
+from companion.checkins import store as checkins
 from companion.db import connect, parse_iso
 
 

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import Api, World
 
-from companion import clinic, dispatch, push
+from companion.accounts import store as clinic
 from companion.db import connect, iso, parse_iso, rows, write
-from companion.protocols import DEFAULT_STEPS, local_time, plan
+from companion.reminders import dispatcher as dispatch
+from companion.reminders import push
+from companion.reminders.protocol import DEFAULT_STEPS, local_time, plan
 
 STEP_KEYS = {s["key"] for s in DEFAULT_STEPS}
 

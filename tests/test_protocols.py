@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion.protocols import (
+from companion.reminders.protocol import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_STEPS,
     SKIP_BEFORE_SESSION,

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from push_receiver import PushReceiver, ReceiverProcess, Reply
 
-from companion.push import (
+from companion.reminders.push import (
     DISCREET_BODY,
     DISCREET_TITLE,
     MAX_PAYLOAD_BYTES,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion import triage
+from companion.checkins import triage
 
 pytestmark = pytest.mark.filterwarnings("error")
 

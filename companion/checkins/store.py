@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import sqlite_utils
 from flask import current_app
 
-from . import triage
-from .db import iso, one, parse_iso, rows, write
-from .errors import ApiError, Invalid, not_found
-from .validation import Fields
+from companion.checkins import triage
+from companion.db import iso, one, parse_iso, rows, write
+from companion.errors import ApiError, Invalid, not_found
+from companion.validation import Fields
 
 SYMPTOMS = ("bruising", "peeling", "itching", "oozing", "bumps", "patches")
 WARNINGS = ("spreading_redness", "fever", "pus", "eye_or_breathing", "blisters")

@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import clinic, protocols
-from .db import iso, parse_iso, rows
+from companion.accounts import store as clinic
+from companion.db import iso, parse_iso, rows
+from companion.reminders import protocol as protocols
 
 
 def _local(text: str, tz: str) -> datetime:

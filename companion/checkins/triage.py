@@ -11,23 +11,7 @@ triage sees elapsed time, not the client's calendar.
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-SEVERITIES = ("info", "review", "urgent")
-
-RULES: dict[str, dict] = {
-    "U1": {"severity": "urgent", "title": "Spreading redness, red streaks or hot skin"},
-    "U2": {"severity": "urgent", "title": "Fever or chills"},
-    "U3": {"severity": "urgent", "title": "Pus, yellow crusts or discharge"},
-    "U4": {"severity": "urgent", "title": "Eye swelling, vision change or trouble breathing"},
-    "U5": {"severity": "urgent", "title": "Blisters (suspected cold sore)"},
-    "R1": {"severity": "review", "title": "Redness above the expected course"},
-    "R2": {"severity": "review", "title": "Swelling rising or above the expected course"},
-    "R3": {"severity": "review", "title": "Worse than the last check-in"},
-    "R4": {"severity": "review", "title": "Severe or rising pain"},
-    "R5": {"severity": "review", "title": "Bruising after day 7"},
-    "N1": {"severity": "info", "title": "New bumps or spots from day 3"},
-    "N2": {"severity": "info", "title": "Dark or light patches"},
-    "N3": {"severity": "info", "title": "Two check-ins in a row missed"},
-}
+from companion.clinical import RULES, SEVERITIES, severity_rank  # noqa: F401 (re-exported)
 
 # Vendor downtime figures (aftercare.md, "Expected recovery course"), not peer-reviewed:
 # 0.2-0.5 mm about 2-3 days, 0.8-1.5 mm about 4-5 days, 2.0-3.0 mm about 6-7 days. We take
@@ -54,11 +38,6 @@ _SCORES = ("redness", "swelling", "pain")
 _EMERGENCY = (
     "If you have trouble breathing, swelling around the eye or a high fever, seek emergency care."
 )
-
-
-def severity_rank(severity: str) -> int:
-    """Return the rank of a severity: info 0, review 1, urgent 2."""
-    return SEVERITIES.index(severity)
 
 
 def downtime_hours(needle_depth_mm: float | None) -> float:

@@ -5,8 +5,8 @@ from datetime import datetime
 
 import sqlite_utils
 
-from . import protocols
-from .db import iso, one, parse_iso, rows
+from companion.db import iso, one, parse_iso, rows
+from companion.reminders import protocol as protocols
 
 
 def current_protocol(db: sqlite_utils.Database, clinic_id: int) -> dict:

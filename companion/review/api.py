@@ -3,13 +3,14 @@
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
-from . import audit, review
-from .api import body, my_client
-from .auth import practitioner_required
-from .converters import parse_id
-from .db import get_db, utcnow
-from .errors import Invalid
-from .validation import Fields
+from companion import audit
+from companion.api import body, my_client
+from companion.auth import practitioner_required
+from companion.converters import parse_id
+from companion.db import get_db, utcnow
+from companion.errors import Invalid
+from companion.review import store as review
+from companion.validation import Fields
 
 bp = Blueprint("api_review", __name__, url_prefix="/api")
 
@@ -114,7 +115,7 @@ def export_client(client_id: int):
         resp = jsonify(review.client_bundle(db, client))
         resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}.json"'
     elif fmt == "fhir":
-        from . import fhir
+        from companion.review import fhir
 
         resp = jsonify(fhir.bundle(db, client))
         resp.headers["Content-Type"] = "application/fhir+json"
@@ -153,7 +154,7 @@ def export_clinic_checkins():
 @practitioner_required
 def export_clinic_flags():
     """The clinic's flags opened in [from, to) as CSV."""
-    from .db import rows
+    from companion.db import rows
 
     where, params = _range("opened_at")
     found = rows(get_db(), f"SELECT * FROM flags WHERE {where} ORDER BY opened_at, id", params)

@@ -7,11 +7,12 @@ import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import audit, auth, clinic
-from .api import invite_url
-from .auth import practitioner_required
-from .db import get_db, one, utcnow, write
-from .errors import ApiError, safe_next
+from companion import audit, auth
+from companion.accounts import store as clinic
+from companion.api import invite_url
+from companion.auth import practitioner_required
+from companion.db import get_db, one, utcnow, write
+from companion.errors import ApiError, safe_next
 
 bp = Blueprint("practitioner", __name__, url_prefix="/clinic")
 
@@ -30,7 +31,7 @@ def setup():
     if request.method == "POST":
         form = request.form
         try:
-            from .validation import Fields
+            from companion.validation import Fields
 
             f = Fields(
                 dict(form),
@@ -139,7 +140,8 @@ def my_client(client_id: int) -> dict:
 @bp.get("/clients/<int:client_id>")
 @practitioner_required
 def client_detail(client_id: int):
-    from . import charts, review
+    from companion.review import charts
+    from companion.review import store as review
 
     db = get_db()
     client = my_client(client_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ApiError
+from companion.errors import ApiError
 
 ACCEPTED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}
 MAX_BYTES = 15 * 1024 * 1024

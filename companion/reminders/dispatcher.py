@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from . import push
-from .db import iso, parse_iso, rows, write
+from companion.db import iso, parse_iso, rows, write
+from companion.reminders import push
 
 NO_DEVICE = "no subscribed device (shown in the app's inbox)"
 ALL_GONE = "every device unsubscribed (shown in the app's inbox)"

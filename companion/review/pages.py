@@ -5,11 +5,14 @@ import json
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import audit, clinic, review, schedule
-from .auth import practitioner_required
-from .converters import parse_id
-from .db import get_db, rows, utcnow, write
-from .errors import ApiError
+from companion import audit
+from companion.accounts import store as clinic
+from companion.auth import practitioner_required
+from companion.converters import parse_id
+from companion.db import get_db, rows, utcnow, write
+from companion.errors import ApiError
+from companion.reminders import outbox as schedule
+from companion.review import store as review
 
 bp = Blueprint("review", __name__, url_prefix="/clinic")
 
@@ -140,7 +143,7 @@ def settings():
 @practitioner_required
 def protocol():
     """View and edit the clinic's protocol; saving makes a new version."""
-    from .protocols import validate_steps
+    from companion.reminders.protocol import validate_steps
 
     db = get_db()
     current = schedule.current_protocol(db, current_user.clinic_id)

@@ -9,8 +9,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import dispatch, push
-from .db import connect, iso, utcnow
+from companion.db import connect, iso, utcnow
+from companion.reminders import dispatcher as dispatch
+from companion.reminders import push
 
 # Push requests in flight at once, and pooled connections to match (the Sender runs
 # them on one asyncio thread; the name predates that). Push services answer in
@@ -58,7 +59,7 @@ class Dispatcher:
             )
             self._last_beat = now
         with self.app.app_context():
-            from . import checkins
+            from companion.checkins import store as checkins
 
             checkins.check_missed(db, now)
             sender = self.get_sender(db)

@@ -8,9 +8,11 @@ from datetime import datetime
 
 import sqlite_utils
 
-from . import checkins, clinic, schedule
-from .db import iso, one, parse_iso, rows, write
-from .errors import ApiError, not_found
+from companion.accounts import store as clinic
+from companion.checkins import store as checkins
+from companion.db import iso, one, parse_iso, rows, write
+from companion.errors import ApiError, not_found
+from companion.reminders import outbox as schedule
 
 SEVERITY_ORDER = "CASE f.severity WHEN 'urgent' THEN 0 WHEN 'review' THEN 1 ELSE 2 END"
 ACTIVE = ("open", "acknowledged")

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from flask import current_app
 
-from . import audit, auth, schedule
-from .auth import hash_password, hash_token
-from .db import iso, one, parse_iso, rows, write
-from .errors import ApiError, not_found
-from .validation import Fields
+from companion import audit, auth
+from companion.auth import hash_password, hash_token
+from companion.db import iso, one, parse_iso, rows, write
+from companion.errors import ApiError, not_found
+from companion.reminders import outbox as schedule
+from companion.validation import Fields
 
 DEVICES = ("pen", "roller")
 

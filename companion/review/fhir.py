@@ -2,8 +2,8 @@
 
 import sqlite_utils
 
-from .checkins import SYMPTOMS, WARNINGS, checkin_dicts
-from .db import rows
+from companion.checkins.store import SYMPTOMS, WARNINGS, checkin_dicts
+from companion.db import rows
 
 BASE = "urn:companion"
 # Scores are product scales, not LOINC-coded; the system URI says so honestly.

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
-from . import triage
+from companion.checkins import triage
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 260, 40, 16, 16, 40
 
@@ -116,7 +116,7 @@ def chart_for(
     session_row: dict, checkin_rows: list[dict], flagged_ids: set[str] | None = None
 ) -> Markup:
     """Chart a session from its stored rows (session row with performed_at text; check-in dicts)."""
-    from .checkins import as_triage, session_for_triage
+    from companion.checkins.store import as_triage, session_for_triage
 
     session = session_for_triage(session_row)
     points = triage.course_points(session, [as_triage(c) for c in checkin_rows])

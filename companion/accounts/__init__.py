@@ -1,0 +1,1 @@
+"""Clinics, practitioners, clients, invites and sign-in."""

@@ -1,0 +1,1 @@
+"""The check-in path: validation, storage, photos, triage, flags."""

@@ -1,0 +1,41 @@
+"""The clinical vocabulary, defined once: severities, flag states, symptoms, warning signs, rules.
+
+Ids and wording follow docs/clinical.md (the red-flag rules U1-U5, R1-R5, N1-N3).
+Triage, the API contract, the pages and the exports import these; none spells them again.
+"""
+
+from typing import Literal
+
+# Lowest first: a severity's rank is its index.
+SEVERITIES = ("info", "review", "urgent")
+Severity = Literal["info", "review", "urgent"]
+# Most urgent first, as lists and filters show them.
+SEVERITIES_DESC = tuple(reversed(SEVERITIES))
+
+FLAG_STATUSES = ("open", "acknowledged", "resolved")
+FlagStatus = Literal["open", "acknowledged", "resolved"]
+ACTIVE_STATUSES = ("open", "acknowledged")
+
+SYMPTOMS = ("bruising", "peeling", "itching", "oozing", "bumps", "patches")
+WARNING_SIGNS = ("spreading_redness", "fever", "pus", "eye_or_breathing", "blisters")
+
+RULES: dict[str, dict] = {
+    "U1": {"severity": "urgent", "title": "Spreading redness, red streaks or hot skin"},
+    "U2": {"severity": "urgent", "title": "Fever or chills"},
+    "U3": {"severity": "urgent", "title": "Pus, yellow crusts or discharge"},
+    "U4": {"severity": "urgent", "title": "Eye swelling, vision change or trouble breathing"},
+    "U5": {"severity": "urgent", "title": "Blisters (suspected cold sore)"},
+    "R1": {"severity": "review", "title": "Redness above the expected course"},
+    "R2": {"severity": "review", "title": "Swelling rising or above the expected course"},
+    "R3": {"severity": "review", "title": "Worse than the last check-in"},
+    "R4": {"severity": "review", "title": "Severe or rising pain"},
+    "R5": {"severity": "review", "title": "Bruising after day 7"},
+    "N1": {"severity": "info", "title": "New bumps or spots from day 3"},
+    "N2": {"severity": "info", "title": "Dark or light patches"},
+    "N3": {"severity": "info", "title": "Two check-ins in a row missed"},
+}
+
+
+def severity_rank(severity: str) -> int:
+    """Return the rank of a severity: info 0, review 1, urgent 2."""
+    return SEVERITIES.index(severity)

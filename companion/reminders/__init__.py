@@ -1,0 +1,1 @@
+"""The timed path: protocol, planning, the outbox, the dispatcher, the push sender, the inbox."""

@@ -1,0 +1,1 @@
+"""The practitioner's review: queue, timeline, charts, exports, erasure."""
