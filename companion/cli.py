@@ -67,7 +67,7 @@ def init_db() -> None:
 def create_practitioner(email, name, clinic_name, timezone, phone, password_stdin) -> None:
     from companion.accounts import store as clinic
     from companion.db import connect, one, utcnow, write
-    from companion.errors import ApiError
+    from companion.errors import ApiError, DomainError
     from companion.validation import Fields
 
     if password_stdin:
@@ -83,7 +83,7 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
         f.timezone("timezone", required=True)
         f.phone("phone")
         f.done()
-    except ApiError as e:
+    except (ApiError, DomainError) as e:
         raise click.ClickException(
             "; ".join(f"{k}: {v}" for k, v in e.fields.items()) or e.message
         ) from None
@@ -101,7 +101,7 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
                 pid = clinic.create_practitioner(
                     db, clinic_id, person["email"], name, password, now
                 )
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             raise click.ClickException(e.message) from None
         finally:
             db.close()

@@ -14,8 +14,95 @@ SIMPLE_CONTENT_TYPES = {
 }
 
 
+class DomainError(Exception):
+    """An error a user can cause, raised by domain code that knows nothing of HTTP.
+
+    `code` is the machine-readable reason, `message` the plain-language one; `fields` names
+    the bad input. The HTTP status is chosen once, in STATUS below.
+    """
+
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str | None = None, fields: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.fields = fields or {}
+
+
+class NotFound(DomainError):
+    """No such record, or not one the caller may see (the same answer, so ids do not leak)."""
+
+    code = "not_found"
+
+    def __init__(self, what: str = "record", code: str | None = None, message: str | None = None):
+        super().__init__(message or f"No such {what}.", code)
+
+
+class Conflict(DomainError):
+    """The request clashes with the record's current state."""
+
+    code = "conflict"
+
+
+class Gone(DomainError):
+    """The thing existed but can no longer be used (an expired or used invite)."""
+
+    code = "gone"
+
+
+class Invalid(DomainError):
+    """Input that breaks the contract; `fields` says which field and why."""
+
+    code = "invalid"
+
+    def __init__(self, fields: dict, message: str = "Some fields are not valid."):
+        super().__init__(message, "invalid", fields)
+
+
+class TooLarge(DomainError):
+    code = "too_large"
+
+
+class Unsupported(DomainError):
+    """A body of a kind we do not accept (e.g. an image format)."""
+
+    code = "unsupported_media_type"
+
+
+class RateLimited(DomainError):
+    """Too many attempts; try again after `retry_after` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, code: str | None = None):
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
+# The one place a domain error becomes an HTTP status.
+STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooLarge: 413,
+    Unsupported: 415,
+    Invalid: 422,
+    RateLimited: 429,
+}
+
+
+def status_of(e: DomainError) -> int:
+    """Return the HTTP status for a domain error (its nearest mapped class)."""
+    for cls in type(e).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
 class ApiError(Exception):
-    """An error a user can cause: answered with its status and the API's error shape."""
+    """An HTTP-level refusal raised at the edge (routes, auth, request checks), with its status."""
 
     def __init__(
         self,
@@ -31,13 +118,8 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-class Invalid(ApiError):
-    def __init__(self, fields: dict, message: str = "Some fields are not valid."):
-        super().__init__(422, "invalid", message, fields)
-
-
-def not_found(what: str = "record") -> ApiError:
-    return ApiError(404, "not_found", f"No such {what}.")
+def not_found(what: str = "record") -> NotFound:
+    return NotFound(what)
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -130,6 +212,13 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
         return abort_json_or_html(e.status, e.code, e.message, e.fields, e.headers)
+
+    @app.errorhandler(DomainError)
+    def domain_error(e: DomainError):
+        headers = {}
+        if isinstance(e, RateLimited):
+            headers["Retry-After"] = str(e.retry_after)
+        return abort_json_or_html(status_of(e), e.code, e.message, e.fields, headers)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

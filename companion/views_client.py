@@ -7,7 +7,7 @@ from companion.accounts import store as clinic
 from companion.auth import client_required
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
-from companion.errors import ApiError
+from companion.errors import ApiError, DomainError
 
 bp = Blueprint("client", __name__)
 
@@ -76,7 +76,7 @@ def redeem(token: str):
         try:
             clinic.sign_in_with_invite(get_db(), token[:100], utcnow())
             return redirect(url_for(".welcome"))
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             error = e.message
     return render_template("client/invite.html", error=error), 410 if error else 200
 
@@ -120,7 +120,7 @@ def settings():
             values = clinic.client_fields(data, partial=True)
             current_user.row = clinic.update_client(get_db(), current_user.row, values, utcnow())
             saved = True
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             errors = e.fields
     from zoneinfo import available_timezones
 

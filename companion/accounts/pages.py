@@ -12,7 +12,7 @@ from companion.accounts import store as clinic
 from companion.api import invite_url
 from companion.auth import practitioner_required
 from companion.db import get_db, one, utcnow, write
-from companion.errors import ApiError, safe_next
+from companion.errors import ApiError, DomainError, safe_next
 
 bp = Blueprint("practitioner", __name__, url_prefix="/clinic")
 
@@ -54,7 +54,7 @@ def setup():
             )
             clinic.set_up(db, values, person, utcnow())
             return redirect(url_for(".clients"))
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             errors = form_errors(e)
     return render_template("practitioner/setup.html", errors=errors, form=request.form)
 
@@ -123,7 +123,7 @@ def new_client():
                 row = clinic.create_client(db, the_clinic, values, utcnow())
                 audit.record("client_created", client_id=row["id"])
             return redirect(url_for(".client_detail", client_id=row["id"]))
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             errors = form_errors(e)
     return render_template(
         "practitioner/client_new.html", errors=errors, form=request.form, clinic=the_clinic
@@ -133,7 +133,7 @@ def new_client():
 def my_client(client_id: int) -> dict:
     try:
         return clinic.get_client(get_db(), client_id, current_user.clinic_id)
-    except ApiError:
+    except (ApiError, DomainError):
         abort(404)
 
 
@@ -200,7 +200,7 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
     if session_id is not None:
         try:
             session = clinic.get_session(db, session_id, current_user.clinic_id)
-        except ApiError:
+        except (ApiError, DomainError):
             abort(404)
         client_id = session["client_id"]
     client = my_client(client_id)
@@ -222,7 +222,7 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
                     )
             flash("Session saved; reminders planned.")
             return redirect(url_for(".client_detail", client_id=client_id))
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             errors = form_errors(e)
     current = clinic.session_dict(session, client["timezone"]) if session else None
     return render_template(

@@ -10,7 +10,7 @@ from companion.accounts import store as clinic
 from companion.auth import practitioner_required
 from companion.converters import parse_id
 from companion.db import get_db, rows, utcnow, write
-from companion.errors import ApiError
+from companion.errors import ApiError, DomainError, NotFound
 from companion.reminders import outbox as schedule
 from companion.review import store as review
 
@@ -71,8 +71,8 @@ def flag_action(flag_id: int, action: str):
                 "resolve": "Flag resolved.",
             }[action]
         )
-    except ApiError as e:
-        if e.status == 404:
+    except (ApiError, DomainError) as e:
+        if isinstance(e, NotFound) or getattr(e, "status", None) == 404:
             abort(404)
         flash(e.message)
     back = request.form.get("back", "")
@@ -88,7 +88,7 @@ def erase(client_id: int):
     db = get_db()
     try:
         client = clinic.get_client(db, client_id, current_user.clinic_id)
-    except ApiError:
+    except (ApiError, DomainError):
         abort(404)
     error = None
     if request.method == "POST":
@@ -210,7 +210,7 @@ def team():
                     clinic.add_colleague(db, current_user.clinic_id, values, utcnow())
                     flash(f"{values['name']} can now sign in.")
             return redirect(url_for(".team"))
-        except ApiError as e:
+        except (ApiError, DomainError) as e:
             errors = e.fields or {"form": e.message}
     people = rows(
         db,
