@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import Api, World
 
-from companion.accounts import store as clinic
+from companion.treatments import store as treatments
 from companion.db import connect, iso, parse_iso, rows, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import push
-from companion.reminders.protocol import DEFAULT_STEPS, local_time, plan
+from companion.reminders.planning import local_time, plan
+from companion.reminders.protocol import DEFAULT_STEPS
 
 STEP_KEYS = {s["key"] for s in DEFAULT_STEPS}
 
@@ -139,7 +140,7 @@ def test_a_session_whose_plan_fails_is_not_recorded(practice, db):
     now = datetime.now(UTC)
     data = {"performed_at": now, "areas": ["face"], "needle_depth_mm": 0.5, "device": "pen"}
     with pytest.raises(Exception, match="Mars"):
-        clinic.create_session(db, client_row(db, client_id), None, data, now)
+        treatments.create_session(db, client_row(db, client_id), None, data, now)
     after = [
         rows(db, f"SELECT count(*) AS n FROM {t}")[0]["n"]
         for t in ("treatment_sessions", "notifications")

@@ -5,16 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion.reminders.protocol import (
+from companion.reminders.planning import (
     DEFAULT_QUIET_HOURS,
-    DEFAULT_STEPS,
     SKIP_BEFORE_SESSION,
     SKIP_PAST_VALIDITY,
-    describe_at,
     local_time,
     plan,
-    validate_steps,
 )
+from companion.reminders.protocol import DEFAULT_STEPS, describe_at, validate_steps
 
 LONDON = "Europe/London"
 

@@ -7,7 +7,7 @@ import sqlite_utils
 
 from companion.accounts import store as clinic
 from companion.db import iso, parse_iso, rows
-from companion.reminders import protocol as protocols
+from companion.reminders.planning import SKIP_BEFORE_SESSION, SKIP_PAST_VALIDITY
 
 
 def _local(text: str, tz: str) -> datetime:
@@ -16,7 +16,7 @@ def _local(text: str, tz: str) -> datetime:
 
 # Steps skipped when the session was planned never applied to this client; a reminder
 # skipped later (no device to push to) still did, and the app shows it.
-PLANNING_SKIPS = (protocols.SKIP_BEFORE_SESSION, protocols.SKIP_PAST_VALIDITY)
+PLANNING_SKIPS = (SKIP_BEFORE_SESSION, SKIP_PAST_VALIDITY)
 
 
 # applies() in SQL, for queries that limit what they read.

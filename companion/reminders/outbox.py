@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.db import iso, one, parse_iso, rows
+from companion.reminders import planning
 from companion.reminders import protocol as protocols
 
 
@@ -70,7 +71,7 @@ def _insert_plan(
     now: datetime,
     keep: set[str],
 ) -> None:
-    planned = protocols.plan(
+    planned = planning.plan(
         parse_iso(session["performed_at"]),
         steps,
         client["timezone"],
