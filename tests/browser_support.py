@@ -63,7 +63,7 @@ def require_chromium() -> None:
     if CHROMIUM.exists():
         return
     message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-    if os.environ.get("CI", "").lower() == "true":
+    if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 
@@ -237,6 +237,15 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
 AXE_URL = "/__axe.js"
 
 
+def require_axe() -> None:
+    """Fail at once when axe-core was not installed, rather than wait for a script never served."""
+    if not AXE_JS.is_file():
+        pytest.fail(
+            f"{AXE_JS} is missing: run `npm install` in the repository (scripts/test does)",
+            pytrace=False,
+        )
+
+
 def serve_axe(context) -> None:
     """Serve axe-core at /__axe.js on every origin, for this browser only.
 
@@ -244,14 +253,21 @@ def serve_axe(context) -> None:
     page's own origin. The service worker leaves this path to the network (it only
     answers navigations and /static/), which is where the route catches it.
     """
-    context.route(
-        f"**{AXE_URL}",
-        lambda route: route.fulfill(path=str(AXE_JS), content_type="text/javascript"),
-    )
+
+    def axe(route) -> None:
+        # A handler that raises leaves the request pending and the page waiting for good:
+        # without axe-core the request fails at once instead.
+        if AXE_JS.is_file():
+            route.fulfill(path=str(AXE_JS), content_type="text/javascript")
+        else:
+            route.abort()
+
+    context.route(f"**{AXE_URL}", axe)
 
 
 def axe_violations(page, impacts=("serious", "critical")) -> list[dict]:
     """Run axe-core on the page (served by serve_axe); return violations of these impacts."""
+    require_axe()
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(url=AXE_URL)
     found = page.evaluate(

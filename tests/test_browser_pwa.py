@@ -115,11 +115,30 @@ def queued_ids(page) -> list[str]:
 
 
 def outbox_idle(page) -> bool:
-    """True when no page or worker holds or waits for the outbox's Web Lock."""
+    """True when no replay runs or is due: no Web Lock held or awaited, no Background Sync pending.
+
+    A sync registered while offline fires once the phone is back online; until it has run,
+    a replay by the worker may still start.
+    """
     return page.evaluate("""async () => {
         const {held = [], pending = []} = await navigator.locks.query();
-        return ![...held, ...pending].some((lock) => lock.name === "checkin-outbox");
+        if ([...held, ...pending].some((lock) => lock.name === "checkin-outbox")) return false;
+        const registration = await navigator.serviceWorker.getRegistration("/");
+        return !(await registration?.sync?.getTags() ?? []).includes("checkin-outbox");
     }""")
+
+
+# Counts the outbox replays this page has finished (each runs under the Web Lock);
+# runs before the page's own scripts.
+COUNT_REPLAYS = """
+window.__replaysDone = 0;
+const request = LockManager.prototype.request;
+LockManager.prototype.request = function (name, ...rest) {
+  const granted = request.call(this, name, ...rest);
+  if (name === "checkin-outbox") granted.finally(() => (window.__replaysDone += 1));
+  return granted;
+};
+"""
 
 
 def rows_for(server, checkin_id: str) -> int:
@@ -274,8 +293,9 @@ def test_a_push_from_the_server_shows_a_notification_with_its_deep_link(page, ph
             "ServiceWorker.deliverPushMessage",
             {"origin": server.url, "registrationId": registration, "data": payload.decode()},
         )
-    # Read once, after the handlers ran: polling getNotifications() while a push
-    # handler runs loses notifications (see the notes).
+    # The one fixed wait left, on purpose: no event says the push handlers are done, and
+    # polling getNotifications() while one runs loses notifications in about one run in
+    # six (see the team's notes on testing push). So wait, then read once.
     page.wait_for_timeout(1000)
     shown = page.evaluate("""async () => {
         const registration = await navigator.serviceWorker.ready;
@@ -322,7 +342,6 @@ def test_an_offline_checkin_is_queued_then_sent_once_when_back_online(page, phon
     expect(page.locator("#outbox-status")).to_have_text("")
     expect(page.locator("#checkin-result")).to_contain_text(SENT_LATER)
     # Background Sync may replay too once the phone is online: let every replay finish.
-    page.wait_for_timeout(500)
     assert wait_until(page, lambda: outbox_idle(page))
     assert rows_for(server, checkin_id) == 1
     assert queued_ids(page) == []
@@ -370,7 +389,6 @@ def test_page_replay_and_background_sync_together_send_a_checkin_once(page, phon
         },
     )
     expect(page.locator("#outbox-status")).to_have_text("")
-    page.wait_for_timeout(500)
     assert wait_until(page, lambda: outbox_idle(page))
     assert rows_for(server, checkin_id) == 1
     assert queued_ids(page) == []
@@ -400,10 +418,12 @@ def test_background_sync_sends_a_queued_checkin_with_no_page_open(page, phone, s
         "the service worker's sync handler did not send the queued check-in"
     )
     cdp.detach()
-    # Back in the app: nothing left to send, and nothing was sent twice.
+    # Back in the app: nothing left to send, and nothing was sent twice. The page
+    # replays its outbox on load: wait for that replay to finish.
+    page.add_init_script(COUNT_REPLAYS)
     page.goto("/checkin")
     expect(page.locator("#checkin-form")).to_be_visible()
-    page.wait_for_timeout(300)
+    page.wait_for_function("() => window.__replaysDone >= 1")
     assert wait_until(page, lambda: outbox_idle(page))
     expect(page.locator("#outbox-status")).to_have_text("")
     assert queued_ids(page) == []
@@ -459,9 +479,17 @@ def test_client_pages_at_phone_size_screenshots_and_320_px(page):
 
 # ---------------------------------------------------------------- turning on reminders
 
-# Counts the calls that would prompt or subscribe; runs before the page's own scripts.
+# Counts the calls that would prompt or subscribe, and the subscription lookups that
+# have answered (the load-time state check makes one); runs before the page's own scripts.
 COUNT_PROMPTS = """
 window.__calls = {requestPermission: 0, subscribe: 0};
+window.__lookupsDone = 0;
+const getSubscription = PushManager.prototype.getSubscription;
+PushManager.prototype.getSubscription = function (...args) {
+  const found = getSubscription.apply(this, args);
+  found.finally(() => (window.__lookupsDone += 1));
+  return found;
+};
 const requestPermission = Notification.requestPermission.bind(Notification);
 Notification.requestPermission = (...args) => {
   window.__calls.requestPermission += 1;
@@ -489,7 +517,8 @@ def test_reminders_are_not_asked_for_on_load(page):
     for path in ("/welcome", "/", "/settings"):
         page.goto(path)
         expect(page.get_by_role("button", name="Turn on reminders")).to_be_visible()
-        page.wait_for_timeout(200)  # the load-time reminder state check is asynchronous
+        # The load-time reminder state check is asynchronous: wait until it has looked.
+        page.wait_for_function("() => window.__lookupsDone >= 1")
         assert reminder_state(page) == {
             "calls": {"requestPermission": 0, "subscribe": 0},
             "permission": "granted",

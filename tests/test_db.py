@@ -6,10 +6,12 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from companion import db as db_module
 from companion.cli import migrate
 from companion.db import connect, get_db, write
 from companion.reminders.inbox import APPLIES_SQL, PLANNING_SKIPS, applies
@@ -92,11 +94,28 @@ def test_web_commits_leave_the_checkpoint_to_the_dispatcher(app):
         main.close()
 
 
-def test_writers_take_turns_on_the_lock_beside_the_database(app):
+def test_writers_take_turns_on_the_lock_beside_the_database(app, monkeypatch):
     migrate(app)
     held = os.open(app.config["DATABASE"] + "-writelock", os.O_RDWR)
     fcntl.flock(held, fcntl.LOCK_EX)  # another process is writing
     entered = []
+    refused = []
+
+    def flock(fd: int, operation: int) -> None:
+        try:
+            fcntl.flock(fd, operation)
+        except BlockingIOError:
+            refused.append(time.monotonic())
+            raise
+
+    # Watch the writer's attempts on the lock (companion.db's own view of fcntl only).
+    monkeypatch.setattr(
+        db_module,
+        "fcntl",
+        SimpleNamespace(
+            flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB, LOCK_UN=fcntl.LOCK_UN
+        ),
+    )
 
     def writer():
         db = connect(app.config["DATABASE"])
@@ -106,7 +125,11 @@ def test_writers_take_turns_on_the_lock_beside_the_database(app):
 
     thread = threading.Thread(target=writer)
     thread.start()
-    time.sleep(0.3)
+    # Refused many times over, not merely not yet started.
+    deadline = time.monotonic() + 5
+    while len(refused) < 50 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(refused) >= 50
     assert not entered  # still waiting its turn
     released = time.monotonic()
     fcntl.flock(held, fcntl.LOCK_UN)
