@@ -1,0 +1,181 @@
+"""The accounts API contract: setup, sign-in, your settings, colleagues, clients, invites."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from companion.clinical import SEVERITIES_DESC, Severity
+from companion.contract import (
+    Body,
+    Boolean,
+    Clock,
+    Custom,
+    Email,
+    Nested,
+    Phone,
+    Reply,
+    Text,
+    TimeZone,
+    encodable,
+    fail,
+)
+from companion.treatments.models import Session
+
+QUIET_HOURS_SHAPE = 'Must be an object like {"start": "21:00", "end": "08:00"}.'
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _password(value: Any) -> str:
+    # Kept exactly as typed: stripping it would make it unusable at sign-in.
+    if not isinstance(value, str) or not value:
+        raise fail("This field is required.")
+    if not 10 <= len(value) <= 200 or "\x00" in value:
+        raise fail("Use 10 to 200 characters.")
+    return value
+
+
+def _attempt(name: str, limit: int):
+    """Any text of 1 to `limit` characters is a sign-in attempt; nothing is stripped."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not 1 <= len(value) <= limit or not encodable(value):
+            raise fail(f"Give your {name} (1 to {limit} characters).")
+        return value
+
+    return check
+
+
+def _severities(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(s in SEVERITIES_DESC for s in value):
+        raise fail("A list of: " + ", ".join(SEVERITIES_DESC) + ".")
+    return value
+
+
+def Password() -> Any:  # noqa: N802
+    schema = {"type": "string", "minLength": 10, "maxLength": 200, "pattern": NO_NUL}
+    return Custom(_password, schema, base=str)
+
+
+def Attempt(name: str, limit: int) -> Any:  # noqa: N802
+    schema = {"type": "string", "minLength": 1, "maxLength": limit, "pattern": NO_NUL}
+    # A missing or null value is a bad attempt too, with the same message.
+    return Custom(_attempt(name, limit), schema, base=str, required=True, absent_checked=True)
+
+
+# Requests ---------------------------------------------------------------------------------------
+
+
+class QuietHoursInput(Body):
+    start: Clock(required=True)
+    end: Clock(required=True)
+
+
+class PractitionerInput(Body):
+    email: Email()
+    name: Text(100)
+    password: Password()
+
+
+class SetupInput(PractitionerInput):
+    clinic_name: Text(100)
+    clinic_phone: Phone()
+    timezone: TimeZone(required=True)
+
+
+class LoginInput(Body):
+    email: Attempt("email", 254)
+    password: Attempt("password", 200)
+
+
+class ClientSettingsInput(Body):
+    """What a client may change about themselves (PATCH /api/me)."""
+
+    timezone: TimeZone(null_in_patch="Give an IANA time zone such as Europe/London.")
+    quiet_hours: Nested(QuietHoursInput, QUIET_HOURS_SHAPE)
+    discreet: Boolean()
+
+
+class ClientInput(ClientSettingsInput):
+    name: Text(100)
+    email: Email(required=False)
+    phone: Phone()
+
+
+class PractitionerSettingsInput(Body):
+    """What a practitioner may change about themselves (PATCH /api/me)."""
+
+    name: Text(100)
+    alert_severities: Custom(
+        _severities,
+        {"type": "array", "items": {"enum": list(SEVERITIES_DESC)}, "uniqueItems": False},
+        required=False,
+        base=list[str],
+    )
+
+
+# Responses --------------------------------------------------------------------------------------
+
+
+class Clinic(Reply):
+    id: int
+    name: str
+    phone: str | None
+    timezone: str
+
+
+class Practitioner(Reply):
+    id: int
+    clinic_id: int
+    email: str
+    name: str
+    active: bool
+    alert_severities: list[Severity]
+
+
+class QuietHours(Reply):
+    start: str
+    end: str
+
+
+class Client(Reply):
+    id: int
+    clinic_id: int
+    name: str
+    email: str | None
+    phone: str | None
+    timezone: str
+    quiet_hours: QuietHours
+    discreet: bool
+    created_at: datetime
+
+
+class ClientListed(Client):
+    last_session_at: datetime | None
+
+
+class ClientWithSessions(Client):
+    sessions: list[Session]
+
+
+class Me(Reply):
+    kind: Literal["practitioner", "client"]
+    clinic: Clinic
+    # Exactly one of these, by kind.
+    practitioner: Practitioner = Field(default=None)
+    client: Client = Field(default=None)
+
+
+class PractitionerList(Reply):
+    practitioners: list[Practitioner]
+
+
+class ClientList(Reply):
+    clients: list[ClientListed]
+
+
+class Invite(Reply):
+    token: str
+    url: str
+    expires_at: datetime
+    qr_svg: str
