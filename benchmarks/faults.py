@@ -58,11 +58,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests")]
-
-import processes  # noqa: E402
-from processes import (  # noqa: E402
+from testkit import processes, push_receiver
+from testkit.processes import (
     COMPANION,
     Http,
     children,
@@ -70,7 +67,7 @@ from processes import (  # noqa: E402
     sign_in_client,
     wait_for_health,
 )
-from push_receiver import PushReceiver, ReceiverProcess  # noqa: E402
+from testkit.push_receiver import PushReceiver, ReceiverProcess
 
 SUBJECT = "mailto:ops@clinic-bench.net"
 env_for = partial(
@@ -87,7 +84,6 @@ JITTER_MS = (20, 50)
 
 def serve_receiver(argv: list[str]) -> None:
     """Child process: push_receiver.main with a 20-50 ms answer and GET /_messages."""
-    import push_receiver
 
     jitter = [a for a in argv if a.startswith("--jitter-ms=")]
     argv = [a for a in argv if a not in jitter]

@@ -484,8 +484,8 @@ class ReceiverProcess:
         self.base_url = ""
 
     def command(self) -> list[str]:
-        """How to run the receiver: this file; a subclass elsewhere names its own module."""
-        return [sys.executable, __file__, *self._args]
+        """How to run the receiver: this module; a subclass elsewhere names its own command."""
+        return [sys.executable, "-m", "testkit.push_receiver", *self._args]
 
     def start(self):
         self._process = subprocess.Popen(

@@ -9,7 +9,8 @@ import itertools
 
 from conftest import checkin_body
 from PIL import Image
-from push_receiver import PushReceiver
+
+from testkit.push_receiver import PushReceiver
 
 ROLES = ("anon", "A", "B", "P1", "P2")
 _n = itertools.count()

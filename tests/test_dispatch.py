@@ -1,7 +1,7 @@
 """The timed path end to end: outbox rows -> dispatch.tick -> a real local push service.
 
 Time is an argument: every tick gets a `clock`, so a month of reminders runs in
-milliseconds. The push service is tests/push_receiver.py (it verifies VAPID and
+milliseconds. The push service is testkit/push_receiver.py (it verifies VAPID and
 decrypts each message as a browser would); nothing in pywebpush is mocked.
 """
 
@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import Api, World, checkin_body
-from push_receiver import PushReceiver, Reply
 
 from companion.accounts import store as clinic
 from companion.db import connect, iso, parse_iso, rows, utcnow, write
@@ -26,6 +25,7 @@ from companion.reminders import dispatcher as dispatch
 from companion.reminders import worker as scheduler
 from companion.reminders.protocol import DEFAULT_STEPS
 from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, Sender, public_key_from_private
+from testkit.push_receiver import PushReceiver, Reply
 
 VALID_HOURS = {s["key"]: s["valid_hours"] for s in DEFAULT_STEPS}
 

@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-import processes
 import pytest
-from processes import COMPANION, free_port, sign_in_client, wait_for_health
-from push_receiver import PushReceiver
 
 from companion.accounts import store as clinic
 from companion.db import connect, iso, utcnow, write
+from testkit import processes
+from testkit.processes import COMPANION, free_port, sign_in_client, wait_for_health
+from testkit.push_receiver import PushReceiver
 
 SUBJECT = "mailto:ops@clinic-tests.net"
 env_for = partial(

@@ -7,7 +7,8 @@ import subprocess
 import time
 
 import pytest
-from processes import COMPANION, children, env_for, free_port, wait_for_health
+
+from testkit.processes import COMPANION, children, env_for, free_port, wait_for_health
 
 
 def alive(pid: int) -> bool:

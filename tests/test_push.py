@@ -9,7 +9,6 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from push_receiver import PushReceiver, ReceiverProcess, Reply
 
 from companion.reminders.push import (
     DISCREET_BODY,
@@ -23,6 +22,7 @@ from companion.reminders.push import (
     topic_header,
     validate_subscription,
 )
+from testkit.push_receiver import PushReceiver, ReceiverProcess, Reply
 
 SUBJECT = "mailto:ops@clinic-real.test"
 

@@ -1,0 +1,8 @@
+"""Helpers that the tests and the benchmarks both use, importable as `testkit.*` once the
+project is installed (`pip install -e '.[test]'`):
+
+- `testkit.processes`: the `companion` command in child processes (port, environment, health,
+  children) and a small JSON client that signs a phone in over HTTP.
+- `testkit.push_receiver`: a real local Web Push service that verifies VAPID and decrypts every
+  message, in this process (`PushReceiver`) or in its own (`ReceiverProcess`).
+"""
