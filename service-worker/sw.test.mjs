@@ -1,11 +1,12 @@
 // Runs the real sw.js in a node:vm context with fake self, caches, clients,
-// registration, fetch and IndexedDB, collects the listeners it registers and
-// fires events at them. No npm dependencies.
+// registration and fetch, and fake-indexeddb's IndexedDB; collects the listeners
+// it registers and fires events at them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
+import { IDBFactory } from "fake-indexeddb";
 
 const ORIGIN = "https://companion.example";
 const SW_PATH = fileURLToPath(new URL("./sw.js", import.meta.url));
@@ -16,119 +17,6 @@ const plain = (value) => JSON.parse(JSON.stringify(value));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 // ------------------------------------------------------------------ fakes
-
-/** Minimal IndexedDB: one transaction at a time (as overlapping readwrite ones are), async callbacks. */
-function fakeIndexedDB() {
-  const databases = new Map();
-
-  class FakeRequest {
-    constructor() {
-      this.result = undefined;
-      this.error = null;
-      this.onsuccess = null;
-      this.onerror = null;
-    }
-  }
-
-  class FakeTransaction {
-    constructor(db, storeName) {
-      this.db = db;
-      this.storeName = storeName;
-      this.queued = [];
-      this.outstanding = 0;
-      this.active = false;
-      this.finished = false;
-      this.error = null;
-      this.oncomplete = this.onerror = this.onabort = null;
-      db.schedule(this);
-    }
-    objectStore(name) {
-      const data = this.db.stores.get(name);
-      const op = (fn) => this.request(() => fn(data));
-      return {
-        put: (value) => op((d) => void d.records.set(value[d.keyPath], structuredClone(value))),
-        get: (key) => op((d) => structuredClone(d.records.get(key))),
-        getAll: () => op((d) => [...d.records.values()].map((v) => structuredClone(v))),
-        delete: (key) => op((d) => void d.records.delete(key)),
-      };
-    }
-    request(run) {
-      const request = new FakeRequest();
-      this.outstanding += 1;
-      const execute = () => {
-        request.result = run();
-        setImmediate(() => {
-          request.onsuccess?.({ target: request });
-          this.outstanding -= 1;
-          this.maybeComplete();
-        });
-      };
-      if (this.active) execute();
-      else this.queued.push(execute);
-      return request;
-    }
-    start() {
-      this.active = true;
-      this.queued.splice(0).forEach((execute) => execute());
-      this.maybeComplete();
-    }
-    maybeComplete() {
-      setImmediate(() => {
-        if (this.finished || this.outstanding > 0) return;
-        this.finished = true;
-        this.oncomplete?.();
-        this.db.next();
-      });
-    }
-  }
-
-  class FakeDatabase {
-    constructor(name) {
-      this.name = name;
-      this.version = 0;
-      this.stores = new Map();
-      this.waiting = [];
-      this.running = null;
-      this.onversionchange = null;
-      this.objectStoreNames = { contains: (storeName) => this.stores.has(storeName) };
-    }
-    createObjectStore(name, { keyPath }) {
-      this.stores.set(name, { keyPath, records: new Map() });
-    }
-    transaction(storeName) {
-      if (!this.stores.has(storeName)) throw new Error(`NotFoundError: ${storeName}`);
-      return new FakeTransaction(this, storeName);
-    }
-    schedule(tx) {
-      this.waiting.push(tx);
-      if (!this.running) setImmediate(() => this.next());
-    }
-    next() {
-      if (this.running && !this.running.finished) return;
-      this.running = this.waiting.shift() ?? null;
-      this.running?.start();
-    }
-    close() {}
-  }
-
-  return {
-    databases,
-    open(name, version) {
-      const request = new FakeRequest();
-      setImmediate(() => {
-        let db = databases.get(name);
-        if (!db) databases.set(name, (db = new FakeDatabase(name)));
-        request.result = db;
-        if (version > db.version) {
-          db.version = version;
-          request.onupgradeneeded?.({ target: request });
-        }
-        request.onsuccess?.({ target: request });
-      });
-      return request;
-    },
-  };
-}
 
 class FakeCache {
   constructor() {
@@ -172,7 +60,7 @@ function cloneBasic(response) {
 }
 
 /** Load sw.js into a fresh context. `routes` maps "METHOD path" or "path" to answers. */
-function loadWorker({ routes = {}, online = true, windows = [], indexedDB = fakeIndexedDB() } = {}) {
+function loadWorker({ routes = {}, online = true, windows = [], indexedDB = new IDBFactory() } = {}) {
   const listeners = {};
   const fetches = [];
   const notifications = [];
@@ -316,25 +204,11 @@ function loadWorker({ routes = {}, online = true, windows = [], indexedDB = fake
   return { context, listeners, fetches, notifications, cacheStore, calls, dispatch, read, state, caches };
 }
 
-const shellRoutes = () => {
-  const routes = {};
-  for (const path of [
-    "/offline",
-    "/static/app.css",
-    "/static/js/app.js",
-    "/static/js/outbox.js",
-    "/manifest.webmanifest",
-    "/static/icons/icon-192.png",
-    "/static/icons/icon-512.png",
-    "/static/icons/maskable-512.png",
-    "/static/icons/apple-touch-icon.png",
-    "/static/icons/badge-96.png",
-    "/static/icons/favicon-32.png",
-  ]) {
-    routes[path] = basic(`shell ${path}`);
-  }
-  return routes;
-};
+// The shell list as sw.js declares it (a classic worker script exports nothing:
+// read it from a loaded copy rather than keep a second list here).
+const SHELL_URLS = plain(loadWorker().read("SHELL_URLS"));
+
+const shellRoutes = () => Object.fromEntries(SHELL_URLS.map((path) => [path, basic(`shell ${path}`)]));
 
 async function installed(options = {}) {
   const worker = loadWorker({ ...options, routes: { ...shellRoutes(), ...options.routes } });
@@ -832,10 +706,19 @@ test("sync ignores other tags", async () => {
   assert.equal(worker.fetches.length, 0);
 });
 
+/** Open an existing IndexedDB database at its current version. */
+function opened(indexedDB, name) {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(name);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
 test("idbStore: put, getAll, update and delete through IndexedDB", async () => {
   const worker = loadWorker();
   const { idbStore } = worker.read("CompanionOutbox");
-  const indexedDB = fakeIndexedDB();
+  const indexedDB = new IDBFactory();
   const store = idbStore({ indexedDB });
   await store.put({ id: "a", n: 1 });
   await store.put({ id: "b", n: 2 });
@@ -848,16 +731,17 @@ test("idbStore: put, getAll, update and delete through IndexedDB", async () => {
   assert.equal(await store.update("missing", () => assert.fail("not called")), null);
   await store.delete("b");
   assert.deepEqual(plain(await store.getAll()), [{ id: "a", n: 10 }]);
-  const db = indexedDB.databases.get("companion");
+  const db = await opened(indexedDB, "companion");
   assert.equal(db.version, 1);
-  assert.ok(db.stores.has("checkin-outbox"));
-  assert.equal(db.stores.get("checkin-outbox").keyPath, "id");
+  assert.ok(db.objectStoreNames.contains("checkin-outbox"));
+  assert.equal(db.transaction("checkin-outbox").objectStore("checkin-outbox").keyPath, "id");
+  db.close();
 });
 
 test("idbStore: concurrent claims by page and worker lease a record once", async () => {
   const worker = loadWorker();
   const { idbStore } = worker.read("CompanionOutbox");
-  const indexedDB = fakeIndexedDB();
+  const indexedDB = new IDBFactory();
   const page = idbStore({ indexedDB });
   const sw = idbStore({ indexedDB });
   await page.put({ id: "a", lease_until: 0 });
