@@ -12,9 +12,9 @@ from conftest import Api, World
 from companion.treatments import store as treatments
 from companion.db import connect, iso, parse_iso, rows, write
 from companion.reminders import dispatcher as dispatch
-from companion.reminders import push
 from companion.reminders.planning import local_time, plan
 from companion.reminders.protocol import DEFAULT_STEPS
+from companion.reminders.sender import Sender
 
 STEP_KEYS = {s["key"] for s in DEFAULT_STEPS}
 
@@ -327,7 +327,7 @@ def test_settings_change_does_not_resend_reminders_already_settled(practice, db)
     now = datetime.now(UTC)
     # The dispatcher ran while the client had no device: the due reminder was settled
     # as skipped (it stays readable in the app).
-    with push.Sender(
+    with Sender(
         practice.app.config["VAPID_PRIVATE_KEY"], practice.app.config["VAPID_SUBJECT"]
     ) as sender:
         dispatch.tick(db, sender, lambda: now, "test", dispatch.Settings())

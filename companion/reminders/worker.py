@@ -11,7 +11,7 @@ from flask import Flask
 
 from companion.db import connect, iso, utcnow
 from companion.reminders import dispatcher as dispatch
-from companion.reminders import push
+from companion.reminders.sender import Sender
 
 # Push requests in flight at once, and pooled connections to match (the Sender runs
 # them on one asyncio thread; the name predates that). Push services answer in
@@ -36,7 +36,7 @@ class Dispatcher:
             lease_seconds=max(cfg["DISPATCH_LEASE_SECONDS"], math.ceil(slowest) + 30),
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
         )
-        self.sender: push.Sender | None = None
+        self.sender: Sender | None = None
         self._local = threading.local()
         self._last_beat = None
         self._warned = False
@@ -59,9 +59,9 @@ class Dispatcher:
             )
             self._last_beat = now
         with self.app.app_context():
-            from companion.checkins import store as checkins
+            from companion.checkins import flags
 
-            checkins.check_missed(db, now)
+            flags.check_missed(db, now)
             sender = self.get_sender(db)
             if sender is None:
                 return {}
@@ -77,7 +77,7 @@ class Dispatcher:
         """
         self.db().conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
-    def get_sender(self, db) -> "push.Sender | None":
+    def get_sender(self, db) -> "Sender | None":
         """Make the Sender once a real VAPID contact is known (config, else the first practitioner)."""
         if self.sender is None:
             cfg = self.app.config
@@ -90,7 +90,7 @@ class Dispatcher:
             if subject is None:
                 return None
             try:
-                self.sender = push.Sender(
+                self.sender = Sender(
                     cfg["VAPID_PRIVATE_KEY"],
                     subject,
                     timeout=cfg["PUSH_TIMEOUT"],
