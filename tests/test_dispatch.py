@@ -24,7 +24,8 @@ from companion.db import connect, iso, parse_iso, rows, utcnow, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import worker as scheduler
 from companion.reminders.protocol import DEFAULT_STEPS
-from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, Sender, public_key_from_private
+from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, public_key_from_private
+from companion.reminders.sender import Sender
 from testkit.push_receiver import PushReceiver, Reply
 
 VALID_HOURS = {s["key"]: s["valid_hours"] for s in DEFAULT_STEPS}
@@ -514,11 +515,11 @@ def test_rows_leased_by_a_crashed_sender_are_sent_after_the_lease(db, outbox, re
 KILLABLE_DISPATCHER = """
 import os, sys, time
 from companion.reminders import dispatcher as dispatch
-from companion.reminders import push
+from companion.reminders.sender import Sender
 from companion.db import connect, utcnow
 
 db = connect(sys.argv[1])
-sender = push.Sender(os.environ["TEST_VAPID_PEM"], sys.argv[2], timeout=5.0, max_workers=4)
+sender = Sender(os.environ["TEST_VAPID_PEM"], sys.argv[2], timeout=5.0, max_workers=4)
 settings = dispatch.Settings(batch=40, lease_seconds=120)
 while True:
     dispatch.tick(db, sender, utcnow, "doomed", settings)

@@ -14,7 +14,6 @@ from companion.reminders.push import (
     DISCREET_BODY,
     DISCREET_TITLE,
     MAX_PAYLOAD_BYTES,
-    Sender,
     build_payload,
     classify,
     generate_vapid_keys,
@@ -22,6 +21,7 @@ from companion.reminders.push import (
     topic_header,
     validate_subscription,
 )
+from companion.reminders.sender import Sender
 from testkit.push_receiver import PushReceiver, ReceiverProcess, Reply
 
 SUBJECT = "mailto:ops@clinic-real.test"
