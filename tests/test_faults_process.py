@@ -270,7 +270,10 @@ def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiv
         phone = sign_in_client(port, "dr@clinic-one.net", PASSWORD)[0].cookies
         clinic_id = connect_one(app, "SELECT id FROM clinics")
         load = Load(port, phone)
-        time.sleep(0.5)
+        # The load is under way (check-ins being stored) before the reminders fall due.
+        deadline = time.monotonic() + 10
+        while not load.answers[201] and time.monotonic() < deadline:
+            time.sleep(0.01)
         pairs = devices_and_reminders(
             app, receiver, clinic_id, 300, utcnow() - timedelta(seconds=1), "Under load"
         )
