@@ -22,6 +22,7 @@ from companion.reminders.push import (
     validate_subscription,
 )
 from companion.reminders.sender import Sender
+from testkit.processes import free_port
 from testkit.push_receiver import PushReceiver, ReceiverProcess, Reply
 
 SUBJECT = "mailto:ops@clinic-real.test"
@@ -256,6 +257,19 @@ def test_connection_refused_is_retry(vapid_keys, sender):
     outcome = sender.send(browser.info, payload(), ttl=60)
     assert (outcome.kind, outcome.status) == ("retry", None)
     assert outcome.reason.startswith("connection error")
+
+
+def test_proxy_from_the_environment_unless_no_proxy(vapid_keys, receiver, monkeypatch):
+    browser = receiver.new_subscription()
+    proxy = f"127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy}")
+    with Sender(vapid_keys[0], SUBJECT, timeout=2.0) as sender:
+        outcome = sender.send(browser.info, payload(), ttl=60)
+    assert (outcome.kind, outcome.status) == ("retry", None)
+    assert proxy in outcome.reason and receiver.requests == 0
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with Sender(vapid_keys[0], SUBJECT, timeout=2.0) as sender:
+        assert sender.send(browser.info, payload(), ttl=60).kind == "delivered"
 
 
 def test_corrupt_stored_subscription_fails_without_raising(receiver, sender):

@@ -6,30 +6,47 @@ import concurrent.futures
 import threading
 import time
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from http_ece import ECEException
 from py_vapid import VapidException
 from pywebpush import WebPusher, WebPushException
 
-from companion.reminders.push import Outcome, classify
+from companion.reminders.push import Outcome, classify, origin
 
 # A corrupt stored subscription or a refused claim: retrying cannot help.
 UNSENDABLE = (WebPushException, VapidException, ECEException, ValueError, TypeError, KeyError)
 
 
 class Session:
-    """The shared aiohttp session as WebPusher calls it, never following a redirect.
+    """The shared aiohttp session as WebPusher calls it: no redirects, the environment's proxy.
 
     A push service does not redirect; following one could reach a local or private
-    address that validate_subscription refused.
+    address that validate_subscription refused. The proxy (HTTPS_PROXY, NO_PROXY) is read
+    once per push service, as aiohttp's trust_env would read it: trust_env itself looks up
+    the proxy and ~/.netrc on every request, in a worker thread, which measured ~300 us of
+    CPU per message, half the Sender's throughput (see benchmarks/README.md).
     """
 
     def __init__(self, http: aiohttp.ClientSession) -> None:
         self.http = http
+        self.proxies: dict[str, str | None] = {}  # push service origin -> proxy URL
 
     def post(self, url: str, **kwargs: Any) -> Any:
-        return self.http.post(url, allow_redirects=False, **kwargs)
+        service = origin(url)
+        if service not in self.proxies:
+            self.proxies[service] = _environment_proxy(service)
+        return self.http.post(url, allow_redirects=False, proxy=self.proxies[service], **kwargs)
+
+
+def _environment_proxy(service: str) -> str | None:
+    """The proxy HTTP(S)_PROXY names for a push service origin, unless NO_PROXY exempts it."""
+    parts = urlsplit(service)
+    if proxy_bypass(parts.netloc):
+        return None
+    return getproxies().get(parts.scheme)
 
 
 class EncryptedPusher(WebPusher):
@@ -100,7 +117,6 @@ class Loop:
         http = aiohttp.ClientSession(
             # limit == in_flight: a request never waits for a connection (the timeout is all HTTP).
             connector=aiohttp.TCPConnector(limit=in_flight),
-            trust_env=True,  # HTTPS_PROXY, NO_PROXY and the CA settings of the environment
             cookie_jar=aiohttp.DummyCookieJar(),  # push services set none; skip the bookkeeping
         )
         return Session(http)
