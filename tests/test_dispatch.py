@@ -196,7 +196,7 @@ def step_through(db, sender, receiver, clock, session_id: int) -> dict[str, tupl
 
 # -- 1. the default protocol arrives at the right local times ------------------------------
 
-# clinical/aftercare.md, "Default protocol": local wall-clock times for a 10:00 session.
+# docs/clinical.md, "Default protocol": local wall-clock times for a 10:00 session.
 REFERENCE = {
     "after-session": (0, "10:00"),
     "evening-routine": (0, "19:00"),

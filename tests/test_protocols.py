@@ -33,7 +33,7 @@ def plan_at(session: datetime, steps=DEFAULT_STEPS, tz=LONDON, quiet=DEFAULT_QUI
     return plan(session, steps, tz, *quiet, now=now or session)
 
 
-# clinical/aftercare.md, "Default protocol", for a session at 10:00 on 10 June 2025.
+# docs/clinical.md, "Default protocol", for a session at 10:00 on 10 June 2025.
 DEFAULT_TABLE = [
     ("after-session", (2025, 6, 10, 10, 0)),
     ("evening-routine", (2025, 6, 10, 19, 0)),

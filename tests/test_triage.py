@@ -1,4 +1,4 @@
-"""Triage rules against recovery scenarios built from shared/clinical/aftercare.md."""
+"""Triage rules against recovery scenarios built from docs/clinical.md."""
 
 import random
 from datetime import UTC, datetime, timedelta, timezone

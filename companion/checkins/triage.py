@@ -1,7 +1,7 @@
 """Triage: compare a client's check-ins with the expected recovery course.
 
 Pure functions over plain dicts: no Flask, no database, no clock (time is an
-argument). Every number traces to shared/clinical/aftercare.md, cited by rule id
+argument). Every number traces to docs/clinical.md, cited by rule id
 (U1-U5, R1-R5, N1-N3), or is marked as a product default a clinic could change.
 
 "After day N" in the rules is read as "24*N hours or more after the session":
@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from companion.clinical import RULES, SEVERITIES, severity_rank  # noqa: F401 (re-exported)
 
-# Vendor downtime figures (aftercare.md, "Expected recovery course"), not peer-reviewed:
+# Vendor downtime figures (docs/clinical.md, "Expected recovery course"), not peer-reviewed:
 # 0.2-0.5 mm about 2-3 days, 0.8-1.5 mm about 4-5 days, 2.0-3.0 mm about 6-7 days. We take
 # each band's upper bound, interpolate linearly in the gaps and clamp outside them.
 _DOWNTIME = ((0.5, 72.0), (0.8, 120.0), (1.5, 120.0), (2.0, 168.0))

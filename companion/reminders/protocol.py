@@ -26,7 +26,7 @@ _SUNSCREEN = (
     "Put on a broad-spectrum sunscreen and avoid direct sun. Dryness, flaking or peeling "
     "can happen; it is usually mild and passes. Keep moisturising."
 )
-# clinical/aftercare.md, "Default protocol", expanded into one step per reminder.
+# docs/clinical.md, "Default protocol", expanded into one step per reminder.
 # fmt: off
 _DEFAULT_TABLE = [
     # key, kind, when, title, body
