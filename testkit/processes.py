@@ -88,7 +88,13 @@ class Http:
 def sign_in_client(port: int, email: str, password: str) -> tuple["Http", int]:
     """Set up the clinic over HTTP (its first practitioner `email`), then sign a client's phone
     in with an invite; return the phone's client and the client's id."""
-    practitioner = Http(port)
+    return sign_in_phone(lambda: Http(port), email, password)
+
+
+def sign_in_phone(new_client, email: str, password: str):
+    """sign_in_client through any client with Http's `call` (new_client() makes one per
+    person), e.g. one over Flask's test client; return (phone, client id)."""
+    practitioner = new_client()
     status, answer, _ = practitioner.call(
         "POST",
         "/api/setup",
@@ -119,7 +125,7 @@ def sign_in_client(port: int, email: str, password: str) -> tuple["Http", int]:
     assert status == 201, (status, answer)
     status, invite, _ = practitioner.call("POST", f"/api/clients/{client['id']}/invites")
     assert status == 201, (status, invite)
-    phone = Http(port)
+    phone = new_client()
     status, answer, _ = phone.call("POST", f"/api/invites/{invite['token']}/redeem")
     assert status == 200, (status, answer)
     return phone, client["id"]

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -159,10 +160,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the sender gave up waiting (hang)
 
     def do_GET(self) -> None:
-        if self.path != "/_stats":
+        receiver = self.server.receiver
+        if self.path == "/_stats":
+            payload = json.dumps(receiver.stats()).encode()
+        elif self.path.startswith("/_messages"):
+            since = int(self.path.partition("since=")[2] or 0)
+            payload = json.dumps(receiver.listing(since)).encode()
+        else:
             self.send_error(404)
             return
-        payload = json.dumps(self.server.receiver.stats()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -191,8 +197,10 @@ class PushReceiver:
         decrypt: bool = True,
         seed: str | None = None,
         port: int = 0,
+        jitter_ms: tuple[float, float] | None = None,
     ) -> None:
         self.application_server_key = application_server_key
+        self.jitter_ms = jitter_ms  # (low, high): each answer waits a random time between
         self.decrypt = decrypt  # False: skip decryption, to benchmark the sender alone
         self.seed = seed  # set: any /push/<id> is a subscription derived from (seed, id)
         self._port = port
@@ -275,6 +283,21 @@ class PushReceiver:
                 "connections": self.connections,
                 "requests": self.requests,
             }
+
+    def listing(self, since: int = 0) -> list[list]:
+        """[subscription id, payload id, payload tag, arrival time] of each message from the
+        since-th on, as GET /_messages?since=k also does (for receivers in another process)."""
+        with self._changed:
+            got = self.received[since:]
+        return [
+            [
+                m.subscription_id,
+                (m.payload or {}).get("id"),
+                (m.payload or {}).get("tag"),
+                m.received_at,
+            ]
+            for m in got
+        ]
 
     def _behaviour(self, sub) -> Behaviour:
         key = sub.id if isinstance(sub, FakeBrowserSubscription) else sub
@@ -400,6 +423,8 @@ class PushReceiver:
             self._stopping.wait(hang)
         elif delay_ms:
             time.sleep(delay_ms / 1000)
+        if self.jitter_ms and not hang:
+            time.sleep(random.uniform(*self.jitter_ms) / 1000)
         return reply
 
     def _verify_vapid(self, authorization: str, sub, now: float):
@@ -472,10 +497,13 @@ class ReceiverProcess:
         delay_ms: float = 0,
         decrypt: bool = True,
         seed: str = "bench",
+        jitter_ms: tuple[float, float] | None = None,
     ) -> None:
         self.application_server_key = application_server_key
         self.seed = seed
         self._args = [f"--seed={seed}", f"--delay-ms={delay_ms}"]
+        if jitter_ms:
+            self._args.append(f"--jitter-ms={jitter_ms[0]},{jitter_ms[1]}")
         if application_server_key:
             self._args.append(f"--application-server-key={application_server_key}")
         if not decrypt:
@@ -525,6 +553,15 @@ class ReceiverProcess:
         with urllib.request.urlopen(f"{self.base_url}/_stats", timeout=10) as answer:
             return json.loads(answer.read())
 
+    def messages(self, since: int = 0) -> list[tuple[str, int | None, str | None, float]]:
+        """(subscription id, payload id, tag, arrival time) of each message from the since-th."""
+        with urllib.request.urlopen(f"{self.base_url}/_messages?since={since}", timeout=60) as r:
+            return [tuple(m) for m in json.loads(r.read())]
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run a receiver until stdin closes; print its base URL first."""
@@ -533,6 +570,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", default="bench")
     parser.add_argument("--application-server-key")
     parser.add_argument("--delay-ms", type=float, default=0)
+    parser.add_argument("--jitter-ms", help="LOW,HIGH: each answer also waits a random time")
     parser.add_argument("--no-decrypt", action="store_true")
     args = parser.parse_args(argv)
     receiver = PushReceiver(
@@ -541,6 +579,7 @@ def main(argv: list[str] | None = None) -> None:
         decrypt=not args.no_decrypt,
         seed=args.seed,
         port=args.port,
+        jitter_ms=tuple(float(x) for x in args.jitter_ms.split(",")) if args.jitter_ms else None,
     )
     with receiver:
         print(receiver.base_url, flush=True)
