@@ -1,24 +1,42 @@
 """Companion: aftercare reminders, recovery check-ins and flagged recoveries for clinics."""
 
+import os
+
 from flask import Flask
+
+from companion import auth, config, db, errors, web
+from companion.accounts import api as accounts_api
+from companion.accounts import client_pages as accounts_client_pages
+from companion.accounts import pages as accounts_pages
+from companion.checkins import api as checkins_api
+from companion.checkins import pages as checkins_pages
+from companion.converters import IdConverter
+from companion.reminders import api as reminders_api
+from companion.reminders import pages as reminders_pages
+from companion.review import api as review_api
+from companion.review import pages as review_pages
+from companion.treatments import api as treatments_api
+from companion.treatments import pages as treatments_pages
+
+API = (accounts_api, treatments_api, reminders_api, checkins_api, review_api)
+PAGES = (
+    accounts_pages,
+    treatments_pages,
+    review_pages,
+    accounts_client_pages,
+    checkins_pages,
+    reminders_pages,
+)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: config, each part's init_app, blueprints. No side effects beyond config."""
-    import os
-
     instance = os.environ.get("COMPANION_INSTANCE_PATH")
     app = Flask(
         __name__,
         instance_path=os.path.abspath(instance or "instance"),
         instance_relative_config=True,
     )
-    from companion import api, auth, config, db, errors, views_client, web
-    from companion.accounts import pages as views_practitioner
-    from companion.converters import IdConverter
-    from companion.review import api as api_review
-    from companion.review import pages as views_review
-
     # Before any blueprint: every <int:...> route then refuses ids past 64 bits.
     app.url_map.converters["int"] = IdConverter
     config.load(app, test_config)
@@ -26,9 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     web.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(api_review.bp)
-    app.register_blueprint(views_practitioner.bp)
-    app.register_blueprint(views_review.bp)
-    app.register_blueprint(views_client.bp)
+    web.exempt_api(*(module.bp for module in API))
+    for module in API + PAGES:
+        app.register_blueprint(module.bp)
     return app

@@ -5,13 +5,14 @@ import secrets
 from datetime import timedelta
 from functools import wraps
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from companion import audit
 from companion.db import get_db, iso, one, parse_iso, utcnow, write
+from companion.errors import ApiError, abort_json_or_html, safe_next
 from companion.validation import encodable
 
 login_manager = LoginManager()
@@ -201,12 +202,14 @@ def practitioner_required(view):
 
 
 def client_required(view):
-    """Let only a signed-in client through."""
+    """Let only a signed-in client through; a signed-out phone goes to the start page."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not current_user.is_authenticated:
-            return login_manager.unauthorized()
+            if request.path.startswith("/api/"):
+                return login_manager.unauthorized()
+            return redirect(url_for("client.not_signed_in"))
         if not current_user.is_client:
             return _forbidden()
         return view(*args, **kwargs)
@@ -214,9 +217,13 @@ def client_required(view):
     return wrapped
 
 
-def _forbidden():
-    from companion.errors import abort_json_or_html
+def signed_in() -> None:
+    """Refuse an API call from someone not signed in (any kind of user may pass)."""
+    if not current_user.is_authenticated:
+        raise ApiError(401, "unauthorized", "Sign in first.")
 
+
+def _forbidden():
     audit.record("access_refused", detail=request.path)
     return abort_json_or_html(403, "forbidden", "This is not available to your account.")
 
@@ -239,12 +246,6 @@ def init_app(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        from flask import redirect, url_for
-
-        from companion.errors import abort_json_or_html, safe_next
-
         if request.path.startswith("/api/"):
             return abort_json_or_html(401, "unauthorized", "Sign in first.")
-        if request.blueprint == "client":
-            return redirect(url_for("client.not_signed_in"))
         return redirect(url_for("practitioner.login", next=safe_next(request.full_path)))

@@ -1,13 +1,16 @@
-"""App-wide web plumbing: CSRF for forms, proxy headers, the service worker, manifest, health."""
+"""App-wide web plumbing: CSRF for forms, proxy headers, JSON bodies, the service worker,
+manifest, OpenAPI document and health."""
 
+from functools import wraps
 from pathlib import Path
 
-from flask import Flask, current_app, jsonify, request, send_from_directory
+from flask import Flask, current_app, jsonify, make_response, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from companion.db import get_db
-from companion.errors import check_api_request
+from companion.db import get_db, parse_iso
+from companion.errors import ApiError, check_api_request
+from companion.openapi import document
 
 csrf = CSRFProtect()
 
@@ -20,21 +23,56 @@ def service_worker_path() -> Path:
     return packaged if packaged.exists() else PACKAGE.parent / "service-worker" / "sw.js"
 
 
-def init_app(app: Flask) -> None:
-    from companion.api import bp as api_bp
-    from companion.review.api import bp as review_bp
+def body() -> object:
+    """Return the parsed JSON body ({} when empty); a malformed body is a 400."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser's stack
+        data = None
+    if data is None:
+        raise ApiError(400, "bad_json", "The body is not valid JSON.")
+    return data
 
+
+def created(payload: dict, status: int = 201):
+    return jsonify(payload), status
+
+
+def public_url(path: str) -> str:
+    """Return an absolute link to `path` on this installation (PUBLIC_URL when configured)."""
+    base = current_app.config["PUBLIC_URL"] or request.host_url
+    return base.rstrip("/") + path
+
+
+def shell_page(view):
+    """Let the service worker keep this page for offline use (it carries no health data)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        resp = make_response(view(*args, **kwargs))
+        if resp.status_code == 200:
+            resp.headers["Cache-Control"] = "no-cache, private"
+        return resp
+
+    return wrapped
+
+
+def exempt_api(*blueprints) -> None:
+    """The JSON API's CSRF defence is its content type and Origin check, not a token: an
+    offline check-in replayed hours later must still be accepted."""
+    for bp in blueprints:
+        csrf.exempt(bp)
+
+
+def init_app(app: Flask) -> None:
     csrf.init_app(app)
-    # The JSON API's CSRF defence is its content type and Origin check, not a token: an
-    # offline check-in replayed hours later must still be accepted.
-    csrf.exempt(api_bp)
-    csrf.exempt(review_bp)
     hops = app.config["PROXY_FIX_HOPS"]
     if hops:
         # Trust exactly as many proxy hops as the operator configured, no more.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-
-    from companion.db import parse_iso
 
     app.add_template_filter(parse_iso, "parse_iso")
 
@@ -44,6 +82,12 @@ def init_app(app: Flask) -> None:
             error = check_api_request()
             if error is not None:
                 raise error
+
+    @app.get("/api/openapi.json")
+    def openapi():
+        resp = jsonify(document())
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
 
     @app.get("/sw.js")
     def service_worker():

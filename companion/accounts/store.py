@@ -1,9 +1,7 @@
-"""Clinics, practitioners, clients, invites and treatment sessions: the records and their rules."""
+"""Clinics, practitioners, clients and invites: the records and their rules."""
 
-import json
 import secrets
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlite_utils
 from flask import current_app
@@ -13,9 +11,18 @@ from companion.auth import hash_password, hash_token
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import ApiError, not_found
 from companion.reminders import outbox as schedule
-from companion.validation import Fields
 
-DEVICES = ("pen", "roller")
+# Treatment sessions moved to companion.treatments.store; these names stay here only until
+# reminders/inbox.py, review/store.py, tests/test_dispatch.py and benchmarks import them there.
+from companion.treatments.store import (  # noqa: F401
+    DEVICES,
+    create_session,
+    latest_session,
+    list_sessions,
+    load_session,
+    session_dict,
+)
+from companion.validation import Fields
 
 
 def create_clinic(
@@ -294,150 +301,3 @@ def sign_in_with_invite(db: sqlite_utils.Database, token: str, now: datetime) ->
         row = redeem_invite(db, token, now)
         auth.start_session("client", row, "invite_redeemed")
     return row
-
-
-# Treatment sessions ----------------------------------------------------------------------
-
-SESSION_FIELDS = {"performed_at", "areas", "needle_depth_mm", "device", "products", "notes"}
-
-
-def session_fields(data: object, now: datetime, partial: bool = False) -> dict:
-    f = Fields(data, SESSION_FIELDS, partial=partial)
-    f.moment("performed_at")
-    f.text_list("areas", min_items=1, max_items=10, max_len=60)
-    f.number("needle_depth_mm", lo=0.1, hi=3.0)
-    f.choice("device", DEVICES)
-    f.text_list("products", required=False, max_items=10, max_len=80)
-    f.text("notes", required=False, max_len=4000)
-    when = f.clean.get("performed_at")
-    if when is not None and when > now + timedelta(days=1):
-        f.errors["performed_at"] = "A session cannot be more than a day in the future."
-    return f.done()
-
-
-def get_session(db: sqlite_utils.Database, session_id: int, clinic_id: int) -> dict:
-    row = one(
-        db,
-        "SELECT * FROM treatment_sessions WHERE id = ? AND clinic_id = ?",
-        (session_id, clinic_id),
-    )
-    if row is None:
-        raise not_found("session")
-    return row
-
-
-def session_dict(row: dict, tz: str, schedule_rows: list[dict] | None = None) -> dict:
-    performed = parse_iso(row["performed_at"]).astimezone(ZoneInfo(tz))
-    out = {
-        "id": row["id"],
-        "client_id": row["client_id"],
-        "clinic_id": row["clinic_id"],
-        "practitioner_id": row["practitioner_id"],
-        "performed_at": performed.isoformat(),
-        "areas": json.loads(row["areas"]),
-        "needle_depth_mm": row["needle_depth_mm"],
-        "device": row["device"],
-        "products": json.loads(row["products"]),
-        "notes": row["notes"],
-        "protocol_id": row["protocol_id"],
-        "protocol_version": row.get("protocol_version"),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-    if schedule_rows is not None:
-        out["schedule"] = schedule_rows
-    return out
-
-
-def create_session(
-    db: sqlite_utils.Database, client: dict, practitioner_id: int, data: dict, now: datetime
-) -> dict:
-    """Record a session and plan its reminders in the same transaction."""
-    with write(db):
-        protocol = schedule.current_protocol(db, client["clinic_id"])
-        cur = db.conn.execute(
-            "INSERT INTO treatment_sessions (clinic_id, client_id, practitioner_id, protocol_id,"
-            " performed_at, areas, needle_depth_mm, device, products, notes, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                client["clinic_id"],
-                client["id"],
-                practitioner_id,
-                protocol["id"],
-                iso(data["performed_at"]),
-                json.dumps(data["areas"]),
-                data["needle_depth_mm"],
-                data["device"],
-                json.dumps(data.get("products") or []),
-                data.get("notes") or "",
-                iso(now),
-                iso(now),
-            ),
-        )
-        session = load_session(db, cur.lastrowid)
-        schedule.plan_session(db, session, client, protocol, now)
-    return session
-
-
-def update_session(
-    db: sqlite_utils.Database, session: dict, client: dict, data: dict, now: datetime
-) -> dict:
-    """Edit a session; a new time re-plans the reminders not yet sent."""
-    changes: dict = {}
-    if "performed_at" in data:
-        changes["performed_at"] = iso(data["performed_at"])
-    for key in ("areas", "products"):
-        if key in data:
-            changes[key] = json.dumps(data[key] or [])
-    for key in ("needle_depth_mm", "device", "notes"):
-        if key in data:
-            changes[key] = data[key] if data[key] is not None else ""
-    if not changes:
-        return session
-    changes["updated_at"] = iso(now)
-    with write(db):
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        db.conn.execute(
-            f"UPDATE treatment_sessions SET {sets} WHERE id = ?", (*changes.values(), session["id"])
-        )
-        updated = load_session(db, session["id"])
-        if updated["performed_at"] != session["performed_at"]:
-            protocol = schedule.protocol_by_id(db, updated["protocol_id"])
-            schedule.replan_session(db, updated, client, protocol, now, "session time changed")
-    return updated
-
-
-def delete_session(db: sqlite_utils.Database, session: dict, now: datetime) -> None:
-    """Delete a session; its reminders not yet sent are cancelled first, then removed with it."""
-    with write(db):
-        schedule.cancel_pending(db, "session deleted", session_id=session["id"])
-        db.conn.execute("DELETE FROM treatment_sessions WHERE id = ?", (session["id"],))
-
-
-def load_session(db: sqlite_utils.Database, session_id: int) -> dict:
-    return one(
-        db,
-        "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.id = ?",
-        (session_id,),
-    )
-
-
-def list_sessions(db: sqlite_utils.Database, client_id: int) -> list[dict]:
-    return rows(
-        db,
-        "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
-        " ORDER BY s.performed_at DESC",
-        (client_id,),
-    )
-
-
-def latest_session(db: sqlite_utils.Database, client_id: int) -> dict | None:
-    return one(
-        db,
-        "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
-        " ORDER BY s.performed_at DESC LIMIT 1",
-        (client_id,),
-    )

@@ -1,0 +1,67 @@
+"""The client's account pages (the PWA, mobile first): start, invite, welcome, settings."""
+
+from zoneinfo import available_timezones
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from companion.accounts import store as clinic
+from companion.auth import client_required
+from companion.db import get_db, utcnow
+from companion.errors import ApiError, DomainError
+from companion.web import shell_page
+
+bp = Blueprint("client", __name__)
+
+
+@bp.get("/start")
+@shell_page
+def not_signed_in():
+    return render_template("client/start.html")
+
+
+@bp.route("/i/<token>", methods=["GET", "POST"])
+def redeem(token: str):
+    """Show the invite; signing in happens on the tap, so link previews cannot use it up."""
+    error = None
+    if request.method == "POST":
+        try:
+            clinic.sign_in_with_invite(get_db(), token[:100], utcnow())
+            return redirect(url_for(".welcome"))
+        except (ApiError, DomainError) as e:
+            error = e.message
+    return render_template("client/invite.html", error=error), 410 if error else 200
+
+
+@bp.get("/welcome")
+@shell_page
+@client_required
+def welcome():
+    return render_template("client/welcome.html", client=current_user.row)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@client_required
+def settings():
+    errors: dict = {}
+    saved = False
+    if request.method == "POST":
+        f = request.form
+        data = {
+            "timezone": f.get("timezone", ""),
+            "discreet": f.get("discreet") == "on",
+            "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")},
+        }
+        try:
+            values = clinic.client_fields(data, partial=True)
+            current_user.row = clinic.update_client(get_db(), current_user.row, values, utcnow())
+            saved = True
+        except (ApiError, DomainError) as e:
+            errors = e.fields
+    return render_template(
+        "client/settings.html",
+        client=current_user.row,
+        errors=errors,
+        saved=saved,
+        zones=sorted(available_timezones()),
+    )

@@ -1,0 +1,118 @@
+"""The check-ins API: a client reports how the skin heals, with photos; both sides read them."""
+
+from flask import Blueprint, jsonify, request, send_file
+from flask_login import current_user
+
+from companion import audit
+from companion.accounts.api import my_client
+from companion.auth import client_required, signed_in
+from companion.checkins import photos
+from companion.checkins import store as checkins
+from companion.converters import parse_id
+from companion.db import get_db, iso, one, utcnow, write
+from companion.errors import ApiError, Invalid, not_found
+from companion.web import body, created
+
+bp = Blueprint("api_checkins", __name__, url_prefix="/api")
+
+
+@bp.post("/checkins")
+@client_required
+def post_checkin():
+    """Report how the skin is healing; a replay of the same id returns the stored answer."""
+    now = utcnow()
+    values = checkins.checkin_fields(body(), now)
+    result, is_new = checkins.submit(get_db(), current_user.row, values, now)
+    return jsonify(result), 201 if is_new else 200
+
+
+@bp.get("/checkins")
+def get_checkins():
+    """A client's own check-ins; a practitioner passes ?client_id= for one of their clients."""
+    signed_in()
+    db = get_db()
+    if current_user.is_client:
+        client_id = current_user.id
+    else:
+        wanted = parse_id(request.args.get("client_id"))
+        if wanted is None:
+            raise Invalid({"client_id": "Give the client's id."})
+        client_id = my_client(wanted)["id"]
+        audit.record("client_read", client_id=client_id, detail="checkins")
+    return jsonify({"checkins": checkins.list_for_client(db, client_id)})
+
+
+@bp.post("/checkins/<checkin_id>/photos")
+@client_required
+def add_photo(checkin_id: str):
+    """Attach a photo (the raw image as the body, Content-Type image/*) to your check-in."""
+    if not (request.mimetype or "").startswith("image/"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the photo as the body with Content-Type image/jpeg, image/png, image/webp or image/heic.",
+        )
+    if (request.content_length or 0) > photos.MAX_BYTES:
+        raise ApiError(413, "too_large", "A photo can be at most 15 MB.")
+    db = get_db()
+    checkin = one(
+        db,
+        "SELECT id FROM checkins WHERE id = ? AND client_id = ?",
+        (checkin_id[:40], current_user.id),
+    )
+    if checkin is None:
+        raise not_found("check-in")
+    jpeg, width, height = photos.process(request.get_data())
+    with write(db):
+        count = one(db, "SELECT count(*) AS n FROM photos WHERE checkin_id = ?", (checkin["id"],))[
+            "n"
+        ]
+        if count >= photos.PER_CHECKIN:
+            raise ApiError(409, "too_many_photos", "A check-in can have at most 3 photos.")
+        photo_id, rel = photos.save(current_user.id, jpeg)
+        db.conn.execute(
+            "INSERT INTO photos (id, checkin_id, client_id, filename, width, height,"
+            " bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                photo_id,
+                checkin["id"],
+                current_user.id,
+                rel,
+                width,
+                height,
+                len(jpeg),
+                iso(utcnow()),
+            ),
+        )
+    return created(
+        {
+            "id": photo_id,
+            "url": f"/api/photos/{photo_id}",
+            "width": width,
+            "height": height,
+            "bytes": len(jpeg),
+        }
+    )
+
+
+@bp.get("/photos/<photo_id>")
+def get_photo(photo_id: str):
+    """A photo, only to its client and their clinic's practitioners."""
+    signed_in()
+    db = get_db()
+    row = one(
+        db,
+        "SELECT p.*, c.clinic_id FROM photos p JOIN clients c ON c.id = p.client_id WHERE p.id = ?",
+        (photo_id[:40],),
+    )
+    allowed = row is not None and (
+        (current_user.is_client and row["client_id"] == current_user.id)
+        or (current_user.is_practitioner and row["clinic_id"] == current_user.clinic_id)
+    )
+    if not allowed:
+        raise not_found("photo")
+    if current_user.is_practitioner:
+        audit.record("client_read", client_id=row["client_id"], detail="photo")
+    resp = send_file(photos.folder() / row["filename"], mimetype="image/jpeg", max_age=0)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

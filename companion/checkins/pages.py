@@ -1,0 +1,61 @@
+"""The client's home page (today's aftercare, the latest assessment, the recovery chart) and
+the check-in form."""
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from companion.accounts import store as clinic
+from companion.auth import client_required
+from companion.checkins import store as checkins
+from companion.converters import parse_id
+from companion.db import get_db, rows, utcnow
+from companion.reminders import inbox as aftercare
+from companion.review import charts
+from companion.treatments import store as treatments
+from companion.web import shell_page
+
+bp = Blueprint("checkins", __name__)
+
+
+@bp.get("/")
+def home():
+    if not current_user.is_authenticated:
+        return redirect(url_for("client.not_signed_in"))
+    if current_user.is_practitioner:
+        return redirect(url_for("review.queue"))
+    return render_template("client/home.html", **home_context())
+
+
+def home_context() -> dict:
+    """Today's aftercare, the next reminder, the latest assessment and the recovery chart."""
+    db = get_db()
+    client = current_user.row
+    context = dict(
+        client=client,
+        clinic=clinic.get_clinic(db, client["clinic_id"]),
+        assessment=None,
+        chart=None,
+        **aftercare.overview(db, client, utcnow()),
+    )
+    if context["session"]:
+        found = checkins.checkin_dicts(
+            db,
+            rows(
+                db,
+                "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at",
+                (context["session"]["id"],),
+            ),
+        )
+        if found:
+            context["assessment"] = found[-1]["assessment"]
+            session_row = treatments.load_session(db, context["session"]["id"])
+            context["chart"] = charts.chart_for(session_row, found)
+    return context
+
+
+@bp.get("/checkin")
+@shell_page
+@client_required
+def checkin():
+    session_id = request.args.get("session", "")
+    return render_template("client/checkin.html", session_id=parse_id(session_id) or "")

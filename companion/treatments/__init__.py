@@ -1,0 +1,1 @@
+"""Treatment sessions: recorded by a practitioner, they plan the client's aftercare reminders."""

@@ -1,0 +1,86 @@
+"""The treatment sessions API: record, read, edit and delete a client's sessions."""
+
+from flask import Blueprint, jsonify
+from flask_login import current_user
+
+from companion import audit
+from companion.accounts.api import my_client
+from companion.auth import practitioner_required
+from companion.db import get_db, utcnow, write
+from companion.reminders import outbox as schedule
+from companion.treatments import store as treatments
+from companion.web import body, created
+
+bp = Blueprint("api_treatments", __name__, url_prefix="/api")
+
+
+@bp.get("/clients/<int:client_id>/sessions")
+@practitioner_required
+def list_sessions(client_id: int):
+    row = my_client(client_id)
+    audit.record("client_read", client_id=client_id, detail="sessions")
+    return jsonify(
+        {
+            "sessions": [
+                treatments.session_dict(s, row["timezone"])
+                for s in treatments.list_sessions(get_db(), client_id)
+            ]
+        }
+    )
+
+
+@bp.post("/clients/<int:client_id>/sessions")
+@practitioner_required
+def create_session(client_id: int):
+    row = my_client(client_id)
+    now = utcnow()
+    values = treatments.session_fields(body(), now)
+    db = get_db()
+    with write(db):
+        session = treatments.create_session(db, row, current_user.id, values, now)
+        audit.record("session_created", client_id=client_id, detail=f"session={session['id']}")
+    return created(session_payload(session, row))
+
+
+def session_payload(session: dict, client: dict) -> dict:
+    return treatments.session_dict(
+        session, client["timezone"], schedule.session_schedule(get_db(), session["id"])
+    )
+
+
+def my_session(session_id: int) -> tuple[dict, dict]:
+    db = get_db()
+    session = treatments.get_session(db, session_id, current_user.clinic_id)
+    return treatments.load_session(db, session["id"]), my_client(session["client_id"])
+
+
+@bp.get("/sessions/<int:session_id>")
+@practitioner_required
+def get_session(session_id: int):
+    session, client = my_session(session_id)
+    audit.record("client_read", client_id=client["id"], detail=f"session={session_id}")
+    return jsonify(session_payload(session, client))
+
+
+@bp.patch("/sessions/<int:session_id>")
+@practitioner_required
+def update_session(session_id: int):
+    session, client = my_session(session_id)
+    now = utcnow()
+    values = treatments.session_fields(body(), now, partial=True)
+    db = get_db()
+    with write(db):
+        session = treatments.update_session(db, session, client, values, now)
+        audit.record("session_updated", client_id=client["id"], detail=f"session={session_id}")
+    return jsonify(session_payload(session, client))
+
+
+@bp.delete("/sessions/<int:session_id>")
+@practitioner_required
+def delete_session(session_id: int):
+    session, client = my_session(session_id)
+    db = get_db()
+    with write(db):
+        treatments.delete_session(db, session, utcnow())
+        audit.record("session_deleted", client_id=client["id"], detail=f"session={session_id}")
+    return "", 204
