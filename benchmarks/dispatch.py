@@ -34,7 +34,6 @@ from companion.cli import migrate
 from companion.db import connect, iso, utcnow, write
 from companion.reminders import dispatcher
 from companion.reminders.push import build_payload
-from companion.reminders.sender import Sender
 from companion.reminders.worker import Dispatcher
 from testkit import push_receiver
 from testkit.push_receiver import ReceiverProcess
@@ -103,15 +102,10 @@ def populate(db, receiver, n: int, now: datetime) -> int:
 
 def add_rows(db, clinic_id: int, dues: list[datetime], clients: int, title: str) -> list[int]:
     """Queue one reminder per due time, round-robin over the clients; return their ids."""
+    base = {"clinic": clinic_id, "title": title, "body": BODY, "created": iso(utcnow())}
     params = [
-        {
-            "owner": k % clients + 1,
-            "clinic": clinic_id,
-            "title": title,
-            "body": BODY,
-            "due": iso(due),
-        }
-        | {"expires": iso(due + timedelta(hours=12)), "created": iso(utcnow())}
+        base
+        | {"owner": k % clients + 1, "due": iso(due), "expires": iso(due + timedelta(hours=12))}
         for k, due in enumerate(dues)
     ]
     with write(db):
@@ -207,12 +201,8 @@ def measure(delay_ms: float, args) -> None:
     migrate(app)
     pem, key = app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_PUBLIC_KEY"]
     db = connect(app.config["DATABASE"])
-    production = Dispatcher(app)
-    settings = production.settings
-    if args.workers:
-        sender = Sender(pem, SUBJECT, app.config["PUSH_TIMEOUT"], args.workers, args.workers)
-    else:
-        sender = production.get_sender(db)  # the production construction
+    production = Dispatcher(app)  # its Settings and Sender, as `companion run` makes them
+    settings, sender = production.settings, production.get_sender(db)
     with TimedReceiver(key, delay_ms, seed=f"bench-{delay_ms}") as receiver, sender:
         now = utcnow()
         clinic_id = populate(db, receiver, args.n, now)
@@ -265,7 +255,6 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=200, help="naive baseline samples")
     parser.add_argument("--rate", type=float, default=200, help="steady rows due per second")
     parser.add_argument("--steady-seconds", type=float, default=10)
-    parser.add_argument("--workers", type=int, default=0, help="override requests in flight")
     args = parser.parse_args()
     for delay in args.delay_ms.split(","):
         run(float(delay), args)
