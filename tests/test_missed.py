@@ -3,6 +3,7 @@
 import uuid
 from datetime import timedelta
 
+from companion.checkins import flags
 from companion.checkins import store as checkins
 from companion.db import connect, parse_iso
 
@@ -34,13 +35,13 @@ def test_two_missed_checkins_open_one_n3_flag(world, app):
     with app.app_context():
         # After the first check-in's window only one is missed: no flag yet.
         # (World has one session in each clinic, planned alike: both count.)
-        assert checkins.check_missed(db, due[0] + timedelta(hours=13)) == 0
+        assert flags.check_missed(db, due[0] + timedelta(hours=13)) == 0
         assert n3_flags(db, world.session1["id"]) == []
         # After the second one's window, two in a row are missed: one info flag each.
-        assert checkins.check_missed(db, due[1] + timedelta(hours=13)) == 2
+        assert flags.check_missed(db, due[1] + timedelta(hours=13)) == 2
         assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
         # Running again later neither duplicates nor escalates it.
-        checkins.check_missed(db, due[2] + timedelta(hours=13))
+        flags.check_missed(db, due[2] + timedelta(hours=13))
         assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
     db.close()
 
@@ -69,9 +70,9 @@ def test_an_answer_between_resets_the_count(world, app):
             },
             due[0] + timedelta(hours=1),
         )
-        checkins.check_missed(db, due[1] + timedelta(hours=13))
+        flags.check_missed(db, due[1] + timedelta(hours=13))
         assert n3_flags(db, world.session1["id"]) == []
         # The second and third both missed: now it is two in a row.
-        checkins.check_missed(db, due[2] + timedelta(hours=13))
+        flags.check_missed(db, due[2] + timedelta(hours=13))
         assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
     db.close()

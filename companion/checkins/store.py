@@ -1,4 +1,8 @@
-"""Symptom check-ins: validation, idempotent insert, triage, flags and practitioner alerts."""
+"""Symptom check-ins: validation, idempotent storage, replay and rate limit; shaping for the API.
+
+A stored check-in is triaged (checkins/triage.py) and its findings become flags
+(checkins/flags.py) in the same transaction.
+"""
 
 import json
 import sqlite3
@@ -8,13 +12,14 @@ from datetime import datetime, timedelta
 import sqlite_utils
 from flask import current_app
 
-from companion.checkins import triage
+from companion.checkins import flags, triage
+from companion.clinical import SYMPTOMS, WARNING_SIGNS
 from companion.db import iso, one, parse_iso, rows, write
-from companion.errors import ApiError, Invalid, not_found
+from companion.errors import Conflict, Invalid, NotFound, RateLimited
 from companion.validation import Fields
 
-SYMPTOMS = ("bruising", "peeling", "itching", "oozing", "bumps", "patches")
-WARNINGS = ("spreading_redness", "fever", "pus", "eye_or_breathing", "blisters")
+# The old name, still read by demo.py and benchmarks/scale.py until they import clinical.
+WARNINGS = WARNING_SIGNS
 FIELDS = {
     "id",
     "session_id",
@@ -29,9 +34,29 @@ FIELDS = {
 # A phone's clock may run a little fast; more than this ahead of ours is a wrong clock.
 CLOCK_SKEW = timedelta(minutes=10)
 MAX_AGE = timedelta(days=90)
+# The stored columns, in the order of the table.
+COLUMNS = (
+    "id",
+    "client_id",
+    "clinic_id",
+    "session_id",
+    "taken_at",
+    "received_at",
+    "redness",
+    "swelling",
+    "pain",
+    "symptoms",
+    "warning_signs",
+    "note",
+    "assessment",
+)
+INSERT_CHECKIN = (
+    f"INSERT INTO checkins ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+)
 
 
 def checkin_fields(data: object, now: datetime) -> dict:
+    """Check a check-in body; return clean values or raise Invalid with every bad field."""
     f = Fields(data, FIELDS)
     f.text("id", max_len=36)
     if "id" in f.clean:
@@ -45,7 +70,7 @@ def checkin_fields(data: object, now: datetime) -> dict:
     f.number("swelling", lo=0, hi=4, integer=True)
     f.number("pain", lo=0, hi=10, integer=True)
     f.flags("symptoms", SYMPTOMS)
-    f.flags("warning_signs", WARNINGS)
+    f.flags("warning_signs", WARNING_SIGNS)
     f.text("note", required=False, max_len=2000)
     taken = f.clean.get("taken_at")
     if taken is not None:
@@ -65,6 +90,7 @@ def _decode(row: dict) -> dict:
 
 
 def as_triage(row: dict) -> dict:
+    """Return what triage reads of a stored or new check-in."""
     return {
         "id": row["id"],
         "taken_at": parse_iso(row["taken_at"])
@@ -80,6 +106,7 @@ def as_triage(row: dict) -> dict:
 
 
 def session_for_triage(session: dict) -> dict:
+    """Return what triage reads of a treatment session."""
     return {
         "performed_at": parse_iso(session["performed_at"]),
         "needle_depth_mm": session["needle_depth_mm"],
@@ -87,6 +114,7 @@ def session_for_triage(session: dict) -> dict:
 
 
 def checkin_dict(db: sqlite_utils.Database, row: dict) -> dict:
+    """Shape one stored check-in for the API, with its photos."""
     return checkin_dicts(db, [row])[0]
 
 
@@ -95,11 +123,11 @@ def checkin_dicts(db: sqlite_utils.Database, found: list[dict]) -> list[dict]:
     photos: dict[str, list[dict]] = {}
     ids = [r["id"] for r in found]
     for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
+        part = {f"id{i}": checkin_id for i, checkin_id in enumerate(ids[start : start + 500])}
         for p in rows(
             db,
-            f"SELECT checkin_id, id, width, height, bytes FROM photos WHERE checkin_id"
-            f" IN ({','.join('?' * len(part))}) ORDER BY created_at",
+            "SELECT checkin_id, id, width, height, bytes FROM photos WHERE checkin_id"
+            f" IN ({', '.join(':' + name for name in part)}) ORDER BY created_at",
             part,
         ):
             photos.setdefault(p.pop("checkin_id"), []).append(dict(p, url=f"/api/photos/{p['id']}"))
@@ -128,7 +156,7 @@ def _shape(row: dict, photos: list[dict]) -> dict:
 
 def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> tuple[dict, bool]:
     """Store a check-in once (a replay returns the stored answer); triage it; raise flags."""
-    existing = one(db, "SELECT * FROM checkins WHERE id = ?", (data["id"],))
+    existing = _stored(db, data["id"])
     if existing is not None:
         return _replay(db, existing, client)
     _rate_limit(db, client, now)
@@ -141,12 +169,14 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
             for r in rows(
                 db,
                 "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note"
-                " FROM checkins WHERE session_id = ? AND taken_at <= ?"
+                " FROM checkins WHERE session_id = :session_id AND taken_at <= :taken_at"
                 " ORDER BY taken_at DESC, id DESC LIMIT 2",
-                (session["id"], iso(data["taken_at"])),
+                {"session_id": session["id"], "taken_at": iso(data["taken_at"])},
             )
         ]
-        clinic_row = one(db, "SELECT phone FROM clinics WHERE id = ?", (client["clinic_id"],))
+        clinic_row = one(
+            db, "SELECT phone FROM clinics WHERE id = :id", {"id": client["clinic_id"]}
+        )
         new = dict(data, symptoms=data["symptoms"], warning_signs=data["warning_signs"])
         assessment = triage.assess(
             session_for_triage(session), [*history, as_triage(new)], clinic_row["phone"]
@@ -167,26 +197,26 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
             "assessment": json.dumps(assessment),
         }
         try:
-            db.conn.execute(
-                f"INSERT INTO checkins ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()),
-            )
+            db.conn.execute(INSERT_CHECKIN, row)
         except sqlite3.IntegrityError:
             # The same id raced in from a second tab or the service worker.
-            existing = one(db, "SELECT * FROM checkins WHERE id = ?", (data["id"],))
+            existing = _stored(db, data["id"])
             if existing is None:
                 raise
             return _replay(db, existing, client)
-        apply_findings(db, client, session, data["id"], assessment["flags"], now)
+        flags.apply_findings(db, client, session, data["id"], assessment["flags"], now)
     return _shape(row, []), True  # as stored: a new check-in has no photos yet
+
+
+def _stored(db: sqlite_utils.Database, checkin_id: str) -> dict | None:
+    return one(db, "SELECT * FROM checkins WHERE id = :id", {"id": checkin_id})
 
 
 def _replay(db, existing: dict, client: dict) -> tuple[dict, bool]:
     if existing["client_id"] != client["id"]:
-        raise ApiError(
-            409,
-            "id_conflict",
+        raise Conflict(
             "This check-in id is already used; make a new one.",
+            "id_conflict",
             {"id": "Already used."},
         )
     return checkin_dict(db, existing), False
@@ -197,16 +227,15 @@ def _rate_limit(db, client: dict, now: datetime) -> None:
     recent = one(
         db,
         "SELECT count(*) AS n, min(received_at) AS first FROM checkins"
-        " WHERE client_id = ? AND received_at > ?",
-        (client["id"], iso(now - timedelta(hours=1))),
+        " WHERE client_id = :client_id AND received_at > :since",
+        {"client_id": client["id"], "since": iso(now - timedelta(hours=1))},
     )
     if recent["n"] >= limit:
         wait = parse_iso(recent["first"]) + timedelta(hours=1) - now
-        raise ApiError(
-            429,
-            "too_many_checkins",
+        raise RateLimited(
             "Too many check-ins in the last hour; try later.",
-            headers={"Retry-After": str(max(1, int(wait.total_seconds()) + 1))},
+            max(1, int(wait.total_seconds()) + 1),
+            "too_many_checkins",
         )
 
 
@@ -215,162 +244,36 @@ def _session_for(db, client: dict, data: dict) -> dict:
     if data.get("session_id") is not None:
         session = one(
             db,
-            "SELECT * FROM treatment_sessions WHERE id = ? AND client_id = ?",
-            (data["session_id"], client["id"]),
+            "SELECT * FROM treatment_sessions WHERE id = :id AND client_id = :client_id",
+            {"id": data["session_id"], "client_id": client["id"]},
         )
         if session is None:
-            raise not_found("session")
+            raise NotFound("session")
     else:
         session = one(
             db,
-            "SELECT * FROM treatment_sessions WHERE client_id = ? AND performed_at <= ?"
-            " ORDER BY performed_at DESC LIMIT 1",
-            (client["id"], iso(data["taken_at"])),
+            "SELECT * FROM treatment_sessions WHERE client_id = :client_id"
+            " AND performed_at <= :taken_at ORDER BY performed_at DESC LIMIT 1",
+            {"client_id": client["id"], "taken_at": iso(data["taken_at"])},
         )
         if session is None:
-            raise ApiError(
-                409,
-                "no_session",
+            raise Conflict(
                 "There is no treatment session before this check-in; ask your clinic.",
+                "no_session",
             )
     if parse_iso(session["performed_at"]) > data["taken_at"]:
         raise Invalid({"taken_at": "This is before the session it belongs to."})
     return session
 
 
-def apply_findings(
-    db, client: dict, session: dict, checkin_id: str | None, findings: list[dict], now: datetime
-) -> list[dict]:
-    """Open, escalate or update flags (one open per session and rule); alert on new urgency."""
-    open_flags = rows(
-        db, "SELECT * FROM flags WHERE session_id = ? AND status != 'resolved'", (session["id"],)
-    )
-    alerts = []
-    for action in triage.reconcile(open_flags, findings):
-        if action["action"] == "open":
-            flag_id = db.conn.execute(
-                "INSERT INTO flags (clinic_id, client_id, session_id, checkin_id, rule, severity,"
-                " reason, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    client["clinic_id"],
-                    client["id"],
-                    session["id"],
-                    checkin_id,
-                    action["rule"],
-                    action["severity"],
-                    action["reason"],
-                    iso(now),
-                    iso(now),
-                ),
-            ).lastrowid
-        else:
-            flag_id = action["id"]
-            db.conn.execute(
-                "UPDATE flags SET severity = ?, reason = ?, updated_at = ?,"
-                " checkin_id = coalesce(?, checkin_id) WHERE id = ?",
-                (action["severity"], action["reason"], iso(now), checkin_id, flag_id),
-            )
-        db.conn.execute(
-            "INSERT INTO flag_events (flag_id, at, actor_kind, action, severity, reason)"
-            " VALUES (?, ?, 'triage', ?, ?, ?)",
-            (flag_id, iso(now), action["action"], action["severity"], action["reason"]),
-        )
-        alerts.append(dict(action, id=flag_id))
-    for a in alerts:
-        if a["action"] in ("open", "escalate"):
-            alert_practitioners(db, client, session, a, now)
-    return alerts
-
-
-def alert_practitioners(db, client: dict, session: dict, flag: dict, now: datetime) -> int:
-    """Queue a push to each practitioner of the clinic who wants alerts of this severity."""
-    urgent = flag["severity"] == "urgent"
-    title = ("Urgent: " if urgent else "Review: ") + f"{client['name']} ({flag['rule']})"
-    count = 0
-    for p in rows(
-        db,
-        "SELECT id, alert_severities FROM practitioners WHERE clinic_id = ? AND active = 1",
-        (client["clinic_id"],),
-    ):
-        if flag["severity"] not in p["alert_severities"].split(","):
-            continue
-        db.conn.execute(
-            "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, session_id,"
-            " flag_id, kind, title, body, url, urgency, due_at, expires_at, status,"
-            " next_attempt_at, created_at) VALUES ('practitioner', ?, ?, ?, ?, ?, 'alert', ?, ?, ?,"
-            " ?, ?, ?, 'pending', ?, ?)",
-            (
-                p["id"],
-                client["clinic_id"],
-                client["id"],
-                session["id"],
-                flag["id"],
-                title[:60],
-                flag["reason"][:200],
-                f"/clinic/clients/{client['id']}",
-                "high" if urgent else "normal",
-                iso(now),
-                iso(now + timedelta(hours=24)),
-                iso(now),
-                iso(now),
-            ),
-        )
-        count += 1
-    return count
-
-
-def list_for_client(db, client_id: int, limit: int = 200) -> list[dict]:
+def list_for_client(db: sqlite_utils.Database, client_id: int, limit: int = 200) -> list[dict]:
+    """Return a client's check-ins, newest first."""
     return checkin_dicts(
         db,
         rows(
             db,
-            "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at DESC LIMIT ?",
-            (client_id, limit),
+            "SELECT * FROM checkins WHERE client_id = :client_id"
+            " ORDER BY taken_at DESC LIMIT :limit",
+            {"client_id": client_id, "limit": limit},
         ),
     )
-
-
-def check_missed(db, now: datetime, window: timedelta = timedelta(hours=12)) -> int:
-    """N3: flag sessions whose last two scheduled check-ins passed their window unanswered."""
-    last = one(db, "SELECT at FROM heartbeats WHERE name = 'n3'")
-    start = parse_iso(last["at"]) if last else now - timedelta(days=2)
-    if now - start < timedelta(minutes=1):
-        return 0
-    # Only sessions with a check-in step whose answer window closed since the last run.
-    sessions = rows(
-        db,
-        "SELECT DISTINCT session_id FROM notifications WHERE kind = 'checkin'"
-        " AND due_at > ? AND due_at <= ? AND session_id IS NOT NULL",
-        (iso(start - window), iso(now - window)),
-    )
-    opened = 0
-    with write(db):
-        for s in sessions:
-            session = one(db, "SELECT * FROM treatment_sessions WHERE id = ?", (s["session_id"],))
-            if session is None:
-                continue
-            due = [
-                parse_iso(r["due_at"])
-                for r in rows(
-                    db,
-                    "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
-                    " AND status NOT IN ('cancelled', 'skipped') ORDER BY due_at",
-                    (session["id"],),
-                )
-            ]
-            taken = [
-                parse_iso(r["taken_at"])
-                for r in rows(
-                    db, "SELECT taken_at FROM checkins WHERE session_id = ?", (session["id"],)
-                )
-            ]
-            finding = triage.missed_checkins(due, taken, now, window)
-            if finding:
-                client = one(db, "SELECT * FROM clients WHERE id = ?", (session["client_id"],))
-                opened += len(apply_findings(db, client, session, None, [finding], now))
-        db.conn.execute(
-            "INSERT INTO heartbeats (name, pid, at) VALUES ('n3', NULL, ?)"
-            " ON CONFLICT(name) DO UPDATE SET at = excluded.at",
-            (iso(now),),
-        )
-    return opened

@@ -1,7 +1,12 @@
-"""Store clinics' protocols and turn sessions into outbox rows (the DB side of protocols.plan)."""
+"""The outbox: the one place that inserts, cancels or re-plans notification rows.
+
+A session's reminders are planned here from its clinic's protocol (reminders.planning does
+the pure part); practitioner alerts are queued here too. The dispatcher only claims and
+settles the rows this module writes. Clinics' protocol versions are stored here as well.
+"""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
@@ -14,14 +19,15 @@ def current_protocol(db: sqlite_utils.Database, clinic_id: int) -> dict:
     """Return the clinic's newest protocol version, steps decoded."""
     row = one(
         db,
-        "SELECT * FROM protocols WHERE clinic_id = ? ORDER BY version DESC LIMIT 1",
-        (clinic_id,),
+        "SELECT * FROM protocols WHERE clinic_id = :clinic_id ORDER BY version DESC LIMIT 1",
+        {"clinic_id": clinic_id},
     )
     return _decode(row)
 
 
 def protocol_by_id(db: sqlite_utils.Database, protocol_id: int) -> dict:
-    return _decode(one(db, "SELECT * FROM protocols WHERE id = ?", (protocol_id,)))
+    """Return one protocol version, steps decoded."""
+    return _decode(one(db, "SELECT * FROM protocols WHERE id = :id", {"id": protocol_id}))
 
 
 def _decode(row: dict | None) -> dict | None:
@@ -38,23 +44,25 @@ def save_protocol(
     now: datetime,
 ) -> dict:
     """Store a new version of a clinic's protocol (the default when steps is None)."""
-    latest = one(db, "SELECT max(version) AS v FROM protocols WHERE clinic_id = ?", (clinic_id,))
-    version = (latest["v"] or 0) + 1
-    db.conn.execute(
-        "INSERT INTO protocols (clinic_id, version, steps, created_by, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (
-            clinic_id,
-            version,
-            json.dumps(steps if steps is not None else protocols.DEFAULT_STEPS),
-            practitioner_id,
-            iso(now),
-        ),
+    latest = one(
+        db,
+        "SELECT max(version) AS v FROM protocols WHERE clinic_id = :clinic_id",
+        {"clinic_id": clinic_id},
+    )
+    db["protocols"].insert(
+        {
+            "clinic_id": clinic_id,
+            "version": (latest["v"] or 0) + 1,
+            "steps": json.dumps(steps if steps is not None else protocols.DEFAULT_STEPS),
+            "created_by": practitioner_id,
+            "created_at": iso(now),
+        }
     )
     return current_protocol(db, clinic_id)
 
 
 def protocol_dict(row: dict) -> dict:
+    """Shape a protocol version for the API and the protocol page."""
     return {
         "id": row["id"],
         "version": row["version"],
@@ -79,34 +87,31 @@ def _insert_plan(
         client["quiet_end"],
         now,
     )
-    for row in planned:
-        if row["step_key"] in keep:
-            continue
-        url = f"/checkin?session={session['id']}" if row["kind"] == "checkin" else "/reminders"
-        due = iso(row["due_at"])
-        db.conn.execute(
-            "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, session_id,"
-            " step_key, kind, title, body, url, urgency, due_at, expires_at, status,"
-            " status_reason, next_attempt_at, created_at)"
-            " VALUES ('client', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'normal', ?, ?, ?, ?, ?, ?)",
-            (
-                client["id"],
-                client["clinic_id"],
-                client["id"],
-                session["id"],
-                row["step_key"],
-                row["kind"],
-                row["title"],
-                row["body"],
-                url,
-                due,
-                iso(row["expires_at"]),
-                row["status"],
-                row["skip_reason"],
-                due,
-                iso(now),
-            ),
-        )
+    db["notifications"].insert_all(
+        {
+            "owner_kind": "client",
+            "owner_id": client["id"],
+            "clinic_id": client["clinic_id"],
+            "client_id": client["id"],
+            "session_id": session["id"],
+            "step_key": row["step_key"],
+            "kind": row["kind"],
+            "title": row["title"],
+            "body": row["body"],
+            "url": f"/checkin?session={session['id']}"
+            if row["kind"] == "checkin"
+            else "/reminders",
+            "urgency": "normal",
+            "due_at": iso(row["due_at"]),
+            "expires_at": iso(row["expires_at"]),
+            "status": row["status"],
+            "status_reason": row["skip_reason"],
+            "next_attempt_at": iso(row["due_at"]),
+            "created_at": iso(now),
+        }
+        for row in planned
+        if row["step_key"] not in keep
+    )
 
 
 def plan_session(
@@ -128,9 +133,9 @@ def cancel_pending(
         ("session_id", session_id) if session_id is not None else ("client_id", client_id)
     )
     return db.conn.execute(
-        f"UPDATE notifications SET status = 'cancelled', status_reason = ?, lease_until = NULL"
-        f" WHERE {column} = ? AND status IN ('pending', 'skipped')",
-        (reason, value),
+        "UPDATE notifications SET status = 'cancelled', status_reason = :reason,"
+        f" lease_until = NULL WHERE {column} = :value AND status IN ('pending', 'skipped')",
+        {"reason": reason, "value": value},
     ).rowcount
 
 
@@ -150,22 +155,23 @@ def replan_session(
     is sent again late.
     """
     # Only planned reminders are re-planned; alerts and ad-hoc rows have no step_key.
-    if only_future:
-        where, params = "status = 'pending' AND due_at > ?", (iso(now),)
-    else:
-        where, params = "status IN ('pending', 'skipped')", ()
+    where = (
+        "status = 'pending' AND due_at > :now"
+        if only_future
+        else "status IN ('pending', 'skipped')"
+    )
     db.conn.execute(
-        f"UPDATE notifications SET status = 'cancelled', status_reason = ?"
-        f" WHERE session_id = ? AND step_key IS NOT NULL AND {where}",
-        (f"re-planned: {reason}", session["id"], *params),
+        "UPDATE notifications SET status = 'cancelled', status_reason = :reason"
+        f" WHERE session_id = :session_id AND step_key IS NOT NULL AND {where}",
+        {"reason": f"re-planned: {reason}", "session_id": session["id"], "now": iso(now)},
     )
     keep = {
         r["step_key"]
         for r in rows(
             db,
-            "SELECT step_key FROM notifications WHERE session_id = ? AND step_key IS NOT NULL"
-            " AND status != 'cancelled'",
-            (session["id"],),
+            "SELECT step_key FROM notifications WHERE session_id = :session_id"
+            " AND step_key IS NOT NULL AND status != 'cancelled'",
+            {"session_id": session["id"]},
         )
     }
     _insert_plan(db, session, client, protocol["steps"], now, keep=keep)
@@ -176,9 +182,9 @@ def replan_client(db: sqlite_utils.Database, client: dict, now: datetime) -> Non
     for session in rows(
         db,
         "SELECT DISTINCT s.* FROM treatment_sessions s JOIN notifications n"
-        " ON n.session_id = s.id AND n.status = 'pending' AND n.due_at > ?"
-        " WHERE s.client_id = ?",
-        (iso(now), client["id"]),
+        " ON n.session_id = s.id AND n.status = 'pending' AND n.due_at > :now"
+        " WHERE s.client_id = :client_id",
+        {"now": iso(now), "client_id": client["id"]},
     ):
         protocol = protocol_by_id(db, session["protocol_id"])
         replan_session(
@@ -197,7 +203,7 @@ SCHEDULE = """
 
 def session_schedule(db: sqlite_utils.Database, session_id: int) -> list[dict]:
     """Return a session's planned reminders with their delivery outcome."""
-    found = rows(db, SCHEDULE.format(sessions="= ?"), (session_id,))
+    found = rows(db, SCHEDULE.format(sessions="= :session_id"), {"session_id": session_id})
     for n in found:
         del n["session_id"]
     return found
@@ -208,8 +214,49 @@ def client_schedules(db: sqlite_utils.Database, client_id: int) -> dict[int, lis
     out: dict[int, list[dict]] = {}
     for n in rows(
         db,
-        SCHEDULE.format(sessions="IN (SELECT id FROM treatment_sessions WHERE client_id = ?)"),
-        (client_id,),
+        SCHEDULE.format(
+            sessions="IN (SELECT id FROM treatment_sessions WHERE client_id = :client_id)"
+        ),
+        {"client_id": client_id},
     ):
         out.setdefault(n.pop("session_id"), []).append(n)
     return out
+
+
+# How long an alert is worth sending: a practitioner who was away sees the flag in the queue.
+ALERT_VALID = timedelta(hours=24)
+
+
+def queue_alerts(
+    db: sqlite_utils.Database,
+    client: dict,
+    session: dict,
+    flag: dict,
+    practitioner_ids: list[int],
+    now: datetime,
+) -> int:
+    """Queue a push about a new or escalated flag to each of these practitioners."""
+    urgent = flag["severity"] == "urgent"
+    title = ("Urgent: " if urgent else "Review: ") + f"{client['name']} ({flag['rule']})"
+    db["notifications"].insert_all(
+        {
+            "owner_kind": "practitioner",
+            "owner_id": practitioner_id,
+            "clinic_id": client["clinic_id"],
+            "client_id": client["id"],
+            "session_id": session["id"],
+            "flag_id": flag["id"],
+            "kind": "alert",
+            "title": title[:60],
+            "body": flag["reason"][:200],
+            "url": f"/clinic/clients/{client['id']}",
+            "urgency": "high" if urgent else "normal",
+            "due_at": iso(now),
+            "expires_at": iso(now + ALERT_VALID),
+            "status": "pending",
+            "next_attempt_at": iso(now),
+            "created_at": iso(now),
+        }
+        for practitioner_id in practitioner_ids
+    )
+    return len(practitioner_ids)
