@@ -1,15 +1,16 @@
 """Generate a large clinic network in one SQLite file, then time the practitioner review paths.
 
     .venv/bin/python benchmarks/scale.py [--db PATH] [--scale 1.0] [--reuse] [--samples 200]
+                                         [--erase 5] [--notify-days 366]
 
-Generation writes rows straight into SQLite with bulk SQL (executemany, one transaction per
-chunk of clinics, secondary indexes built after the load). The schema comes from the app's
-own migrations, and the rows are what the app itself writes: check-ins are scored by
-companion.triage, flags opened and escalated by triage.reconcile, reminders planned by
-companion.protocols.plan. Other scripts can reuse it: `generate(path, scale, seed)`.
+Generation writes rows straight into SQLite (executemany, one transaction per chunk of
+clinics, secondary indexes built after the load). The schema comes from the app's own
+migrations and the rows are what the app itself writes: check-ins scored by triage.assess,
+flags opened and escalated by triage.reconcile, reminders planned by planning.plan.
+Other scripts reuse it: `generate(path, scale, seed)` and `describe(path)`.
 
-The measurements go through the real app (Flask's test client, signed in as the clinic's
-practitioner): the queue (JSON and page), a client's timeline page, the client export.
+The timings go through the real app (Flask's test client, signed in as the clinic's
+practitioner): the queue (JSON and page), a client's timeline page, the client export, erasure.
 """
 
 import argparse
@@ -22,7 +23,6 @@ import os
 import random
 import re
 import resource
-import sys
 import tempfile
 import time
 import uuid
@@ -32,33 +32,26 @@ from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from werkzeug.security import generate_password_hash
 
-from companion import migrations
-from companion.checkins import triage  # noqa: E402
-from companion.checkins.store import SYMPTOMS, WARNINGS  # noqa: E402
-from companion.db import connect  # noqa: E402
-from companion.reminders import protocol as protocols
+from companion import create_app, migrations
+from companion.accounts import store as accounts
+from companion.checkins import triage
+from companion.clinical import SYMPTOMS, WARNING_SIGNS
+from companion.db import connect, get_db
+from companion.reminders.planning import plan
+from companion.reminders.protocol import DEFAULT_STEPS
+from companion.review import charts
+from companion.review import store as review
 
 PASSWORD = "benchmark-practitioner-password"  # every generated practitioner's password
 FULL = {"clinics": 1000, "clients": 100_000, "sessions": 300_000, "checkins": 2_000_000}
 NOTIFY_DAYS = 366  # plan reminders (15 rows a session) for sessions this recent: all of them
 SESSIONS_PER_CHUNK = 4000
-
-TIMEZONES = {
-    "Europe/London": 30,
-    "Europe/Dublin": 3,
-    "Europe/Paris": 8,
-    "Europe/Berlin": 8,
-    "Europe/Madrid": 5,
-    "America/New_York": 15,
-    "America/Chicago": 8,
-    "America/Los_Angeles": 10,
-    "America/Toronto": 4,
-    "Australia/Sydney": 6,
-    "Pacific/Auckland": 2,
-    "Asia/Singapore": 1,
-}
+TIMEZONES = {"Europe/London": 30, "Europe/Dublin": 3, "Europe/Paris": 8, "Europe/Berlin": 8}
+TIMEZONES |= {"Europe/Madrid": 5, "America/New_York": 15, "America/Chicago": 8}
+TIMEZONES |= {"America/Los_Angeles": 10, "America/Toronto": 4, "Australia/Sydney": 6}
+TIMEZONES |= {"Pacific/Auckland": 2, "Asia/Singapore": 1}
 # Hours after the session when clients answer: the protocol's check-ins first, then extras.
 ANCHOR_HOURS = (24, 48, 72, 120, 168, 4, 96, 240, 10, 336)
 ANSWER_DELAY_H = 6.0
@@ -66,79 +59,18 @@ DEPTHS = {0.25: 10, 0.5: 30, 0.75: 10, 1.0: 20, 1.5: 15, 2.0: 10, 2.5: 5}
 AREAS = ("face", "forehead", "cheeks", "under eyes", "neck", "décolletage", "scalp", "scars")
 PRODUCTS = ("hyaluronic serum", "peptide serum", "growth factor serum", "PRP", "vitamin C serum")
 FIRST = (
-    "Amelia",
-    "Olivia",
-    "Isla",
-    "Ava",
-    "Mia",
-    "Sophia",
-    "Grace",
-    "Lily",
-    "Emily",
-    "Chloe",
-    "Zoe",
-    "Hannah",
-    "Noah",
-    "Liam",
-    "James",
-    "Lucas",
-    "Ethan",
-    "Maya",
-    "Priya",
-    "Aisha",
-    "Sofia",
-    "Elena",
-    "Camille",
-    "Lea",
-    "Yuki",
-    "Mei",
-    "Fatima",
-    "Nora",
-    "Ruth",
-    "Ines",
+    "Amelia Olivia Isla Ava Mia Sophia Grace Lily Emily Chloe Zoe Hannah Noah Liam James Lucas"
+    " Ethan Maya Priya Aisha Sofia Elena Camille Lea Yuki Mei Fatima Nora Ruth Ines"
 )
 LAST = (
-    "Smith",
-    "Jones",
-    "Taylor",
-    "Brown",
-    "Williams",
-    "Wilson",
-    "Johnson",
-    "Davies",
-    "Patel",
-    "Khan",
-    "Garcia",
-    "Martin",
-    "Rossi",
-    "Müller",
-    "Dubois",
-    "Kowalski",
-    "Nguyen",
-    "Chen",
-    "O'Brien",
-    "Murphy",
-    "Evans",
-    "Thomas",
-    "Roberts",
-    "Walker",
-    "Wright",
-    "Hughes",
+    "Smith Jones Taylor Brown Williams Wilson Johnson Davies Patel Khan Garcia Martin Rossi"
+    " Müller Dubois Kowalski Nguyen Chen O'Brien Murphy Evans Thomas Roberts Walker Wright Hughes"
 )
+FIRST, LAST = FIRST.split(), LAST.split()
 # Abnormal recoveries (a share of sessions) and how often each kind happens.
 ABNORMAL = 0.05
-KINDS = {
-    "redness": 25,
-    "worse": 20,
-    "swelling": 12,
-    "pain": 10,
-    "bumps": 10,
-    "patches": 5,
-    "bruising": 6,
-    "infection": 7,
-    "blisters": 3,
-    "eye": 2,
-}
+KINDS = {"redness": 25, "worse": 20, "swelling": 12, "pain": 10, "bumps": 10, "patches": 5}
+KINDS |= {"bruising": 6, "infection": 7, "blisters": 3, "eye": 2}
 NOTES = (
     "Still a bit tight.",
     "Looks better than yesterday.",
@@ -157,8 +89,13 @@ RESOLUTIONS = (
 )
 NO_DEVICE = "no subscribed device (shown in the app's inbox)"
 ALL_GONE = "every device unsubscribed (shown in the app's inbox)"
+ADDRESS = "203.0.113.10"
+AGENTS = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1",
+)
 
-# Column lists in insert order (parents before children).
+# Column lists in insert order (parents before children); rows are tuples in this order.
 COLUMNS = {
     "clinics": "id name phone timezone created_at",
     "protocols": "id clinic_id version steps created_by created_at",
@@ -188,14 +125,13 @@ INSERT = {
 }
 
 
-# The skeleton: who exists and when sessions happened (made in the main process, so that
-# every chunk knows its ids in advance).
+# -- the skeleton: who exists and when sessions happened (in the main process, so that every
+# chunk knows its ids in advance) ------------------------------------------------------------
 
 
 def _split(total: int, weights: list[float]) -> list[int]:
     """Split total into len(weights) parts of at least 1, proportional to the weights."""
-    spare = total - len(weights)
-    scale = spare / sum(weights)
+    scale = (total - len(weights)) / sum(weights)
     parts = [1 + int(w * scale) for w in weights]
     order = sorted(range(len(weights)), key=lambda i: weights[i] * scale % 1, reverse=True)
     for i in order[: total - sum(parts)]:
@@ -203,22 +139,17 @@ def _split(total: int, weights: list[float]) -> list[int]:
     return parts
 
 
-def _adjust(
-    values: list[int], target: int, lo: list[int] | int, hi: list[int] | int, rng: random.Random
-) -> None:
-    """Nudge random entries by one, within their bounds, until they sum to target."""
+def _adjust(values: list[int], target: int, lo, hi, rng: random.Random) -> None:
+    """Nudge random entries by one, within their bounds (ints or lists), until they sum to
+    target."""
     lows = lo if isinstance(lo, list) else [lo] * len(values)
     highs = hi if isinstance(hi, list) else [hi] * len(values)
-    target = max(sum(lows), min(target, sum(highs)))
-    diff = target - sum(values)
+    diff = max(sum(lows), min(target, sum(highs))) - sum(values)
     while diff:
-        i = rng.randrange(len(values))
-        if diff > 0 and values[i] < highs[i]:
-            values[i] += 1
-            diff -= 1
-        elif diff < 0 and values[i] > lows[i]:
-            values[i] -= 1
-            diff += 1
+        i, step = rng.randrange(len(values)), 1 if diff > 0 else -1
+        if lows[i] <= values[i] + step <= highs[i]:
+            values[i] += step
+            diff -= step
 
 
 def _session_times(rng: random.Random, n: int, zone: ZoneInfo, now: datetime) -> list[datetime]:
@@ -226,8 +157,7 @@ def _session_times(rng: random.Random, n: int, zone: ZoneInfo, now: datetime) ->
     gap = rng.uniform(26, 42)
     if n > 1 and (n - 1) * gap > 350:
         gap = 350 / (n - 1)
-    start = rng.uniform((n - 1) * gap, 364)
-    out = []
+    start, out = rng.uniform((n - 1) * gap, 364), []
     for i in range(n):
         days_ago = max(0.05, start - i * gap + rng.uniform(-2, 2))
         day = (now - timedelta(days=days_ago)).astimezone(zone).date()
@@ -250,16 +180,12 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
     sizes = _split(n_clients, [math.exp(rng.gauss(0, 0.9)) for _ in range(n_clinics)])
     per_client = [min(12, 1 + int(rng.expovariate(1 / 2.47))) for _ in range(n_clients)]
     _adjust(per_client, n_sessions, 1, 12, rng)
-    zones = list(TIMEZONES)
-    tz_weights = list(TIMEZONES.values())
     notify_from = now - timedelta(days=notify_days)
-    steps = len(protocols.DEFAULT_STEPS)
-    ids = {"practitioner": 0, "client": 0, "session": 0, "sub": 0, "notification": 0}
+    ids = dict.fromkeys(("practitioner", "client", "session", "sub", "notification"), 0)
     clinics, flat, caps = [], [], []
     sizes_iter = iter(per_client)
     for c in range(n_clinics):
-        tz = rng.choices(zones, tz_weights)[0]
-        zone = ZoneInfo(tz)
+        tz = rng.choices(list(TIMEZONES), list(TIMEZONES.values()))[0]
         n_prac = rng.randint(2, 5)
         pracs = list(range(ids["practitioner"] + 1, ids["practitioner"] + n_prac + 1))
         ids["practitioner"] += n_prac
@@ -267,21 +193,18 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
         for _ in range(sizes[c]):
             ids["client"] += 1
             sessions = []
-            for when in _session_times(rng, next(sizes_iter), zone, now):
+            for when in _session_times(rng, next(sizes_iter), ZoneInfo(tz), now):
                 ids["session"] += 1
+                base = ids["notification"] if when >= notify_from else None
+                ids["notification"] += len(DEFAULT_STEPS) if base is not None else 0
+                sessions.append([ids["session"], when.timestamp(), 0, base, rng.choice(pracs)])
                 age_h = (now - when).total_seconds() / 3600
-                base = None
-                if when >= notify_from:
-                    base = ids["notification"]
-                    ids["notification"] += steps
-                session = [ids["session"], when.timestamp(), 0, base, rng.choice(pracs)]
-                sessions.append(session)
-                flat.append(session)
                 caps.append(sum(1 for a in ANCHOR_HOURS if a + ANSWER_DELAY_H <= age_h))
+            flat.extend(sessions)
             n_subs = rng.choices((0, 1, 2), (25, 65, 10))[0]
             subs = list(range(ids["sub"] + 1, ids["sub"] + n_subs + 1))
-            ids["sub"] += n_subs
             clients.append((ids["client"], subs, sessions))
+            ids["sub"] += n_subs
         clinics.append((c + 1, tz, pracs, clients))
     counts = [min(cap, max(3, min(10, round(rng.gauss(6.67, 1.6))))) for cap in caps]
     _adjust(counts, round(FULL["checkins"] * scale), 0, caps, rng)
@@ -290,19 +213,15 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
     return clinics
 
 
-# Rows for one chunk of clinics (runs in a worker process).
+# -- rows for one chunk of clinics (runs in a worker process) ----------------------------------
 
 
-def iso(dt: datetime) -> str:
+def iso(dt: datetime | None) -> str | None:
     """companion.db.iso for the UTC datetimes made here, at a third of strftime's cost."""
+    if dt is None:
+        return None
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (faster than an f-string)
-        dt.year,
-        dt.month,
-        dt.day,
-        dt.hour,
-        dt.minute,
-        dt.second,
-        dt.microsecond,
+        (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
     )
 
 
@@ -314,53 +233,47 @@ def _b64(rng: random.Random, n: int) -> str:
     return base64.urlsafe_b64encode(rng.randbytes(n)).rstrip(b"=").decode()
 
 
-_JSON_CACHE: dict = {}
+_JSON: dict = {}
 
 
 def _flags_json(keys: tuple[str, ...], on: frozenset) -> str:
     """The JSON the app stores for a symptoms or warning_signs object (every key, booleans)."""
-    key = (keys, on)
-    if key not in _JSON_CACHE:
-        _JSON_CACHE[key] = json.dumps({k: k in on for k in keys})
-    return _JSON_CACHE[key]
+    if (keys, on) not in _JSON:
+        _JSON[keys, on] = json.dumps({k: k in on for k in keys})
+    return _JSON[keys, on]
+
+
+ELIGIBLE = {  # when in the recovery each abnormal kind can show (hours after the session)
+    "blisters": lambda h, depth: 12 <= h < 96,
+    "eye": lambda h, depth: h < 48,
+    "bumps": lambda h, depth: h >= 72,
+    "patches": lambda h, depth: h >= 72 * triage.downtime_hours(depth) / 72,
+    "bruising": lambda h, depth: h >= 168,
+}
 
 
 def _abnormal_at(rng: random.Random, kind: str | None, hours: list[float], depth: float) -> dict:
     """Choose which check-ins an abnormal recovery shows in: {index: kind}."""
-    if kind is None or not hours:
-        return {}
-    eligible = {
-        "blisters": lambda h: 12 <= h < 96,
-        "eye": lambda h: h < 48,
-        "bumps": lambda h: h >= 72,
-        "patches": lambda h: h >= 72 * triage.downtime_hours(depth) / 72,
-        "bruising": lambda h: h >= 168,
-    }.get(kind, lambda h: h >= 44)
-    found = [i for i, h in enumerate(hours) if eligible(h)]
+    eligible = ELIGIBLE.get(kind, lambda h, depth: h >= 44)
+    found = [i for i, h in enumerate(hours) if eligible(h, depth)] if kind else []
     if not found:
         return {}
     first = rng.choice(found)
-    last = first + (
-        rng.randint(0, 2) if kind in ("redness", "bumps", "patches", "infection") else 0
-    )
-    return {i: kind for i in range(first, min(last, len(hours) - 1) + 1)}
+    lasting = kind in ("redness", "bumps", "patches", "infection")
+    last = min(first + (rng.randint(0, 2) if lasting else 0), len(hours) - 1)
+    return dict.fromkeys(range(first, last + 1), kind)
 
 
 def _scores(rng: random.Random, hours: list[float], depth: float, kind: str | None) -> list[tuple]:
     """Score each check-in: the expected course, fading, plus any abnormal findings."""
     settle = triage.downtime_hours(depth) * rng.uniform(0.7, 1.1)
-    r0, s0, p0 = (
-        rng.choice((2, 3, 3, 3, 4)),
-        rng.choice((1, 1, 2, 2, 3)),
-        rng.choice((0, 1, 2, 2, 3, 4)),
-    )
+    r0, s0 = rng.choice((2, 3, 3, 3, 4)), rng.choice((1, 1, 2, 2, 3))
+    p0 = rng.choice((0, 1, 2, 2, 3, 4))
     special = _abnormal_at(rng, kind, hours, depth)
-    pr, ps, pp = 4, 4, 10
-    out = []
+    pr, ps, pp, out = 4, 4, 10, []
     for i, h in enumerate(hours):
         band = triage.expected_band(h, depth)
-        fade = max(0.0, 1 - h / settle)
-        r = min(band["redness"], pr, round(r0 * fade))
+        r = min(band["redness"], pr, round(r0 * max(0.0, 1 - h / settle)))
         s = min(band["swelling"], ps, round(s0 * max(0.0, 1 - h / (settle * 0.8))))
         p = min(pp, round(p0 * max(0.0, 1 - h / 72)))
         symptoms, warnings = set(), set()
@@ -399,406 +312,196 @@ class Chunk:
     """Build every row of a chunk of clinics; flag ids are chunk-local (the loader offsets them)."""
 
     def __init__(self, index: int, seed: int, now: datetime):
-        self.rng = random.Random(f"{seed}:chunk:{index}")
-        self.now = now
+        self.rng, self.now = random.Random(f"{seed}:chunk:{index}"), now
         self.rows = {table: [] for table in COLUMNS}
         self.next_flag = 0
 
+    def add(self, table: str, *values) -> None:
+        self.rows[table].append(values)
+
+    def audit(self, at: datetime, actor: int, client: dict, action: str, detail=None) -> None:
+        where = (client["clinic_id"], client["id"], action, detail, ADDRESS)
+        self.add("audit_log", iso(at), "practitioner", actor, *where)
+
     def clinic(self, clinic_id: int, tz: str, pracs: list[int], clients: list[tuple]) -> None:
         phone = f"+44 20 7946 {clinic_id % 10000:04d}"
-        for client_id, subs, sessions in clients:
-            self.client(clinic_id, tz, phone, pracs, client_id, subs, sessions)
+        for client_id, sub_ids, sessions in clients:
+            client = {"id": client_id, "clinic_id": clinic_id, "tz": tz, "phone": phone}
+            self.client(client, pracs, sub_ids, sessions)
 
-    def client(self, clinic_id, tz, phone, pracs, client_id, sub_ids, sessions) -> None:
-        rng, add = self.rng, self.rows
+    def client(self, client: dict, pracs: list[int], sub_ids: list[int], sessions: list) -> None:
+        rng, client_id = self.rng, client["id"]
         first = datetime.fromtimestamp(sessions[0][1], UTC)
         created = first - timedelta(days=rng.uniform(0, 14))
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         email = f"client{client_id}@mail.example.net" if rng.random() < 0.8 else None
-        quiet = ("21:00", "08:00") if rng.random() < 0.85 else ("22:00", "07:00")
-        add["clients"].append(
-            (
-                client_id,
-                clinic_id,
-                name,
-                email,
-                f"+44 7700 {client_id % 1000000:06d}",
-                tz,
-                *quiet,
-                int(rng.random() < 0.1),
-                iso(created),
-                iso(created),
-            )
-        )
+        client["quiet"] = ("21:00", "08:00") if rng.random() < 0.85 else ("22:00", "07:00")
+        mobile, discreet = f"+44 7700 {client_id % 1000000:06d}", int(rng.random() < 0.1)
+        row = (client_id, client["clinic_id"], name, email, mobile, client["tz"], *client["quiet"])
+        self.add("clients", *row, discreet, iso(created), iso(created))
         by = rng.choice(pracs)
-        add["invites"].append(
-            (
-                client_id,
-                hashlib.sha256(f"invite:{client_id}".encode()).hexdigest(),
-                by,
-                iso(first),
-                iso(first + timedelta(days=7)),
-                iso(first + timedelta(minutes=10)),
-                None,
-            )
-        )
-        for action, at in (("client_created", created), ("invite_issued", first)):
-            add["audit_log"].append(
-                (iso(at), "practitioner", by, clinic_id, client_id, action, None, "203.0.113.10")
-            )
+        token = hashlib.sha256(f"invite:{client_id}".encode()).hexdigest()
+        week, used = iso(first + timedelta(days=7)), iso(first + timedelta(minutes=10))
+        self.add("invites", client_id, token, by, iso(first), week, used, None)
+        self.audit(created, by, client, "client_created")
+        self.audit(first, by, client, "invite_issued")
         subs = []
         for k, sub_id in enumerate(sub_ids):
-            made = (
-                first + timedelta(minutes=12)
-                if k == 0
-                else datetime.fromtimestamp(rng.choice(sessions)[1], UTC) + timedelta(minutes=30)
-            )
-            gone_after = (
-                made + timedelta(days=rng.uniform(10, 300)) if rng.random() < 0.08 else None
-            )
-            subs.append(
-                {
-                    "id": sub_id,
-                    "created": made,
-                    "gone_after": gone_after,
-                    "gone_at": None,
-                    "last_success": None,
-                }
-            )
-        client = {"id": client_id, "clinic_id": clinic_id, "tz": tz, "quiet": quiet}
+            made = first + timedelta(minutes=12)
+            if k:
+                made = datetime.fromtimestamp(rng.choice(sessions)[1], UTC) + timedelta(minutes=30)
+            gone = made + timedelta(days=rng.uniform(10, 300)) if rng.random() < 0.08 else None
+            subs.append({"id": sub_id, "created": made, "gone_after": gone, "gone_at": None})
+            subs[-1]["last_success"] = None
         for session in sessions:
-            self.session(client, phone, pracs, session, subs)
+            self.session(client, pracs, session, subs)
         for k, s in enumerate(subs):
-            agent = (
-                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1"
-                if k % 2
-                else "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126.0 Mobile Safari/537.36"
-            )
-            add["push_subscriptions"].append(
-                (
-                    s["id"],
-                    "client",
-                    client_id,
-                    f"https://fcm.googleapis.com/fcm/send/bench-{s['id']}:{_b64(rng, 24)}",
-                    _b64(rng, 65),
-                    _b64(rng, 16),
-                    agent,
-                    iso(s["created"]),
-                    iso(s["last_success"]) if s["last_success"] else None,
-                    iso(s["gone_at"]) if s["gone_at"] else None,
-                )
-            )
+            endpoint = f"https://fcm.googleapis.com/fcm/send/bench-{s['id']}:{_b64(rng, 24)}"
+            keys = (_b64(rng, 65), _b64(rng, 16))
+            seen = (s["created"], s["last_success"], s["gone_at"])
+            row = (s["id"], "client", client_id, endpoint, *keys, AGENTS[k % 2], *map(iso, seen))
+            self.add("push_subscriptions", *row)
 
-    def session(self, client, phone, pracs, session, subs) -> None:
-        rng, add, now = self.rng, self.rows, self.now
+    def session(self, client: dict, pracs: list[int], session: list, subs: list[dict]) -> None:
+        rng = self.rng
         session_id, stamp, n_checkins, notif_base, practitioner_id = session
         performed = datetime.fromtimestamp(stamp, UTC)
-        recorded = min(now, performed + timedelta(minutes=rng.uniform(5, 90)))
+        recorded = min(self.now, performed + timedelta(minutes=rng.uniform(5, 90)))
         depth = rng.choices(list(DEPTHS), list(DEPTHS.values()))[0]
         areas = rng.sample(AREAS[:5], rng.randint(1, 3)) if rng.random() < 0.9 else ["scars"]
-        products = rng.sample(PRODUCTS, rng.randint(0, 2))
+        products = json.dumps(rng.sample(PRODUCTS, rng.randint(0, 2)))
         notes = "Tolerated well." if rng.random() < 0.3 else ""
-        cid, client_id = client["clinic_id"], client["id"]
-        add["treatment_sessions"].append(
-            (
-                session_id,
-                cid,
-                client_id,
-                practitioner_id,
-                cid,
-                iso(performed),
-                json.dumps(areas),
-                depth,
-                rng.choice(("pen", "pen", "pen", "roller")),
-                json.dumps(products),
-                notes,
-                iso(recorded),
-                iso(recorded),
-            )
-        )
-        add["audit_log"].append(
-            (
-                iso(recorded),
-                "practitioner",
-                practitioner_id,
-                cid,
-                client_id,
-                "session_created",
-                f"session={session_id}",
-                "203.0.113.10",
-            )
-        )
-        self.checkins(client, phone, pracs, session_id, performed, depth, n_checkins)
+        device = rng.choice(("pen", "pen", "pen", "roller"))
+        who = (session_id, client["clinic_id"], client["id"], practitioner_id, client["clinic_id"])
+        what = (iso(performed), json.dumps(areas), depth, device, products, notes)
+        self.add("treatment_sessions", *who, *what, iso(recorded), iso(recorded))
+        self.audit(recorded, practitioner_id, client, "session_created", f"session={session_id}")
+        self.checkins(client, pracs, session_id, performed, depth, n_checkins)
         if notif_base is not None:
             self.notifications(client, session_id, performed, recorded, notif_base, subs)
 
-    def checkins(self, client, phone, pracs, session_id, performed, depth, n) -> None:
-        rng, add, now = self.rng, self.rows, self.now
+    def checkins(self, client, pracs, session_id, performed, depth, n) -> None:
+        rng, now = self.rng, self.now
         age_h = (now - performed).total_seconds() / 3600
         chosen = [a for a in ANCHOR_HOURS if a + ANSWER_DELAY_H <= age_h][:n]
         hours = sorted(a + rng.uniform(0, ANSWER_DELAY_H) for a in chosen)
-        kind = (
-            rng.choices(list(KINDS), list(KINDS.values()))[0] if rng.random() < ABNORMAL else None
-        )
+        odds = rng.random() < ABNORMAL
+        kind = rng.choices(list(KINDS), list(KINDS.values()))[0] if odds else None
         triage_session = {"performed_at": performed, "needle_depth_mm": depth}
-        cid, client_id = client["clinic_id"], client["id"]
+        who = (client["id"], client["clinic_id"], session_id)
         history, held, flags = [], {}, []
-        for h, (r, s, p, symptoms, warnings, odd) in zip(
-            hours, _scores(rng, hours, depth, kind), strict=True
-        ):
-            checkin_id = _uuid(rng)
-            taken = performed + timedelta(hours=h)
+        for h, score in zip(hours, _scores(rng, hours, depth, kind), strict=True):
+            r, s, p, symptoms, warnings, odd = score
+            checkin_id, taken = _uuid(rng), performed + timedelta(hours=h)
             late = rng.uniform(300, 6 * 3600) if rng.random() < 0.04 else rng.uniform(0.3, 20)
             received = min(now, taken + timedelta(seconds=late))
-            history.append(
-                {
-                    "id": checkin_id,
-                    "taken_at": taken,
-                    "redness": r,
-                    "swelling": s,
-                    "pain": p,
-                    "symptoms": {k: True for k in symptoms},
-                    "warning_signs": {k: True for k in warnings},
-                }
-            )
-            assessment = triage.assess(triage_session, history, phone)
+            marks = {"symptoms": dict.fromkeys(symptoms, True)}
+            marks["warning_signs"] = dict.fromkeys(warnings, True)
+            history.append({"id": checkin_id, "taken_at": taken, "redness": r, "swelling": s})
+            history[-1].update(marks, pain=p)
+            assessment = triage.assess(triage_session, history, client["phone"])
             note = rng.choice(NOTES) if rng.random() < (0.4 if odd else 0.04) else ""
-            add["checkins"].append(
-                (
-                    checkin_id,
-                    client_id,
-                    cid,
-                    session_id,
-                    iso(taken),
-                    iso(received),
-                    r,
-                    s,
-                    p,
-                    _flags_json(SYMPTOMS, symptoms),
-                    _flags_json(WARNINGS, warnings),
-                    note,
-                    json.dumps(assessment),
-                )
-            )
+            stored = (_flags_json(SYMPTOMS, symptoms), _flags_json(WARNING_SIGNS, warnings), note)
+            at, verdict = (iso(taken), iso(received)), json.dumps(assessment)
+            self.add("checkins", checkin_id, *who, *at, r, s, p, *stored, verdict)
             if rng.random() < (0.4 if assessment["flags"] else 0.025):
                 for _ in range(1 if rng.random() < 0.8 else 2):
                     photo_id = _uuid(rng)
-                    w, hgt = rng.choice(((1280, 960), (960, 1280), (1600, 1200)))
-                    add["photos"].append(
-                        (
-                            photo_id,
-                            checkin_id,
-                            client_id,
-                            f"{client_id}/{photo_id}.jpg",
-                            w,
-                            hgt,
-                            rng.randint(90_000, 420_000),
-                            iso(received),
-                        )
-                    )
-            # What checkins.apply_findings does: one open flag per session and rule.
+                    size = rng.choice(((1280, 960), (960, 1280), (1600, 1200)))
+                    row = (photo_id, checkin_id, client["id"], f"{client['id']}/{photo_id}.jpg")
+                    self.add("photos", *row, *size, rng.randint(90_000, 420_000), iso(received))
+            # What the app does with the findings: one open flag per session and rule.
             for action in triage.reconcile(list(held.values()), assessment["flags"]):
+                rule, severity, reason = action["rule"], action["severity"], action["reason"]
                 if action["action"] == "open":
-                    flag = {
-                        "id": self.next_flag,
-                        "rule": action["rule"],
-                        "status": "open",
-                        "opened": received,
-                        "events": [],
-                    }
+                    held[rule] = {"id": self.next_flag, "rule": rule, "opened": received}
+                    held[rule]["events"] = []
+                    flags.append(held[rule])
                     self.next_flag += 1
-                    held[action["rule"]] = flag
-                    flags.append(flag)
-                else:
-                    flag = held[action["rule"]]
-                flag.update(
-                    severity=action["severity"],
-                    reason=action["reason"],
-                    updated=received,
-                    checkin_id=checkin_id,
-                )
-                flag["events"].append(
-                    (
-                        received,
-                        "triage",
-                        None,
-                        action["action"],
-                        action["severity"],
-                        action["reason"],
-                        None,
-                    )
-                )
+                flag = held[rule]
+                flag.update(severity=severity, reason=reason, updated=received)
+                flag["checkin_id"] = checkin_id
+                event = (received, "triage", None, action["action"], severity, reason)
+                flag["events"].append(event)
         for flag in flags:
             self.handle(client, pracs, session_id, flag)
 
-    def handle(self, client, pracs, session_id, flag) -> None:
+    def handle(self, client: dict, pracs: list[int], session_id: int, flag: dict) -> None:
         """Play out the practitioner's side of a flag: acknowledge, call, resolve (or not yet)."""
-        rng, add, now = self.rng, self.rows, self.now
+        rng, now, events = self.rng, self.now, flag["events"]
         severity, opened = flag["severity"], flag["opened"]
-        ack_h = {"urgent": rng.uniform(0.1, 1.5), "review": rng.uniform(0.5, 10)}.get(
-            severity, rng.uniform(2, 48)
-        )
+        # (all three delays are drawn, so that a seed keeps giving the same data)
+        ack_h = {"urgent": rng.uniform(0.1, 1.5), "review": rng.uniform(0.5, 10)}
+        ack_h = ack_h.get(severity, rng.uniform(2, 48))
         by = rng.choice(pracs)
         ack = opened + timedelta(hours=ack_h)
-        called = resolved = None
+        called = resolved = note = None
         forgotten = rng.random()
         status = "open"
         if ack <= now and forgotten > 0.01:  # 1% never acknowledged, 4% never resolved
             status = "acknowledged"
-            flag["events"].append((ack, "practitioner", by, "acknowledge", None, None, None))
+            events.append((ack, "practitioner", by, "acknowledge", None, None))
             if severity == "urgent":
                 called = ack + timedelta(minutes=rng.uniform(1, 30))
                 if called <= now:
-                    flag["events"].append((called, "practitioner", by, "called", None, None, None))
+                    events.append((called, "practitioner", by, "called", None, None))
                 else:
                     called = None
             done = max(ack, flag["updated"]) + timedelta(hours=rng.uniform(2, 72))
             if done <= now and forgotten > 0.05:
                 status, resolved = "resolved", done
-        note = rng.choice(RESOLUTIONS) if resolved else None
         if resolved:
-            flag["events"].append((resolved, "practitioner", by, "resolve", None, None, note))
-        updated = max(e[0] for e in flag["events"])
-        fid = flag["id"]
-        add["flags"].append(
-            (
-                fid,
-                client["clinic_id"],
-                client["id"],
-                session_id,
-                flag["checkin_id"],
-                flag["rule"],
-                severity,
-                status,
-                flag["reason"],
-                iso(opened),
-                iso(updated),
-                iso(ack) if status != "open" else None,
-                by if status != "open" else None,
-                iso(called) if called else None,
-                iso(resolved) if resolved else None,
-                by if resolved else None,
-                note,
-            )
-        )
-        for at, actor_kind, actor, action, sev, reason, text in sorted(
-            flag["events"], key=lambda e: e[0]
-        ):
-            add["flag_events"].append((fid, iso(at), actor_kind, actor, action, sev, reason, text))
+            note = rng.choice(RESOLUTIONS)
+            events.append((resolved, "practitioner", by, "resolve", None, None))
+        fid, who = flag["id"], (client["clinic_id"], client["id"], session_id, flag["checkin_id"])
+        what = (flag["rule"], severity, status, flag["reason"], iso(opened))
+        acked = (iso(ack), by) if status != "open" else (None, None)
+        closed = (iso(called), iso(resolved), by if resolved else None, note)
+        updated = iso(max(e[0] for e in events))
+        self.add("flags", fid, *who, *what, updated, *acked, *closed)
+        for at, actor_kind, actor, action, sev, reason in sorted(events, key=lambda e: e[0]):
+            text = note if action == "resolve" else None
+            self.add("flag_events", fid, iso(at), actor_kind, actor, action, sev, reason, text)
             if actor_kind == "practitioner":
-                add["audit_log"].append(
-                    (
-                        iso(at),
-                        "practitioner",
-                        actor,
-                        client["clinic_id"],
-                        client["id"],
-                        f"flag_{action}",
-                        f"flag={fid}",
-                        "203.0.113.10",
-                    )
-                )
+                self.audit(at, actor, client, f"flag_{action}", f"flag={fid}")
 
     def notifications(self, client, session_id, performed, recorded, base, subs) -> None:
-        """Plan the session's reminders as the app does, and settle those already due."""
-        rng, add, now = self.rng, self.rows, self.now
-        planned = protocols.plan(
-            performed, protocols.DEFAULT_STEPS, client["tz"], *client["quiet"], recorded
-        )
+        """Plan the session's reminders as the app does, and settle those already due as the
+        dispatcher would (sent, skipped with why, a few retried or gone)."""
+        rng, now, deliver = self.rng, self.now, self.rows["deliveries"].append
+        ms = rng.uniform  # a delivery's elapsed_ms
+        planned = plan(performed, DEFAULT_STEPS, client["tz"], *client["quiet"], recorded)
         for k, row in enumerate(planned):
-            nid = base + k + 1
-            due = row["due_at"]
-            status, reason, attempts, sent, next_at = (
-                row["status"],
-                row["skip_reason"],
-                0,
-                None,
-                due,
-            )
+            nid, due, status = base + k + 1, row["due_at"], row["status"]
+            reason, attempts, sent, next_at = row["skip_reason"], 0, None, due
             if status == "pending" and due <= now:
-                attempts = 1
+                attempts, delivered = 1, 0
                 live = [s for s in subs if s["created"] <= due and s["gone_at"] is None]
-                delivered = 0
                 retry = rng.random() < 0.02
                 for s in live:
                     at = due + timedelta(seconds=rng.uniform(0.2, 3))
                     if s["gone_after"] and due >= s["gone_after"]:
                         s["gone_at"] = at
-                        add["deliveries"].append(
-                            (
-                                nid,
-                                s["id"],
-                                1,
-                                iso(at),
-                                410,
-                                "gone",
-                                "HTTP 410",
-                                rng.uniform(60, 300),
-                            )
-                        )
+                        deliver((nid, s["id"], 1, iso(at), 410, "gone", "HTTP 410", ms(60, 300)))
                         continue
                     if retry:
-                        add["deliveries"].append(
-                            (
-                                nid,
-                                s["id"],
-                                1,
-                                iso(at),
-                                503,
-                                "retry",
-                                "HTTP 503",
-                                rng.uniform(60, 300),
-                            )
-                        )
+                        deliver((nid, s["id"], 1, iso(at), 503, "retry", "HTTP 503", ms(60, 300)))
                         at += timedelta(seconds=rng.uniform(30, 60))
                         attempts = 2
-                    add["deliveries"].append(
-                        (
-                            nid,
-                            s["id"],
-                            attempts,
-                            iso(at),
-                            201,
-                            "delivered",
-                            "",
-                            rng.uniform(60, 400),
-                        )
-                    )
+                    took = ms(60, 400)
+                    deliver((nid, s["id"], attempts, iso(at), 201, "delivered", "", took))
                     s["last_success"] = max(s["last_success"] or at, at)
-                    delivered += 1
-                    sent = at
+                    delivered, sent = delivered + 1, at
                 if delivered:
                     status, next_at = "sent", (sent if attempts == 2 else due)
                 else:
                     status, reason, sent = "skipped", ALL_GONE if live else NO_DEVICE, None
             url = f"/checkin?session={session_id}" if row["kind"] == "checkin" else "/reminders"
-            add["notifications"].append(
-                (
-                    nid,
-                    "client",
-                    client["id"],
-                    client["clinic_id"],
-                    client["id"],
-                    session_id,
-                    None,
-                    row["step_key"],
-                    row["kind"],
-                    row["title"],
-                    row["body"],
-                    url,
-                    "normal",
-                    iso(due),
-                    iso(row["expires_at"]),
-                    status,
-                    reason,
-                    attempts,
-                    iso(next_at),
-                    None,
-                    None,
-                    iso(sent) if sent else None,
-                    iso(recorded),
-                )
-            )
+            owner = ("client", client["id"], client["clinic_id"], client["id"], session_id, None)
+            text = (row["step_key"], row["kind"], row["title"], row["body"], url, "normal")
+            when = (iso(due), iso(row["expires_at"]), status, reason, attempts, iso(next_at))
+            leased_sent = (None, None, iso(sent), iso(recorded))
+            self.add("notifications", nid, *owner, *text, *when, *leased_sent)
 
 
 def build_chunk(args: tuple) -> dict:
@@ -810,7 +513,7 @@ def build_chunk(args: tuple) -> dict:
     return chunk.rows
 
 
-# Loading.
+# -- loading ------------------------------------------------------------------------------------
 
 
 def _chunks(clinics: list[tuple]) -> list[list[tuple]]:
@@ -824,28 +527,30 @@ def _chunks(clinics: list[tuple]) -> list[list[tuple]]:
     return out + ([current] if current else [])
 
 
+def _insert(conn, rows: dict, counts: dict) -> None:
+    with conn:
+        for table in COLUMNS:
+            if rows.get(table):
+                conn.executemany(INSERT[table], rows[table])
+                counts[table] += len(rows[table])
+
+
+def practitioner_email(clinic_id: int, k: int) -> str:
+    return f"practitioner{k + 1}@clinic{clinic_id}.example.net"
+
+
 def generate(
-    path: str,
-    scale: float = 1.0,
-    seed: int = 1,
-    *,
-    notify_days: float = NOTIFY_DAYS,
-    workers: int | None = None,
-    log=print,
+    path: str, scale=1.0, seed=1, *, notify_days=NOTIFY_DAYS, workers=None, log=print
 ) -> dict:
     """Write a clinic network of the given scale into a new SQLite file at path.
 
-    Returns describe(path) plus the generation time: row counts, the shared practitioner
-    password, (clinic_id, email) of every practitioner, client ids per clinic, busy clinics.
+    Returns describe(path) plus the generation time and row counts.
     """
-    from werkzeug.security import generate_password_hash
-
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(path + suffix).unlink(missing_ok=True)
     now = datetime.now(UTC)
     clinics = skeleton(scale, seed, now, notify_days)
-    chunks = _chunks(clinics)
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     # Fork the workers before opening the database: no connection crosses a fork.
     pool = multiprocessing.get_context("fork").Pool(workers) if workers else None
@@ -856,47 +561,27 @@ def generate(
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -1000000")
     # Build the secondary indexes once, after the load, from the migrations' own SQL.
-    indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-    ).fetchall()
+    indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    indexes = conn.execute(indexes).fetchall()
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
     password_hash = generate_password_hash(PASSWORD)  # once: scrypt is slow on purpose
-    steps = json.dumps(protocols.DEFAULT_STEPS)
-    rng = random.Random(f"{seed}:clinics")
-    head = {t: [] for t in ("clinics", "protocols", "practitioners")}
+    rng, steps = random.Random(f"{seed}:clinics"), json.dumps(DEFAULT_STEPS)
     opened = iso(now - timedelta(days=400))
+    head = {t: [] for t in ("clinics", "protocols", "practitioners")}
     for clinic_id, tz, pracs, _ in clinics:
-        head["clinics"].append(
-            (
-                clinic_id,
-                f"{rng.choice(LAST)} Skin Clinic {clinic_id}",
-                f"+44 20 7946 {clinic_id % 10000:04d}",
-                tz,
-                opened,
-            )
-        )
+        phone = f"+44 20 7946 {clinic_id % 10000:04d}"
+        name = f"{rng.choice(LAST)} Skin Clinic {clinic_id}"
+        head["clinics"].append((clinic_id, name, phone, tz, opened))
         head["protocols"].append((clinic_id, clinic_id, 1, steps, None, opened))
         for k, pid in enumerate(pracs):
-            head["practitioners"].append(
-                (
-                    pid,
-                    clinic_id,
-                    practitioner_email(clinic_id, k),
-                    f"Dr {rng.choice(FIRST)} {rng.choice(LAST)}",
-                    password_hash,
-                    1,
-                    "urgent" if k else "urgent,review",
-                    opened,
-                )
-            )
+            name = f"Dr {rng.choice(FIRST)} {rng.choice(LAST)}"
+            who = (pid, clinic_id, practitioner_email(clinic_id, k), name, password_hash, 1)
+            head["practitioners"].append((*who, "urgent" if k else "urgent,review", opened))
     counts = dict.fromkeys(COLUMNS, 0)
     _insert(conn, head, counts)
-    jobs = [(i, seed, now.timestamp(), chunk) for i, chunk in enumerate(chunks)]
-    next_flag = 1
-    done = 0
-    pending: deque = deque()
-    feed = iter(jobs)
+    jobs = [(i, seed, now.timestamp(), chunk) for i, chunk in enumerate(_chunks(clinics))]
+    feed, pending, next_flag = iter(jobs), deque(), 1
 
     def submit() -> None:
         job = next(feed, None)
@@ -905,7 +590,7 @@ def generate(
 
     for _ in range(max(1, workers * 2)):
         submit()
-    while pending:
+    for done in range(1, len(jobs) + 1):
         item = pending.popleft()
         rows = item.get() if pool else build_chunk(item)
         submit()
@@ -914,12 +599,9 @@ def generate(
         rows["flag_events"] = [(e[0] + next_flag, *e[1:]) for e in rows["flag_events"]]
         next_flag += len(rows["flags"])
         _insert(conn, rows, counts)
-        done += 1
         if done % 10 == 0 or done == len(jobs):
-            log(
-                f"  chunk {done}/{len(jobs)}: {counts['checkins']:,} check-ins,"
-                f" {time.perf_counter() - started:.0f} s"
-            )
+            took = time.perf_counter() - started
+            log(f"  chunk {done}/{len(jobs)}: {counts['checkins']:,} check-ins, {took:.0f} s")
     if pool:
         pool.close()
         pool.join()
@@ -929,38 +611,12 @@ def generate(
     log(f"  indexes built in {time.perf_counter() - t_index:.0f} s")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    seconds = time.perf_counter() - started
-    cpu = sum(
-        u.ru_utime + u.ru_stime
-        for u in (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
-    )
-    meta = {
-        "scale": scale,
-        "seed": seed,
-        "generated_at": iso(now),
-        "notify_days": notify_days,
-        "seconds": round(seconds, 1),
-        "cpu_seconds": round(cpu, 1),
-        "counts": counts,
-    }
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    meta = {"scale": scale, "seed": seed, "generated_at": iso(now), "notify_days": notify_days}
+    meta |= {"seconds": round(time.perf_counter() - started, 1), "counts": counts}
+    meta["cpu_seconds"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 1)
     Path(path + ".meta.json").write_text(json.dumps(meta, indent=2))
     return dict(describe(path), **meta)
-
-
-def _insert(conn, rows: dict, counts: dict) -> None:
-    conn.execute("BEGIN")
-    for table in COLUMNS:
-        if rows.get(table):
-            conn.executemany(INSERT[table], rows[table])
-            counts[table] += len(rows[table])
-    conn.execute("COMMIT")
-
-
-def practitioner_email(clinic_id: int, k: int) -> str:
-    return f"practitioner{k + 1}@clinic{clinic_id}.example.net"
 
 
 def describe(path: str) -> dict:
@@ -968,43 +624,30 @@ def describe(path: str) -> dict:
     db = connect(path)
     try:
         conn = db.conn
-        practitioners = [
-            tuple(r)
-            for r in conn.execute(
-                "SELECT clinic_id, email FROM practitioners ORDER BY clinic_id, id"
-            )
-        ]
+        sql = "SELECT clinic_id, email FROM practitioners ORDER BY clinic_id, id"
+        practitioners = conn.execute(sql).fetchall()
         clients: dict[int, list[int]] = {}
-        for clinic_id, client_id in conn.execute(
-            "SELECT clinic_id, id FROM clients ORDER BY clinic_id, id"
-        ):
+        for clinic_id, client_id in conn.execute("SELECT clinic_id, id FROM clients ORDER BY id"):
             clients.setdefault(clinic_id, []).append(client_id)
-        # A year of history: 8+ sessions spanning 300+ days.
-        history: dict[int, list[int]] = {}
+        history: dict[int, list[int]] = {}  # a year of history: 8+ sessions spanning 300+ days
         for clinic_id, client_id in conn.execute(
-            "SELECT min(clinic_id), client_id FROM treatment_sessions GROUP BY client_id"
-            " HAVING count(*) >= 8 AND julianday(max(performed_at)) - julianday(min(performed_at)) >= 300"
+            "SELECT min(clinic_id), client_id FROM treatment_sessions GROUP BY client_id HAVING"
+            " count(*) >= 8 AND julianday(max(performed_at)) - julianday(min(performed_at)) >= 300"
         ):
             history.setdefault(clinic_id, []).append(client_id)
     finally:
         db.close()
-    busy = sorted(clients, key=lambda c: len(clients[c]), reverse=True)
     return {
         "path": path,
         "password": PASSWORD,
-        "practitioners": practitioners,
+        "practitioners": [tuple(p) for p in practitioners],
         "clients_by_clinic": clients,
         "history_clients_by_clinic": history,
-        "busy_clinics": busy,
+        "busy_clinics": sorted(clients, key=lambda c: len(clients[c]), reverse=True),
     }
 
 
-# Measuring.
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+# -- measuring ----------------------------------------------------------------------------------
 
 
 class Timer:
@@ -1017,9 +660,18 @@ class Timer:
         self.wall, self.cpu = time.perf_counter(), time.thread_time()
 
     def __exit__(self, *exc):
-        self.slot.append(
-            ((time.perf_counter() - self.wall) * 1000, (time.thread_time() - self.cpu) * 1000)
-        )
+        wall, cpu = time.perf_counter() - self.wall, time.thread_time() - self.cpu
+        self.slot.append((wall * 1000, cpu * 1000))
+
+
+PAGES = {
+    "GET /api/flags (queue JSON)": "/api/flags",
+    "GET /clinic/ (queue page)": "/clinic/",
+    "GET /clinic/clients/<id> (timeline page)": "/clinic/clients/{c}",
+    "GET /api/clients/<id>/export (JSON)": "/api/clients/{c}/export",
+    "GET /api/clients/<id>/export?format=csv": "/api/clients/{c}/export?format=csv",
+}
+SQL, CHARTS = "  of which review.timeline() (SQL)", "  of which charts.chart_for()"
 
 
 def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str, list[tuple]]:
@@ -1027,17 +679,10 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
 
     With erase, also time that many DELETE /api/clients/<id> (the data is really erased).
     """
-    from companion import create_app
-    from companion.accounts import store as clinic
-    from companion.db import get_db
-    from companion.review import charts
-    from companion.review import store as review
-
     instance = tempfile.mkdtemp(prefix="companion-bench-")
     os.environ["COMPANION_INSTANCE_PATH"] = instance
-    app = create_app(
-        {"DATABASE": info["path"], "PHOTOS_DIR": f"{instance}/photos", "LOGIN_MAX_FAILURES": 10**6}
-    )
+    config = {"DATABASE": info["path"], "PHOTOS_DIR": f"{instance}/photos"}
+    app = create_app(config | {"LOGIN_MAX_FAILURES": 10**6})
     # A deployment always has the dispatcher's long-lived connection open beside the web
     # requests' short ones; without it every request's close would checkpoint the WAL.
     dispatcher = connect(info["path"])
@@ -1047,48 +692,37 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
         emails.setdefault(clinic_id, email)
     history = info["history_clients_by_clinic"]
     # Busy: the fifth of clinics with the most clients (and a client with a year of history).
-    busy = [
-        c for c in info["busy_clinics"][: max(1, len(info["busy_clinics"]) // 5)] if c in history
-    ]
+    busy = info["busy_clinics"][: max(1, len(info["busy_clinics"]) // 5)]
+    busy = [c for c in busy if c in history]
     picks = rng.sample(busy, samples) if len(busy) >= samples else rng.choices(busy, k=samples)
-    items = {
-        "GET /api/flags (queue JSON)": "/api/flags",
-        "GET /clinic/ (queue page)": "/clinic/",
-        "GET /clinic/clients/<id> (timeline page)": "/clinic/clients/{c}",
-        "GET /api/clients/<id>/export (JSON)": "/api/clients/{c}/export",
-        "GET /api/clients/<id>/export?format=csv": "/api/clients/{c}/export?format=csv",
-    }
-    names = [*items][:3] + [
-        "  of which review.timeline() (SQL)",
-        "  of which charts.chart_for()",
-        *[*items][3:],
-    ]
+    names = [*PAGES][:3] + [SQL, CHARTS] + [*PAGES][3:]
     timings: dict[str, list[tuple]] = {name: [] for name in names}
-    warmup = 3
-    for n, clinic_id in enumerate(picks[:warmup] + picks):
+
+    def signed_in(clinic_id: int):
         http = app.test_client()
         r = http.post("/api/auth/login", json={"email": emails[clinic_id], "password": PASSWORD})
         assert r.status_code == 200, r.get_data(as_text=True)
-        client_id = rng.choice(history[clinic_id])
-        for name, url in items.items():
-            with Timer(timings, name, n >= warmup):
+        return http
+
+    warmup = 3  # not counted
+    for n, clinic_id in enumerate(picks[:warmup] + picks):
+        http, client_id, counted = signed_in(clinic_id), rng.choice(history[clinic_id]), n >= warmup
+        for name, url in PAGES.items():
+            with Timer(timings, name, counted):
                 r = http.get(url.format(c=client_id))
             assert r.status_code == 200, (url, r.status_code)
         # Where the timeline page's time goes: its queries, and its charts (as the view draws them).
         with app.app_context():
             db = get_db()
-            client = clinic.get_client(db, client_id, clinic_id)
-            with Timer(timings, "  of which review.timeline() (SQL)", n >= warmup):
+            client = accounts.get_client(db, client_id, clinic_id)
+            with Timer(timings, SQL, counted):
                 record = review.timeline(db, client)
-            with Timer(timings, "  of which charts.chart_for()", n >= warmup):
-                for s in record["sessions"]:
-                    if s["checkins"]:
-                        flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
-                        charts.chart_for(s["raw"], s["checkins"], flagged)
+            with Timer(timings, CHARTS, counted):
+                for s in [s for s in record["sessions"] if s["checkins"]]:
+                    flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
+                    charts.chart_for(s["raw"], s["checkins"], flagged)
     for clinic_id in rng.sample(busy, min(erase, len(busy))):
-        http = app.test_client()
-        http.post("/api/auth/login", json={"email": emails[clinic_id], "password": PASSWORD})
-        client_id = rng.choice(info["clients_by_clinic"][clinic_id])
+        http, client_id = signed_in(clinic_id), rng.choice(info["clients_by_clinic"][clinic_id])
         with Timer(timings, "DELETE /api/clients/<id> (erasure)"):
             r = http.delete(f"/api/clients/{client_id}")
         assert r.status_code == 204, r.get_data(as_text=True)
@@ -1098,9 +732,6 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
 
 def plans(info: dict) -> list[tuple[str, str, list[str]]]:
     """EXPLAIN QUERY PLAN every distinct statement the review functions run, as they run it."""
-    from companion.accounts import store as clinic
-    from companion.review import store as review
-
     db = connect(info["path"])
     seen: dict[str, tuple[str, str]] = {}
     current = [""]  # which review function is running
@@ -1111,19 +742,14 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
         if sql.lstrip().upper().startswith("SELECT") and shape not in seen:
             seen[shape] = (current[0], sql)
 
-    clinic_id = max(
-        info["history_clients_by_clinic"], key=lambda c: len(info["clients_by_clinic"][c])
-    )
-    client = clinic.get_client(db, info["history_clients_by_clinic"][clinic_id][0], clinic_id)
+    history, clients = info["history_clients_by_clinic"], info["clients_by_clinic"]
+    clinic_id = max(history, key=lambda c: len(clients[c]))
+    client = accounts.get_client(db, history[clinic_id][0], clinic_id)
+    resolved = {"statuses": ("resolved",), "severity": "review", "practitioner_id": 1}
     db.conn.set_trace_callback(trace)
     for label, call in (
         ("queue", lambda: review.queue(db, clinic_id)),
-        (
-            "queue",
-            lambda: review.queue(
-                db, clinic_id, statuses=("resolved",), severity="review", practitioner_id=1
-            ),
-        ),
+        ("queue", lambda: review.queue(db, clinic_id, **resolved)),
         ("counts", lambda: review.counts(db, clinic_id)),
         ("timeline", lambda: review.timeline(db, client)),
         ("export", lambda: review.client_bundle(db, client)),
@@ -1140,19 +766,9 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-BIG = (
-    "clients",
-    "treatment_sessions",
-    "checkins",
-    "photos",
-    "flags",
-    "flag_events",
-    "notifications",
-    "deliveries",
-    "audit_log",
-    "push_subscriptions",
-    "invites",
-)
+BIG = {"clients", "treatment_sessions", "checkins", "photos", "flags", "flag_events", "invites"}
+BIG |= {"notifications", "deliveries", "audit_log", "push_subscriptions"}
+NOT_ALIAS = {"WHERE", "JOIN", "LEFT", "ON", "ORDER", "GROUP", "LIMIT"}
 
 
 def full_scans(sql: str, steps: list[str]) -> list[str]:
@@ -1160,17 +776,14 @@ def full_scans(sql: str, steps: list[str]) -> list[str]:
     names = {}
     for table, alias in re.findall(r"(?:FROM|JOIN)\s+(\w+)(?:\s+(?:AS\s+)?(\w+))?", sql, re.I):
         names[table] = table
-        if alias and alias.upper() not in {
-            "WHERE",
-            "JOIN",
-            "LEFT",
-            "ON",
-            "ORDER",
-            "GROUP",
-            "LIMIT",
-        }:
+        if alias and alias.upper() not in NOT_ALIAS:
             names[alias] = table
     return [s for s in steps if s.startswith("SCAN ") and names.get(s.split()[1]) in BIG]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank: the smallest value with p% of the values at or below it."""
+    return sorted(values)[max(0, math.ceil(p / 100 * len(values)) - 1)]
 
 
 def main() -> None:
@@ -1180,18 +793,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="use the file if it exists")
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument(
-        "--erase",
-        type=int,
-        default=5,
-        help="also time erasing this many clients (really deleted; default %(default)s)",
-    )
-    parser.add_argument(
-        "--notify-days",
-        type=float,
-        default=NOTIFY_DAYS,
-        help="plan reminders for sessions this recent (default %(default)s)",
-    )
+    parser.add_argument("--erase", type=int, default=5, help="erase this many clients (really)")
+    parser.add_argument("--notify-days", type=float, default=NOTIFY_DAYS, help="plan reminders")
     args = parser.parse_args()
     meta_path = Path(args.db + ".meta.json")
     if args.reuse and Path(args.db).exists() and meta_path.exists():
@@ -1210,31 +813,27 @@ def main() -> None:
         t = time.perf_counter()
         migrations.apply(db)
         print(f"Applied {', '.join(pending)} in {time.perf_counter() - t:.0f} s")
+    by_status = db.conn.execute("SELECT status, count(*) FROM flags GROUP BY status").fetchall()
     db.close()
     size = sum(Path(args.db + s).stat().st_size for s in ("", "-wal") if Path(args.db + s).exists())
+    days = info["notify_days"]
     print(
-        f"\nDatabase: {size / 2**30:.2f} GiB, scale {info['scale']}, reminders for sessions of the"
-        f" last {info['notify_days']:g} days"
+        f"\nDatabase: {size / 2**30:.2f} GiB, scale {info['scale']}, reminders for sessions of the last {days:g} days"
     )
     for table, n in info["counts"].items():
         print(f"  {table:<20} {n:>12,}")
-    db = connect(args.db)
-    active = db.conn.execute("SELECT status, count(*) FROM flags GROUP BY status").fetchall()
-    db.close()
-    print("  flags by status:    ", ", ".join(f"{s} {n:,}" for s, n in active))
+    print("  flags by status:    ", ", ".join(f"{s} {n:,}" for s, n in by_status))
 
     print("\nQuery plans (EXPLAIN QUERY PLAN of each statement the review code runs):")
     problems = 0
     for what, sql, steps in plans(info):
         print(f"\n[{what}] {sql[:300]}{' ...' if len(sql) > 300 else ''}")
         scans = full_scans(sql, steps)
+        problems += len(scans)
         for s in steps:
-            bad = s in scans
-            problems += bad
-            print(f"    {s}{'   <-- FULL SCAN of a big table' if bad else ''}")
+            print(f"    {s}{'   <-- FULL SCAN of a big table' if s in scans else ''}")
     print(
-        f"\nFull scans of big tables: {problems}"
-        " (USE TEMP B-TREE lines sort a handful of already-selected rows)"
+        f"\nFull scans of big tables: {problems} (USE TEMP B-TREE lines sort a handful of already-selected rows)"
     )
 
     print(f"\nTiming {args.samples} samples (busy clinics, clients with a year of history) ...")
