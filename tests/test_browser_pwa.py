@@ -288,15 +288,21 @@ def test_a_push_from_the_server_shows_a_notification_with_its_deep_link(page, ph
     discreet = build_payload(
         "Sunscreen", "SPF 50 before going out.", "/reminders#n43", "reminder-43", 43, discreet=True
     )
+    worker = next(w for w in phone.service_workers if w.url == f"{server.url}/sw.js")
+    # Count the notifications the worker has finished showing. Polling getNotifications()
+    # while a push handler runs loses notifications (see the notes), so wait on this
+    # count instead, then read them once.
+    worker.evaluate("""() => {
+        const show = self.registration.showNotification.bind(self.registration);
+        self.__shown = 0;
+        self.registration.showNotification = (...args) => show(...args).then(() => { self.__shown += 1; });
+    }""")
     for payload in (plain, discreet):
         cdp.send(
             "ServiceWorker.deliverPushMessage",
             {"origin": server.url, "registrationId": registration, "data": payload.decode()},
         )
-    # The one fixed wait left, on purpose: no event says the push handlers are done, and
-    # polling getNotifications() while one runs loses notifications in about one run in
-    # six (see the team's notes on testing push). So wait, then read once.
-    page.wait_for_timeout(1000)
+    assert wait_until(page, lambda: worker.evaluate("() => self.__shown") == 2)
     shown = page.evaluate("""async () => {
         const registration = await navigator.serviceWorker.ready;
         return (await registration.getNotifications()).map((n) => (
@@ -320,7 +326,6 @@ def test_a_push_from_the_server_shows_a_notification_with_its_deep_link(page, ph
     # running worker which path its click handler would open for the notification shown,
     # using the worker's own targetUrl(); the focus/navigate/openWindow part is covered
     # by service-worker/sw.test.mjs.
-    worker = next(w for w in phone.service_workers if w.url == f"{server.url}/sw.js")
     target = "([data, origin]) => targetUrl(data, origin)"
     assert worker.evaluate(target, [by_tag["reminder-42"]["data"], server.url]) == "/reminders#n42"
     for foreign in ("https://evil.example/x", "//evil.example/x", "javascript:alert(1)"):
