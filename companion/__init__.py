@@ -8,6 +8,7 @@ from companion import auth, config, db, errors, web
 from companion.accounts import api as accounts_api
 from companion.accounts import client_pages as accounts_client_pages
 from companion.accounts import pages as accounts_pages
+from companion.admin import pages as admin_pages
 from companion.checkins import api as checkins_api
 from companion.checkins import pages as checkins_pages
 from companion.converters import IdConverter
@@ -23,6 +24,7 @@ PAGES = (
     accounts_pages,
     treatments_pages,
     review_pages,
+    admin_pages,
     accounts_client_pages,
     checkins_pages,
     reminders_pages,

@@ -139,6 +139,18 @@ def cancel_pending(
     ).rowcount
 
 
+def forget_client(db: sqlite_utils.Database, client_id: int) -> None:
+    """Erasure: cancel what is not sent yet about a client, then delete the client's own rows.
+
+    Alerts to practitioners about the client go with the client row (ON DELETE CASCADE).
+    """
+    cancel_pending(db, "client erased", client_id=client_id)
+    db.conn.execute(
+        "DELETE FROM notifications WHERE owner_kind = 'client' AND owner_id = :client_id",
+        {"client_id": client_id},
+    )
+
+
 def replan_session(
     db: sqlite_utils.Database,
     session: dict,

@@ -4,13 +4,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from companion import audit
-from companion.api import body, my_client
+from companion.accounts.api import my_client
 from companion.auth import practitioner_required
+from companion.clinical import SEVERITIES_DESC
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.errors import Invalid
-from companion.review import store as review
+from companion.review import actions, exports, fhir, queue
 from companion.validation import Fields
+from companion.web import body
 
 bp = Blueprint("api_review", __name__, url_prefix="/api")
 
@@ -21,19 +23,13 @@ def list_flags():
     """The review queue: active flags, urgent first then oldest; filter by status and severity."""
     args = request.args
     status = args.get("status", "active")
-    statuses = {
-        "active": review.ACTIVE,
-        "open": ("open",),
-        "acknowledged": ("acknowledged",),
-        "resolved": ("resolved",),
-        "all": ("open", "acknowledged", "resolved"),
-    }.get(status)
+    statuses = queue.STATUS_FILTERS.get(status)
     severity = args.get("severity") or None
     errors = {}
     if statuses is None:
-        errors["status"] = "One of: active, open, acknowledged, resolved, all."
-    if severity not in (None, "urgent", "review", "info"):
-        errors["severity"] = "One of: urgent, review, info."
+        errors["status"] = f"One of: {', '.join(queue.STATUS_FILTERS)}."
+    if severity is not None and severity not in SEVERITIES_DESC:
+        errors["severity"] = f"One of: {', '.join(SEVERITIES_DESC)}."
     ids = {}
     for name in ("practitioner_id", "client_id", "limit"):
         raw = args.get(name)
@@ -45,7 +41,7 @@ def list_flags():
     if errors:
         raise Invalid(errors)
     db = get_db()
-    flags = review.queue(
+    flags = queue.queue(
         db,
         current_user.clinic_id,
         statuses=statuses,
@@ -54,16 +50,16 @@ def list_flags():
         client_id=ids.get("client_id"),
         limit=min(ids.get("limit", 200), 1000),
     )
-    return jsonify({"flags": flags, "counts": review.counts(db, current_user.clinic_id)})
+    return jsonify({"flags": flags, "counts": queue.counts(db, current_user.clinic_id)})
 
 
 @bp.get("/flags/<int:flag_id>")
 @practitioner_required
 def get_flag(flag_id: int):
     db = get_db()
-    flag = review.get_flag(db, flag_id, current_user.clinic_id)
+    flag = queue.get_flag(db, flag_id, current_user.clinic_id)
     audit.record("client_read", client_id=flag["client_id"], detail=f"flag={flag_id}")
-    return jsonify(dict(review.flag_dict(flag), events=review.flag_events(db, flag_id)))
+    return jsonify(dict(queue.flag_dict(flag), events=queue.flag_events(db, flag_id)))
 
 
 def _act(flag_id: int, action: str, note_required: bool = False):
@@ -71,10 +67,10 @@ def _act(flag_id: int, action: str, note_required: bool = False):
     f.text("note", required=note_required, max_len=2000)
     values = f.done()
     db = get_db()
-    flag = review.get_flag(db, flag_id, current_user.clinic_id)
-    updated = review.act(db, flag, action, current_user.id, values.get("note"), utcnow())
-    audit.record(f"flag_{action}", client_id=flag["client_id"], detail=f"flag={flag_id}")
-    return jsonify(dict(review.flag_dict(updated), events=review.flag_events(db, flag_id)))
+    updated = actions.act_on_flag(
+        db, current_user.row, flag_id, action, values.get("note"), utcnow()
+    )
+    return jsonify(dict(queue.flag_dict(updated), events=queue.flag_events(db, flag_id)))
 
 
 @bp.post("/flags/<int:flag_id>/acknowledge")
@@ -104,19 +100,15 @@ def export_client(client_id: int):
     fmt = request.args.get("format", "json")
     db = get_db()
     if fmt == "csv":
-        text = review.to_csv(
-            review.CHECKIN_COLUMNS, review.checkin_csv_rows(db, "client_id = ?", (client_id,))
-        )
+        text = exports.to_csv(exports.CHECKIN_COLUMNS, exports.client_checkin_rows(db, client_id))
         resp = Response(text, mimetype="text/csv")
         resp.headers["Content-Disposition"] = (
             f'attachment; filename="client-{client_id}-checkins.csv"'
         )
     elif fmt == "json":
-        resp = jsonify(review.client_bundle(db, client))
+        resp = jsonify(exports.client_bundle(db, client))
         resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}.json"'
     elif fmt == "fhir":
-        from companion.review import fhir
-
         resp = jsonify(fhir.bundle(db, client))
         resp.headers["Content-Type"] = "application/fhir+json"
     else:
@@ -130,9 +122,9 @@ def export_client(client_id: int):
 def erase_client(client_id: int):
     """Erase everything about a client; only an anonymous record of the erasure remains."""
     client = my_client(client_id)
-    db = get_db()
-    review.erase_client(db, client, current_app.config["PHOTOS_DIR"], utcnow())
-    audit.record("client_erased", client_id=client_id)
+    actions.erase_client(
+        get_db(), current_user.row, client, current_app.config["PHOTOS_DIR"], utcnow()
+    )
     return "", 204
 
 
@@ -140,8 +132,8 @@ def erase_client(client_id: int):
 @practitioner_required
 def export_clinic_checkins():
     """The clinic's check-ins taken in [from, to) as CSV."""
-    where, params = _range("taken_at")
-    text = review.to_csv(review.CHECKIN_COLUMNS, review.checkin_csv_rows(get_db(), where, params))
+    found = exports.clinic_checkin_rows(get_db(), current_user.clinic_id, *_dates())
+    text = exports.to_csv(exports.CHECKIN_COLUMNS, found)
     audit.record("clinic_exported", detail="checkins.csv")
     return Response(
         text,
@@ -154,29 +146,21 @@ def export_clinic_checkins():
 @practitioner_required
 def export_clinic_flags():
     """The clinic's flags opened in [from, to) as CSV."""
-    from companion.db import rows
-
-    where, params = _range("opened_at")
-    found = rows(get_db(), f"SELECT * FROM flags WHERE {where} ORDER BY opened_at, id", params)
+    found = exports.clinic_flag_rows(get_db(), current_user.clinic_id, *_dates())
     audit.record("clinic_exported", detail="flags.csv")
     return Response(
-        review.to_csv(review.FLAG_COLUMNS, found),
+        exports.to_csv(exports.FLAG_COLUMNS, found),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="flags.csv"'},
     )
 
 
-def _range(column: str) -> tuple[str, list]:
-    start = review.parse_day(request.args.get("from"), "from")
-    end = review.parse_day(request.args.get("to"), "to")
-    where, params = "clinic_id = ?", [current_user.clinic_id]
-    if start:
-        where += f" AND {column} >= ?"
-        params.append(start)
-    if end:
-        where += f" AND {column} < ?"
-        params.append(end)
-    return where, params
+def _dates() -> tuple[str | None, str | None]:
+    """Read the export's [from, to) bounds from the query string."""
+    return (
+        exports.parse_day(request.args.get("from"), "from"),
+        exports.parse_day(request.args.get("to"), "to"),
+    )
 
 
 @bp.get("/audit")

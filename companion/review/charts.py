@@ -6,6 +6,7 @@ from functools import lru_cache
 from markupsafe import Markup, escape
 
 from companion.checkins import triage
+from companion.checkins.store import as_triage, session_for_triage
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 260, 40, 16, 16, 40
 
@@ -116,8 +117,6 @@ def chart_for(
     session_row: dict, checkin_rows: list[dict], flagged_ids: set[str] | None = None
 ) -> Markup:
     """Chart a session from its stored rows (session row with performed_at text; check-in dicts)."""
-    from companion.checkins.store import as_triage, session_for_triage
-
     session = session_for_triage(session_row)
     points = triage.course_points(session, [as_triage(c) for c in checkin_rows])
     return recovery_svg(session, points, flagged_ids)

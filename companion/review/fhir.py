@@ -2,7 +2,8 @@
 
 import sqlite_utils
 
-from companion.checkins.store import SYMPTOMS, WARNINGS, checkin_dicts
+from companion.checkins.store import checkin_dicts
+from companion.clinical import SYMPTOMS, WARNING_SIGNS
 from companion.db import rows
 
 BASE = "urn:companion"
@@ -59,7 +60,11 @@ def bundle(db: sqlite_utils.Database, client: dict) -> dict:
     ]
     for c in checkin_dicts(
         db,
-        rows(db, "SELECT * FROM checkins WHERE client_id = ? ORDER BY taken_at", (client["id"],)),
+        rows(
+            db,
+            "SELECT * FROM checkins WHERE client_id = :client_id ORDER BY taken_at",
+            {"client_id": client["id"]},
+        ),
     ):
         items = [
             {"linkId": k, "text": k, "answer": [{"valueInteger": c[k]}]}
@@ -74,7 +79,7 @@ def bundle(db: sqlite_utils.Database, client: dict) -> dict:
                 "linkId": f"warning_signs.{k}",
                 "answer": [{"valueBoolean": bool(c["warning_signs"].get(k))}],
             }
-            for k in WARNINGS
+            for k in WARNING_SIGNS
         ]
         if c["note"]:
             items.append({"linkId": "note", "answer": [{"valueString": c["note"]}]})

@@ -1,0 +1,1 @@
+"""Clinic administration pages: the team, alert settings and the aftercare protocol."""

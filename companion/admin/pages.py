@@ -1,0 +1,96 @@
+"""Clinic administration pages: the team, this practitioner's alerts, the aftercare protocol."""
+
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from companion import audit
+from companion.accounts import store as accounts
+from companion.admin import store
+from companion.auth import practitioner_required
+from companion.clinical import SEVERITIES_DESC
+from companion.converters import parse_id
+from companion.db import get_db, utcnow, write
+from companion.errors import DomainError
+from companion.reminders import outbox
+from companion.reminders.protocol import validate_steps
+
+bp = Blueprint("admin", __name__, url_prefix="/clinic")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@practitioner_required
+def settings():
+    """Alerts for this device, and which severities alert."""
+    db = get_db()
+    if request.method == "POST":
+        chosen = [s for s in SEVERITIES_DESC if request.form.get(s)]
+        store.set_alert_severities(db, current_user.id, chosen)
+        flash("Alert settings saved.")
+        return redirect(url_for(".settings"))
+    return render_template(
+        "practitioner/settings.html", severities=store.alert_severities(db, current_user.id)
+    )
+
+
+@bp.route("/protocol", methods=["GET", "POST"])
+@practitioner_required
+def protocol():
+    """View and edit the clinic's protocol; saving makes a new version."""
+    db = get_db()
+    current = outbox.current_protocol(db, current_user.clinic_id)
+    errors: dict = {}
+    text = json.dumps(current["steps"], indent=2, ensure_ascii=False)
+    if request.method == "POST":
+        text = request.form.get("steps", "")
+        try:
+            steps, errors = validate_steps(json.loads(text))
+        except ValueError as e:
+            steps, errors = [], {"steps": f"Not valid JSON: {e}"}
+        if not errors:
+            with write(db):
+                row = outbox.save_protocol(
+                    db, current_user.clinic_id, steps, current_user.id, utcnow()
+                )
+                audit.record("protocol_changed", detail=f"version={row['version']}")
+            flash(f"Saved as version {row['version']}. New sessions use it.")
+            return redirect(url_for(".protocol"))
+    return render_template(
+        "practitioner/protocol.html",
+        protocol=outbox.protocol_dict(current),
+        text=text,
+        errors=errors,
+    )
+
+
+@bp.route("/team", methods=["GET", "POST"])
+@practitioner_required
+def team():
+    """The clinic's practitioners: add a colleague, disable one (their sessions end at once)."""
+    db = get_db()
+    errors: dict = {}
+    if request.method == "POST":
+        disable = parse_id(request.form.get("disable"))
+        try:
+            with write(db):
+                if disable is not None:
+                    if not store.in_clinic(db, current_user.clinic_id, disable):
+                        abort(404)
+                    accounts.disable_colleague(db, disable, current_user.id)
+                    flash("Colleague disabled; their sessions have ended.")
+                else:
+                    values = accounts.practitioner_fields(
+                        {k: request.form.get(k, "") for k in ("email", "name", "password")}
+                    )
+                    accounts.add_colleague(db, current_user.clinic_id, values, utcnow())
+                    flash(f"{values['name']} can now sign in.")
+            return redirect(url_for(".team"))
+        except DomainError as e:
+            errors = e.fields or {"form": e.message}
+    return render_template(
+        "practitioner/team.html",
+        people=store.team(db, current_user.clinic_id),
+        errors=errors,
+        form=request.form,
+    )

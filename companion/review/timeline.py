@@ -1,0 +1,85 @@
+"""A client's whole record for the practitioner: sessions with reminders, check-ins, flags; devices."""
+
+import sqlite_utils
+
+from companion.checkins.store import checkin_dicts
+from companion.db import rows
+from companion.reminders import outbox
+from companion.review.queue import flag_dict
+from companion.treatments import store as treatments
+
+# A client's sessions as a subquery: the timeline reads each table once for all of them.
+CLIENT_SESSIONS = "SELECT id FROM treatment_sessions WHERE client_id = :client_id"
+
+
+def _by_session(found) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for r in found:
+        out.setdefault(r["session_id"], []).append(r)
+    return out
+
+
+def timeline(db: sqlite_utils.Database, client: dict) -> dict:
+    """Gather a client's whole record: sessions with reminders, check-ins, flags; devices."""
+    # A fixed handful of queries, however many sessions and check-ins the client has.
+    ids = {"client_id": client["id"]}
+    plans = outbox.client_schedules(db, client["id"])
+    problems: dict[int, list[dict]] = {}
+    for d in rows(
+        db,
+        "SELECT notification_id, outcome, status_code, reason FROM deliveries"
+        " WHERE notification_id IN (SELECT id FROM notifications WHERE session_id IN"
+        f" ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) AND outcome != 'delivered'"
+        " ORDER BY id",
+        ids,
+    ):
+        problems.setdefault(d["notification_id"], []).append(d)
+    found = _by_session(
+        checkin_dicts(
+            db,
+            rows(
+                db,
+                f"SELECT * FROM checkins WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY taken_at",
+                ids,
+            ),
+        )
+    )
+    events: dict[int, list[dict]] = {}
+    for e in rows(
+        db,
+        "SELECT flag_id, at, actor_kind, actor_id, action, severity, reason, note"
+        " FROM flag_events WHERE flag_id IN (SELECT id FROM flags WHERE session_id IN"
+        f" ({CLIENT_SESSIONS})) ORDER BY id",
+        ids,
+    ):
+        events.setdefault(e.pop("flag_id"), []).append(e)
+    flags = _by_session(
+        dict(flag_dict(f), events=events.get(f["id"], []))
+        for f in rows(
+            db,
+            f"SELECT * FROM flags WHERE session_id IN ({CLIENT_SESSIONS}) ORDER BY opened_at",
+            ids,
+        )
+    )
+    sessions = []
+    for s in treatments.list_sessions(db, client["id"]):
+        plan = plans.get(s["id"], [])
+        for n in plan:
+            n["problems"] = problems.get(n["id"], [])
+        sessions.append(
+            {
+                "session": treatments.session_dict(s, client["timezone"]),
+                "raw": s,
+                "schedule": plan,
+                "checkins": found.get(s["id"], []),
+                "flags": flags.get(s["id"], []),
+            }
+        )
+    devices = rows(
+        db,
+        "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at"
+        " FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = :client_id"
+        " ORDER BY id",
+        ids,
+    )
+    return {"sessions": sessions, "devices": devices}
