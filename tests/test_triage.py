@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from companion import clinical
 from companion.checkins import triage
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -160,7 +161,7 @@ def test_rule_scenarios(depth, steps, expected, status):
 
 def test_every_rule_has_a_scenario_that_fires_it():
     fired = {rule for *_, expected, _ in RULES_TABLE for rule, _ in expected}
-    assert fired == set(triage.RULES) - {"N3"}
+    assert fired == set(clinical.RULES) - {"N3"}
 
 
 @pytest.mark.parametrize(
@@ -354,9 +355,9 @@ def test_assess_never_crashes(history, depth, phone):
     result = triage.assess(session(depth), history, clinic_phone=phone)
     assert result["message"]
     assert result["day"] >= 0 and result["hours"] >= 0
-    ranks = [triage.severity_rank(f["severity"]) for f in result["flags"]]
+    ranks = [clinical.severity_rank(f["severity"]) for f in result["flags"]]
     assert len({f["rule"] for f in result["flags"]}) == len(ranks)
-    assert all(f["rule"] in triage.RULES and f["reason"] for f in result["flags"])
+    assert all(f["rule"] in clinical.RULES and f["reason"] for f in result["flags"])
     assert STATUS_RANK[result["status"]] == max(ranks, default=0)
     if phone and result["status"] == "urgent":
         assert f"Contact your clinic now on {phone}." in result["message"]
@@ -364,7 +365,7 @@ def test_assess_never_crashes(history, depth, phone):
 
 
 def per_rule(result):
-    return {f["rule"]: triage.severity_rank(f["severity"]) for f in result["flags"]}
+    return {f["rule"]: clinical.severity_rank(f["severity"]) for f in result["flags"]}
 
 
 @given(
@@ -395,16 +396,16 @@ def test_worse_latest_answer_never_lowers_severity(history, depth, changes, step
 
 flag_st = st.fixed_dictionaries(
     {
-        "rule": st.sampled_from(sorted(triage.RULES)),
-        "severity": st.sampled_from(triage.SEVERITIES),
+        "rule": st.sampled_from(sorted(clinical.RULES)),
+        "severity": st.sampled_from(clinical.SEVERITIES),
         "status": st.sampled_from(("open", "acknowledged", "resolved")),
         "reason": st.sampled_from(("a", "b")),
     }
 )
 finding_st = st.builds(
     finding,
-    st.sampled_from(sorted(triage.RULES)),
-    st.sampled_from(triage.SEVERITIES),
+    st.sampled_from(sorted(clinical.RULES)),
+    st.sampled_from(clinical.SEVERITIES),
     st.sampled_from(("a", "b")),
 )
 
@@ -414,13 +415,13 @@ finding_st = st.builds(
 def test_reconcile_never_lowers_and_never_duplicates(open_flags, findings):
     flags = {i: {**f, "id": i} for i, f in enumerate(open_flags)}
     actions = triage.reconcile(list(flags.values()), findings)
-    rank = triage.severity_rank
+    rank = clinical.severity_rank
     assert len({a["rule"] for a in actions}) == len(actions)  # one action per rule
 
     def live(rule):
         return [f for f in flags.values() if f["rule"] == rule and f["status"] != "resolved"]
 
-    before = {rule: len(live(rule)) for rule in triage.RULES}
+    before = {rule: len(live(rule)) for rule in clinical.RULES}
     for action in actions:
         if action["action"] == "open":
             assert not live(action["rule"])
@@ -433,7 +434,7 @@ def test_reconcile_never_lowers_and_never_duplicates(open_flags, findings):
                 assert rank(action["severity"]) > rank(action["previous_severity"])
                 assert action["previous_severity"] == target["severity"]
             target.update(severity=action["severity"], reason=action["reason"])
-    for rule in triage.RULES:  # no new duplicates; every finding is covered at its severity
+    for rule in clinical.RULES:  # no new duplicates; every finding is covered at its severity
         assert len(live(rule)) == max(
             before[rule], min(1, sum(f["rule"] == rule for f in findings))
         )

@@ -11,7 +11,7 @@ triage sees elapsed time, not the client's calendar.
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from companion.clinical import RULES, SEVERITIES, severity_rank  # noqa: F401 (re-exported)
+from companion.clinical import RULES, severity_rank
 
 # Vendor downtime figures (docs/clinical.md, "Expected recovery course"), not peer-reviewed:
 # 0.2-0.5 mm about 2-3 days, 0.8-1.5 mm about 4-5 days, 2.0-3.0 mm about 6-7 days. We take
