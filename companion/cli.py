@@ -65,7 +65,7 @@ def init_db() -> None:
     help="Read the password from standard input (no terminal needed).",
 )
 def create_practitioner(email, name, clinic_name, timezone, phone, password_stdin) -> None:
-    from companion.accounts import store as clinic
+    from companion.accounts import clinics
     from companion.db import connect, one, utcnow, write
     from companion.errors import ApiError, DomainError
     from companion.validation import Fields
@@ -77,7 +77,7 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
     app = _app()
     migrate(app)
     try:
-        person = clinic.practitioner_fields({"email": email, "name": name, "password": password})
+        person = clinics.practitioner_fields({"email": email, "name": name, "password": password})
         f = Fields({"clinic": clinic_name, "timezone": timezone, "phone": phone})
         f.text("clinic", max_len=100)
         f.timezone("timezone", required=True)
@@ -96,9 +96,9 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
                 clinic_id = (
                     row["id"]
                     if row
-                    else clinic.create_clinic(db, clinic_name, timezone, phone, now)
+                    else clinics.create_clinic(db, clinic_name, timezone, phone, now)
                 )
-                pid = clinic.create_practitioner(
+                pid = clinics.create_practitioner(
                     db, clinic_id, person["email"], name, password, now
                 )
         except (ApiError, DomainError) as e:

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from flask import Flask
 
-from companion.accounts import store as clinic
+from companion.accounts import clients, clinics
 from companion.auth import hash_password
 from companion.checkins import store as checkins
 from companion.db import connect, one, utcnow, write
+from companion.treatments import store as treatments
 
 EMAIL = "demo@companion-demo.net"
 CLINIC = "Companion Demo Clinic"
@@ -45,13 +46,13 @@ def seed(app: Flask) -> tuple[str, str]:
                 )
             return EMAIL, password
         with write(db):
-            clinic_id = clinic.create_clinic(db, CLINIC, "Europe/London", "+44 20 7946 0000", now)
-            pid = clinic.create_practitioner(db, clinic_id, EMAIL, "Dr Demo", password, now)
-            the_clinic = clinic.get_clinic(db, clinic_id)
+            clinic_id = clinics.create_clinic(db, CLINIC, "Europe/London", "+44 20 7946 0000", now)
+            pid = clinics.create_practitioner(db, clinic_id, EMAIL, "Dr Demo", password, now)
+            the_clinic = clinics.get_clinic(db, clinic_id)
             for name, hours, depth, reports in CLIENTS:
-                client = clinic.create_client(db, the_clinic, {"name": name}, now)
+                client = clients.create_client(db, the_clinic, {"name": name}, now)
                 performed = now - timedelta(hours=hours)
-                session = clinic.create_session(
+                session = treatments.create_session(
                     db,
                     client,
                     pid,

@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from companion import audit, auth
-from companion.accounts import store as clinic
+from companion.accounts import actions, clients, clinics, invites
 from companion.auth import practitioner_required
 from companion.converters import MAX_ID
 from companion.db import get_db, iso, one, rows, utcnow, write
@@ -32,10 +32,10 @@ def setup():
     f.phone("clinic_phone")
     f.timezone("timezone", required=True)
     values = f.done()
-    person = clinic.practitioner_fields(
+    person = clinics.practitioner_fields(
         {k: data[k] for k in ("email", "name", "password") if k in data}
     )
-    clinic.set_up(db, values, person, utcnow())
+    actions.set_up(db, values, person, utcnow())
     return created(me_payload())
 
 
@@ -91,12 +91,12 @@ def me_payload() -> dict:
     user = current_user
     payload = {
         "kind": user.kind,
-        "clinic": clinic.clinic_dict(clinic.get_clinic(db, user.clinic_id)),
+        "clinic": clinics.clinic_dict(clinics.get_clinic(db, user.clinic_id)),
     }
     if user.is_practitioner:
-        payload["practitioner"] = clinic.practitioner_dict(user.row)
+        payload["practitioner"] = clinics.practitioner_dict(user.row)
     else:
-        payload["client"] = clinic.client_dict(user.row)
+        payload["client"] = clients.client_dict(user.row)
     return payload
 
 
@@ -117,8 +117,8 @@ def update_me():
     if current_user.is_client:
         f = Fields(data, {"timezone", "quiet_hours", "discreet"}, partial=True)
         f.done()
-        values = clinic.client_fields(data, partial=True)
-        current_user.row = clinic.update_client(db, current_user.row, values, utcnow())
+        values = clients.client_fields(data, partial=True)
+        current_user.row = clients.update_client(db, current_user.row, values, utcnow())
     else:
         f = Fields(data, {"name", "alert_severities"}, partial=True)
         f.text("name", max_len=100)
@@ -157,19 +157,19 @@ def list_practitioners():
         "SELECT * FROM practitioners WHERE clinic_id = ? ORDER BY name",
         (current_user.clinic_id,),
     )
-    return jsonify({"practitioners": [clinic.practitioner_dict(r) for r in found]})
+    return jsonify({"practitioners": [clinics.practitioner_dict(r) for r in found]})
 
 
 @bp.post("/practitioners")
 @practitioner_required
 def add_practitioner():
     """Add a colleague to your clinic."""
-    values = clinic.practitioner_fields(body())
+    values = clinics.practitioner_fields(body())
     db = get_db()
     with write(db):
-        pid = clinic.add_colleague(db, current_user.clinic_id, values, utcnow())
+        pid = actions.add_colleague(db, current_user.clinic_id, values, utcnow())
     return created(
-        clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)))
+        clinics.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)))
     )
 
 
@@ -186,9 +186,9 @@ def disable_practitioner(practitioner_id: int):
     if row is None:
         raise not_found("practitioner")
     with write(db):
-        clinic.disable_colleague(db, row["id"], current_user.id)
+        actions.disable_colleague(db, row["id"], current_user.id)
     return jsonify(
-        clinic.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (row["id"],)))
+        clinics.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (row["id"],)))
     )
 
 
@@ -197,7 +197,7 @@ def disable_practitioner(practitioner_id: int):
 
 def my_client(client_id: int) -> dict:
     """Return a client of the signed-in practitioner's clinic, or 404."""
-    return clinic.get_client(get_db(), client_id, current_user.clinic_id)
+    return clients.get_client(get_db(), client_id, current_user.clinic_id)
 
 
 @bp.get("/clients")
@@ -209,11 +209,11 @@ def list_clients():
         offset = min(max(int(request.args.get("offset", 0)), 0), MAX_ID)
     except ValueError:
         raise Invalid({"limit": "Must be a whole number."}) from None
-    found = clinic.list_clients(get_db(), current_user.clinic_id, q or None, limit, offset)
+    found = clients.list_clients(get_db(), current_user.clinic_id, q or None, limit, offset)
     return jsonify(
         {
             "clients": [
-                dict(clinic.client_dict(r), last_session_at=r["last_session_at"]) for r in found
+                dict(clients.client_dict(r), last_session_at=r["last_session_at"]) for r in found
             ]
         }
     )
@@ -222,14 +222,14 @@ def list_clients():
 @bp.post("/clients")
 @practitioner_required
 def create_client():
-    values = clinic.client_fields(body())
+    values = clients.client_fields(body())
     db = get_db()
     with write(db):
-        row = clinic.create_client(
-            db, clinic.get_clinic(db, current_user.clinic_id), values, utcnow()
+        row = clients.create_client(
+            db, clinics.get_clinic(db, current_user.clinic_id), values, utcnow()
         )
         audit.record("client_created", client_id=row["id"])
-    return created(clinic.client_dict(row))
+    return created(clients.client_dict(row))
 
 
 @bp.get("/clients/<int:client_id>")
@@ -241,7 +241,7 @@ def get_client(client_id: int):
     audit.record("client_read", client_id=client_id)
     return jsonify(
         dict(
-            clinic.client_dict(row),
+            clients.client_dict(row),
             sessions=[treatments.session_dict(s, row["timezone"]) for s in sessions],
         )
     )
@@ -251,12 +251,12 @@ def get_client(client_id: int):
 @practitioner_required
 def update_client(client_id: int):
     row = my_client(client_id)
-    values = clinic.client_fields(body(), partial=True)
+    values = clients.client_fields(body(), partial=True)
     db = get_db()
     with write(db):
-        row = clinic.update_client(db, row, values, utcnow())
+        row = clients.update_client(db, row, values, utcnow())
         audit.record("client_updated", client_id=client_id, detail=",".join(sorted(values)))
-    return jsonify(clinic.client_dict(row))
+    return jsonify(clients.client_dict(row))
 
 
 @bp.post("/clients/<int:client_id>/invites")
@@ -265,7 +265,7 @@ def create_invite(client_id: int):
     """Issue a one-time invite link and QR code; an earlier invite stops working."""
     row = my_client(client_id)
     db = get_db()
-    token, expires = clinic.create_invite(db, row, current_user.id, utcnow())
+    token, expires = invites.create_invite(db, row, current_user.id, utcnow())
     url = public_url("/i/" + token)
     audit.record("invite_issued", client_id=client_id)
     return created(
@@ -283,5 +283,5 @@ def redeem_invite(token: str):
     """Sign this phone in as the invited client, for about 90 days."""
     if len(token) > 100:
         raise ApiError(404, "invite_unknown", "This invite link is not valid.")
-    clinic.sign_in_with_invite(get_db(), token, utcnow())
+    actions.sign_in_with_invite(get_db(), token, utcnow())
     return jsonify(me_payload())

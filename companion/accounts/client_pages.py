@@ -5,7 +5,7 @@ from zoneinfo import available_timezones
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from companion.accounts import store as clinic
+from companion.accounts import actions, clients
 from companion.auth import client_required
 from companion.db import get_db, utcnow
 from companion.errors import ApiError, DomainError
@@ -26,7 +26,7 @@ def redeem(token: str):
     error = None
     if request.method == "POST":
         try:
-            clinic.sign_in_with_invite(get_db(), token[:100], utcnow())
+            actions.sign_in_with_invite(get_db(), token[:100], utcnow())
             return redirect(url_for(".welcome"))
         except (ApiError, DomainError) as e:
             error = e.message
@@ -53,8 +53,8 @@ def settings():
             "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")},
         }
         try:
-            values = clinic.client_fields(data, partial=True)
-            current_user.row = clinic.update_client(get_db(), current_user.row, values, utcnow())
+            values = clients.client_fields(data, partial=True)
+            current_user.row = clients.update_client(get_db(), current_user.row, values, utcnow())
             saved = True
         except (ApiError, DomainError) as e:
             errors = e.fields

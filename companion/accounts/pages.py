@@ -5,7 +5,8 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion import audit, auth
-from companion.accounts import store as clinic
+from companion.accounts import actions, clinics, invites
+from companion.accounts import clients as client_store
 from companion.auth import practitioner_required
 from companion.db import get_db, one, utcnow, write
 from companion.errors import ApiError, DomainError, safe_next
@@ -46,10 +47,10 @@ def setup():
             f.phone("clinic_phone")
             f.timezone("timezone", required=True)
             values = f.done()
-            person = clinic.practitioner_fields(
+            person = clinics.practitioner_fields(
                 {k: form.get(k, "") for k in ("email", "name", "password")}
             )
-            clinic.set_up(db, values, person, utcnow())
+            actions.set_up(db, values, person, utcnow())
             return redirect(url_for(".clients"))
         except (ApiError, DomainError) as e:
             errors = form_errors(e)
@@ -98,7 +99,7 @@ def logout():
 @practitioner_required
 def clients():
     q = request.args.get("q", "")[:100]
-    found = clinic.list_clients(get_db(), current_user.clinic_id, q or None, limit=500)
+    found = client_store.list_clients(get_db(), current_user.clinic_id, q or None, limit=500)
     return render_template("practitioner/clients.html", clients=found, q=q)
 
 
@@ -106,7 +107,7 @@ def clients():
 @practitioner_required
 def new_client():
     db = get_db()
-    the_clinic = clinic.get_clinic(db, current_user.clinic_id)
+    the_clinic = clinics.get_clinic(db, current_user.clinic_id)
     errors: dict = {}
     if request.method == "POST":
         data = {
@@ -115,9 +116,9 @@ def new_client():
         }
         data["name"] = data["name"] or ""
         try:
-            values = clinic.client_fields(data)
+            values = client_store.client_fields(data)
             with write(db):
-                row = clinic.create_client(db, the_clinic, values, utcnow())
+                row = client_store.create_client(db, the_clinic, values, utcnow())
                 audit.record("client_created", client_id=row["id"])
             return redirect(url_for(".client_detail", client_id=row["id"]))
         except (ApiError, DomainError) as e:
@@ -129,7 +130,7 @@ def new_client():
 
 def my_client(client_id: int) -> dict:
     try:
-        return clinic.get_client(get_db(), client_id, current_user.clinic_id)
+        return client_store.get_client(get_db(), client_id, current_user.clinic_id)
     except (ApiError, DomainError):
         abort(404)
 
@@ -154,7 +155,7 @@ def client_detail(client_id: int):
 @practitioner_required
 def invite(client_id: int):
     client = my_client(client_id)
-    token, expires = clinic.create_invite(get_db(), client, current_user.id, utcnow())
+    token, expires = invites.create_invite(get_db(), client, current_user.id, utcnow())
     audit.record("invite_issued", client_id=client_id)
     url = public_url("/i/" + token)
     qr = segno.make(url, error="m").svg_inline(scale=6, title="Invite QR code")

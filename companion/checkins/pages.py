@@ -4,7 +4,7 @@ the check-in form."""
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from companion.accounts import store as clinic
+from companion.accounts import clinics
 from companion.auth import client_required
 from companion.checkins import store as checkins
 from companion.converters import parse_id
@@ -32,7 +32,7 @@ def home_context() -> dict:
     client = current_user.row
     context = dict(
         client=client,
-        clinic=clinic.get_clinic(db, client["clinic_id"]),
+        clinic=clinics.get_clinic(db, client["clinic_id"]),
         assessment=None,
         chart=None,
         **aftercare.overview(db, client, utcnow()),
