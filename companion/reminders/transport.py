@@ -192,4 +192,4 @@ class Loop:
 
     async def _shutdown(self) -> None:
         await self.session.http.close()
-        await self.loop.shutdown_default_executor()  # DNS and trust_env's lookups use it
+        await self.loop.shutdown_default_executor()  # the resolver's threads, if DNS was used
