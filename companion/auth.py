@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from companion import audit
 from companion.db import get_db, iso, one, parse_iso, utcnow, write
-from companion.errors import ApiError, abort_json_or_html, safe_next
+from companion.errors import ApiError, RateLimited, abort_json_or_html, safe_next
 from companion.validation import encodable
 
 login_manager = LoginManager()
@@ -51,14 +51,14 @@ def hash_token(token: str) -> str:
 def load_user(session_id: str) -> User | None:
     """Load the user of a live server-side session; expired, idle or revoked ones give None."""
     db = get_db()
-    row = one(db, "SELECT * FROM auth_sessions WHERE id = ?", (hash_token(session_id),))
+    row = one(db, "SELECT * FROM auth_sessions WHERE id = :id", {"id": hash_token(session_id)})
     if row is None or row["revoked_at"]:
         return None
     now = utcnow()
     if parse_iso(row["expires_at"]) <= now:
         return None
     table = "practitioners" if row["user_kind"] == "practitioner" else "clients"
-    user_row = one(db, f"SELECT * FROM {table} WHERE id = ?", (row["user_id"],))
+    user_row = one(db, f"SELECT * FROM {table} WHERE id = :id", {"id": row["user_id"]})
     if user_row is None or not user_row.get("active", 1):
         return None
     if row["user_kind"] == "practitioner":
@@ -69,7 +69,8 @@ def load_user(session_id: str) -> User | None:
         # Touch at most once a minute: no write on every request.
         if now - last_seen > timedelta(minutes=1):
             db.conn.execute(
-                "UPDATE auth_sessions SET last_seen_at = ? WHERE id = ?", (iso(now), row["id"])
+                "UPDATE auth_sessions SET last_seen_at = :now WHERE id = :id",
+                {"now": iso(now), "id": row["id"]},
             )
     return User(row["user_kind"], user_row, session_id)
 
@@ -86,8 +87,14 @@ def start_session(kind: str, row: dict, event: str) -> User:
     db = get_db()
     db.conn.execute(
         "INSERT INTO auth_sessions (id, user_kind, user_id, created_at, last_seen_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (hash_token(session_id), kind, row["id"], iso(now), iso(now), iso(now + lifetime)),
+        " VALUES (:id, :kind, :user_id, :now, :now, :expires_at)",
+        {
+            "id": hash_token(session_id),
+            "kind": kind,
+            "user_id": row["id"],
+            "now": iso(now),
+            "expires_at": iso(now + lifetime),
+        },
     )
     audit.record(
         event,
@@ -108,8 +115,8 @@ def end_session() -> None:
     """Revoke this request's server-side session and clear the cookies."""
     if current_user.is_authenticated:
         get_db().conn.execute(
-            "UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (iso(utcnow()), hash_token(current_user.session_id)),
+            "UPDATE auth_sessions SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
+            {"now": iso(utcnow()), "id": hash_token(current_user.session_id)},
         )
     logout_user()
     session.clear()
@@ -118,38 +125,36 @@ def end_session() -> None:
 def revoke_all(kind: str, user_id: int) -> int:
     """Revoke every live session of a user; return how many were ended."""
     cur = get_db().conn.execute(
-        "UPDATE auth_sessions SET revoked_at = ? WHERE user_kind = ? AND user_id = ?"
-        " AND revoked_at IS NULL",
-        (iso(utcnow()), kind, user_id),
+        "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = :kind"
+        " AND user_id = :user_id AND revoked_at IS NULL",
+        {"now": iso(utcnow()), "kind": kind, "user_id": user_id},
     )
     return cur.rowcount
 
 
-class TooManyAttempts(Exception):
-    def __init__(self, retry_after: int):
-        self.retry_after = retry_after
-
-
-def authenticate(email: str, password: str) -> dict | None:
-    """Check a practitioner's password, rate-limited per account and per address."""
+def authenticate(email: str, password: str, address: str | None) -> dict | None:
+    """Check a practitioner's password, rate-limited per account and per address (the
+    caller's IP); return their row, None when wrong, or raise RateLimited."""
     db = get_db()
     cfg = current_app.config
     now = utcnow()
     window = timedelta(minutes=cfg["LOGIN_WINDOW_MINUTES"])
     since = iso(now - window)
-    address = request.remote_addr or "unknown"
+    address = address or "unknown"
     # Text no account can have (NUL, broken Unicode) is just a failed attempt.
     storable = encodable(email) and encodable(password)
     email = email.strip().lower() if storable else email.encode("utf-8", "replace").decode()
     by_email = one(
         db,
-        "SELECT count(*) AS n, min(at) AS first FROM login_failures WHERE email = ? AND at > ?",
-        (email, since),
+        "SELECT count(*) AS n, min(at) AS first FROM login_failures"
+        " WHERE email = :email AND at > :since",
+        {"email": email, "since": since},
     )
     by_address = one(
         db,
-        "SELECT count(*) AS n, min(at) AS first FROM login_failures WHERE address = ? AND at > ?",
-        (address, since),
+        "SELECT count(*) AS n, min(at) AS first FROM login_failures"
+        " WHERE address = :address AND at > :since",
+        {"address": address, "since": since},
     )
     # An address gets more room than an account: a clinic shares one address.
     for counts, limit in (
@@ -158,17 +163,22 @@ def authenticate(email: str, password: str) -> dict | None:
     ):
         if counts["n"] >= limit:
             retry = parse_iso(counts["first"]) + window - now
-            raise TooManyAttempts(max(1, int(retry.total_seconds()) + 1))
-    row = one(db, "SELECT * FROM practitioners WHERE email = ?", (email,)) if storable else None
+            raise RateLimited(
+                "Too many failed sign-ins. Try again later.",
+                max(1, int(retry.total_seconds()) + 1),
+                "too_many_attempts",
+            )
+    row = (
+        one(db, "SELECT * FROM practitioners WHERE email = :email", {"email": email})
+        if storable
+        else None
+    )
     # Hash even for an unknown email so timing does not tell which emails exist.
     stored = row["password_hash"] if row else _DUMMY_HASH
     ok = storable and check_password_hash(stored, password) and row is not None and row["active"]
     if not ok:
         with write(db):
-            db.conn.execute(
-                "INSERT INTO login_failures (email, address, at) VALUES (?, ?, ?)",
-                (email, address, iso(now)),
-            )
+            db["login_failures"].insert({"email": email, "address": address, "at": iso(now)})
             audit.record(
                 "sign_in_failed",
                 actor_kind="anonymous",
@@ -176,7 +186,7 @@ def authenticate(email: str, password: str) -> dict | None:
                 detail=f"email={email}" if row else "unknown email",
             )
         return None
-    db.conn.execute("DELETE FROM login_failures WHERE email = ?", (email,))
+    db.conn.execute("DELETE FROM login_failures WHERE email = :email", {"email": email})
     return row
 
 

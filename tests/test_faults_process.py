@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from companion.accounts import store as clinic
+from companion.accounts import clients as client_store
+from companion.accounts import clinics
 from companion.db import connect, iso, utcnow, write
 from testkit import processes
 from testkit.processes import COMPANION, free_port, sign_in_client, wait_for_health
@@ -64,9 +65,9 @@ def devices_and_reminders(
         pairs = set()
         with write(db):
             for n in range(clients):
-                person = clinic.create_client(
+                person = client_store.create_client(
                     db,
-                    clinic.get_clinic(db, clinic_id),
+                    clinics.get_clinic(db, clinic_id),
                     {"name": f"Client {n}", "timezone": "Europe/London", "discreet": False},
                     utcnow(),
                 )
@@ -121,7 +122,7 @@ def new_clinic(app) -> int:
     db = connect(app.config["DATABASE"])
     try:
         with write(db):
-            return clinic.create_clinic(db, "Clinic One", "Europe/London", None, utcnow())
+            return clinics.create_clinic(db, "Clinic One", "Europe/London", None, utcnow())
     finally:
         db.close()
 

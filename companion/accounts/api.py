@@ -5,11 +5,12 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from companion import audit, auth
-from companion.accounts import actions, clients, clinics, invites
+from companion.accounts import actions, clients, clinics
 from companion.auth import practitioner_required
+from companion.clinical import SEVERITIES
 from companion.converters import MAX_ID
-from companion.db import get_db, iso, one, rows, utcnow, write
-from companion.errors import ApiError, Invalid, not_found
+from companion.db import get_db, iso, utcnow, write
+from companion.errors import ApiError, Conflict, Invalid
 from companion.treatments import store as treatments
 from companion.validation import Fields, encodable
 from companion.web import body, created, public_url
@@ -24,8 +25,8 @@ bp = Blueprint("api_accounts", __name__, url_prefix="/api")
 def setup():
     """Create the first clinic and practitioner; only while none exists."""
     db = get_db()
-    if one(db, "SELECT id FROM clinics LIMIT 1"):
-        raise ApiError(409, "already_set_up", "This installation already has a clinic.")
+    if clinics.is_set_up(db):
+        raise Conflict("This installation already has a clinic.", "already_set_up")
     data = body()
     f = Fields(data, {"clinic_name", "clinic_phone", "timezone", "email", "name", "password"})
     f.text("clinic_name", max_len=100)
@@ -51,15 +52,7 @@ def login():
         else:
             f.clean[name] = value
     values = f.done()
-    try:
-        row = auth.authenticate(values["email"], values["password"])
-    except auth.TooManyAttempts as e:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "Too many failed sign-ins. Try again later.",
-            headers={"Retry-After": str(e.retry_after)},
-        ) from None
+    row = auth.authenticate(values["email"], values["password"], request.remote_addr)
     if row is None:
         raise ApiError(401, "bad_credentials", "Email or password is incorrect.")
     with write(get_db()):
@@ -123,26 +116,13 @@ def update_me():
         f = Fields(data, {"name", "alert_severities"}, partial=True)
         f.text("name", max_len=100)
         sev = data.get("alert_severities") if isinstance(data, dict) else None
-        if sev is not None and (
-            not isinstance(sev, list) or not all(s in ("urgent", "review", "info") for s in sev)
-        ):
+        if sev is not None and (not isinstance(sev, list) or not all(s in SEVERITIES for s in sev)):
             f.errors["alert_severities"] = "A list of: urgent, review, info."
         values = f.done()
+        if sev is not None:
+            values["alert_severities"] = sev
         with write(db):
-            if "name" in values:
-                db.conn.execute(
-                    "UPDATE practitioners SET name = ? WHERE id = ?",
-                    (values["name"], current_user.id),
-                )
-            if sev is not None:
-                db.conn.execute(
-                    "UPDATE practitioners SET alert_severities = ? WHERE id = ?",
-                    (
-                        ",".join(s for s in ("urgent", "review", "info") if s in sev),
-                        current_user.id,
-                    ),
-                )
-        current_user.row = one(db, "SELECT * FROM practitioners WHERE id = ?", (current_user.id,))
+            current_user.row = clinics.update_practitioner(db, current_user.id, values)
     return jsonify(me_payload())
 
 
@@ -152,11 +132,7 @@ def update_me():
 @bp.get("/practitioners")
 @practitioner_required
 def list_practitioners():
-    found = rows(
-        get_db(),
-        "SELECT * FROM practitioners WHERE clinic_id = ? ORDER BY name",
-        (current_user.clinic_id,),
-    )
+    found = clinics.list_practitioners(get_db(), current_user.clinic_id)
     return jsonify({"practitioners": [clinics.practitioner_dict(r) for r in found]})
 
 
@@ -165,31 +141,16 @@ def list_practitioners():
 def add_practitioner():
     """Add a colleague to your clinic."""
     values = clinics.practitioner_fields(body())
-    db = get_db()
-    with write(db):
-        pid = actions.add_colleague(db, current_user.clinic_id, values, utcnow())
-    return created(
-        clinics.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (pid,)))
-    )
+    row = actions.add_colleague(get_db(), current_user, values, utcnow())
+    return created(clinics.practitioner_dict(row))
 
 
 @bp.post("/practitioners/<int:practitioner_id>/disable")
 @practitioner_required
 def disable_practitioner(practitioner_id: int):
     """Disable a colleague: their sessions end at once."""
-    db = get_db()
-    row = one(
-        db,
-        "SELECT * FROM practitioners WHERE id = ? AND clinic_id = ?",
-        (practitioner_id, current_user.clinic_id),
-    )
-    if row is None:
-        raise not_found("practitioner")
-    with write(db):
-        actions.disable_colleague(db, row["id"], current_user.id)
-    return jsonify(
-        clinics.practitioner_dict(one(db, "SELECT * FROM practitioners WHERE id = ?", (row["id"],)))
-    )
+    row = actions.disable_colleague(get_db(), current_user, practitioner_id)
+    return jsonify(clinics.practitioner_dict(row))
 
 
 # Clients --------------------------------------------------------------------------------
@@ -223,12 +184,7 @@ def list_clients():
 @practitioner_required
 def create_client():
     values = clients.client_fields(body())
-    db = get_db()
-    with write(db):
-        row = clients.create_client(
-            db, clinics.get_clinic(db, current_user.clinic_id), values, utcnow()
-        )
-        audit.record("client_created", client_id=row["id"])
+    row = actions.create_client(get_db(), current_user, values, utcnow())
     return created(clients.client_dict(row))
 
 
@@ -264,10 +220,8 @@ def update_client(client_id: int):
 def create_invite(client_id: int):
     """Issue a one-time invite link and QR code; an earlier invite stops working."""
     row = my_client(client_id)
-    db = get_db()
-    token, expires = invites.create_invite(db, row, current_user.id, utcnow())
+    token, expires = actions.invite_client(get_db(), current_user, row, utcnow())
     url = public_url("/i/" + token)
-    audit.record("invite_issued", client_id=client_id)
     return created(
         {
             "token": token,
@@ -281,7 +235,5 @@ def create_invite(client_id: int):
 @bp.post("/invites/<token>/redeem")
 def redeem_invite(token: str):
     """Sign this phone in as the invited client, for about 90 days."""
-    if len(token) > 100:
-        raise ApiError(404, "invite_unknown", "This invite link is not valid.")
     actions.sign_in_with_invite(get_db(), token, utcnow())
     return jsonify(me_payload())

@@ -8,7 +8,7 @@ from flask_login import current_user
 from companion.accounts import actions, clients
 from companion.auth import client_required
 from companion.db import get_db, utcnow
-from companion.errors import ApiError, DomainError
+from companion.errors import DomainError
 from companion.web import shell_page
 
 bp = Blueprint("client", __name__)
@@ -26,9 +26,9 @@ def redeem(token: str):
     error = None
     if request.method == "POST":
         try:
-            actions.sign_in_with_invite(get_db(), token[:100], utcnow())
+            actions.sign_in_with_invite(get_db(), token, utcnow())
             return redirect(url_for(".welcome"))
-        except (ApiError, DomainError) as e:
+        except DomainError as e:
             error = e.message
     return render_template("client/invite.html", error=error), 410 if error else 200
 
@@ -56,7 +56,7 @@ def settings():
             values = clients.client_fields(data, partial=True)
             current_user.row = clients.update_client(get_db(), current_user.row, values, utcnow())
             saved = True
-        except (ApiError, DomainError) as e:
+        except DomainError as e:
             errors = e.fields
     return render_template(
         "client/settings.html",

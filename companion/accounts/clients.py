@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.db import iso, one, rows, write
-from companion.errors import not_found
+from companion.errors import NotFound
 from companion.reminders import outbox as schedule
 from companion.validation import Fields
 
@@ -36,10 +36,18 @@ def client_fields(data: object, partial: bool = False) -> dict:
 
 def get_client(db: sqlite_utils.Database, client_id: int, clinic_id: int) -> dict:
     """Return a client of this clinic, or raise 404 (another clinic's client does not exist)."""
-    row = one(db, "SELECT * FROM clients WHERE id = ? AND clinic_id = ?", (client_id, clinic_id))
+    row = one(
+        db,
+        "SELECT * FROM clients WHERE id = :id AND clinic_id = :clinic_id",
+        {"id": client_id, "clinic_id": clinic_id},
+    )
     if row is None:
-        raise not_found("client")
+        raise NotFound("client")
     return row
+
+
+def load_client(db: sqlite_utils.Database, client_id: int) -> dict | None:
+    return one(db, "SELECT * FROM clients WHERE id = :id", {"id": client_id})
 
 
 def client_dict(row: dict) -> dict:
@@ -58,23 +66,25 @@ def client_dict(row: dict) -> dict:
 
 def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: datetime) -> dict:
     quiet = data.get("quiet_hours") or {"start": "21:00", "end": "08:00"}
-    cur = db.conn.execute(
-        "INSERT INTO clients (clinic_id, name, email, phone, timezone, quiet_start, quiet_end,"
-        " discreet, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            clinic["id"],
-            data["name"],
-            data.get("email"),
-            data.get("phone"),
-            data.get("timezone") or clinic["timezone"],
-            quiet["start"],
-            quiet["end"],
-            int(data.get("discreet", False)),
-            iso(now),
-            iso(now),
-        ),
+    client_id = (
+        db["clients"]
+        .insert(
+            {
+                "clinic_id": clinic["id"],
+                "name": data["name"],
+                "email": data.get("email"),
+                "phone": data.get("phone"),
+                "timezone": data.get("timezone") or clinic["timezone"],
+                "quiet_start": quiet["start"],
+                "quiet_end": quiet["end"],
+                "discreet": int(data.get("discreet", False)),
+                "created_at": iso(now),
+                "updated_at": iso(now),
+            }
+        )
+        .last_pk
     )
-    return one(db, "SELECT * FROM clients WHERE id = ?", (cur.lastrowid,))
+    return load_client(db, client_id)
 
 
 def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> dict:
@@ -90,12 +100,9 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
     if not changes:
         return client
     changes["updated_at"] = iso(now)
-    sets = ", ".join(f"{k} = ?" for k in changes)
     with write(db):
-        db.conn.execute(
-            f"UPDATE clients SET {sets} WHERE id = ?", (*changes.values(), client["id"])
-        )
-        updated = one(db, "SELECT * FROM clients WHERE id = ?", (client["id"],))
+        db["clients"].update(client["id"], changes)
+        updated = load_client(db, client["id"])
         if {"timezone", "quiet_start", "quiet_end"} & changes.keys():
             schedule.replan_client(db, updated, now)
     return updated
@@ -108,15 +115,16 @@ def list_clients(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict]:
-    sql = (
-        "SELECT c.*, (SELECT max(performed_at) FROM treatment_sessions s"
-        " WHERE s.client_id = c.id) AS last_session_at FROM clients c WHERE c.clinic_id = ?"
-    )
-    params: list = [clinic_id]
+    """Return a clinic's clients by name, each with the time of their latest session."""
+    pattern = None
     if query:
-        sql += " AND c.name LIKE ? ESCAPE '\\'"
-        params.append(
-            "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-    sql += " ORDER BY c.name COLLATE NOCASE, c.id LIMIT ? OFFSET ?"
-    return rows(db, sql, (*params, limit, offset))
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+    return rows(
+        db,
+        "SELECT c.*, (SELECT max(performed_at) FROM treatment_sessions s"
+        " WHERE s.client_id = c.id) AS last_session_at FROM clients c"
+        " WHERE c.clinic_id = :clinic_id AND (:pattern IS NULL OR c.name LIKE :pattern ESCAPE '\\')"
+        " ORDER BY c.name COLLATE NOCASE, c.id LIMIT :limit OFFSET :offset",
+        {"clinic_id": clinic_id, "pattern": pattern, "limit": limit, "offset": offset},
+    )

@@ -5,8 +5,9 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.auth import hash_password
-from companion.db import iso, one
-from companion.errors import ApiError
+from companion.clinical import SEVERITIES_DESC
+from companion.db import iso, one, rows
+from companion.errors import Conflict, NotFound
 from companion.reminders import outbox as schedule
 from companion.validation import Fields
 
@@ -15,16 +16,26 @@ def create_clinic(
     db: sqlite_utils.Database, name: str, timezone: str, phone: str | None, now: datetime
 ) -> int:
     """Create a clinic with the default aftercare protocol."""
-    cur = db.conn.execute(
-        "INSERT INTO clinics (name, phone, timezone, created_at) VALUES (?, ?, ?, ?)",
-        (name, phone, timezone, iso(now)),
+    clinic_id = (
+        db["clinics"]
+        .insert({"name": name, "phone": phone, "timezone": timezone, "created_at": iso(now)})
+        .last_pk
     )
-    schedule.save_protocol(db, cur.lastrowid, None, None, now)
-    return cur.lastrowid
+    schedule.save_protocol(db, clinic_id, None, None, now)
+    return clinic_id
+
+
+def is_set_up(db: sqlite_utils.Database) -> bool:
+    """Tell whether this installation has its first clinic."""
+    return one(db, "SELECT id FROM clinics LIMIT 1") is not None
+
+
+def find_clinic_by_name(db: sqlite_utils.Database, name: str) -> dict | None:
+    return one(db, "SELECT * FROM clinics WHERE name = :name", {"name": name})
 
 
 def get_clinic(db: sqlite_utils.Database, clinic_id: int) -> dict:
-    return one(db, "SELECT * FROM clinics WHERE id = ?", (clinic_id,))
+    return one(db, "SELECT * FROM clinics WHERE id = :id", {"id": clinic_id})
 
 
 def clinic_dict(row: dict) -> dict:
@@ -41,18 +52,68 @@ def create_practitioner(
 ) -> int:
     """Add a practitioner to a clinic; the email must be new."""
     email = email.strip().lower()
-    if one(db, "SELECT id FROM practitioners WHERE email = ?", (email,)):
-        raise ApiError(
-            409,
-            "email_taken",
+    if one(db, "SELECT id FROM practitioners WHERE email = :email", {"email": email}):
+        raise Conflict(
             "A practitioner with this email already exists.",
+            "email_taken",
             {"email": "Already in use."},
         )
-    return db.conn.execute(
-        "INSERT INTO practitioners (clinic_id, email, name, password_hash, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (clinic_id, email, name, hash_password(password), iso(now)),
-    ).lastrowid
+    return (
+        db["practitioners"]
+        .insert(
+            {
+                "clinic_id": clinic_id,
+                "email": email,
+                "name": name,
+                "password_hash": hash_password(password),
+                "created_at": iso(now),
+            }
+        )
+        .last_pk
+    )
+
+
+def get_practitioner(
+    db: sqlite_utils.Database, practitioner_id: int, clinic_id: int | None = None
+) -> dict:
+    """Return a practitioner (of this clinic, when given), or raise NotFound."""
+    row = one(
+        db,
+        "SELECT * FROM practitioners WHERE id = :id"
+        " AND (:clinic_id IS NULL OR clinic_id = :clinic_id)",
+        {"id": practitioner_id, "clinic_id": clinic_id},
+    )
+    if row is None:
+        raise NotFound("practitioner")
+    return row
+
+
+def list_practitioners(db: sqlite_utils.Database, clinic_id: int) -> list[dict]:
+    return rows(
+        db,
+        "SELECT * FROM practitioners WHERE clinic_id = :clinic_id ORDER BY name",
+        {"clinic_id": clinic_id},
+    )
+
+
+def update_practitioner(db: sqlite_utils.Database, practitioner_id: int, values: dict) -> dict:
+    """Change a practitioner's own settings: name, and which flag severities alert them."""
+    changes = {}
+    if "name" in values:
+        changes["name"] = values["name"]
+    if values.get("alert_severities") is not None:
+        wanted = values["alert_severities"]
+        changes["alert_severities"] = ",".join(s for s in SEVERITIES_DESC if s in wanted)
+    if changes:
+        db["practitioners"].update(practitioner_id, changes)
+    return get_practitioner(db, practitioner_id)
+
+
+def disable_practitioner(db: sqlite_utils.Database, practitioner_id: int, by_id: int) -> None:
+    """Disable a practitioner (never the one asking); their sign-ins are ended by the caller."""
+    if practitioner_id == by_id:
+        raise Conflict("You cannot disable your own account.", "cannot_disable_self")
+    db["practitioners"].update(practitioner_id, {"active": 0})
 
 
 def practitioner_fields(data: object) -> dict:

@@ -8,7 +8,7 @@ from flask import current_app
 
 from companion.auth import hash_token
 from companion.db import iso, one, parse_iso, write
-from companion.errors import ApiError
+from companion.errors import Gone, NotFound
 
 
 def create_invite(
@@ -19,43 +19,51 @@ def create_invite(
     expires = now + timedelta(days=current_app.config["INVITE_DAYS"])
     with write(db):
         db.conn.execute(
-            "UPDATE invites SET revoked_at = ? WHERE client_id = ? AND used_at IS NULL"
-            " AND revoked_at IS NULL",
-            (iso(now), client["id"]),
+            "UPDATE invites SET revoked_at = :now WHERE client_id = :client_id"
+            " AND used_at IS NULL AND revoked_at IS NULL",
+            {"now": iso(now), "client_id": client["id"]},
         )
-        db.conn.execute(
-            "INSERT INTO invites (client_id, token_hash, created_by, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (client["id"], hash_token(token), practitioner_id, iso(now), iso(expires)),
+        db["invites"].insert(
+            {
+                "client_id": client["id"],
+                "token_hash": hash_token(token),
+                "created_by": practitioner_id,
+                "created_at": iso(now),
+                "expires_at": iso(expires),
+            }
         )
     return token, expires
 
 
 def redeem_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
     """Use an invite once; return its client or raise why it cannot be used."""
-    invite = one(db, "SELECT * FROM invites WHERE token_hash = ?", (hash_token(token),))
+    if len(token) > 100:
+        raise _unknown()
+    invite = one(db, "SELECT * FROM invites WHERE token_hash = :hash", {"hash": hash_token(token)})
     if invite is None:
-        raise ApiError(404, "invite_unknown", "This invite link is not valid.")
+        raise _unknown()
     if invite["revoked_at"]:
-        raise ApiError(
-            410,
-            "invite_revoked",
+        raise Gone(
             "This invite was replaced by a newer one. Ask your clinic for a new link.",
+            "invite_revoked",
         )
     if invite["used_at"]:
-        raise ApiError(
-            410, "invite_used", "This invite was already used. Ask your clinic for a new link."
-        )
+        raise _used()
     if parse_iso(invite["expires_at"]) <= now:
-        raise ApiError(
-            410, "invite_expired", "This invite has expired. Ask your clinic for a new link."
-        )
+        raise Gone("This invite has expired. Ask your clinic for a new link.", "invite_expired")
     # The WHERE makes a double tap race-free: only one redeem can flip used_at.
     cur = db.conn.execute(
-        "UPDATE invites SET used_at = ? WHERE id = ? AND used_at IS NULL", (iso(now), invite["id"])
+        "UPDATE invites SET used_at = :now WHERE id = :id AND used_at IS NULL",
+        {"now": iso(now), "id": invite["id"]},
     )
     if cur.rowcount != 1:
-        raise ApiError(
-            410, "invite_used", "This invite was already used. Ask your clinic for a new link."
-        )
-    return one(db, "SELECT * FROM clients WHERE id = ?", (invite["client_id"],))
+        raise _used()
+    return one(db, "SELECT * FROM clients WHERE id = :id", {"id": invite["client_id"]})
+
+
+def _unknown() -> NotFound:
+    return NotFound(code="invite_unknown", message="This invite link is not valid.")
+
+
+def _used() -> Gone:
+    return Gone("This invite was already used. Ask your clinic for a new link.", "invite_used")

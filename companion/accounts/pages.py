@@ -5,17 +5,19 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion import audit, auth
-from companion.accounts import actions, clinics, invites
+from companion.accounts import actions, clinics
 from companion.accounts import clients as client_store
 from companion.auth import practitioner_required
-from companion.db import get_db, one, utcnow, write
-from companion.errors import ApiError, DomainError, safe_next
+from companion.db import get_db, utcnow, write
+from companion.errors import DomainError, NotFound, RateLimited, safe_next
+from companion.review import charts, timeline
+from companion.validation import Fields
 from companion.web import public_url
 
 bp = Blueprint("practitioner", __name__, url_prefix="/clinic")
 
 
-def form_errors(e: ApiError) -> dict:
+def form_errors(e: DomainError) -> dict:
     return e.fields or {"form": e.message}
 
 
@@ -23,14 +25,12 @@ def form_errors(e: ApiError) -> dict:
 def setup():
     """Create the clinic and its first practitioner, once."""
     db = get_db()
-    if one(db, "SELECT id FROM clinics LIMIT 1"):
+    if clinics.is_set_up(db):
         return redirect(url_for(".login"))
     errors: dict = {}
     if request.method == "POST":
         form = request.form
         try:
-            from companion.validation import Fields
-
             f = Fields(
                 dict(form),
                 {
@@ -52,7 +52,7 @@ def setup():
             )
             actions.set_up(db, values, person, utcnow())
             return redirect(url_for(".clients"))
-        except (ApiError, DomainError) as e:
+        except DomainError as e:
             errors = form_errors(e)
     return render_template("practitioner/setup.html", errors=errors, form=request.form)
 
@@ -60,19 +60,19 @@ def setup():
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     db = get_db()
-    if not one(db, "SELECT id FROM clinics LIMIT 1"):
+    if not clinics.is_set_up(db):
         return redirect(url_for(".setup"))
     error, status = None, 200
     if request.method == "POST":
         try:
             row = auth.authenticate(
-                request.form.get("email", "")[:254], request.form.get("password", "")[:200]
+                request.form.get("email", "")[:254],
+                request.form.get("password", "")[:200],
+                request.remote_addr,
             )
-        except auth.TooManyAttempts as e:
+        except RateLimited as e:
             return (
-                render_template(
-                    "practitioner/login.html", error="Too many failed sign-ins. Try again later."
-                ),
+                render_template("practitioner/login.html", error=e.message),
                 429,
                 {"Retry-After": str(e.retry_after)},
             )
@@ -117,11 +117,9 @@ def new_client():
         data["name"] = data["name"] or ""
         try:
             values = client_store.client_fields(data)
-            with write(db):
-                row = client_store.create_client(db, the_clinic, values, utcnow())
-                audit.record("client_created", client_id=row["id"])
+            row = actions.create_client(db, current_user, values, utcnow())
             return redirect(url_for(".client_detail", client_id=row["id"]))
-        except (ApiError, DomainError) as e:
+        except DomainError as e:
             errors = form_errors(e)
     return render_template(
         "practitioner/client_new.html", errors=errors, form=request.form, clinic=the_clinic
@@ -129,21 +127,19 @@ def new_client():
 
 
 def my_client(client_id: int) -> dict:
+    """Return a client of the signed-in practitioner's clinic, or the plain 404 page."""
     try:
         return client_store.get_client(get_db(), client_id, current_user.clinic_id)
-    except (ApiError, DomainError):
+    except NotFound:
         abort(404)
 
 
 @bp.get("/clients/<int:client_id>")
 @practitioner_required
 def client_detail(client_id: int):
-    from companion.review import charts
-    from companion.review import store as review
-
     db = get_db()
     client = my_client(client_id)
-    record = review.timeline(db, client)
+    record = timeline.timeline(db, client)
     for s in record["sessions"]:
         flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
         s["chart"] = charts.chart_for(s["raw"], s["checkins"], flagged) if s["checkins"] else None
@@ -155,8 +151,7 @@ def client_detail(client_id: int):
 @practitioner_required
 def invite(client_id: int):
     client = my_client(client_id)
-    token, expires = invites.create_invite(get_db(), client, current_user.id, utcnow())
-    audit.record("invite_issued", client_id=client_id)
+    token, expires = actions.invite_client(get_db(), current_user, client, utcnow())
     url = public_url("/i/" + token)
     qr = segno.make(url, error="m").svg_inline(scale=6, title="Invite QR code")
     return render_template(

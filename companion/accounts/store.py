@@ -1,11 +1,16 @@
 """Temporary: the accounts records now live in clinics.py, clients.py and invites.py, and the
-actions shared by the API and the pages in actions.py; treatment sessions in
-companion.treatments.store. These names stay importable from here only until
-reminders/inbox.py, review/, tests/test_dispatch.py, tests/test_faults_process.py and
-benchmarks/ import them from their new homes; then this module goes."""
+actions shared by the API and the pages (audited, for an explicit actor) in actions.py;
+treatment sessions in companion.treatments. These names stay importable from here only until
+admin/pages.py, review/, tests/test_dispatch.py and benchmarks/ import them from their new
+homes; then this module goes."""
 
 # ruff: noqa: F401
-from companion.accounts.actions import add_colleague, disable_colleague, set_up, sign_in_with_invite
+from datetime import datetime
+
+import sqlite_utils
+from flask_login import current_user
+
+from companion.accounts import actions
 from companion.accounts.clients import (
     CLIENT_FIELDS,
     client_dict,
@@ -32,3 +37,13 @@ from companion.treatments.store import (
     load_session,
     session_dict,
 )
+
+
+def add_colleague(db: sqlite_utils.Database, clinic_id: int, values: dict, now: datetime) -> int:
+    """Old signature of actions.add_colleague(db, actor, values, now)."""
+    return actions.add_colleague(db, current_user, values, now)["id"]
+
+
+def disable_colleague(db: sqlite_utils.Database, practitioner_id: int, by_id: int) -> None:
+    """Old signature of actions.disable_colleague(db, actor, practitioner_id)."""
+    actions.disable_colleague(db, current_user, practitioner_id)

@@ -6,8 +6,9 @@ from flask_login import current_user
 from companion import audit
 from companion.accounts.api import my_client
 from companion.auth import practitioner_required
-from companion.db import get_db, utcnow, write
+from companion.db import get_db, utcnow
 from companion.reminders import outbox as schedule
+from companion.treatments import actions
 from companion.treatments import store as treatments
 from companion.web import body, created
 
@@ -35,10 +36,7 @@ def create_session(client_id: int):
     row = my_client(client_id)
     now = utcnow()
     values = treatments.session_fields(body(), now)
-    db = get_db()
-    with write(db):
-        session = treatments.create_session(db, row, current_user.id, values, now)
-        audit.record("session_created", client_id=client_id, detail=f"session={session['id']}")
+    session = actions.record_session(get_db(), current_user, row, values, now)
     return created(session_payload(session, row))
 
 
@@ -68,19 +66,13 @@ def update_session(session_id: int):
     session, client = my_session(session_id)
     now = utcnow()
     values = treatments.session_fields(body(), now, partial=True)
-    db = get_db()
-    with write(db):
-        session = treatments.update_session(db, session, client, values, now)
-        audit.record("session_updated", client_id=client["id"], detail=f"session={session_id}")
+    session = actions.edit_session(get_db(), current_user, session, client, values, now)
     return jsonify(session_payload(session, client))
 
 
 @bp.delete("/sessions/<int:session_id>")
 @practitioner_required
 def delete_session(session_id: int):
-    session, client = my_session(session_id)
-    db = get_db()
-    with write(db):
-        treatments.delete_session(db, session, utcnow())
-        audit.record("session_deleted", client_id=client["id"], detail=f"session={session_id}")
+    session, _client = my_session(session_id)
+    actions.delete_session(get_db(), current_user, session, utcnow())
     return "", 204

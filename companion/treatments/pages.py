@@ -6,11 +6,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from companion import audit
 from companion.accounts.pages import form_errors, my_client
 from companion.auth import practitioner_required
-from companion.db import get_db, utcnow, write
-from companion.errors import ApiError, DomainError
+from companion.db import get_db, utcnow
+from companion.errors import DomainError, NotFound
+from companion.treatments import actions
 from companion.treatments import store as treatments
 
 bp = Blueprint("treatments", __name__, url_prefix="/clinic")
@@ -50,7 +50,7 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
     if session_id is not None:
         try:
             session = treatments.get_session(db, session_id, current_user.clinic_id)
-        except (ApiError, DomainError):
+        except NotFound:
             abort(404)
         client_id = session["client_id"]
     client = my_client(client_id)
@@ -61,20 +61,13 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
             values = treatments.session_fields(
                 session_form_data(request.form, client["timezone"]), now
             )
-            with write(db):
-                if session is None:
-                    saved = treatments.create_session(db, client, current_user.id, values, now)
-                    audit.record(
-                        "session_created", client_id=client_id, detail=f"session={saved['id']}"
-                    )
-                else:
-                    saved = treatments.update_session(db, session, client, values, now)
-                    audit.record(
-                        "session_updated", client_id=client_id, detail=f"session={saved['id']}"
-                    )
+            if session is None:
+                actions.record_session(db, current_user, client, values, now)
+            else:
+                actions.edit_session(db, current_user, session, client, values, now)
             flash("Session saved; reminders planned.")
             return redirect(url_for("practitioner.client_detail", client_id=client_id))
-        except (ApiError, DomainError) as e:
+        except DomainError as e:
             errors = form_errors(e)
     current = treatments.session_dict(session, client["timezone"]) if session else None
     return render_template(

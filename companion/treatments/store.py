@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from companion.db import iso, one, parse_iso, rows, write
-from companion.errors import not_found
+from companion.errors import NotFound
 from companion.reminders import outbox as schedule
 from companion.validation import Fields
 
@@ -33,11 +33,11 @@ def session_fields(data: object, now: datetime, partial: bool = False) -> dict:
 def get_session(db: sqlite_utils.Database, session_id: int, clinic_id: int) -> dict:
     row = one(
         db,
-        "SELECT * FROM treatment_sessions WHERE id = ? AND clinic_id = ?",
-        (session_id, clinic_id),
+        "SELECT * FROM treatment_sessions WHERE id = :id AND clinic_id = :clinic_id",
+        {"id": session_id, "clinic_id": clinic_id},
     )
     if row is None:
-        raise not_found("session")
+        raise NotFound("session")
     return row
 
 
@@ -70,26 +70,27 @@ def create_session(
     """Record a session and plan its reminders in the same transaction."""
     with write(db):
         protocol = schedule.current_protocol(db, client["clinic_id"])
-        cur = db.conn.execute(
-            "INSERT INTO treatment_sessions (clinic_id, client_id, practitioner_id, protocol_id,"
-            " performed_at, areas, needle_depth_mm, device, products, notes, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                client["clinic_id"],
-                client["id"],
-                practitioner_id,
-                protocol["id"],
-                iso(data["performed_at"]),
-                json.dumps(data["areas"]),
-                data["needle_depth_mm"],
-                data["device"],
-                json.dumps(data.get("products") or []),
-                data.get("notes") or "",
-                iso(now),
-                iso(now),
-            ),
+        session_id = (
+            db["treatment_sessions"]
+            .insert(
+                {
+                    "clinic_id": client["clinic_id"],
+                    "client_id": client["id"],
+                    "practitioner_id": practitioner_id,
+                    "protocol_id": protocol["id"],
+                    "performed_at": iso(data["performed_at"]),
+                    "areas": json.dumps(data["areas"]),
+                    "needle_depth_mm": data["needle_depth_mm"],
+                    "device": data["device"],
+                    "products": json.dumps(data.get("products") or []),
+                    "notes": data.get("notes") or "",
+                    "created_at": iso(now),
+                    "updated_at": iso(now),
+                }
+            )
+            .last_pk
         )
-        session = load_session(db, cur.lastrowid)
+        session = load_session(db, session_id)
         schedule.plan_session(db, session, client, protocol, now)
     return session
 
@@ -111,10 +112,7 @@ def update_session(
         return session
     changes["updated_at"] = iso(now)
     with write(db):
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        db.conn.execute(
-            f"UPDATE treatment_sessions SET {sets} WHERE id = ?", (*changes.values(), session["id"])
-        )
+        db["treatment_sessions"].update(session["id"], changes)
         updated = load_session(db, session["id"])
         if updated["performed_at"] != session["performed_at"]:
             protocol = schedule.protocol_by_id(db, updated["protocol_id"])
@@ -126,15 +124,15 @@ def delete_session(db: sqlite_utils.Database, session: dict, now: datetime) -> N
     """Delete a session; its reminders not yet sent are cancelled first, then removed with it."""
     with write(db):
         schedule.cancel_pending(db, "session deleted", session_id=session["id"])
-        db.conn.execute("DELETE FROM treatment_sessions WHERE id = ?", (session["id"],))
+        db.conn.execute("DELETE FROM treatment_sessions WHERE id = :id", {"id": session["id"]})
 
 
 def load_session(db: sqlite_utils.Database, session_id: int) -> dict:
     return one(
         db,
         "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.id = ?",
-        (session_id,),
+        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.id = :id",
+        {"id": session_id},
     )
 
 
@@ -142,9 +140,9 @@ def list_sessions(db: sqlite_utils.Database, client_id: int) -> list[dict]:
     return rows(
         db,
         "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
+        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = :client_id"
         " ORDER BY s.performed_at DESC",
-        (client_id,),
+        {"client_id": client_id},
     )
 
 
@@ -152,7 +150,7 @@ def latest_session(db: sqlite_utils.Database, client_id: int) -> dict | None:
     return one(
         db,
         "SELECT s.*, p.version AS protocol_version FROM treatment_sessions s"
-        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = ?"
+        " LEFT JOIN protocols p ON p.id = s.protocol_id WHERE s.client_id = :client_id"
         " ORDER BY s.performed_at DESC LIMIT 1",
-        (client_id,),
+        {"client_id": client_id},
     )
