@@ -1,5 +1,5 @@
 // Queue logic of companion/static/js/outbox.js over an in-memory store.
-// The IndexedDB store itself is exercised in sw.test.mjs (fake IndexedDB + sync).
+// The IndexedDB store itself is exercised in sw.test.mjs (fake-indexeddb + sync).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
