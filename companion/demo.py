@@ -7,9 +7,8 @@ from datetime import timedelta
 from flask import Flask
 
 from companion.accounts import clients, clinics
-from companion.auth import hash_password
 from companion.checkins import store as checkins
-from companion.db import connect, one, utcnow, write
+from companion.db import connect, utcnow, write
 from companion.treatments import store as treatments
 
 EMAIL = "demo@companion-demo.net"
@@ -37,13 +36,10 @@ def seed(app: Flask) -> tuple[str, str]:
     db = connect(app.config["DATABASE"])
     now = utcnow()
     try:
-        existing = one(db, "SELECT * FROM practitioners WHERE email = ?", (EMAIL,))
+        existing = clinics.find_practitioner_by_email(db, EMAIL)
         if existing:
             with write(db):
-                db.conn.execute(
-                    "UPDATE practitioners SET password_hash = ?, active = 1 WHERE id = ?",
-                    (hash_password(password), existing["id"]),
-                )
+                clinics.reset_password(db, existing["id"], password)
             return EMAIL, password
         with write(db):
             clinic_id = clinics.create_clinic(db, CLINIC, "Europe/London", "+44 20 7946 0000", now)

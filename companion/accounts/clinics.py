@@ -73,6 +73,19 @@ def create_practitioner(
     )
 
 
+def find_practitioner_by_email(db: sqlite_utils.Database, email: str) -> dict | None:
+    return one(
+        db, "SELECT * FROM practitioners WHERE email = :email", {"email": email.strip().lower()}
+    )
+
+
+def reset_password(db: sqlite_utils.Database, practitioner_id: int, password: str) -> None:
+    """Give a practitioner a new password and make them active again."""
+    db["practitioners"].update(
+        practitioner_id, {"password_hash": hash_password(password), "active": 1}
+    )
+
+
 def get_practitioner(
     db: sqlite_utils.Database, practitioner_id: int, clinic_id: int | None = None
 ) -> dict:

@@ -1,75 +1,18 @@
-"""Production serving (gunicorn workers plus exactly one dispatcher) and the installation doctor."""
+"""The installation doctor: secrets, VAPID contact, files, database, dispatcher, backlog."""
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
 
-from companion.db import connect, one, parse_iso, utcnow
-
-
-def serve(host: str, port: int, workers: int, threads: int, dispatch: bool) -> None:
-    """Run gunicorn with `workers` gthread workers and one dispatcher child process."""
-    from gunicorn.app.base import BaseApplication
-
-    from companion import create_app
-
-    dispatcher: dict = {}
-
-    def when_ready(_server):
-        if dispatch:
-            # Exactly one dispatcher, beside the workers; claims are atomic anyway, so
-            # a second one started by mistake still sends each notification once.
-            dispatcher["proc"] = subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
-
-    def on_exit(server):
-        proc = dispatcher.get("proc")
-        if proc is not None and proc.poll() is None:
-            proc.terminate()  # the worker finishes its batch and releases its leases
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                server.log.warning(
-                    "The dispatcher did not stop within 30 s and was killed: the reminders it"
-                    " held stay leased until their lease runs out, then the next dispatcher"
-                    " sends them (a device may get one twice; the tag replaces it)."
-                )
-
-    class Server(BaseApplication):
-        def load_config(self):
-            settings = {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "threads": threads,
-                "worker_class": "gthread" if threads > 1 else "sync",
-                "graceful_timeout": 30,
-                "timeout": 60,
-                "keepalive": 5,
-                # Several instances may run on one host; none needs the control socket.
-                "control_socket_disable": True,
-                "when_ready": when_ready,
-                "on_exit": on_exit,
-                "accesslog": os.environ.get("COMPANION_ACCESS_LOG") or None,
-            }
-            for key, value in settings.items():
-                self.cfg.set(key, value)
-
-        def load(self):
-            return create_app()
-
-    Server().run()
+from companion import migrations
+from companion.db import connect, iso, one, parse_iso, utcnow
+from companion.reminders import push
 
 
 def doctor(app: Flask) -> list[tuple[bool, str]]:
     """Check an installation; return (ok, message) findings."""
-    from companion import migrations
-    from companion.reminders import push
-
     cfg = app.config
     found: list[tuple[bool, str]] = []
     secrets = Path(app.instance_path) / "secrets.json"
@@ -127,7 +70,7 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
                 else f"database needs migrations: {', '.join(pending)} (run companion init-db)",
             )
         )
-        mode = db.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        mode = one(db, "PRAGMA journal_mode")["journal_mode"]
         found.append((mode == "wal", f"journal mode {mode}"))
         if pending:
             return found
@@ -144,14 +87,15 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         overdue = one(
             db,
             "SELECT count(*) AS n FROM notifications WHERE status = 'pending'"
-            " AND next_attempt_at < ?",
-            ((now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
+            " AND next_attempt_at < :since",
+            {"since": iso(now - timedelta(minutes=5))},
         )["n"]
         found.append((overdue == 0, f"{overdue} notifications overdue by more than 5 minutes"))
         failed = one(
             db,
-            "SELECT count(*) AS n FROM notifications WHERE status = 'failed' AND created_at > ?",
-            ((now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
+            "SELECT count(*) AS n FROM notifications WHERE status = 'failed'"
+            " AND created_at > :since",
+            {"since": iso(now - timedelta(days=7))},
         )["n"]
         found.append((failed == 0, f"{failed} notifications failed in the last 7 days"))
     finally:
