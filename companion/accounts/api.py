@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from companion import audit, auth
 from companion.accounts import actions, clients, clinics
-from companion.auth import practitioner_required
+from companion.auth import practitioner_required, signed_in
 from companion.clinical import SEVERITIES
 from companion.converters import MAX_ID
 from companion.db import get_db, iso, utcnow, write
@@ -71,8 +71,7 @@ def logout():
 @bp.post("/auth/logout-all")
 def logout_all():
     """End every session of the signed-in user, on every device."""
-    if not current_user.is_authenticated:
-        raise ApiError(401, "unauthorized", "Sign in first.")
+    signed_in()
     audit.record("sign_out_everywhere")
     auth.revoke_all(current_user.kind, current_user.id)
     auth.end_session()
@@ -95,16 +94,14 @@ def me_payload() -> dict:
 
 @bp.get("/me")
 def me():
-    if not current_user.is_authenticated:
-        raise ApiError(401, "unauthorized", "Sign in first.")
+    signed_in()
     return jsonify(me_payload())
 
 
 @bp.patch("/me")
 def update_me():
     """Change your own settings: a client's time zone, quiet hours, discreet mode."""
-    if not current_user.is_authenticated:
-        raise ApiError(401, "unauthorized", "Sign in first.")
+    signed_in()
     db = get_db()
     data = body()
     if current_user.is_client:
