@@ -8,6 +8,7 @@ from flask import Flask
 
 from companion.accounts import clients, clinics
 from companion.checkins import store as checkins
+from companion.clinical import SYMPTOMS, WARNING_SIGNS
 from companion.db import connect, utcnow, write
 from companion.treatments import store as treatments
 
@@ -74,8 +75,8 @@ def seed(app: Flask) -> tuple[str, str]:
                             "redness": redness,
                             "swelling": swelling,
                             "pain": pain,
-                            "symptoms": dict.fromkeys(checkins.SYMPTOMS, False) | extra,
-                            "warning_signs": dict.fromkeys(checkins.WARNINGS, False)
+                            "symptoms": dict.fromkeys(SYMPTOMS, False) | extra,
+                            "warning_signs": dict.fromkeys(WARNING_SIGNS, False)
                             | ({warning: True} if warning else {}),
                             "note": "",
                         },
