@@ -10,6 +10,7 @@ import sqlite_utils
 
 from companion import audit, auth
 from companion.accounts import clients, clinics, invites
+from companion.auth import User
 from companion.db import write
 from companion.errors import Conflict
 
@@ -30,7 +31,7 @@ def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime)
     return row
 
 
-def add_colleague(db: sqlite_utils.Database, actor, values: dict, now: datetime) -> dict:
+def add_colleague(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:
     """Add a practitioner to the actor's clinic from validated practitioner_fields()."""
     with write(db):
         pid = clinics.create_practitioner(
@@ -40,7 +41,7 @@ def add_colleague(db: sqlite_utils.Database, actor, values: dict, now: datetime)
     return clinics.get_practitioner(db, pid)
 
 
-def disable_colleague(db: sqlite_utils.Database, actor, practitioner_id: int) -> dict:
+def disable_colleague(db: sqlite_utils.Database, actor: User, practitioner_id: int) -> dict:
     """Disable a practitioner of the actor's clinic (never the actor); their sessions end."""
     with write(db):
         row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
@@ -50,7 +51,7 @@ def disable_colleague(db: sqlite_utils.Database, actor, practitioner_id: int) ->
     return clinics.get_practitioner(db, row["id"])
 
 
-def create_client(db: sqlite_utils.Database, actor, values: dict, now: datetime) -> dict:
+def create_client(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:
     """Add a client to the actor's clinic from validated client_fields()."""
     with write(db):
         row = clients.create_client(db, clinics.get_clinic(db, actor.clinic_id), values, now)
@@ -59,7 +60,7 @@ def create_client(db: sqlite_utils.Database, actor, values: dict, now: datetime)
 
 
 def invite_client(
-    db: sqlite_utils.Database, actor, client: dict, now: datetime
+    db: sqlite_utils.Database, actor: User, client: dict, now: datetime
 ) -> tuple[str, datetime]:
     """Issue a one-time invite for a client; an earlier one stops working."""
     with write(db):

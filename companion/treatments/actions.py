@@ -9,12 +9,13 @@ from datetime import datetime
 import sqlite_utils
 
 from companion import audit
+from companion.auth import User
 from companion.db import write
 from companion.treatments import store
 
 
 def record_session(
-    db: sqlite_utils.Database, actor, client: dict, values: dict, now: datetime
+    db: sqlite_utils.Database, actor: User, client: dict, values: dict, now: datetime
 ) -> dict:
     """Record a session from validated session_fields() and plan its reminders."""
     with write(db):
@@ -29,7 +30,7 @@ def record_session(
 
 
 def edit_session(
-    db: sqlite_utils.Database, actor, session: dict, client: dict, values: dict, now: datetime
+    db: sqlite_utils.Database, actor: User, session: dict, client: dict, values: dict, now: datetime
 ) -> dict:
     """Change a session; a new time re-plans the reminders not yet sent."""
     with write(db):
@@ -43,7 +44,7 @@ def edit_session(
     return session
 
 
-def delete_session(db: sqlite_utils.Database, actor, session: dict, now: datetime) -> None:
+def delete_session(db: sqlite_utils.Database, actor: User, session: dict, now: datetime) -> None:
     """Delete a session and cancel its reminders not yet sent."""
     with write(db):
         store.delete_session(db, session, now)
