@@ -29,7 +29,7 @@ from pathlib import Path
 
 from companion import create_app
 from companion import db as companion_db
-from companion.accounts import store as accounts
+from companion.accounts.clinics import create_clinic
 from companion.cli import migrate
 from companion.db import connect, iso, parse_iso, rows, utcnow, write
 from companion.reminders import dispatcher as dispatch
@@ -83,7 +83,7 @@ def populate(db, receiver, clients: int, second_every=10, clinic_id=None) -> tup
     }
     with write(db):
         if clinic_id is None:
-            clinic_id = accounts.create_clinic(db, "Faults Clinic", "Europe/London", None, utcnow())
+            clinic_id = create_clinic(db, "Faults Clinic", "Europe/London", None, utcnow())
         db.conn.executemany(
             "INSERT INTO clients (id, clinic_id, name, timezone, created_at, updated_at)"
             " VALUES (:id, :clinic, :name, 'Europe/London', :at, :at)",

@@ -35,14 +35,15 @@ from zoneinfo import ZoneInfo
 from werkzeug.security import generate_password_hash
 
 from companion import create_app, migrations
-from companion.accounts import store as accounts
+from companion.accounts.clients import get_client
 from companion.checkins import triage
 from companion.clinical import SYMPTOMS, WARNING_SIGNS
 from companion.db import connect, get_db
 from companion.reminders.planning import plan
 from companion.reminders.protocol import DEFAULT_STEPS
-from companion.review import charts
-from companion.review import store as review
+from companion.review import charts, exports
+from companion.review.queue import counts, queue
+from companion.review.timeline import timeline
 
 PASSWORD = "benchmark-practitioner-password"  # every generated practitioner's password
 FULL = {"clinics": 1000, "clients": 100_000, "sessions": 300_000, "checkins": 2_000_000}
@@ -714,9 +715,9 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
         # Where the timeline page's time goes: its queries, and its charts (as the view draws them).
         with app.app_context():
             db = get_db()
-            client = accounts.get_client(db, client_id, clinic_id)
+            client = get_client(db, client_id, clinic_id)
             with Timer(timings, SQL, counted):
-                record = review.timeline(db, client)
+                record = timeline(db, client)
             with Timer(timings, CHARTS, counted):
                 for s in [s for s in record["sessions"] if s["checkins"]]:
                     flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
@@ -744,16 +745,16 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
 
     history, clients = info["history_clients_by_clinic"], info["clients_by_clinic"]
     clinic_id = max(history, key=lambda c: len(clients[c]))
-    client = accounts.get_client(db, history[clinic_id][0], clinic_id)
+    client = get_client(db, history[clinic_id][0], clinic_id)
     resolved = {"statuses": ("resolved",), "severity": "review", "practitioner_id": 1}
     db.conn.set_trace_callback(trace)
     for label, call in (
-        ("queue", lambda: review.queue(db, clinic_id)),
-        ("queue", lambda: review.queue(db, clinic_id, **resolved)),
-        ("counts", lambda: review.counts(db, clinic_id)),
-        ("timeline", lambda: review.timeline(db, client)),
-        ("export", lambda: review.client_bundle(db, client)),
-        ("export csv", lambda: review.checkin_csv_rows(db, "client_id = ?", (client["id"],))),
+        ("queue", lambda: queue(db, clinic_id)),
+        ("queue", lambda: queue(db, clinic_id, **resolved)),
+        ("counts", lambda: counts(db, clinic_id)),
+        ("timeline", lambda: timeline(db, client)),
+        ("export", lambda: exports.client_bundle(db, client)),
+        ("export csv", lambda: exports.client_checkin_rows(db, client["id"])),
     ):
         current[0] = label
         call()
