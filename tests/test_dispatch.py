@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import Api, World, checkin_body
 
-from companion.accounts import store as clinic
+from companion.accounts import clients, clinics
 from companion.db import connect, iso, parse_iso, rows, utcnow, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import worker as scheduler
 from companion.reminders.protocol import DEFAULT_STEPS
 from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, public_key_from_private
 from companion.reminders.sender import Sender
+from companion.treatments import store as treatments
 from testkit.push_receiver import PushReceiver, Reply
 
 VALID_HOURS = {s["key"]: s["valid_hours"] for s in DEFAULT_STEPS}
@@ -77,17 +78,17 @@ class Outbox:
         self.app, self.db = app, db
         now = utcnow()
         with write(db):
-            self.clinic_id = clinic.create_clinic(db, "Clinic One", "Europe/London", None, now)
+            self.clinic_id = clinics.create_clinic(db, "Clinic One", "Europe/London", None, now)
             self.practitioner_id = db.conn.execute(
                 "INSERT INTO practitioners (clinic_id, email, name, password_hash, created_at)"
                 " VALUES (?, 'dr@clinic-one.net', 'Dr One', 'x', ?)",
                 (self.clinic_id, iso(now)),
             ).lastrowid
-        self.clinic = clinic.get_clinic(db, self.clinic_id)
+        self.clinic = clinics.get_clinic(db, self.clinic_id)
 
     def client(self, name="Alice", tz="Europe/London", discreet=False) -> dict:
         with write(self.db):
-            return clinic.create_client(
+            return clients.create_client(
                 self.db, self.clinic, {"name": name, "timezone": tz, "discreet": discreet}, utcnow()
             )
 
@@ -101,7 +102,7 @@ class Outbox:
             "products": [],
             "notes": "",
         }
-        return clinic.create_session(self.db, client, self.practitioner_id, data, performed_at)
+        return treatments.create_session(self.db, client, self.practitioner_id, data, performed_at)
 
     def subscribe(self, owner_kind: str, owner_id: int, browser) -> int:
         """Store a device the way POST /api/push/subscriptions does."""
