@@ -9,7 +9,7 @@ from companion.auth import client_required, signed_in
 from companion.checkins import photos
 from companion.checkins import store as checkins
 from companion.converters import parse_id
-from companion.db import get_db, iso, one, utcnow, write
+from companion.db import get_db, utcnow
 from companion.errors import ApiError, Invalid, not_found
 from companion.web import body, created
 
@@ -54,57 +54,15 @@ def add_photo(checkin_id: str):
         )
     if (request.content_length or 0) > photos.MAX_BYTES:
         raise ApiError(413, "too_large", "A photo can be at most 15 MB.")
-    db = get_db()
-    checkin = one(
-        db,
-        "SELECT id FROM checkins WHERE id = ? AND client_id = ?",
-        (checkin_id[:40], current_user.id),
-    )
-    if checkin is None:
-        raise not_found("check-in")
-    jpeg, width, height = photos.process(request.get_data())
-    with write(db):
-        count = one(db, "SELECT count(*) AS n FROM photos WHERE checkin_id = ?", (checkin["id"],))[
-            "n"
-        ]
-        if count >= photos.PER_CHECKIN:
-            raise ApiError(409, "too_many_photos", "A check-in can have at most 3 photos.")
-        photo_id, rel = photos.save(current_user.id, jpeg)
-        db.conn.execute(
-            "INSERT INTO photos (id, checkin_id, client_id, filename, width, height,"
-            " bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                photo_id,
-                checkin["id"],
-                current_user.id,
-                rel,
-                width,
-                height,
-                len(jpeg),
-                iso(utcnow()),
-            ),
-        )
-    return created(
-        {
-            "id": photo_id,
-            "url": f"/api/photos/{photo_id}",
-            "width": width,
-            "height": height,
-            "bytes": len(jpeg),
-        }
-    )
+    photo = photos.add(get_db(), current_user.id, checkin_id[:40], request.get_data(), utcnow())
+    return created(photo)
 
 
 @bp.get("/photos/<photo_id>")
 def get_photo(photo_id: str):
     """A photo, only to its client and their clinic's practitioners."""
     signed_in()
-    db = get_db()
-    row = one(
-        db,
-        "SELECT p.*, c.clinic_id FROM photos p JOIN clients c ON c.id = p.client_id WHERE p.id = ?",
-        (photo_id[:40],),
-    )
+    row = photos.find(get_db(), photo_id[:40])
     allowed = row is not None and (
         (current_user.is_client and row["client_id"] == current_user.id)
         or (current_user.is_practitioner and row["clinic_id"] == current_user.clinic_id)

@@ -2,12 +2,15 @@
 
 import io
 import uuid
+from datetime import datetime
 from pathlib import Path
 
+import sqlite_utils
 from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from companion.errors import Invalid, TooLarge
+from companion.db import iso, one, write
+from companion.errors import Conflict, Invalid, NotFound, TooLarge
 
 ACCEPTED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}
 MAX_BYTES = 15 * 1024 * 1024
@@ -85,3 +88,55 @@ def save(client_id: int, jpeg: bytes) -> tuple[str, str]:
     tmp.write_bytes(jpeg)
     tmp.replace(path)
     return photo_id, rel
+
+
+def add(
+    db: sqlite_utils.Database, client_id: int, checkin_id: str, data: bytes, now: datetime
+) -> dict:
+    """Attach an uploaded photo to one of the client's check-ins; return what the API shows."""
+    checkin = one(
+        db,
+        "SELECT id FROM checkins WHERE id = :id AND client_id = :client_id",
+        {"id": checkin_id, "client_id": client_id},
+    )
+    if checkin is None:
+        raise NotFound("check-in")
+    jpeg, width, height = process(data)
+    with write(db):
+        count = one(
+            db,
+            "SELECT count(*) AS n FROM photos WHERE checkin_id = :checkin_id",
+            {"checkin_id": checkin["id"]},
+        )["n"]
+        if count >= PER_CHECKIN:
+            raise Conflict(f"A check-in can have at most {PER_CHECKIN} photos.", "too_many_photos")
+        photo_id, rel = save(client_id, jpeg)
+        db["photos"].insert(
+            {
+                "id": photo_id,
+                "checkin_id": checkin["id"],
+                "client_id": client_id,
+                "filename": rel,
+                "width": width,
+                "height": height,
+                "bytes": len(jpeg),
+                "created_at": iso(now),
+            }
+        )
+    return {
+        "id": photo_id,
+        "url": f"/api/photos/{photo_id}",
+        "width": width,
+        "height": height,
+        "bytes": len(jpeg),
+    }
+
+
+def find(db: sqlite_utils.Database, photo_id: str) -> dict | None:
+    """Return a stored photo's row with its client's clinic, or None."""
+    return one(
+        db,
+        "SELECT p.*, c.clinic_id FROM photos p JOIN clients c ON c.id = p.client_id"
+        " WHERE p.id = :id",
+        {"id": photo_id},
+    )

@@ -5,11 +5,11 @@ from flask_login import current_user
 
 from companion import audit
 from companion.auth import client_required, practitioner_required, signed_in
-from companion.db import get_db, iso, one, rows, utcnow, write
-from companion.errors import Invalid, not_found
+from companion.db import get_db, utcnow, write
+from companion.errors import Invalid
+from companion.reminders import devices, push
 from companion.reminders import inbox as aftercare
 from companion.reminders import outbox as schedule
-from companion.reminders import push
 from companion.reminders.protocol import validate_steps
 from companion.web import body, created
 
@@ -70,41 +70,9 @@ def subscribe():
     )
     if errors:
         raise Invalid(errors)
-    db = get_db()
-    now = iso(utcnow())
     agent = request.headers.get("User-Agent", "")[:200]
-    with write(db):
-        # The same endpoint re-posted (new keys, or a new owner on a shared device)
-        # replaces the old row rather than duplicating it.
-        db.conn.execute(
-            "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh, auth,"
-            " user_agent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(endpoint) DO UPDATE SET owner_kind = excluded.owner_kind,"
-            " owner_id = excluded.owner_id, p256dh = excluded.p256dh, auth = excluded.auth,"
-            " user_agent = excluded.user_agent, gone_at = NULL",
-            (
-                current_user.kind,
-                current_user.id,
-                sub["endpoint"],
-                sub["p256dh"],
-                sub["auth"],
-                agent,
-                now,
-            ),
-        )
-        row = one(db, "SELECT * FROM push_subscriptions WHERE endpoint = ?", (sub["endpoint"],))
-    return created(subscription_dict(row))
-
-
-def subscription_dict(row: dict) -> dict:
-    return {
-        "id": row["id"],
-        "endpoint": row["endpoint"],
-        "created_at": row["created_at"],
-        "last_success_at": row["last_success_at"],
-        "gone": row["gone_at"] is not None,
-        "user_agent": row["user_agent"],
-    }
+    row = devices.subscribe(get_db(), current_user.kind, current_user.id, sub, agent, utcnow())
+    return created(devices.subscription_dict(row))
 
 
 @bp.delete("/push/subscriptions")
@@ -115,26 +83,15 @@ def unsubscribe():
     endpoint = data.get("endpoint") if isinstance(data, dict) else None
     if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 2048:
         raise Invalid({"endpoint": "Give the subscription's endpoint."})
-    db = get_db()
-    with write(db):
-        cur = db.conn.execute(
-            "DELETE FROM push_subscriptions WHERE endpoint = ? AND owner_kind = ? AND owner_id = ?",
-            (endpoint, current_user.kind, current_user.id),
-        )
-    if cur.rowcount == 0:
-        raise not_found("subscription")
+    devices.unsubscribe(get_db(), current_user.kind, current_user.id, endpoint)
     return "", 204
 
 
 @bp.get("/push/subscriptions")
 def my_subscriptions():
     signed_in()
-    found = rows(
-        get_db(),
-        "SELECT * FROM push_subscriptions WHERE owner_kind = ? AND owner_id = ? ORDER BY id",
-        (current_user.kind, current_user.id),
-    )
-    return jsonify({"subscriptions": [subscription_dict(r) for r in found]})
+    found = devices.subscriptions(get_db(), current_user.kind, current_user.id)
+    return jsonify({"subscriptions": [devices.subscription_dict(r) for r in found]})
 
 
 # Aftercare ------------------------------------------------------------------------------

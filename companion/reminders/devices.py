@@ -1,0 +1,75 @@
+"""Push subscriptions: the devices a client or practitioner receives reminders and alerts on."""
+
+from datetime import datetime
+
+import sqlite_utils
+
+from companion.db import iso, one, rows, write
+from companion.errors import NotFound
+
+
+def subscription_dict(row: dict) -> dict:
+    """Shape a stored subscription for its owner (never the keys)."""
+    return {
+        "id": row["id"],
+        "endpoint": row["endpoint"],
+        "created_at": row["created_at"],
+        "last_success_at": row["last_success_at"],
+        "gone": row["gone_at"] is not None,
+        "user_agent": row["user_agent"],
+    }
+
+
+def subscribe(
+    db: sqlite_utils.Database,
+    owner_kind: str,
+    owner_id: int,
+    subscription: dict,
+    user_agent: str,
+    now: datetime,
+) -> dict:
+    """Store a device's checked subscription for its owner; return the stored row."""
+    values = {
+        "owner_kind": owner_kind,
+        "owner_id": owner_id,
+        "endpoint": subscription["endpoint"],
+        "p256dh": subscription["p256dh"],
+        "auth": subscription["auth"],
+        "user_agent": user_agent,
+        "created_at": iso(now),
+    }
+    with write(db):
+        # The same endpoint re-posted (new keys, or a new owner on a shared device)
+        # replaces the old row rather than duplicating it.
+        db.conn.execute(
+            "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh, auth,"
+            " user_agent, created_at) VALUES (:owner_kind, :owner_id, :endpoint, :p256dh,"
+            " :auth, :user_agent, :created_at)"
+            " ON CONFLICT(endpoint) DO UPDATE SET owner_kind = excluded.owner_kind,"
+            " owner_id = excluded.owner_id, p256dh = excluded.p256dh, auth = excluded.auth,"
+            " user_agent = excluded.user_agent, gone_at = NULL",
+            values,
+        )
+        return one(db, "SELECT * FROM push_subscriptions WHERE endpoint = :endpoint", values)
+
+
+def unsubscribe(db: sqlite_utils.Database, owner_kind: str, owner_id: int, endpoint: str) -> None:
+    """Forget one of the owner's subscriptions, or raise NotFound."""
+    with write(db):
+        deleted = db.conn.execute(
+            "DELETE FROM push_subscriptions WHERE endpoint = :endpoint"
+            " AND owner_kind = :owner_kind AND owner_id = :owner_id",
+            {"endpoint": endpoint, "owner_kind": owner_kind, "owner_id": owner_id},
+        ).rowcount
+    if deleted == 0:
+        raise NotFound("subscription")
+
+
+def subscriptions(db: sqlite_utils.Database, owner_kind: str, owner_id: int) -> list[dict]:
+    """Return the owner's subscriptions, oldest first."""
+    return rows(
+        db,
+        "SELECT * FROM push_subscriptions WHERE owner_kind = :owner_kind"
+        " AND owner_id = :owner_id ORDER BY id",
+        {"owner_kind": owner_kind, "owner_id": owner_id},
+    )
