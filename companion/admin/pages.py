@@ -6,13 +6,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from companion import audit
-from companion.accounts import store as accounts
+from companion.accounts import actions
+from companion.accounts.clinics import practitioner_fields
 from companion.admin import store
 from companion.auth import practitioner_required
 from companion.clinical import SEVERITIES_DESC
 from companion.converters import parse_id
 from companion.db import get_db, utcnow, write
-from companion.errors import DomainError
+from companion.errors import DomainError, NotFound
 from companion.reminders import outbox
 from companion.reminders.protocol import validate_steps
 
@@ -73,19 +74,18 @@ def team():
     if request.method == "POST":
         disable = parse_id(request.form.get("disable"))
         try:
-            with write(db):
-                if disable is not None:
-                    if not store.in_clinic(db, current_user.clinic_id, disable):
-                        abort(404)
-                    accounts.disable_colleague(db, disable, current_user.id)
-                    flash("Colleague disabled; their sessions have ended.")
-                else:
-                    values = accounts.practitioner_fields(
-                        {k: request.form.get(k, "") for k in ("email", "name", "password")}
-                    )
-                    accounts.add_colleague(db, current_user.clinic_id, values, utcnow())
-                    flash(f"{values['name']} can now sign in.")
+            if disable is not None:
+                actions.disable_colleague(db, current_user, disable)
+                flash("Colleague disabled; their sessions have ended.")
+            else:
+                values = practitioner_fields(
+                    {k: request.form.get(k, "") for k in ("email", "name", "password")}
+                )
+                actions.add_colleague(db, current_user, values, utcnow())
+                flash(f"{values['name']} can now sign in.")
             return redirect(url_for(".team"))
+        except NotFound:
+            abort(404)
         except DomainError as e:
             errors = e.fields or {"form": e.message}
     return render_template(

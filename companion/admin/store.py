@@ -15,16 +15,6 @@ def team(db: sqlite_utils.Database, clinic_id: int) -> list[dict]:
     )
 
 
-def in_clinic(db: sqlite_utils.Database, clinic_id: int, practitioner_id: int) -> bool:
-    """Tell whether a practitioner belongs to the clinic."""
-    found = one(
-        db,
-        "SELECT id FROM practitioners WHERE id = :id AND clinic_id = :clinic_id",
-        {"id": practitioner_id, "clinic_id": clinic_id},
-    )
-    return found is not None
-
-
 def alert_severities(db: sqlite_utils.Database, practitioner_id: int) -> list[str]:
     """Return the severities a practitioner is alerted about."""
     row = one(

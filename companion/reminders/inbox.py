@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from companion.accounts import store as clinic
 from companion.db import iso, parse_iso, rows
 from companion.reminders.planning import SKIP_BEFORE_SESSION, SKIP_PAST_VALIDITY
+from companion.treatments.store import latest_session, session_dict
 
 
 def _local(text: str, tz: str) -> datetime:
@@ -40,6 +40,7 @@ COLUMNS = "id, kind, title, body, url, due_at, status, status_reason, session_id
 
 
 def reminder_dict(row: dict, tz: str) -> dict:
+    """Shape a planned reminder for the client, due time on their wall clock."""
     return {
         "id": row["id"],
         "kind": row["kind"],
@@ -55,20 +56,20 @@ def reminder_dict(row: dict, tz: str) -> dict:
 def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
     """Return the latest session, today's steps, the next reminder and recent ones."""
     tz = client["timezone"]
-    session = clinic.latest_session(db, client["id"])
+    session = latest_session(db, client["id"])
     if session is None:
         return {"session": None, "today": [], "next": None, "past": [], "day": None}
     planned = rows(
         db,
-        f"SELECT {COLUMNS} FROM notifications WHERE session_id = ? AND owner_kind = 'client'"
-        " AND status NOT IN ('cancelled') ORDER BY due_at, id",
-        (session["id"],),
+        f"SELECT {COLUMNS} FROM notifications WHERE session_id = :session_id"
+        " AND owner_kind = 'client' AND status NOT IN ('cancelled') ORDER BY due_at, id",
+        {"session_id": session["id"]},
     )
     today = now.astimezone(ZoneInfo(tz)).date()
     performed = parse_iso(session["performed_at"])
     now_text = iso(now)
     return {
-        "session": clinic.session_dict(session, tz),
+        "session": session_dict(session, tz),
         "day": (today - performed.astimezone(ZoneInfo(tz)).date()).days,
         "today": [
             reminder_dict(r, tz)
@@ -93,8 +94,9 @@ def inbox(db: sqlite_utils.Database, client: dict, now: datetime, limit: int = 1
     """Return the client's reminders that are due, newest first: the in-app fallback to push."""
     found = rows(
         db,
-        f"SELECT {COLUMNS} FROM notifications WHERE owner_kind = 'client' AND owner_id = ?"
-        f" AND due_at <= ? AND {APPLIES_SQL} ORDER BY due_at DESC, id DESC LIMIT ?",
-        (client["id"], iso(now), limit),
+        f"SELECT {COLUMNS} FROM notifications WHERE owner_kind = 'client'"
+        f" AND owner_id = :client_id AND due_at <= :now AND {APPLIES_SQL}"
+        " ORDER BY due_at DESC, id DESC LIMIT :limit",
+        {"client_id": client["id"], "now": iso(now), "limit": limit},
     )
     return [reminder_dict(r, client["timezone"]) for r in found]

@@ -1,6 +1,7 @@
 """What a practitioner does in review, each audited once: act on a flag, erase a client.
 
-The API routes and the pages both call these, with the acting practitioner given.
+The API routes and the pages both call these, with the acting practitioner (the signed-in
+User) given explicitly.
 """
 
 from datetime import datetime
@@ -12,36 +13,20 @@ from companion.review import erasure, queue
 
 
 def act_on_flag(
-    db: sqlite_utils.Database,
-    practitioner: dict,
-    flag_id: int,
-    action: str,
-    note: str | None,
-    now: datetime,
+    db: sqlite_utils.Database, actor, flag_id: int, action: str, note: str | None, now: datetime
 ) -> dict:
-    """Acknowledge, record a call on, or resolve a flag of the practitioner's clinic."""
-    flag = queue.get_flag(db, flag_id, practitioner["clinic_id"])
-    updated = queue.act(db, flag, action, practitioner["id"], note, now)
+    """Acknowledge, record a call on, or resolve a flag of the actor's clinic."""
+    flag = queue.get_flag(db, flag_id, actor.clinic_id)
+    updated = queue.act(db, flag, action, actor.id, note, now)
     audit.record(
-        f"flag_{action}",
-        client_id=flag["client_id"],
-        clinic_id=practitioner["clinic_id"],
-        detail=f"flag={flag_id}",
-        actor_kind="practitioner",
-        actor_id=practitioner["id"],
+        f"flag_{action}", client_id=flag["client_id"], detail=f"flag={flag_id}", actor=actor
     )
     return updated
 
 
 def erase_client(
-    db: sqlite_utils.Database, practitioner: dict, client: dict, photos_dir: str, now: datetime
+    db: sqlite_utils.Database, actor, client: dict, photos_dir: str, now: datetime
 ) -> None:
-    """Erase a client of the practitioner's clinic; the audit keeps only that it happened."""
+    """Erase a client of the actor's clinic; the audit keeps only that it happened."""
     erasure.erase_client(db, client, photos_dir, now)
-    audit.record(
-        "client_erased",
-        client_id=client["id"],
-        clinic_id=practitioner["clinic_id"],
-        actor_kind="practitioner",
-        actor_id=practitioner["id"],
-    )
+    audit.record("client_erased", client_id=client["id"], actor=actor)

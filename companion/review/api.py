@@ -67,9 +67,7 @@ def _act(flag_id: int, action: str, note_required: bool = False):
     f.text("note", required=note_required, max_len=2000)
     values = f.done()
     db = get_db()
-    updated = actions.act_on_flag(
-        db, current_user.row, flag_id, action, values.get("note"), utcnow()
-    )
+    updated = actions.act_on_flag(db, current_user, flag_id, action, values.get("note"), utcnow())
     return jsonify(dict(queue.flag_dict(updated), events=queue.flag_events(db, flag_id)))
 
 
@@ -122,9 +120,7 @@ def export_client(client_id: int):
 def erase_client(client_id: int):
     """Erase everything about a client; only an anonymous record of the erasure remains."""
     client = my_client(client_id)
-    actions.erase_client(
-        get_db(), current_user.row, client, current_app.config["PHOTOS_DIR"], utcnow()
-    )
+    actions.erase_client(get_db(), current_user, client, current_app.config["PHOTOS_DIR"], utcnow())
     return "", 204
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from companion.accounts.store import client_dict
+from companion.accounts.clients import client_dict
 from companion.checkins.store import checkin_dicts
 from companion.clinical import SYMPTOMS, WARNING_SIGNS
 from companion.db import iso, parse_iso, rows

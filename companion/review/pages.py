@@ -4,7 +4,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from companion import audit
-from companion.accounts import store as accounts
+from companion.accounts.clients import get_client
 from companion.auth import practitioner_required
 from companion.clinical import ACTIVE_STATUSES, SEVERITIES_DESC
 from companion.converters import parse_id
@@ -56,7 +56,7 @@ def flag_action(flag_id: int, action: str):
     """Act on a flag from the queue or a client's page, then go back there."""
     note = request.form.get("note", "").strip()[:2000] or None
     try:
-        actions.act_on_flag(get_db(), current_user.row, flag_id, action, note, utcnow())
+        actions.act_on_flag(get_db(), current_user, flag_id, action, note, utcnow())
         flash(DONE[action])
     except NotFound:
         abort(404)
@@ -74,7 +74,7 @@ def erase(client_id: int):
     """Erase a client after the practitioner types their name to confirm."""
     db = get_db()
     try:
-        client = accounts.get_client(db, client_id, current_user.clinic_id)
+        client = get_client(db, client_id, current_user.clinic_id)
     except DomainError:
         abort(404)
     error = None
@@ -83,7 +83,7 @@ def erase(client_id: int):
             error = "Type the client's name exactly to confirm."
         else:
             actions.erase_client(
-                db, current_user.row, client, current_app.config["PHOTOS_DIR"], utcnow()
+                db, current_user, client, current_app.config["PHOTOS_DIR"], utcnow()
             )
             flash("The client and everything about them was erased.")
             return redirect(url_for("practitioner.clients"))
