@@ -18,8 +18,6 @@ from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import Conflict, Invalid, NotFound, RateLimited
 from companion.validation import Fields
 
-# The old name, still read by demo.py and benchmarks/scale.py until they import clinical.
-WARNINGS = WARNING_SIGNS
 FIELDS = {
     "id",
     "session_id",
