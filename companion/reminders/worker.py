@@ -3,13 +3,15 @@
 import atexit
 import math
 import os
+import signal
 import threading
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from companion.db import connect, iso, utcnow
+from companion.checkins import flags
+from companion.db import connect, iso, one, utcnow
 from companion.reminders import dispatcher as dispatch
 from companion.reminders.sender import Sender
 
@@ -53,14 +55,12 @@ class Dispatcher:
         now = utcnow()
         if self._last_beat is None or (now - self._last_beat).total_seconds() >= 10:
             db.conn.execute(
-                "INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', ?, ?)"
+                "INSERT INTO heartbeats (name, pid, at) VALUES ('dispatcher', :pid, :at)"
                 " ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, at = excluded.at",
-                (os.getpid(), iso(now)),
+                {"pid": os.getpid(), "at": iso(now)},
             )
             self._last_beat = now
         with self.app.app_context():
-            from companion.checkins import flags
-
             flags.check_missed(db, now)
             sender = self.get_sender(db)
             if sender is None:
@@ -77,16 +77,14 @@ class Dispatcher:
         """
         self.db().conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
-    def get_sender(self, db) -> "Sender | None":
+    def get_sender(self, db) -> Sender | None:
         """Make the Sender once a real VAPID contact is known (config, else the first practitioner)."""
         if self.sender is None:
             cfg = self.app.config
             subject = cfg["VAPID_SUBJECT"]
             if not subject:
-                row = db.conn.execute(
-                    "SELECT email FROM practitioners ORDER BY id LIMIT 1"
-                ).fetchone()
-                subject = f"mailto:{row[0]}" if row else None
+                first = one(db, "SELECT email FROM practitioners ORDER BY id LIMIT 1")
+                subject = f"mailto:{first['email']}" if first else None
             if subject is None:
                 return None
             try:
@@ -159,8 +157,6 @@ def stop(app: Flask) -> None:
 
 def run_forever(app: Flask) -> None:
     """Run only the dispatcher, in the foreground, until SIGINT/SIGTERM."""
-    import signal
-
     dispatcher = Dispatcher(app)
     sched = BlockingScheduler(timezone="UTC")
     add_jobs(sched, dispatcher)
