@@ -5,16 +5,16 @@ import json
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from companion import audit
-from companion.accounts import actions
-from companion.accounts.clinics import practitioner_fields
+from companion.accounts import actions as accounts
+from companion.accounts.models import PractitionerInput
 from companion.admin import store
 from companion.auth import practitioner_required
 from companion.clinical import SEVERITIES_DESC
+from companion.contract import parse
 from companion.converters import parse_id
-from companion.db import get_db, utcnow, write
+from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
-from companion.reminders import outbox
+from companion.reminders import actions, outbox
 from companion.reminders.protocol import validate_steps
 
 bp = Blueprint("admin", __name__, url_prefix="/clinic")
@@ -50,11 +50,7 @@ def protocol():
         except ValueError as e:
             steps, errors = [], {"steps": f"Not valid JSON: {e}"}
         if not errors:
-            with write(db):
-                row = outbox.save_protocol(
-                    db, current_user.clinic_id, steps, current_user.id, utcnow()
-                )
-                audit.record("protocol_changed", detail=f"version={row['version']}")
+            row = actions.change_protocol(db, current_user, steps, utcnow())
             flash(f"Saved as version {row['version']}. New sessions use it.")
             return redirect(url_for(".protocol"))
     return render_template(
@@ -75,13 +71,14 @@ def team():
         disable = parse_id(request.form.get("disable"))
         try:
             if disable is not None:
-                actions.disable_colleague(db, current_user, disable)
+                accounts.disable_colleague(db, current_user, disable)
                 flash("Colleague disabled; their sessions have ended.")
             else:
-                values = practitioner_fields(
-                    {k: request.form.get(k, "") for k in ("email", "name", "password")}
+                values = parse(
+                    PractitionerInput,
+                    {k: request.form.get(k, "") for k in ("email", "name", "password")},
                 )
-                actions.add_colleague(db, current_user, values, utcnow())
+                accounts.add_colleague(db, current_user, values, utcnow())
                 flash(f"{values['name']} can now sign in.")
             return redirect(url_for(".team"))
         except NotFound:

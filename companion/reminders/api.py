@@ -3,13 +3,23 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from companion import audit
 from companion.auth import client_required, practitioner_required, signed_in
-from companion.db import get_db, utcnow, write
+from companion.contract import operation
+from companion.db import get_db, utcnow
 from companion.errors import Invalid
-from companion.reminders import devices, push
+from companion.reminders import actions, devices, push
 from companion.reminders import inbox as aftercare
 from companion.reminders import outbox as schedule
+from companion.reminders.models import (
+    Aftercare,
+    EndpointInput,
+    Protocol,
+    ProtocolInput,
+    PushSubscriptionInput,
+    Subscription,
+    SubscriptionList,
+    VapidKey,
+)
 from companion.reminders.protocol import validate_steps
 from companion.web import body, created
 
@@ -20,6 +30,9 @@ bp = Blueprint("api_reminders", __name__, url_prefix="/api")
 
 
 @bp.get("/protocol")
+@operation(
+    "Your clinic's aftercare protocol", tag="practitioner", reply=Protocol, errors=(401, 403)
+)
 @practitioner_required
 def get_protocol():
     return jsonify(
@@ -28,6 +41,13 @@ def get_protocol():
 
 
 @bp.put("/protocol")
+@operation(
+    "Replace the protocol with a new version",
+    tag="practitioner",
+    reply=Protocol,
+    body=ProtocolInput,
+    errors=(400, 401, 403, 415, 422),
+)
 @practitioner_required
 def put_protocol():
     """Replace the clinic's protocol with a new version; sessions keep the version they used."""
@@ -44,10 +64,7 @@ def put_protocol():
     steps, errors = validate_steps(raw)
     if errors:
         raise Invalid(errors)
-    db = get_db()
-    with write(db):
-        row = schedule.save_protocol(db, current_user.clinic_id, steps, current_user.id, utcnow())
-        audit.record("protocol_changed", detail=f"version={row['version']}")
+    row = actions.change_protocol(get_db(), current_user, steps, utcnow())
     return jsonify(schedule.protocol_dict(row))
 
 
@@ -55,6 +72,7 @@ def put_protocol():
 
 
 @bp.get("/push/vapid-public-key")
+@operation("The VAPID application server key", tag="push", reply=VapidKey, errors=(), public=True)
 def vapid_public_key():
     resp = jsonify({"public_key": current_app.config["VAPID_PUBLIC_KEY"]})
     resp.headers["Cache-Control"] = "no-cache"
@@ -62,6 +80,14 @@ def vapid_public_key():
 
 
 @bp.post("/push/subscriptions")
+@operation(
+    "Store this device's PushSubscription.toJSON()",
+    tag="push",
+    ok=201,
+    reply=Subscription,
+    body=PushSubscriptionInput,
+    errors=(400, 401, 415, 422),
+)
 def subscribe():
     """Store this device's push subscription (PushSubscription.toJSON())."""
     signed_in()
@@ -76,6 +102,13 @@ def subscribe():
 
 
 @bp.delete("/push/subscriptions")
+@operation(
+    "Forget a subscription by endpoint",
+    tag="push",
+    ok=204,
+    body=EndpointInput,
+    errors=(400, 401, 404, 415, 422),
+)
 def unsubscribe():
     """Forget one of your devices' subscriptions: body {"endpoint": ...} or the toJSON()."""
     signed_in()
@@ -88,6 +121,7 @@ def unsubscribe():
 
 
 @bp.get("/push/subscriptions")
+@operation("Your devices' subscriptions", tag="push", reply=SubscriptionList)
 def my_subscriptions():
     signed_in()
     found = devices.subscriptions(get_db(), current_user.kind, current_user.id)
@@ -98,6 +132,12 @@ def my_subscriptions():
 
 
 @bp.get("/aftercare")
+@operation(
+    "Today's instructions, the next reminder, and the inbox of due reminders",
+    tag="client",
+    reply=Aftercare,
+    errors=(401, 403),
+)
 @client_required
 def get_aftercare():
     """Today's instructions, the next reminder, and the reminders already due."""
