@@ -11,9 +11,9 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from companion import audit
+from companion.contract import encodable
 from companion.db import get_db, iso, one, parse_iso, utcnow, write
 from companion.errors import ApiError, RateLimited, abort_json_or_html, safe_next
-from companion.validation import encodable
 
 login_manager = LoginManager()
 

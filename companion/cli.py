@@ -9,11 +9,12 @@ from werkzeug.serving import make_server
 from companion import create_app, migrations
 from companion import demo as demo_data
 from companion.accounts import clinics
+from companion.accounts.models import SetupInput
+from companion.contract import parse
 from companion.db import connect, utcnow, write
 from companion.doctor import doctor as check_installation
 from companion.errors import DomainError
 from companion.serve import serve as serve_production
-from companion.validation import Fields
 
 
 def _app(**config):
@@ -77,12 +78,17 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
     app = _app()
     migrate(app)
     try:
-        person = clinics.practitioner_fields({"email": email, "name": name, "password": password})
-        f = Fields({"clinic": clinic_name, "timezone": timezone, "phone": phone})
-        f.text("clinic", max_len=100)
-        f.timezone("timezone", required=True)
-        f.phone("phone")
-        f.done()
+        person = parse(
+            SetupInput,
+            {
+                "email": email,
+                "name": name,
+                "password": password,
+                "clinic_name": clinic_name,
+                "timezone": timezone,
+                "clinic_phone": phone,
+            },
+        )
     except DomainError as e:
         raise click.ClickException(
             "; ".join(f"{k}: {v}" for k, v in e.fields.items()) or e.message

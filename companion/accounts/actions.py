@@ -32,7 +32,7 @@ def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime)
 
 
 def add_colleague(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:
-    """Add a practitioner to the actor's clinic from validated practitioner_fields()."""
+    """Add a practitioner to the actor's clinic from a parsed PractitionerInput."""
     with write(db):
         pid = clinics.create_practitioner(
             db, actor.clinic_id, values["email"], values["name"], values["password"], now
@@ -52,7 +52,7 @@ def disable_colleague(db: sqlite_utils.Database, actor: User, practitioner_id: i
 
 
 def create_client(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:
-    """Add a client to the actor's clinic from validated client_fields()."""
+    """Add a client to the actor's clinic from a parsed ClientInput."""
     with write(db):
         row = clients.create_client(db, clinics.get_clinic(db, actor.clinic_id), values, now)
         audit.record("client_created", client_id=row["id"], actor=actor)

@@ -6,13 +6,28 @@ from flask_login import current_user
 
 from companion import audit, auth
 from companion.accounts import actions, clients, clinics
+from companion.accounts.models import (
+    Client,
+    ClientFilter,
+    ClientInput,
+    ClientList,
+    ClientSettingsInput,
+    ClientWithSessions,
+    Invite,
+    LoginInput,
+    Me,
+    Practitioner,
+    PractitionerInput,
+    PractitionerList,
+    PractitionerSettingsInput,
+    SetupInput,
+)
 from companion.auth import practitioner_required, signed_in
-from companion.clinical import SEVERITIES
+from companion.contract import operation, parse
 from companion.converters import MAX_ID
 from companion.db import get_db, iso, utcnow, write
 from companion.errors import ApiError, Conflict, Invalid
 from companion.treatments import store as treatments
-from companion.validation import Fields, encodable
 from companion.web import body, created, public_url
 
 bp = Blueprint("api_accounts", __name__, url_prefix="/api")
@@ -22,36 +37,36 @@ bp = Blueprint("api_accounts", __name__, url_prefix="/api")
 
 
 @bp.post("/setup")
+@operation(
+    "Create the first clinic and practitioner (first run only)",
+    tag="session",
+    ok=201,
+    reply=Me,
+    body=SetupInput,
+    errors=(400, 409, 415, 422),
+    public=True,
+)
 def setup():
     """Create the first clinic and practitioner; only while none exists."""
     db = get_db()
     if clinics.is_set_up(db):
         raise Conflict("This installation already has a clinic.", "already_set_up")
-    data = body()
-    f = Fields(data, {"clinic_name", "clinic_phone", "timezone", "email", "name", "password"})
-    f.text("clinic_name", max_len=100)
-    f.phone("clinic_phone")
-    f.timezone("timezone", required=True)
-    values = f.done()
-    person = clinics.practitioner_fields(
-        {k: data[k] for k in ("email", "name", "password") if k in data}
-    )
-    actions.set_up(db, values, person, utcnow())
+    values = parse(SetupInput, body())
+    actions.set_up(db, values, values, utcnow())
     return created(me_payload())
 
 
 @bp.post("/auth/login")
+@operation(
+    "Sign a practitioner in",
+    tag="session",
+    reply=Me,
+    body=LoginInput,
+    errors=(400, 401, 415, 422, 429),
+    public=True,
+)
 def login():
-    data = body()
-    f = Fields(data, {"email", "password"})
-    for name, limit in (("email", 254), ("password", 200)):
-        # No stripping here: any non-empty text up to the limit is a sign-in attempt.
-        value = data.get(name)
-        if not isinstance(value, str) or not 1 <= len(value) <= limit or not encodable(value):
-            f.errors[name] = f"Give your {name} (1 to {limit} characters)."
-        else:
-            f.clean[name] = value
-    values = f.done()
+    values = parse(LoginInput, body())
     row = auth.authenticate(values["email"], values["password"], request.remote_addr)
     if row is None:
         raise ApiError(401, "bad_credentials", "Email or password is incorrect.")
@@ -61,6 +76,7 @@ def login():
 
 
 @bp.post("/auth/logout")
+@operation("Sign out of this session", tag="session", ok=204, errors=(), public=True)
 def logout():
     if current_user.is_authenticated:
         audit.record("sign_out")
@@ -69,6 +85,7 @@ def logout():
 
 
 @bp.post("/auth/logout-all")
+@operation("Sign out everywhere", tag="session", ok=204)
 def logout_all():
     """End every session of the signed-in user, on every device."""
     signed_in()
@@ -93,31 +110,36 @@ def me_payload() -> dict:
 
 
 @bp.get("/me")
+@operation("Who is signed in", tag="session", reply=Me)
 def me():
     signed_in()
     return jsonify(me_payload())
 
 
 @bp.patch("/me")
+@operation(
+    "Change your own settings (client: timezone, quiet_hours, discreet;"
+    " practitioner: name, alert_severities)",
+    tag="session",
+    reply=Me,
+    body={
+        "anyOf": [
+            {"$ref": "#/components/schemas/ClientSettingsInputPatch"},
+            {"$ref": "#/components/schemas/PractitionerSettingsInputPatch"},
+        ]
+    },
+    errors=(400, 401, 415, 422),
+)
 def update_me():
     """Change your own settings: a client's time zone, quiet hours, discreet mode."""
     signed_in()
     db = get_db()
     data = body()
     if current_user.is_client:
-        f = Fields(data, {"timezone", "quiet_hours", "discreet"}, partial=True)
-        f.done()
-        values = clients.client_fields(data, partial=True)
+        values = parse(ClientSettingsInput, data, partial=True)
         current_user.row = clients.update_client(db, current_user.row, values, utcnow())
     else:
-        f = Fields(data, {"name", "alert_severities"}, partial=True)
-        f.text("name", max_len=100)
-        sev = data.get("alert_severities") if isinstance(data, dict) else None
-        if sev is not None and (not isinstance(sev, list) or not all(s in SEVERITIES for s in sev)):
-            f.errors["alert_severities"] = "A list of: urgent, review, info."
-        values = f.done()
-        if sev is not None:
-            values["alert_severities"] = sev
+        values = parse(PractitionerSettingsInput, data, partial=True)
         with write(db):
             current_user.row = clinics.update_practitioner(db, current_user.id, values)
     return jsonify(me_payload())
@@ -127,6 +149,9 @@ def update_me():
 
 
 @bp.get("/practitioners")
+@operation(
+    "Practitioners of your clinic", tag="practitioner", reply=PractitionerList, errors=(401, 403)
+)
 @practitioner_required
 def list_practitioners():
     found = clinics.list_practitioners(get_db(), current_user.clinic_id)
@@ -134,15 +159,29 @@ def list_practitioners():
 
 
 @bp.post("/practitioners")
+@operation(
+    "Add a colleague",
+    tag="practitioner",
+    ok=201,
+    reply=Practitioner,
+    body=PractitionerInput,
+    errors=(401, 403, 409, 415, 422),
+)
 @practitioner_required
 def add_practitioner():
     """Add a colleague to your clinic."""
-    values = clinics.practitioner_fields(body())
+    values = parse(PractitionerInput, body())
     row = actions.add_colleague(get_db(), current_user, values, utcnow())
     return created(clinics.practitioner_dict(row))
 
 
 @bp.post("/practitioners/<int:practitioner_id>/disable")
+@operation(
+    "Disable a colleague; their sessions end",
+    tag="practitioner",
+    reply=Practitioner,
+    errors=(401, 403, 404, 409),
+)
 @practitioner_required
 def disable_practitioner(practitioner_id: int):
     """Disable a colleague: their sessions end at once."""
@@ -159,6 +198,13 @@ def my_client(client_id: int) -> dict:
 
 
 @bp.get("/clients")
+@operation(
+    "Clients of your clinic",
+    tag="practitioner",
+    reply=ClientList,
+    query=ClientFilter,
+    errors=(401, 403, 422),
+)
 @practitioner_required
 def list_clients():
     q = request.args.get("q", "")[:100]
@@ -178,14 +224,28 @@ def list_clients():
 
 
 @bp.post("/clients")
+@operation(
+    "Add a client",
+    tag="practitioner",
+    ok=201,
+    reply=Client,
+    body=ClientInput,
+    errors=(400, 401, 403, 415, 422),
+)
 @practitioner_required
 def create_client():
-    values = clients.client_fields(body())
+    values = parse(ClientInput, body())
     row = actions.create_client(get_db(), current_user, values, utcnow())
     return created(clients.client_dict(row))
 
 
 @bp.get("/clients/<int:client_id>")
+@operation(
+    "A client with their sessions",
+    tag="practitioner",
+    reply=ClientWithSessions,
+    errors=(401, 403, 404),
+)
 @practitioner_required
 def get_client(client_id: int):
     db = get_db()
@@ -201,10 +261,18 @@ def get_client(client_id: int):
 
 
 @bp.patch("/clients/<int:client_id>")
+@operation(
+    "Change a client",
+    tag="practitioner",
+    reply=Client,
+    body=ClientInput,
+    partial=True,
+    errors=(400, 401, 403, 404, 415, 422),
+)
 @practitioner_required
 def update_client(client_id: int):
     row = my_client(client_id)
-    values = clients.client_fields(body(), partial=True)
+    values = parse(ClientInput, body(), partial=True)
     db = get_db()
     with write(db):
         row = clients.update_client(db, row, values, utcnow())
@@ -213,6 +281,13 @@ def update_client(client_id: int):
 
 
 @bp.post("/clients/<int:client_id>/invites")
+@operation(
+    "Issue a one-time invite (revokes earlier ones)",
+    tag="practitioner",
+    ok=201,
+    reply=Invite,
+    errors=(401, 403, 404),
+)
 @practitioner_required
 def create_invite(client_id: int):
     """Issue a one-time invite link and QR code; an earlier invite stops working."""
@@ -230,6 +305,13 @@ def create_invite(client_id: int):
 
 
 @bp.post("/invites/<token>/redeem")
+@operation(
+    "Sign this phone in as the invited client",
+    tag="client",
+    reply=Me,
+    errors=(404, 410),
+    public=True,
+)
 def redeem_invite(token: str):
     """Sign this phone in as the invited client, for about 90 days."""
     actions.sign_in_with_invite(get_db(), token, utcnow())

@@ -6,7 +6,9 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion.accounts import actions, clients
+from companion.accounts.models import ClientSettingsInput
 from companion.auth import client_required
+from companion.contract import parse
 from companion.db import get_db, utcnow
 from companion.errors import DomainError
 from companion.web import shell_page
@@ -53,7 +55,7 @@ def settings():
             "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")},
         }
         try:
-            values = clients.client_fields(data, partial=True)
+            values = parse(ClientSettingsInput, data, partial=True)
             current_user.row = clients.update_client(get_db(), current_user.row, values, utcnow())
             saved = True
         except DomainError as e:

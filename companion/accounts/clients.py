@@ -7,31 +7,6 @@ import sqlite_utils
 from companion.db import iso, one, rows, write
 from companion.errors import NotFound
 from companion.reminders import outbox as schedule
-from companion.validation import Fields
-
-CLIENT_FIELDS = {"name", "email", "phone", "timezone", "quiet_hours", "discreet"}
-
-
-def client_fields(data: object, partial: bool = False) -> dict:
-    f = Fields(data, CLIENT_FIELDS, partial=partial)
-    f.text("name", max_len=100)
-    f.email("email", required=False)
-    f.phone("phone")
-    f.timezone("timezone")
-    if partial and isinstance(data, dict) and "timezone" in data and data["timezone"] is None:
-        f.errors["timezone"] = "Give an IANA time zone such as Europe/London."
-    f.boolean("discreet")
-    quiet = data.get("quiet_hours") if isinstance(data, dict) else None
-    if quiet is not None and not isinstance(quiet, dict):
-        f.errors["quiet_hours"] = 'Must be an object like {"start": "21:00", "end": "08:00"}.'
-    elif quiet is not None:
-        q = Fields(quiet, {"start", "end"})
-        q.clock("start", required=True)
-        q.clock("end", required=True)
-        f.errors.update({f"quiet_hours.{k}": v for k, v in q.errors.items()})
-        if not q.errors:
-            f.clean["quiet_hours"] = q.clean
-    return f.done()
 
 
 def get_client(db: sqlite_utils.Database, client_id: int, clinic_id: int) -> dict:

@@ -9,7 +9,6 @@ from companion.clinical import SEVERITIES_DESC
 from companion.db import iso, one, rows
 from companion.errors import Conflict, NotFound
 from companion.reminders import outbox as schedule
-from companion.validation import Fields
 
 
 def create_clinic(
@@ -127,21 +126,6 @@ def disable_practitioner(db: sqlite_utils.Database, practitioner_id: int, by_id:
     if practitioner_id == by_id:
         raise Conflict("You cannot disable your own account.", "cannot_disable_self")
     db["practitioners"].update(practitioner_id, {"active": 0})
-
-
-def practitioner_fields(data: object) -> dict:
-    f = Fields(data, {"email", "name", "password"})
-    f.email("email")
-    f.text("name", max_len=100)
-    # A password is kept exactly as typed: stripping it would make it unusable at sign-in.
-    password = data.get("password") if isinstance(data, dict) else None
-    if not isinstance(password, str) or not password:
-        f.errors["password"] = "This field is required."
-    elif not 10 <= len(password) <= 200 or "\x00" in password:
-        f.errors["password"] = "Use 10 to 200 characters."
-    else:
-        f.clean["password"] = password
-    return f.done()
 
 
 def practitioner_dict(row: dict) -> dict:

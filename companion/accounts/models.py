@@ -14,12 +14,14 @@ from companion.contract import (
     Email,
     Nested,
     Phone,
+    Query,
     Reply,
     Text,
     TimeZone,
     encodable,
     fail,
 )
+from companion.converters import MAX_ID
 from companion.treatments.models import Session
 
 QUIET_HOURS_SHAPE = 'Must be an object like {"start": "21:00", "end": "08:00"}.'
@@ -179,3 +181,9 @@ class Invite(Reply):
     url: str
     expires_at: datetime
     qr_svg: str
+
+
+class ClientFilter(Query):
+    q: str = Field(default=None, description="Part of a name, email or phone")
+    limit: int = Field(default=100, description="1 to 500")
+    offset: int = Field(default=0, ge=0, le=MAX_ID)

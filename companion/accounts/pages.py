@@ -7,11 +7,12 @@ from flask_login import current_user
 from companion import audit, auth
 from companion.accounts import actions, clinics
 from companion.accounts import clients as client_store
+from companion.accounts.models import ClientInput, SetupInput
 from companion.auth import practitioner_required
+from companion.contract import parse
 from companion.db import get_db, utcnow, write
 from companion.errors import DomainError, NotFound, RateLimited, safe_next
 from companion.review import charts, timeline
-from companion.validation import Fields
 from companion.web import public_url
 
 bp = Blueprint("practitioner", __name__, url_prefix="/clinic")
@@ -31,26 +32,8 @@ def setup():
     if request.method == "POST":
         form = request.form
         try:
-            f = Fields(
-                dict(form),
-                {
-                    "clinic_name",
-                    "clinic_phone",
-                    "timezone",
-                    "email",
-                    "name",
-                    "password",
-                    "csrf_token",
-                },
-            )
-            f.text("clinic_name", max_len=100)
-            f.phone("clinic_phone")
-            f.timezone("timezone", required=True)
-            values = f.done()
-            person = clinics.practitioner_fields(
-                {k: form.get(k, "") for k in ("email", "name", "password")}
-            )
-            actions.set_up(db, values, person, utcnow())
+            values = parse(SetupInput, {k: v for k, v in form.items() if k != "csrf_token"})
+            actions.set_up(db, values, values, utcnow())
             return redirect(url_for(".clients"))
         except DomainError as e:
             errors = form_errors(e)
@@ -116,7 +99,7 @@ def new_client():
         }
         data["name"] = data["name"] or ""
         try:
-            values = client_store.client_fields(data)
+            values = parse(ClientInput, data)
             row = actions.create_client(db, current_user, values, utcnow())
             return redirect(url_for(".client_detail", client_id=row["id"]))
         except DomainError as e:

@@ -12,9 +12,7 @@ from flask_login import current_user
 
 from companion.accounts import actions
 from companion.accounts.clients import (
-    CLIENT_FIELDS,
     client_dict,
-    client_fields,
     create_client,
     get_client,
     list_clients,
@@ -26,7 +24,6 @@ from companion.accounts.clinics import (
     create_practitioner,
     get_clinic,
     practitioner_dict,
-    practitioner_fields,
 )
 from companion.accounts.invites import create_invite, redeem_invite
 from companion.treatments.store import (

@@ -8,6 +8,8 @@ from companion.accounts.api import my_client
 from companion.auth import client_required, signed_in
 from companion.checkins import photos
 from companion.checkins import store as checkins
+from companion.checkins.models import Checkin, CheckinFilter, CheckinInput, CheckinList, Photo
+from companion.contract import operation, parse
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.errors import ApiError, Invalid, not_found
@@ -17,16 +19,32 @@ bp = Blueprint("api_checkins", __name__, url_prefix="/api")
 
 
 @bp.post("/checkins")
+@operation(
+    "Report a check-in; a replay of the same id returns the stored answer (200)",
+    tag="client",
+    ok=201,
+    reply=Checkin,
+    body=CheckinInput,
+    errors=(400, 401, 403, 404, 409, 415, 422, 429),
+    extra={"also_ok": (200,)},
+)
 @client_required
 def post_checkin():
     """Report how the skin is healing; a replay of the same id returns the stored answer."""
     now = utcnow()
-    values = checkins.checkin_fields(body(), now)
+    values = parse(CheckinInput, body(), now=now)
     result, is_new = checkins.submit(get_db(), current_user.row, values, now)
     return jsonify(result), 201 if is_new else 200
 
 
 @bp.get("/checkins")
+@operation(
+    "Check-ins: a client's own, or ?client_id= for a practitioner",
+    tag="client",
+    reply=CheckinList,
+    query=CheckinFilter,
+    errors=(401, 404, 422),
+)
 def get_checkins():
     """A client's own check-ins; a practitioner passes ?client_id= for one of their clients."""
     signed_in()
@@ -43,6 +61,15 @@ def get_checkins():
 
 
 @bp.post("/checkins/<checkin_id>/photos")
+@operation(
+    "Attach a photo (raw JPEG/PNG/WebP/HEIC body); re-encoded without EXIF",
+    tag="client",
+    ok=201,
+    reply=Photo,
+    body={"type": "string", "format": "binary"},
+    body_type="image/*",
+    errors=(401, 403, 404, 409, 413, 415, 422),
+)
 @client_required
 def add_photo(checkin_id: str):
     """Attach a photo (the raw image as the body, Content-Type image/*) to your check-in."""
@@ -59,6 +86,13 @@ def add_photo(checkin_id: str):
 
 
 @bp.get("/photos/<photo_id>")
+@operation(
+    "A check-in photo (its client and their clinic only)",
+    tag="client",
+    reply={"type": "string", "format": "binary"},
+    reply_type="image/jpeg",
+    errors=(401, 404),
+)
 def get_photo(photo_id: str):
     """A photo, only to its client and their clinic's practitioners."""
     signed_in()

@@ -3,10 +3,11 @@
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import create_model
+from pydantic import Field, create_model
 
 from companion.clinical import SYMPTOMS, WARNING_SIGNS, Severity
-from companion.contract import Body, FlagSet, Moment, Number, Reply, Text, Uuid
+from companion.contract import Body, FlagSet, Moment, Number, Query, Reply, Text, Uuid
+from companion.converters import MAX_ID
 
 # A phone's clock may run a little fast; more than this ahead of ours is a wrong clock.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -76,3 +77,9 @@ class Checkin(Reply):
 
 class CheckinList(Reply):
     checkins: list[Checkin]
+
+
+class CheckinFilter(Query):
+    client_id: int = Field(
+        default=None, ge=1, le=MAX_ID, description="Required for a practitioner: whose check-ins"
+    )

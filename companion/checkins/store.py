@@ -6,32 +6,15 @@ A stored check-in is triaged (checkins/triage.py) and its findings become flags
 
 import json
 import sqlite3
-import uuid
 from datetime import datetime, timedelta
 
 import sqlite_utils
 from flask import current_app
 
 from companion.checkins import flags, triage
-from companion.clinical import SYMPTOMS, WARNING_SIGNS
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import Conflict, Invalid, NotFound, RateLimited
-from companion.validation import Fields
 
-FIELDS = {
-    "id",
-    "session_id",
-    "taken_at",
-    "redness",
-    "swelling",
-    "pain",
-    "symptoms",
-    "warning_signs",
-    "note",
-}
-# A phone's clock may run a little fast; more than this ahead of ours is a wrong clock.
-CLOCK_SKEW = timedelta(minutes=10)
-MAX_AGE = timedelta(days=90)
 # The stored columns, in the order of the table.
 COLUMNS = (
     "id",
@@ -51,32 +34,6 @@ COLUMNS = (
 INSERT_CHECKIN = (
     f"INSERT INTO checkins ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
 )
-
-
-def checkin_fields(data: object, now: datetime) -> dict:
-    """Check a check-in body; return clean values or raise Invalid with every bad field."""
-    f = Fields(data, FIELDS)
-    f.text("id", max_len=36)
-    if "id" in f.clean:
-        try:
-            f.clean["id"] = str(uuid.UUID(f.clean["id"]))
-        except ValueError:
-            f.errors["id"] = "Must be a UUID made on the phone, e.g. crypto.randomUUID()."
-    f.number("session_id", lo=1, hi=2**62, integer=True, required=False)
-    f.moment("taken_at")
-    f.number("redness", lo=0, hi=4, integer=True)
-    f.number("swelling", lo=0, hi=4, integer=True)
-    f.number("pain", lo=0, hi=10, integer=True)
-    f.flags("symptoms", SYMPTOMS)
-    f.flags("warning_signs", WARNING_SIGNS)
-    f.text("note", required=False, max_len=2000)
-    taken = f.clean.get("taken_at")
-    if taken is not None:
-        if taken > now + CLOCK_SKEW:
-            f.errors["taken_at"] = "This is in the future; check the phone's clock."
-        elif taken < now - MAX_AGE:
-            f.errors["taken_at"] = "This is more than 90 days ago."
-    return f.done()
 
 
 def _decode(row: dict) -> dict:

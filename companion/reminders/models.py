@@ -8,7 +8,7 @@ such as steps[2].at.time; the models here describe the same rules for the docume
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from companion.contract import Reply
 from companion.reminders.protocol import KINDS, MAX_DAY, MAX_HOURS, MAX_STEPS
@@ -61,7 +61,9 @@ class SubscriptionKeys(Reply):
 
 
 class PushSubscriptionInput(Reply):
-    """PushSubscription.toJSON() as the browser gives it."""
+    """PushSubscription.toJSON() as the browser gives it (fields a browser adds are ignored)."""
+
+    model_config = ConfigDict(extra="allow")
 
     endpoint: str = Field(max_length=MAX_ENDPOINT_LENGTH, json_schema_extra={"format": "uri"})
     expirationTime: float | None = Field(default=None)  # noqa: N815 (the browser's name)
@@ -69,6 +71,9 @@ class PushSubscriptionInput(Reply):
 
 
 class EndpointInput(Reply):
+    """{"endpoint": ...}, or the whole PushSubscription.toJSON()."""
+
+    model_config = ConfigDict(extra="allow")
     endpoint: str = Field(min_length=1, max_length=MAX_ENDPOINT_LENGTH)
 
 

@@ -7,17 +7,34 @@ from companion import audit
 from companion.accounts.api import my_client
 from companion.auth import practitioner_required
 from companion.clinical import SEVERITIES_DESC
+from companion.contract import operation, parse
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.errors import Invalid
 from companion.review import actions, exports, fhir, queue
-from companion.validation import Fields
+from companion.review.models import (
+    AuditFilter,
+    AuditLog,
+    DayRange,
+    ExportFormat,
+    FlagFilter,
+    FlagQueue,
+    FlagWithEvents,
+    NoteInput,
+)
 from companion.web import body
 
 bp = Blueprint("api_review", __name__, url_prefix="/api")
 
 
 @bp.get("/flags")
+@operation(
+    "The review queue: active flags, urgent first then oldest",
+    tag="practitioner",
+    reply=FlagQueue,
+    query=FlagFilter,
+    errors=(401, 403, 422),
+)
 @practitioner_required
 def list_flags():
     """The review queue: active flags, urgent first then oldest; filter by status and severity."""
@@ -54,6 +71,9 @@ def list_flags():
 
 
 @bp.get("/flags/<int:flag_id>")
+@operation(
+    "A flag with its history", tag="practitioner", reply=FlagWithEvents, errors=(401, 403, 404)
+)
 @practitioner_required
 def get_flag(flag_id: int):
     db = get_db()
@@ -62,22 +82,34 @@ def get_flag(flag_id: int):
     return jsonify(dict(queue.flag_dict(flag), events=queue.flag_events(db, flag_id)))
 
 
-def _act(flag_id: int, action: str, note_required: bool = False):
-    f = Fields(body(), {"note"})
-    f.text("note", required=note_required, max_len=2000)
-    values = f.done()
+def _act(flag_id: int, action: str):
+    values = parse(NoteInput, body())
     db = get_db()
     updated = actions.act_on_flag(db, current_user, flag_id, action, values.get("note"), utcnow())
     return jsonify(dict(queue.flag_dict(updated), events=queue.flag_events(db, flag_id)))
 
 
 @bp.post("/flags/<int:flag_id>/acknowledge")
+@operation(
+    "Acknowledge a flag",
+    tag="practitioner",
+    reply=FlagWithEvents,
+    body=NoteInput,
+    errors=(400, 401, 403, 404, 409, 415, 422),
+)
 @practitioner_required
 def acknowledge(flag_id: int):
     return _act(flag_id, "acknowledge")
 
 
 @bp.post("/flags/<int:flag_id>/called")
+@operation(
+    "Record that you called the client",
+    tag="practitioner",
+    reply=FlagWithEvents,
+    body=NoteInput,
+    errors=(400, 401, 403, 404, 409, 415, 422),
+)
 @practitioner_required
 def called(flag_id: int):
     """Record that you called the client about this flag."""
@@ -85,12 +117,32 @@ def called(flag_id: int):
 
 
 @bp.post("/flags/<int:flag_id>/resolve")
+@operation(
+    "Resolve a flag, with an optional note",
+    tag="practitioner",
+    reply=FlagWithEvents,
+    body=NoteInput,
+    errors=(400, 401, 403, 404, 409, 415, 422),
+)
 @practitioner_required
 def resolve(flag_id: int):
     return _act(flag_id, "resolve")
 
 
 @bp.get("/clients/<int:client_id>/export")
+@operation(
+    "Everything about a client (JSON); ?format=csv: check-ins; ?format=fhir: FHIR R4 Bundle",
+    tag="practitioner",
+    query=ExportFormat,
+    errors=(401, 403, 404, 422),
+    extra={
+        "replies": {
+            "application/json": {"type": "object"},
+            "application/fhir+json": {"type": "object"},
+            "text/csv": {"type": "string"},
+        }
+    },
+)
 @practitioner_required
 def export_client(client_id: int):
     """Everything about a client as JSON; ?format=csv: check-ins as CSV; ?format=fhir: FHIR R4 Bundle."""
@@ -116,6 +168,7 @@ def export_client(client_id: int):
 
 
 @bp.delete("/clients/<int:client_id>")
+@operation("Erase everything about a client", tag="practitioner", ok=204, errors=(401, 403, 404))
 @practitioner_required
 def erase_client(client_id: int):
     """Erase everything about a client; only an anonymous record of the erasure remains."""
@@ -125,6 +178,14 @@ def erase_client(client_id: int):
 
 
 @bp.get("/exports/checkins.csv")
+@operation(
+    "The clinic's checkins in [from, to) as CSV",
+    tag="practitioner",
+    reply={"type": "string"},
+    reply_type="text/csv",
+    query=DayRange,
+    errors=(401, 403, 422),
+)
 @practitioner_required
 def export_clinic_checkins():
     """The clinic's check-ins taken in [from, to) as CSV."""
@@ -139,6 +200,14 @@ def export_clinic_checkins():
 
 
 @bp.get("/exports/flags.csv")
+@operation(
+    "The clinic's flags in [from, to) as CSV",
+    tag="practitioner",
+    reply={"type": "string"},
+    reply_type="text/csv",
+    query=DayRange,
+    errors=(401, 403, 422),
+)
 @practitioner_required
 def export_clinic_flags():
     """The clinic's flags opened in [from, to) as CSV."""
@@ -160,6 +229,13 @@ def _dates() -> tuple[str | None, str | None]:
 
 
 @bp.get("/audit")
+@operation(
+    "Your clinic's audit log, newest first",
+    tag="practitioner",
+    reply=AuditLog,
+    query=AuditFilter,
+    errors=(401, 403, 422),
+)
 @practitioner_required
 def audit_log():
     """Your clinic's audit log, newest first; ?client_id= for one client, ?before= to page."""

@@ -1,6 +1,6 @@
 """The review API contract: the flag queue, a flag's history, notes, exports and the audit log."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -89,10 +89,10 @@ class AuditLog(Reply):
 
 class FlagFilter(Query):
     status: QueueStatus = "active"
-    severity: Severity | None = None
-    practitioner_id: int | None = Field(default=None, ge=1, le=10**18 - 1)
-    client_id: int | None = Field(default=None, ge=1, le=10**18 - 1)
-    limit: int | None = Field(default=None, ge=1, le=10**18 - 1)
+    severity: Severity = Field(default=None)
+    practitioner_id: int = Field(default=None, ge=1, le=10**18 - 1)
+    client_id: int = Field(default=None, ge=1, le=10**18 - 1)
+    limit: int = Field(default=None, ge=1, le=10**18 - 1)
 
 
 class ExportFormat(Query):
@@ -100,10 +100,10 @@ class ExportFormat(Query):
 
 
 class DayRange(Query):
-    from_: str | None = Field(default=None, alias="from", description="YYYY-MM-DD, inclusive")
-    to: str | None = Field(default=None, description="YYYY-MM-DD, exclusive")
+    from_: date = Field(default=None, alias="from", description="Inclusive")
+    to: date = Field(default=None, description="Exclusive")
 
 
 class AuditFilter(Query):
-    client_id: int | None = Field(default=None, ge=1, le=10**18 - 1)
-    before: int | None = Field(default=None, ge=1, le=10**18 - 1)
+    client_id: int = Field(default=None, ge=1, le=10**18 - 1)
+    before: int = Field(default=None, ge=1, le=10**18 - 1)

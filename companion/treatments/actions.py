@@ -17,7 +17,7 @@ from companion.treatments import store
 def record_session(
     db: sqlite_utils.Database, actor: User, client: dict, values: dict, now: datetime
 ) -> dict:
-    """Record a session from validated session_fields() and plan its reminders."""
+    """Record a session from a parsed SessionInput and plan its reminders."""
     with write(db):
         session = store.create_session(db, client, actor.id, values, now)
         audit.record(

@@ -8,10 +8,12 @@ from flask_login import current_user
 
 from companion.accounts.pages import form_errors, my_client
 from companion.auth import practitioner_required
+from companion.contract import parse
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
 from companion.treatments import actions
 from companion.treatments import store as treatments
+from companion.treatments.models import SessionInput
 
 bp = Blueprint("treatments", __name__, url_prefix="/clinic")
 
@@ -58,8 +60,8 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
     if request.method == "POST":
         now = utcnow()
         try:
-            values = treatments.session_fields(
-                session_form_data(request.form, client["timezone"]), now
+            values = parse(
+                SessionInput, session_form_data(request.form, client["timezone"]), now=now
             )
             if session is None:
                 actions.record_session(db, current_user, client, values, now)

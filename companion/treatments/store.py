@@ -1,7 +1,7 @@
 """Treatment sessions: recording, editing and deleting one, which plans its reminders."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -9,25 +9,7 @@ import sqlite_utils
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import NotFound
 from companion.reminders import outbox as schedule
-from companion.validation import Fields
-
-DEVICES = ("pen", "roller")
-
-SESSION_FIELDS = {"performed_at", "areas", "needle_depth_mm", "device", "products", "notes"}
-
-
-def session_fields(data: object, now: datetime, partial: bool = False) -> dict:
-    f = Fields(data, SESSION_FIELDS, partial=partial)
-    f.moment("performed_at")
-    f.text_list("areas", min_items=1, max_items=10, max_len=60)
-    f.number("needle_depth_mm", lo=0.1, hi=3.0)
-    f.choice("device", DEVICES)
-    f.text_list("products", required=False, max_items=10, max_len=80)
-    f.text("notes", required=False, max_len=4000)
-    when = f.clean.get("performed_at")
-    if when is not None and when > now + timedelta(days=1):
-        f.errors["performed_at"] = "A session cannot be more than a day in the future."
-    return f.done()
+from companion.treatments.models import DEVICES  # noqa: F401 (read as treatments.DEVICES)
 
 
 def get_session(db: sqlite_utils.Database, session_id: int, clinic_id: int) -> dict:
