@@ -8,6 +8,7 @@ from companion import auth, config, db, errors, web
 from companion.accounts import api as accounts_api
 from companion.accounts import client_pages as accounts_client_pages
 from companion.accounts import pages as accounts_pages
+from companion.accounts import team_api as accounts_team_api
 from companion.admin import pages as admin_pages
 from companion.checkins import api as checkins_api
 from companion.checkins import pages as checkins_pages
@@ -19,7 +20,7 @@ from companion.review import pages as review_pages
 from companion.treatments import api as treatments_api
 from companion.treatments import pages as treatments_pages
 
-API = (accounts_api, treatments_api, reminders_api, checkins_api, review_api)
+API = (accounts_api, accounts_team_api, treatments_api, reminders_api, checkins_api, review_api)
 PAGES = (
     accounts_pages,
     treatments_pages,

@@ -1,4 +1,4 @@
-"""The accounts API: first-run setup, sign-in, your own settings, colleagues, clients, invites."""
+"""The accounts API: first-run setup, sign-in, your own settings, clients and their invites."""
 
 import segno
 from flask import Blueprint, jsonify, request
@@ -16,9 +16,6 @@ from companion.accounts.models import (
     Invite,
     LoginInput,
     Me,
-    Practitioner,
-    PractitionerInput,
-    PractitionerList,
     PractitionerSettingsInput,
     SetupInput,
 )
@@ -143,50 +140,6 @@ def update_me():
         with write(db):
             current_user.row = clinics.update_practitioner(db, current_user.id, values)
     return jsonify(me_payload())
-
-
-# Practitioners --------------------------------------------------------------------------
-
-
-@bp.get("/practitioners")
-@operation(
-    "Practitioners of your clinic", tag="practitioner", reply=PractitionerList, errors=(401, 403)
-)
-@practitioner_required
-def list_practitioners():
-    found = clinics.list_practitioners(get_db(), current_user.clinic_id)
-    return jsonify({"practitioners": [clinics.practitioner_dict(r) for r in found]})
-
-
-@bp.post("/practitioners")
-@operation(
-    "Add a colleague",
-    tag="practitioner",
-    ok=201,
-    reply=Practitioner,
-    body=PractitionerInput,
-    errors=(401, 403, 409, 415, 422),
-)
-@practitioner_required
-def add_practitioner():
-    """Add a colleague to your clinic."""
-    values = parse(PractitionerInput, body())
-    row = actions.add_colleague(get_db(), current_user, values, utcnow())
-    return created(clinics.practitioner_dict(row))
-
-
-@bp.post("/practitioners/<int:practitioner_id>/disable")
-@operation(
-    "Disable a colleague; their sessions end",
-    tag="practitioner",
-    reply=Practitioner,
-    errors=(401, 403, 404, 409),
-)
-@practitioner_required
-def disable_practitioner(practitioner_id: int):
-    """Disable a colleague: their sessions end at once."""
-    row = actions.disable_colleague(get_db(), current_user, practitioner_id)
-    return jsonify(clinics.practitioner_dict(row))
 
 
 # Clients --------------------------------------------------------------------------------
