@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import Api, World
 
-from companion.treatments import store as treatments
 from companion.db import connect, iso, parse_iso, rows, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders.planning import local_time, plan
 from companion.reminders.protocol import DEFAULT_STEPS
 from companion.reminders.sender import Sender
+from companion.treatments import store as treatments
 
 STEP_KEYS = {s["key"] for s in DEFAULT_STEPS}
 
