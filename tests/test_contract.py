@@ -18,6 +18,8 @@ from test_isolation import template_world_fixture, world_fixture  # noqa: F401
 from companion import contract
 from companion.accounts import models as accounts
 from companion.checkins import models as checkins
+from companion.contract.document import _subclasses
+from companion.contract.fields import _text_schema
 from companion.errors import Invalid
 from companion.review import models as review
 from companion.treatments import models as treatments
@@ -58,7 +60,7 @@ VALID = {
 
 
 def test_every_request_model_has_a_valid_example():
-    assert set(VALID) == set(contract._subclasses(contract.Body))
+    assert set(VALID) == set(_subclasses(contract.Body))
 
 
 def accepts(model, body: dict) -> bool:
@@ -74,14 +76,14 @@ def branch(prop: dict) -> dict:
     return next((b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"), prop)
 
 
-OWN_PATTERNS = {contract._text_schema(r, 1, None)["pattern"] for r in (True, False)}
+OWN_PATTERNS = {_text_schema(r, 1, None)["pattern"] for r in (True, False)}
 
 
 def text(length: int, pattern: str | None) -> str | None:
     """A text of this length that matches the field's pattern, if we know how to make one."""
     if pattern is None or pattern in OWN_PATTERNS:
         return "x" * length
-    if pattern == contract._text_schema(True, 1, contract.EMAIL)["pattern"] and length >= 8:
+    if pattern == _text_schema(True, 1, contract.EMAIL)["pattern"] and length >= 8:
         local = "a" * min(64, length - 6)
         return local + "@" + "b" * (length - len(local) - 5) + ".net"
     return None
