@@ -29,7 +29,7 @@ from py_vapid import Vapid
 from pywebpush import webpush
 
 from companion import create_app
-from companion.accounts import store as accounts
+from companion.accounts import clinics as accounts
 from companion.cli import migrate
 from companion.db import connect, iso, utcnow, write
 from companion.reminders import dispatcher

@@ -8,7 +8,7 @@ from companion.accounts import clinics
 from companion.auth import client_required
 from companion.checkins import store as checkins
 from companion.converters import parse_id
-from companion.db import get_db, rows, utcnow
+from companion.db import get_db, utcnow
 from companion.reminders import inbox as aftercare
 from companion.review import charts
 from companion.treatments import store as treatments
@@ -38,14 +38,7 @@ def home_context() -> dict:
         **aftercare.overview(db, client, utcnow()),
     )
     if context["session"]:
-        found = checkins.checkin_dicts(
-            db,
-            rows(
-                db,
-                "SELECT * FROM checkins WHERE session_id = ? ORDER BY taken_at",
-                (context["session"]["id"],),
-            ),
-        )
+        found = checkins.list_for_session(db, context["session"]["id"])
         if found:
             context["assessment"] = found[-1]["assessment"]
             session_row = treatments.load_session(db, context["session"]["id"])

@@ -232,3 +232,15 @@ def list_for_client(db: sqlite_utils.Database, client_id: int, limit: int = 200)
             {"client_id": client_id, "limit": limit},
         ),
     )
+
+
+def list_for_session(db: sqlite_utils.Database, session_id: int) -> list[dict]:
+    """Return a treatment session's check-ins, oldest first."""
+    return checkin_dicts(
+        db,
+        rows(
+            db,
+            "SELECT * FROM checkins WHERE session_id = :session_id ORDER BY taken_at",
+            {"session_id": session_id},
+        ),
+    )
