@@ -190,7 +190,12 @@ def Moment(  # noqa: N802
             raise fail(age_message)
         return parsed
 
-    schema = {"type": "string", "format": "date-time", "description": "ISO 8601 with offset"}
+    schema = {
+        "type": "string",
+        "format": "date-time",
+        "pattern": "^(20[0-9]{2}|2100)-",
+        "description": "ISO 8601 with offset, years 2000 to 2100",
+    }
     return field_type(datetime, Spec(check, required), schema)
 
 
