@@ -118,6 +118,7 @@ NOT_DESCRIBABLE = {
     ("POST", "/api/clients/{client_id}/sessions"): "performed_at at most a day ahead of now",
     ("PATCH", "/api/sessions/{session_id}"): "performed_at at most a day ahead of now",
     ("POST", "/api/checkins"): "taken_at within the last 90 days, not ahead of now",
+    ("POST", "/api/practitioners"): "a password must not be easy to guess",
 }
 
 
