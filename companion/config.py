@@ -23,6 +23,7 @@ DEFAULTS = {
     "LOGIN_MAX_FAILURES": 5,  # per account and per address within LOGIN_WINDOW_MINUTES
     "LOGIN_WINDOW_MINUTES": 15,
     "CHECKIN_RATE_PER_HOUR": 60,
+    "PHOTO_RATE_PER_HOUR": 30,  # photo uploads per client per hour (refused ones count)
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "PUBLIC_URL": None,  # e.g. https://aftercare.example-clinic.com, for invite links
     "TRUSTED_HOSTS": None,
@@ -48,6 +49,7 @@ ENV_SETTINGS = {
     "CLIENT_SESSION_DAYS": int,
     "LOGIN_MAX_FAILURES": int,
     "CHECKIN_RATE_PER_HOUR": int,
+    "PHOTO_RATE_PER_HOUR": int,
     "PUBLIC_URL": str,
     "PROXY_FIX_HOPS": int,
 }

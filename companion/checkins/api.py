@@ -68,7 +68,7 @@ def get_checkins():
     reply=Photo,
     body={"type": "string", "format": "binary"},
     body_type="image/*",
-    errors=(401, 403, 404, 409, 413, 415, 422),
+    errors=(401, 403, 404, 409, 413, 415, 422, 429),
 )
 @client_required
 def add_photo(checkin_id: str):

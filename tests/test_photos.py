@@ -1,0 +1,264 @@
+"""Photos carry nothing but pixels, and are refused before they are decoded when they must be."""
+
+import io
+import struct
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import checkin_body, count, sql
+from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, PngImagePlugin
+
+from companion.checkins import photos
+
+SECRET = "Alice-at-51.5N-0.12W"  # what each kind of metadata carries; never stored
+XMP = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf'
+    f'-syntax-ns#"><rdf:Description about="{SECRET}"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def exif_with_gps() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = SECRET  # Make
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (51.0, 30.0, 0.0), "W", (0.0, 7.0, 0.0)
+    return exif
+
+
+def icc_profile() -> bytes:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    data = profile.tobytes()
+    return data + SECRET.encode()  # a profile with a private tail: still a readable profile
+
+
+def png_text(kind: str) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    if kind == "tEXt":
+        info.add_text("comment", SECRET)  # the issue's case: Pillow wrote it as a JPEG COM
+    elif kind == "zTXt":
+        info.add_text("Comment", SECRET * 20, zip=True)
+    elif kind == "iTXt":
+        info.add_itxt("Comment", SECRET, lang="en", tkey="Comment")
+    return info
+
+
+def image(fmt: str, size=(640, 480), **save) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (210, 100, 90)).save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+CARRIERS = {
+    "jpeg exif and gps": ("JPEG", {"exif": exif_with_gps()}, {"exif"}),
+    "jpeg xmp": ("JPEG", {"xmp": XMP.encode()}, {"xmp"}),
+    "jpeg icc": ("JPEG", {"icc_profile": icc_profile()}, {"icc_profile"}),
+    "jpeg comment": ("JPEG", {"comment": SECRET}, {"comment"}),
+    "png tEXt": ("PNG", {"pnginfo": png_text("tEXt")}, {"comment"}),
+    "png zTXt": ("PNG", {"pnginfo": png_text("zTXt")}, {"Comment"}),
+    "png iTXt": ("PNG", {"pnginfo": png_text("iTXt")}, {"Comment"}),
+    "png exif": ("PNG", {"exif": exif_with_gps()}, {"exif"}),
+    "png icc": ("PNG", {"icc_profile": icc_profile()}, {"icc_profile"}),
+    "webp exif, xmp and icc": (
+        "WEBP",
+        {"exif": exif_with_gps(), "xmp": XMP.encode(), "icc_profile": icc_profile()},
+        {"exif", "xmp", "icc_profile"},
+    ),
+}
+
+
+def jpeg_markers(data: bytes) -> list[int]:
+    """The markers of a JPEG file, in order (entropy-coded data skipped)."""
+    assert data[:2] == b"\xff\xd8"
+    markers, i = [0xD8], 2
+    while i < len(data):
+        assert data[i] == 0xFF, f"no marker at {i}"
+        marker = data[i + 1]
+        markers.append(marker)
+        if marker == 0xD9:
+            return markers
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        i += 2 + length
+        if marker == 0xDA:  # scan data runs to the next marker that is not stuffing or RST
+            while not (data[i] == 0xFF and data[i + 1] not in (0x00, *range(0xD0, 0xD8))):
+                i += 1
+    return markers
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, i = [], 8
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i : i + 4])
+        chunks.append(data[i + 4 : i + 8])
+        i += 12 + length
+    return chunks
+
+
+@pytest.fixture
+def checkin(world):
+    return world.c1.post("/api/checkins", checkin_body()).json
+
+
+def upload(api, checkin_id, data, ctype="image/jpeg"):
+    return api.post(
+        f"/api/checkins/{checkin_id}/photos", data=data, headers={"Content-Type": ctype}
+    )
+
+
+def stored_bytes(app, photo_id: str) -> bytes:
+    ((filename,),) = sql(app, "SELECT filename FROM photos WHERE id = ?", (photo_id,))
+    return (Path(app.config["PHOTOS_DIR"]) / filename).read_bytes()
+
+
+# Nothing but pixels -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", CARRIERS)
+def test_stored_photos_keep_no_metadata(world, checkin, app, kind):
+    fmt, save, carried = CARRIERS[kind]
+    data = image(fmt, **save)
+    uploaded = Image.open(io.BytesIO(data))
+    uploaded.load()
+    assert carried <= set(uploaded.info)  # the upload really carries it
+    r = upload(world.c1, checkin["id"], data, f"image/{fmt.lower()}")
+    assert r.status_code == 201, r.json
+    stored = stored_bytes(app, r.json["id"])
+    markers = jpeg_markers(stored)
+    # SOI, JFIF APP0, tables, frame, scans, EOI: no APP1-APP15 (EXIF, XMP, ICC...), no COM.
+    assert set(markers) <= {0xD8, 0xE0, 0xDB, 0xC4, 0xC0, 0xC1, 0xC2, 0xDD, 0xDA, 0xD9}, [
+        hex(m) for m in markers
+    ]
+    assert stored.count(b"\xff\xe0") == 1 and stored[6:11] == b"JFIF\x00"
+    assert SECRET.encode() not in stored and b"PhoneMaker" not in stored
+    img = Image.open(io.BytesIO(stored))
+    assert not img.getexif() and set(img.info) <= {
+        "jfif",
+        "jfif_version",
+        "jfif_unit",
+        "jfif_density",
+        "progressive",
+        "progression",
+    }
+
+
+def test_the_metadata_parsers_see_what_pillow_writes():
+    """The checks above can fail: the parsers find each kind in a file that carries it."""
+    jpeg = image("JPEG", exif=exif_with_gps(), comment=SECRET, icc_profile=icc_profile())
+    assert {0xE1, 0xE2, 0xFE} <= set(jpeg_markers(jpeg))
+    png = image("PNG", pnginfo=png_text("iTXt"), exif=exif_with_gps())
+    assert {b"iTXt", b"eXIf", b"IHDR", b"IDAT", b"IEND"} <= set(png_chunks(png))
+
+
+def test_exif_orientation_is_applied_to_the_pixels(world, checkin, app):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    r = upload(world.c1, checkin["id"], image("JPEG", size=(640, 480), exif=exif))
+    assert (r.json["width"], r.json["height"]) == (480, 640)
+    assert Image.open(io.BytesIO(stored_bytes(app, r.json["id"]))).size == (480, 640)
+
+
+# Refused before decoding -----------------------------------------------------------------
+
+
+def refuse_decoding(monkeypatch):
+    def no(*args, **kwargs):
+        raise AssertionError("the upload was decoded")
+
+    monkeypatch.setattr(photos, "process", no)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no)
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", no)
+
+
+def test_a_full_checkin_is_refused_before_the_photo_is_opened(world, checkin, app, monkeypatch):
+    for _ in range(photos.PER_CHECKIN):
+        assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 201
+    refuse_decoding(monkeypatch)
+    monkeypatch.setattr(photos.Image, "open", lambda *a, **k: pytest.fail("opened"))
+    r = upload(world.c1, checkin["id"], image("JPEG"))
+    assert r.status_code == 409 and r.json["error"]["code"] == "too_many_photos"
+    assert count(app, "photos") == photos.PER_CHECKIN
+
+
+@pytest.mark.parametrize(
+    "name, fmt, mode, size",
+    [
+        ("25 MP grey PNG", "PNG", "L", (5000, 5000)),
+        ("the issue's all-zero 6300 x 6300 PNG", "PNG", "RGBA", (6300, 6300)),
+        ("9 MP PNG with alpha (72 MB to shrink)", "PNG", "RGBA", (3000, 3000)),
+        ("14 MP progressive JPEG (coefficients kept)", "JPEG", "RGB", (4000, 3500)),
+    ],
+)
+def test_too_many_pixels_is_refused_from_the_header(
+    world, checkin, app, monkeypatch, name, fmt, mode, size
+):
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, fmt, **({"progressive": True} if fmt == "JPEG" else {}))
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", lambda self: pytest.fail("decoded"))
+    r = upload(world.c1, checkin["id"], buf.getvalue(), f"image/{fmt.lower()}")
+    assert r.status_code == 422 and r.json["error"]["code"] == "image_too_big", (name, r.json)
+    assert count(app, "photos") == 0
+
+
+def test_a_huge_webp_is_refused_before_pillow_allocates_its_canvas(
+    world, checkin, app, monkeypatch
+):
+    data = bytearray(image("WEBP", size=(64, 48), exif=exif_with_gps()))  # a VP8X file
+    assert data[12:16] == b"VP8X"
+    data[24:30] = (16000 - 1).to_bytes(3, "little") + (16000 - 1).to_bytes(3, "little")
+    monkeypatch.setattr(photos.Image, "open", lambda *a, **k: pytest.fail("opened"))
+    r = upload(world.c1, checkin["id"], bytes(data), "image/webp")
+    assert r.status_code == 422 and r.json["error"]["code"] == "image_too_big"
+
+
+def test_a_large_baseline_jpeg_is_decoded_at_a_reduced_scale(world, checkin, monkeypatch):
+    decoded = []
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def load(self):
+        decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
+    r = upload(world.c1, checkin["id"], image("JPEG", size=(4000, 3000)))
+    assert r.status_code == 201 and (r.json["width"], r.json["height"]) == (1600, 1200)
+    assert decoded and max(decoded) == (2000, 1500)  # draft mode: DCT scaling by 1/2
+
+
+# Rate limits and one decode at a time --------------------------------------------------------
+
+
+def test_uploads_are_rate_limited_per_client(world, app):
+    app.config["PHOTO_RATE_PER_HOUR"] = 4
+    first = world.c1.post("/api/checkins", checkin_body()).json
+    second = world.c1.post("/api/checkins", checkin_body()).json
+    for checkin_id in (first["id"], first["id"], second["id"]):
+        assert upload(world.c1, checkin_id, image("JPEG")).status_code == 201
+    assert upload(world.c1, second["id"], b"not an image at all").status_code == 422
+    r = upload(world.c1, second["id"], image("JPEG"))  # 3 stored + 1 refused for its content
+    assert r.status_code == 429 and r.json["error"]["code"] == "too_many_photos_per_hour"
+    assert 3500 <= int(r.headers["Retry-After"]) <= 3601
+    assert count(app, "photos") == 3
+    other = world.c2.post("/api/checkins", checkin_body()).json  # another client is not held
+    assert upload(world.c2, other["id"], image("JPEG")).status_code == 201
+
+
+def test_the_rate_limit_is_checked_before_decoding(world, checkin, app, monkeypatch):
+    app.config["PHOTO_RATE_PER_HOUR"] = 1
+    assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 201
+    refuse_decoding(monkeypatch)
+    assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 429
+
+
+def test_one_photo_is_decoded_at_a_time_per_process(world, checkin, app, monkeypatch):
+    monkeypatch.setattr(photos, "DECODE_WAIT_SECONDS", 0.05)
+    with photos._guard(app).decoding():  # another request is decoding
+        r = upload(world.c1, checkin["id"], image("JPEG"))
+    assert r.status_code == 429 and r.json["error"]["code"] == "busy"
+    assert r.headers["Retry-After"] == "5"
+    assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 201
+
+
+def test_an_unknown_checkin_is_still_404(world):
+    assert upload(world.c1, str(uuid.uuid4()), image("JPEG")).status_code == 404
