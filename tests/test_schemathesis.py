@@ -115,10 +115,11 @@ NOT_DESCRIBABLE = {
     ("GET", "/api/checkins"): "client_id is required of a practitioner only",
     ("POST", "/api/checkins/{checkin_id}/photos"): "the body must be a real image",
     ("PUT", "/api/protocol"): "step keys must be unique across the list",
+    ("POST", "/api/practitioners"): "a password must not be easy to guess (zxcvbn)",
+    ("POST", "/api/auth/password"): "the current password must be right",
     ("POST", "/api/clients/{client_id}/sessions"): "performed_at at most a day ahead of now",
     ("PATCH", "/api/sessions/{session_id}"): "performed_at at most a day ahead of now",
     ("POST", "/api/checkins"): "taken_at within the last 90 days, not ahead of now",
-    ("POST", "/api/practitioners"): "a password must not be easy to guess",
 }
 
 
