@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from companion.contract import document, operation
 from companion.db import get_db, parse_iso
 from companion.errors import ApiError, check_api_request
+from companion.reminders import health as push_health
 
 csrf = CSRFProtect()
 
@@ -130,4 +131,9 @@ def init_app(app: Flask) -> None:
         except Exception as e:  # any failure means: take me out of rotation
             current_app.logger.warning("health check failed: %s", e)
             return jsonify({"status": "unavailable"}), 503
-        return jsonify({"status": "ok"})
+        # 200 either way: the worker serves; `push` says whether reminders can go out.
+        return jsonify({"status": "ok", "push": push_health.status(current_app.config, get_db())})
+
+    @app.context_processor
+    def push_banner():
+        return push_health.banner(current_app.config)
