@@ -7,6 +7,7 @@ size (Pillow's draft mode). What is stored is a new JPEG made from the pixels on
 XMP, ICC profile, comment or text chunk survives (a profile's colours are converted to sRGB).
 """
 
+import ctypes
 import io
 import threading
 import uuid
@@ -48,6 +49,8 @@ class BadImage(Invalid):
         super().__init__({"photo": reason}, message)
         self.code = code
 
+
+_malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
 
 try:  # HEIC from iPhones, where the pillow-heif wheel is available
     from pillow_heif import register_heif_opener
@@ -289,6 +292,10 @@ class Guard:
             yield
         finally:
             self._decoding.release()
+            if _malloc_trim is not None:
+                # Hand the decode's freed memory back to the system: glibc keeps it in the
+                # request thread's arena otherwise, and a worker's size creeps up per thread.
+                _malloc_trim(0)
 
     def refused(self, client_id: int, when: datetime) -> None:
         """Remember an upload refused for its content, against the client's hourly allowance."""
