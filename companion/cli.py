@@ -193,9 +193,18 @@ def demo(host: str, port: int, seed_only: bool) -> None:
     help="Threads per worker (gthread); 1 (default, fastest by benchmarks/load.py) uses sync workers.",
 )
 @click.option("--no-dispatch", is_flag=True, help="Run no dispatcher (one runs elsewhere).")
-def serve(host: str, port: int, workers: int, threads: int, no_dispatch: bool) -> None:
-    migrate(_app())  # once, before any worker starts
-    serve_production(host, port, workers, threads, not no_dispatch)
+@click.option(
+    "--without-push",
+    is_flag=True,
+    help="Start even without a usable VAPID contact (COMPANION_VAPID_SUBJECT); no reminder"
+    " can then go out by push.",
+)
+def serve(
+    host: str, port: int, workers: int, threads: int, no_dispatch: bool, without_push: bool
+) -> None:
+    app = _app()
+    migrate(app)  # once, before any worker starts
+    serve_production(host, port, workers, threads, not no_dispatch, without_push, app)
 
 
 @main.command(help="Check an installation: secrets, VAPID contact, database, dispatcher, backlog.")

@@ -1,6 +1,7 @@
 """The installation doctor: secrets, VAPID contact, files, database, dispatcher, backlog."""
 
 import os
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from flask import Flask
 
 from companion import migrations
 from companion.db import connect, iso, one, parse_iso, utcnow
-from companion.reminders import push
+from companion.reminders import health as push_health
 
 
 def doctor(app: Flask) -> list[tuple[bool, str]]:
@@ -22,17 +23,21 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             f"secrets (SECRET_KEY, VAPID keys) in {secrets}",
         )
     )
-    subject = cfg.get("VAPID_SUBJECT")
+    db = connect(cfg["DATABASE"])
     try:
-        push.check_subject(subject or "")
-        found.append((True, f"VAPID subject {subject}"))
-    except ValueError as e:
-        found.append(
-            (
-                False,
-                f"VAPID subject: {e} Set COMPANION_VAPID_SUBJECT to mailto:you@yourclinic or https://yourclinic",
-            )
+        # The dispatcher's own judgement, fallback included (reminders/health.py).
+        subject, problem = push_health.contact(cfg, db)
+    except sqlite3.Error as e:  # not migrated yet: judge the configured contact alone
+        subject, problem = cfg.get("VAPID_SUBJECT"), push_health.configured_contact(cfg) or None
+        problem = problem and f"{problem} ({e})"
+    finally:
+        db.close()
+    found.append(
+        (
+            problem is None,
+            f"VAPID subject {subject}" if problem is None else f"VAPID subject: {problem}",
         )
+    )
     probe = Path(app.instance_path) / ".doctor-probe"
     try:
         probe.write_text("ok")

@@ -4,13 +4,44 @@ import os
 import subprocess
 import sys
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from companion import create_app
+from companion.db import connect
+from companion.reminders import health as push_health
 
 
-def serve(host: str, port: int, workers: int, threads: int, dispatch: bool) -> None:
-    """Run gunicorn with `workers` gthread workers and one dispatcher child process."""
+def refuse_without_contact(app: Flask) -> None:
+    """Exit with the reason when the dispatcher would have no usable VAPID contact."""
+    db = connect(app.config["DATABASE"])
+    try:
+        _, problem = push_health.contact(app.config, db)
+    finally:
+        db.close()
+    if problem is not None:
+        raise SystemExit(
+            f"Not starting: reminders could not go out by push ({problem})."
+            " Pass --without-push to start anyway."
+        )
+
+
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    dispatch: bool,
+    without_push: bool = False,
+    app: Flask | None = None,
+) -> None:
+    """Run gunicorn with `workers` gthread workers and one dispatcher child process.
+
+    Refuse to start (SystemExit) without a usable VAPID contact unless without_push:
+    the server would accept subscriptions and plan reminders that never go out.
+    """
+    if not without_push:
+        refuse_without_contact(app or create_app())
     dispatcher: dict = {}
 
     def when_ready(_server):

@@ -30,6 +30,8 @@ from companion.treatments import store as treatments
 from testkit.push_receiver import PushReceiver, Reply
 
 VALID_HOURS = {s["key"]: s["valid_hours"] for s in DEFAULT_STEPS}
+# No quiet hours, for tests on the real clock: quiet hours are re-checked at send time.
+AWAKE = {"start": "00:00", "end": "00:00"}
 
 
 class Clock:
@@ -62,7 +64,10 @@ def receiver(app):
 @pytest.fixture
 def sender(app):
     with Sender(
-        app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=2.0
+        app.config["VAPID_PRIVATE_KEY"],
+        app.config["VAPID_SUBJECT"],
+        timeout=2.0,
+        allow_private=True,
     ) as pooled:
         yield pooled
 
@@ -86,11 +91,10 @@ class Outbox:
             ).lastrowid
         self.clinic = clinics.get_clinic(db, self.clinic_id)
 
-    def client(self, name="Alice", tz="Europe/London", discreet=False) -> dict:
+    def client(self, name="Alice", tz="Europe/London", discreet=False, quiet_hours=None) -> dict:
+        data = {"name": name, "timezone": tz, "discreet": discreet, "quiet_hours": quiet_hours}
         with write(self.db):
-            return clients.create_client(
-                self.db, self.clinic, {"name": name, "timezone": tz, "discreet": discreet}, utcnow()
-            )
+            return clients.create_client(self.db, self.clinic, data, utcnow())
 
     def session(self, client: dict, performed_at: datetime) -> dict:
         """Record a session as the API does, planned as if entered when it happened."""
@@ -235,7 +239,8 @@ def test_default_protocol_is_delivered_at_local_due_times(app, db, outbox, recei
         }
         assert message.ttl == VALID_HOURS[key] * 3600  # the step's validity from its due time
         assert message.urgency == "normal"
-        assert message.topic == f"{row['kind'][:10]}-{session['id']}"
+        # One topic per step (RFC 8030 replaces by topic): issue 13, "Topic per message".
+        assert message.topic == f"s{session['id']}-{key}"
         assert message.claims["aud"] == receiver.base_url
         assert message.claims["sub"] == app.config["VAPID_SUBJECT"]
         settled = notification(db, row["id"])
@@ -402,7 +407,10 @@ def test_a_hang_beyond_the_timeout_is_retried(app, db, outbox, receiver):
     receiver.hang(browser, 1.0)
     clock = Clock(T0)
     with Sender(
-        app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=0.3
+        app.config["VAPID_PRIVATE_KEY"],
+        app.config["VAPID_SUBJECT"],
+        timeout=0.3,
+        allow_private=True,
     ) as impatient:
         assert tick(db, impatient, clock)["retry"] == 1
         row = notification(db, row_id)
@@ -520,7 +528,7 @@ from companion.reminders.sender import Sender
 from companion.db import connect, utcnow
 
 db = connect(sys.argv[1])
-sender = Sender(os.environ["TEST_VAPID_PEM"], sys.argv[2], timeout=5.0, max_workers=4)
+sender = Sender(os.environ["TEST_VAPID_PEM"], sys.argv[2], timeout=5.0, max_workers=4, allow_private=True)
 settings = dispatch.Settings(batch=40, lease_seconds=120)
 while True:
     dispatch.tick(db, sender, utcnow, "doomed", settings)
@@ -529,7 +537,9 @@ while True:
 
 
 def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
-    people = [one_device(outbox, receiver, name=f"Client {n}") for n in range(120)]
+    people = [
+        one_device(outbox, receiver, name=f"Client {n}", quiet_hours=AWAKE) for n in range(120)
+    ]
     due = utcnow() - timedelta(seconds=1)
     ids = {
         outbox.queue(person, due, title=f"Reminder {n}"): browser
@@ -587,7 +597,7 @@ def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
 def test_two_dispatchers_send_each_notification_once_per_device(app, db, outbox, receiver):
     devices, row_ids = {}, []
     for n in range(80):
-        person = outbox.client(name=f"Client {n}")
+        person = outbox.client(name=f"Client {n}", quiet_hours=AWAKE)
         phones = [receiver.new_subscription() for _ in range(2)]
         for phone in phones:
             outbox.subscribe("client", person["id"], phone)
@@ -609,6 +619,7 @@ def test_two_dispatchers_send_each_notification_once_per_device(app, db, outbox,
                 app.config["VAPID_SUBJECT"],
                 timeout=5.0,
                 max_workers=8,
+                allow_private=True,
             ) as own_sender:
                 start.wait()
                 while True:
@@ -684,7 +695,11 @@ def test_backlog_after_an_outage_drains_in_due_order(app, db, outbox, receiver):
     clock = Clock(T0)
     # One worker, so the order the receiver sees is the order the dispatcher sent in.
     with Sender(
-        app.config["VAPID_PRIVATE_KEY"], app.config["VAPID_SUBJECT"], timeout=2.0, max_workers=1
+        app.config["VAPID_PRIVATE_KEY"],
+        app.config["VAPID_SUBJECT"],
+        timeout=2.0,
+        max_workers=1,
+        allow_private=True,
     ) as sender:
         while clock.now < T0 + timedelta(minutes=10):
             tick(db, sender, clock, settings=settings)
@@ -831,7 +846,7 @@ def test_urgent_flag_reaches_the_practitioners_phone_with_high_urgency(
         "tag": f"companion-{alert['id']}",
         "id": alert["id"],
     }
-    assert message.topic == f"alert-{practice.session1['id']}"
+    assert message.topic == f"flag-{alert['flag_id']}"  # one topic per flag (issue 13)
     assert 23 * 3600 < message.ttl <= 24 * 3600
     assert (alert["status"], alert["kind"], alert["urgency"]) == ("sent", "alert", "high")
 
@@ -963,7 +978,7 @@ def test_loopback_endpoints_are_refused_outside_tests(app, practice, receiver):
 
 
 def test_scheduler_dispatches_in_the_background_and_stop_releases_leases(app, db, outbox, receiver):
-    person, browser, _ = one_device(outbox, receiver)
+    person, browser, _ = one_device(outbox, receiver, quiet_hours=AWAKE)
     due = outbox.queue(person, utcnow() - timedelta(seconds=1))
     later = outbox.queue(person, utcnow() + timedelta(hours=1))
     try:
@@ -1005,7 +1020,10 @@ def test_a_stopping_dispatcher_finishes_its_batch_and_claims_no_more(db, outbox,
             return super().send_many(jobs)
 
     with StopsAfterOneBatch(
-        outbox.app.config["VAPID_PRIVATE_KEY"], outbox.app.config["VAPID_SUBJECT"], timeout=2.0
+        outbox.app.config["VAPID_PRIVATE_KEY"],
+        outbox.app.config["VAPID_SUBJECT"],
+        timeout=2.0,
+        allow_private=True,
     ) as stopping_sender:
         result = dispatch.tick(
             db,

@@ -41,7 +41,7 @@ def receiver(vapid_keys):
 
 @pytest.fixture
 def sender(vapid_keys):
-    with Sender(vapid_keys[0], SUBJECT, timeout=2.0) as pooled:
+    with Sender(vapid_keys[0], SUBJECT, timeout=2.0, allow_private=True) as pooled:
         yield pooled
 
 
@@ -190,7 +190,7 @@ def test_wrong_application_server_key_is_forbidden(vapid_keys):
     other_pem, _ = generate_vapid_keys()
     with (
         PushReceiver(application_server_key=vapid_keys[1]) as receiver,
-        Sender(other_pem, SUBJECT) as sender,
+        Sender(other_pem, SUBJECT, allow_private=True) as sender,
     ):
         browser = receiver.new_subscription()
         outcome = sender.send(browser.info, payload(), ttl=60)
@@ -244,7 +244,7 @@ def test_scripted_429_then_delivered(receiver, sender):
 def test_hang_beyond_timeout_is_retry(vapid_keys, receiver):
     browser = receiver.new_subscription()
     receiver.hang(browser, 5)
-    with Sender(vapid_keys[0], SUBJECT, timeout=0.5) as sender:
+    with Sender(vapid_keys[0], SUBJECT, timeout=0.5, allow_private=True) as sender:
         outcome = sender.send(browser.info, payload(), ttl=60)
     assert (outcome.kind, outcome.status, outcome.reason) == ("retry", None, "timeout")
     assert 400 < outcome.elapsed_ms < 3000
@@ -263,12 +263,12 @@ def test_proxy_from_the_environment_unless_no_proxy(vapid_keys, receiver, monkey
     browser = receiver.new_subscription()
     proxy = f"127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("HTTP_PROXY", f"http://{proxy}")
-    with Sender(vapid_keys[0], SUBJECT, timeout=2.0) as sender:
+    with Sender(vapid_keys[0], SUBJECT, timeout=2.0, allow_private=True) as sender:
         outcome = sender.send(browser.info, payload(), ttl=60)
     assert (outcome.kind, outcome.status) == ("retry", None)
     assert proxy in outcome.reason and receiver.requests == 0
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with Sender(vapid_keys[0], SUBJECT, timeout=2.0) as sender:
+    with Sender(vapid_keys[0], SUBJECT, timeout=2.0, allow_private=True) as sender:
         assert sender.send(browser.info, payload(), ttl=60).kind == "delivered"
 
 
@@ -291,7 +291,7 @@ def test_bad_ttl_or_urgency_is_a_caller_error(sender, ttl, urgency):
 def test_send_many_runs_in_parallel(vapid_keys):
     with (
         PushReceiver(application_server_key=vapid_keys[1], delay_ms=200) as receiver,
-        Sender(vapid_keys[0], SUBJECT, max_workers=16) as sender,
+        Sender(vapid_keys[0], SUBJECT, max_workers=16, allow_private=True) as sender,
     ):
         browsers = [receiver.new_subscription() for _ in range(20)]
         jobs = [

@@ -7,6 +7,8 @@ import sqlite_utils
 from companion.db import iso, one, rows, write
 from companion.errors import NotFound
 
+MAX_LIVE_DEVICES = 10  # per client or practitioner; a person has a phone or two
+
 
 def subscription_dict(row: dict) -> dict:
     """Shape a stored subscription for its owner (never the keys)."""
@@ -49,6 +51,15 @@ def subscribe(
             " owner_id = excluded.owner_id, p256dh = excluded.p256dh, auth = excluded.auth,"
             " user_agent = excluded.user_agent, gone_at = NULL",
             values,
+        )
+        # One owner cannot make every batch wait on hundreds of dead endpoints: past
+        # MAX_LIVE_DEVICES the oldest live devices are retired (as if gone).
+        db.conn.execute(
+            "UPDATE push_subscriptions SET gone_at = :created_at WHERE id IN (SELECT id FROM"
+            " push_subscriptions WHERE owner_kind = :owner_kind AND owner_id = :owner_id"
+            " AND gone_at IS NULL AND endpoint != :endpoint ORDER BY id DESC"
+            " LIMIT -1 OFFSET :keep)",
+            {**values, "keep": MAX_LIVE_DEVICES - 1},  # the device just posted stays
         )
         return one(db, "SELECT * FROM push_subscriptions WHERE endpoint = :endpoint", values)
 

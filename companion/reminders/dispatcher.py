@@ -1,41 +1,25 @@
 """Claim due notifications, send them to every live device, record each attempt, retry or settle.
 
-When to retry and when a push service counts as down is in retries.py; the HTTP in sender.py.
+What each row is sent to (devices, quiet hours, topics) is in jobs.py; when to retry and
+when a push service counts as down in retries.py; the HTTP in sender.py.
 """
 
-import json
 import os
 import random
 import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 import sqlite_utils
 
-from companion.db import iso, parse_iso, rows, write
-from companion.reminders import push, retries
+from companion.db import iso, write
+from companion.reminders import jobs as jobs_for
+from companion.reminders import retries
+from companion.reminders.jobs import Target, topic_for  # noqa: F401 - dispatch.topic_for
 from companion.reminders.push import Outcome
-from companion.reminders.retries import EXPIRED, NO_DEVICE, Settings  # noqa: F401 - dispatch.*
-from companion.reminders.sender import PushJob, Sender
-
-
-class Target(NamedTuple):
-    """One notification for one device (a PushJob's key)."""
-
-    row_id: int
-    subscription_id: int
-    service: str  # the push service's origin
-
-
-class Targets(NamedTuple):
-    """What a batch is sent to, found before anything is sent."""
-
-    devices: dict[tuple[str, int], list[dict]]  # (owner kind, owner id) -> live subscriptions
-    discreet: set[int]  # clients whose notifications say nothing of the treatment
-    settled: set[tuple[int, int]]  # (row, device) pairs an earlier attempt settled
-    delivered: set[int]  # rows an earlier attempt delivered to some device
+from companion.reminders.retries import EXPIRED, NO_DEVICE, QUIET, Settings  # noqa: F401 - dispatch.*
+from companion.reminders.sender import Sender
 
 
 def lease_owner() -> str:
@@ -85,101 +69,6 @@ def release(db: sqlite_utils.Database, owner: str) -> int:
         ).rowcount
 
 
-def _targets(db: sqlite_utils.Database, claimed: list[dict]) -> Targets:
-    """Find each row's live devices, discreet owners, devices settled, and rows delivered."""
-    devices: dict[tuple[str, int], list[dict]] = {}
-    for kind in ("client", "practitioner"):
-        ids = sorted({r["owner_id"] for r in claimed if r["owner_kind"] == kind})
-        if ids:
-            for s in rows(
-                db,
-                "SELECT * FROM push_subscriptions WHERE gone_at IS NULL AND owner_kind = :kind"
-                " AND owner_id IN (SELECT value FROM json_each(:ids)) ORDER BY id",
-                {"kind": kind, "ids": json.dumps(ids)},
-            ):
-                devices.setdefault((kind, s["owner_id"]), []).append(s)
-    client_ids = sorted({r["owner_id"] for r in claimed if r["owner_kind"] == "client"})
-    discreet = {
-        r["id"]
-        for r in rows(
-            db,
-            "SELECT id FROM clients WHERE discreet = 1"
-            " AND id IN (SELECT value FROM json_each(:ids))",
-            {"ids": json.dumps(client_ids)},
-        )
-    }
-    retried = [r["id"] for r in claimed if r["attempts"]]
-    settled, delivered = set(), set()
-    if retried:
-        for d in rows(
-            db,
-            "SELECT notification_id, subscription_id, outcome FROM deliveries"
-            " WHERE notification_id IN (SELECT value FROM json_each(:ids))"
-            " AND outcome IN ('delivered', 'gone', 'failed')",  # final for that device
-            {"ids": json.dumps(retried)},
-        ):
-            settled.add((d["notification_id"], d["subscription_id"]))
-            if d["outcome"] == "delivered":
-                delivered.add(d["notification_id"])
-    return Targets(devices, discreet, settled, delivered)
-
-
-def topic_for(row: dict) -> str:
-    # One topic per session and kind: a phone that was offline gets the newest
-    # pending sunscreen reminder, not a stack of stale ones.
-    return f"{row['kind'][:10]}-{row['session_id'] or row['flag_id'] or row['id']}"
-
-
-def _settled(row_id: int, owner: str, status: str, reason, attempts: int, sent_at) -> dict:
-    """Parameters of a row's final state (see _record)."""
-    return {
-        "status": status,
-        "reason": reason and reason[:500],
-        "attempts": attempts,
-        "sent_at": sent_at,
-        "id": row_id,
-        "owner": owner,
-    }
-
-
-def _jobs(
-    claimed: list[dict], targets: Targets, now: datetime, owner: str, final: list, counts: dict
-) -> tuple[list[PushJob], list[dict]]:
-    """Build one send job per row and device; settle at once rows that expired or are bad."""
-    jobs, live = [], []
-    for row in claimed:
-        if parse_iso(row["expires_at"]) <= now:
-            counts["expired"] += 1
-            if row["id"] in targets.delivered:  # to some device on an earlier attempt
-                final.append(_settled(row["id"], owner, "sent", None, row["attempts"], iso(now)))
-            else:
-                final.append(_settled(row["id"], owner, "skipped", EXPIRED, row["attempts"], None))
-            continue
-        try:
-            if row["urgency"] not in push.URGENCIES:
-                raise ValueError(f"unknown urgency {row['urgency']!r}")
-            payload = push.build_payload(
-                row["title"],
-                row["body"],
-                row["url"],
-                f"companion-{row['id']}",
-                row["id"],
-                discreet=row["owner_kind"] == "client" and row["owner_id"] in targets.discreet,
-            )
-        except ValueError as exc:  # a bad row must not hold up the batch
-            counts["failed"] += 1
-            reason = f"cannot send: {exc}"
-            final.append(_settled(row["id"], owner, "failed", reason, row["attempts"], None))
-            continue
-        live.append(row)
-        ttl = max(60, int((parse_iso(row["expires_at"]) - now).total_seconds()))
-        for sub in targets.devices.get((row["owner_kind"], row["owner_id"]), []):
-            if (row["id"], sub["id"]) not in targets.settled:
-                target = Target(row["id"], sub["id"], push.origin(sub["endpoint"]))
-                jobs.append(PushJob(target, sub, payload, ttl, row["urgency"], topic_for(row)))
-    return jobs, live
-
-
 def send_batch(
     db: sqlite_utils.Database,
     sender: Sender,
@@ -189,11 +78,20 @@ def send_batch(
     settings: Settings,
 ) -> dict[str, int]:
     """Send claimed rows (no transaction open during HTTP), then record and settle them."""
-    targets = _targets(db, claimed)
+    targets = jobs_for.find_targets(db, claimed)
     services = retries.services_for(sender)
-    counts = {"sent": 0, "retry": 0, "waiting": 0, "failed": 0, "skipped": 0, "expired": 0}
+    counts = {
+        "sent": 0,
+        "retry": 0,
+        "waiting": 0,
+        "failed": 0,
+        "skipped": 0,
+        "expired": 0,
+        "quiet": 0,
+    }
     final: list[dict] = []
-    jobs, live = _jobs(claimed, targets, now, owner, final, counts)
+    pending: list[dict] = []
+    jobs, live = jobs_for.build(claimed, targets, now, owner, final, pending, counts)
     results, waiting = retries.send_unless_down(sender, jobs, services, now, settings)
     by_row: dict[int, list[tuple[Target, Outcome]]] = {}
     for target, outcome in results:
@@ -203,7 +101,7 @@ def send_batch(
         held.setdefault(job.key.row_id, set()).add(job.key.service)
 
     stamp = iso(now)
-    attempts, succeeded, gone, pending = [], set(), set(), []
+    attempts, succeeded, gone = [], set(), set()
     for row in live:
         found = by_row.get(row["id"], [])
         attempt = row["attempts"] + (1 if found else 0)
@@ -239,18 +137,10 @@ def send_batch(
         )
         counts[status] += 1
         if next_at is not None:
-            pending.append(
-                {
-                    "attempts": attempt,
-                    "next_attempt_at": iso(next_at),
-                    "reason": reason[:500],
-                    "id": row["id"],
-                    "owner": owner,
-                }
-            )
+            pending.append(jobs_for.put_back(row, owner, attempt, next_at, reason))
         else:
             sent_at = stamp if status == "sent" else None
-            final.append(_settled(row["id"], owner, status, reason, attempt, sent_at))
+            final.append(jobs_for.settled(row["id"], owner, status, reason, attempt, sent_at))
     _record(db, stamp, attempts, succeeded, gone, pending, final)
     return counts
 
@@ -264,12 +154,18 @@ def _record(
     pending: list[dict],
     final: list[dict],
 ) -> None:
-    """Write a batch's deliveries, device states and row states in one short transaction."""
+    """Write a batch's deliveries, device states and row states in one short transaction.
+
+    A client erased or a device removed while the batch was out is no error: each
+    result is written on its own terms, so nobody else's result is rolled back.
+    """
     with write(db):
         db.conn.executemany(
             "INSERT INTO deliveries (notification_id, subscription_id, attempt, at, status_code,"
-            " outcome, reason, elapsed_ms) VALUES (:notification_id, :subscription_id, :attempt,"
-            " :at, :status_code, :outcome, :reason, :elapsed_ms)",
+            " outcome, reason, elapsed_ms) SELECT :notification_id, (SELECT id FROM"
+            " push_subscriptions WHERE id = :subscription_id), :attempt, :at, :status_code,"
+            " :outcome, :reason, :elapsed_ms"
+            " WHERE EXISTS (SELECT 1 FROM notifications WHERE id = :notification_id)",
             attempts,
         )
         db.conn.executemany(

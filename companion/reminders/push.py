@@ -92,9 +92,26 @@ def _is_private_host(host: str) -> bool:
             address = ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:
             return True  # numeric yet unparseable: refuse rather than guess
+    return not _is_public(address)
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast or address.is_reserved
+    return address.is_global and not (address.is_multicast or address.is_reserved)
+
+
+def is_public_address(text: str) -> bool:
+    """Whether an IP address (as a resolver returns it) is a public unicast address."""
+    try:
+        return _is_public(ipaddress.ip_address(text.split("%", 1)[0]))
+    except ValueError:
+        return False
+
+
+def is_private_endpoint(endpoint: str) -> bool:
+    """Whether an endpoint's host, as written, is local or non-public (no DNS)."""
+    return _is_private_host(urlsplit(endpoint).hostname or "")
 
 
 def _check_endpoint(endpoint: object, allow_private: bool) -> str | None:

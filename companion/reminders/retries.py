@@ -7,14 +7,18 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from companion.db import parse_iso
+from companion.reminders.planning import _out_of_quiet
+from companion.reminders.protocol import parse_hhmm
 from companion.reminders.push import Outcome
 from companion.reminders.sender import PushJob, Sender
 
 NO_DEVICE = "no subscribed device (shown in the app's inbox)"
 ALL_GONE = "every device unsubscribed (shown in the app's inbox)"
 EXPIRED = "expired before it could be sent"
+QUIET = "past its validity by the end of the client's quiet hours"
 
 
 @dataclass
@@ -37,6 +41,20 @@ def backoff(attempt: int, settings: Settings, retry_after: float | None) -> floa
     ceiling = min(settings.max_backoff, settings.base_backoff * 2 ** (attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
+
+
+def after_quiet_hours(client: dict, now: datetime) -> datetime:
+    """Return the first moment from now outside the client's quiet hours (now if outside).
+
+    Planning already moves steps out of quiet hours; this re-checks at send time, for a
+    row due in the past when planned (a session recorded the morning after) or retried.
+    """
+    start, end = client["quiet_start"], client["quiet_end"]
+    if start is None or end is None or start == end:
+        return now
+    # planning's own rule (DST gaps and repeated hours included), applied to `now`.
+    quiet = (parse_hhmm(start), parse_hhmm(end))
+    return _out_of_quiet(now, ZoneInfo(client["timezone"]), quiet)
 
 
 # -- push services that are down ---------------------------------------------------------

@@ -13,6 +13,7 @@ from companion.reminders.push import (
     URGENCIES,
     Outcome,
     check_subject,
+    is_private_endpoint,
     load_private_key,
     origin,
     public_key_text,
@@ -62,6 +63,7 @@ class Sender:
         timeout: float = 10.0,
         pool_size: int = 32,
         max_workers: int = 16,
+        allow_private: bool = False,
     ) -> None:
         check_subject(subject)
         if max_workers < 1 or pool_size < 1:
@@ -70,6 +72,9 @@ class Sender:
         self.timeout = timeout
         self.pool_size = pool_size
         self.max_workers = max_workers  # requests in flight at once (the name predates asyncio)
+        # False: endpoints on local, private or reserved addresses are refused at send
+        # time, by name as written and by what the name resolves to (transport.py).
+        self.allow_private = allow_private
         key = load_private_key(vapid_private_pem)
         self.public_key = public_key_text(key)
         self._vapid = Vapid(key)
@@ -101,6 +106,10 @@ class Sender:
         started = time.perf_counter()
         try:
             service = origin(job.subscription["endpoint"])
+            if not self.allow_private and is_private_endpoint(job.subscription["endpoint"]):
+                outcome = Outcome("failed", None, None, "refused: a local or private address")
+                outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+                return outcome
             pusher = EncryptedPusher(job.subscription, session, job.payload)
             headers = {
                 **self._vapid_headers(service, now),
@@ -122,7 +131,9 @@ class Sender:
             loop = self._loop
             if loop is None:
                 per_origin = self.pool_size if self.pool_size < self.max_workers else 0
-                loop = self._loop = Loop(self.max_workers, per_origin, self.timeout)
+                loop = self._loop = Loop(
+                    self.max_workers, per_origin, self.timeout, self.allow_private
+                )
                 self._finalizer = weakref.finalize(self, loop.close)
             loop.enter()
         if threading.get_ident() == loop.thread.ident:

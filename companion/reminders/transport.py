@@ -3,6 +3,7 @@ aiohttp session, an asyncio.Semaphore on requests in flight, every answer an Out
 
 import asyncio
 import concurrent.futures
+import socket
 import threading
 import time
 from typing import Any, NamedTuple
@@ -11,15 +12,48 @@ from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import http_ece
+from aiohttp.resolver import ThreadedResolver
 from cryptography.hazmat.primitives.asymmetric import ec
 from http_ece import ECEException
 from py_vapid import VapidException
 from pywebpush import WebPusher, WebPushException
 
-from companion.reminders.push import Outcome, classify, origin
+from companion.reminders.push import Outcome, classify, is_public_address, origin
 
 # A corrupt stored subscription or a refused claim: retrying cannot help.
 UNSENDABLE = (WebPushException, VapidException, ECEException, ValueError, TypeError, KeyError)
+# A dead address should cost seconds, not the whole request timeout (10 s by default).
+MAX_CONNECT_SECONDS = 2.0
+
+
+class PrivateAddress(OSError):
+    """A push endpoint's name resolved to a local, private or reserved address."""
+
+
+class CheckedResolver(ThreadedResolver):
+    """Resolve push-service names at send time and refuse non-public addresses.
+
+    aiohttp connects to the addresses this returns (with the name kept for TLS SNI and
+    the certificate check), so the address checked is the address used: no second
+    lookup that a hostile DNS server could answer differently. A proxy named in the
+    environment is exempt (the operator chose it; it then resolves the push service).
+    """
+
+    def __init__(self, allow_private: bool) -> None:
+        super().__init__()
+        self.allow_private = allow_private
+        self.proxies = {urlsplit(url).hostname for url in getproxies().values() if url}
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[dict]:
+        found = await super().resolve(host, port, family)
+        if self.allow_private or host in self.proxies:
+            return found
+        refused = [a["host"] for a in found if not is_public_address(a["host"])]
+        if refused:
+            raise PrivateAddress(f"{host} resolves to a non-public address ({refused[0]})")
+        return found
 
 
 class Session:
@@ -96,10 +130,14 @@ class Loop:
     still shut down cleanly (by its weakref.finalize, also at interpreter exit).
     """
 
-    def __init__(self, in_flight: int, per_origin: int, timeout: float) -> None:
+    def __init__(
+        self, in_flight: int, per_origin: int, timeout: float, allow_private: bool = False
+    ) -> None:
         self.calls = 0  # send/send_many calls using this loop; close() waits for them
         self.idle = threading.Condition()
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.allow_private = allow_private
+        connect = min(MAX_CONNECT_SECONDS, timeout / 3)
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect)
         self.limit = asyncio.Semaphore(in_flight)
         self.per_origin = per_origin  # set (< in_flight): requests at once per push service
         self.origin_limits: dict[str, asyncio.Semaphore] = {}
@@ -125,7 +163,9 @@ class Loop:
     async def _open(self, in_flight: int) -> Session:
         http = aiohttp.ClientSession(
             # limit == in_flight: a request never waits for a connection (the timeout is all HTTP).
-            connector=aiohttp.TCPConnector(limit=in_flight),
+            connector=aiohttp.TCPConnector(
+                limit=in_flight, resolver=CheckedResolver(self.allow_private)
+            ),
             cookie_jar=aiohttp.DummyCookieJar(),  # push services set none; skip the bookkeeping
         )
         return Session(http)
@@ -154,6 +194,11 @@ class Loop:
             outcome = classify(answer.status, answer.headers, body=text, now=request.now)
         except TimeoutError:  # also aiohttp's connect and read timeouts
             outcome = classify(None, error="timeout")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, PrivateAddress):
+                outcome = Outcome("failed", None, None, f"refused: {exc.os_error}")
+            else:
+                outcome = classify(None, error=f"connection error: {str(exc)[:200]}")
         except aiohttp.ClientConnectionError as exc:
             outcome = classify(None, error=f"connection error: {str(exc)[:200]}")
         except aiohttp.ClientError as exc:

@@ -11,8 +11,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from companion.checkins import flags
-from companion.db import connect, iso, one, utcnow
+from companion.db import connect, iso, utcnow
 from companion.reminders import dispatcher as dispatch
+from companion.reminders import health as push_health
 from companion.reminders.sender import Sender
 
 # Push requests in flight at once, and pooled connections to match (the Sender runs
@@ -78,14 +79,14 @@ class Dispatcher:
         self.db().conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def get_sender(self, db) -> Sender | None:
-        """Make the Sender once a real VAPID contact is known (config, else the first practitioner)."""
+        """Make the Sender once a usable VAPID contact is known (see push_health.contact)."""
         if self.sender is None:
             cfg = self.app.config
-            subject = cfg["VAPID_SUBJECT"]
-            if not subject:
-                first = one(db, "SELECT email FROM practitioners ORDER BY id LIMIT 1")
-                subject = f"mailto:{first['email']}" if first else None
+            subject, problem = push_health.contact(cfg, db)
             if subject is None:
+                if not self._warned:
+                    self.app.logger.error("Not sending push: %s", problem)
+                    self._warned = True
                 return None
             try:
                 self.sender = Sender(
@@ -94,10 +95,11 @@ class Dispatcher:
                     timeout=cfg["PUSH_TIMEOUT"],
                     pool_size=SENDER_THREADS,
                     max_workers=SENDER_THREADS,
+                    allow_private=cfg["PUSH_ALLOW_PRIVATE_ENDPOINTS"],
                 )
-            except ValueError as e:
+            except ValueError as e:  # an unusable VAPID key
                 if not self._warned:
-                    self.app.logger.error("Not sending push: %s. Set COMPANION_VAPID_SUBJECT.", e)
+                    self.app.logger.error("Not sending push: %s", e)
                     self._warned = True
                 return None
         return self.sender
