@@ -21,6 +21,7 @@ from companion.checkins import models as checkins
 from companion.contract.document import _subclasses
 from companion.contract.fields import _text_schema
 from companion.errors import Invalid
+from companion.reminders import models as reminders
 from companion.review import models as review
 from companion.treatments import models as treatments
 
@@ -31,6 +32,16 @@ def valid_session() -> dict:
         "areas": ["face"],
         "needle_depth_mm": 0.5,
         "device": "pen",
+    }
+
+
+def valid_step() -> dict:
+    return {
+        "key": "day2",
+        "title": "Day 2",
+        "body": "",
+        "kind": "checkin",
+        "at": {"day": 2, "time": "18:00"},
     }
 
 
@@ -56,6 +67,10 @@ VALID = {
     treatments.SessionInput: valid_session,
     checkins.CheckinInput: checkin_body,
     review.NoteInput: lambda: {},
+    reminders.ProtocolInput: lambda: {"steps": [valid_step()]},
+    reminders.StepInput: valid_step,
+    reminders.AfterHours: lambda: {"offset_hours": 24},
+    reminders.OnDay: lambda: {"day": 2, "time": "18:00"},
 }
 
 
@@ -107,15 +122,23 @@ def boundary_cases(model) -> list[tuple[str, object, bool]]:
             cases.append((name, "", False))
         if kind in ("integer", "number"):
             step = 1 if kind == "integer" else 0.01
+            low = prop.get("minimum", prop.get("exclusiveMinimum"))
             cases += [
-                (name, prop["minimum"], True),
+                (name, low, "minimum" in prop),
                 (name, prop["maximum"], True),
-                (name, prop["minimum"] - step, False),
+                (name, low - step, False),
                 (name, prop["maximum"] + step, False),
                 (name, True, False),
-                (name, str(prop["minimum"]), False),
+                (name, str(low), False),
             ]
-        if kind == "array":
+        if kind == "array" and "$ref" in prop["items"]:
+            # Items that are objects (a protocol's steps): their own model is tried above.
+            cases += [
+                (name, "x", False),
+                (name, [{}], False),
+                (name, [], prop.get("minItems") == 0),
+            ]
+        elif kind == "array":
             items = prop["items"]
             item = items["enum"][0] if "enum" in items else text(1, items.get("pattern")) or "x"
             low = prop.get("minItems", 0)

@@ -1,8 +1,9 @@
 """The reminders API contract: the clinic's protocol, push subscriptions, the client's aftercare.
 
-A protocol's steps and a push subscription are checked by their domain validators
-(`protocol.validate_steps`, `push.validate_subscription`), whose errors name nested paths
-such as steps[2].at.time; the models here describe the same rules for the document.
+A protocol's steps are validated by ProtocolInput, declared with the protocol in
+reminders/protocol.py (its errors name paths such as steps[2].at.time) and used here for
+the document. A push subscription is checked by `push.validate_subscription`; the models
+here describe the same rules for the document.
 """
 
 from datetime import datetime
@@ -11,41 +12,28 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from companion.contract import Reply
-from companion.reminders.protocol import KINDS, MAX_DAY, MAX_HOURS, MAX_STEPS
+from companion.reminders.protocol import KINDS, AfterHours, OnDay, ProtocolInput, StepInput
 from companion.reminders.push import MAX_ENDPOINT_LENGTH
 from companion.treatments.models import Session
+
+# The request models are declared with the protocol they validate; the API imports them here.
+__all__ = ["AfterHours", "OnDay", "ProtocolInput", "StepInput"]
 
 StepKind = Literal[KINDS]  # type: ignore[valid-type]
 HHMM = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
-class AfterHours(Reply):
-    offset_hours: float = Field(ge=0, le=MAX_HOURS)
+class Step(Reply):
+    """A step as GET answers it: the stored StepInput plus "when" (read-only; PUT drops it)."""
 
-
-class OnDay(Reply):
-    day: int = Field(ge=0, le=MAX_DAY)
-    time: str = Field(pattern=HHMM)
-
-
-class StepInput(Reply):
-    key: str = Field(pattern="^[a-z0-9][a-z0-9-]{0,39}$")
-    title: str = Field(min_length=1, max_length=60, pattern="^[^\\u0000-\\u001f]*\\S")
-    body: str = Field(max_length=300, pattern="^[^\\u0000-\\u0008\\u000b-\\u001f]*$")
+    key: str
+    title: str
+    body: str
     kind: StepKind
     at: AfterHours | OnDay
-    valid_hours: float = Field(default=None, gt=0, le=MAX_HOURS)
-    min_gap_hours: float = Field(default=None, ge=0, le=MAX_HOURS)
-
-
-class ProtocolInput(Reply):
-    steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
-
-
-class Step(StepInput):
-    # Read-only: a GET body can be PUT back as it is (the route drops "when").
-    when: str = Field(default=None, description="The step's timing in words")
     valid_hours: float | None = Field(default=None)
+    min_gap_hours: float = Field(default=None)
+    when: str = Field(default=None, description="The step's timing in words")
 
 
 class Protocol(Reply):

@@ -6,7 +6,14 @@ Planning a session's reminders from these steps is in reminders/planning.py.
 
 import math
 import re
+from collections.abc import Callable
 from datetime import time
+from typing import Annotated, Any
+
+from pydantic import Field, PlainValidator, ValidationError, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from companion.contract.core import ABSENT, LINK, Body, Spec, encodable, fail
 
 KINDS = ("instruction", "checkin", "recall")
 # Product defaults (not from the literature): how long after its due time a step
@@ -15,7 +22,6 @@ DEFAULT_VALID_HOURS = {"instruction": 12, "checkin": 24, "recall": 72}
 MAX_STEPS = 100
 MAX_DAY = 120
 MAX_HOURS = 24 * MAX_DAY
-STEP_FIELDS = {"key", "title", "body", "kind", "at", "valid_hours", "min_gap_hours"}
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _HHMM = re.compile(r"([0-9]{2}):([0-9]{2})")
@@ -85,125 +91,192 @@ def describe_at(at: dict) -> str:
     return f"day {at['day']}, {at['time']}"
 
 
-def _number(value: object, path: str, errors: dict, low: float, *, open_low: bool = False):
-    # bool is an int subclass; True as "1 hour" is almost certainly a client bug.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        errors[path] = "must be a number"
-    elif not math.isfinite(value):
-        errors[path] = "must be a finite number"
-    elif value < low or (open_low and value == low) or value > MAX_HOURS:
-        low_text = f"more than {low:g}" if open_low else f"at least {low:g}"
-        errors[path] = f"must be {low_text} and at most {MAX_HOURS}"
-    else:
+# The request model of a protocol's steps: the validator of PUT /api/protocol and the
+# protocol page, and the schema in the OpenAPI document. Each field type checks a value
+# with today's messages and carries its JSON schema; errors name paths like steps[2].at.time.
+AT_SHAPE = 'must be {"offset_hours": n} or {"day": n, "time": "HH:MM"}'
+AT_UNKNOWN = "unknown field (use offset_hours alone, or day and time)"
+_HOURS = {"type": "number", "maximum": MAX_HOURS}
+
+
+def _field(check: Callable[[Any], Any], schema: dict, *, required: bool = True, missing: str = ""):
+    """A step field: check(value) returns the clean value or raises fail(message)."""
+
+    def run(value: Any, context: dict) -> Any:
+        if value is ABSENT:
+            if required:
+                raise fail(missing or "is required")
+            return ABSENT
+        return check(value)
+
+    spec = Spec(run, required, absent_checked=True)
+    return Annotated[Any, PlainValidator(spec), WithJsonSchema(schema), Field(default=ABSENT), spec]
+
+
+def _text(max_len: int, *, empty: bool = False) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise fail("must be a string")
+        if not (value := value.strip()) and not empty:
+            raise fail("must not be empty")
+        if len(value) > max_len:
+            raise fail(f"must be at most {max_len} characters")
+        if (
+            "\x00" in value
+            or not value.isprintable()
+            and any(ord(c) < 0x20 and c not in "\n\t" for c in value)
+        ):
+            raise fail("must not contain control characters")
+        if not encodable(value):
+            raise fail("must be valid Unicode text")
         return value
-    return None
+
+    return check
 
 
-def _text(raw: dict, field: str, path: str, errors: dict, max_len: int, *, empty: bool = False):
-    value = raw.get(field)
-    if field not in raw:
-        errors[path] = "is required"
-    elif not isinstance(value, str):
-        errors[path] = "must be a string"
-    elif not (value := value.strip()) and not empty:
-        errors[path] = "must not be empty"
-    elif len(value) > max_len:
-        errors[path] = f"must be at most {max_len} characters"
-    elif (
-        "\x00" in value
-        or not value.isprintable()
-        and any(ord(c) < 0x20 and c not in "\n\t" for c in value)
-    ):
-        errors[path] = "must not contain control characters"
-    else:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            errors[path] = "must be valid Unicode text"
-            return None
+def _hours(low: float, *, open_low: bool = False) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        # bool is an int subclass; True as "1 hour" is almost certainly a client bug.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail("must be a number")
+        if not math.isfinite(value):
+            raise fail("must be a finite number")
+        if value < low or (open_low and value == low) or value > MAX_HOURS:
+            low_text = f"more than {low:g}" if open_low else f"at least {low:g}"
+            raise fail(f"must be {low_text} and at most {MAX_HOURS}")
         return value
-    return None
+
+    return check
 
 
-def _validate_at(at: object, path: str, errors: dict) -> dict | None:
-    if not isinstance(at, dict):
-        errors[path] = 'must be {"offset_hours": n} or {"day": n, "time": "HH:MM"}'
-        return None
-    allowed = {"offset_hours"} if "offset_hours" in at else {"day", "time"}
-    for field in sorted(map(str, at.keys() - allowed)):
-        errors[f"{path}.{field}"] = "unknown field (use offset_hours alone, or day and time)"
-    if "offset_hours" in at:
-        hours = _number(at["offset_hours"], f"{path}.offset_hours", errors, 0)
-        return {"offset_hours": hours}
-    day = at.get("day")
-    if "day" not in at:
-        errors[f"{path}.day"] = "is required"
-    elif isinstance(day, bool) or not isinstance(day, int):
-        errors[f"{path}.day"] = "must be a whole number"
-    elif not 0 <= day <= MAX_DAY:
-        errors[f"{path}.day"] = f"must be between 0 and {MAX_DAY}"
-    clock = _text(at, "time", f"{path}.time", errors, 5)
-    if clock is not None:
-        try:
-            parse_hhmm(clock)
-        except ValueError as error:
-            errors[f"{path}.time"] = str(error)
-    return {"day": day, "time": clock}
+def _day(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail("must be a whole number")
+    if not 0 <= value <= MAX_DAY:
+        raise fail(f"must be between 0 and {MAX_DAY}")
+    return value
 
 
-def _validate_step(raw: object, path: str, errors: dict) -> dict | None:
-    if not isinstance(raw, dict):
-        errors[path] = "must be an object"
-        return None
-    before = len(errors)
-    for field in sorted(map(str, raw.keys() - STEP_FIELDS)):
-        errors[f"{path}.{field}"] = "unknown field"
-    key = _text(raw, "key", f"{path}.key", errors, 40)
-    if key is not None and not _KEY.fullmatch(key):
-        errors[f"{path}.key"] = "use lowercase letters, digits and hyphens"
-    step = {
-        "key": key,
-        "title": _text(raw, "title", f"{path}.title", errors, 60),
-        "body": _text(raw, "body", f"{path}.body", errors, 300, empty=True),
-        "kind": _text(raw, "kind", f"{path}.kind", errors, 20),
-        "at": _validate_at(raw.get("at"), f"{path}.at", errors),
-    }
-    if step["kind"] is not None and step["kind"] not in KINDS:
-        errors[f"{path}.kind"] = f"must be one of {', '.join(KINDS)}"
-    if "valid_hours" in raw:
-        step["valid_hours"] = _number(
-            raw["valid_hours"], f"{path}.valid_hours", errors, 0, open_low=True
-        )
-    else:
-        step["valid_hours"] = DEFAULT_VALID_HOURS.get(step["kind"])
-    if "min_gap_hours" in raw:
-        step["min_gap_hours"] = _number(raw["min_gap_hours"], f"{path}.min_gap_hours", errors, 0)
-    return step if len(errors) == before else None
+def _clock(value: Any) -> str:
+    clock = _text(5)(value)
+    try:
+        parse_hhmm(clock)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    return clock
+
+
+def _key(value: Any) -> str:
+    key = _text(40)(value)
+    if not _KEY.fullmatch(key):
+        raise fail("use lowercase letters, digits and hyphens")
+    return key
+
+
+def _kind(value: Any) -> str:
+    kind = _text(20)(value)
+    if kind not in KINDS:
+        raise fail(f"must be one of {', '.join(KINDS)}")
+    return kind
+
+
+class AfterHours(Body):
+    offset_hours: _field(_hours(0), _HOURS | {"minimum": 0})
+
+
+class OnDay(Body):
+    day: _field(_day, {"type": "integer", "minimum": 0, "maximum": MAX_DAY})
+    time: _field(_clock, {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
+
+
+def _at(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise fail(AT_SHAPE)
+    model = AfterHours if "offset_hours" in value else OnDay
+    try:
+        return dict(model.model_validate(value))
+    except ValidationError as error:
+        raise PydanticCustomError(
+            "nested", "nested", {"fields": step_errors(error, unknown=AT_UNKNOWN)}
+        ) from None
+
+
+_AT_SCHEMA = {"anyOf": [{LINK: "AfterHours"}, {LINK: "OnDay"}]}
+
+
+class StepInput(Body):
+    key: _field(_key, {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"})
+    title: _field(
+        _text(60),
+        {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^\\u0000-\\u001f]*\\S"},
+    )
+    body: _field(
+        _text(300, empty=True),
+        {"type": "string", "maxLength": 300, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f]*$"},
+    )
+    kind: _field(_kind, {"type": "string", "enum": list(KINDS)})
+    at: _field(_at, _AT_SCHEMA, missing=AT_SHAPE)
+    valid_hours: _field(_hours(0, open_low=True), _HOURS | {"exclusiveMinimum": 0}, required=False)
+    min_gap_hours: _field(_hours(0), _HOURS | {"minimum": 0}, required=False)
+
+
+class ProtocolInput(Body):
+    steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> "ProtocolInput":
+        first_index: dict[str, int] = {}
+        duplicates: dict[str, str] = {}
+        for index, step in enumerate(self.steps):
+            if step.key in first_index:
+                duplicates[f"steps[{index}].key"] = (
+                    f"duplicate key {step.key!r} (also steps[{first_index[step.key]}])"
+                )
+            first_index.setdefault(step.key, index)
+        if duplicates:
+            raise PydanticCustomError("nested", "nested", {"fields": duplicates})
+        return self
+
+
+# Messages for what pydantic itself checks (the list of steps, a step's shape).
+_MESSAGES = {
+    "list_type": "must be a list of steps",
+    "too_short": "add at least one step",
+    "too_long": f"must have at most {MAX_STEPS} steps",
+    "model_type": "must be an object",
+}
+
+
+def step_errors(error: ValidationError, unknown: str = "unknown field") -> dict[str, str]:
+    """Translate a protocol's validation errors into {path: message}, e.g. steps[2].at.time."""
+    out: dict[str, str] = {}
+    for e in error.errors(include_url=False, include_input=False):
+        path = ""
+        for part in e["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+        if e["type"] == "nested":
+            for key, message in e["ctx"]["fields"].items():
+                out.setdefault(f"{path}.{key}" if path else key, message)
+        elif e["type"] == "extra_forbidden":
+            out.setdefault(path, unknown)
+        else:
+            out.setdefault(path, _MESSAGES.get(e["type"], e["msg"]))
+    return out
 
 
 def validate_steps(steps: object) -> tuple[list[dict], dict[str, str]]:
-    """Check and normalise a protocol's steps; return them and errors by field path.
+    """Check and normalise a protocol's steps with ProtocolInput; return them and errors.
 
-    When there are errors the returned list is empty, so a caller cannot use half
-    of a bad protocol by mistake.
+    Errors are by field path. When there are errors the returned list is empty, so a
+    caller cannot use half of a bad protocol by mistake.
     """
-    if not isinstance(steps, list):
-        return [], {"steps": "must be a list of steps"}
-    if not steps:
-        return [], {"steps": "add at least one step"}
-    if len(steps) > MAX_STEPS:
-        return [], {"steps": f"must have at most {MAX_STEPS} steps"}
-    errors: dict[str, str] = {}
-    clean: list[dict] = []
-    first_index: dict[str, int] = {}
-    for index, raw in enumerate(steps):
-        step = _validate_step(raw, f"steps[{index}]", errors)
-        if step is None:
-            continue
-        if step["key"] in first_index:
-            errors[f"steps[{index}].key"] = (
-                f"duplicate key {step['key']!r} (also steps[{first_index[step['key']]}])"
-            )
-        first_index.setdefault(step["key"], index)
-        clean.append(step)
-    return ([] if errors else clean), errors
+    try:
+        valid = ProtocolInput.model_validate({"steps": steps})
+    except ValidationError as error:
+        return [], step_errors(error)
+    clean = []
+    for step in valid.steps:
+        values = {k: v for k, v in step if v is not ABSENT}
+        values.setdefault("valid_hours", DEFAULT_VALID_HOURS[values["kind"]])
+        clean.append(values)
+    return clean, {}
