@@ -754,7 +754,7 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
         ("counts", lambda: counts(db, clinic_id)),
         ("timeline", lambda: timeline(db, client)),
         ("export", lambda: exports.client_bundle(db, client)),
-        ("export csv", lambda: exports.client_checkin_rows(db, client["id"])),
+        ("export csv", lambda: exports.client_checkin_rows(db, client)),
     ):
         current[0] = label
         call()

@@ -20,6 +20,9 @@ def connect(path: str) -> sqlite_utils.Database:
     conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted content is overwritten with zeros, not left in free space: erasure must hold
+    # whatever SQLite's build default is (erasure.checkpoint clears the WAL's old frames).
+    conn.execute("PRAGMA secure_delete = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")

@@ -1,9 +1,12 @@
 """Named, append-only schema migrations (sqlite-utils Migrations). Never edit one that shipped."""
 
+import re
 import sqlite3
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from companion.db import write
 
 migrations = Migrations("companion")
 
@@ -308,3 +311,106 @@ def m005_review_indexes(db: sqlite_utils.Database) -> None:
     CREATE INDEX notifications_client ON notifications(client_id);
     """,
     )
+
+
+# Tables whose ids leave the database (URLs, replies, exports, the audit log and its details).
+# Check-ins and photos have random UUIDs; sign-in sessions are hashed tokens; deliveries,
+# flag events and sign-in failures never show their ids.
+NEVER_REUSED = (
+    "clinics",
+    "practitioners",
+    "clients",
+    "invites",
+    "protocols",
+    "treatment_sessions",
+    "push_subscriptions",
+    "notifications",
+    "flags",
+    "audit_log",
+)
+# Ids that only the audit log still remembers (rows erased before this migration) count as
+# used: the sequence starts past them.
+REMEMBERED = {
+    "clinics": ["SELECT max(clinic_id) FROM audit_log"],
+    "clients": ["SELECT max(client_id) FROM audit_log"],
+    "practitioners": [
+        "SELECT max(actor_id) FROM audit_log WHERE actor_kind = 'practitioner'",
+        "SELECT max(CAST(substr(detail, 14) AS INTEGER)) FROM audit_log"
+        " WHERE detail LIKE 'practitioner=%'",
+    ],
+    "treatment_sessions": [
+        "SELECT max(CAST(substr(detail, 9) AS INTEGER)) FROM audit_log WHERE detail LIKE 'session=%'"
+    ],
+    "flags": [
+        "SELECT max(CAST(substr(detail, 6) AS INTEGER)) FROM audit_log WHERE detail LIKE 'flag=%'"
+    ],
+}
+
+
+def _with_autoincrement(db: sqlite_utils.Database, table: str) -> None:
+    """Rebuild one table as SQLite's 12-step procedure does, its `id` now AUTOINCREMENT.
+
+    Every row, column, constraint, foreign key (both ways) and index is kept: the new table
+    is created from the stored CREATE statement, so columns added by ALTER TABLE come too.
+    """
+    schema = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name", {"name": table}
+    ).fetchone()[0]
+    if "AUTOINCREMENT" in schema.upper():
+        return  # rebuilt already (a run that stopped before it was recorded)
+    new = f"_new_{table}"
+    create, found = re.subn(
+        rf'^CREATE TABLE\s+"?{table}"?\s*\(', f"CREATE TABLE {new} (", schema, count=1
+    )
+    create, keyed = re.subn(
+        r"\bid\s+INTEGER\s+PRIMARY\s+KEY\b",
+        "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        create,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if not (found and keyed):
+        raise RuntimeError(f"{table}: no INTEGER PRIMARY KEY id column in {schema!r}")
+    indexes = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :name"
+            " AND sql IS NOT NULL ORDER BY name",
+            {"name": table},
+        )
+    ]
+    columns = ", ".join(f'"{row[1]}"' for row in db.execute(f"PRAGMA table_info({table})"))
+    db.execute(create)
+    db.execute(f"INSERT INTO {new} ({columns}) SELECT {columns} FROM {table} ORDER BY id")
+    db.execute(f"DROP TABLE {table}")  # foreign keys are off: no cascade, no SET NULL
+    db.execute(f"ALTER TABLE {new} RENAME TO {table}")
+    for sql in indexes:
+        db.execute(sql)
+    used = [db.execute(f"SELECT max(id) FROM {table}").fetchone()[0]]
+    used += [db.execute(sql).fetchone()[0] for sql in REMEMBERED.get(table, [])]
+    last = max((int(n) for n in used if n is not None), default=0)
+    db.execute("DELETE FROM sqlite_sequence WHERE name = :name", {"name": table})
+    if last:
+        db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (:name, :seq)",
+            {"name": table, "seq": last},
+        )
+
+
+# Not transactional in Migrations' sense: foreign keys must be switched off outside any
+# transaction (dropping a parent table would otherwise cascade into its children), so the
+# migration opens its own transaction, and is safe to run again if it stops before it is
+# recorded.
+@migrations(transactional=False)
+def m006_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """Ids are never given twice: an erased client's id, and its audit, go to nobody else."""
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with write(db):
+            for table in NEVER_REUSED:
+                _with_autoincrement(db, table)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"foreign keys broken by the rebuild: {broken[:5]}")
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")

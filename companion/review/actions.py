@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlite_utils
 
 from companion import audit
+from companion.db import write
 from companion.review import erasure, queue
 
 
@@ -27,6 +28,13 @@ def act_on_flag(
 def erase_client(
     db: sqlite_utils.Database, actor, client: dict, photos_dir: str, now: datetime
 ) -> None:
-    """Erase a client of the actor's clinic; the audit keeps only that it happened."""
-    erasure.erase_client(db, client, photos_dir, now)
-    audit.record("client_erased", client_id=client["id"], actor=actor)
+    """Erase a client of the actor's clinic, leaving no byte of them in the instance folder.
+
+    The audit log keeps every entry about the client (by id, with no personal data) and
+    gains this one, in the same transaction as the deletes.
+    """
+    with write(db):
+        erasure.forget_client(db, client["id"])
+        audit.record("client_erased", client_id=client["id"], actor=actor)
+    erasure.remove_photos(photos_dir, client["id"])
+    erasure.clear_old_frames(db)

@@ -150,7 +150,7 @@ def export_client(client_id: int):
     fmt = request.args.get("format", "json")
     db = get_db()
     if fmt == "csv":
-        text = exports.to_csv(exports.CHECKIN_COLUMNS, exports.client_checkin_rows(db, client_id))
+        text = exports.to_csv(exports.CHECKIN_COLUMNS, exports.client_checkin_rows(db, client))
         resp = Response(text, mimetype="text/csv")
         resp.headers["Content-Disposition"] = (
             f'attachment; filename="client-{client_id}-checkins.csv"'

@@ -65,9 +65,14 @@ def _checkin_csv_rows(db: sqlite_utils.Database, where: str, params: dict) -> li
     return out
 
 
-def client_checkin_rows(db: sqlite_utils.Database, client_id: int) -> list[dict]:
+def client_checkin_rows(db: sqlite_utils.Database, client: dict) -> list[dict]:
     """Return a client's check-ins as CSV rows (CHECKIN_COLUMNS), oldest first."""
-    return _checkin_csv_rows(db, "client_id = :client_id", {"client_id": client_id})
+    # By clinic as well as by id, here and in every export: one filter wrong is not enough.
+    return _checkin_csv_rows(
+        db,
+        "client_id = :client_id AND clinic_id = :clinic_id",
+        {"client_id": client["id"], "clinic_id": client["clinic_id"]},
+    )
 
 
 def _between(column: str, clinic_id: int, start: str | None, end: str | None) -> tuple[str, dict]:
@@ -112,7 +117,7 @@ def to_csv(columns: list[str], records: list[dict]) -> str:
 
 def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
     """Everything stored about a client, as one JSON document."""
-    ids = {"client_id": client["id"]}
+    ids = {"client_id": client["id"], "clinic_id": client["clinic_id"]}
     data = timeline(db, client)
     return {
         "exported_at": iso(datetime.now().astimezone()),
@@ -125,7 +130,8 @@ def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
             db,
             rows(
                 db,
-                "SELECT * FROM checkins WHERE client_id = :client_id AND session_id IS NULL",
+                "SELECT * FROM checkins WHERE client_id = :client_id"
+                " AND clinic_id = :clinic_id AND session_id IS NULL",
                 ids,
             ),
         ),
@@ -136,7 +142,7 @@ def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
         "audit": rows(
             db,
             "SELECT at, actor_kind, actor_id, action, detail FROM audit_log"
-            " WHERE client_id = :client_id ORDER BY id",
+            " WHERE client_id = :client_id AND clinic_id = :clinic_id ORDER BY id",
             ids,
         ),
     }

@@ -62,8 +62,9 @@ def bundle(db: sqlite_utils.Database, client: dict) -> dict:
         db,
         rows(
             db,
-            "SELECT * FROM checkins WHERE client_id = :client_id ORDER BY taken_at",
-            {"client_id": client["id"]},
+            "SELECT * FROM checkins WHERE client_id = :client_id AND clinic_id = :clinic_id"
+            " ORDER BY taken_at",
+            {"client_id": client["id"], "clinic_id": client["clinic_id"]},
         ),
     ):
         items = [
