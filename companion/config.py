@@ -26,7 +26,7 @@ DEFAULTS = {
     "PHOTO_RATE_PER_HOUR": 30,  # photo uploads per client per hour (refused ones count)
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "PUBLIC_URL": None,  # e.g. https://aftercare.example-clinic.com, for invite links
-    "TRUSTED_HOSTS": None,
+    "TRUSTED_HOSTS": None,  # host names this installation answers to; others get 400
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,
@@ -51,6 +51,7 @@ ENV_SETTINGS = {
     "CHECKIN_RATE_PER_HOUR": int,
     "PHOTO_RATE_PER_HOUR": int,
     "PUBLIC_URL": str,
+    "TRUSTED_HOSTS": list,
     "PROXY_FIX_HOPS": int,
 }
 
@@ -58,6 +59,8 @@ ENV_SETTINGS = {
 def _parse(kind: type, raw: str):
     if kind is bool:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
     return kind(raw)
 
 
@@ -65,7 +68,8 @@ def load(app: Flask, test_config: dict | None) -> None:
     """Fill app.config from defaults, the instance folder, the environment, then test_config."""
     app.config.from_mapping(DEFAULTS)
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    # Owner-only, like everything in it: the database, its side files, secrets and photos.
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     app.config.from_pyfile(instance / "config.py", silent=True)
     for name, kind in ENV_SETTINGS.items():
         raw = os.environ.get(f"COMPANION_{name}")

@@ -7,7 +7,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 import sqlite_utils
@@ -16,6 +16,10 @@ from flask import Flask, current_app, g
 
 def connect(path: str) -> sqlite_utils.Database:
     """Open the database file with the pragmas every connection needs."""
+    if path != ":memory:" and not path.startswith("file:"):
+        # Create it owner-only (health data): SQLite gives -wal and -shm the same mode.
+        with suppress(OSError):  # then SQLite says why it cannot open the file, as before
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
     # isolation_level=None: no implicit transactions; writes use write() below.
     conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")

@@ -6,10 +6,20 @@ import sys
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from companion import create_app
 from companion.db import connect
 from companion.reminders import health as push_health
+from companion.web import redact_tokens
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger, with invite tokens taken out of every access-log field."""
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        found = super().atoms(resp, req, environ, request_time)
+        return {k: redact_tokens(v) if isinstance(v, str) else v for k, v in found.items()}
 
 
 def refuse_without_contact(app: Flask) -> None:
@@ -80,6 +90,7 @@ def serve(
                 "when_ready": when_ready,
                 "on_exit": on_exit,
                 "accesslog": os.environ.get("COMPANION_ACCESS_LOG") or None,
+                "logger_class": RedactingLogger,
             }
             for key, value in settings.items():
                 self.cfg.set(key, value)

@@ -1,8 +1,12 @@
 """App-wide web plumbing: CSRF for forms, proxy headers, JSON bodies, the service worker,
 manifest, OpenAPI document and health."""
 
+import ipaddress
+import logging
+import re
 from functools import wraps
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, make_response, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
@@ -10,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion.contract import document, operation
 from companion.db import get_db, parse_iso
-from companion.errors import ApiError, check_api_request
+from companion.errors import ApiError, Conflict, check_api_request
 from companion.reminders import health as push_health
 
 csrf = CSRFProtect()
@@ -43,9 +47,60 @@ def created(payload: dict, status: int = 201):
 
 
 def public_url(path: str) -> str:
-    """Return an absolute link to `path` on this installation (PUBLIC_URL when configured)."""
-    base = current_app.config["PUBLIC_URL"] or request.host_url
+    """Return an absolute link to `path` on this installation (PUBLIC_URL when configured).
+
+    Without PUBLIC_URL the link is built from the request's own address, but only from one
+    we trust: the Host header is the caller's to write, and an invite link built from
+    `Host: evil.example` would hand the client's sign-in token to evil.example.
+    """
+    base = current_app.config["PUBLIC_URL"]
+    if not base:
+        if not trusted_request_host():
+            raise Conflict(
+                "Invite links need this installation's address: set COMPANION_PUBLIC_URL"
+                " (or list its host names in COMPANION_TRUSTED_HOSTS).",
+                "public_url_required",
+            )
+        base = request.host_url
     return base.rstrip("/") + path
+
+
+def trusted_request_host() -> bool:
+    """Tell whether links may be built from this request's host: a loopback address (`run` on
+    this computer), or any host once TRUSTED_HOSTS is set, since Flask refuses the others."""
+    if current_app.config.get("TRUSTED_HOSTS"):
+        return True
+    try:
+        name = urlsplit("//" + request.host).hostname or ""
+    except ValueError:  # a malformed Host header
+        return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+# Invite tokens sign a phone in: they must not reach access logs (paths, referrers, Location).
+INVITE_TOKEN = re.compile(r"(/i/|/api/invites/)[^/?#\s\"]+")
+
+
+def redact_tokens(text: str) -> str:
+    """Replace the invite tokens in a logged line (a path, a referrer) with `[token]`."""
+    return INVITE_TOKEN.sub(r"\1[token]", text)
+
+
+class RedactTokens(logging.Filter):
+    """Redact invite tokens from the development server's request log (werkzeug's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+REDACT_TOKENS = RedactTokens()
 
 
 def shell_page(view):
@@ -70,6 +125,7 @@ def exempt_api(*blueprints) -> None:
 
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
+    logging.getLogger("werkzeug").addFilter(REDACT_TOKENS)  # added once: the same object
     hops = app.config["PROXY_FIX_HOPS"]
     if hops:
         # Trust exactly as many proxy hops as the operator configured, no more.

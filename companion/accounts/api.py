@@ -167,6 +167,9 @@ def list_clients():
     except ValueError:
         raise Invalid({"limit": "Must be a whole number."}) from None
     found = clients.list_clients(get_db(), current_user.clinic_id, q or None, limit, offset)
+    # One entry per read that shows anyone; never the search text (a name or a phone).
+    if found:
+        audit.record("clients_listed", detail="search" if q else None)
     return jsonify(
         {
             "clients": [
@@ -239,7 +242,7 @@ def update_client(client_id: int):
     tag="practitioner",
     ok=201,
     reply=Invite,
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 409),
 )
 @practitioner_required
 def create_invite(client_id: int):

@@ -1,14 +1,12 @@
 """The client's account pages (the PWA, mobile first): start, invite, welcome, settings."""
 
-from zoneinfo import available_timezones
-
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion.accounts import actions, clients
 from companion.accounts.models import ClientSettingsInput
 from companion.auth import client_required
-from companion.contract import parse
+from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
 from companion.errors import DomainError
 from companion.web import shell_page
@@ -65,5 +63,5 @@ def settings():
         client=current_user.row,
         errors=errors,
         saved=saved,
-        zones=sorted(available_timezones()),
+        zones=sorted(timezones()),
     )

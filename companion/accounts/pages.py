@@ -83,6 +83,9 @@ def logout():
 def clients():
     q = request.args.get("q", "")[:100]
     found = client_store.list_clients(get_db(), current_user.clinic_id, q or None, limit=500)
+    # One entry per read that shows anyone; never the search text (a name or a phone).
+    if found:
+        audit.record("clients_listed", detail="search" if q else None)
     return render_template("practitioner/clients.html", clients=found, q=q)
 
 

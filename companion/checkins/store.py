@@ -114,8 +114,10 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
     existing = _stored(db, data["id"])
     if existing is not None:
         return _replay(db, existing, client)
-    _rate_limit(db, client, now)
     with write(db):
+        # Counted inside the write transaction: writers take turns, so concurrent check-ins
+        # each see the ones before them and the limit holds exactly.
+        _rate_limit(db, client, now)
         session = _session_for(db, client, data)
         # Triage compares the latest check-in with the one before it, so the two latest
         # stored ones (by taken_at, then id, as triage orders them) are all it can need.

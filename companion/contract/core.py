@@ -37,10 +37,16 @@ class _Absent:
 ABSENT: Any = _Absent()
 
 
+# Files in the system's zoneinfo folder that are not places: `localtime` is this server's own
+# zone under another name, `Factory` a placeholder whose abbreviation reads "-00", and
+# `posixrules` a template for POSIX TZ strings.
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @cache
 def timezones() -> frozenset[str]:
     """Return the IANA zone names (read once: the listing walks tzdata)."""
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - NOT_ZONES
 
 
 def valid_timezone(name: str) -> bool:

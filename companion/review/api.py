@@ -67,6 +67,9 @@ def list_flags():
         client_id=ids.get("client_id"),
         limit=min(ids.get("limit", 200), 1000),
     )
+    # Who is flagged, and why, is health data: one entry per read that shows anyone, not per flag.
+    if flags:
+        audit.record("queue_read", client_id=ids.get("client_id"), detail=f"status={status}")
     return jsonify({"flags": flags, "counts": queue.counts(db, current_user.clinic_id)})
 
 

@@ -5,7 +5,7 @@ The FHIR R4 export is in review/fhir.py.
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlite_utils
 
@@ -153,6 +153,10 @@ def parse_day(text: str | None, name: str) -> str | None:
     if not text:
         return None
     try:
-        return iso(parse_iso(text if "T" in text else text + "T00:00:00+00:00"))
-    except ValueError:
+        moment = parse_iso(text if "T" in text else text + "T00:00:00+00:00")
+        # Year 1 at +14:00 is before year 1 in UTC: astimezone overflows (OverflowError).
+        utc = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Invalid({name: "Not a date."}, "Dates must be ISO 8601, e.g. 2026-05-01.") from None
+    # isoformat pads the year to four digits (strftime's %Y does not), so text order holds.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

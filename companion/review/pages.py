@@ -38,6 +38,9 @@ def queue_page():
         severity=severity if severity in SEVERITIES_DESC else None,
         practitioner_id=parse_id(practitioner),
     )
+    # Who is flagged, and why, is health data: one entry per read that shows anyone, not per flag.
+    if flags:
+        audit.record("queue_read", detail=f"status={status}")
     return render_template(
         "practitioner/queue.html",
         flags=flags,
