@@ -22,6 +22,7 @@ from companion.contract.document import _subclasses
 from companion.contract.fields import _text_schema
 from companion.errors import Invalid
 from companion.reminders import models as reminders
+from companion.reminders import push
 from companion.review import models as review
 from companion.treatments import models as treatments
 
@@ -43,6 +44,10 @@ def valid_step() -> dict:
         "kind": "checkin",
         "at": {"day": 2, "time": "18:00"},
     }
+
+
+def valid_keys() -> dict:
+    return {"p256dh": push.generate_vapid_keys()[1], "auth": push.b64url(bytes(range(16)))}
 
 
 # A valid body per request model: each boundary case changes one field of it.
@@ -71,6 +76,13 @@ VALID = {
     reminders.StepInput: valid_step,
     reminders.AfterHours: lambda: {"offset_hours": 24},
     reminders.OnDay: lambda: {"day": 2, "time": "18:00"},
+    reminders.PushSubscriptionInput: lambda: {
+        "endpoint": "https://push.example.net/send/abc123",
+        "expirationTime": None,
+        "keys": valid_keys(),
+    },
+    reminders.SubscriptionKeys: valid_keys,
+    reminders.EndpointInput: lambda: {"endpoint": "https://push.example.net/send/abc123"},
 }
 
 
@@ -94,8 +106,11 @@ def branch(prop: dict) -> dict:
 OWN_PATTERNS = {_text_schema(r, 1, None)["pattern"] for r in (True, False)}
 
 
-def text(length: int, pattern: str | None) -> str | None:
+def text(length: int, pattern: str | None, form: str | None = None) -> str | None:
     """A text of this length that matches the field's pattern, if we know how to make one."""
+    if form == "uri":
+        start = "https://push.example.net/"
+        return start + "a" * (length - len(start))
     if pattern is None or pattern in OWN_PATTERNS:
         return "x" * length
     if pattern == _text_schema(True, 1, contract.EMAIL)["pattern"] and length >= 8:
@@ -115,22 +130,22 @@ def boundary_cases(model) -> list[tuple[str, object, bool]]:
         kind = prop.get("type")
         if kind == "string" and "maxLength" in prop:
             for length, ok in ((prop["maxLength"], True), (prop["maxLength"] + 1, False)):
-                value = text(length, prop.get("pattern"))
+                value = text(length, prop.get("pattern"), prop.get("format"))
                 if value is not None:
                     cases.append((name, value, ok))
         if kind == "string" and prop.get("minLength") == 1:
             cases.append((name, "", False))
         if kind in ("integer", "number"):
             step = 1 if kind == "integer" else 0.01
-            low = prop.get("minimum", prop.get("exclusiveMinimum"))
-            cases += [
-                (name, low, "minimum" in prop),
-                (name, prop["maximum"], True),
-                (name, low - step, False),
-                (name, prop["maximum"] + step, False),
-                (name, True, False),
-                (name, str(low), False),
-            ]
+            low = prop.get("minimum", prop.get("exclusiveMinimum", 0))
+            cases += [(name, True, False), (name, str(low), False)]
+            if "maximum" in prop:
+                cases += [
+                    (name, low, "minimum" in prop),
+                    (name, prop["maximum"], True),
+                    (name, low - step, False),
+                    (name, prop["maximum"] + step, False),
+                ]
         if kind == "array" and "$ref" in prop["items"]:
             # Items that are objects (a protocol's steps): their own model is tried above.
             cases += [

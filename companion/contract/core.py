@@ -132,17 +132,25 @@ class Query(BaseModel):
 
 
 def parse(
-    model: type[Body], data: object, *, partial: bool = False, now: datetime | None = None
+    model: type[Body],
+    data: object,
+    *,
+    partial: bool = False,
+    now: datetime | None = None,
+    context: dict | None = None,
 ) -> dict:
     """Check a request body against its model; return the clean values or raise Invalid.
 
     The result holds the fields that were sent (and, for a full body, the ones a type
     fills in); `partial` is a PATCH: absent fields and null for a required one are left out.
+    `context` passes settings a field's check needs (e.g. allow_private for an endpoint).
     """
     if not isinstance(data, dict):
         raise Invalid({"body": "Expected a JSON object."})
     try:
-        values = model.model_validate(data, context={"partial": partial, "now": now})
+        values = model.model_validate(
+            data, context={**(context or {}), "partial": partial, "now": now}
+        )
     except ValidationError as e:
         raise Invalid(error_fields(e)) from None
     return {k: v for k, v in values if v is not ABSENT}

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
 from companion.auth import client_required, practitioner_required, signed_in
-from companion.contract import operation
+from companion.contract import operation, parse
 from companion.db import get_db, utcnow
 from companion.errors import Invalid
 from companion.reminders import actions, devices, push
@@ -113,9 +113,8 @@ def unsubscribe():
     """Forget one of your devices' subscriptions: body {"endpoint": ...} or the toJSON()."""
     signed_in()
     data = body()
-    endpoint = data.get("endpoint") if isinstance(data, dict) else None
-    if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 2048:
-        raise Invalid({"endpoint": "Give the subscription's endpoint."})
+    # Anything but an object has no endpoint: the same answer as a missing one.
+    endpoint = parse(EndpointInput, data if isinstance(data, dict) else {})["endpoint"]
     devices.unsubscribe(get_db(), current_user.kind, current_user.id, endpoint)
     return "", 204
 

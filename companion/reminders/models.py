@@ -2,18 +2,23 @@
 
 A protocol's steps are validated by ProtocolInput, declared with the protocol in
 reminders/protocol.py (its errors name paths such as steps[2].at.time) and used here for
-the document. A push subscription is checked by `push.validate_subscription`; the models
-here describe the same rules for the document.
+the document. A push subscription is validated by PushSubscriptionInput below (the
+endpoint's address check stays in push.py; whether private addresses are allowed comes
+through the validation context).
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from companion.contract import Reply
+from companion.contract import ABSENT, Body, Custom, Reply, fail, parse
+from companion.contract.core import LINK, Spec, field_type
+from companion.errors import Invalid
 from companion.reminders.protocol import KINDS, AfterHours, OnDay, ProtocolInput, StepInput
-from companion.reminders.push import MAX_ENDPOINT_LENGTH
+from companion.reminders.push import MAX_ENDPOINT_LENGTH, _b64url_decode, _check_endpoint, b64url
 from companion.treatments.models import Session
 
 # The request models are declared with the protocol they validate; the API imports them here.
@@ -43,26 +48,103 @@ class Protocol(Reply):
     steps: list[Step]
 
 
-class SubscriptionKeys(Reply):
-    p256dh: str = Field(description="base64url, a 65-byte uncompressed P-256 point")
-    auth: str = Field(description="base64url, 16 bytes")
+def _p256dh(value: Any, context: dict) -> str:
+    point = _b64url_decode(value) if isinstance(value, str) else None
+    if point is None:
+        raise fail("keys.p256dh must be a base64url string")
+    if len(point) != 65 or point[0] != 4:
+        raise fail("keys.p256dh must be a 65-byte uncompressed P-256 point")
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        raise fail("keys.p256dh is not a point on the P-256 curve") from None
+    return b64url(point)
 
 
-class PushSubscriptionInput(Reply):
+def _auth(value: Any, context: dict) -> str:
+    secret = _b64url_decode(value) if isinstance(value, str) else None
+    if secret is None:
+        raise fail("keys.auth must be a base64url string")
+    if len(secret) != 16:
+        raise fail("keys.auth must decode to exactly 16 bytes")
+    return b64url(secret)
+
+
+def _key_field(check, description: str) -> Any:
+    # A missing key gets the same message as a wrong one, as the browser's toJSON() has both.
+    spec = Spec(check, absent_checked=True)
+    return field_type(str, spec, {"type": "string", "description": description})
+
+
+class SubscriptionKeys(Body):
+    """The subscription's keys; both are returned re-encoded as unpadded base64url."""
+
+    model_config = ConfigDict(extra="allow")
+
+    p256dh: _key_field(_p256dh, "base64url, a 65-byte uncompressed P-256 point")
+    auth: _key_field(_auth, "base64url, 16 bytes")
+
+
+def _endpoint(value: Any, context: dict) -> str:
+    # Private addresses are refused unless the app allows them: parse(context=allow_private).
+    problem = _check_endpoint(
+        None if value is ABSENT else value, context.get("allow_private", False)
+    )
+    if problem:
+        raise fail(f"endpoint {problem}")
+    return value
+
+
+def _expiration(value: Any, context: dict) -> float | None:
+    if value is ABSENT or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail("expirationTime must be null or a number")
+    return value
+
+
+def _keys(value: Any, context: dict) -> dict:
+    if not isinstance(value, dict):
+        raise fail("keys must be an object with p256dh and auth")
+    try:
+        return parse(SubscriptionKeys, value)
+    except Invalid as error:
+        raise PydanticCustomError("nested", "nested", {"fields": error.fields}) from None
+
+
+class PushSubscriptionInput(Body):
     """PushSubscription.toJSON() as the browser gives it (fields a browser adds are ignored)."""
 
     model_config = ConfigDict(extra="allow")
 
-    endpoint: str = Field(max_length=MAX_ENDPOINT_LENGTH, json_schema_extra={"format": "uri"})
-    expirationTime: float | None = Field(default=None)  # noqa: N815 (the browser's name)
-    keys: SubscriptionKeys
+    endpoint: field_type(
+        str,
+        Spec(_endpoint, absent_checked=True),
+        {"type": "string", "maxLength": MAX_ENDPOINT_LENGTH, "format": "uri"},
+    )
+    expirationTime: field_type(  # noqa: N815 (the browser's name)
+        float, Spec(_expiration, required=False, absent_checked=True), {"type": "number"}
+    )
+    keys: field_type(dict, Spec(_keys, absent_checked=True), {LINK: "SubscriptionKeys"})
 
 
-class EndpointInput(Reply):
+def _endpoint_given(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_ENDPOINT_LENGTH:
+        raise fail("Give the subscription's endpoint.")
+    return value
+
+
+class EndpointInput(Body):
     """{"endpoint": ...}, or the whole PushSubscription.toJSON()."""
 
     model_config = ConfigDict(extra="allow")
-    endpoint: str = Field(min_length=1, max_length=MAX_ENDPOINT_LENGTH)
+
+    endpoint: Custom(
+        _endpoint_given,
+        {"type": "string", "minLength": 1, "maxLength": MAX_ENDPOINT_LENGTH},
+        base=str,
+        absent_checked=True,
+    )
 
 
 class Subscription(Reply):

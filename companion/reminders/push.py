@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from companion.contract import parse
+from companion.errors import Invalid
+
 MAX_ENDPOINT_LENGTH = 2048
 URGENCIES = ("very-low", "low", "normal", "high")
 MAX_PAYLOAD_BYTES = 3000  # the encrypted record must stay under 4096 bytes
@@ -142,41 +145,17 @@ def _check_endpoint(endpoint: object, allow_private: bool) -> str | None:
 def validate_subscription(
     data: object, allow_private: bool
 ) -> tuple[dict[str, str] | None, dict[str, str]]:
-    """Check a PushSubscription.toJSON() object; return (subscription, errors)."""
+    """Check a PushSubscription.toJSON() with PushSubscriptionInput; return (subscription, errors)."""
+    # Imported here: reminders.models imports this module (the endpoint check), a real cycle.
+    from companion.reminders.models import PushSubscriptionInput
+
     if not isinstance(data, dict):
         return None, {"subscription": "must be a JSON object"}
-    errors: dict[str, str] = {}
-    problem = _check_endpoint(data.get("endpoint"), allow_private)
-    if problem:
-        errors["endpoint"] = f"endpoint {problem}"
-    expiration = data.get("expirationTime")
-    if expiration is not None and (
-        isinstance(expiration, bool) or not isinstance(expiration, int | float)
-    ):
-        errors["expirationTime"] = "expirationTime must be null or a number"
-    keys = data.get("keys")
-    if not isinstance(keys, dict):
-        errors["keys"] = "keys must be an object with p256dh and auth"
-        return None, errors
-    p256dh, auth = keys.get("p256dh"), keys.get("auth")
-    point = _b64url_decode(p256dh) if isinstance(p256dh, str) else None
-    if point is None:
-        errors["keys.p256dh"] = "keys.p256dh must be a base64url string"
-    elif len(point) != 65 or point[0] != 4:
-        errors["keys.p256dh"] = "keys.p256dh must be a 65-byte uncompressed P-256 point"
-    else:
-        try:
-            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-        except ValueError:
-            errors["keys.p256dh"] = "keys.p256dh is not a point on the P-256 curve"
-    secret = _b64url_decode(auth) if isinstance(auth, str) else None
-    if secret is None:
-        errors["keys.auth"] = "keys.auth must be a base64url string"
-    elif len(secret) != 16:
-        errors["keys.auth"] = "keys.auth must decode to exactly 16 bytes"
-    if errors:
-        return None, errors
-    return {"endpoint": data["endpoint"], "p256dh": b64url(point), "auth": b64url(secret)}, {}
+    try:
+        values = parse(PushSubscriptionInput, data, context={"allow_private": allow_private})
+    except Invalid as error:
+        return None, error.fields
+    return {"endpoint": values["endpoint"], **values["keys"]}, {}
 
 
 def _encode(message: dict) -> bytes:
