@@ -85,8 +85,11 @@ def populate(db, receiver, n: int, now: datetime) -> int:
     with write(db):
         clinic_id = accounts.create_clinic(db, "Bench Clinic", "Europe/London", None, now)
         db.conn.executemany(
-            "INSERT INTO clients (id, clinic_id, name, timezone, created_at, updated_at)"
-            " VALUES (:id, :clinic, :name, 'Europe/London', :at, :at)",
+            # Awake all day (no quiet hours): the run uses the real clock, and quiet hours
+            # are re-checked at send time.
+            "INSERT INTO clients (id, clinic_id, name, timezone, quiet_start, quiet_end,"
+            " created_at, updated_at)"
+            " VALUES (:id, :clinic, :name, 'Europe/London', '00:00', '00:00', :at, :at)",
             [{"id": i, "clinic": clinic_id, "name": f"Client {i}", "at": stamp} for i in clients],
         )
         devices = [

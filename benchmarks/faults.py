@@ -85,8 +85,11 @@ def populate(db, receiver, clients: int, second_every=10, clinic_id=None) -> tup
         if clinic_id is None:
             clinic_id = create_clinic(db, "Faults Clinic", "Europe/London", None, utcnow())
         db.conn.executemany(
-            "INSERT INTO clients (id, clinic_id, name, timezone, created_at, updated_at)"
-            " VALUES (:id, :clinic, :name, 'Europe/London', :at, :at)",
+            # Awake all day (no quiet hours): the run uses the real clock, and quiet hours
+            # are re-checked at send time.
+            "INSERT INTO clients (id, clinic_id, name, timezone, quiet_start, quiet_end,"
+            " created_at, updated_at)"
+            " VALUES (:id, :clinic, :name, 'Europe/London', '00:00', '00:00', :at, :at)",
             [{"id": i, "clinic": clinic_id, "name": f"Client {i}", "at": stamp} for i in devices],
         )
         db.conn.executemany(

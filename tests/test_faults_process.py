@@ -68,7 +68,14 @@ def devices_and_reminders(
                 person = client_store.create_client(
                     db,
                     clinics.get_clinic(db, clinic_id),
-                    {"name": f"Client {n}", "timezone": "Europe/London", "discreet": False},
+                    {
+                        "name": f"Client {n}",
+                        "timezone": "Europe/London",
+                        "discreet": False,
+                        # Awake all day: the test runs on the real clock, and quiet hours
+                        # are re-checked at send time.
+                        "quiet_hours": {"start": "00:00", "end": "00:00"},
+                    },
                     utcnow(),
                 )
                 for _ in range(2 if n % 5 == 0 else 1):
