@@ -262,3 +262,15 @@ def test_one_photo_is_decoded_at_a_time_per_process(world, checkin, app, monkeyp
 
 def test_an_unknown_checkin_is_still_404(world):
     assert upload(world.c1, str(uuid.uuid4()), image("JPEG")).status_code == 404
+
+
+def test_a_progressive_jpeg_with_zero_sampling_factors_is_refused_not_a_500(world, checkin):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, "JPEG", progressive=True)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc2")  # FFC2, length, precision, height, width, count, components
+    for component in range(3):
+        data[sof + 10 + 3 * component + 1] = 0  # horizontal and vertical sampling 0
+    assert Image.open(io.BytesIO(bytes(data))).layer[0][1:3] == (0, 0)
+    r = upload(world.c1, checkin["id"], bytes(data))
+    assert r.status_code == 422 and r.json["error"]["code"] == "not_an_image"

@@ -68,9 +68,9 @@ def process(data: bytes) -> tuple[bytes, int, int]:
     try:
         img.load()
         icc = img.info.get("icc_profile")
-        img.thumbnail(
-            (MAX_SIDE, MAX_SIDE)
-        )  # in place; the box is square, so turning after is the same
+        # In place, before turning: the box is square, so the size comes out the same, and
+        # the turn then copies 1600 pixels a side rather than the whole decoded image.
+        img.thumbnail((MAX_SIDE, MAX_SIDE))
         # Keep the orientation the EXIF asked for; the EXIF itself is not kept.
         img = ImageOps.exif_transpose(img)
         rgb = _to_srgb(img, icc)
@@ -133,9 +133,8 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     if chunk == b"VP8X":
         return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
     if chunk == b"VP8 ":
-        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(
-            data[28:30], "little"
-        ) & 0x3FFF
+        width, height = int.from_bytes(data[26:28], "little"), int.from_bytes(data[28:30], "little")
+        return width & 0x3FFF, height & 0x3FFF
     if chunk == b"VP8L":
         bits = int.from_bytes(data[21:25], "little")
         return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
@@ -149,9 +148,11 @@ def _working_bytes(img: Image.Image, width: int, height: int) -> int:
         held *= 2  # resizing works on a premultiplied copy
     if img.format in ("JPEG", "MPO") and img.info.get("progressive"):
         # A progressive JPEG keeps every DCT coefficient (2 bytes) of the full-size image.
-        h_max = max(h for _, h, _, _ in img.layer)
-        v_max = max(v for _, _, v, _ in img.layer)
-        held += sum(2 * (width * h // h_max) * (height * v // v_max) for _, h, v, _ in img.layer)
+        sampling = [(h, v) for _, h, v, _ in getattr(img, "layer", []) if h > 0 and v > 0]
+        h_max = max((h for h, _ in sampling), default=1)
+        v_max = max((v for _, v in sampling), default=1)
+        coefficients = sum((width * h // h_max) * (height * v // v_max) for h, v in sampling)
+        held += 2 * (coefficients or 4 * width * height)  # no usable sampling: assume 4 full
     return held
 
 
