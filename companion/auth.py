@@ -1,10 +1,12 @@
 """Sign-in for practitioners (password) and clients (invite), on revocable server-side sessions."""
 
 import hashlib
+import math
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 
+import sqlite_utils
 from flask import Flask, current_app, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -37,6 +39,10 @@ class User(UserMixin):
     @property
     def is_practitioner(self) -> bool:
         return self.kind == "practitioner"
+
+    @property
+    def is_owner(self) -> bool:
+        return self.kind == "practitioner" and self.row.get("role") == "owner"
 
     @property
     def is_client(self) -> bool:
@@ -132,42 +138,74 @@ def revoke_all(kind: str, user_id: int) -> int:
     return cur.rowcount
 
 
-def authenticate(email: str, password: str, address: str | None) -> dict | None:
-    """Check a practitioner's password, rate-limited per account and per address (the
-    caller's IP); return their row, None when wrong, or raise RateLimited."""
-    db = get_db()
+# Throttling, not lock-out: past its free failures an account (or an address) waits a delay
+# that doubles with each further failure in the window. An address may wait up to the whole
+# window; an account at most ACCOUNT_MAX_DELAY, so a stranger's wrong passwords slow the real
+# practitioner down by a minute at worst and never shut a clinic out of its queue.
+FIRST_DELAY = 5.0
+ACCOUNT_MAX_DELAY = 60.0
+
+
+def throttle_delay(failures: int, free: int, cap: float) -> float:
+    """Return how long to wait after the last of `failures` recent failures (0 while free)."""
+    if failures < free:
+        return 0.0
+    return min(FIRST_DELAY * 2 ** min(failures - free, 32), cap)
+
+
+def check_throttle(db: sqlite_utils.Database, email: str, address: str, now: datetime) -> None:
+    """Raise RateLimited while the account or the address must still wait after failures."""
     cfg = current_app.config
-    now = utcnow()
     window = timedelta(minutes=cfg["LOGIN_WINDOW_MINUTES"])
     since = iso(now - window)
+    free = cfg["LOGIN_MAX_FAILURES"]
+    # An address gets more room than an account: a clinic shares one address.
+    for column, value, room, cap in (
+        ("email", email, free, ACCOUNT_MAX_DELAY),
+        ("address", address, free * 4, window.total_seconds()),
+    ):
+        seen = one(
+            db,
+            f"SELECT count(*) AS n, max(at) AS last FROM login_failures"
+            f" WHERE {column} = :value AND at > :since",
+            {"value": value, "since": since},
+        )
+        delay = throttle_delay(seen["n"], room, cap)
+        if not delay:
+            continue
+        wait = (parse_iso(seen["last"]) + timedelta(seconds=delay) - now).total_seconds()
+        if wait > 0:
+            raise RateLimited(
+                "Too many failed sign-ins. Try again later.",
+                max(1, math.ceil(wait)),
+                "too_many_attempts",
+            )
+
+
+def record_failure(
+    db: sqlite_utils.Database, email: str, address: str, clinic_id: int | None, now: datetime
+) -> None:
+    """Count a wrong password against the account and the address, and audit it."""
+    with write(db):
+        db["login_failures"].insert({"email": email, "address": address, "at": iso(now)})
+        audit.record(
+            "sign_in_failed",
+            actor_kind="anonymous",
+            clinic_id=clinic_id,
+            detail=f"email={email}" if clinic_id else "unknown email",
+        )
+
+
+def authenticate(email: str, password: str, address: str | None) -> dict | None:
+    """Check a practitioner's password, throttled per account and per address (the
+    caller's IP); return their row, None when wrong, or raise RateLimited."""
+    db = get_db()
+    now = utcnow()
     address = address or "unknown"
     # Text no account can have (NUL, broken Unicode) is just a failed attempt.
     storable = encodable(email) and encodable(password)
     email = email.strip().lower() if storable else email.encode("utf-8", "replace").decode()
-    by_email = one(
-        db,
-        "SELECT count(*) AS n, min(at) AS first FROM login_failures"
-        " WHERE email = :email AND at > :since",
-        {"email": email, "since": since},
-    )
-    by_address = one(
-        db,
-        "SELECT count(*) AS n, min(at) AS first FROM login_failures"
-        " WHERE address = :address AND at > :since",
-        {"address": address, "since": since},
-    )
-    # An address gets more room than an account: a clinic shares one address.
-    for counts, limit in (
-        (by_email, cfg["LOGIN_MAX_FAILURES"]),
-        (by_address, cfg["LOGIN_MAX_FAILURES"] * 4),
-    ):
-        if counts["n"] >= limit:
-            retry = parse_iso(counts["first"]) + window - now
-            raise RateLimited(
-                "Too many failed sign-ins. Try again later.",
-                max(1, int(retry.total_seconds()) + 1),
-                "too_many_attempts",
-            )
+    check_throttle(db, email, address, now)
     row = (
         one(db, "SELECT * FROM practitioners WHERE email = :email", {"email": email})
         if storable
@@ -177,14 +215,7 @@ def authenticate(email: str, password: str, address: str | None) -> dict | None:
     stored = row["password_hash"] if row else _DUMMY_HASH
     ok = storable and check_password_hash(stored, password) and row is not None and row["active"]
     if not ok:
-        with write(db):
-            db["login_failures"].insert({"email": email, "address": address, "at": iso(now)})
-            audit.record(
-                "sign_in_failed",
-                actor_kind="anonymous",
-                clinic_id=row["clinic_id"] if row else None,
-                detail=f"email={email}" if row else "unknown email",
-            )
+        record_failure(db, email, address, row["clinic_id"] if row else None, now)
         return None
     db.conn.execute("DELETE FROM login_failures WHERE email = :email", {"email": email})
     return row
@@ -197,6 +228,26 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
+def password_matches(row: dict, password: str) -> bool:
+    """Tell whether a practitioner row's password is this one."""
+    return encodable(password) and check_password_hash(row["password_hash"], password)
+
+
+def revoke_others(kind: str, user_id: int, keep_session_id: str) -> int:
+    """Revoke every live session of a user but the one given; return how many were ended."""
+    cur = get_db().conn.execute(
+        "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = :kind"
+        " AND user_id = :user_id AND revoked_at IS NULL AND id != :keep",
+        {
+            "now": iso(utcnow()),
+            "kind": kind,
+            "user_id": user_id,
+            "keep": hash_token(keep_session_id),
+        },
+    )
+    return cur.rowcount
+
+
 def practitioner_required(view):
     """Let only a signed-in practitioner through."""
 
@@ -205,6 +256,20 @@ def practitioner_required(view):
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if not current_user.is_practitioner:
+            return _forbidden()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def owner_required(view):
+    """Let only a signed-in owner of their clinic through (practitioners get 403)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_owner:
             return _forbidden()
         return view(*args, **kwargs)
 
@@ -231,6 +296,11 @@ def signed_in() -> None:
     """Refuse an API call from someone not signed in (any kind of user may pass)."""
     if not current_user.is_authenticated:
         raise ApiError(401, "unauthorized", "Sign in first.")
+
+
+def refuse():
+    """Answer 403 to a signed-in user asking for what their account may not do (audited)."""
+    return _forbidden()
 
 
 def _forbidden():

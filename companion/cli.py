@@ -8,7 +8,7 @@ from werkzeug.serving import make_server
 
 from companion import create_app, migrations
 from companion import demo as demo_data
-from companion.accounts import clinics
+from companion.accounts import clinics, passwords
 from companion.accounts.models import SetupInput
 from companion.contract import parse
 from companion.db import connect, utcnow, write
@@ -89,6 +89,7 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
                 "clinic_phone": phone,
             },
         )
+        passwords.require_good(password, (email, name, clinic_name))
     except DomainError as e:
         raise click.ClickException(
             "; ".join(f"{k}: {v}" for k, v in e.fields.items()) or e.message

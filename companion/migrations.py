@@ -414,3 +414,18 @@ def m006_ids_never_reused(db: sqlite_utils.Database) -> None:
                 raise sqlite3.IntegrityError(f"foreign keys broken by the rebuild: {broken[:5]}")
     finally:
         db.execute("PRAGMA foreign_keys = ON")
+
+
+@migrations()
+def m007_roles(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- Two roles per clinic. The first practitioner of each clinic becomes its owner, so
+    -- every existing clinic keeps someone who can manage its team.
+    ALTER TABLE practitioners ADD COLUMN role TEXT NOT NULL DEFAULT 'practitioner'
+        CHECK (role IN ('owner', 'practitioner'));
+    UPDATE practitioners SET role = 'owner'
+        WHERE id IN (SELECT min(id) FROM practitioners GROUP BY clinic_id);
+    """,
+    )

@@ -1,18 +1,23 @@
-"""Authorization matrix: every route x {anonymous, client A, client B, practitioner 1, practitioner 2}.
+"""Authorization matrix: every route x {anonymous, client A, client B, owner 1, practitioner 1,
+owner 2}.
 
-Client A and practitioner 1 belong to clinic 1, which owns every object the paths name; client B
-and practitioner 2 belong to clinic 2. The expected status of each cell is written down here.
+Client A, owner P1 and practitioner PR (not an owner) belong to clinic 1, which owns every
+object the paths name; client B and owner P2 belong to clinic 2. The expected status of each
+cell is written down here. Objects a call uses up (a spare session or client, a colleague) are
+made fresh for each call.
 """
 
 import io
 import itertools
 
-from conftest import checkin_body
+from conftest import PASSWORD, Api, checkin_body
 from PIL import Image
 
 from testkit.push_receiver import PushReceiver
 
-ROLES = ("anon", "A", "B", "P1", "P2")
+ROLES = ("anon", "A", "B", "P1", "PR", "P2")
+FRESH = ("spare_session", "spare_client", "colleague", "open_flag")
+NEW_PASSWORD = "tulip garden mornings"
 _n = itertools.count()
 
 
@@ -30,13 +35,23 @@ def jpeg():
 # A callable body is made fresh per call. Rows run in order, P1 last on each row.
 J = "json"
 TABLE = [
-    ("GET", "/api/openapi.json", None, dict(anon=200, A=200, B=200, P1=200, P2=200)),
-    ("GET", "/api/push/vapid-public-key", None, dict(anon=200, A=200, B=200, P1=200, P2=200)),
-    ("POST", "/api/setup", lambda o: {}, dict(anon=409, A=409, B=409, P1=409, P2=409)),
-    ("POST", "/api/invites/{bad_token}/redeem", None, dict(anon=404, A=404, B=404, P1=404, P2=404)),
-    ("GET", "/api/me", None, dict(anon=401, A=200, B=200, P1=200, P2=200)),
-    ("PATCH", "/api/me", lambda o: {}, dict(anon=401, A=200, B=200, P1=200, P2=200)),
-    ("GET", "/api/practitioners", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    ("GET", "/api/openapi.json", None, dict(anon=200, A=200, B=200, P1=200, P2=200, PR=200)),
+    (
+        "GET",
+        "/api/push/vapid-public-key",
+        None,
+        dict(anon=200, A=200, B=200, P1=200, P2=200, PR=200),
+    ),
+    ("POST", "/api/setup", lambda o: {}, dict(anon=409, A=409, B=409, P1=409, P2=409, PR=409)),
+    (
+        "POST",
+        "/api/invites/{bad_token}/redeem",
+        None,
+        dict(anon=404, A=404, B=404, P1=404, P2=404, PR=404),
+    ),
+    ("GET", "/api/me", None, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
+    ("PATCH", "/api/me", lambda o: {}, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
+    ("GET", "/api/practitioners", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
     (
         "POST",
         "/api/practitioners",
@@ -45,108 +60,184 @@ TABLE = [
             "name": "Colleague",
             "password": "long enough password",
         },
-        dict(anon=401, A=403, B=403, P1=201, P2=201),
+        dict(anon=401, A=403, B=403, P1=201, P2=201, PR=403),
     ),
     (
         "POST",
         "/api/practitioners/{colleague}/disable",
         None,
-        dict(anon=401, A=403, B=403, P1=200, P2=404),
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=403),
     ),
-    ("GET", "/api/clients", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    (
+        "POST",
+        "/api/practitioners/{colleague}/enable",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=403),
+    ),
+    (
+        "PUT",
+        "/api/practitioners/{colleague}/role",
+        lambda o: {"role": "owner"},
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=403),
+    ),
+    (
+        "POST",
+        "/api/auth/password",
+        lambda o: {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        dict(anon=401, A=403, B=403, P1=204, P2=204, PR=204),
+    ),
+    ("GET", "/api/clients", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
     (
         "POST",
         "/api/clients",
         lambda o: {"name": "New client"},
-        dict(anon=401, A=403, B=403, P1=201, P2=201),
+        dict(anon=401, A=403, B=403, P1=201, P2=201, PR=201),
     ),
-    ("GET", "/api/clients/{client}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/clients/{client}", None, dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200)),
     (
         "PATCH",
         "/api/clients/{client}",
         lambda o: {"phone": "+44 7700 900000"},
-        dict(anon=401, A=403, B=403, P1=200, P2=404),
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
     ),
-    ("POST", "/api/clients/{client}/invites", None, dict(anon=401, A=403, B=403, P1=201, P2=404)),
-    ("GET", "/api/clients/{client}/sessions", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "POST",
+        "/api/clients/{client}/invites",
+        None,
+        dict(anon=401, A=403, B=403, P1=201, P2=404, PR=201),
+    ),
+    (
+        "GET",
+        "/api/clients/{client}/sessions",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
     (
         "POST",
         "/api/clients/{client}/sessions",
         lambda o: o["session_body"],
-        dict(anon=401, A=403, B=403, P1=201, P2=404),
+        dict(anon=401, A=403, B=403, P1=201, P2=404, PR=201),
     ),
-    ("GET", "/api/sessions/{session}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/sessions/{session}", None, dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200)),
     (
         "PATCH",
         "/api/sessions/{session}",
         lambda o: {"notes": "edited"},
-        dict(anon=401, A=403, B=403, P1=200, P2=404),
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
     ),
-    ("DELETE", "/api/sessions/{spare_session}", None, dict(anon=401, A=403, B=403, P1=204, P2=404)),
-    ("GET", "/api/protocol", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
+    (
+        "DELETE",
+        "/api/sessions/{spare_session}",
+        None,
+        dict(anon=401, A=403, B=403, P1=204, P2=404, PR=204),
+    ),
+    ("GET", "/api/protocol", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
     (
         "PUT",
         "/api/protocol",
         lambda o: {"steps": o["steps"]},
-        dict(anon=401, A=403, B=403, P1=200, P2=200),
+        dict(anon=401, A=403, B=403, P1=200, P2=200, PR=403),
     ),
-    ("GET", "/api/push/subscriptions", None, dict(anon=401, A=200, B=200, P1=200, P2=200)),
+    ("GET", "/api/push/subscriptions", None, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
     (
         "POST",
         "/api/push/subscriptions",
         lambda o: o["rx"].new_subscription().to_json(),
-        dict(anon=401, A=201, B=201, P1=201, P2=201),
+        dict(anon=401, A=201, B=201, P1=201, P2=201, PR=201),
     ),
     (
         "DELETE",
         "/api/push/subscriptions",
         lambda o: {"endpoint": o["p1_endpoint"]},
-        dict(anon=401, A=404, B=404, P1=204, P2=404),
+        dict(anon=401, A=404, B=404, P1=204, P2=404, PR=404),
     ),
-    ("GET", "/api/aftercare", None, dict(anon=401, A=200, B=200, P1=403, P2=403)),
+    ("GET", "/api/aftercare", None, dict(anon=401, A=200, B=200, P1=403, P2=403, PR=403)),
     (
         "POST",
         "/api/checkins",
         lambda o: checkin_body(),
-        dict(anon=401, A=201, B=201, P1=403, P2=403),
+        dict(anon=401, A=201, B=201, P1=403, P2=403, PR=403),
     ),
-    ("GET", "/api/checkins?client_id={client}", None, dict(anon=401, A=200, B=200, P1=200, P2=404)),
+    (
+        "GET",
+        "/api/checkins?client_id={client}",
+        None,
+        dict(anon=401, A=200, B=200, P1=200, P2=404, PR=200),
+    ),
     (
         "POST",
         "/api/checkins/{checkin}/photos",
         "photo",
-        dict(anon=401, A=201, B=404, P1=403, P2=403),
+        dict(anon=401, A=201, B=404, P1=403, P2=403, PR=403),
     ),
-    ("GET", "/api/photos/{photo}", None, dict(anon=401, A=200, B=404, P1=200, P2=404)),
-    ("GET", "/api/flags", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("GET", "/api/flags/{flag}", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("POST", "/api/flags/{flag}/acknowledge", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
-    ("POST", "/api/flags/{flag}/called", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/api/photos/{photo}", None, dict(anon=401, A=200, B=404, P1=200, P2=404, PR=200)),
+    ("GET", "/api/flags", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/api/flags/{flag}", None, dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200)),
     (
         "POST",
-        "/api/flags/{flag}/resolve",
-        lambda o: {"note": "ok"},
-        dict(anon=401, A=403, B=403, P1=200, P2=404),
+        "/api/flags/{flag}/acknowledge",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
     ),
-    ("GET", "/api/clients/{client}/export", None, dict(anon=401, A=403, B=403, P1=200, P2=404)),
+    (
+        "POST",
+        "/api/flags/{flag}/called",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "POST",
+        "/api/flags/{open_flag}/resolve",
+        lambda o: {"note": "ok"},
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "GET",
+        "/api/clients/{client}/export",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
     (
         "GET",
         "/api/clients/{client}/export?format=csv",
         None,
-        dict(anon=401, A=403, B=403, P1=200, P2=404),
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
     ),
-    ("GET", "/api/exports/checkins.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("GET", "/api/exports/flags.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("GET", "/api/audit", None, dict(anon=401, A=403, B=403, P1=200, P2=200)),
-    ("DELETE", "/api/clients/{spare_client}", None, dict(anon=401, A=403, B=403, P1=204, P2=404)),
+    (
+        "GET",
+        "/api/exports/checkins.csv",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200),
+    ),
+    ("GET", "/api/exports/flags.csv", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/api/audit", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    (
+        "DELETE",
+        "/api/clients/{spare_client}",
+        None,
+        dict(anon=401, A=403, B=403, P1=204, P2=404, PR=204),
+    ),
     # Pages: anonymous visitors are sent to sign in; the wrong role is refused.
-    ("GET", "/", None, dict(anon=302, A=200, B=200, P1=302, P2=302)),
-    ("GET", "/checkin", None, dict(anon=302, A=200, B=200, P1=403, P2=403)),
-    ("GET", "/settings", None, dict(anon=302, A=200, B=200, P1=403, P2=403)),
-    ("GET", "/clinic/", None, dict(anon=302, A=403, B=403, P1=200, P2=200)),
-    ("GET", "/clinic/clients/{client}", None, dict(anon=302, A=403, B=403, P1=200, P2=404)),
-    ("GET", "/clinic/sessions/{session}/edit", None, dict(anon=302, A=403, B=403, P1=200, P2=404)),
-    ("GET", "/clinic/clients/{client}/erase", None, dict(anon=302, A=403, B=403, P1=200, P2=404)),
+    ("GET", "/", None, dict(anon=302, A=200, B=200, P1=302, P2=302, PR=302)),
+    ("GET", "/checkin", None, dict(anon=302, A=200, B=200, P1=403, P2=403, PR=403)),
+    ("GET", "/settings", None, dict(anon=302, A=200, B=200, P1=403, P2=403, PR=403)),
+    ("GET", "/clinic/", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/clients/{client}", None, dict(anon=302, A=403, B=403, P1=200, P2=404, PR=200)),
+    (
+        "GET",
+        "/clinic/sessions/{session}/edit",
+        None,
+        dict(anon=302, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "GET",
+        "/clinic/clients/{client}/erase",
+        None,
+        dict(anon=302, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    ("GET", "/clinic/team", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/protocol", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/password", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
 ]
 
 
@@ -168,7 +259,15 @@ def test_every_documented_route_is_in_the_matrix(app):
 
 def test_authorization_matrix(world):
     w = world
-    apis = {"anon": w.anon, "A": w.c1, "B": w.c2, "P1": w.p1, "P2": w.p2}
+    practitioner = w.p1.post(
+        "/api/practitioners", {"email": unique_email(), "name": "Dr PR", "password": PASSWORD}
+    ).json
+    assert practitioner["role"] == "practitioner"
+    pr = Api(w.app)
+    login = {"email": practitioner["email"], "password": PASSWORD}
+    assert pr.post("/api/auth/login", login).status_code == 200
+    assert w.p1.get("/api/me").json["practitioner"]["role"] == "owner"
+    apis = {"anon": w.anon, "A": w.c1, "B": w.c2, "P1": w.p1, "PR": pr, "P2": w.p2}
     with PushReceiver() as rx:
         p1_sub = rx.new_subscription().to_json()
         assert w.p1.post("/api/push/subscriptions", p1_sub).status_code == 201
@@ -184,9 +283,14 @@ def test_authorization_matrix(world):
             "checkin": checkin["id"],
             "photo": photo["id"],
             "flag": w.p1.get("/api/flags").json["flags"][0]["id"],
-            "spare_session": w.new_session(w.p1, w.client1["id"])["id"],
-            "spare_client": w.new_client(w.p1, "Spare")["id"],
-            "colleague": w.p1.post(
+            # A check-in with a warning sign opens the flag again once it is resolved.
+            "open_flag": lambda: (
+                w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json,
+                w.p1.get("/api/flags").json["flags"][0]["id"],
+            )[1],
+            "spare_session": lambda: w.new_session(w.p1, w.client1["id"])["id"],
+            "spare_client": lambda: w.new_client(w.p1, "Spare")["id"],
+            "colleague": lambda: w.p1.post(
                 "/api/practitioners",
                 {"email": unique_email(), "name": "C", "password": "long enough password"},
             ).json["id"],
@@ -205,8 +309,11 @@ def test_authorization_matrix(world):
             step.pop("when", None)
         wrong = []
         for method, path, body, expected in TABLE:
-            url = path.format(**{k: v for k, v in objects.items() if isinstance(v, int | str)})
-            for role in ("anon", "A", "B", "P2", "P1"):
+            for role in ("anon", "A", "B", "P2", "PR", "P1"):
+                fresh = {k: objects[k]() for k in FRESH if "{" + k + "}" in path}
+                url = path.format(
+                    **{k: v for k, v in objects.items() if isinstance(v, int | str)}, **fresh
+                )
                 api = apis[role]
                 if body == "photo":
                     r = api._call(method, url, data=jpeg(), headers={"Content-Type": "image/jpeg"})

@@ -199,7 +199,7 @@ def test_duplicate_email_fails_cleanly(runner, app, email):
         (["--timezone", "Mars/Olympus_Mons"], PASSWORD, "timezone"),
         (["--timezone", "Europe/Londn"], PASSWORD, "Unknown time zone"),
         (["--timezone", ""], PASSWORD, "timezone"),
-        ([], "short", "10"),
+        ([], "short", "12"),  # the policy: at least 12 characters (issue 12)
         ([], "", "password"),
         (["--phone", "not a phone"], PASSWORD, "phone"),
     ],

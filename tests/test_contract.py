@@ -68,6 +68,17 @@ VALID = {
         "timezone": "Europe/London",
     },
     accounts.LoginInput: lambda: {"email": "new@clinic.net", "password": PASSWORD},
+    accounts.ColleagueInput: lambda: {
+        "email": "new@clinic.net",
+        "name": "Dr New",
+        "password": PASSWORD,
+        "role": "owner",
+    },
+    accounts.RoleInput: lambda: {"role": "owner"},
+    accounts.PasswordChangeInput: lambda: {
+        "current_password": PASSWORD,
+        "new_password": "tulip garden mornings",
+    },
     accounts.PractitionerSettingsInput: lambda: {"name": "Dr New"},
     treatments.SessionInput: valid_session,
     checkins.CheckinInput: checkin_body,
@@ -131,6 +142,9 @@ def boundary_cases(model) -> list[tuple[str, object, bool]]:
         if kind == "string" and "maxLength" in prop:
             for length, ok in ((prop["maxLength"], True), (prop["maxLength"] + 1, False)):
                 value = text(length, prop.get("pattern"), prop.get("format"))
+                if value is not None and name.endswith("password"):
+                    # Of that length, but not a run of one letter, which the policy refuses.
+                    value = ("tulip garden mornings " * 10)[:length]
                 if value is not None:
                     cases.append((name, value, ok))
         if kind == "string" and prop.get("minLength") == 1:

@@ -2,6 +2,7 @@
 
 Each action writes in one transaction and records itself in the audit log once, for the
 actor given (the signed-in User); signing in is done here too, on the current request.
+Managing colleagues is for owners: the routes and pages check that (auth.owner_required).
 """
 
 from datetime import datetime
@@ -9,10 +10,11 @@ from datetime import datetime
 import sqlite_utils
 
 from companion import audit, auth
-from companion.accounts import clients, clinics, invites
+from companion.accounts import clients, clinics, invites, passwords
 from companion.auth import User
-from companion.db import write
-from companion.errors import Conflict
+from companion.db import utcnow, write
+from companion.errors import Conflict, Invalid
+from companion.reminders import devices, outbox
 
 
 def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime) -> dict:
@@ -23,8 +25,11 @@ def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime)
         clinic_id = clinics.create_clinic(
             db, values["clinic_name"], values["timezone"], values.get("clinic_phone"), now
         )
+        passwords.require_good(
+            person["password"], (person["email"], person["name"], values["clinic_name"])
+        )
         pid = clinics.create_practitioner(
-            db, clinic_id, person["email"], person["name"], person["password"], now
+            db, clinic_id, person["email"], person["name"], person["password"], now, "owner"
         )
         row = clinics.get_practitioner(db, pid)
         auth.start_session("practitioner", row, "setup")
@@ -32,23 +37,77 @@ def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime)
 
 
 def add_colleague(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:
-    """Add a practitioner to the actor's clinic from a parsed PractitionerInput."""
+    """Add a practitioner (or, when asked, an owner) to the actor's clinic from a parsed
+    PractitionerInput; only an owner may."""
+    passwords.require_good(values["password"], (values["email"], values["name"]))
+    role = values.get("role") or "practitioner"
     with write(db):
         pid = clinics.create_practitioner(
-            db, actor.clinic_id, values["email"], values["name"], values["password"], now
+            db, actor.clinic_id, values["email"], values["name"], values["password"], now, role
         )
-        audit.record("practitioner_added", detail=f"practitioner={pid}", actor=actor)
+        audit.record("practitioner_added", detail=f"practitioner={pid} role={role}", actor=actor)
     return clinics.get_practitioner(db, pid)
 
 
 def disable_colleague(db: sqlite_utils.Database, actor: User, practitioner_id: int) -> dict:
-    """Disable a practitioner of the actor's clinic (never the actor); their sessions end."""
+    """Disable a practitioner of the actor's clinic (never the actor, never the last active
+    owner): their sessions end, their devices are forgotten and their queued alerts cancelled."""
     with write(db):
         row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
         clinics.disable_practitioner(db, row["id"], actor.id)
         auth.revoke_all("practitioner", row["id"])
+        devices.forget_devices(db, "practitioner", row["id"])
+        outbox.cancel_alerts_to(db, row["id"], "practitioner disabled")
         audit.record("practitioner_disabled", detail=f"practitioner={row['id']}", actor=actor)
     return clinics.get_practitioner(db, row["id"])
+
+
+def enable_colleague(db: sqlite_utils.Database, actor: User, practitioner_id: int) -> dict:
+    """Re-enable a disabled practitioner of the actor's clinic."""
+    with write(db):
+        row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
+        clinics.enable_practitioner(db, row["id"])
+        audit.record("practitioner_enabled", detail=f"practitioner={row['id']}", actor=actor)
+    return clinics.get_practitioner(db, row["id"])
+
+
+def change_role(db: sqlite_utils.Database, actor: User, practitioner_id: int, role: str) -> dict:
+    """Promote a practitioner of the actor's clinic to owner, or make an owner a practitioner
+    again; the clinic keeps at least one active owner."""
+    with write(db):
+        row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
+        clinics.set_role(db, row["id"], role)
+        audit.record(
+            "practitioner_role_changed",
+            detail=f"practitioner={row['id']} role={role}",
+            actor=actor,
+        )
+    row = clinics.get_practitioner(db, row["id"])
+    if row["id"] == actor.id:
+        actor.row = row
+    return row
+
+
+def change_password(
+    db: sqlite_utils.Database, actor: User, current: str, new: str, address: str | None
+) -> None:
+    """Change the actor's own password (the current one required) and end every other
+    session of theirs; a wrong current password counts as a failed sign-in."""
+    now = utcnow()
+    email = actor.row["email"]
+    address = address or "unknown"
+    auth.check_throttle(db, email, address, now)
+    row = clinics.get_practitioner(db, actor.id)
+    if not auth.password_matches(row, current):
+        auth.record_failure(db, email, address, actor.clinic_id, now)
+        raise Invalid({"current_password": "This is not your current password."})
+    passwords.require_good(new, (email, row["name"]))
+    if auth.password_matches(row, new):
+        raise Invalid({"password": "Choose a password different from your current one."})
+    with write(db):
+        clinics.set_password(db, actor.id, new)
+        ended = auth.revoke_others("practitioner", actor.id, actor.session_id)
+        audit.record("password_changed", detail=f"other_sessions_ended={ended}", actor=actor)
 
 
 def create_client(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:

@@ -16,6 +16,7 @@ from companion.accounts.models import (
     Invite,
     LoginInput,
     Me,
+    PasswordChangeInput,
     PractitionerSettingsInput,
     SetupInput,
 )
@@ -89,6 +90,28 @@ def logout_all():
     audit.record("sign_out_everywhere")
     auth.revoke_all(current_user.kind, current_user.id)
     auth.end_session()
+    return "", 204
+
+
+@bp.post("/auth/password")
+@operation(
+    "Change your own password (practitioners); every other session of yours ends",
+    tag="session",
+    ok=204,
+    body=PasswordChangeInput,
+    errors=(400, 401, 403, 415, 422, 429),
+)
+@practitioner_required
+def change_password():
+    """Change your password, giving the current one; your other sessions end."""
+    values = parse(PasswordChangeInput, body())
+    actions.change_password(
+        get_db(),
+        current_user,
+        values["current_password"],
+        values["new_password"],
+        request.remote_addr,
+    )
     return "", 204
 
 

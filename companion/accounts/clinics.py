@@ -47,9 +47,16 @@ def clinic_dict(row: dict) -> dict:
 
 
 def create_practitioner(
-    db: sqlite_utils.Database, clinic_id: int, email: str, name: str, password: str, now: datetime
+    db: sqlite_utils.Database,
+    clinic_id: int,
+    email: str,
+    name: str,
+    password: str,
+    now: datetime,
+    role: str | None = None,
 ) -> int:
-    """Add a practitioner to a clinic; the email must be new."""
+    """Add a practitioner to a clinic; the email must be new. Without a role given, the
+    clinic's first practitioner (or the first since it lost its last owner) is its owner."""
     email = email.strip().lower()
     if one(db, "SELECT id FROM practitioners WHERE email = :email", {"email": email}):
         raise Conflict(
@@ -57,6 +64,8 @@ def create_practitioner(
             "email_taken",
             {"email": "Already in use."},
         )
+    if role is None:
+        role = "practitioner" if active_owners(db, clinic_id) else "owner"
     return (
         db["practitioners"]
         .insert(
@@ -65,6 +74,7 @@ def create_practitioner(
                 "email": email,
                 "name": name,
                 "password_hash": hash_password(password),
+                "role": role,
                 "created_at": iso(now),
             }
         )
@@ -121,11 +131,50 @@ def update_practitioner(db: sqlite_utils.Database, practitioner_id: int, values:
     return get_practitioner(db, practitioner_id)
 
 
+def active_owners(db: sqlite_utils.Database, clinic_id: int) -> int:
+    """Count the clinic's active owners."""
+    return one(
+        db,
+        "SELECT count(*) AS n FROM practitioners WHERE clinic_id = :clinic_id"
+        " AND role = 'owner' AND active = 1",
+        {"clinic_id": clinic_id},
+    )["n"]
+
+
+def _keep_an_owner(db: sqlite_utils.Database, row: dict) -> None:
+    """Refuse a change that would leave the clinic without an active owner."""
+    if row["role"] == "owner" and row["active"] and active_owners(db, row["clinic_id"]) <= 1:
+        raise Conflict(
+            "A clinic keeps at least one active owner: make someone else an owner first.",
+            "last_owner",
+        )
+
+
 def disable_practitioner(db: sqlite_utils.Database, practitioner_id: int, by_id: int) -> None:
-    """Disable a practitioner (never the one asking); their sign-ins are ended by the caller."""
+    """Disable a practitioner (never the one asking, never the last active owner); their
+    sign-ins, devices and queued alerts are ended by the caller."""
     if practitioner_id == by_id:
         raise Conflict("You cannot disable your own account.", "cannot_disable_self")
+    _keep_an_owner(db, get_practitioner(db, practitioner_id))
     db["practitioners"].update(practitioner_id, {"active": 0})
+
+
+def enable_practitioner(db: sqlite_utils.Database, practitioner_id: int) -> None:
+    """Let a disabled practitioner sign in again (with the password they had)."""
+    db["practitioners"].update(practitioner_id, {"active": 1})
+
+
+def set_role(db: sqlite_utils.Database, practitioner_id: int, role: str) -> None:
+    """Make a practitioner an owner or a practitioner; a clinic keeps one active owner."""
+    row = get_practitioner(db, practitioner_id)
+    if role != "owner":
+        _keep_an_owner(db, row)
+    db["practitioners"].update(practitioner_id, {"role": role})
+
+
+def set_password(db: sqlite_utils.Database, practitioner_id: int, password: str) -> None:
+    """Store a practitioner's new password (hashed)."""
+    db["practitioners"].update(practitioner_id, {"password_hash": hash_password(password)})
 
 
 def practitioner_dict(row: dict) -> dict:
@@ -135,5 +184,6 @@ def practitioner_dict(row: dict) -> dict:
         "email": row["email"],
         "name": row["name"],
         "active": bool(row["active"]),
+        "role": row["role"],
         "alert_severities": [s for s in row["alert_severities"].split(",") if s],
     }

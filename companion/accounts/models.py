@@ -5,10 +5,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from companion.accounts import passwords
 from companion.clinical import SEVERITIES_DESC, Severity
 from companion.contract import (
     Body,
     Boolean,
+    Choice,
     Clock,
     Custom,
     Email,
@@ -24,6 +26,7 @@ from companion.contract import (
 from companion.converters import MAX_ID
 from companion.treatments.models import Session
 
+ROLES = ("owner", "practitioner")
 QUIET_HOURS_SHAPE = 'Must be an object like {"start": "21:00", "end": "08:00"}.'
 NO_NUL = "^[^\\u0000]*$"
 
@@ -32,8 +35,16 @@ def _password(value: Any) -> str:
     # Kept exactly as typed: stripping it would make it unusable at sign-in.
     if not isinstance(value, str) or not value:
         raise fail("This field is required.")
-    if not 10 <= len(value) <= 200 or "\x00" in value:
-        raise fail("Use 10 to 200 characters.")
+    reason = passwords.problem(value)
+    if reason:
+        raise fail(reason)
+    return value
+
+
+def _new_password(value: Any) -> str:
+    # Only its shape here: the policy, which needs the person's email and name, runs later.
+    if not isinstance(value, str) or not 1 <= len(value) <= passwords.MAX_LENGTH:
+        raise fail(f"Give your new password ({passwords.MIN_LENGTH} to 200 characters).")
     return value
 
 
@@ -55,7 +66,12 @@ def _severities(value: Any) -> list[str]:
 
 
 def Password() -> Any:  # noqa: N802
-    schema = {"type": "string", "minLength": 10, "maxLength": 200, "pattern": NO_NUL}
+    schema = {
+        "type": "string",
+        "minLength": passwords.MIN_LENGTH,
+        "maxLength": passwords.MAX_LENGTH,
+        "pattern": NO_NUL,
+    }
     return Custom(_password, schema, base=str)
 
 
@@ -77,6 +93,31 @@ class PractitionerInput(Body):
     email: Email()
     name: Text(100)
     password: Password()
+
+
+class ColleagueInput(PractitionerInput):
+    """A colleague an owner adds: a practitioner unless made an owner."""
+
+    role: Choice(ROLES, required=False)
+
+
+class RoleInput(Body):
+    role: Choice(ROLES)
+
+
+class PasswordChangeInput(Body):
+    current_password: Attempt("current password", 200)
+    # The policy's reason comes back in fields.password, as wherever a password is set.
+    new_password: Custom(
+        _new_password,
+        {
+            "type": "string",
+            "minLength": passwords.MIN_LENGTH,
+            "maxLength": passwords.MAX_LENGTH,
+            "pattern": NO_NUL,
+        },
+        base=str,
+    )
 
 
 class SetupInput(PractitionerInput):
@@ -132,6 +173,7 @@ class Practitioner(Reply):
     email: str
     name: str
     active: bool
+    role: Literal["owner", "practitioner"]
     alert_severities: list[Severity]
 
 

@@ -1,7 +1,7 @@
 """The practitioner's pages: sign-in, first-run setup, clients, invites."""
 
 import segno
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion import audit, auth
@@ -76,6 +76,30 @@ def logout():
             auth.revoke_all(current_user.kind, current_user.id)
     auth.end_session()
     return redirect(url_for(".login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@practitioner_required
+def password():
+    """Change your own password; your other sessions end."""
+    errors: dict = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            actions.change_password(
+                get_db(),
+                current_user,
+                request.form.get("current_password", "")[:200],
+                request.form.get("password", ""),
+                request.remote_addr,
+            )
+            flash("Password changed. You were signed out everywhere else.")
+            return redirect(url_for(".password"))
+        except RateLimited as e:
+            errors, status = {"form": e.message}, 429
+        except DomainError as e:
+            errors, status = form_errors(e), 422
+    return render_template("practitioner/password.html", errors=errors), status
 
 
 @bp.get("/clients")

@@ -6,9 +6,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from companion.accounts import actions as accounts
-from companion.accounts.models import PractitionerInput
+from companion.accounts.models import ColleagueInput, RoleInput
 from companion.admin import store
-from companion.auth import practitioner_required
+from companion.auth import practitioner_required, refuse
 from companion.clinical import SEVERITIES_DESC
 from companion.contract import parse
 from companion.converters import parse_id
@@ -38,12 +38,14 @@ def settings():
 @bp.route("/protocol", methods=["GET", "POST"])
 @practitioner_required
 def protocol():
-    """View and edit the clinic's protocol; saving makes a new version."""
+    """View the clinic's protocol; an owner edits it, and saving makes a new version."""
     db = get_db()
     current = outbox.current_protocol(db, current_user.clinic_id)
     errors: dict = {}
     text = json.dumps(current["steps"], indent=2, ensure_ascii=False)
     if request.method == "POST":
+        if not current_user.is_owner:
+            return refuse()
         text = request.form.get("steps", "")
         try:
             steps, errors = validate_steps(json.loads(text))
@@ -64,22 +66,14 @@ def protocol():
 @bp.route("/team", methods=["GET", "POST"])
 @practitioner_required
 def team():
-    """The clinic's practitioners: add a colleague, disable one (their sessions end at once)."""
+    """The clinic's practitioners; an owner adds, disables, re-enables and promotes them."""
     db = get_db()
     errors: dict = {}
     if request.method == "POST":
-        disable = parse_id(request.form.get("disable"))
+        if not current_user.is_owner:
+            return refuse()
         try:
-            if disable is not None:
-                accounts.disable_colleague(db, current_user, disable)
-                flash("Colleague disabled; their sessions have ended.")
-            else:
-                values = parse(
-                    PractitionerInput,
-                    {k: request.form.get(k, "") for k in ("email", "name", "password")},
-                )
-                accounts.add_colleague(db, current_user, values, utcnow())
-                flash(f"{values['name']} can now sign in.")
+            flash(_change_team(db, request.form))
             return redirect(url_for(".team"))
         except NotFound:
             abort(404)
@@ -91,3 +85,23 @@ def team():
         errors=errors,
         form=request.form,
     )
+
+
+def _change_team(db, form) -> str:
+    """Apply one change of the team form; return what to tell the owner."""
+    disable, enable = parse_id(form.get("disable")), parse_id(form.get("enable"))
+    role_of = parse_id(form.get("role_of"))
+    if disable is not None:
+        accounts.disable_colleague(db, current_user, disable)
+        return "Colleague disabled; their sessions, devices and queued alerts have ended."
+    if enable is not None:
+        row = accounts.enable_colleague(db, current_user, enable)
+        return f"{row['name']} can sign in again."
+    if role_of is not None:
+        values = parse(RoleInput, {"role": form.get("role", "")})
+        row = accounts.change_role(db, current_user, role_of, values["role"])
+        return f"{row['name']} is now {'an owner' if row['role'] == 'owner' else 'a practitioner'}."
+    fields = ("email", "name", "password", "role")
+    values = parse(ColleagueInput, {k: form.get(k, "") for k in fields if k in form or k != "role"})
+    accounts.add_colleague(db, current_user, values, utcnow())
+    return f"{values['name']} can now sign in."

@@ -9,7 +9,7 @@ def team(db: sqlite_utils.Database, clinic_id: int) -> list[dict]:
     """Return the clinic's practitioners by name, active or not."""
     return rows(
         db,
-        "SELECT id, name, email, active FROM practitioners WHERE clinic_id = :clinic_id"
+        "SELECT id, name, email, role, active FROM practitioners WHERE clinic_id = :clinic_id"
         " ORDER BY name",
         {"clinic_id": clinic_id},
     )

@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from companion.auth import client_required, practitioner_required, signed_in
+from companion.auth import client_required, owner_required, practitioner_required, signed_in
 from companion.contract import operation, parse
 from companion.db import get_db, utcnow
 from companion.errors import Invalid
@@ -42,13 +42,13 @@ def get_protocol():
 
 @bp.put("/protocol")
 @operation(
-    "Replace the protocol with a new version",
+    "Replace the protocol with a new version (owners only)",
     tag="practitioner",
     reply=Protocol,
     body=ProtocolInput,
     errors=(400, 401, 403, 415, 422),
 )
-@practitioner_required
+@owner_required
 def put_protocol():
     """Replace the clinic's protocol with a new version; sessions keep the version they used."""
     data = body()

@@ -76,6 +76,14 @@ def unsubscribe(db: sqlite_utils.Database, owner_kind: str, owner_id: int, endpo
         raise NotFound("subscription")
 
 
+def forget_devices(db: sqlite_utils.Database, owner_kind: str, owner_id: int) -> int:
+    """Drop every push subscription of an owner (a disabled practitioner); return how many."""
+    return db.conn.execute(
+        "DELETE FROM push_subscriptions WHERE owner_kind = :owner_kind AND owner_id = :owner_id",
+        {"owner_kind": owner_kind, "owner_id": owner_id},
+    ).rowcount
+
+
 def subscriptions(db: sqlite_utils.Database, owner_kind: str, owner_id: int) -> list[dict]:
     """Return the owner's subscriptions, oldest first."""
     return rows(

@@ -154,6 +154,16 @@ def cancel_pending(
     ).rowcount
 
 
+def cancel_alerts_to(db: sqlite_utils.Database, practitioner_id: int, reason: str) -> int:
+    """Cancel the alerts queued for a practitioner that have not gone out yet."""
+    return db.conn.execute(
+        "UPDATE notifications SET status = 'cancelled', status_reason = :reason,"
+        " lease_until = NULL WHERE owner_kind = 'practitioner' AND owner_id = :owner_id"
+        " AND status IN ('pending', 'skipped')",
+        {"reason": reason, "owner_id": practitioner_id},
+    ).rowcount
+
+
 def forget_client(db: sqlite_utils.Database, client_id: int) -> None:
     """Erasure: cancel what is not sent yet about a client, then delete the client's own rows.
 
