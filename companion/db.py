@@ -18,8 +18,10 @@ def connect(path: str) -> sqlite_utils.Database:
     """Open the database file with the pragmas every connection needs."""
     if path != ":memory:" and not path.startswith("file:"):
         # Create it owner-only (health data): SQLite gives -wal and -shm the same mode.
-        with suppress(OSError):  # then SQLite says why it cannot open the file, as before
-            os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+        # O_EXCL: never open an existing database here, since closing any descriptor of the
+        # file drops the POSIX locks this process's SQLite connections hold on it.
+        with suppress(OSError):  # exists, or SQLite says why it cannot open it, as before
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600))
     # isolation_level=None: no implicit transactions; writes use write() below.
     conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")
