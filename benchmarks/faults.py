@@ -118,11 +118,8 @@ def add_rows(db, clinic_id: int, owners: list, dues: list, valid: list, title: s
                 for o, d, v in zip(owners, dues, valid, strict=True)
             ],
         )
-    return rows(
-        db,
-        "SELECT id, owner_id, due_at, expires_at FROM notifications WHERE title = ? ORDER BY id",
-        (title,),
-    )
+    sql = "SELECT id, owner_id, due_at, expires_at FROM notifications WHERE title = ? ORDER BY id"
+    return rows(db, sql, (title,))
 
 
 def due_now(db, clinic_id: int, devices: dict, n: int, title: str) -> set:
@@ -232,13 +229,8 @@ def scenario_kill(n: int, folder: Path) -> bool:
                 at_kill = receiver.stats()["received"]
             finally:
                 stop(proc, signal.SIGKILL)
-            window = {
-                r[0]
-                for r in db.conn.execute(
-                    "SELECT id FROM notifications WHERE status = 'leased' AND lease_owner LIKE ?",
-                    (f"%:{proc.pid}:%",),
-                )
-            }
+            sql = "SELECT id FROM notifications WHERE status = 'leased' AND lease_owner LIKE ?"
+            window = {r[0] for r in db.conn.execute(sql, (f"%:{proc.pid}:%",))}
             before, restarted = states(db, title), time.monotonic()
             proc = spawn(["worker"], env, log)
             try:
@@ -300,9 +292,8 @@ def scenario_outage(n: int, folder: Path) -> bool:
             dues = [t0 - timedelta(minutes=1) + timedelta(seconds=span * k / n) for k in order]
             valid = [timedelta(minutes=5 if k % 10 == 0 else 720) for k in order]
             owners = [k % clients + 1 for k in order]
-            due_of = {
-                r["id"]: r["due_at"] for r in add_rows(db, clinic_id, owners, dues, valid, title)
-            }
+            queued = add_rows(db, clinic_id, owners, dues, valid, title)
+            due_of = {r["id"]: r["due_at"] for r in queued}
             dispatcher = worker.Dispatcher(app)
             sender = RecordingSender(dispatcher.get_sender(db))
             clock, ticks = [t0 - timedelta(minutes=1)], 0
@@ -325,25 +316,15 @@ def scenario_outage(n: int, folder: Path) -> bool:
             while unsettled(db, title) and clock[0] < back + timedelta(minutes=30):
                 tick()
             drained = clock[0] - back
-            final = {
-                r["id"]: r
-                for r in rows(
-                    db,
-                    "SELECT id, status, status_reason, sent_at, expires_at FROM notifications"
-                    " WHERE title = ?",
-                    (title,),
-                )
-            }
+            sql = "SELECT id, status, status_reason, sent_at, expires_at FROM notifications"
+            final = {r["id"]: r for r in rows(db, sql + " WHERE title = ?", (title,))}
             dispatcher.sender.close()
         finally:
             db.close()
         arrived = [m.payload["id"] for m in receiver.received]
     sent = {i for i, r in final.items() if r["status"] == "sent"}
-    expired = {
-        i
-        for i, r in final.items()
-        if r["status"] in ("skipped", "failed") and "expired" in (r["status_reason"] or "")
-    }
+    unsent = {i for i, r in final.items() if r["status"] in ("skipped", "failed")}
+    expired = {i for i in unsent if "expired" in (final[i]["status_reason"] or "")}
     lost = len(final) - len(sent) - len(expired) + len(set(arrived) - sent)
     stale = sum(parse_iso(final[i]["sent_at"]) >= parse_iso(final[i]["expires_at"]) for i in sent)
     expired_arrived = len(expired & set(arrived))
@@ -639,9 +620,8 @@ def scenario_storage(folder: Path) -> bool:
         # SQLite gives a -wal or -shm file it creates the database file's mode: made while
         # the file was 0444, they stay read-only after it is 0644 again, and every write
         # fails until they are fixed too (as `chmod 0644 companion.sqlite3*` does).
-        left = [
-            p.name for p in instance.glob("companion.sqlite3-*") if not p.stat().st_mode & 0o200
-        ]
+        wal_shm = instance.glob("companion.sqlite3-*")
+        left = [p.name for p in wal_shm if not p.stat().st_mode & 0o200]
         for path in instance.glob("companion.sqlite3*"):
             path.chmod(0o644)
         notes.append(f"read-only {', '.join(left)} left by SQLite" if left else "")
@@ -729,10 +709,10 @@ def storage_in_process(folder: Path, why: str) -> bool:
 # -- main -------------------------------------------------------------------------------------
 
 SCENARIOS = {
-    "a": lambda n, folder: scenario_kill(n, folder),
-    "b": lambda n, folder: scenario_outage(n, folder),
-    "c": lambda n, folder: scenario_two_serves(n, folder),
-    "d": lambda n, folder: scenario_sigterm(n, folder),
+    "a": scenario_kill,
+    "b": scenario_outage,
+    "c": scenario_two_serves,
+    "d": scenario_sigterm,
     "d2": lambda n, folder: scenario_sigterm(
         n, folder, (2000, 3000), "d2. SIGTERM during load, push service answering in 2-3 s"
     ),

@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -651,18 +652,14 @@ def describe(path: str) -> dict:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-class Timer:
+@contextmanager
+def timer(timings: dict, name: str, record: bool = True):
     """Wall-clock and this thread's CPU milliseconds: the host may be shared, CPU time is not."""
-
-    def __init__(self, timings: dict, name: str, record: bool = True):
-        self.slot = timings.setdefault(name, []) if record else []
-
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.thread_time()
-
-    def __exit__(self, *exc):
-        wall, cpu = time.perf_counter() - self.wall, time.thread_time() - self.cpu
-        self.slot.append((wall * 1000, cpu * 1000))
+    wall, cpu = time.perf_counter(), time.thread_time()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    if record:
+        timings.setdefault(name, []).append((wall * 1000, cpu * 1000))
 
 
 PAGES = {
@@ -709,22 +706,22 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
     for n, clinic_id in enumerate(picks[:warmup] + picks):
         http, client_id, counted = signed_in(clinic_id), rng.choice(history[clinic_id]), n >= warmup
         for name, url in PAGES.items():
-            with Timer(timings, name, counted):
+            with timer(timings, name, counted):
                 r = http.get(url.format(c=client_id))
             assert r.status_code == 200, (url, r.status_code)
         # Where the timeline page's time goes: its queries, and its charts (as the view draws them).
         with app.app_context():
             db = get_db()
             client = get_client(db, client_id, clinic_id)
-            with Timer(timings, SQL, counted):
+            with timer(timings, SQL, counted):
                 record = timeline(db, client)
-            with Timer(timings, CHARTS, counted):
+            with timer(timings, CHARTS, counted):
                 for s in [s for s in record["sessions"] if s["checkins"]]:
                     flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
                     charts.chart_for(s["raw"], s["checkins"], flagged)
     for clinic_id in rng.sample(busy, min(erase, len(busy))):
         http, client_id = signed_in(clinic_id), rng.choice(info["clients_by_clinic"][clinic_id])
-        with Timer(timings, "DELETE /api/clients/<id> (erasure)"):
+        with timer(timings, "DELETE /api/clients/<id> (erasure)"):
             r = http.delete(f"/api/clients/{client_id}")
         assert r.status_code == 204, r.get_data(as_text=True)
     dispatcher.close()
