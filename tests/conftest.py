@@ -9,6 +9,9 @@ from click.testing import CliRunner
 
 from companion import create_app
 from companion.cli import main, migrate
+from companion.db import connect
+from companion.reminders.sender import Sender
+from testkit.push_receiver import PushReceiver
 
 PASSWORD = "correct horse battery"
 
@@ -173,3 +176,30 @@ def checkin_body(**extra):
         "swelling": 1,
         "pain": 2,
     } | extra
+
+
+# Shared by the dispatch, push-fix, planning and fault tests; test_push.py keeps its own
+# receiver and sender built on throwaway VAPID keys.
+@pytest.fixture
+def db(app):
+    """A connection of our own to the app's database file."""
+    handle = connect(app.config["DATABASE"])
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def receiver(app):
+    """A local push receiver that checks the app's VAPID key and decrypts what it gets."""
+    with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as running:
+        yield running
+
+
+@pytest.fixture
+def sender(app):
+    """The production Sender with the app's keys, allowed to reach 127.0.0.1."""
+    cfg = app.config
+    with Sender(
+        cfg["VAPID_PRIVATE_KEY"], cfg["VAPID_SUBJECT"], timeout=2.0, allow_private=True
+    ) as pooled:
+        yield pooled

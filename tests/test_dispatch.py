@@ -49,30 +49,6 @@ class Clock:
 
 
 @pytest.fixture
-def db(app):
-    handle = connect(app.config["DATABASE"])
-    yield handle
-    handle.close()
-
-
-@pytest.fixture
-def receiver(app):
-    with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as running:
-        yield running
-
-
-@pytest.fixture
-def sender(app):
-    with Sender(
-        app.config["VAPID_PRIVATE_KEY"],
-        app.config["VAPID_SUBJECT"],
-        timeout=2.0,
-        allow_private=True,
-    ) as pooled:
-        yield pooled
-
-
-@pytest.fixture
 def outbox(app, db):
     """A clinic and a practitioner made directly in the database (no sign-in needed)."""
     return Outbox(app, db)

@@ -25,7 +25,6 @@ from companion.accounts import clinics
 from companion.db import connect, iso, utcnow, write
 from testkit import processes
 from testkit.processes import COMPANION, free_port, sign_in_client, wait_for_health
-from testkit.push_receiver import PushReceiver
 
 SUBJECT = "mailto:ops@clinic-tests.net"
 env_for = partial(
@@ -132,12 +131,6 @@ def new_clinic(app) -> int:
             return clinics.create_clinic(db, "Clinic One", "Europe/London", None, utcnow())
     finally:
         db.close()
-
-
-@pytest.fixture
-def receiver(app):
-    with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as running:
-        yield running
 
 
 def test_two_serve_instances_on_one_database_send_each_reminder_once(app, receiver):

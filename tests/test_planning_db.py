@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import Api, World
 
-from companion.db import connect, iso, parse_iso, rows, write
+from companion.db import iso, parse_iso, rows, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders.planning import local_time, plan
 from companion.reminders.protocol import DEFAULT_STEPS
@@ -34,13 +34,6 @@ class OneClinic(World):
 @pytest.fixture
 def practice(app):
     return OneClinic(app)
-
-
-@pytest.fixture
-def db(app):
-    handle = connect(app.config["DATABASE"])
-    yield handle
-    handle.close()
 
 
 def session_rows(db, session_id: int) -> list[dict]:

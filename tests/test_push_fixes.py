@@ -27,35 +27,13 @@ from companion.reminders.transport import CheckedResolver, PrivateAddress
 from companion.reminders.worker import Dispatcher
 from companion.serve import refuse_without_contact
 from companion.treatments import store as treatments
-from testkit.push_receiver import PushReceiver, Reply
+from testkit.push_receiver import Reply
 
 NY = "America/New_York"
 
 
 def local(tz: str, *args: int) -> datetime:
     return datetime(*args, tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-@pytest.fixture
-def db(app):
-    handle = connect(app.config["DATABASE"])
-    yield handle
-    handle.close()
-
-
-@pytest.fixture
-def receiver(app):
-    with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as running:
-        yield running
-
-
-@pytest.fixture
-def sender(app):
-    cfg = app.config
-    with Sender(
-        cfg["VAPID_PRIVATE_KEY"], cfg["VAPID_SUBJECT"], timeout=2.0, allow_private=True
-    ) as pooled:
-        yield pooled
 
 
 @pytest.fixture
