@@ -52,7 +52,8 @@ def _in_quiet(clock: time, start: time, end: time) -> bool:
     return clock >= start or clock < end  # the window wraps midnight
 
 
-def _out_of_quiet(due: datetime, zone: ZoneInfo, quiet: tuple[time, time] | None) -> datetime:
+def out_of_quiet(due: datetime, zone: ZoneInfo, quiet: tuple[time, time] | None) -> datetime:
+    """Return due, or the end of the quiet window it falls in (planning and sending both ask)."""
     if quiet is None:
         return due
     start, end = quiet
@@ -112,7 +113,7 @@ def plan(
         elif due - session < timedelta(hours=min_gap):
             reason = f"less than {hours_text(min_gap)} after the session"
         else:
-            due = _out_of_quiet(due, zone, quiet)
+            due = out_of_quiet(due, zone, quiet)
         valid_hours = step.get("valid_hours") or DEFAULT_VALID_HOURS[step["kind"]]
         expires = due + timedelta(hours=valid_hours)
         if reason is None and expires <= now:

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from companion.db import parse_iso
-from companion.reminders.planning import _out_of_quiet
+from companion.reminders.planning import out_of_quiet
 from companion.reminders.protocol import parse_hhmm
 from companion.reminders.push import Outcome
 from companion.reminders.sender import PushJob, Sender
@@ -54,7 +54,7 @@ def after_quiet_hours(client: dict, now: datetime) -> datetime:
         return now
     # planning's own rule (DST gaps and repeated hours included), applied to `now`.
     quiet = (parse_hhmm(start), parse_hhmm(end))
-    return _out_of_quiet(now, ZoneInfo(client["timezone"]), quiet)
+    return out_of_quiet(now, ZoneInfo(client["timezone"]), quiet)
 
 
 # -- push services that are down ---------------------------------------------------------
