@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from companion.reminders.push import generate_vapid_keys
+
 DEFAULTS = {
     "DATABASE": None,  # set to <instance>/companion.sqlite3 when not given
     "PHOTOS_DIR": None,  # set to <instance>/photos when not given
@@ -91,8 +93,6 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
         stored["SECRET_KEY"] = secrets.token_urlsafe(48)
         changed = True
     if not stored.get("VAPID_PRIVATE_KEY"):
-        from companion.reminders.push import generate_vapid_keys
-
         stored["VAPID_PRIVATE_KEY"], stored["VAPID_PUBLIC_KEY"] = generate_vapid_keys()
         changed = True
     if changed:
