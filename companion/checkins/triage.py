@@ -166,38 +166,60 @@ def _findings(
     return sorted(found.values(), key=lambda f: (-severity_rank(f["severity"]), f["rule"]))
 
 
+# How long until the skin settles, in the words a client reads: whole days, never hours.
+_SETTLE_WORDS = (
+    (1, "over the next day"),
+    (2, "over the next day or two"),
+    (3, "over the next two to three days"),
+    (5, "over the next four to five days"),
+    (7, "over the next week"),
+)
+
+
+def _settle_words(hours_left: float) -> str:
+    days = max(1, -int(-hours_left // 24))  # whole days, rounded up
+    return next(
+        (words for most, words in _SETTLE_WORDS if days <= most), "over the next week or so"
+    )
+
+
 def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict]) -> str:
+    # Client words: no scores out of 4, no hours, no sources (those are in the flags and
+    # docs/clinical.md for the practitioner).
     symptoms = cur.get("symptoms") or {}
     settle = _stretch(72, depth)
-    when = "in the first 24 hours" if h < 24 else f"on day {int(h // 24)}"
-    scores = [f"{k} {cur[k]}/4" for k in ("redness", "swelling") if cur[k]]
+    when = "on the day of your session" if h < 24 else f"on day {int(h // 24)}"
+    deeper = settle > _SHALLOW_HOURS  # vendor downtime figures stretch the course
+    scores = [k for k in ("redness", "swelling") if cur[k]]
     if not scores:
-        text = [f"Your skin is calm {when}, which is a good sign."]
+        text = [f"Your skin looks calm {when}, which is a good sign."]
     else:
         what = " and ".join(scores).capitalize()
-        verb, it = ("is", "it usually fades") if len(scores) == 1 else ("are", "they usually fade")
+        verb, it = ("is", "It") if len(scores) == 1 else ("are", "They")
+        after = " after a deeper treatment" if deeper else ""
         if max(cur["redness"], cur["swelling"]) == 4:
             # No rule fires this early, but "raw" or "very swollen" is not what to call expected.
             text = [
-                f"{what} {when} {verb} at the strong end of what can happen early on."
-                " If it spreads, feels hot or gets worse, contact your clinic now."
+                f"{what} this strong {when} can happen, but {it.lower()} {verb} at the strong"
+                " end. If it spreads, feels hot or gets worse, contact your clinic now."
             ]
         elif h < settle:
-            text = [f"{what} {when} {verb} expected; {it} within {settle:.0f} hours."]
+            fade = "usually fades" if len(scores) == 1 else "usually fade"
+            text = [
+                f"{what} like yours {verb} normal {when}{after}.",
+                f"{it} {fade} {_settle_words(settle - h)}.",
+            ]
         else:
-            text = [f"{what} {when} {verb} within the expected course and should keep fading."]
+            text = [
+                f"{what} like yours {verb} still part of normal healing{after}; {it.lower()}"
+                f" should keep fading."
+            ]
     if symptoms.get("oozing") and h < 24:
-        text.append("Pinpoint bleeding on the day of the session is normal.")
+        text.append("Tiny spots of bleeding on the day of the session are normal.")
     if symptoms.get("peeling") or symptoms.get("itching"):
         text.append("Dryness, peeling and itching are part of normal healing in the first week.")
     if symptoms.get("bruising") and h < 168:
-        text.append("Bruising can take up to 7 days to fade.")
-    if settle > _SHALLOW_HOURS:
-        days = downtime_hours(depth) / 24
-        text.append(
-            f"At {depth:g} mm the skin takes longer to settle, about {days:.0f} days"
-            " (a device maker's figure, not from clinical studies)."
-        )
+        text.append("Bruising can take up to a week to fade.")
     if info:
         text.append("Your practitioner will take a look at what you reported; no need to act now.")
     return " ".join(text)
