@@ -1,21 +1,18 @@
-"""Sign-in for practitioners (password) and clients (invite), on revocable server-side sessions."""
+"""Signed-in users on revocable server-side sessions: practitioners (password, see credentials.py)
+and clients (invite); the user loader and the decorators that let each kind through."""
 
 import hashlib
-import math
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import wraps
 
-import sqlite_utils
 from flask import Flask, current_app, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from companion import audit
-from companion.contract import encodable
-from companion.db import get_db, iso, one, parse_iso, utcnow, write
-from companion.errors import ApiError, RateLimited, abort_json_or_html, safe_next
+from companion.db import get_db, iso, one, parse_iso, utcnow
+from companion.errors import ApiError, abort_json_or_html, safe_next
 
 login_manager = LoginManager()
 
@@ -136,101 +133,6 @@ def revoke_all(kind: str, user_id: int) -> int:
         {"now": iso(utcnow()), "kind": kind, "user_id": user_id},
     )
     return cur.rowcount
-
-
-# Throttling, not lock-out: past its free failures an account (or an address) waits a delay
-# that doubles with each further failure in the window. An address may wait up to the whole
-# window; an account at most ACCOUNT_MAX_DELAY, so a stranger's wrong passwords slow the real
-# practitioner down by a minute at worst and never shut a clinic out of its queue.
-FIRST_DELAY = 5.0
-ACCOUNT_MAX_DELAY = 60.0
-
-
-def throttle_delay(failures: int, free: int, cap: float) -> float:
-    """Return how long to wait after the last of `failures` recent failures (0 while free)."""
-    if failures < free:
-        return 0.0
-    return min(FIRST_DELAY * 2 ** min(failures - free, 32), cap)
-
-
-def check_throttle(db: sqlite_utils.Database, email: str, address: str, now: datetime) -> None:
-    """Raise RateLimited while the account or the address must still wait after failures."""
-    cfg = current_app.config
-    window = timedelta(minutes=cfg["LOGIN_WINDOW_MINUTES"])
-    since = iso(now - window)
-    free = cfg["LOGIN_MAX_FAILURES"]
-    # An address gets more room than an account: a clinic shares one address.
-    for column, value, room, cap in (
-        ("email", email, free, ACCOUNT_MAX_DELAY),
-        ("address", address, free * 4, window.total_seconds()),
-    ):
-        seen = one(
-            db,
-            f"SELECT count(*) AS n, max(at) AS last FROM login_failures"
-            f" WHERE {column} = :value AND at > :since",
-            {"value": value, "since": since},
-        )
-        delay = throttle_delay(seen["n"], room, cap)
-        if not delay:
-            continue
-        wait = (parse_iso(seen["last"]) + timedelta(seconds=delay) - now).total_seconds()
-        if wait > 0:
-            raise RateLimited(
-                "Too many failed sign-ins. Try again later.",
-                max(1, math.ceil(wait)),
-                "too_many_attempts",
-            )
-
-
-def record_failure(
-    db: sqlite_utils.Database, email: str, address: str, clinic_id: int | None, now: datetime
-) -> None:
-    """Count a wrong password against the account and the address, and audit it."""
-    with write(db):
-        db["login_failures"].insert({"email": email, "address": address, "at": iso(now)})
-        audit.record(
-            "sign_in_failed",
-            actor_kind="anonymous",
-            clinic_id=clinic_id,
-            detail=f"email={email}" if clinic_id else "unknown email",
-        )
-
-
-def authenticate(email: str, password: str, address: str | None) -> dict | None:
-    """Check a practitioner's password, throttled per account and per address (the
-    caller's IP); return their row, None when wrong, or raise RateLimited."""
-    db = get_db()
-    now = utcnow()
-    address = address or "unknown"
-    # Text no account can have (NUL, broken Unicode) is just a failed attempt.
-    storable = encodable(email) and encodable(password)
-    email = email.strip().lower() if storable else email.encode("utf-8", "replace").decode()
-    check_throttle(db, email, address, now)
-    row = (
-        one(db, "SELECT * FROM practitioners WHERE email = :email", {"email": email})
-        if storable
-        else None
-    )
-    # Hash even for an unknown email so timing does not tell which emails exist.
-    stored = row["password_hash"] if row else _DUMMY_HASH
-    ok = storable and check_password_hash(stored, password) and row is not None and row["active"]
-    if not ok:
-        record_failure(db, email, address, row["clinic_id"] if row else None, now)
-        return None
-    db.conn.execute("DELETE FROM login_failures WHERE email = :email", {"email": email})
-    return row
-
-
-_DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
-
-
-def hash_password(password: str) -> str:
-    return generate_password_hash(password)
-
-
-def password_matches(row: dict, password: str) -> bool:
-    """Tell whether a practitioner row's password is this one."""
-    return encodable(password) and check_password_hash(row["password_hash"], password)
 
 
 def revoke_others(kind: str, user_id: int, keep_session_id: str) -> int:

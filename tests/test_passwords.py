@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import PASSWORD, Api, Cli, count, sql
 
-from companion import auth
+from companion import throttle
 from companion.accounts import passwords
 
 NEW = "tulip garden mornings"
@@ -181,7 +181,7 @@ def test_the_password_page_changes_it(world):
     ],
 )
 def test_the_delay_grows_with_each_failure_up_to_its_cap(failures, free, cap, delay):
-    assert auth.throttle_delay(failures, free, cap) == delay
+    assert throttle.throttle_delay(failures, free, cap) == delay
 
 
 def iso(moment: datetime) -> str:
@@ -205,9 +205,9 @@ def test_a_strangers_wrong_passwords_do_not_lock_the_practitioner_out(world):
         )
     r = login(Api(app), environ_base={"REMOTE_ADDR": "192.0.2.1"})
     assert r.status_code == 429
-    assert int(r.headers["Retry-After"]) <= auth.ACCOUNT_MAX_DELAY
+    assert int(r.headers["Retry-After"]) <= throttle.ACCOUNT_MAX_DELAY
     # A minute later the right password works from the practitioner's own address ...
-    later = iso(datetime.now(UTC) - timedelta(seconds=auth.ACCOUNT_MAX_DELAY + 1))
+    later = iso(datetime.now(UTC) - timedelta(seconds=throttle.ACCOUNT_MAX_DELAY + 1))
     sql(app, "UPDATE login_failures SET at = ?", (later,))
     assert login(Api(app), environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code == 200
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from companion import audit, auth
+from companion import audit, auth, credentials, throttle
 from companion.accounts import clients, clinics, invites, passwords
 from companion.auth import User
 from companion.db import utcnow, write
@@ -96,13 +96,13 @@ def change_password(
     now = utcnow()
     email = actor.row["email"]
     address = address or "unknown"
-    auth.check_throttle(db, email, address, now)
+    throttle.check_throttle(db, email, address, now)
     row = clinics.get_practitioner(db, actor.id)
-    if not auth.password_matches(row, current):
-        auth.record_failure(db, email, address, actor.clinic_id, now)
+    if not credentials.password_matches(row, current):
+        throttle.record_failure(db, email, address, actor.clinic_id, now)
         raise Invalid({"current_password": "This is not your current password."})
     passwords.require_good(new, (email, row["name"]))
-    if auth.password_matches(row, new):
+    if credentials.password_matches(row, new):
         raise Invalid({"password": "Choose a password different from your current one."})
     with write(db):
         clinics.set_password(db, actor.id, new)

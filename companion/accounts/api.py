@@ -4,7 +4,7 @@ import segno
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
-from companion import audit, auth
+from companion import audit, auth, credentials
 from companion.accounts import actions, clients, clinics
 from companion.accounts.models import (
     Client,
@@ -65,7 +65,7 @@ def setup():
 )
 def login():
     values = parse(LoginInput, body())
-    row = auth.authenticate(values["email"], values["password"], request.remote_addr)
+    row = credentials.authenticate(values["email"], values["password"], request.remote_addr)
     if row is None:
         raise ApiError(401, "bad_credentials", "Email or password is incorrect.")
     with write(get_db()):

@@ -4,8 +4,8 @@ from datetime import datetime
 
 import sqlite_utils
 
-from companion.auth import hash_password
 from companion.clinical import SEVERITIES_DESC
+from companion.credentials import hash_password
 from companion.db import iso, one, rows
 from companion.errors import Conflict, NotFound
 from companion.reminders import outbox as schedule

@@ -4,7 +4,7 @@ import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from companion import audit, auth
+from companion import audit, auth, credentials
 from companion.accounts import actions, clinics
 from companion.accounts import clients as client_store
 from companion.accounts.models import ClientInput, SetupInput
@@ -48,7 +48,7 @@ def login():
     error, status = None, 200
     if request.method == "POST":
         try:
-            row = auth.authenticate(
+            row = credentials.authenticate(
                 request.form.get("email", "")[:254],
                 request.form.get("password", "")[:200],
                 request.remote_addr,
