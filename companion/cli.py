@@ -212,8 +212,9 @@ def serve(
 def doctor() -> None:
     findings = check_installation(_app())
     for ok, message in findings:
-        click.echo(("ok       " if ok else "PROBLEM  ") + message)
-    if not all(ok for ok, _ in findings):
+        label = "WARNING  " if ok is None else "ok       " if ok else "PROBLEM  "
+        click.echo(label + message)
+    if any(ok is False for ok, _ in findings):
         raise SystemExit(1)
 
 

@@ -13,7 +13,7 @@ from companion.reminders import health as push_health
 
 
 def doctor(app: Flask) -> list[tuple[bool, str]]:
-    """Check an installation; return (ok, message) findings."""
+    """Check an installation; return (ok, message) findings (ok is None for a warning)."""
     cfg = app.config
     found: list[tuple[bool, str]] = []
     secrets = Path(app.instance_path) / "secrets.json"
@@ -62,6 +62,16 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             " writable by the user Companion runs as, e.g. chmod u+w companion.sqlite3*)",
         )
     )
+    if not cfg.get("PUBLIC_URL"):
+        # A warning, not a problem: `run` on this computer builds links from its own address.
+        found.append(
+            (
+                None,
+                "PUBLIC_URL is not set: invite links are made only from a loopback address or"
+                " a host in TRUSTED_HOSTS; set COMPANION_PUBLIC_URL to this installation's"
+                " address (e.g. https://aftercare.example-clinic.com)",
+            )
+        )
     if cfg.get("PUSH_ALLOW_PRIVATE_ENDPOINTS"):
         found.append((False, "PUSH_ALLOW_PRIVATE_ENDPOINTS is on: for tests only"))
     db = connect(cfg["DATABASE"])

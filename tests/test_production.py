@@ -45,6 +45,19 @@ def test_doctor_reports_problems_then_passes(tmp_path):
     )
     assert good.returncode == 0, good.stdout
     assert "journal mode wal" in good.stdout and "PROBLEM" not in good.stdout
+    # Unset PUBLIC_URL is a warning: it does not fail the check.
+    assert "WARNING  PUBLIC_URL is not set" in good.stdout
+    with_url = subprocess.run(
+        [COMPANION, "doctor"],
+        capture_output=True,
+        text=True,
+        env=env_for(
+            instance,
+            COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net",
+            COMPANION_PUBLIC_URL="https://aftercare.clinic-real.net",
+        ),
+    )
+    assert with_url.returncode == 0 and "WARNING" not in with_url.stdout, with_url.stdout
 
 
 def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
