@@ -4,7 +4,9 @@ Ids and wording follow docs/clinical.md (the red-flag rules U1-U5, R1-R5, N1-N3)
 Triage, the API contract, the pages and the exports import these; none spells them again.
 """
 
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 # Lowest first: a severity's rank is its index.
 SEVERITIES = ("info", "review", "urgent")
@@ -39,3 +41,16 @@ RULES: dict[str, dict] = {
 def severity_rank(severity: str) -> int:
     """Return the rank of a severity: info 0, review 1, urgent 2."""
     return SEVERITIES.index(severity)
+
+
+def day_number(performed_at: datetime, at: datetime, timezone: str) -> int:
+    """Return "Day N": the client's local calendar day since the session, the session's day being 0.
+
+    The one definition of a day after the session, used by every page, export, chart, rule
+    text and the client app. It matches the protocol's wall-clock steps ("day 2, 18:00" fires
+    on Day 2). A moment before the session (a phone clock running behind) counts as Day 0.
+    The rules' thresholds stay in hours, as the clinical reference gives them ("48 h or later").
+    """
+    zone = ZoneInfo(timezone)
+    days = (at.astimezone(zone).date() - performed_at.astimezone(zone).date()).days
+    return max(0, days)

@@ -3,6 +3,7 @@
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import checkin_body, count
@@ -35,13 +36,16 @@ def test_an_id_used_by_another_client_is_a_conflict(world, app):
 def test_late_arrival_counts_for_the_day_it_was_taken(world):
     s = world.new_session(world.p1, world.client1["id"], hours_ago=100)
     performed = datetime.fromisoformat(s["performed_at"])
-    # Taken offline at 30 h, arrives now (70 h later): day 1, expected course.
+    # Taken offline at 30 h, arrives now (70 h later): the day it was taken (the client's
+    # local calendar day since the session's, clinical.day_number), expected course.
+    taken = performed + timedelta(hours=30)
     r = world.c1.post(
-        "/api/checkins",
-        checkin_body(taken_at=(performed + timedelta(hours=30)).isoformat(), redness=2, swelling=2),
+        "/api/checkins", checkin_body(taken_at=taken.isoformat(), redness=2, swelling=2)
     )
     assert r.status_code == 201
-    assert r.json["day"] == 1 and r.json["session_id"] == s["id"]
+    zone = ZoneInfo(world.client1["timezone"])
+    day = (taken.astimezone(zone).date() - performed.astimezone(zone).date()).days
+    assert day in (1, 2) and r.json["day"] == day and r.json["session_id"] == s["id"]
     assert r.json["assessment"]["status"] == "expected"
     assert r.json["taken_at"].startswith(
         (performed + timedelta(hours=30)).astimezone(UTC).strftime("%Y-%m-%dT%H")

@@ -167,15 +167,20 @@ def test_every_rule_has_a_scenario_that_fires_it():
 @pytest.mark.parametrize(
     ("steps", "depth", "rule", "reason"),
     [
-        ([(52, 3, 1, 1)], None, "R1", "Redness 3/4 at 52 h (expected ≤2 from 48 h)"),
-        ([(120, 3, 1, 1)], 2.5, "R1", "Redness 3/4 at 120 h (expected ≤2 from 112 h at 2.5 mm)"),
-        ([(75, 1, 3, 1)], 0.5, "R2", "Swelling 3/4 at 75 h (expected ≤2 from 72 h)"),
-        ([(24, 1, 1, 1), (56, 2, 1, 1)], 0.5, "R3", "Worse than the check-in at 24 h: redness 1→2"),
-        ([(2, 1, 1, 8)], 0.5, "R4", "Pain 8/10 at 2 h"),
-        ([(40, 1, 1, 1, "blisters")], 0.5, "U5", "Blisters reported at 40 h: suspected cold-sore"),
-        ([(80, 1, 1, 1, "blisters")], 0.5, "U5", "Blisters reported at 80 h: suspected cold-sore"),
-        ([(100, 1, 1, 1, "blisters")], 0.5, "U5", "Blisters reported at 100 h: blisters are never"),
-        ([(168.5, 0, 0, 0, "bruising")], 0.5, "R5", "Bruising still present at 168 h (day 7;"),
+        ([(52, 3, 1, 1)], None, "R1", "Redness 3/4 on day 2 (expected ≤2 from 48 h)"),
+        ([(120, 3, 1, 1)], 2.5, "R1", "Redness 3/4 on day 5 (expected ≤2 from 112 h at 2.5 mm)"),
+        ([(75, 1, 3, 1)], 0.5, "R2", "Swelling 3/4 on day 3 (expected ≤2 from 72 h)"),
+        (
+            [(24, 1, 1, 1), (56, 2, 1, 1)],
+            0.5,
+            "R3",
+            "Worse than the check-in on day 1: redness 1→2",
+        ),
+        ([(2, 1, 1, 8)], 0.5, "R4", "Pain 8/10 on day 0"),
+        ([(40, 1, 1, 1, "blisters")], 0.5, "U5", "Blisters reported on day 2: suspected cold-sore"),
+        ([(80, 1, 1, 1, "blisters")], 0.5, "U5", "Blisters reported on day 3: suspected cold-sore"),
+        ([(100, 1, 1, 1, "blisters")], 0.5, "U5", "Blisters reported on day 4: blisters are never"),
+        ([(168.5, 0, 0, 0, "bruising")], 0.5, "R5", "Bruising still present on day 7 (168 h;"),
     ],
 )
 def test_reasons_give_the_numbers(steps, depth, rule, reason):
@@ -449,3 +454,40 @@ def test_reconcile_never_lowers_and_never_duplicates(open_flags, findings):
         wanted = [rank(f["severity"]) for f in findings if f["rule"] == rule]
         if wanted:
             assert max(rank(f["severity"]) for f in live(rule)) >= max(wanted)
+
+
+# --- "Day N": one definition (clinical.day_number) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("performed", "taken", "tz", "day"),
+    [
+        # A 20:00 session; a check-in at 02:00 the next morning is day 1, though only 6 h later.
+        ("2025-06-10T18:00:00+00:00", "2025-06-11T00:00:00+00:00", "Europe/Paris", 1),
+        # The same instants in New York are still the session's day.
+        ("2025-06-10T18:00:00+00:00", "2025-06-11T00:00:00+00:00", "America/New_York", 0),
+        # 47 h later, across the spring-forward night (2025-03-09 in New York): day 2.
+        ("2025-03-08T15:00:00+00:00", "2025-03-10T14:00:00+00:00", "America/New_York", 2),
+        # Before the session (a phone clock behind) counts as day 0.
+        ("2025-06-10T18:00:00+00:00", "2025-06-09T18:00:00+00:00", "UTC", 0),
+    ],
+)
+def test_day_is_the_clients_local_calendar_day(performed, taken, tz, day):
+    performed, taken = datetime.fromisoformat(performed), datetime.fromisoformat(taken)
+    assert clinical.day_number(performed, taken, tz) == day
+    checkin = {**ci(0), "taken_at": max(taken, performed)}
+    result = triage.assess({**session(), "performed_at": performed, "timezone": tz}, [checkin])
+    assert result["day"] == day
+
+
+def test_rule_texts_name_the_day_as_a_person_does():
+    # 22:00 in Paris; the next check-in at 19:00 two days later, 45 h on: "day 2", not "at 45 h".
+    performed = datetime(2025, 6, 10, 20, 0, tzinfo=UTC)
+    paris = {"performed_at": performed, "needle_depth_mm": None, "timezone": "Europe/Paris"}
+    first = {**ci(0, 1, 1, 2), "taken_at": performed + timedelta(hours=20)}
+    second = {**ci(0, 1, 1, 8, id="later"), "taken_at": performed + timedelta(hours=45)}
+    [flag] = triage.assess(paris, [first, second])["flags"]
+    assert flag["rule"] == "R4"
+    assert flag["reason"] == (
+        "Pain 8/10 on day 2; pain up from 2/10 in the check-in on day 1 (should fall after 24 h)"
+    )

@@ -152,7 +152,11 @@ def client_detail(client_id: int):
     record = timeline.timeline(db, client)
     for s in record["sessions"]:
         flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
-        s["chart"] = charts.chart_for(s["raw"], s["checkins"], flagged) if s["checkins"] else None
+        s["chart"] = (
+            charts.chart_for(s["raw"], s["checkins"], flagged, client["timezone"])
+            if s["checkins"]
+            else None
+        )
     audit.record("client_read", client_id=client_id)
     return render_template("practitioner/client.html", client=client, **record)
 

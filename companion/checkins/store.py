@@ -12,6 +12,7 @@ import sqlite_utils
 from flask import current_app
 
 from companion.checkins import flags, triage
+from companion.clinical import day_number
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import Conflict, Invalid, NotFound, RateLimited
 
@@ -60,11 +61,12 @@ def as_triage(row: dict) -> dict:
     }
 
 
-def session_for_triage(session: dict) -> dict:
-    """Return what triage reads of a treatment session."""
+def session_for_triage(session: dict, timezone: str = "UTC") -> dict:
+    """Return what triage reads of a treatment session (timezone: the client's, for "day N")."""
     return {
         "performed_at": parse_iso(session["performed_at"]),
         "needle_depth_mm": session["needle_depth_mm"],
+        "timezone": timezone,
     }
 
 
@@ -76,9 +78,23 @@ def checkin_dict(db: sqlite_utils.Database, row: dict) -> dict:
 def checkin_dicts(db: sqlite_utils.Database, found: list[dict]) -> list[dict]:
     """Shape check-in rows for the API with their photos: one photo query per 500 check-ins."""
     photos: dict[str, list[dict]] = {}
+    days: dict[str, int] = {}
     ids = [r["id"] for r in found]
     for start in range(0, len(ids), 500):
         part = {f"id{i}": checkin_id for i, checkin_id in enumerate(ids[start : start + 500])}
+        # "Day N" from the session and the client's zone as they are now (clinical.day_number):
+        # an edited session time or a moved client never leaves a stale day behind.
+        for d in rows(
+            db,
+            "SELECT k.id, k.taken_at, s.performed_at, c.timezone FROM checkins k"
+            " JOIN treatment_sessions s ON s.id = k.session_id"
+            " JOIN clients c ON c.id = k.client_id"
+            f" WHERE k.id IN ({', '.join(':' + name for name in part)})",
+            part,
+        ):
+            days[d["id"]] = day_number(
+                parse_iso(d["performed_at"]), parse_iso(d["taken_at"]), d["timezone"]
+            )
         for p in rows(
             db,
             "SELECT checkin_id, id, width, height, bytes FROM photos WHERE checkin_id"
@@ -86,10 +102,10 @@ def checkin_dicts(db: sqlite_utils.Database, found: list[dict]) -> list[dict]:
             part,
         ):
             photos.setdefault(p.pop("checkin_id"), []).append(dict(p, url=f"/api/photos/{p['id']}"))
-    return [_shape(row, photos.get(row["id"], [])) for row in found]
+    return [_shape(row, photos.get(row["id"], []), days.get(row["id"])) for row in found]
 
 
-def _shape(row: dict, photos: list[dict]) -> dict:
+def _shape(row: dict, photos: list[dict], day: int | None = None) -> dict:
     row = _decode(row) if isinstance(row.get("assessment"), str) else row
     return {
         "id": row["id"],
@@ -103,7 +119,7 @@ def _shape(row: dict, photos: list[dict]) -> dict:
         "symptoms": row["symptoms"],
         "warning_signs": row["warning_signs"],
         "note": row["note"],
-        "day": row["assessment"].get("day"),
+        "day": row["assessment"].get("day") if day is None else day,
         "assessment": {k: row["assessment"][k] for k in ("status", "message", "flags")},
         "photos": photos,
     }
@@ -136,7 +152,9 @@ def submit(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -
         )
         new = dict(data, symptoms=data["symptoms"], warning_signs=data["warning_signs"])
         assessment = triage.assess(
-            session_for_triage(session), [*history, as_triage(new)], clinic_row["phone"]
+            session_for_triage(session, client["timezone"]),
+            [*history, as_triage(new)],
+            clinic_row["phone"],
         )
         row = {
             "id": data["id"],

@@ -5,13 +5,14 @@ argument). Every number traces to docs/clinical.md, cited by rule id
 (U1-U5, R1-R5, N1-N3), or is marked as a product default a clinic could change.
 
 "After day N" in the rules is read as "24*N hours or more after the session":
-triage sees elapsed time, not the client's calendar.
+the rules see elapsed time. Texts name the day as a person does, "day 3" (the client's
+local calendar day, clinical.day_number; the session's `timezone`, UTC when absent).
 """
 
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from companion.clinical import RULES, severity_rank
+from companion.clinical import RULES, day_number, severity_rank
 
 # Vendor downtime figures (docs/clinical.md, "Expected recovery course"), not peer-reviewed:
 # 0.2-0.5 mm about 2-3 days, 0.8-1.5 mm about 4-5 days, 2.0-3.0 mm about 6-7 days. We take
@@ -92,8 +93,12 @@ def _order(checkin: dict) -> tuple:
     return checkin["taken_at"], str(checkin.get("id") or "")
 
 
+def _day(session: dict, checkin: dict) -> int:
+    return day_number(session["performed_at"], checkin["taken_at"], session.get("timezone", "UTC"))
+
+
 def _findings(
-    h: float, depth: float | None, cur: dict, prev: dict | None, prev_h: float
+    h: float, depth: float | None, cur: dict, prev: dict | None, days: tuple[int, int]
 ) -> list[dict]:
     found: dict[str, dict] = {}
 
@@ -104,7 +109,9 @@ def _findings(
             "reason": reason,
         }
 
-    at, day = f"at {h:.0f} h", int(h // 24)
+    day, prev_day = days
+    at = f"on day {day}"
+    before = f"the check-in on day {prev_day}" if prev_day != day else "the earlier check-in"
     signs, symptoms = cur.get("warning_signs") or {}, cur.get("symptoms") or {}
     redness, swelling, pain = (cur[score] for score in _SCORES)
     depth_note = f" at {depth:g} mm" if downtime_hours(depth) > _SHALLOW_HOURS else ""
@@ -134,9 +141,7 @@ def _findings(
             f"Swelling {swelling}/4 {at} (expected ≤{limit} from {since:.0f} h{depth_note})"
         )
     if rising and swelling > prev["swelling"]:  # R2, trend
-        parts.append(
-            f"swelling up from {prev['swelling']}/4 at {prev_h:.0f} h (should fall after 48 h)"
-        )
+        parts.append(f"swelling up from {prev['swelling']}/4 in {before} (should fall after 48 h)")
     if parts:
         urgent = swelling == 4 and h >= SWELLING_URGENT_FROM_H
         add("R2", "; ".join(parts), "urgent" if urgent else None)
@@ -144,20 +149,20 @@ def _findings(
     if rising:  # R3: any score higher than the previous check-in after day 2
         worse = [f"{k} {prev[k]}→{cur[k]}" for k in _SCORES if cur[k] > prev[k]]
         if worse:
-            add("R3", f"Worse than the check-in at {prev_h:.0f} h: " + ", ".join(worse))
+            add("R3", f"Worse than {before}: " + ", ".join(worse))
 
     parts = []
     if pain >= 7:  # R4: 7/10 or more at any time
         parts.append(f"Pain {pain}/10 {at}")
     if prev is not None and h >= 24 and pain > prev["pain"]:  # R4: rising after day 1
-        parts.append(f"pain up from {prev['pain']}/10 at {prev_h:.0f} h (should fall after day 1)")
+        parts.append(f"pain up from {prev['pain']}/10 in {before} (should fall after 24 h)")
     if parts:
         add("R4", "; ".join(parts), "urgent" if pain >= PAIN_URGENT else None)
 
     if symptoms.get("bruising") and h >= 168:  # R5: not stretched, "up to 7 days" (Chu 2021)
-        add("R5", f"Bruising still present {at} (day {day}; expected to fade within 7 days)")
+        add("R5", f"Bruising still present {at} ({h:.0f} h; expected to fade within 7 days)")
     if symptoms.get("bumps") and h >= 72:  # N1: bumps or spots from day 3 on
-        add("N1", f"Bumps or spots {at} (day {day}): acne flare, milia, infection or granuloma?")
+        add("N1", f"Bumps or spots {at}: acne flare, milia, infection or granuloma?")
     # N2: patches once the redness should have settled (the reference's "self-resolving
     # within 72 hours", stretched). Deliberately not tied to the latest redness score, so
     # a redder answer can never silence a patch report.
@@ -183,12 +188,12 @@ def _settle_words(hours_left: float) -> str:
     )
 
 
-def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict]) -> str:
+def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict], day: int) -> str:
     # Client words: no scores out of 4, no hours, no sources (those are in the flags and
     # docs/clinical.md for the practitioner).
     symptoms = cur.get("symptoms") or {}
     settle = _stretch(72, depth)
-    when = "on the day of your session" if h < 24 else f"on day {int(h // 24)}"
+    when = "on the day of your session" if day == 0 else f"on day {day}"
     deeper = settle > _SHALLOW_HOURS  # vendor downtime figures stretch the course
     scores = [k for k in ("redness", "swelling") if cur[k]]
     if not scores:
@@ -233,8 +238,8 @@ def assess(session: dict, checkins: list[dict], clinic_phone: str | None = None)
     latest, prev = history[-1], (history[-2] if len(history) > 1 else None)
     depth = session.get("needle_depth_mm")
     h = _hours(session, latest)
-    prev_h = _hours(session, prev) if prev else 0.0
-    flags = _findings(h, depth, latest, prev, prev_h)
+    day = _day(session, latest)
+    flags = _findings(h, depth, latest, prev, (day, _day(session, prev) if prev else day))
     ranks = {severity_rank(f["severity"]) for f in flags}
     call = f" on {clinic_phone}" if clinic_phone else ""
     if severity_rank("urgent") in ranks:
@@ -247,12 +252,12 @@ def assess(session: dict, checkins: list[dict], clinic_phone: str | None = None)
             f" clinic now{call}."
         )
     else:
-        status, message = "expected", _reassurance(h, depth, latest, flags)
+        status, message = "expected", _reassurance(h, depth, latest, flags, day)
     return {
         "status": status,
         "message": message,
         "flags": flags,
-        "day": int(h // 24),
+        "day": day,
         "hours": round(h, 1),
     }
 
@@ -263,7 +268,7 @@ def course_points(session: dict, checkins: list[dict]) -> list[dict]:
     points = []
     for checkin in sorted(checkins, key=_order):
         h = _hours(session, checkin)
-        point = {"id": checkin.get("id"), "hours": round(h, 1), "day": int(h // 24)}
+        point = {"id": checkin.get("id"), "hours": round(h, 1), "day": _day(session, checkin)}
         point |= {score: checkin[score] for score in ("redness", "swelling")}
         point |= {f"band_{score}": v for score, v in expected_band(h, depth).items()}
         points.append(point)

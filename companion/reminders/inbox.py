@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from companion.clinical import day_number
 from companion.db import iso, parse_iso, rows
 from companion.reminders.planning import SKIP_BEFORE_SESSION, SKIP_PAST_VALIDITY
 from companion.treatments.store import latest_session, session_dict
@@ -70,7 +71,7 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
     now_text = iso(now)
     return {
         "session": session_dict(session, tz),
-        "day": (today - performed.astimezone(ZoneInfo(tz)).date()).days,
+        "day": day_number(performed, now, tz),
         "today": [
             reminder_dict(r, tz)
             for r in planned

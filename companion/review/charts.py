@@ -114,9 +114,12 @@ def recovery_svg(
 
 
 def chart_for(
-    session_row: dict, checkin_rows: list[dict], flagged_ids: set[str] | None = None
+    session_row: dict,
+    checkin_rows: list[dict],
+    flagged_ids: set[str] | None = None,
+    timezone: str = "UTC",
 ) -> Markup:
     """Chart a session from its stored rows (session row with performed_at text; check-in dicts)."""
-    session = session_for_triage(session_row)
+    session = session_for_triage(session_row, timezone)
     points = triage.course_points(session, [as_triage(c) for c in checkin_rows])
     return recovery_svg(session, points, flagged_ids)
