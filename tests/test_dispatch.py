@@ -5,7 +5,9 @@ milliseconds. The push service is testkit/push_receiver.py (it verifies VAPID an
 decrypts each message as a browser would); nothing in pywebpush is mocked.
 """
 
+import itertools
 import json
+import logging
 import os
 import random
 import signal
@@ -963,7 +965,7 @@ def test_scheduler_dispatches_in_the_background_and_stop_releases_leases(app, db
         started = time.monotonic()
         assert receiver.wait_for(1, timeout=3), "nothing dispatched within 3 s"
         assert time.monotonic() - started < 3
-        _, dispatcher = app.extensions["companion.scheduler"]
+        dispatcher = app.extensions["companion.scheduler"].dispatcher
         # A batch cut short (an error mid-send) leaves rows leased by this dispatcher.
         dispatch.claim(db, utcnow() + timedelta(hours=2), 10, 120, dispatcher.owner)
         assert notification(db, later)["lease_owner"] == dispatcher.owner
@@ -975,6 +977,44 @@ def test_scheduler_dispatches_in_the_background_and_stop_releases_leases(app, db
     assert notification(db, due)["status"] == "sent"
     assert [m.payload["id"] for m in receiver.received] == [due]
     assert rows(db, "SELECT name FROM heartbeats WHERE name = 'dispatcher'")
+
+
+def test_a_long_batch_is_followed_by_the_next_not_run_on_top_of_it(
+    app, db, outbox, receiver, monkeypatch, caplog
+):
+    """A pass longer than the one-second interval is normal (a slow push service): the next
+    starts when it ends, never beside it, and nothing warns about it (APScheduler's interval job
+    logged "maximum number of running instances reached" every second of a long batch)."""
+    person, _, _ = one_device(outbox, receiver, quiet_hours=AWAKE)
+    due = outbox.queue(person, utcnow() - timedelta(seconds=1))
+    real_tick, lock, running, spans = dispatch.tick, threading.Lock(), [], []
+
+    def slow_tick(*args, **kwargs):
+        with lock:
+            running.append(1)
+            overlapped = len(running) > 1
+        started = time.monotonic()
+        time.sleep(1.3)
+        try:
+            return real_tick(*args, **kwargs)
+        finally:
+            with lock:
+                running.pop()
+            spans.append((started, time.monotonic(), overlapped))
+
+    monkeypatch.setattr(scheduler.dispatch, "tick", slow_tick)
+    caplog.set_level(logging.DEBUG)
+    try:
+        scheduler.start(app)
+        time.sleep(4.5)
+    finally:
+        scheduler.stop(app)
+    assert len(spans) >= 3, spans
+    assert not any(overlapped for _, _, overlapped in spans)
+    gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(spans)]
+    assert all(0 <= gap < 0.5 for gap in gaps), gaps  # at once, not a second later
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert notification(db, due)["status"] == "sent"
 
 
 def test_a_lease_outlasts_the_slowest_batch(app):

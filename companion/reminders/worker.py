@@ -1,13 +1,20 @@
-"""APScheduler wiring: the dispatch job runs in exactly one process, never at import or in tests."""
+"""The dispatch loop: it runs in exactly one process, never at import or in tests.
+
+Each job (a dispatch pass, a WAL checkpoint) runs on a thread of its own, once a second, one run
+at a time: a batch that takes longer than a second is normal (a slow push service, a backlog),
+so the next pass simply starts when it ends. (APScheduler's interval job, used before, tried to
+start the next run on top of the running one and logged "maximum number of running instances
+reached" every second of a long batch.)"""
 
 import atexit
+import logging
 import math
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from companion.checkins import flags
@@ -115,18 +122,57 @@ class Dispatcher:
             self.sender.close()
 
 
-def add_jobs(sched, dispatcher: Dispatcher) -> None:
-    """Every second: a dispatch pass, and (apart from it) a WAL checkpoint."""
-    for name, job in (("dispatch", dispatcher.run_once), ("checkpoint", dispatcher.checkpoint)):
-        sched.add_job(
-            job,
-            "interval",
-            seconds=1,
-            id=name,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=30,
-        )
+log = logging.getLogger(__name__)
+
+
+class Every:
+    """Run `job` every `seconds` on its own thread, never two runs at once: a run longer than
+    the interval is followed at once by the next. Ends when `stopping` is set (a running job
+    is left to finish: the dispatcher's pass stops after its current batch)."""
+
+    def __init__(self, name: str, job: Callable[[], object], seconds: float, stopping):
+        self.name, self.job, self.seconds, self.stopping = name, job, seconds, stopping
+        self.woken = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"companion-{name}", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.job()
+            except Exception:  # logged; the next run tries again
+                log.exception("The %s job failed", self.name)
+            rest = self.seconds - (time.monotonic() - started)
+            if rest > 0 and self.woken.wait(rest):
+                self.woken.clear()
+
+    def wake(self) -> None:
+        """Start the next run now (or as soon as the running one ends)."""
+        self.woken.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.wake()
+        self.thread.join(timeout)
+
+
+class Loops:
+    """The dispatcher's jobs, each on its own loop: a dispatch pass and (apart from it) a WAL
+    checkpoint, every second."""
+
+    def __init__(self, dispatcher: Dispatcher, seconds: float = 1.0):
+        self.dispatcher = dispatcher
+        self.loops = [
+            Every("dispatch", dispatcher.run_once, seconds, dispatcher.stopping),
+            Every("checkpoint", dispatcher.checkpoint, seconds, dispatcher.stopping),
+        ]
+
+    def stop(self) -> None:
+        """Let a running pass end after its current batch, wait for it, give back leases."""
+        self.dispatcher.stopping.set()
+        for loop in self.loops:
+            loop.join()
+        self.dispatcher.close()
 
 
 def _should_run(app: Flask) -> bool:
@@ -134,43 +180,31 @@ def _should_run(app: Flask) -> bool:
     return not app.debug or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
-def start(app: Flask) -> BackgroundScheduler | None:
-    """Start the dispatch job in this process's background (the embedded default)."""
+def start(app: Flask) -> Loops | None:
+    """Start the dispatch loop in this process's background (the embedded default)."""
     if not _should_run(app) or "companion.scheduler" in app.extensions:
         return None
-    dispatcher = Dispatcher(app)
-    sched = BackgroundScheduler(timezone="UTC")
-    add_jobs(sched, dispatcher)
-    sched.start()
-    app.extensions["companion.scheduler"] = (sched, dispatcher)
+    loops = Loops(Dispatcher(app))
+    app.extensions["companion.scheduler"] = loops
     atexit.register(stop, app)
-    return sched
+    return loops
 
 
 def stop(app: Flask) -> None:
-    """Stop the job, wait for a running batch, and give back any leases still held."""
-    pair = app.extensions.pop("companion.scheduler", None)
-    if pair is not None:
-        sched, dispatcher = pair
-        dispatcher.stopping.set()  # a running pass ends after its current batch
-        sched.shutdown(wait=True)
-        dispatcher.close()
+    """Stop the loop, wait for a running batch, and give back any leases still held."""
+    loops = app.extensions.pop("companion.scheduler", None)
+    if loops is not None:
+        loops.stop()
 
 
 def run_forever(app: Flask) -> None:
     """Run only the dispatcher, in the foreground, until SIGINT/SIGTERM."""
-    dispatcher = Dispatcher(app)
-    sched = BlockingScheduler(timezone="UTC")
-    add_jobs(sched, dispatcher)
-
-    def shutdown(*_):
-        dispatcher.stopping.set()  # a running pass ends after its current batch
-        sched.shutdown(wait=True)
-
-    signal.signal(signal.SIGTERM, shutdown)
+    loops = Loops(Dispatcher(app))
+    stopping = loops.dispatcher.stopping
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        sched.start()
-    except (KeyboardInterrupt, SystemExit):
+        stopping.wait()  # a signal handler runs in this thread and sets it
+    except KeyboardInterrupt:
         pass
     finally:
-        dispatcher.close()
+        loops.stop()
