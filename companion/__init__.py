@@ -9,6 +9,8 @@ from companion.accounts import api as accounts_api
 from companion.accounts import client_pages as accounts_client_pages
 from companion.accounts import pages as accounts_pages
 from companion.accounts import team_api as accounts_team_api
+from companion.admin import api as admin_api
+from companion.admin import clinic_pages as admin_clinic_pages
 from companion.admin import pages as admin_pages
 from companion.checkins import api as checkins_api
 from companion.checkins import pages as checkins_pages
@@ -20,12 +22,21 @@ from companion.review import pages as review_pages
 from companion.treatments import api as treatments_api
 from companion.treatments import pages as treatments_pages
 
-API = (accounts_api, accounts_team_api, treatments_api, reminders_api, checkins_api, review_api)
+API = (
+    accounts_api,
+    accounts_team_api,
+    admin_api,
+    treatments_api,
+    reminders_api,
+    checkins_api,
+    review_api,
+)
 PAGES = (
     accounts_pages,
     treatments_pages,
     review_pages,
     admin_pages,
+    admin_clinic_pages,
     accounts_client_pages,
     checkins_pages,
     reminders_pages,

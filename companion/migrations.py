@@ -429,3 +429,32 @@ def m007_roles(db: sqlite_utils.Database) -> None:
         WHERE id IN (SELECT min(id) FROM practitioners GROUP BY clinic_id);
     """,
     )
+
+
+@migrations()
+def m010_calendar_and_clinic_settings(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- The clinic's own face: what clients see of it. display_name null means its name.
+    ALTER TABLE clinics ADD COLUMN display_name TEXT;
+    ALTER TABLE clinics ADD COLUMN address TEXT;
+    ALTER TABLE clinics ADD COLUMN booking_url TEXT;
+    ALTER TABLE clinics ADD COLUMN accent_color TEXT;
+    ALTER TABLE clinics ADD COLUMN opening_hours TEXT;
+    ALTER TABLE clinics ADD COLUMN logo_version TEXT;
+    -- The logo apart from the clinic row, which is read on every page.
+    CREATE TABLE clinic_logos (
+        clinic_id INTEGER PRIMARY KEY REFERENCES clinics(id) ON DELETE CASCADE,
+        image BLOB NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- A client's private calendar feed: the token is the feed's address (a bearer secret,
+    -- read-only); rotating it ends the old address. Existing clients get one now.
+    ALTER TABLE clients ADD COLUMN calendar_token TEXT;
+    UPDATE clients SET calendar_token = lower(hex(randomblob(32)));
+    CREATE UNIQUE INDEX clients_calendar_token ON clients(calendar_token);
+    """,
+    )

@@ -131,6 +131,15 @@ TABLE = [
         None,
         dict(anon=401, A=403, B=403, P1=204, P2=404, PR=204),
     ),
+    ("GET", "/api/clinic", None, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
+    (
+        "PATCH",
+        "/api/clinic",
+        lambda o: {"opening_hours": "Mon-Fri 9:00-18:00"},
+        dict(anon=401, A=403, B=403, P1=200, P2=200, PR=403),
+    ),
+    ("PUT", "/api/clinic/logo", "photo", dict(anon=401, A=403, B=403, P1=200, P2=200, PR=403)),
+    ("DELETE", "/api/clinic/logo", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=403)),
     ("GET", "/api/protocol", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
     (
         "PUT",
@@ -237,6 +246,7 @@ TABLE = [
     ),
     ("GET", "/clinic/team", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
     ("GET", "/clinic/protocol", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/profile", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
     ("GET", "/clinic/password", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
 ]
 

@@ -17,6 +17,7 @@ from test_isolation import template_world_fixture, world_fixture  # noqa: F401
 
 from companion import contract
 from companion.accounts import models as accounts
+from companion.admin import models as admin
 from companion.checkins import models as checkins
 from companion.contract.document import _subclasses
 from companion.contract.fields import _text_schema
@@ -80,6 +81,7 @@ VALID = {
         "new_password": "tulip garden mornings",
     },
     accounts.PractitionerSettingsInput: lambda: {"name": "Dr New"},
+    admin.ClinicInput: lambda: {"display_name": "Glow Skin Studio"},
     treatments.SessionInput: valid_session,
     checkins.CheckinInput: checkin_body,
     review.NoteInput: lambda: {},

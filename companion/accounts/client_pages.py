@@ -1,10 +1,11 @@
 """The client's account pages (the PWA, mobile first): start, invite, welcome, settings."""
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from companion.accounts import actions, clients
+from companion.accounts import actions, clients, invites
 from companion.accounts.models import ClientSettingsInput
+from companion.admin import clinic
 from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
@@ -24,6 +25,9 @@ def not_signed_in():
 def redeem(token: str):
     """Show the invite; signing in happens on the tap, so link previews cannot use it up."""
     error = None
+    row = invites.clinic_of(get_db(), token)
+    if row is not None:  # the header and the text name the clinic the link comes from
+        g.clinic_face = clinic.face(row)
     if request.method == "POST":
         try:
             actions.sign_in_with_invite(get_db(), token, utcnow())

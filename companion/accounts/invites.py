@@ -67,3 +67,15 @@ def _unknown() -> NotFound:
 
 def _used() -> Gone:
     return Gone("This invite was already used. Ask your clinic for a new link.", "invite_used")
+
+
+def clinic_of(db: sqlite_utils.Database, token: str) -> dict | None:
+    """Return the clinic an invite link comes from (used, expired or not), or None."""
+    if len(token) > 100:
+        return None
+    return one(
+        db,
+        "SELECT k.* FROM invites i JOIN clients c ON c.id = i.client_id"
+        " JOIN clinics k ON k.id = c.clinic_id WHERE i.token_hash = :hash",
+        {"hash": hash_token(token)},
+    )

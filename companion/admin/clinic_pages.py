@@ -1,0 +1,112 @@
+"""The clinic's face in pages: the owner's settings page, the logo and accent colour files,
+and `clinic_face()` for templates (the client app's header and contact blocks)."""
+
+import re
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from companion.accounts import clinics
+from companion.admin import actions, clinic
+from companion.admin.models import ClinicInput
+from companion.auth import practitioner_required, refuse
+from companion.contract import parse
+from companion.db import get_db, utcnow
+from companion.errors import DomainError
+
+bp = Blueprint("clinic_face", __name__)
+
+YEAR = 365 * 24 * 3600
+
+
+@bp.app_template_global("clinic_face")
+def clinic_face() -> dict | None:
+    """The clinic this page is for: the signed-in person's, one set by the view (an invite's),
+    or the instance's only clinic; None when it cannot be known. Read once per request."""
+    if "clinic_face" not in g:
+        db = get_db()
+        if current_user.is_authenticated:
+            row = clinics.get_clinic(db, current_user.clinic_id)
+        else:
+            row = clinic.only_clinic(db)
+        g.clinic_face = clinic.face(row) if row else None
+    return g.clinic_face
+
+
+@bp.app_template_filter("tel")
+def tel_href(phone: str) -> str:
+    """Turn a phone number as written into a tel: link's digits (and a leading +)."""
+    return re.sub(r"(?!^\+)[^0-9]", "", phone.strip())
+
+
+@bp.route("/clinic/profile", methods=["GET", "POST"])
+@practitioner_required
+def profile():
+    """The clinic as clients see it; an owner changes it here."""
+    db = get_db()
+    errors: dict = {}
+    form = None
+    if request.method == "POST":
+        if not current_user.is_owner:
+            return refuse()
+        try:
+            if request.form.get("action") == "remove_logo":
+                actions.remove_logo(db, current_user)
+                flash("Logo removed.")
+            elif request.files.get("logo") and request.files["logo"].filename:
+                actions.change_logo(db, current_user, request.files["logo"].read(), utcnow())
+                flash("Logo saved. Clients see it in the app's header.")
+            else:
+                form = {k: request.form.get(k, "") for k in clinic.EDITABLE}
+                actions.change_clinic(db, current_user, parse(ClinicInput, form, partial=True))
+                flash("Clinic details saved. Clients see them the next time a page opens.")
+            return redirect(url_for(".profile"))
+        except DomainError as e:
+            errors = e.fields or {"form": e.message}
+    face = clinic.face(clinics.get_clinic(db, current_user.clinic_id))
+    return render_template(
+        "practitioner/clinic_profile.html",
+        face=face,
+        form=form or {k: face[k] or "" for k in clinic.EDITABLE},
+        errors=errors,
+        can_edit=current_user.is_owner,
+    ), 422 if errors else 200
+
+
+@bp.get("/clinic/logo/<int:clinic_id>/<version>.jpg")
+def logo(clinic_id: int, version: str):
+    """A clinic's logo (public, like a sign on its door); a new logo gets a new address."""
+    image = clinic.logo(get_db(), clinic_id, version[:40])
+    if image is None:
+        abort(404)
+    resp = make_response(image)
+    resp.mimetype = "image/jpeg"
+    resp.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    return resp
+
+
+@bp.get("/clinic/theme/<color>.css")
+def theme(color: str):
+    """The clinic's accent colour as a style sheet (the pages allow no inline style); light
+    mode only: the dark theme keeps its own light accent, which reads on dark cards."""
+    value = "#" + color
+    if not clinic.HEX_COLOR.match(value) or len(color) != 6:
+        abort(404)
+    if clinic.contrast_with_white(value.lower()) < clinic.MIN_CONTRAST:
+        abort(404)
+    accent = value.lower()
+    css = f"@media not (prefers-color-scheme: dark) {{ :root {{ --accent: {accent}; }} }}\n"
+    resp = make_response(css)
+    resp.mimetype = "text/css"
+    resp.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    return resp

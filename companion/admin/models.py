@@ -1,0 +1,78 @@
+"""The clinic settings contract: GET and PATCH /api/clinic, and the logo upload."""
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from companion.admin.clinic import HEX_COLOR, MIN_CONTRAST, contrast_with_white, normalize_color
+from companion.contract import Body, Phone, Reply, Text, encodable, fail
+from companion.contract.core import Spec, field_type
+
+
+def _color(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not HEX_COLOR.match(value.strip()):
+        raise fail("Give a colour as #rrggbb, e.g. #0f766e.")
+    color = normalize_color(value.strip())
+    ratio = contrast_with_white(color)
+    if ratio < MIN_CONTRAST:
+        raise fail(
+            f"Too light: white text on it has a contrast of {ratio:.1f}:1; WCAG AA needs"
+            f" {MIN_CONTRAST}:1. Choose a darker colour."
+        )
+    return color
+
+
+def _link(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value.strip()) > 500 or not encodable(value):
+        raise fail("Give a web address of at most 500 characters.")
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise fail("Give a web address starting with https://.")
+    if any(c.isspace() for c in value):
+        raise fail("A web address has no spaces.")
+    return value
+
+
+def _optional(check, schema: dict) -> Any:
+    """An optional field whose null (or empty text) clears the stored value."""
+    return field_type(str, Spec(lambda value, context: check(value), False, null=None), schema)
+
+
+class ClinicInput(Body):
+    """What an owner may change of the clinic's face (PATCH /api/clinic); null clears."""
+
+    display_name: Text(100, required=False)
+    phone: Phone()
+    address: Text(300, required=False)
+    booking_url: _optional(
+        _link, {"type": "string", "maxLength": 500, "pattern": "^(https?://[^\\s]+)?$"}
+    )
+    accent_color: _optional(
+        _color,
+        {
+            "type": "string",
+            "pattern": "^(#([0-9a-fA-F]{6}|[0-9a-fA-F]{3}))?$",
+            "description": "Hex colour with a contrast of at least 4.5:1 against white",
+        },
+    )
+    opening_hours: Text(500, required=False)
+
+
+class ClinicProfile(Reply):
+    id: int
+    name: str
+    display_name: str
+    phone: str | None
+    address: str | None
+    booking_url: str | None
+    accent_color: str | None
+    opening_hours: str | None
+    timezone: str
+    logo_url: str | None

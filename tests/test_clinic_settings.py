@@ -1,0 +1,197 @@
+"""The clinic's own face (issue 15): settings read by everyone of the clinic, changed by owners,
+checked (contrast, links, phone), a logo re-encoded without metadata, shown to clients."""
+
+import io
+import re
+
+import pytest
+from conftest import PASSWORD, Api, sql
+from PIL import Image
+
+from companion.admin.clinic import contrast_with_white
+
+
+def image_bytes(fmt="PNG", size=(1200, 600), color=(200, 30, 30, 255), exif=False):
+    img = Image.new("RGBA" if fmt == "PNG" else "RGB", size, color[: 4 if fmt == "PNG" else 3])
+    buf = io.BytesIO()
+    if exif:
+        ex = Image.Exif()
+        ex[0x010F] = "SecretCam"  # Make
+        img.save(buf, fmt, exif=ex.tobytes())
+    else:
+        img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def colleague(world):
+    body = {"email": "pr@clinic-one.net", "name": "Dr PR", "password": PASSWORD}
+    assert world.p1.post("/api/practitioners", body).status_code == 201
+    api = Api(world.app)
+    r = api.post("/api/auth/login", {"email": body["email"], "password": PASSWORD})
+    assert r.status_code == 200
+    return api
+
+
+def test_everyone_of_the_clinic_reads_it_and_nobody_else(world):
+    for api in (world.p1, world.c1):
+        r = api.get("/api/clinic")
+        assert r.status_code == 200
+        assert r.json["name"] == "Clinic One"
+        assert r.json["display_name"] == "Clinic One"  # no display name yet: the name
+        assert r.json["logo_url"] is None
+    assert world.c2.get("/api/clinic").json["name"] == "Clinic Two"
+    assert world.anon.get("/api/clinic").status_code == 401
+
+
+def test_an_owner_changes_it_and_clients_see_it(world):
+    body = {
+        "display_name": "  Glow Skin Studio ",
+        "phone": "+44 20 7946 0000",
+        "address": "1 High Street\nLondon N1 1AA",
+        "booking_url": "https://glow.example/book",
+        "accent_color": "#5B21B6",
+        "opening_hours": "Mon–Fri 9:00–18:00\nSat 10:00–14:00",
+    }
+    r = world.p1.patch("/api/clinic", body)
+    assert r.status_code == 200, r.json
+    assert r.json["display_name"] == "Glow Skin Studio"
+    assert r.json["accent_color"] == "#5b21b6"
+    seen = world.c1.get("/api/clinic").json
+    assert seen == r.json
+    # null clears; the display name falls back to the registered name
+    r = world.p1.patch("/api/clinic", {"display_name": None, "booking_url": ""})
+    assert r.json["display_name"] == "Clinic One" and r.json["booking_url"] is None
+    assert r.json["phone"] == "+44 20 7946 0000"  # absent: unchanged
+    assert sql(world.app, "SELECT detail FROM audit_log WHERE action = 'clinic_changed'")
+
+
+def test_only_owners_change_it(world):
+    pr = colleague(world)
+    for api in (pr, world.c1):
+        assert api.patch("/api/clinic", {"display_name": "Mine"}).status_code == 403
+    assert world.anon.patch("/api/clinic", {"display_name": "Mine"}).status_code == 401
+    world.p2.patch("/api/clinic", {"display_name": "Two's"})
+    assert world.c1.get("/api/clinic").json["display_name"] == "Clinic One"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("accent_color", "#ffff00", "contrast"),  # yellow under white text: 1.1:1
+        ("accent_color", "#14b8a6", "contrast"),  # teal-500: 2.5:1
+        ("accent_color", "teal", "#rrggbb"),
+        ("accent_color", "#12345", "#rrggbb"),
+        ("accent_color", 12, "#rrggbb"),
+        ("booking_url", "javascript:alert(1)", "https://"),
+        ("booking_url", "glow.example/book", "https://"),
+        ("booking_url", "https://", "https://"),
+        ("booking_url", "https://x.example/" + "a" * 500, "500"),
+        ("phone", "call us", "phone"),
+        ("display_name", "x" * 101, "100"),
+        ("display_name", 5, "text"),
+        ("address", "x" * 301, "300"),
+        ("opening_hours", "x" * 501, "500"),
+        ("opening_hours", "a\x00b", "NUL"),
+        ("name", "renamed", "Unknown"),
+    ],
+)
+def test_bad_values_are_422_with_the_field_named(world, field, value, message):
+    r = world.p1.patch("/api/clinic", {field: value})
+    assert r.status_code == 422, r.json
+    fields = r.json["error"]["fields"]
+    assert field in fields, fields
+    assert message.lower() in fields[field].lower()
+
+
+def test_the_contrast_rule_is_wcag():
+    assert contrast_with_white("#000000") == pytest.approx(21.0)
+    assert contrast_with_white("#ffffff") == pytest.approx(1.0)
+    assert contrast_with_white("#767676") == pytest.approx(4.54, abs=0.01)  # the AA edge grey
+    assert contrast_with_white("#777777") < 4.5
+
+
+def test_a_borderline_colour_is_accepted_and_served_as_a_stylesheet(world):
+    r = world.p1.patch("/api/clinic", {"accent_color": "#767676"})
+    assert r.status_code == 200
+    page = world.c1.get("/").get_data(as_text=True)
+    href = re.search(r'href="(/clinic/theme/767676\.css)"', page).group(1)
+    css = world.anon.get(href)
+    assert css.status_code == 200 and css.mimetype == "text/css"
+    assert "--accent: #767676" in css.get_data(as_text=True)
+    assert world.anon.get("/clinic/theme/ffff00.css").status_code == 404
+
+
+def test_the_logo_is_re_encoded_small_and_without_metadata(world):
+    data = image_bytes("JPEG", (2400, 1200), exif=True)
+    assert b"SecretCam" in data
+    r = world.p1.put("/api/clinic/logo", data=data, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.json
+    url = r.json["logo_url"]
+    assert url.startswith("/clinic/logo/")
+    served = world.anon.get(url)  # public, like the sign on the door: shown before sign-in
+    assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    assert "immutable" in served.headers["Cache-Control"]
+    img = Image.open(io.BytesIO(served.data))
+    assert max(img.size) == 512 and img.size == (512, 256)
+    assert b"SecretCam" not in served.data and not img.getexif()
+    assert world.c1.get("/api/clinic").json["logo_url"] == url
+    # A new logo gets a new address; the old one is gone.
+    r = world.p1.put("/api/clinic/logo", data=image_bytes(), headers={"Content-Type": "image/png"})
+    assert r.json["logo_url"] != url
+    assert world.anon.get(url).status_code == 404
+    r = world.p1.delete("/api/clinic/logo")
+    assert r.status_code == 200 and r.json["logo_url"] is None
+
+
+def test_bad_logos_are_refused_with_the_field_named(world):
+    h = {"Content-Type": "image/png"}
+    r = world.p1.put("/api/clinic/logo", data=b"not an image at all", headers=h)
+    assert r.status_code == 422 and "logo" in r.json["error"]["fields"]
+    r = world.p1.put("/api/clinic/logo", data=b"x" * (5 * 1024 * 1024 + 1), headers=h)
+    assert r.status_code == 413
+    r = world.p1.put("/api/clinic/logo", data=b"{}", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    pr = colleague(world)
+    assert pr.put("/api/clinic/logo", data=image_bytes(), headers=h).status_code == 403
+
+
+def test_client_pages_show_the_clinic_name_logo_and_call_button(world):
+    world.p1.patch(
+        "/api/clinic", {"display_name": "Glow Skin Studio", "phone": "+44 (20) 7946-0000"}
+    )
+    world.p1.put("/api/clinic/logo", data=image_bytes(), headers={"Content-Type": "image/png"})
+    logo = world.c1.get("/api/clinic").json["logo_url"]
+    for path in ("/", "/welcome", "/settings", "/reminders", "/checkin"):
+        page = world.c1.get(path).get_data(as_text=True)
+        header = page.split("</header>")[0]
+        assert "Glow Skin Studio" in header, path
+        assert logo in header, path
+        assert "Companion</a>" not in header
+
+
+def test_the_invite_names_the_clinic_it_comes_from(world):
+    world.p2.patch(
+        "/api/clinic", {"display_name": "Clinic Two Studio", "phone": "+44 20 7946 0002"}
+    )
+    token = world.p2.post(f"/api/clients/{world.client2['id']}/invites").json["token"]
+    page = world.anon.get(f"/i/{token}").get_data(as_text=True)
+    assert "Clinic Two Studio invited you" in page
+    assert "Clinic Two Studio" in page.split("</header>")[0]
+    Api(world.app).post(f"/api/invites/{token}/redeem")
+    again = Api(world.app)
+    form = again.get(f"/i/{token}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    used = again.http.post(f"/i/{token}", data={"csrf_token": csrf}).get_data(as_text=True)
+    assert "already used" in used
+    assert 'href="tel:+442079460002"' in used  # a used link still says how to reach them
+
+
+def test_owner_settings_page(world):
+    page = world.p1.get("/clinic/profile")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert 'name="accent_color"' in text and 'name="logo"' in text
+    pr = colleague(world)
+    text = pr.get("/clinic/profile").get_data(as_text=True)
+    assert 'name="accent_color"' not in text and "Only an owner" in text
+    assert world.c1.get("/clinic/profile").status_code in (302, 403)
