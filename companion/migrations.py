@@ -1,4 +1,7 @@
-"""Named, append-only schema migrations (sqlite-utils Migrations). Never edit one that shipped."""
+"""Named, append-only schema migrations (sqlite-utils Migrations). Never edit one that shipped.
+
+Past 300 lines on purpose: append-only means every step since the first release stays here, in order.
+"""
 
 import re
 import sqlite3

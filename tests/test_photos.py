@@ -253,7 +253,7 @@ def test_the_rate_limit_is_checked_before_decoding(world, checkin, app, monkeypa
 
 def test_one_photo_is_decoded_at_a_time_per_process(world, checkin, app, monkeypatch):
     monkeypatch.setattr(photos, "DECODE_WAIT_SECONDS", 0.05)
-    with photos._guard(app).decoding():  # another request is decoding
+    with photos.guard_of(app).decoding():  # another request is decoding
         r = upload(world.c1, checkin["id"], image("JPEG"))
     assert r.status_code == 429 and r.json["error"]["code"] == "busy"
     assert r.headers["Retry-After"] == "5"

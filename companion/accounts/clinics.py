@@ -8,7 +8,7 @@ from companion.clinical import SEVERITIES_DESC
 from companion.credentials import hash_password
 from companion.db import iso, one, rows
 from companion.errors import Conflict, NotFound
-from companion.reminders import outbox as schedule
+from companion.reminders import protocol_store
 
 
 def create_clinic(
@@ -20,7 +20,7 @@ def create_clinic(
         .insert({"name": name, "phone": phone, "timezone": timezone, "created_at": iso(now)})
         .last_pk
     )
-    schedule.save_protocol(db, clinic_id, None, None, now)
+    protocol_store.save_protocol(db, clinic_id, None, None, now)
     return clinic_id
 
 

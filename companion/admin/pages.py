@@ -14,7 +14,7 @@ from companion.contract import parse
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
-from companion.reminders import actions, outbox
+from companion.reminders import actions, protocol_store
 from companion.reminders.protocol import validate_steps
 
 bp = Blueprint("admin", __name__, url_prefix="/clinic")
@@ -40,7 +40,7 @@ def settings():
 def protocol():
     """View the clinic's protocol; an owner edits it, and saving makes a new version."""
     db = get_db()
-    current = outbox.current_protocol(db, current_user.clinic_id)
+    current = protocol_store.current_protocol(db, current_user.clinic_id)
     errors: dict = {}
     text = json.dumps(current["steps"], indent=2, ensure_ascii=False)
     if request.method == "POST":
@@ -57,7 +57,7 @@ def protocol():
             return redirect(url_for(".protocol"))
     return render_template(
         "practitioner/protocol.html",
-        protocol=outbox.protocol_dict(current),
+        protocol=protocol_store.protocol_dict(current),
         text=text,
         errors=errors,
     )

@@ -1,6 +1,8 @@
 """The check-ins API: a client reports how the skin heals, with photos; both sides read them."""
 
-from flask import Blueprint, jsonify, request, send_file
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request, send_file
 from flask_login import current_user
 
 from companion import audit
@@ -33,7 +35,13 @@ def post_checkin():
     """Report how the skin is healing; a replay of the same id returns the stored answer."""
     now = utcnow()
     values = parse(CheckinInput, body(), now=now)
-    result, is_new = checkins.submit(get_db(), current_user.row, values, now)
+    result, is_new = checkins.submit(
+        get_db(),
+        current_user.row,
+        values,
+        now,
+        per_hour=current_app.config["CHECKIN_RATE_PER_HOUR"],
+    )
     return jsonify(result), 201 if is_new else 200
 
 
@@ -81,7 +89,16 @@ def add_photo(checkin_id: str):
         )
     if (request.content_length or 0) > photos.MAX_BYTES:
         raise ApiError(413, "too_large", "A photo can be at most 15 MB.")
-    photo = photos.add(get_db(), current_user.id, checkin_id[:40], request.get_data(), utcnow())
+    photo = photos.add(
+        get_db(),
+        current_user.id,
+        checkin_id[:40],
+        request.get_data(),
+        utcnow(),
+        folder=Path(current_app.config["PHOTOS_DIR"]),
+        per_hour=current_app.config["PHOTO_RATE_PER_HOUR"],
+        guard=photos.guard_of(current_app),
+    )
     return created(photo)
 
 
@@ -105,6 +122,8 @@ def get_photo(photo_id: str):
         raise not_found("photo")
     if current_user.is_practitioner:
         audit.record("client_read", client_id=row["client_id"], detail="photo")
-    resp = send_file(photos.folder() / row["filename"], mimetype="image/jpeg", max_age=0)
+    resp = send_file(
+        Path(current_app.config["PHOTOS_DIR"]) / row["filename"], mimetype="image/jpeg", max_age=0
+    )
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -7,6 +7,8 @@ argument). Every number traces to docs/clinical.md, cited by rule id
 "After day N" in the rules is read as "24*N hours or more after the session":
 the rules see elapsed time. Texts name the day as a person does, "day 3" (the client's
 local calendar day, clinical.day_number; the session's `timezone`, UTC when absent).
+
+Past 300 lines on purpose: it is one rule table, read top to bottom beside docs/clinical.md.
 """
 
 from datetime import UTC, datetime, timedelta

@@ -7,7 +7,7 @@ import sqlite_utils
 from companion import audit
 from companion.auth import User
 from companion.db import write
-from companion.reminders import outbox
+from companion.reminders import protocol_store
 
 
 def change_protocol(
@@ -15,6 +15,6 @@ def change_protocol(
 ) -> dict:
     """Save validated steps as the actor's clinic's new protocol version; sessions keep theirs."""
     with write(db):
-        row = outbox.save_protocol(db, actor.clinic_id, steps, actor.id, now)
+        row = protocol_store.save_protocol(db, actor.clinic_id, steps, actor.id, now)
         audit.record("protocol_changed", detail=f"version={row['version']}", actor=actor)
     return row

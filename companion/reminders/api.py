@@ -7,9 +7,8 @@ from companion.auth import client_required, owner_required, practitioner_require
 from companion.contract import operation, parse
 from companion.db import get_db, utcnow
 from companion.errors import Invalid
-from companion.reminders import actions, devices, push
+from companion.reminders import actions, devices, protocol_store, push
 from companion.reminders import inbox as aftercare
-from companion.reminders import outbox as schedule
 from companion.reminders.models import (
     Aftercare,
     EndpointInput,
@@ -36,7 +35,9 @@ bp = Blueprint("api_reminders", __name__, url_prefix="/api")
 @practitioner_required
 def get_protocol():
     return jsonify(
-        schedule.protocol_dict(schedule.current_protocol(get_db(), current_user.clinic_id))
+        protocol_store.protocol_dict(
+            protocol_store.current_protocol(get_db(), current_user.clinic_id)
+        )
     )
 
 
@@ -65,7 +66,7 @@ def put_protocol():
     if errors:
         raise Invalid(errors)
     row = actions.change_protocol(get_db(), current_user, steps, utcnow())
-    return jsonify(schedule.protocol_dict(row))
+    return jsonify(protocol_store.protocol_dict(row))
 
 
 # Push subscriptions ---------------------------------------------------------------------

@@ -2,17 +2,15 @@
 
 A session's reminders are planned here from its clinic's protocol (reminders.planning does
 the pure part); practitioner alerts are queued here too. The dispatcher only claims and
-settles the rows this module writes. Clinics' protocol versions are stored here as well.
+settles the rows this module writes. Protocol versions are stored in reminders.protocol_store.
 """
 
-import json
 from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from companion.db import iso, one, parse_iso, rows
-from companion.reminders import planning
-from companion.reminders import protocol as protocols
+from companion.db import iso, parse_iso, rows
+from companion.reminders import planning, protocol_store
 
 # Every notification row is written by this one statement (planned reminders and alerts).
 # Not sqlite-utils' insert_all(): it inspects the table on every call, which made planning a
@@ -24,62 +22,6 @@ INSERT = (
     " :session_id, :flag_id, :step_key, :kind, :title, :body, :url, :urgency, :due_at,"
     " :expires_at, :status, :status_reason, :next_attempt_at, :created_at)"
 )
-
-
-def current_protocol(db: sqlite_utils.Database, clinic_id: int) -> dict:
-    """Return the clinic's newest protocol version, steps decoded."""
-    row = one(
-        db,
-        "SELECT * FROM protocols WHERE clinic_id = :clinic_id ORDER BY version DESC LIMIT 1",
-        {"clinic_id": clinic_id},
-    )
-    return _decode(row)
-
-
-def protocol_by_id(db: sqlite_utils.Database, protocol_id: int) -> dict:
-    """Return one protocol version, steps decoded."""
-    return _decode(one(db, "SELECT * FROM protocols WHERE id = :id", {"id": protocol_id}))
-
-
-def _decode(row: dict | None) -> dict | None:
-    if row is not None:
-        row["steps"] = json.loads(row["steps"])
-    return row
-
-
-def save_protocol(
-    db: sqlite_utils.Database,
-    clinic_id: int,
-    steps: list[dict] | None,
-    practitioner_id: int | None,
-    now: datetime,
-) -> dict:
-    """Store a new version of a clinic's protocol (the default when steps is None)."""
-    latest = one(
-        db,
-        "SELECT max(version) AS v FROM protocols WHERE clinic_id = :clinic_id",
-        {"clinic_id": clinic_id},
-    )
-    db["protocols"].insert(
-        {
-            "clinic_id": clinic_id,
-            "version": (latest["v"] or 0) + 1,
-            "steps": json.dumps(steps if steps is not None else protocols.DEFAULT_STEPS),
-            "created_by": practitioner_id,
-            "created_at": iso(now),
-        }
-    )
-    return current_protocol(db, clinic_id)
-
-
-def protocol_dict(row: dict) -> dict:
-    """Shape a protocol version for the API and the protocol page."""
-    return {
-        "id": row["id"],
-        "version": row["version"],
-        "created_at": row["created_at"],
-        "steps": [dict(s, when=protocols.describe_at(s["at"])) for s in row["steps"]],
-    }
 
 
 def _insert_plan(
@@ -223,7 +165,7 @@ def replan_client(db: sqlite_utils.Database, client: dict, now: datetime) -> Non
         " WHERE s.client_id = :client_id",
         {"now": iso(now), "client_id": client["id"]},
     ):
-        protocol = protocol_by_id(db, session["protocol_id"])
+        protocol = protocol_store.protocol_by_id(db, session["protocol_id"])
         replan_session(
             db, session, client, protocol, now, "time zone or quiet hours changed", only_future=True
         )

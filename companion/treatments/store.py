@@ -9,6 +9,7 @@ import sqlite_utils
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import NotFound
 from companion.reminders import outbox as schedule
+from companion.reminders import protocol_store
 from companion.treatments.models import DEVICES  # noqa: F401 (read as treatments.DEVICES)
 
 
@@ -51,7 +52,7 @@ def create_session(
 ) -> dict:
     """Record a session and plan its reminders in the same transaction."""
     with write(db):
-        protocol = schedule.current_protocol(db, client["clinic_id"])
+        protocol = protocol_store.current_protocol(db, client["clinic_id"])
         session_id = (
             db["treatment_sessions"]
             .insert(
@@ -97,7 +98,7 @@ def update_session(
         db["treatment_sessions"].update(session["id"], changes)
         updated = load_session(db, session["id"])
         if updated["performed_at"] != session["performed_at"]:
-            protocol = schedule.protocol_by_id(db, updated["protocol_id"])
+            protocol = protocol_store.protocol_by_id(db, updated["protocol_id"])
             schedule.replan_session(db, updated, client, protocol, now, "session time changed")
     return updated
 
