@@ -14,6 +14,7 @@ from companion.accounts import clinics
 from companion.admin import clinic
 from companion.auth import User
 from companion.checkins import photos
+from companion.checkins.photo_header import BadImage
 from companion.db import write
 from companion.errors import Invalid, TooLarge
 
@@ -34,11 +35,11 @@ def change_logo(db: sqlite_utils.Database, actor: User, data: bytes, now: dateti
         raise TooLarge(f"A logo can be at most {clinic.LOGO_MAX_BYTES // 1024 // 1024} MB.")
     if not data:
         raise Invalid({"logo": "Send the logo image as the body."})
-    guard = photos._guard(current_app)
+    guard = photos.guard_of(current_app)
     try:
         with guard.decoding():
             jpeg, _, _ = photos.process(data)
-    except photos.BadImage as e:
+    except BadImage as e:
         e.fields = {"logo": e.fields.get("photo", e.message)}  # the field this route takes
         raise
     small, width, height = clinic.shrink_logo(jpeg)
