@@ -24,8 +24,19 @@ module.exports = [
     },
   },
   {
+    // app.js hands an urgent replayed answer to the check-in page (checkin.js, loaded after it).
     files: ["companion/static/js/app.js"],
-    languageOptions: { sourceType: "script", globals: { ...globals.browser, ...nodeGuard, ...outbox } },
+    languageOptions: {
+      sourceType: "script",
+      globals: { ...globals.browser, ...nodeGuard, ...outbox, CompanionCheckin: "readonly" },
+    },
+  },
+  {
+    files: ["companion/static/js/checkin.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: { ...globals.browser, ...nodeGuard, ...outbox, CompanionApp: "readonly" },
+    },
   },
   {
     files: ["service-worker/sw.js"],

@@ -54,3 +54,36 @@ def day_number(performed_at: datetime, at: datetime, timezone: str) -> int:
     zone = ZoneInfo(timezone)
     days = (at.astimezone(zone).date() - performed_at.astimezone(zone).date()).days
     return max(0, days)
+
+
+# The scales and signs in the client's words (docs/clinical.md, "Symptom scales"): the
+# check-in page shows these; the words are the reference's, for people without training.
+REDNESS_WORDS = (
+    "None, normal skin colour",
+    "Slight pink",
+    "Clearly red, like mild sunburn",
+    "Deep red",
+    "Very red or purple, raw",
+)
+SWELLING_WORDS = (
+    "None",
+    "Barely noticeable",
+    "Visible puffiness",
+    "Clearly swollen, raised",
+    "Very swollen, spreading beyond the treated area, or eyes puffy or closing",
+)
+SYMPTOM_WORDS = {
+    "bruising": "Bruising",
+    "peeling": "Dryness, flaking or peeling",
+    "itching": "Itching",
+    "oozing": "Pinpoint bleeding or oozing",
+    "bumps": "Bumps or spots",
+    "patches": "Dark or light patches",
+}
+WARNING_SIGN_WORDS = {  # U1-U5, in that order
+    "spreading_redness": "Redness spreading, red streaks, or skin hot and getting worse",
+    "fever": "Fever of 38 °C / 100.4 °F or more, or chills",
+    "pus": "Pus, yellow crusts or discharge",
+    "eye_or_breathing": "Swelling around the eye, vision change, or trouble breathing",
+    "blisters": "Groups of blisters, often tingling",
+}

@@ -153,10 +153,11 @@ def check_in_offline(page, phone, note: str) -> str:
     """Fill and send the form with the phone offline; return the queued check-in's id."""
     phone.set_offline(True)
     page.get_by_role("group", name="Redness").get_by_role("radio", name="1 Slight pink").check()
-    page.get_by_label("Pain from 0").fill("2")
+    page.get_by_role("group", name="Swelling").get_by_role("radio", name="0 None").check()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="2", exact=True).check()
     page.get_by_label("Note for your clinic (optional)").fill(note)
     page.get_by_role("button", name="Send check-in").click()
-    expect(page.locator("#checkin-result")).to_have_text(SAVED_OFFLINE)
+    expect(page.locator("#answer-saved .answer-message")).to_have_text(SAVED_OFFLINE)
     # The count is written last, after the Background Sync registration.
     expect(page.locator("#outbox-status")).to_have_text(ONE_QUEUED)
     [checkin_id] = queued_ids(page)
@@ -359,15 +360,18 @@ def test_a_checkin_with_a_photo_shows_the_assessment_and_stores_the_photo(page, 
     photo = tmp_path / "cheek.jpg"
     Image.new("RGB", (1200, 900), (220, 120, 110)).save(photo, "JPEG")
     page.goto("/checkin")
+    page.get_by_role("group", name="Redness").get_by_role("radio", name="0 None").check()
     page.get_by_role("group", name="Swelling").get_by_role(
         "radio", name="1 Barely noticeable"
     ).check()
-    page.get_by_label("Photos of the treated area").set_input_files(str(photo))
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="0", exact=True).check()
+    page.get_by_label("Add a photo (optional)").set_input_files(str(photo))
+    expect(page.locator("#photos-count")).to_have_text("1 photo ready to send")
     page.get_by_label("Note for your clinic (optional)").fill("with a photo")
     page.get_by_role("button", name="Send check-in").click()
-    result = page.locator("#checkin-result")
+    result = page.locator("#answer-expected")
     expect(result).to_contain_text("1 photo sent to your clinic.")
-    expect(result).to_contain_text("expected")
+    expect(result).to_contain_text("normal")
     rows = server.query(
         "SELECT p.width, p.height FROM photos p JOIN checkins c ON c.id = p.checkin_id"
         " WHERE c.note = 'with a photo'"

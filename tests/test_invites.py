@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Api, sql
+from conftest import Api, Cli, sql
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
 
@@ -184,13 +184,71 @@ def test_invite_form_needs_csrf_and_then_keeps_the_invite(world):
 
 def test_invite_form_with_a_used_token_explains(world):
     token = invite(world)["token"]
-    assert redeem(world.app, token).status_code == 200
     browser = world.app.test_client()
     page = browser.get(f"/i/{token}")
+    assert redeem(world.app, token).status_code == 200  # another phone taps first
     r = browser.post(f"/i/{token}", data={"csrf_token": csrf(page.get_data(as_text=True))})
     assert r.status_code == 410
     assert "already used" in r.get_data(as_text=True)
     assert browser.get("/api/me").status_code == 401
+    # Opened again later, the page says so at once instead of offering a button that fails.
+    again = browser.get(f"/i/{token}")
+    assert again.status_code == 410 and "<form" not in again.get_data(as_text=True)
+
+
+def test_a_used_invite_opened_again_by_the_phone_that_used_it_goes_home(world):
+    token = invite(world)["token"]
+    phone = world.app.test_client()
+    page = phone.get(f"/i/{token}")
+    phone.post(f"/i/{token}", data={"csrf_token": csrf(page.get_data(as_text=True))})
+    r = phone.get(f"/i/{token}")
+    assert (r.status_code, r.headers["Location"]) == (302, "/")
+    # Another client's phone gets the explanation, not that client's home.
+    other = world.c2.http.get(f"/i/{token}")
+    assert other.status_code == 410 and "already used" in other.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("kind", ["revoked", "expired", "used"])
+def test_a_dead_invite_shows_the_clinics_contact(world, kind):
+    token = invite(world)["token"]
+    if kind == "revoked":
+        invite(world)
+    elif kind == "expired":
+        sql(world.app, "UPDATE invites SET expires_at = '2000-01-01T00:00:00+00:00'")
+    else:
+        redeem(world.app, token)
+    html = world.anon.get(f"/i/{token}").get_data(as_text=True)
+    assert "Contact Clinic One" in html and 'href="tel:+442079460001"' in html
+    assert "Ask Clinic One for a new link" in html
+
+
+def test_an_unknown_invite_link_gives_plain_next_steps(world):
+    r = world.anon.get("/i/mistyped-link")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 404 and "This invite link is not valid." in html
+    assert "whole link was copied" in html and "Ask your clinic for a new link" in html
+    # Two clinics here: which one sent it cannot be known, so no contact is guessed.
+    assert "tel:" not in html
+
+
+def test_an_unknown_invite_link_on_a_one_clinic_installation_names_the_clinic(app):
+    Cli().invoke(
+        [
+            "create-practitioner",
+            "--email",
+            "a@solo.net",
+            "--name",
+            "A",
+            "--clinic",
+            "Solo Skin",
+            "--phone",
+            "+1 555 0100",
+            "--password-stdin",
+        ],
+        input="correct horse battery\n",
+    )
+    html = app.test_client().get("/i/mistyped-link").get_data(as_text=True)
+    assert "Contact Solo Skin" in html and 'href="tel:+15550100"' in html
 
 
 def test_redeeming_replaces_a_practitioner_session_in_that_browser(world):

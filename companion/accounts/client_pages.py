@@ -9,7 +9,7 @@ from companion.admin import clinic
 from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
-from companion.errors import DomainError
+from companion.errors import DomainError, status_of
 from companion.web import shell_page
 
 bp = Blueprint("client", __name__)
@@ -24,17 +24,32 @@ def not_signed_in():
 @bp.route("/i/<token>", methods=["GET", "POST"])
 def redeem(token: str):
     """Show the invite; signing in happens on the tap, so link previews cannot use it up."""
-    error = None
-    row = invites.clinic_of(get_db(), token)
+    db = get_db()
+    invite = invites.find_invite(db, token)
+    # The phone that redeemed this invite taps the link again (or an older link of the
+    # same client): it is already in, so take it home rather than to a dead end.
+    if invite and _signed_in_as(invite["client_id"]):
+        return redirect(url_for("checkins.home"))
+    row = invites.clinic_of(db, token)
     if row is not None:  # the header and the text name the clinic the link comes from
         g.clinic_face = clinic.face(row)
+    error = None
     if request.method == "POST":
         try:
-            actions.sign_in_with_invite(get_db(), token, utcnow())
+            actions.sign_in_with_invite(db, token, utcnow())
             return redirect(url_for(".welcome"))
         except DomainError as e:
-            error = e.message
-    return render_template("client/invite.html", error=error), 410 if error else 200
+            error = e
+    elif invite is None:
+        error = invites.unknown()
+    else:  # say at once what the button would say after the tap
+        error = invites.why_unusable(invite, utcnow())
+    page = render_template("client/invite.html", error=error)
+    return page, status_of(error) if error else 200
+
+
+def _signed_in_as(client_id: int) -> bool:
+    return current_user.is_authenticated and current_user.is_client and current_user.id == client_id
 
 
 @bp.get("/welcome")

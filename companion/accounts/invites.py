@@ -35,22 +35,21 @@ def create_invite(
     return token, expires
 
 
+def find_invite(db: sqlite_utils.Database, token: str) -> dict | None:
+    """Return the invite a link's token belongs to, used or not (None for an unknown link)."""
+    if len(token) > 100:
+        return None
+    return one(db, "SELECT * FROM invites WHERE token_hash = :hash", {"hash": hash_token(token)})
+
+
 def redeem_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
     """Use an invite once; return its client or raise why it cannot be used."""
-    if len(token) > 100:
-        raise _unknown()
-    invite = one(db, "SELECT * FROM invites WHERE token_hash = :hash", {"hash": hash_token(token)})
+    invite = find_invite(db, token)
     if invite is None:
-        raise _unknown()
-    if invite["revoked_at"]:
-        raise Gone(
-            "This invite was replaced by a newer one. Ask your clinic for a new link.",
-            "invite_revoked",
-        )
-    if invite["used_at"]:
-        raise _used()
-    if parse_iso(invite["expires_at"]) <= now:
-        raise Gone("This invite has expired. Ask your clinic for a new link.", "invite_expired")
+        raise unknown()
+    problem = why_unusable(invite, now)
+    if problem:
+        raise problem
     # The WHERE makes a double tap race-free: only one redeem can flip used_at.
     cur = db.conn.execute(
         "UPDATE invites SET used_at = :now WHERE id = :id AND used_at IS NULL",
@@ -61,7 +60,21 @@ def redeem_invite(db: sqlite_utils.Database, token: str, now: datetime) -> dict:
     return one(db, "SELECT * FROM clients WHERE id = :id", {"id": invite["client_id"]})
 
 
-def _unknown() -> NotFound:
+def why_unusable(invite: dict, now: datetime) -> Gone | None:
+    """Return why an invite can no longer sign a phone in, or None while it still can."""
+    if invite["revoked_at"]:
+        return Gone(
+            "This invite was replaced by a newer one. Ask your clinic for a new link.",
+            "invite_revoked",
+        )
+    if invite["used_at"]:
+        return _used()
+    if parse_iso(invite["expires_at"]) <= now:
+        return Gone("This invite has expired. Ask your clinic for a new link.", "invite_expired")
+    return None
+
+
+def unknown() -> NotFound:
     return NotFound(code="invite_unknown", message="This invite link is not valid.")
 
 

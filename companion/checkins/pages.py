@@ -4,6 +4,7 @@ the check-in form."""
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from companion import clinical
 from companion.accounts import clinics
 from companion.auth import client_required
 from companion.checkins import store as checkins
@@ -51,4 +52,13 @@ def home_context() -> dict:
 @client_required
 def checkin():
     session_id = request.args.get("session", "")
-    return render_template("client/checkin.html", session_id=parse_id(session_id) or "")
+    return render_template(
+        "client/checkin.html",
+        session_id=parse_id(session_id) or "",
+        scales={
+            "redness": list(enumerate(clinical.REDNESS_WORDS)),
+            "swelling": list(enumerate(clinical.SWELLING_WORDS)),
+        },
+        symptoms=list(clinical.SYMPTOM_WORDS.items()),
+        warning_signs=list(clinical.WARNING_SIGN_WORDS.items()),
+    )

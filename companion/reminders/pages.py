@@ -15,7 +15,9 @@ bp = Blueprint("reminders", __name__)
 @client_required
 def reminders():
     return render_template(
-        "client/reminders.html", reminders=aftercare.inbox(get_db(), current_user.row, utcnow())
+        "client/reminders.html",
+        client=current_user.row,
+        reminders=aftercare.inbox(get_db(), current_user.row, utcnow()),
     )
 
 

@@ -1,5 +1,6 @@
-// Client pages: service worker registration, turning reminders on, install help,
-// the check-in form with its offline outbox, and time zone detection.
+// Client pages: service worker registration, turning reminders on, the set-up steps
+// that apply to this browser, the offline outbox's replay, and the settings' time zone.
+// The check-in form itself is checkin.js.
 //
 // Loaded with <script defer> after outbox.js; the strict CSP forbids inline
 // scripts, so every hook is found by id and is optional: a page without the
@@ -14,7 +15,11 @@ const CompanionApp = (() => {
     remindersStarting: "Turning on reminders…",
     remindersDismissed: "Reminders are still off. Tap the button again when you are ready.",
     remindersDenied:
-      "Notifications are blocked for this site. To get reminders, allow notifications for this site in your browser settings (on iPhone: Settings → Notifications → Companion), then tap the button again.",
+      "Notifications are blocked for this site. To get reminders, allow notifications for this site in your browser settings, then tap the button again.",
+    remindersDeniedAndroid:
+      "Notifications are blocked for this site. To get reminders, allow notifications for this site in your browser settings: tap the icon left of the address (or ⋮ → Settings → Site settings → Notifications), allow them, then tap the button again.",
+    remindersDeniedIos:
+      "Notifications are blocked for this app. To get reminders, open the iPhone's Settings → Notifications → Companion, turn on Allow Notifications, then tap the button again.",
     remindersIos:
       "On iPhone and iPad, reminders only work from the Home Screen app: tap Share → Add to Home Screen, open Companion from your Home Screen, then tap this button again.",
     remindersUnsupported:
@@ -29,12 +34,24 @@ const CompanionApp = (() => {
     checkinSavedSignedOut:
       "Saved on this phone, will send when online. You are signed out: open your invite link again so it can be sent.",
     checkinNotSaved:
-      "Could not send this check-in and could not save it on this phone. Please try again when you are online.",
+      "This check-in could not be sent or saved on this phone. Your answers are still here: try again in a moment.",
     checkinSent: "Check-in sent.",
     photosSent: (n) => `${n} photo${n === 1 ? "" : "s"} sent to your clinic.`,
     photosFailed: "Some photos could not be sent; your check-in is saved.",
     photosOffline: "Photos are sent only when you are online; your check-in is saved on this phone.",
-    checkinRefused: "The clinic's server could not accept this check-in:",
+    checkAnswers: "Please check the answers marked above.",
+    fieldMissing: {
+      redness: "Choose how red your skin looks.",
+      swelling: "Choose how swollen your skin is.",
+      pain: "Choose a number from 0 to 10.",
+    },
+    fieldInvalid: {
+      redness: "Choose one of the five pictures.",
+      swelling: "Choose one of the five pictures.",
+      pain: "Choose a number from 0 to 10.",
+      note: "Keep the note under 2,000 characters.",
+    },
+    photosReady: (n) => (n === 1 ? "1 photo ready to send" : `${n} photos ready to send`),
     savedCheckinSent: "Your check-in saved on this phone has been sent.",
     savedCheckinRefused: "A check-in saved on this phone could not be accepted:",
     scriptsMissing: "The app did not load completely. Reload the page and try again.",
@@ -62,6 +79,26 @@ const CompanionApp = (() => {
   /** Tell whether the app runs installed (Home Screen / standalone window). */
   function isStandalone(win) {
     return Boolean(win.matchMedia?.("(display-mode: standalone)").matches || win.navigator?.standalone === true);
+  }
+
+  /**
+   * List the set-up steps that apply to this browser, in order: on iOS the Home Screen
+   * comes first (web push works only there), elsewhere an install step when the
+   * browser offers its prompt; reminders always.
+   */
+  function setupSteps({ ios, iosSafari, standalone, installPrompt }) {
+    const steps = [];
+    if (ios && !standalone) steps.push(iosSafari ? "ios-install" : "ios-safari");
+    else if (!standalone && installPrompt) steps.push("install");
+    steps.push("reminders");
+    return steps;
+  }
+
+  /** Pick the "notifications are blocked" help that matches this platform's settings. */
+  function deniedHelp(nav = {}) {
+    if (isIos(nav)) return MESSAGES.remindersDeniedIos;
+    if (/Android/.test(nav.userAgent ?? "")) return MESSAGES.remindersDeniedAndroid;
+    return MESSAGES.remindersDenied;
   }
 
   /** Decode a base64url VAPID key into bytes. */
@@ -200,7 +237,7 @@ const CompanionApp = (() => {
     async function showReminderState() {
       // Reading the state is fine on load; asking for permission waits for a tap.
       if (!pushSupported) return;
-      if (win.Notification.permission === "denied") return setText(remindersStatus, MESSAGES.remindersDenied);
+      if (win.Notification.permission === "denied") return setText(remindersStatus, deniedHelp(nav));
       const registration = await nav.serviceWorker.getRegistration("/");
       const subscription = await registration?.pushManager.getSubscription();
       if (subscription && win.Notification.permission === "granted") setText(remindersStatus, MESSAGES.remindersOn);
@@ -262,7 +299,7 @@ const CompanionApp = (() => {
       // Ask first, before any other await: Safari only shows the prompt while
       // the tap's user activation is still fresh.
       const permission = await win.Notification.requestPermission();
-      if (permission === "denied") return setText(remindersStatus, MESSAGES.remindersDenied);
+      if (permission === "denied") return setText(remindersStatus, deniedHelp(nav));
       if (permission !== "granted") return setText(remindersStatus, MESSAGES.remindersDismissed);
       setText(remindersStatus, MESSAGES.remindersStarting);
       const key = await fetchVapidKey();
@@ -285,45 +322,38 @@ const CompanionApp = (() => {
       });
     }
 
-    // -------------------------------------------------- install help
+    // -------------------------------------------------- set-up steps
 
-    const installHelp = $("install-help");
-    if (installHelp) {
+    const setupList = $("setup-steps");
+    if (setupList) {
       const installButton = $("install-button");
-      const iosInstall = $("ios-install");
       let deferredPrompt = null;
-      const hideAll = () => {
-        installHelp.hidden = true;
-        deferredPrompt = null;
+      const platform = { ios: isIos(nav), iosSafari: isIosSafari(nav), standalone: isStandalone(win) };
+      const show = (installPrompt) => {
+        const wanted = new Set(setupSteps({ ...platform, installPrompt }));
+        for (const step of setupList.querySelectorAll(":scope > li")) step.hidden = !wanted.has(step.id.replace(/^step-/, ""));
       };
-
-      if (isStandalone(win)) {
-        installHelp.hidden = true;
-      } else {
-        if (iosInstall && isIosSafari(nav)) {
-          iosInstall.hidden = false;
-          installHelp.hidden = false;
-        }
-        // Only take over the browser's own install UI when we have a button for it.
-        if (installButton) {
-          win.addEventListener("beforeinstallprompt", (event) => {
-            event.preventDefault();
-            deferredPrompt = event;
-            installButton.hidden = false;
-            installHelp.hidden = false;
-          });
-          installButton.addEventListener("click", async () => {
-            const prompt = deferredPrompt;
-            if (!prompt) return;
-            // A prompt event can be used once.
-            deferredPrompt = null;
-            installButton.hidden = true;
-            await prompt.prompt();
-            const choice = await prompt.userChoice;
-            if (choice?.outcome === "accepted") installHelp.hidden = true;
-          });
-        }
-        win.addEventListener("appinstalled", hideAll);
+      show(false);
+      // Only take over the browser's own install UI when we have a button for it.
+      if (installButton && !platform.standalone) {
+        win.addEventListener("beforeinstallprompt", (event) => {
+          event.preventDefault();
+          deferredPrompt = event;
+          show(true);
+        });
+        installButton.addEventListener("click", async () => {
+          const prompt = deferredPrompt;
+          if (!prompt) return;
+          // A prompt event can be used once.
+          deferredPrompt = null;
+          await prompt.prompt();
+          const choice = await prompt.userChoice;
+          if (choice?.outcome === "accepted") show(false);
+        });
+        win.addEventListener("appinstalled", () => {
+          deferredPrompt = null;
+          show(false);
+        });
       }
     }
 
@@ -371,7 +401,10 @@ const CompanionApp = (() => {
     async function showReplay(results) {
       await refreshOutboxStatus();
       const assessment = mostSevere(results);
-      if (assessment && checkinResult) renderAssessment(assessment, { intro: `${MESSAGES.savedCheckinSent} `, focus: false });
+      // An urgent answer to a check-in sent late takes the screen like one sent at once.
+      const checkinPage = typeof CompanionCheckin === "undefined" ? null : CompanionCheckin.page;
+      if (assessment?.status === "urgent" && checkinPage) checkinPage.showAnswer(assessment, MESSAGES.savedCheckinSent);
+      else if (assessment && checkinResult) renderAssessment(assessment, { intro: `${MESSAGES.savedCheckinSent} `, focus: false });
       for (const result of results.filter((item) => item.outcome === "rejected")) {
         const text = `${MESSAGES.savedCheckinRefused} ${errorText(result.body, result.status)}`;
         if (checkinResult) renderResult({ className: "checkin-error", text, focus: false });
@@ -395,120 +428,29 @@ const CompanionApp = (() => {
       }
     }
 
-    async function requestBackgroundSync() {
-      // Chromium replays from the worker even with the page closed; browsers
-      // without Background Sync (Safari, Firefox) rely on the page's replay.
-      try {
-        const registration = await nav.serviceWorker?.getRegistration("/");
-        await registration?.sync?.register(CompanionOutbox.SYNC_TAG);
-      } catch (error) {
-        console.warn("Background Sync:", error);
-      }
-    }
-
     if (outbox) {
       refreshOutboxStatus();
       replayOutbox();
       win.addEventListener("online", replayOutbox);
-    }
-
-    // -------------------------------------------------- check-in form
-
-    const checkinForm = $("checkin-form");
-    let submitting = false;
-
-    async function submitCheckin(form) {
-      if (!outbox) return renderResult({ className: "checkin-error", text: MESSAGES.scriptsMissing, focus: true });
-      const checkin = buildCheckin(Array.from(form.elements), {
-        id: newId(),
-        takenAt: new Date().toISOString(),
-        sessionId: form.dataset.sessionId,
-      });
-      const missing = missingAnswers(checkin);
-      if (missing.length) {
-        return renderResult({ className: "checkin-error", text: `Please answer: ${missing.join(", ")}.`, focus: true });
-      }
-      let stored = true;
-      let result;
-      try {
-        result = await outbox.submit(checkin);
-      } catch (error) {
-        // No IndexedDB (private mode, storage full): still try to send it.
-        console.warn("Outbox unavailable:", error);
-        stored = false;
-        result = await outbox.sendDirect(checkin);
-      }
-      const photos = Array.from(form.elements.namedItem?.("photos")?.files ?? []).slice(0, 3);
-      if (result.outcome === "sent") {
-        form.reset();
-        const note = photos.length ? await uploadPhotos(checkin.id, photos) : "";
-        if (result.body?.assessment) renderAssessment(result.body.assessment, { intro: note ? `${note} ` : "", focus: true });
-        else renderResult({ text: `${MESSAGES.checkinSent} ${note}`, focus: true });
-      } else if (result.outcome === "rejected") {
-        // Keep the answers in the form so the client can correct them.
-        renderResult({
-          className: "checkin-error",
-          text: `${MESSAGES.checkinRefused} ${errorText(result.body, result.status)}`,
-          focus: true,
-        });
-      } else if (stored) {
-        form.reset();
-        let text = result.status === 401 ? MESSAGES.checkinSavedSignedOut : MESSAGES.checkinSaved;
-        if (photos.length) text = `${text} ${MESSAGES.photosOffline}`;
-        renderResult({ className: "checkin-saved", text, focus: true });
-        await requestBackgroundSync();
-      } else {
-        renderResult({ className: "checkin-error", text: MESSAGES.checkinNotSaved, focus: true });
-      }
-    }
-
-    // Photos go after the check-in has landed, each as its raw image body; they are
-    // optional, so a failure never loses the check-in itself.
-    async function uploadPhotos(checkinId, files) {
-      let sent = 0;
-      for (const file of files) {
-        try {
-          const response = await fetch(`/api/checkins/${encodeURIComponent(checkinId)}/photos`, {
-            method: "POST",
-            credentials: "same-origin",
-            headers: { "Content-Type": file.type || "image/jpeg" },
-            body: file,
-          });
-          if (response.ok) sent += 1;
-        } catch (error) {
-          console.warn("Photo upload failed:", error);
-        }
-      }
-      return sent === files.length ? MESSAGES.photosSent(sent) : MESSAGES.photosFailed;
-    }
-
-    if (checkinForm) {
-      checkinForm.addEventListener("submit", async (event) => {
-        event.preventDefault();
-        // A double tap must not create two check-ins with two different ids.
-        if (submitting) return;
-        submitting = true;
-        const buttons = checkinForm.querySelectorAll("button[type=submit], input[type=submit]");
-        buttons.forEach((button) => (button.disabled = true));
-        try {
-          await submitCheckin(checkinForm);
-        } finally {
-          submitting = false;
-          buttons.forEach((button) => (button.disabled = false));
-          await refreshOutboxStatus();
-        }
-      });
+      doc.addEventListener("companion:outbox-changed", refreshOutboxStatus);
     }
 
     // -------------------------------------------------- settings
 
+    // The saved zone stays selected (saving quiet hours must not move it); when the
+    // phone is elsewhere, say so and offer the switch as one tap.
     const timezoneField = doc.querySelector('#settings-form [name="timezone"]');
-    if (timezoneField?.dataset.detect === "1") {
+    const zoneHint = $("tz-hint");
+    if (timezoneField && zoneHint) {
       const detected = Intl.DateTimeFormat().resolvedOptions().timeZone;
-      if (detected) {
-        const known = timezoneField.tagName !== "SELECT" || [...timezoneField.options].some((o) => o.value === detected);
-        if (known) timezoneField.value = detected;
+      const known = [...(timezoneField.options ?? [])].some((option) => option.value === detected);
+      if (detected && known && detected !== timezoneField.value) {
         setText($("detected-tz"), detected);
+        zoneHint.hidden = false;
+        $("use-phone-tz")?.addEventListener("click", () => {
+          timezoneField.value = detected;
+          timezoneField.form.requestSubmit();
+        });
       }
     }
   }
@@ -518,6 +460,8 @@ const CompanionApp = (() => {
     isIos,
     isIosSafari,
     isStandalone,
+    setupSteps,
+    deniedHelp,
     base64UrlToBytes,
     sameKey,
     buildCheckin,
@@ -526,6 +470,7 @@ const CompanionApp = (() => {
     errorText,
     mostSevere,
     withTimeout,
+    newId,
     init,
   };
 })();

@@ -1,0 +1,349 @@
+// The check-in page: one guided form, a draft kept on this phone until the answers
+// are sent, errors beside their question, and the answer shown in place of the form
+// (an urgent one takes the whole screen).
+//
+// Loaded with <script defer> after outbox.js and app.js (it uses CompanionApp's
+// helpers and strings). Words the page shows are in the template or in
+// CompanionApp.MESSAGES, never built here.
+
+const CompanionCheckin = (() => {
+  const DRAFT_KEY = "companion-checkin-draft";
+  // A draft from an earlier day describes skin that has changed since: drop it.
+  const DRAFT_MAX_AGE_MS = 12 * 60 * 60 * 1000;
+  const MAX_PHOTOS = 3;
+  const QUESTIONS = ["redness", "swelling", "pain"];
+
+  // ------------------------------------------------------------ pure helpers
+
+  /** Capture the answers of form controls ({name, type, value, checked}) as a draft. */
+  function draftFrom(fields, nowMs) {
+    const values = {};
+    for (const field of fields) {
+      const name = field.name ?? "";
+      if (!name || field.type === "file" || field.type === "submit" || field.type === "button") continue;
+      if (field.type === "radio") {
+        if (field.checked) values[name] = String(field.value);
+      } else if (field.type === "checkbox") {
+        if (field.checked) values[name] = true;
+      } else if (String(field.value ?? "").trim()) {
+        values[name] = String(field.value);
+      }
+    }
+    return { saved_at: nowMs, values };
+  }
+
+  /** Tell whether a stored draft is still worth restoring. */
+  function isFresh(draft, nowMs) {
+    return Boolean(draft?.values) && nowMs - Number(draft.saved_at) < DRAFT_MAX_AGE_MS && Object.keys(draft.values).length > 0;
+  }
+
+  /** Set form controls from a draft's values (a missing name means unanswered / off). */
+  function applyDraft(fields, values) {
+    for (const field of fields) {
+      const name = field.name ?? "";
+      if (!name || field.type === "file") continue;
+      if (field.type === "radio") field.checked = values[name] === String(field.value);
+      else if (field.type === "checkbox") field.checked = values[name] === true;
+      else if (field.type !== "submit" && field.type !== "button") field.value = values[name] ?? "";
+    }
+  }
+
+  /**
+   * Split an API error body into messages beside questions and one for the whole form.
+   * Known questions get the page's own plain words; anything else keeps the server's.
+   */
+  function placeErrors(body, words = {}) {
+    const fields = body?.error?.fields && typeof body.error.fields === "object" ? body.error.fields : {};
+    const beside = {};
+    const general = [];
+    for (const [path, problem] of Object.entries(fields)) {
+      const text = Array.isArray(problem) ? problem.join(" ") : String(problem);
+      const question = path.split(/[.[]/)[0];
+      if (question in words) beside[question] = words[question];
+      else if (["symptoms", "warning_signs", "note"].includes(question)) beside[question] = text;
+      else general.push(text);
+    }
+    if (!Object.keys(beside).length && !general.length && body?.error?.message) general.push(body.error.message);
+    return { beside, general };
+  }
+
+  // ------------------------------------------------------------ page wiring
+
+  function init(doc, win) {
+    const form = doc.getElementById("checkin-form");
+    if (!form || typeof CompanionApp === "undefined") return;
+    const $ = (id) => doc.getElementById(id);
+    const M = CompanionApp.MESSAGES;
+    const storage = (() => {
+      try {
+        return win.localStorage;
+      } catch {
+        return null; // storage blocked: the form still works, without a draft
+      }
+    })();
+    const outbox = typeof CompanionOutbox === "undefined" ? null : CompanionOutbox.createOutbox();
+    const formError = $("checkin-error");
+    const reducedMotion = win.matchMedia?.("(prefers-reduced-motion: reduce)").matches;
+    let photos = [];
+    let submitting = false;
+
+    // -------------------------------------------------- draft
+
+    function saveDraft() {
+      try {
+        storage?.setItem(DRAFT_KEY, JSON.stringify(draftFrom(Array.from(form.elements), Date.now())));
+      } catch (error) {
+        console.warn("Draft not saved:", error);
+      }
+    }
+
+    function clearDraft() {
+      try {
+        storage?.removeItem(DRAFT_KEY);
+      } catch {
+        // nothing to clear
+      }
+    }
+
+    function restoreDraft() {
+      let draft = null;
+      try {
+        draft = JSON.parse(storage?.getItem(DRAFT_KEY) ?? "null");
+      } catch {
+        draft = null;
+      }
+      if (isFresh(draft, Date.now())) applyDraft(Array.from(form.elements), draft.values);
+      else clearDraft();
+    }
+
+    // -------------------------------------------------- errors beside questions
+
+    function showFieldError(name, text) {
+      const element = $(`err-${name}`);
+      if (!element) return false;
+      element.textContent = text;
+      element.hidden = !text;
+      element.closest(".question")?.classList.toggle("has-error", Boolean(text));
+      return true;
+    }
+
+    function clearErrors() {
+      for (const element of form.querySelectorAll(".field-error")) {
+        element.textContent = "";
+        element.hidden = true;
+      }
+      for (const element of form.querySelectorAll(".has-error")) element.classList.remove("has-error");
+      formError.hidden = true;
+      formError.textContent = "";
+    }
+
+    function showFormError(text) {
+      formError.textContent = text;
+      formError.hidden = false;
+    }
+
+    function focusFirstError() {
+      const first = form.querySelector(".has-error input, .has-error textarea");
+      if (first) {
+        first.closest(".question, label")?.scrollIntoView({ block: "center", behavior: reducedMotion ? "auto" : "smooth" });
+        first.focus({ preventScroll: true });
+      } else if (!formError.hidden) {
+        formError.focus();
+      }
+    }
+
+    function showRejection(body) {
+      const { beside, general } = placeErrors(body, M.fieldInvalid);
+      let unplaced = [...general];
+      for (const [name, text] of Object.entries(beside)) {
+        if (!showFieldError(name, text)) unplaced.push(text);
+      }
+      if (Object.keys(beside).length) unplaced = [M.checkAnswers, ...unplaced];
+      if (unplaced.length) showFormError(unplaced.join(" "));
+      focusFirstError();
+    }
+
+    // -------------------------------------------------- the answer, in place of the form
+
+    function showAnswer(assessment, note = "") {
+      const status = CompanionApp.assessmentView(assessment).status;
+      const section = $(`answer-${status}`);
+      if (!section) return;
+      for (const other of doc.querySelectorAll(".answer")) other.hidden = other !== section;
+      const message = section.querySelector(".answer-message");
+      if (message) message.textContent = assessment?.message ?? "";
+      const noteElement = section.querySelector(".answer-note");
+      if (noteElement) {
+        noteElement.textContent = note;
+        noteElement.hidden = !note;
+      }
+      $("checkin-flow").hidden = true;
+      section.hidden = false;
+      // An urgent answer takes the screen: nothing else competes with the call button.
+      doc.body.classList.toggle("urgent-mode", status === "urgent");
+      win.scrollTo(0, 0);
+      section.focus();
+    }
+
+    function showSaved(text) {
+      const section = $("answer-saved");
+      for (const other of doc.querySelectorAll(".answer")) other.hidden = other !== section;
+      section.querySelector(".answer-message").textContent = text;
+      $("checkin-flow").hidden = true;
+      section.hidden = false;
+      win.scrollTo(0, 0);
+      section.focus();
+    }
+
+    // -------------------------------------------------- guided flow
+
+    // After a scale is answered, bring the next question up, without moving focus.
+    form.addEventListener("change", (event) => {
+      const name = event.target.name ?? "";
+      saveDraft();
+      if (QUESTIONS.includes(name)) {
+        showFieldError(name, "");
+        const next = event.target.closest(".question")?.nextElementSibling;
+        if (next?.classList.contains("question")) {
+          next.scrollIntoView({ block: "start", behavior: reducedMotion ? "auto" : "smooth" });
+        }
+      }
+    });
+    form.addEventListener("input", saveDraft);
+
+    // -------------------------------------------------- photos
+
+    const photoInput = $("photos");
+    const chosen = $("photos-chosen");
+    const count = $("photos-count");
+
+    function showPhotos() {
+      if (!chosen || !count) return;
+      chosen.hidden = photos.length === 0;
+      count.textContent = photos.length === 1 ? M.photosReady(1) : M.photosReady(photos.length);
+    }
+
+    // A camera input returns one picture per tap: collect them, up to three.
+    photoInput?.addEventListener("change", () => {
+      photos = [...photos, ...Array.from(photoInput.files ?? [])].slice(0, MAX_PHOTOS);
+      photoInput.value = "";
+      showPhotos();
+    });
+    $("photos-clear")?.addEventListener("click", () => {
+      photos = [];
+      showPhotos();
+      photoInput?.focus();
+    });
+
+    // Photos go after the check-in has landed, each as its raw image body; they are
+    // optional, so a failure never loses the check-in itself.
+    async function uploadPhotos(checkinId, files) {
+      let sent = 0;
+      for (const file of files) {
+        try {
+          const response = await fetch(`/api/checkins/${encodeURIComponent(checkinId)}/photos`, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": file.type || "image/jpeg" },
+            body: file,
+          });
+          if (response.ok) sent += 1;
+        } catch (error) {
+          console.warn("Photo upload failed:", error);
+        }
+      }
+      return sent === files.length ? M.photosSent(sent) : M.photosFailed;
+    }
+
+    async function requestBackgroundSync() {
+      // Chromium replays from the worker even with the page closed; browsers
+      // without Background Sync (Safari, Firefox) rely on the page's replay.
+      try {
+        const registration = await win.navigator.serviceWorker?.getRegistration("/");
+        await registration?.sync?.register(CompanionOutbox.SYNC_TAG);
+      } catch (error) {
+        console.warn("Background Sync:", error);
+      }
+    }
+
+    // -------------------------------------------------- sending
+
+    async function submit() {
+      clearErrors();
+      if (!outbox) {
+        showFormError(M.scriptsMissing);
+        return formError.focus();
+      }
+      const checkin = CompanionApp.buildCheckin(Array.from(form.elements), {
+        id: CompanionApp.newId(),
+        takenAt: new Date().toISOString(),
+        sessionId: form.dataset.sessionId,
+      });
+      const missing = CompanionApp.missingAnswers(checkin);
+      if (missing.length) {
+        for (const name of missing) showFieldError(name, M.fieldMissing[name]);
+        showFormError(M.checkAnswers);
+        return focusFirstError();
+      }
+      let stored = true;
+      let result;
+      try {
+        result = await outbox.submit(checkin);
+      } catch (error) {
+        // No IndexedDB (private mode, storage full): still try to send it.
+        console.warn("Outbox unavailable:", error);
+        stored = false;
+        result = await outbox.sendDirect(checkin);
+      }
+      if (result.outcome === "sent") {
+        clearDraft();
+        const note = photos.length ? await uploadPhotos(checkin.id, photos) : "";
+        form.reset();
+        photos = [];
+        showAnswer(result.body?.assessment ?? { status: "expected", message: M.checkinSent }, note);
+      } else if (result.outcome === "rejected") {
+        // The answers stay in the form (and in the draft) for the client to correct.
+        showRejection(result.body);
+      } else if (stored) {
+        // The outbox holds it now; the draft's work is done.
+        clearDraft();
+        let text = result.status === 401 ? M.checkinSavedSignedOut : M.checkinSaved;
+        if (photos.length) text = `${text} ${M.photosOffline}`;
+        form.reset();
+        photos = [];
+        showPhotos();
+        showSaved(text);
+        await requestBackgroundSync();
+      } else {
+        showFormError(M.checkinNotSaved);
+        formError.focus();
+      }
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      // A double tap must not create two check-ins with two different ids.
+      if (submitting) return;
+      submitting = true;
+      const buttons = form.querySelectorAll("button[type=submit]");
+      buttons.forEach((button) => (button.disabled = true));
+      try {
+        await submit();
+      } finally {
+        submitting = false;
+        buttons.forEach((button) => (button.disabled = false));
+        doc.dispatchEvent(new win.Event("companion:outbox-changed"));
+      }
+    });
+
+    restoreDraft();
+    return { showAnswer };
+  }
+
+  return { DRAFT_KEY, DRAFT_MAX_AGE_MS, draftFrom, isFresh, applyDraft, placeErrors, init };
+})();
+
+if (typeof document !== "undefined") CompanionCheckin.page = CompanionCheckin.init(document, window);
+
+// node:test loads this file with require(); browsers have no `module`.
+if (typeof module === "object" && module.exports) module.exports = CompanionCheckin;

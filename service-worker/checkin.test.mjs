@@ -1,0 +1,91 @@
+// Pure helpers of companion/static/js/checkin.js and the set-up helpers of app.js
+// (the DOM wiring is covered by tests/test_browser_checkin.py).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const Checkin = require("../companion/static/js/checkin.js");
+const App = require("../companion/static/js/app.js");
+
+const controls = () => [
+  { name: "redness", type: "radio", value: "0", checked: false },
+  { name: "redness", type: "radio", value: "2", checked: true },
+  { name: "pain", type: "radio", value: "3", checked: false },
+  { name: "symptoms.itching", type: "checkbox", value: "on", checked: true },
+  { name: "warning_signs.pus", type: "checkbox", value: "on", checked: false },
+  { name: "photos", type: "file", value: "C:\\fakepath\\a.jpg" },
+  { name: "note", type: "textarea", value: "tight" },
+  { name: "", type: "submit", value: "" },
+];
+
+test("draftFrom keeps what was answered and nothing else", () => {
+  assert.deepEqual(Checkin.draftFrom(controls(), 1000), {
+    saved_at: 1000,
+    values: { redness: "2", "symptoms.itching": true, note: "tight" },
+  });
+});
+
+test("applyDraft restores a draft onto blank controls, and clears what it does not hold", () => {
+  const fields = controls().map((field) => ({ ...field, checked: false, value: field.type === "textarea" ? "" : field.value }));
+  fields[4].checked = true; // pus ticked, but not in the draft: it must end unticked
+  Checkin.applyDraft(fields, { redness: "2", "symptoms.itching": true, note: "tight" });
+  assert.deepEqual(
+    fields.map((f) => [f.name, f.checked ?? null, f.value]),
+    [
+      ["redness", false, "0"],
+      ["redness", true, "2"],
+      ["pain", false, "3"],
+      ["symptoms.itching", true, "on"],
+      ["warning_signs.pus", false, "on"],
+      ["photos", false, "C:\\fakepath\\a.jpg"],
+      ["note", false, "tight"],
+      ["", false, ""],
+    ],
+  );
+});
+
+test("isFresh drops empty, malformed and old drafts", () => {
+  const now = 10 * 60 * 60 * 1000;
+  assert.equal(Checkin.isFresh({ saved_at: now - 1000, values: { redness: "1" } }, now), true);
+  assert.equal(Checkin.isFresh({ saved_at: now - Checkin.DRAFT_MAX_AGE_MS, values: { redness: "1" } }, now), false);
+  assert.equal(Checkin.isFresh({ saved_at: now, values: {} }, now), false);
+  assert.equal(Checkin.isFresh(null, now), false);
+  assert.equal(Checkin.isFresh({ saved_at: "x", values: { a: 1 } }, now), false);
+});
+
+test("placeErrors puts known questions in plain words and keeps the rest for the form", () => {
+  const body = {
+    error: {
+      code: "invalid",
+      message: "Some fields are not valid.",
+      fields: { pain: "Must be between 0 and 10.", "symptoms.glow": "Unknown sign.", taken_at: "This is in the future; check the phone's clock." },
+    },
+  };
+  assert.deepEqual(Checkin.placeErrors(body, App.MESSAGES.fieldInvalid), {
+    beside: { pain: "Choose a number from 0 to 10.", symptoms: "Unknown sign." },
+    general: ["This is in the future; check the phone's clock."],
+  });
+  assert.deepEqual(Checkin.placeErrors({ error: { message: "Already recorded" } }, {}), { beside: {}, general: ["Already recorded"] });
+  assert.deepEqual(Checkin.placeErrors(null, {}), { beside: {}, general: [] });
+});
+
+test("setupSteps lists exactly the steps that apply to the browser", () => {
+  const steps = (platform) => App.setupSteps({ ios: false, iosSafari: false, standalone: false, installPrompt: false, ...platform });
+  assert.deepEqual(steps({ ios: true, iosSafari: true }), ["ios-install", "reminders"]);
+  assert.deepEqual(steps({ ios: true }), ["ios-safari", "reminders"]);
+  assert.deepEqual(steps({ ios: true, iosSafari: true, standalone: true }), ["reminders"]);
+  assert.deepEqual(steps({ installPrompt: true }), ["install", "reminders"]);
+  assert.deepEqual(steps({}), ["reminders"]);
+  assert.deepEqual(steps({ installPrompt: true, standalone: true }), ["reminders"]);
+});
+
+test("deniedHelp gives each platform its own settings path", () => {
+  const iphone = { userAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Safari/604.1" };
+  const android = { userAgent: "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/124.0.0.0 Mobile Safari/537.36" };
+  const desktop = { userAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0.0.0 Safari/537.36" };
+  assert.match(App.deniedHelp(iphone), /Settings → Notifications → Companion/);
+  assert.match(App.deniedHelp(android), /Site settings → Notifications/);
+  assert.doesNotMatch(App.deniedHelp(android), /iPhone/);
+  assert.doesNotMatch(App.deniedHelp(desktop), /iPhone|Android|⋮/);
+});

@@ -1,0 +1,328 @@
+"""The client's check-in in a real Chromium: a normal check-in in a few taps, the urgent answer
+that takes the screen, answers kept through a 422 and going offline, a used invite going home.
+
+One `companion run` server and one Chromium (persistent profile, phone) for the module; each
+test opens its own tab and sets its viewport and colour scheme (390x844 and 320x640, light and
+dark). Driving the browser follows the team's notes on testing push and the PWA.
+"""
+
+import json
+import re
+
+import pytest
+from browser_support import (
+    PHONE,
+    axe_violations,
+    chromium_context,
+    require_chromium,
+    running_server,
+    screenshot,
+    serve_axe,
+    wait_until,
+)
+from conftest import World
+from playwright.sync_api import expect
+
+GRANTS = ["notifications", "background-sync"]
+SIZES = {"390": {"width": 390, "height": 844}, "320": {"width": 320, "height": 640}}
+LOOKS = [("390", "light"), ("390", "dark"), ("320", "light"), ("320", "dark")]
+CLINIC_PHONE = "+44 20 7946 0001"  # World's clinics
+
+
+def seed(app) -> dict:
+    world = World(app)
+    invite = world.p1.post(f"/api/clients/{world.client1['id']}/invites")
+    assert invite.status_code == 201, invite.json
+    return {"token": invite.json["token"], "client_id": world.client1["id"]}
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_chromium()
+    with running_server(seed) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def phone(server):
+    """The client's phone, signed in from the invite, with the service worker and its shell."""
+    with chromium_context(
+        PHONE,
+        permissions=GRANTS,
+        origin=server.url,
+        base_url=server.url,
+        timezone_id="Europe/Madrid",
+    ) as context:
+        context.set_default_timeout(15_000)
+        serve_axe(context)
+        page = context.new_page()
+        page.goto(f"/i/{server.seeded['token']}")
+        page.get_by_role("button", name="Open my aftercare").tap()
+        expect(page).to_have_url(f"{server.url}/welcome")
+        page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+        page.goto("/checkin")  # under the worker's control: stores the form's shell
+        assert wait_until(page, lambda: page.evaluate(SHELL_HAS_CHECKIN)), "shell not cached"
+        page.close()
+        yield context
+
+
+SHELL_HAS_CHECKIN = """async () => {
+    for (const name of await caches.keys()) {
+      const cache = await caches.open(name);
+      if (await cache.match("/checkin") && await cache.match("/static/js/checkin.js")) return true;
+    }
+    return false;
+}"""
+
+
+@pytest.fixture
+def page(phone):
+    page = phone.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    yield page
+    phone.set_offline(False)
+    page.evaluate("() => localStorage.clear()") if page.url.startswith("http") else None
+    page.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def look(page, size: str, scheme: str) -> None:
+    page.set_viewport_size(SIZES[size])
+    page.emulate_media(color_scheme=scheme)
+
+
+class Taps:
+    """Every interaction in these tests is a tap, counted."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, locator) -> None:
+        locator.tap()
+        self.count += 1
+
+
+def card(page, question: str, name: str):
+    return page.get_by_role("group", name=question).get_by_role("radio", name=name)
+
+
+def fresh_form(page) -> None:
+    page.goto("/checkin")
+    page.evaluate("() => localStorage.removeItem('companion-checkin-draft')")
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("How is your skin?")
+
+
+def checkins(server) -> list[tuple]:
+    return server.query("SELECT id, redness, swelling, pain, note FROM checkins ORDER BY rowid")
+
+
+@pytest.mark.parametrize(("size", "scheme"), LOOKS)
+def test_a_normal_checkin_takes_at_most_8_taps(page, server, size, scheme):
+    look(page, size, scheme)
+    fresh_form(page)
+    before = len(checkins(server))
+    tap = Taps()
+    tap(card(page, "Redness", "1 Slight pink"))
+    tap(card(page, "Swelling", "1 Barely noticeable"))
+    tap(page.get_by_role("group", name="Pain").get_by_role("radio", name="2", exact=True))
+    tap(page.get_by_role("button", name="Send check-in"))
+    answer = page.locator("#answer-expected")
+    expect(answer).to_be_visible()
+    expect(answer.get_by_role("heading")).to_have_text("Healing as expected")
+    expect(answer).to_contain_text("normal on the day of your session")
+    expect(page.locator("#checkin-form")).to_be_hidden()
+    assert tap.count <= 8
+    rows = checkins(server)[before:]
+    assert [r[1:4] for r in rows] == [(1, 1, 2)]
+    # Sent: the draft is gone, so the next check-in starts blank.
+    assert page.evaluate("() => localStorage.getItem('companion-checkin-draft')") is None
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= SIZES[size]["width"]
+    screenshot(page, f"checkin-expected-{size}-{scheme}", full_page=False)
+
+
+@pytest.mark.parametrize(("size", "scheme"), LOOKS)
+def test_an_urgent_answer_takes_the_screen_with_a_call_button(page, server, size, scheme):
+    look(page, size, scheme)
+    fresh_form(page)
+    screenshot(page, f"checkin-form-{size}-{scheme}")
+    tap = Taps()
+    tap(card(page, "Redness", "4 Very red or purple, raw"))
+    tap(card(page, "Swelling", "2 Visible puffiness"))
+    tap(page.get_by_role("group", name="Pain").get_by_role("radio", name="5", exact=True))
+    tap(page.get_by_role("checkbox", name="Pus, yellow crusts or discharge"))
+    tap(page.get_by_role("button", name="Send check-in"))
+    urgent = page.locator("#answer-urgent")
+    expect(urgent).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Contact Clinic One now")
+    call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
+    expect(call).to_have_attribute("href", "tel:+442079460001")
+    # Inside the viewport without scrolling: the first thing a worried client can act on.
+    expect(call).to_be_in_viewport(ratio=1)
+    box = call.bounding_box()
+    assert box["height"] >= 48 and box["y"] + box["height"] <= SIZES[size]["height"]
+    expect(urgent).to_contain_text("Call emergency services now if")
+    expect(urgent).to_contain_text("trouble breathing")
+    expect(urgent).to_contain_text("We have alerted Clinic One")
+    # The form is gone, not reset underneath: nothing else competes with the call.
+    expect(page.locator("#checkin-form")).to_be_hidden()
+    expect(page.locator("header.bar")).to_be_hidden()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= SIZES[size]["width"]
+    flags = server.query(
+        "SELECT rule, severity FROM flags WHERE client_id = ? AND status = 'open'",
+        (server.seeded["client_id"],),
+    )
+    assert ("U3", "urgent") in flags
+    screenshot(page, f"checkin-urgent-{size}-{scheme}", full_page=False)
+    violations = axe_violations(page)
+    assert not violations, json.dumps(violations, indent=2)
+
+
+def test_a_422_keeps_the_answers_and_says_what_to_fix_beside_the_question(page, server):
+    look(page, "390", "light")
+    fresh_form(page)
+    before = len(checkins(server))
+    card(page, "Redness", "2 Clearly red, like mild sunburn").tap()
+    card(page, "Swelling", "1 Barely noticeable").tap()
+    pain_9 = page.get_by_role("group", name="Pain").get_by_role("radio", name="9", exact=True)
+    # What the issue reproduced: a pain of 12 reaches the server, which refuses it.
+    pain_9.evaluate("(radio) => { radio.value = '12'; }")
+    pain_9.tap()
+    page.get_by_label("Note for your clinic (optional)").fill("Stings a little")
+    with page.expect_response("**/api/checkins") as sent:
+        page.get_by_role("button", name="Send check-in").tap()
+    assert sent.value.status == 422
+    error = page.locator("#err-pain")
+    expect(error).to_have_text("Choose a number from 0 to 10.")
+    expect(page.locator("#checkin-error")).to_have_text("Please check the answers marked above.")
+    body = page.locator("main").inner_text()
+    assert "Some fields are not valid" not in body and "Must be between" not in body
+    # The error sits with its question, and the answers are all still there.
+    assert page.locator("#q-pain #err-pain").count() == 1
+    expect(card(page, "Redness", "2 Clearly red, like mild sunburn")).to_be_checked()
+    expect(card(page, "Swelling", "1 Barely noticeable")).to_be_checked()
+    expect(page.get_by_label("Note for your clinic (optional)")).to_have_value("Stings a little")
+    screenshot(page, "checkin-422-390-light", full_page=False)
+    # A reload keeps them too (the draft); fixing pain then sends.
+    page.reload()
+    expect(card(page, "Redness", "2 Clearly red, like mild sunburn")).to_be_checked()
+    expect(page.get_by_label("Note for your clinic (optional)")).to_have_value("Stings a little")
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="3", exact=True).tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    expect(page.locator("#answer-expected")).to_be_visible()
+    assert [r[1:] for r in checkins(server)[before:]] == [(2, 1, 3, "Stings a little")]
+
+
+def test_missing_answers_are_named_beside_their_questions(page):
+    look(page, "320", "dark")
+    fresh_form(page)
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    expect(page.locator("#err-redness")).to_have_text("Choose how red your skin looks.")
+    expect(page.locator("#err-pain")).to_have_text("Choose a number from 0 to 10.")
+    expect(page.locator("#err-swelling")).to_be_hidden()
+    # Focus goes to the first question to fix.
+    assert page.evaluate("() => document.activeElement.name") == "redness"
+    screenshot(page, "checkin-missing-320-dark", full_page=False)
+
+
+def test_answers_survive_going_offline_and_a_reload_then_send_once(page, phone, server):
+    look(page, "390", "dark")
+    fresh_form(page)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_role("checkbox", name="Itching").tap()
+    page.get_by_label("Note for your clinic (optional)").fill("On the bus, no signal")
+    phone.set_offline(True)
+    page.reload()  # the form comes from the worker's cache, the answers from the draft
+    expect(page.get_by_role("heading", level=1)).to_have_text("How is your skin?")
+    expect(card(page, "Redness", "1 Slight pink")).to_be_checked()
+    expect(page.get_by_role("checkbox", name="Itching")).to_be_checked()
+    expect(page.get_by_label("Note for your clinic (optional)")).to_have_value(
+        "On the bus, no signal"
+    )
+    posts = len(server.statuses("POST", "/api/checkins"))
+    page.get_by_role("button", name="Send check-in").tap()
+    saved = page.locator("#answer-saved")
+    expect(saved).to_be_visible()
+    expect(saved).to_contain_text("Saved on this phone, will send when online.")
+    phone.set_offline(False)
+    assert wait_until(
+        page,
+        lambda: (
+            server.query("SELECT count(*) FROM checkins WHERE note = 'On the bus, no signal'")
+            == [(1,)]
+        ),
+        timeout=15,
+    )
+    page.wait_for_timeout(500)
+    assert server.statuses("POST", "/api/checkins")[posts:] == [201]
+
+
+def test_a_used_invite_opened_again_on_the_same_phone_goes_home(page, server):
+    look(page, "390", "light")
+    page.goto(f"/i/{server.seeded['token']}")
+    expect(page).to_have_url(f"{server.url}/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hello, Alice")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_client_pages_at_three_sizes_have_no_serious_violations(page, server, scheme):
+    found, too_wide = {}, {}
+    for size in (
+        {"width": 390, "height": 844},
+        {"width": 320, "height": 640},
+        {"width": 1024, "height": 768},
+    ):
+        page.set_viewport_size(size)
+        page.emulate_media(color_scheme=scheme)
+        for name, path in {
+            "home": "/",
+            "checkin": "/checkin",
+            "reminders": "/reminders",
+            "settings": "/settings",
+            "welcome": "/welcome",
+            "offline": "/offline",
+            "start": "/start",
+            "bad-invite": "/i/not-a-real-token",
+        }.items():
+            page.goto(path)
+            screenshot(page, f"client-{name}-{size['width']}-{scheme}")
+            if size["width"] == 390:
+                violations = axe_violations(page)
+                if violations:
+                    found[name] = violations
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            if width > size["width"]:
+                too_wide[f"{name}@{size['width']}"] = width
+    assert not found, json.dumps(found, indent=2)
+    assert not too_wide, too_wide
+
+
+def test_settings_show_the_saved_zone_and_offer_the_phones_in_one_tap(page, server):
+    # The phone runs in Europe/Madrid (see the fixture); Alice's reminders are saved in London.
+    look(page, "390", "light")
+    page.goto("/settings")
+    expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/London")
+    page.get_by_label("From").fill("22:30")
+    page.get_by_role("button", name="Save settings").tap()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    # Saving quiet hours kept the zone.
+    expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/London")
+    hint = page.locator("#tz-hint")
+    expect(hint).to_contain_text("This phone is set to Europe/Madrid")
+    screenshot(page, "settings-zone-hint-390-light")
+    page.get_by_role("button", name="Use this phone's time zone").tap()
+    expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/Madrid")
+    expect(hint).to_be_hidden()
+    expect(page.get_by_label("From")).to_have_value("22:30")
+    row = server.query(
+        "SELECT timezone, quiet_start FROM clients WHERE id = ?", (server.seeded["client_id"],)
+    )
+    assert row == [("Europe/Madrid", "22:30")]
+    # Put it back for the other tests' wording ("Today 18:00" in London).
+    page.get_by_label("Time zone for your reminders").select_option("Europe/London")
+    page.get_by_role("button", name="Save settings").tap()
+    expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/London")

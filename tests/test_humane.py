@@ -1,0 +1,43 @@
+"""Dates and phone numbers in the client's words (companion/humane.py)."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
+
+from companion.humane import babel_locale, human_when
+
+NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)  # a Sunday morning in London
+
+
+@pytest.mark.parametrize(
+    ("moment", "tz", "locale", "said"),
+    [
+        ("2026-11-29T18:00:00+00:00", "Europe/London", "en_GB", "Today 18:00"),
+        ("2026-11-30T08:30:00+00:00", "Europe/London", "en_GB", "Tomorrow 08:30"),
+        ("2026-11-28T18:00:00+00:00", "Europe/London", "en_GB", "Yesterday 18:00"),
+        ("2026-12-03T18:00:00+00:00", "Europe/London", "en_GB", "Thursday 18:00"),
+        ("2026-12-26T10:00:00+00:00", "Europe/London", "en_GB", "Sat 26 Dec 10:00"),
+        # The client's zone decides the day: 23:30 UTC is already tomorrow in Madrid.
+        ("2026-11-29T23:30:00+00:00", "Europe/Madrid", "en_GB", "Tomorrow 00:30"),
+        ("2026-11-30T08:30:00+00:00", "Europe/Madrid", "es", "Mañana 9:30"),
+        ("2026-12-03T18:00:00+00:00", "Europe/Madrid", "es", "Jueves 19:00"),
+        # Across the DST change, the wall clock of the day itself.
+        ("2026-03-29T17:00:00+00:00", "Europe/London", "en_GB", "Sun 29 Mar 18:00"),
+    ],
+)
+def test_human_when(moment, tz, locale, said):
+    assert human_when(moment, tz, NOW, locale) == said
+
+
+def test_babel_locale_follows_the_clients_language():
+    assert babel_locale("es") == "es"
+    assert babel_locale("en") == babel_locale(None) == babel_locale("xx") == "en_GB"
+
+
+def test_reminder_times_read_as_words_on_the_pages(world):
+    home = world.c1.get("/").get_data(as_text=True)
+    said = re.findall(r'<time datetime="[^"]+">([^<]+)</time>', home)
+    assert said and all(re.fullmatch(r"(Today|Tomorrow|[A-Z][a-z]+day) \d\d:\d\d", s) for s in said)
+    assert "Day 0" not in home and "Your session was today" in home
