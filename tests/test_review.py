@@ -109,6 +109,8 @@ def test_client_csv_export_round_trips(world):
         )
         assert row["symptoms.peeling"] == "True" and row["warning_signs.fever"] == "False"
     assert by_id[sent[1]["id"]]["note"].startswith("'=")  # no formula injection
+    assert by_id[sent[2]["id"]]["note"] == ""  # an empty cell stays empty, not a lone '
+    assert "'" not in r.get_data(as_text=True).replace("'=HYPERLINK", "")
     assert w.p2.get(f"/api/clients/{w.client1['id']}/export?format=csv").status_code == 404
 
 
@@ -138,6 +140,9 @@ def test_json_bundle_and_fhir_export(world):
     assert bundle["sessions"][0]["schedule"]
     fhir = w.p1.get(f"/api/clients/{w.client1['id']}/export?format=fhir")
     assert fhir.status_code == 200
+    assert fhir.headers["Content-Disposition"] == (
+        f'attachment; filename="client-{w.client1["id"]}-fhir.json"'
+    )
     parsed = Bundle.model_validate(fhir.json)
     kinds = [e.resource.__resource_type__ for e in parsed.entry]
     assert kinds.count("QuestionnaireResponse") == 1 and kinds.count("Observation") == 3

@@ -105,10 +105,10 @@ def to_csv(columns: list[str], records: list[dict]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for r in records:
-        # Neutralise spreadsheet formulas in free text (CSV injection).
+        # Neutralise spreadsheet formulas in free text (CSV injection); an empty cell stays empty.
         writer.writerow(
             {
-                k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v)
+                k: ("'" + v if isinstance(v, str) and v and v[0] in "=+-@\t\r" else v)
                 for k, v in r.items()
             }
         )
