@@ -7,6 +7,7 @@ import re
 from functools import wraps
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, jsonify, make_response, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
@@ -123,6 +124,15 @@ def exempt_api(*blueprints) -> None:
         csrf.exempt(bp)
 
 
+def local_time(value, timezone: str) -> str:
+    """Show a stored UTC moment (text or datetime) as a person in `timezone` reads it."""
+    if not value:
+        return ""
+    moment = parse_iso(value) if isinstance(value, str) else value
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
     logging.getLogger("werkzeug").addFilter(REDACT_TOKENS)  # added once: the same object
@@ -132,6 +142,7 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     app.add_template_filter(parse_iso, "parse_iso")
+    app.add_template_filter(local_time, "local_time")
 
     @app.before_request
     def guard_api():

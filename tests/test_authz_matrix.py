@@ -248,6 +248,8 @@ TABLE = [
     ("GET", "/clinic/protocol", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
     ("GET", "/clinic/profile", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
     ("GET", "/clinic/password", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/exports", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/audit", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
 ]
 
 

@@ -511,6 +511,7 @@ PAGES = [
     "/clinic/sessions/{session}/edit",
     "/clinic/clients/{client}/erase",
     "/clinic/audit",
+    "/clinic/exports",
     "/clinic/settings",
     "/clinic/protocol",
 ]

@@ -23,6 +23,7 @@ PRACTITIONER_PAGES = [
     "/clinic/clients/new",
     "/clinic/protocol",
     "/clinic/audit",
+    "/clinic/exports",
     "/clinic/settings",
 ]
 
@@ -67,7 +68,7 @@ def test_client_pages_are_404_for_another_clinic(flagged, template):
 def test_timeline_has_chart_flags_and_reminders(flagged):
     html = flagged.p1.get(f"/clinic/clients/{flagged.client1['id']}").get_data(as_text=True)
     assert '<svg class="chart"' in html and "flag raised" in html
-    assert "U3" in html and "Reminders (" in html
+    assert "U3" in html and "Reminders and delivery (" in html
 
 
 def test_flag_actions_through_the_page(flagged):

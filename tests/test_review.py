@@ -1,7 +1,9 @@
 """Review: the flags API and queue order, exports that round-trip, erasure that leaves nothing, audit."""
 
 import csv
+import html as htmllib
 import io
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -223,7 +225,9 @@ def test_audit_records_reads_exports_changes(world):
     assert all(e["actor_kind"] in {"practitioner", "client"} for e in entries)
     assert w.p2.get(f"/api/audit?client_id={cid}").json["entries"] == []
     page = w.p1.get(f"/clinic/audit?client_id={cid}").get_data(as_text=True)
-    assert "client_exported" in page
+    # The page speaks words, not action codes (issue 14).
+    assert "exported Alice's record as JSON" in htmllib.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "client_exported" not in page
     assert "+44 7700" not in str(entries)  # no personal content in the log
 
 

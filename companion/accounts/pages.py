@@ -12,7 +12,7 @@ from companion.auth import practitioner_required
 from companion.contract import parse
 from companion.db import get_db, utcnow, write
 from companion.errors import DomainError, NotFound, RateLimited, safe_next
-from companion.review import charts, timeline
+from companion.review import audit_words, charts, timeline
 from companion.web import public_url
 
 bp = Blueprint("practitioner", __name__, url_prefix="/clinic")
@@ -151,14 +151,25 @@ def client_detail(client_id: int):
     client = my_client(client_id)
     record = timeline.timeline(db, client)
     for s in record["sessions"]:
-        flagged = {f["checkin_id"] for f in s["flags"] if f["checkin_id"]}
+        flagged: dict[str, list[str]] = {}
+        for f in s["flags"]:
+            if f["checkin_id"]:
+                flagged.setdefault(f["checkin_id"], []).append(f"{f['rule']}: {f['reason']}")
         s["chart"] = (
             charts.chart_for(s["raw"], s["checkins"], flagged, client["timezone"])
             if s["checkins"]
             else None
         )
+    audit_words.name_events(db, client["clinic_id"], record["sessions"])
     audit.record("client_read", client_id=client_id)
-    return render_template("practitioner/client.html", client=client, **record)
+    return render_template(
+        "practitioner/client.html",
+        client=client,
+        clinic_tz=clinics.get_clinic(db, client["clinic_id"])["timezone"],
+        device_names={d["id"]: d["label"] for d in record["devices"]},
+        outcome_words=audit_words.OUTCOMES,
+        **record,
+    )
 
 
 @bp.post("/clients/<int:client_id>/invite")

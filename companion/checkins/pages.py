@@ -43,7 +43,9 @@ def home_context() -> dict:
         if found:
             context["assessment"] = found[-1]["assessment"]
             session_row = treatments.load_session(db, context["session"]["id"])
-            context["chart"] = charts.chart_for(session_row, found, timezone=client["timezone"])
+            context["chart"] = charts.chart_for(
+                session_row, found, timezone=client["timezone"], audience="client"
+            )
     return context
 
 

@@ -164,9 +164,7 @@ def export_client(client_id: int):
     elif fmt == "fhir":
         resp = jsonify(fhir.bundle(db, client))
         resp.headers["Content-Type"] = "application/fhir+json"
-        resp.headers["Content-Disposition"] = (
-            f'attachment; filename="client-{client_id}-fhir.json"'
-        )
+        resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}-fhir.json"'
     else:
         raise Invalid({"format": "One of: json, csv, fhir."})
     audit.record("client_exported", client_id=client_id, detail=f"format={fmt}")

@@ -1,14 +1,29 @@
-"""Server-rendered SVG charts: redness and swelling by hours since the session, against the band."""
+"""Recovery charts: redness and swelling against the expected course, drawn by templates/_chart.html.
+
+This module only computes geometry (numbers in viewBox units); the SVG is a Jinja template.
+The x axis is time since the session; its day labels are the client's local calendar days
+(clinical.day_number), so "Day 2" on the chart is "Day 2" everywhere else.
+"""
 
 import math
+from datetime import datetime, time, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-from markupsafe import Markup, escape
+from flask import render_template
+from markupsafe import Markup
 
 from companion.checkins import triage
 from companion.checkins.store import as_triage, session_for_triage
 
-W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 260, 40, 16, 16, 40
+# viewBox units. Narrow on purpose: at 320 px CSS a 14-unit label is still about 12 px.
+W, H, LEFT, RIGHT, TOP, BOTTOM = 340, 210, 34, 10, 10, 46
+SCORES = ("redness", "swelling")
+# Where the expected course comes from (/work/shared/clinical/aftercare.md, "Expected recovery course").
+BAND_SOURCE = (
+    "Alster & Graham 2018; PMC8008152; Chu et al. 2021. Deeper needles stretch it by the"
+    " device makers' downtime figures (not peer-reviewed)."
+)
 
 
 def _x(h: float, span: float) -> float:
@@ -20,106 +35,110 @@ def _y(v: float) -> float:
 
 
 @lru_cache(maxsize=256)
-def _band_lines(depth: float | None, span: float) -> tuple[str, str]:
-    """The expected band's upper edges as polyline points, sampled at 121 hours.
+def _bands(depth: float | None, span: float) -> tuple[str, str]:
+    """The expected band of each score as a closed polygon from 0 up to its upper edge.
 
-    Most charts share a span (a week and a bit) and one of a few needle depths: cached.
+    Most charts share a span (whole days) and one of a few needle depths: cached.
     """
-    bands = [
-        (_x(h, span), triage.expected_band(h, depth)) for h in (i * span / 120 for i in range(121))
-    ]
-    return tuple(
-        " ".join(f"{px:.1f},{_y(b[score]):.1f}" for px, b in bands)
-        for score in ("redness", "swelling")
-    )
+    samples = [(h, triage.expected_band(h, depth)) for h in (i * span / 120 for i in range(121))]
+    out = []
+    for score in SCORES:
+        edge = []
+        for i, (h, band) in enumerate(samples):
+            if i and band[score] != samples[i - 1][1][score]:  # a step, drawn upright
+                edge.append((_x(h, span), _y(samples[i - 1][1][score])))
+            edge.append((_x(h, span), _y(band[score])))
+        ring = [(_x(0, span), _y(0)), *edge, (_x(span, span), _y(0))]
+        out.append(" ".join(f"{px:.1f},{py:.1f}" for px, py in ring))
+    return out[0], out[1]
 
 
-def recovery_svg(
-    session: dict,
-    points: list[dict],
-    flagged_ids: set[str] | None = None,
-    title: str = "Redness and swelling since the session",
-) -> Markup:
-    """Draw scores (0-4) by hour, the expected band's upper edge, and flagged points."""
-    flagged_ids = flagged_ids or set()
+def _day_ticks(performed: datetime, span: float, timezone: str) -> list[dict]:
+    """Local midnights after the session (day boundaries) and a label centred on each day."""
+    zone = ZoneInfo(timezone)
+    start = performed.astimezone(zone)
+    step = 1 if span <= 24 * 10 else 7
+    ticks, day = [], 0
+    while True:
+        begin = datetime.combine(start.date() + timedelta(days=day), time(), zone)
+        end = datetime.combine(start.date() + timedelta(days=day + 1), time(), zone)
+        h0 = max(0.0, (begin - performed).total_seconds() / 3600)
+        h1 = (end - performed).total_seconds() / 3600
+        if h0 >= span:
+            return ticks
+        if day % step == 0:
+            ticks.append(
+                {"day": day, "x": _x(h0, span), "mid": (_x(h0, span) + _x(min(h1, span), span)) / 2}
+            )
+        day += 1
+
+
+def chart(session: dict, points: list[dict], flagged: dict[str, list[str]] | None = None) -> dict:
+    """Return the geometry the template draws: band polygons, day ticks, score points."""
+    flagged = flagged or {}
     depth = session.get("needle_depth_mm")
     last = max([p["hours"] for p in points] + [168.0])
     span = min(math.ceil(last * 1.05 / 24) * 24, 24 * 60)  # whole days: few spans to cache
-
-    def x(h: float) -> float:
-        return _x(h, span)
-
-    y = _y
-
-    band_r, band_s = _band_lines(depth, span)
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-labelledby="chart-t chart-d"'
-        f' xmlns="http://www.w3.org/2000/svg"><title id="chart-t">{escape(title)}</title>'
-        f'<desc id="chart-d">Dashed lines: the upper edge of the expected course (vendor downtime'
-        f" figures stretch it for deeper needles). Circles: redness. Squares: swelling."
-        f" Points with a ring raised a flag.</desc>"
-    ]
-    for v in range(5):
-        parts.append(
-            f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}"'
-            f' stroke="currentColor" stroke-opacity=".15"/><text x="{LEFT - 8}" y="{y(v) + 4:.1f}"'
-            f' text-anchor="end">{v}</text>'
+    band_r, band_s = _bands(depth, span)
+    pts = []
+    for p in sorted(points, key=lambda p: p["hours"]):
+        x = _x(p["hours"], span)
+        reasons = flagged.get(p.get("id"), [])
+        label = (
+            f"Day {p['day']} ({p['hours']:.0f} h): redness {p['redness']}, swelling {p['swelling']}"
         )
-    day = 0
-    while day * 24 <= span:
-        parts.append(
-            f'<text x="{x(day * 24):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">d{day}</text>'
+        pts.append(
+            {
+                "id": p.get("id"),
+                # Redness a little left, swelling a little right: equal scores stay visible.
+                "rx": x - 3,
+                "sx": x + 3,
+                "ry": _y(p["redness"]),
+                "sy": _y(p["swelling"]),
+                "flagged": bool(reasons) or p.get("id") in flagged,
+                "label": label + ("; flag raised: " + "; ".join(reasons) if reasons else ""),
+            }
         )
-        day += 1 if span <= 24 * 10 else 7
-    parts.append(
-        f'<text x="{W / 2}" y="{H - 4}" text-anchor="middle">days since the session</text>'
-    )
-    parts.append(
-        f'<polyline points="{band_r}" fill="none" stroke="#b91c1c" stroke-dasharray="6 4" stroke-opacity=".7"/>'
-    )
-    parts.append(
-        f'<polyline points="{band_s}" fill="none" stroke="#1d4ed8" stroke-dasharray="2 4" stroke-opacity=".7"/>'
-    )
-    pts = sorted(points, key=lambda p: p["hours"])
-    if pts:
-        parts.append(
-            '<polyline fill="none" stroke="#b91c1c" stroke-width="2" points="'
-            + " ".join(f"{x(p['hours']):.1f},{y(p['redness']):.1f}" for p in pts)
-            + '"/>'
-        )
-        parts.append(
-            '<polyline fill="none" stroke="#1d4ed8" stroke-width="2" points="'
-            + " ".join(f"{x(p['hours']):.1f},{y(p['swelling']):.1f}" for p in pts)
-            + '"/>'
-        )
-    for p in pts:
-        px, ry, sy = x(p["hours"]), y(p["redness"]), y(p["swelling"])
-        label = f"{p['hours']:.0f} h: redness {p['redness']}, swelling {p['swelling']}"
-        flagged = p.get("id") in flagged_ids
-        parts.append(
-            f'<g class="point{" flagged" if flagged else ""}"><title>{escape(label)}'
-            f"{' (flag raised)' if flagged else ''}</title>"
-            f'<circle cx="{px:.1f}" cy="{ry:.1f}" r="5" fill="#b91c1c"/>'
-            f'<rect x="{px - 4:.1f}" y="{sy - 4:.1f}" width="8" height="8" fill="#1d4ed8"/>'
-            + (
-                f'<circle cx="{px:.1f}" cy="{ry:.1f}" r="10" fill="none" stroke="currentColor"'
-                f' stroke-width="2"/>'
-                if flagged
-                else ""
-            )
-            + "</g>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return {
+        "W": W,
+        "H": H,
+        "left": LEFT,
+        "right": W - RIGHT,
+        "bottom": _y(0),
+        "rows": [{"v": v, "y": _y(v)} for v in range(5)],
+        "ticks": _day_ticks(session["performed_at"], span, session.get("timezone", "UTC")),
+        "band_redness": band_r,
+        "band_swelling": band_s,
+        "lines": {
+            score: " ".join(f"{pt[score[0] + 'x']:.1f},{pt[score[0] + 'y']:.1f}" for pt in pts)
+            for score in SCORES
+        },
+        "points": pts,
+        "depth": depth,
+        "stretched": triage.downtime_hours(depth) > triage.downtime_hours(None),
+        "source": BAND_SOURCE,
+    }
 
 
 def chart_for(
     session_row: dict,
     checkin_rows: list[dict],
-    flagged_ids: set[str] | None = None,
+    flagged: dict[str, list[str]] | set[str] | None = None,
     timezone: str = "UTC",
+    *,
+    audience: str = "practitioner",
 ) -> Markup:
-    """Chart a session from its stored rows (session row with performed_at text; check-in dicts)."""
+    """Chart a session from its stored rows (session row with performed_at text; check-in dicts).
+
+    flagged: check-in id -> the flags it raised ("R1: reason"), shown on hover, focus or tap.
+    """
+    if isinstance(flagged, set):
+        flagged = {checkin_id: [] for checkin_id in flagged}
     session = session_for_triage(session_row, timezone)
     points = triage.course_points(session, [as_triage(c) for c in checkin_rows])
-    return recovery_svg(session, points, flagged_ids)
+    geometry = chart(session, points, flagged)
+    return Markup(
+        render_template(
+            "_chart.html", c=geometry, audience=audience, uid=f"s{session_row.get('id', 0)}"
+        )
+    )

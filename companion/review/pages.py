@@ -1,16 +1,20 @@
 """Practitioner review pages: the flag queue, flag actions, erasure and the audit log."""
 
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion import audit
+from companion.accounts import clinics
 from companion.accounts.clients import get_client
 from companion.auth import practitioner_required
 from companion.clinical import ACTIVE_STATUSES, SEVERITIES_DESC
 from companion.converters import parse_id
-from companion.db import get_db, utcnow
+from companion.db import get_db, one, utcnow
 from companion.errors import DomainError, NotFound
-from companion.review import actions, queue
+from companion.review import actions, audit_words, queue
 
 bp = Blueprint("review", __name__, url_prefix="/clinic")
 
@@ -97,10 +101,33 @@ def erase(client_id: int):
 @practitioner_required
 def audit_page():
     """The clinic's audit log, newest first; ?client_id= for one client."""
+    db = get_db()
     cid = parse_id(request.args.get("client_id", ""))
-    entries = audit.entries(current_user.clinic_id, cid, limit=500)
-    names = {p["id"]: p["name"] for p in queue.colleagues(get_db(), current_user.clinic_id)}
-    return render_template("practitioner/audit.html", entries=entries, client_id=cid, names=names)
+    clinic = clinics.get_clinic(db, current_user.clinic_id)
+    entries = audit_words.in_words(db, clinic, audit.entries(clinic["id"], cid, limit=500))
+    client = None
+    if cid is not None:
+        found = one(
+            db,
+            "SELECT id, name FROM clients WHERE id = :id AND clinic_id = :clinic_id",
+            {"id": cid, "clinic_id": clinic["id"]},
+        )
+        client = found or {"id": cid, "name": f"erased client #{cid}", "erased": True}
+    return render_template("practitioner/audit.html", entries=entries, client=client, clinic=clinic)
+
+
+@bp.get("/exports")
+@practitioner_required
+def exports_page():
+    """The clinic-wide CSV exports (check-ins, flags) over a date range."""
+    clinic = clinics.get_clinic(get_db(), current_user.clinic_id)
+    today = utcnow().astimezone(ZoneInfo(clinic["timezone"])).date()
+    return render_template(
+        "practitioner/exports.html",
+        clinic=clinic,
+        tomorrow=today + timedelta(days=1),
+        month_ago=today - timedelta(days=30),
+    )
 
 
 @bp.app_context_processor

@@ -24,16 +24,16 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
     # A fixed handful of queries, however many sessions and check-ins the client has.
     ids = {"client_id": client["id"]}
     plans = outbox.client_schedules(db, client["id"])
-    problems: dict[int, list[dict]] = {}
+    # Every attempt, per device: delivered, retried (429/5xx), gone (404/410) or failed.
+    attempts: dict[int, list[dict]] = {}
     for d in rows(
         db,
-        "SELECT notification_id, outcome, status_code, reason FROM deliveries"
-        " WHERE notification_id IN (SELECT id FROM notifications WHERE session_id IN"
-        f" ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) AND outcome != 'delivered'"
-        " ORDER BY id",
+        "SELECT notification_id, subscription_id, attempt, at, outcome, status_code, reason"
+        " FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE"
+        f" session_id IN ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) ORDER BY id",
         ids,
     ):
-        problems.setdefault(d["notification_id"], []).append(d)
+        attempts.setdefault(d["notification_id"], []).append(d)
     found = _by_session(
         checkin_dicts(
             db,
@@ -65,7 +65,8 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
     for s in treatments.list_sessions(db, client["id"]):
         plan = plans.get(s["id"], [])
         for n in plan:
-            n["problems"] = problems.get(n["id"], [])
+            n["attempts"] = attempts.get(n["id"], [])
+            n["problems"] = [d for d in n["attempts"] if d["outcome"] != "delivered"]
         sessions.append(
             {
                 "session": treatments.session_dict(s, client["timezone"]),
@@ -82,4 +83,34 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
         " ORDER BY id",
         ids,
     )
+    for d in devices:
+        d["label"] = device_label(d["id"], d["user_agent"])
     return {"sessions": sessions, "devices": devices}
+
+
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("SamsungBrowser", "Samsung Internet"),
+    ("Firefox", "Firefox"),
+    ("CriOS", "Chrome"),
+    ("Chrome", "Chrome"),
+    ("Safari", "Safari"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "Mac"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def device_label(device_id: int, user_agent: str | None) -> str:
+    """Name a subscribed device as a person would: "Device 2: Chrome on Android"."""
+    ua = user_agent or ""
+    browser = next((name for key, name in _BROWSERS if key in ua), None)
+    system = next((name for key, name in _SYSTEMS if key in ua), None)
+    what = " on ".join(x for x in (browser, system) if x) or "unknown browser"
+    return f"Device {device_id}: {what}"

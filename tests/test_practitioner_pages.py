@@ -1,0 +1,69 @@
+"""Practitioner pages as a person reads them (issue 14): the audit log in words, the timeline's
+delivery per device, exports in reach."""
+
+import html as htmllib
+import re
+
+from conftest import checkin_body
+
+
+def text(response) -> str:
+    """The page's visible text, tags dropped and whitespace collapsed."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", response.get_data(as_text=True), flags=re.S)
+    return re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_audit_log_speaks_in_words_with_names_and_the_clinic_zone(world):
+    w = world
+    cid = w.client1["id"]
+    assert w.p1.get(f"/clinic/clients/{cid}").status_code == 200
+    gone = w.new_client(w.p1, "Zed")
+    assert w.p1.delete(f"/api/clients/{gone['id']}").status_code in (200, 204)
+    page = w.p1.get("/clinic/audit")
+    words = text(page)
+    who = "Dr one@clinic-one.net"
+    assert f"{who} read Alice's timeline" in words
+    assert f"{who} recorded a session for Alice" in words
+    assert f"{who} erased client #{gone['id']}" in words
+    assert "client_read" not in words and "session_created" not in words
+    # Alice's name links to her record; an erased client is never a link.
+    html = page.get_data(as_text=True)
+    assert f'<a href="/clinic/clients/{cid}">Alice' in html
+    assert f'href="/clinic/clients/{gone["id"]}"' not in html
+    # Times in the clinic's zone (Europe/London: GMT or BST), not bare UTC.
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d (GMT|BST)", words)
+    assert "Europe/London" in words
+    # One client's log names them; another clinic sees none of it.
+    one = text(w.p1.get(f"/clinic/audit?client_id={cid}"))
+    assert "Audit log for Alice" in one and "Zed" not in one
+    assert "Alice" not in text(w.p2.get("/clinic/audit"))
+
+
+def test_flag_history_says_who_did_what(world):
+    w = world
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    [flag] = w.p1.get("/api/flags").json["flags"]
+    assert w.p1.post(f"/api/flags/{flag['id']}/acknowledge").status_code == 200
+    words = text(w.p1.get(f"/clinic/clients/{w.client1['id']}"))
+    assert "Dr one@clinic-one.net acknowledged" in words
+    assert "Triage (from a check-in) opened it (urgent)" in words
+
+
+def test_client_page_offers_every_export_with_a_filename(world):
+    cid = world.client1["id"]
+    html = world.p1.get(f"/clinic/clients/{cid}").get_data(as_text=True)
+    for fmt in ("csv", "json", "fhir"):
+        assert f'href="/api/clients/{cid}/export?format={fmt}"' in html
+        r = world.p1.get(f"/api/clients/{cid}/export?format={fmt}")
+        assert r.status_code == 200
+        assert re.match(
+            r'attachment; filename="client-\d+[-\w]*\.(csv|json)"', r.headers["Content-Disposition"]
+        )
+
+
+def test_clinic_exports_page_offers_the_date_range_csvs(world):
+    html = world.p1.get("/clinic/exports").get_data(as_text=True)
+    assert (
+        'action="/api/exports/checkins.csv"' in html and 'action="/api/exports/flags.csv"' in html
+    )
+    assert 'type="date" name="from"' in html and 'type="date" name="to"' in html
