@@ -326,3 +326,44 @@ def test_settings_show_the_saved_zone_and_offer_the_phones_in_one_tap(page, serv
     page.get_by_label("Time zone for your reminders").select_option("Europe/London")
     page.get_by_role("button", name="Save settings").tap()
     expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/London")
+
+
+def test_a_review_answer_says_the_clinic_will_look_today(page, server):
+    look(page, "320", "light")
+    fresh_form(page)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "1 Barely noticeable").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="7", exact=True).tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    answer = page.locator("#answer-review")
+    expect(answer).to_be_visible()
+    expect(answer.get_by_role("heading")).to_have_text("Your clinic will look at this today")
+    expect(answer.get_by_role("link", name=re.compile(r"^Call Clinic One"))).to_be_visible()
+    screenshot(page, "checkin-review-320-light", full_page=False)
+
+
+IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+
+
+def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
+    # Android Chrome (the module's phone): Chromium offers its install prompt here.
+    page.goto("/welcome")
+    steps = page.locator("#setup-steps > li:visible h2")
+    expect(steps).to_have_text(["Install the app", "Turn on reminders"])
+    # An iPhone in Safari: the Home Screen comes first, no install button, the iPhone's
+    # settings path when notifications are blocked.
+    iphone = phone.new_page()
+    try:
+        cdp = phone.new_cdp_session(iphone)
+        cdp.send("Emulation.setUserAgentOverride", {"userAgent": IPHONE_SAFARI})
+        iphone.goto("/welcome")
+        steps = iphone.locator("#setup-steps > li:visible h2")
+        expect(steps).to_have_text(["Add Companion to your Home Screen", "Turn on reminders"])
+        expect(iphone.get_by_role("button", name="Install Companion")).to_be_hidden()
+        screenshot(iphone, "welcome-iphone-390-light")
+        cdp.detach()
+    finally:
+        iphone.close()
