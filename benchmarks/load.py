@@ -1,12 +1,12 @@
 """Load: `companion serve` on a full-size database, driven over HTTP by wrk.
 
-    .venv/bin/python benchmarks/load.py [--db PATH] [--reuse] [--duration 10] [--connections 32]
-                                        [--workers 2] [--threads 1] [--configs 3x1,2x4]
-                                        [--clients 2000] [--devices 200] [--probe-rate 20]
+    .venv/bin/python benchmarks/load.py [--db PATH] [--reuse] [--servers gunicorn,granian]
+                                        [--bare gunicorn,granian] [--rounds 2] [--duration 10]
 
 All on 127.0.0.1: a working copy of scale.py's database (generated at --scale when missing),
-`companion serve` over it, practitioners and clients signed in through the API, and for each
-worker configuration one wrk run per route and a mixed run, while a thread queues reminders
+`companion serve --server NAME` over it, practitioners and clients signed in through the API;
+then, round after round, a bare Flask app's trivial route under each server, and for each
+server configuration one wrk run per route and a mixed run, while a thread queues reminders
 for devices on a push receiver so that the dispatcher's lateness is measured under the load.
 benchmarks/README.md explains every figure it prints.
 """
@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from companion.db import connect, iso, write
 from testkit.processes import COMPANION, wait_for_health
 from testkit.push_receiver import ReceiverProcess
 
+BIN = Path(COMPANION).parent
 SUBJECT = "mailto:ops@clinic-bench.net"
 ROUTES = {
     "healthz": "GET /healthz (trivial)",
@@ -48,8 +50,7 @@ ROUTES = {
     "flags": "GET /api/flags (queue)",
 }
 MIX = {"home": 35, "aftercare": 25, "checkin": 25, "flags": 15}
-TARGETS = {"checkin": 1000, "checkin_p99_ms": 50, "home": 1500, "share": 0.20}
-TARGETS |= {"lateness_p99_s": 2.0, "worker_mb": 150}
+TARGETS = {"checkin": 1000, "p99_ms": 50, "home": 1500, "mb": 150}  # issue 16
 
 
 def log(*args) -> None:
@@ -74,11 +75,8 @@ def peak_mb(pid: int) -> float:
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
+        with suppress(psutil.NoSuchProcess):
+            total += sum(psutil.Process(pid).cpu_times()[:2])  # user + system
     return total
 
 
@@ -106,35 +104,27 @@ def prepare_db(source: str, work: Path, reuse: bool, size: float) -> Path:
 
 def last_rows(path: str | Path) -> dict:
     """The last generated check-in and flag: any row after them a load run posted."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     sql = "SELECT coalesce(max(rowid), 0) FROM {}"
-    try:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         return {t: conn.execute(sql.format(t)).fetchone()[0] for t in ("checkins", "flags")}
-    finally:
-        conn.close()
 
 
 def forget_posted(path: Path, base: dict) -> int:
     """Delete the check-ins (and the flags they raised) that earlier runs posted, so that each
     run starts from the generated data (a home page charts every check-in of a session)."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("BEGIN IMMEDIATE")
-        sql = "DELETE FROM checkins WHERE rowid > :checkins"
-        gone = conn.execute(sql, base).rowcount
+        gone = conn.execute("DELETE FROM checkins WHERE rowid > :checkins", base).rowcount
         conn.execute("DELETE FROM flags WHERE id > :flags", base)
         conn.execute("COMMIT")
         return gone
-    finally:
-        conn.close()
 
 
 def choose_people(path: Path, n: int, rng: random.Random) -> tuple[list[dict], dict[int, str]]:
     """Clients with a session in the last 21 days, by whole clinics, and each clinic's first
     practitioner."""
-    conn = sqlite3.connect(path)
-    try:
+    with closing(sqlite3.connect(path)) as conn:
         since = iso(datetime.now(UTC) - timedelta(days=21))
         recent = conn.execute(
             "SELECT s.client_id, c.clinic_id FROM treatment_sessions s JOIN clients c"
@@ -150,41 +140,53 @@ def choose_people(path: Path, n: int, rng: random.Random) -> tuple[list[dict], d
         sql = "SELECT email FROM practitioners WHERE clinic_id = ? AND active = 1 ORDER BY id"
         clinic_ids = sorted({c["clinic_id"] for c in chosen})
         return chosen, {k: conn.execute(sql, (k,)).fetchone()[0] for k in clinic_ids}
-    finally:
-        conn.close()
 
 
-# -- the server ---------------------------------------------------------------------------------
+# -- the servers --------------------------------------------------------------------------------
+
+BARE_APP = (
+    'from flask import Flask\napp = Flask("bare")\napp.get("/healthz")(lambda: {"status": "ok"})\n'
+)
 
 
 class Server:
-    """`companion serve` in its own process group: its master, workers and dispatcher."""
+    """`companion serve --server NAME` in its own process group (master, workers, dispatcher),
+    or (`bare`) a trivial Flask app under that server. `src`: a folder whose `companion` package
+    runs instead of the installed one (the "before" side of a before/after comparison)."""
 
-    def __init__(self, env: dict, port: int, workers: int, threads: int, logfile: Path):
-        self.port, self.workers, self.threads = port, workers, threads
+    def __init__(self, spec: dict, env: dict, port: int, work: Path, bare: bool = False):
+        name, workers, threads, source = (spec[k] for k in ("server", "workers", "threads", "src"))
+        self.workers, self.bare = workers, bare
         self.base = f"http://127.0.0.1:{port}"
-        self.label = f"{'gthread' if threads > 1 else 'sync'} workers={workers} threads={threads}"
-        args = ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
-        with open(logfile, "ab") as out:
-            self.proc = subprocess.Popen(
-                [COMPANION, "serve", "--host", "127.0.0.1", *args],
-                env=env,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
+        self.label = ("bare " if bare else "") + spec["label"]
+        bind = ["--host", "127.0.0.1", "--port", str(port)]
+        (work / "bare_app.py").write_text(BARE_APP)
+        if not bare:
+            cmd = [COMPANION, "serve", "--server", name, *bind, "--workers", str(workers)]
+            cmd += ["--threads", str(threads)]
+            env = env | ({"PYTHONPATH": source} if source else {})
+        elif name == "gunicorn":
+            cmd = [str(BIN / "gunicorn"), "--chdir", str(work), "-w", str(workers)]
+            cmd += ["-b", f"127.0.0.1:{port}", "bare_app:app"]
+        else:
+            cmd = [str(BIN / "granian"), "--interface", "wsgi", "--working-dir", str(work), *bind]
+            cmd += ["--workers", str(workers), "--blocking-threads", str(threads), "bare_app:app"]
+        with open(work / "serve.log", "ab") as out:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=1)
         wait_for_health(port, self.proc, timeout=120)
         deadline = time.monotonic() + 60
-        while len(self.worker_pids()) < workers or not self.dispatcher_pid():
+        while len(self.worker_pids()) < workers or not (bare or self.dispatcher_pid()):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"companion serve did not start its processes; see {logfile}")
+                raise RuntimeError(f"{cmd} did not start its processes; see {work}/serve.log")
             time.sleep(0.2)
 
     def children(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children()
 
     def worker_pids(self) -> list[int]:
-        return [p.pid for p in self.children() if p.cmdline()[-1:] != ["worker"]]
+        """The web workers: every child but the dispatcher and multiprocessing's helpers."""
+        cmds = {p.pid: " ".join(p.cmdline()) for p in self.children()}
+        return [pid for pid, c in cmds.items() if not c.endswith(" worker") and "multip" not in c]
 
     def dispatcher_pid(self) -> int | None:
         return next((p.pid for p in self.children() if p.cmdline()[-1:] == ["worker"]), None)
@@ -240,6 +242,14 @@ def subscribe(base: str, receiver, chosen: list[dict], cookies: list[str]) -> No
 # -- the dispatcher's lateness ------------------------------------------------------------------
 
 
+INSERT_PROBE = (
+    "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, kind, title, body, url,"
+    " due_at, expires_at, next_attempt_at, created_at) VALUES ('client', :client, :clinic, :client,"
+    " 'instruction', 'Evening aftercare', 'Keep your skin clean and dry tonight.', '/reminders',"
+    " :due, :until, :due, :now)"
+)
+
+
 class Probe(threading.Thread):
     """Queue `rate` reminders a second for the subscribed clients, each due 1-2 s later."""
 
@@ -266,14 +276,7 @@ class Probe(threading.Thread):
                             "until": iso(due + timedelta(hours=12)),
                             "now": iso(datetime.now(UTC)),
                         }
-                        row_id = db.conn.execute(
-                            "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id,"
-                            " kind, title, body, url, due_at, expires_at, next_attempt_at, created_at)"
-                            " VALUES ('client', :client, :clinic, :client, 'instruction', 'Evening"
-                            " aftercare', 'Keep your skin clean and dry tonight.', '/reminders',"
-                            " :due, :until, :due, :now)",
-                            row,
-                        ).lastrowid
+                        row_id = db.conn.execute(INSERT_PROBE, row).lastrowid
                         self.due[row_id] = due.timestamp()
                 next_at += 1.0
                 self.halt.wait(max(0.0, next_at - time.time()))
@@ -313,7 +316,6 @@ end
 function init(args)
   math.randomseed(%(seed)d + tid * 7919)
   ci, pi, errors, codes = ((tid - 1) * 7717) %% #clients, tid - 1, 0, ""
-  counts = { healthz = 0, home = 0, aftercare = 0, checkin = 0, flags = 0 }
 end
 
 local function client() ci = ci %% #clients + 1; return clients[ci] end
@@ -332,7 +334,6 @@ local function pick(weights)  -- percent for 0, 1, 2
 end
 
 local function build(kind)
-  counts[kind] = counts[kind] + 1
   if kind == "healthz" then return wrk.format("GET", "/healthz") end
   if kind == "home" then return wrk.format("GET", "/", { Cookie = client() }) end
   if kind == "aftercare" then return wrk.format("GET", "/api/aftercare", { Cookie = client() }) end
@@ -356,16 +357,11 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local e, c, n = 0, "", { healthz = 0, home = 0, aftercare = 0, checkin = 0, flags = 0 }
-  for _, t in ipairs(threads) do
-    e, c = e + t:get("errors"), c .. t:get("codes")
-    for k, v in pairs(t:get("counts")) do n[k] = n[k] + v end
-  end
-  local s = summary.errors
+  local e, c, s = 0, "", summary.errors
+  for _, t in ipairs(threads) do e, c = e + t:get("errors"), c .. t:get("codes") end
   io.write(string.format("RESULT requests=%%d duration_us=%%d p50_us=%%d p99_us=%%d max_us=%%d"
-    .. " errors=%%d n_home=%%d n_aftercare=%%d n_checkin=%%d n_flags=%%d codes=%%s\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    e + s.connect + s.read + s.write + s.timeout, n.home, n.aftercare, n.checkin, n.flags, c))
+    .. " errors=%%d codes=%%s\n", summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), latency.max, e + s.connect + s.read + s.write + s.timeout, c))
 end
 """
 
@@ -385,7 +381,7 @@ def write_scripts(folder: Path, clients: list[str], practitioners: list[str]) ->
 def run_wrk(server: Server, script: Path, args, logfile: Path, duration=None) -> dict:
     """One wrk run: its RESULT line, req/s, and the cores that wrk, the gunicorn workers and the
     dispatcher used meanwhile (psutil for the server's processes, rusage for wrk)."""
-    workers, dispatcher = server.worker_pids(), [server.dispatcher_pid()]
+    workers, dispatcher = server.worker_pids(), [server.dispatcher_pid()] if not server.bare else []
     cpu0, disp0 = cpu_seconds(workers), cpu_seconds(dispatcher)
     wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections)]
@@ -411,16 +407,41 @@ def run_wrk(server: Server, script: Path, args, logfile: Path, duration=None) ->
 # -- one configuration --------------------------------------------------------------------------
 
 
-def measure(ctx: dict, workers: int, threads: int, scripts: dict[str, Path]) -> dict:
-    """Every route and the mixed run on one worker configuration, with lateness and memory."""
-    args = ctx["args"]
+def wait_quiet(args) -> float:
     started, before = time.monotonic(), os.getloadavg()[0]
     while os.getloadavg()[0] > 1.5 and time.monotonic() - started < args.wait_quiet:
-        time.sleep(5)  # the host may be shared: give another job two minutes to finish
-    server = Server(ctx["env"], args.port, workers, threads, ctx["work"] / "serve.log")
+        time.sleep(5)  # the host may be shared: give another job a while to finish
+    return before
+
+
+def measure_bare(ctx: dict, spec: dict) -> dict:
+    """The trivial route of a bare Flask app under this server: the ceiling of the server."""
+    args, before = ctx["args"], wait_quiet(ctx["args"])
+    server = Server(spec, ctx["env"], args.port, ctx["work"], bare=True)
+    try:
+        run_wrk(server, ctx["bare_lua"], args, ctx["wrk_log"], duration=2)  # warm-up
+        result = run_wrk(server, ctx["bare_lua"], args, ctx["wrk_log"])
+        memory = [peak_mb(p) for p in server.worker_pids()]
+    finally:
+        server.stop()
     log(
-        f"\n== {server.label} ==   (load average {before:.2f}, {os.getloadavg()[0]:.2f} at the start)"
+        f"\n== {server.label} ==   (load average {before:.2f}): GET /healthz {result['rps']:.0f}"
+        f" req/s, p99 {result['p99_us'] / 1000:.1f} ms, {result['errors']} errors,"
+        f" {result['cpu_ms']:.2f} ms CPU a request, workers {max(memory):.0f} MB"
     )
+    return {"label": server.label, "results": {"healthz": result}, "memory": {"workers": memory}}
+
+
+def measure(ctx: dict, spec: dict, scripts: dict[str, Path]) -> dict:
+    """Every route and the mixed run on one server configuration, with lateness and memory."""
+    args, before = ctx["args"], wait_quiet(ctx["args"])
+    server = Server(spec, ctx["env"], args.port, ctx["work"])
+    log(f"\n== {server.label} ==   (load average {before:.2f}, {os.getloadavg()[0]:.2f} now)")
+    log(
+        f"{'route':<28}{'req/s':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+        f"{'% trivial':>10}{'cpu ms/req':>11}{'workers':>8}{'disp':>6}{'wrk':>6}"
+    )
+    labels = ROUTES | {"mixed": "mixed " + "/".join(map(str, MIX.values()))}
     try:
         run_wrk(server, scripts["mixed"], args, ctx["wrk_log"], duration=3)  # warm-up
         probe = Probe(ctx["db"], ctx["subscribed"], args.probe_rate)
@@ -430,6 +451,7 @@ def measure(ctx: dict, workers: int, threads: int, scripts: dict[str, Path]) -> 
         for key in [*ROUTES, "mixed"]:
             forget_posted(ctx["db"], ctx["baseline"])
             results[key] = run_wrk(server, scripts[key], args, ctx["wrk_log"])
+            print_run(labels[key], results[key], results["healthz"]["rps"])
         probe.stop()
         arrived = {}
         for _, row_id, _, at in ctx["timed"].messages(since):
@@ -443,122 +465,108 @@ def measure(ctx: dict, workers: int, threads: int, scripts: dict[str, Path]) -> 
         memory["workers"] = [peak_mb(p) for p in server.worker_pids()]
         # Then concurrent practitioner sign-ins: each password check is scrypt (32 MiB while it
         # runs), one per busy thread.
-        burst = min(16, 2 * workers * threads)
+        burst = min(16, 2 * spec["workers"] * spec["threads"])
         body = {"email": ctx["emails"][0], "password": scale.PASSWORD}
         with ThreadPoolExecutor(burst) as pool:
             login = f"{server.base}/api/auth/login"
             list(pool.map(lambda _: requests.post(login, json=body, timeout=60), range(burst)))
-        memory |= {"burst": burst, "after_login": [peak_mb(p) for p in server.worker_pids()]}
+        memory["after_login"] = [peak_mb(p) for p in server.worker_pids()]
     finally:
         server.stop()
     out = {"label": server.label, "results": results, "lateness": lateness, "memory": memory}
     out |= {"probes": len(probe.due), "missing": len(probe.due) - len(arrived)}
-    print_config(out, args)
+    log(
+        f"dispatcher lateness: {out['probes']} reminders due at {args.probe_rate:g}/s through the"
+        f" runs: p50 {percentile(lateness, 50):.3f} s, p99 {percentile(lateness, 99):.3f} s;"
+        f" {out['missing']} not received\npeak memory (VmHWM): master {memory['master']:.0f} MB,"
+        f" workers {'/'.join(f'{mb:.0f}' for mb in memory['workers'])} MB"
+        f" ({max(memory['after_login']):.0f} MB after {burst} concurrent scrypt sign-ins),"
+        f" dispatcher {memory['dispatcher']:.0f} MB"
+    )
     return out
 
 
-def print_config(out: dict, args) -> None:
-    results = out["results"]
-    trivial = results["healthz"]["rps"]
+def print_run(label: str, r: dict, trivial: float) -> None:
+    ms = "".join(f"{r[k] / 1000:>9.1f}" for k in ("p50_us", "p99_us", "max_us"))
+    cores = "".join(f"{r['cores'][k]:>6.2f}" for k in ("workers", "disp", "wrk"))
     log(
-        f"{'route':<28}{'req/s':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
-        f"{'% trivial':>10}{'cpu ms/req':>11}{'workers':>8}{'disp':>6}{'wrk':>6}"
-    )
-    labels = ROUTES | {"mixed": "mixed " + "/".join(map(str, MIX.values()))}
-    for key, r in results.items():
-        ms = [f"{r[k] / 1000:>9.1f}" for k in ("p50_us", "p99_us", "max_us")]
-        log(
-            f"{labels[key]:<28}{r['rps']:>7.0f}{''.join(ms)}{r['errors']:>8}"
-            f"{100 * r['rps'] / trivial:>9.0f}%"
-            f"{r['cpu_ms']:>11.2f}{r['cores']['workers']:>8.2f}{r['cores']['disp']:>6.2f}"
-            f"{r['cores']['wrk']:>6.2f}"
-            + (f"   error statuses: {r['codes']}" if r["codes"] else "")
-        )
-    mixed = results["mixed"]
-    secs = mixed["duration_us"] / 1e6
-    log("mixed, per route: " + ", ".join(f"{k} {mixed['n_' + k] / secs:.0f}/s" for k in MIX))
-    lat = out["lateness"]
-    log(
-        f"dispatcher lateness: {out['probes']} reminders due at {args.probe_rate:g}/s through the"
-        f" runs: p50 {percentile(lat, 50):.3f} s, p99 {percentile(lat, 99):.3f} s;"
-        f" {out['missing']} not received"
-    )
-    mem = out["memory"]
-    log(
-        f"peak memory (VmHWM): master {mem['master']:.0f} MB, workers"
-        f" {'/'.join(f'{mb:.0f}' for mb in mem['workers'])} MB"
-        f" ({max(mem['after_login']):.0f} MB after {mem['burst']} concurrent scrypt sign-ins),"
-        f" dispatcher {mem['dispatcher']:.0f} MB"
+        f"{label:<28}{r['rps']:>7.0f}{ms}{r['errors']:>8}{100 * r['rps'] / trivial:>9.0f}%"
+        f"{r['cpu_ms']:>11.2f}{cores}" + (f"   error statuses: {r['codes']}" if r["codes"] else "")
     )
 
 
-def print_summary(configs: list[dict]) -> None:
+def print_summary(runs: list[dict]) -> None:
+    """One row per run (in the order run), then the targets per configuration, on the median
+    of its rounds."""
+    keys = [*ROUTES, "mixed"]
+    head = "".join(f"{k[:9]:>17}" for k in keys)
     log(
-        f"\n{'configuration':<32}{'trivial':>8}{'home':>7}{'checkin':>9}{'chk p99':>9}"
-        f"{'aftercare':>10}{'flags':>7}{'mixed':>7}{'min %':>7}{'late p99':>9}{'worker MB':>10}"
-        f"{'+sign-ins':>10}"
+        f"\nreq/s and p99 ms{'':<22}{head}{'errors':>8}{'late p99':>9}{'worker MB':>10}{'+login':>7}"
     )
-    for c in configs:
-        r, mem = c["results"], c["memory"]
-        share = min(r[k]["rps"] for k in ROUTES if k != "healthz") / r["healthz"]["rps"]
-        rates = "".join(f"{r[k]['rps']:>{w}.0f}" for k, w in (("healthz", 8), ("home", 7)))
-        rates += f"{r['checkin']['rps']:>9.0f}{r['checkin']['p99_us'] / 1000:>9.1f}"
-        rates += "".join(
-            f"{r[k]['rps']:>{w}.0f}" for k, w in (("aftercare", 10), ("flags", 7), ("mixed", 7))
+    for run in runs:
+        r, mem = run["results"], run["memory"]
+        cells = "".join(
+            f"{r[k]['rps']:>9.0f}{r[k]['p99_us'] / 1000:>8.1f}" if k in r else f"{'':>17}"
+            for k in keys
         )
-        log(
-            f"{c['label']:<32}{rates}{100 * share:>6.0f}%{percentile(c['lateness'], 99):>9.3f}"
-            f"{max(mem['workers']):>10.0f}{max(mem['after_login']):>10.0f}"
-        )
-    first = configs[0]
-    r, cores = first["results"], os.cpu_count() or 1
-    p99, late = r["checkin"]["p99_us"] / 1000, percentile(first["lateness"], 99)
-    errors = sum(x["errors"] for x in r.values())
-    worker_mb, login_mb = max(first["memory"]["workers"]), max(first["memory"]["after_login"])
-    log(f"\ntargets, {first['label']}:")
+        late = f"{percentile(run['lateness'], 99):>9.3f}" if "lateness" in run else f"{'':>9}"
+        login = f"{max(mem['after_login']):>7.0f}" if "after_login" in mem else f"{'':>7}"
+        errors = sum(x["errors"] for x in r.values())
+        log(f"{run['label']:<38}{cells}{errors:>8}{late}{max(mem['workers']):>10.0f}{login}")
 
-    def check(name: str, value: str, ok: bool) -> None:
-        log(f"  {'met   ' if ok else 'MISSED'}  {name:<44} {value}")
+    def median(label: str, key: str, field: str = "rps") -> float:
+        values = [x["results"][key][field] for x in runs if x["label"] == label]
+        return sorted(values)[len(values) // 2] if values else math.nan
 
-    rps = {k: r[k]["rps"] for k in r}
-    check(
-        f"check-in POST >= {TARGETS['checkin']} req/s",
-        f"{rps['checkin']:.0f}",
-        rps["checkin"] >= TARGETS["checkin"],
-    )
-    check(
-        f"check-in POST p99 < {TARGETS['checkin_p99_ms']} ms",
-        f"{p99:.1f}",
-        p99 < TARGETS["checkin_p99_ms"],
-    )
-    check(
-        f"client home >= {TARGETS['home']} req/s",
-        f"{rps['home']:.0f}",
-        rps["home"] >= TARGETS["home"],
-    )
-    for k in [k for k in ROUTES if k != "healthz"]:
-        share = rps[k] / rps["healthz"]
-        check(f"{ROUTES[k]} >= 20% of trivial", f"{100 * share:.0f}%", share >= TARGETS["share"])
-    check("zero errors", str(errors), errors == 0)
-    late_ok = late < TARGETS["lateness_p99_s"] and not first["missing"]
-    check(f"dispatcher lateness p99 < {TARGETS['lateness_p99_s']:g} s", f"{late:.3f} s", late_ok)
-    limit = TARGETS["worker_mb"]
-    check(f"peak memory < {limit} MB a worker", f"{worker_mb:.0f} MB", worker_mb < limit)
-    check("  ... and after the concurrent sign-ins", f"{login_mb:.0f} MB", login_mb < limit)
-    # The CPU bound: what the workers spend on a request caps the rate the cores allow.
-    log(
-        f"\nCPU ceilings on {cores} cores (even with no load generator, dispatcher or kernel work):"
-    )
-    for key in ("checkin", "home"):
-        ms, target = r[key]["cpu_ms"], TARGETS[key]
-        log(
-            f"  {ROUTES[key]:<20} {ms:.2f} ms of worker CPU a request: at most {cores * 1000 / ms:,.0f}"
-            f" req/s; {target:,} req/s needs <= {cores * 1000 / target:.2f} ms"
-        )
-    log(f"  (the trivial endpoint takes {r['healthz']['cpu_ms']:.2f} ms)")
+    bare, t = median("bare gunicorn 2x1", "healthz"), TARGETS
+    for label in dict.fromkeys(x["label"] for x in runs if not x["label"].startswith("bare")):
+        mine = [x for x in runs if x["label"] == label]
+        rps = {k: median(label, k) for k in keys}
+        p99 = median(label, "checkin", "p99_us") / 1000
+        errors = sum(v["errors"] for x in mine for v in x["results"].values())
+        late = max(percentile(x["lateness"], 99) for x in mine)
+        missing = sum(x["missing"] for x in mine)
+        mb = max(mb for x in mine for mb in x["memory"]["after_login"])
+        chk, share = rps["checkin"], rps["checkin"] / bare
+        checks = [
+            (f"check-in POST >= {t['checkin']} req/s", f"{chk:.0f}", chk >= t["checkin"]),
+            (f"check-in POST p99 < {t['p99_ms']} ms", f"{p99:.1f}", p99 < t["p99_ms"]),
+            (f"client home >= {t['home']} req/s", f"{rps['home']:.0f}", rps["home"] >= t["home"]),
+            (
+                "check-in >= 50% of bare gunicorn's trivial",
+                f"{share:.0%} of {bare:.0f}",
+                share >= 0.5,
+            ),
+            ("zero errors", str(errors), errors == 0),
+            (
+                "dispatcher lateness p99 < 2 s, none lost",
+                f"{late:.3f} s, {missing} lost",
+                late < 2 and not missing,
+            ),
+            (f"peak memory < {t['mb']} MB a worker (+ sign-ins)", f"{mb:.0f} MB", mb < t["mb"]),
+        ]
+        for k in [k for k in ROUTES if k != "healthz"]:
+            part = rps[k] / rps["healthz"]
+            checks.append((f"{ROUTES[k]} >= 50% of trivial", f"{part:.0%}", part >= 0.5))
+        log(f"\ntargets, {label} (median of {len(mine)} round(s)):")
+        for name, value, ok in checks:
+            log(f"  {'met   ' if ok else 'MISSED'}  {name:<52} {value}")
 
 
 # -- main ---------------------------------------------------------------------------------------
+
+
+def parse_specs(text: str) -> list[dict]:
+    """`NAME[:WORKERSxTHREADS][@SOURCE]` items, e.g. `gunicorn,granian:2x1,gunicorn@/tmp/before`."""
+    specs = []
+    for item in filter(None, text.split(",")):
+        item, _, source = item.partition("@")
+        name, _, shape = item.partition(":")
+        workers, _, threads = (shape or "2x1").partition("x")
+        label = f"{name} {workers}x{threads or 1}" + (f" @{source}" if source else "")
+        specs.append(dict(server=name, workers=int(workers), threads=int(threads or 1), src=source))
+        specs[-1]["label"] = label
+    return specs
 
 
 def main() -> None:
@@ -570,9 +578,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="the first configuration")
-    parser.add_argument("--threads", type=int, default=1, help="1: sync workers (serve's default)")
-    parser.add_argument("--configs", default="3x1,2x4", help="more WORKERSxTHREADS to compare")
+    parser.add_argument("--servers", default="gunicorn,granian", help="NAME[:WxT][@SRC],...")
+    parser.add_argument("--bare", default="gunicorn,granian", help="servers of a bare Flask app")
+    parser.add_argument("--rounds", type=int, default=2, help="every configuration, interleaved")
     parser.add_argument("--clients", type=int, default=2000, help="signed-in clients")
     parser.add_argument("--devices", type=int, default=200, help="clients with a timed device")
     parser.add_argument("--probe-rate", type=float, default=20, help="reminders due per second")
@@ -586,15 +594,13 @@ def main() -> None:
     work = Path(args.work)
     (work / "instance").mkdir(parents=True, exist_ok=True)
     db = prepare_db(args.db, work, args.reuse, args.scale)
-    env = dict(
-        os.environ, COMPANION_INSTANCE_PATH=str(work / "instance"), COMPANION_DATABASE=str(db)
-    )
-    env |= {"COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS": "1", "COMPANION_VAPID_SUBJECT": SUBJECT}
+    os.environ.update(COMPANION_INSTANCE_PATH=str(work / "instance"), COMPANION_DATABASE=str(db))
+    env = os.environ | {
+        "COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS": "1",
+        "COMPANION_VAPID_SUBJECT": SUBJECT,
+    }
     if args.checkin_rate_per_hour:
         env["COMPANION_CHECKIN_RATE_PER_HOUR"] = str(args.checkin_rate_per_hour)
-    os.environ.update(
-        COMPANION_INSTANCE_PATH=env["COMPANION_INSTANCE_PATH"], COMPANION_DATABASE=str(db)
-    )
     app = create_app()  # makes the instance's secrets (session key, VAPID keys) on first run
     migrate(app)
     baseline = last_rows(args.db if Path(args.db).exists() else db)
@@ -607,28 +613,23 @@ def main() -> None:
         + ", ".join(f"{n:,} {t}" for t, n in sizes.items())
         + (f" (deleted {gone:,} check-ins earlier runs posted)" if gone else "")
     )
-
+    specs, bare = parse_specs(args.servers), parse_specs(args.bare)
     key = app.config["VAPID_PUBLIC_KEY"]
     with (
         ReceiverProcess(application_server_key=key, decrypt=False, seed="load-bg") as background,
         ReceiverProcess(application_server_key=key, seed="load-timed") as timed,
     ):
         # Every stored push endpoint -> the local background receiver: nothing leaves the host.
-        with conn:
+        with closing(conn), conn:
             sql = "UPDATE push_subscriptions SET endpoint = :base || '/push/b' || id"
             sql += " WHERE endpoint NOT LIKE :base || '/%'"
             moved = conn.execute(sql, {"base": background.base_url}).rowcount
-        conn.close()
         log(f"Push endpoints: {moved:,} stored subscriptions pointed at {background.base_url}")
         seed = args.seed if args.seed is not None else int(time.time())
         chosen, emails = choose_people(db, args.clients, random.Random(seed))
-        configs = [(args.workers, args.threads)]
-        for part in filter(None, args.configs.split(",")):
-            w, _, t = part.partition("x")
-            configs += [(int(w), int(t or 1))] if (int(w), int(t or 1)) not in configs else []
         # Sign in on a server of its own, so that every measured configuration has served the
         # same requests (sign-in's scrypt would otherwise raise the first one's peak memory).
-        setup = Server(env, args.port, 2, 1, work / "serve.log")
+        setup = Server(specs[0], env, args.port, work)
         try:
             client_cookies, prac_cookies = sign_in(setup.base, chosen, emails)
             subscribe(setup.base, timed, chosen[: args.devices], client_cookies[: args.devices])
@@ -638,26 +639,25 @@ def main() -> None:
             f"Signed in {len(prac_cookies)} practitioners and {len(client_cookies)} clients of"
             f" {len(emails)} clinics (seed {seed}); {min(args.devices, len(chosen))} devices on"
             f" {timed.base_url}; wrk: {args.wrk_threads} threads, {args.connections} connections,"
-            f" {args.duration:g} s a run; {os.cpu_count()} cores"
+            f" {args.duration:g} s a run; {os.cpu_count()} cores; {args.rounds} round(s) of"
+            f" {', '.join(s['label'] for s in bare + specs)}"
         )
-        # Each configuration gets its own clients: check-ins add to a session's history, which
-        # triage reads on every check-in; no run inherits another's.
         folder = Path(tempfile.mkdtemp(prefix="companion-load-lua-"))
-        ctx = {"args": args, "work": work, "db": db, "baseline": baseline, "env": env}
-        ctx |= {
-            "timed": timed,
-            "emails": list(emails.values()),
-            "subscribed": chosen[: args.devices],
-        }
-        ctx["wrk_log"] = work / "wrk.log"
-        results = []
-        for i, (w, t) in enumerate(configs):
-            scripts = write_scripts(
-                folder / str(i), client_cookies[i :: len(configs)], prac_cookies
-            )
-            results.append(measure(ctx, w, t, scripts))
+        ctx = dict(args=args, work=work, db=db, baseline=baseline, env=env, timed=timed)
+        ctx |= dict(emails=list(emails.values()), subscribed=chosen[: args.devices])
+        ctx |= dict(
+            wrk_log=work / "wrk.log", bare_lua=write_scripts(folder / "b", ["x"], ["x"])["healthz"]
+        )
+        runs, n = [], args.rounds * len(specs)
+        for r in range(args.rounds):  # A, B, A, B: the host's noise falls on every side alike
+            runs += [measure_bare(ctx, spec) for spec in bare]
+            for i, spec in enumerate(specs):
+                # Each run gets its own clients: check-ins add to a session's history.
+                cookies = client_cookies[r * len(specs) + i :: n]
+                scripts = write_scripts(folder / f"{r}-{i}", cookies, prac_cookies)
+                runs.append(measure(ctx, spec, scripts))
         shutil.rmtree(folder)
-    print_summary(results)
+    print_summary(runs)
     log(f"\nload average at the end: {os.getloadavg()[0]:.2f}; wrk output in {ctx['wrk_log']}")
 
 

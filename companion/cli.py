@@ -182,7 +182,7 @@ def demo(host: str, port: int, seed_only: bool) -> None:
         _serve_embedded(app, host, port, True)
 
 
-@main.command(help="Run production: gunicorn workers plus exactly one dispatcher process.")
+@main.command(help="Run production: granian (or gunicorn) workers plus exactly one dispatcher.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
@@ -191,7 +191,15 @@ def demo(host: str, port: int, seed_only: bool) -> None:
     default=1,
     show_default=True,
     type=int,
-    help="Threads per worker (gthread); 1 (default, fastest by benchmarks/load.py) uses sync workers.",
+    help="Request threads per worker (granian's blocking threads, gunicorn's gthread); 1"
+    " (default, fastest by benchmarks/load.py) serves one request at a time per worker.",
+)
+@click.option(
+    "--server",
+    type=click.Choice(["gunicorn", "granian"]),
+    default="granian",
+    show_default=True,
+    help="The WSGI server of the workers: granian (faster by benchmarks/load.py) or gunicorn.",
 )
 @click.option("--no-dispatch", is_flag=True, help="Run no dispatcher (one runs elsewhere).")
 @click.option(
@@ -201,11 +209,17 @@ def demo(host: str, port: int, seed_only: bool) -> None:
     " can then go out by push.",
 )
 def serve(
-    host: str, port: int, workers: int, threads: int, no_dispatch: bool, without_push: bool
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    server: str,
+    no_dispatch: bool,
+    without_push: bool,
 ) -> None:
     app = _app()
     migrate(app)  # once, before any worker starts
-    serve_production(host, port, workers, threads, not no_dispatch, without_push, app)
+    serve_production(host, port, workers, threads, not no_dispatch, without_push, app, server)
 
 
 @main.command(help="Check an installation: secrets, VAPID contact, database, dispatcher, backlog.")

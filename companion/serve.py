@@ -1,25 +1,19 @@
-"""Production serving: gunicorn workers plus exactly one dispatcher process."""
+"""Production serving: gunicorn or granian workers plus exactly one dispatcher process."""
 
+import logging
 import os
 import subprocess
 import sys
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
 
 from companion import create_app
 from companion.db import connect
 from companion.reminders import health as push_health
 from companion.web import redact_tokens
 
-
-class RedactingLogger(Logger):
-    """Gunicorn's logger, with invite tokens taken out of every access-log field."""
-
-    def atoms(self, resp, req, environ, request_time) -> dict:
-        found = super().atoms(resp, req, environ, request_time)
-        return {k: redact_tokens(v) if isinstance(v, str) else v for k, v in found.items()}
+SERVERS = ("gunicorn", "granian")
+GRACE_SECONDS = 30  # SIGTERM: in-flight requests get this long to finish, the dispatcher too
 
 
 def refuse_without_contact(app: Flask) -> None:
@@ -36,6 +30,36 @@ def refuse_without_contact(app: Flask) -> None:
         )
 
 
+class DispatcherProcess:
+    """Exactly one `companion worker` beside the web workers; claims are atomic anyway, so a
+    second one started by mistake still sends each notification once."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.proc = enabled, None
+
+    def start(self) -> None:
+        if self.enabled and self.proc is None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
+
+    def stop(self) -> str | None:
+        """Stop it (it finishes its batch and releases its leases); return a warning if it
+        had to be killed."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=GRACE_SECONDS)
+            return None
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return (
+                f"The dispatcher did not stop within {GRACE_SECONDS} s and was killed: the"
+                " reminders it held stay leased until their lease runs out, then the next"
+                " dispatcher sends them (a device may get one twice; the tag replaces it)."
+            )
+
+
 def serve(
     host: str,
     port: int,
@@ -44,36 +68,101 @@ def serve(
     dispatch: bool,
     without_push: bool = False,
     app: Flask | None = None,
+    server: str = "granian",
 ) -> None:
-    """Run gunicorn with `workers` gthread workers and one dispatcher child process.
+    """Run `workers` worker processes of `server` (each with `threads` request threads) and
+    one dispatcher child process.
 
     Refuse to start (SystemExit) without a usable VAPID contact unless without_push:
     the server would accept subscriptions and plan reminders that never go out.
     """
     if not without_push:
         refuse_without_contact(app or create_app())
-    dispatcher: dict = {}
+    dispatcher = DispatcherProcess(dispatch)
+    accesslog = os.environ.get("COMPANION_ACCESS_LOG") or None
+    run = run_granian if server == "granian" else run_gunicorn
+    run(f"{host}", port, workers, threads, dispatcher, accesslog)
 
-    def when_ready(_server):
-        if dispatch:
-            # Exactly one dispatcher, beside the workers; claims are atomic anyway, so
-            # a second one started by mistake still sends each notification once.
-            dispatcher["proc"] = subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
+
+# granian's access log, in the shape of gunicorn's default ("combined" without the user), with
+# its request time in ms; the invite tokens in path and referrer are redacted by a filter.
+ACCESS_FORMAT = (
+    '%(addr)s - - [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d'
+    ' "%(header{referer})s" "%(header{user-agent})s" %(dt_ms).1fms'
+)
+
+
+def granian_logging(accesslog: str | None) -> dict:
+    """granian's logging setup: its own messages on stderr, the access log to `accesslog`
+    (`-`: stdout) through the token filter."""
+    if accesslog in (None, "-"):
+        access = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
+    else:
+        access = {"class": "logging.FileHandler", "filename": accesslog}
+    return {
+        "filters": {"redact": {"()": "companion.web.RedactTokens"}},
+        "formatters": {
+            "plain": {"format": "[%(asctime)s] [%(process)d] %(message)s"},
+            "access": {"format": "%(message)s"},
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+            "access": access | {"filters": ["redact"], "formatter": "access"},
+        },
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def run_granian(host, port, workers, threads, dispatcher, accesslog) -> None:
+    """granian's WSGI workers: `threads` blocking threads each (1: one request at a time, as a
+    sync worker; a thread pool costs more than it gains, see benchmarks/README.md)."""
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    server = Server(
+        "companion:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        factory=True,
+        respawn_failed_workers=True,  # a crashed worker is replaced
+        workers_kill_timeout=GRACE_SECONDS,
+        log_access=accesslog is not None,
+        log_access_format=ACCESS_FORMAT,
+        log_dictconfig=granian_logging(accesslog),
+    )
+    server.on_startup(dispatcher.start)
+
+    @server.on_shutdown
+    def stop_dispatcher():
+        warning = dispatcher.stop()
+        if warning:
+            logging.getLogger("_granian").warning(warning)
+
+    server.serve()
+
+
+def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:
+    """gunicorn's sync workers (gthread when threads > 1)."""
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class RedactingLogger(Logger):
+        """Gunicorn's logger, with invite tokens taken out of every access-log field."""
+
+        def atoms(self, resp, req, environ, request_time) -> dict:
+            found = super().atoms(resp, req, environ, request_time)
+            return {k: redact_tokens(v) if isinstance(v, str) else v for k, v in found.items()}
 
     def on_exit(server):
-        proc = dispatcher.get("proc")
-        if proc is not None and proc.poll() is None:
-            proc.terminate()  # the worker finishes its batch and releases its leases
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                server.log.warning(
-                    "The dispatcher did not stop within 30 s and was killed: the reminders it"
-                    " held stay leased until their lease runs out, then the next dispatcher"
-                    " sends them (a device may get one twice; the tag replaces it)."
-                )
+        warning = dispatcher.stop()
+        if warning:
+            server.log.warning(warning)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -82,14 +171,14 @@ def serve(
                 "workers": workers,
                 "threads": threads,
                 "worker_class": "gthread" if threads > 1 else "sync",
-                "graceful_timeout": 30,
+                "graceful_timeout": GRACE_SECONDS,
                 "timeout": 60,
                 "keepalive": 5,
                 # Several instances may run on one host; none needs the control socket.
                 "control_socket_disable": True,
-                "when_ready": when_ready,
+                "when_ready": lambda _server: dispatcher.start(),
                 "on_exit": on_exit,
-                "accesslog": os.environ.get("COMPANION_ACCESS_LOG") or None,
+                "accesslog": accesslog,
                 "logger_class": RedactingLogger,
             }
             for key, value in settings.items():

@@ -93,11 +93,16 @@ def redact_tokens(text: str) -> str:
 
 
 class RedactTokens(logging.Filter):
-    """Redact invite tokens from the development server's request log (werkzeug's)."""
+    """Redact invite tokens from a request log: the development server's (werkzeug's, a tuple
+    of arguments) and granian's access log (a dict)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact_tokens(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         return True
 
 

@@ -1,7 +1,9 @@
 """Production serving and the doctor, as an operator runs them."""
 
+import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -90,6 +92,69 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "granian"])
+def test_serve_replaces_a_dead_worker_finishes_requests_at_sigterm_logs_no_token(tmp_path, server):
+    port = free_port()
+    log = tmp_path / "access.log"
+    env = env_for(
+        tmp_path / "instance",
+        COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net",
+        COMPANION_ACCESS_LOG=str(log),
+    )
+    proc = subprocess.Popen(
+        [COMPANION, "serve", "--server", server, "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_health(port, proc)
+
+        def workers() -> set[int]:
+            return {
+                pid
+                for pid, args in children(proc.pid).items()
+                if "companion.cli worker" not in args and "multiprocessing" not in args
+            }
+
+        deadline = time.monotonic() + 15
+        while not (first := workers()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        dead = first.pop()
+        os.kill(dead, signal.SIGKILL)  # a worker dies (out of memory, a crash)
+        deadline = time.monotonic() + 30
+        while not workers() - {dead} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert workers() - {dead}, "no new worker"
+        wait_for_health(port, proc)  # and it serves
+        # A phone's request half sent when the operator stops the server: its body arrives
+        # after the SIGTERM, and it still gets its answer.
+        body = json.dumps({"device": "phone"}).encode()
+        head = (
+            "POST /api/invites/Secret-Invite-Token-123/redeem HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as phone:
+            phone.sendall(head.encode() + body[:4])
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            phone.sendall(body[4:])
+            reply = b""
+            while chunk := phone.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 404"), reply[:200]  # no such invite, answered
+        assert b'"error"' in reply
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "/api/invites/[token]/redeem" in text and "Secret-Invite" not in text
 
 
 @pytest.mark.parametrize(
