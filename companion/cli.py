@@ -126,6 +126,9 @@ def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
     if dispatch:
         scheduler.start(app)
     server = make_server(host, port, app, threaded=True)
+    # Links in emails point here unless PUBLIC_URL says where the installation is reached.
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    app.config.setdefault("LOCAL_URL", f"http://{shown}:{server.port}")
     click.echo(f"Companion on http://{host}:{server.port}/ (Ctrl+C to stop)")
 
     def on_sigterm(*_):

@@ -15,6 +15,15 @@ DEFAULTS = {
     "VAPID_SUBJECT": None,  # the operator's real contact: mailto:... or https://...
     "PUSH_ALLOW_PRIVATE_ENDPOINTS": False,  # tests only: push endpoints on loopback
     "PUSH_TIMEOUT": 10.0,
+    # Email: off without SMTP_HOST (reminders/mail.py reads and checks these).
+    "SMTP_HOST": None,
+    "SMTP_PORT": None,  # 25, 587 or 465 by SMTP_SECURITY when not given
+    "SMTP_SECURITY": "starttls",  # none | starttls | tls
+    "SMTP_USER": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_TIMEOUT": 10.0,
+    "MAIL_FROM": None,  # the From address; the clinic's name is shown beside it
+    "MAIL_ENVELOPE_FROM": None,  # where bounces go; MAIL_FROM when not given
     "PUSH_MAX_ATTEMPTS": 6,
     "DISPATCH_BATCH": 500,
     "DISPATCH_LEASE_SECONDS": 120,
@@ -44,6 +53,14 @@ ENV_SETTINGS = {
     "VAPID_SUBJECT": str,
     "PUSH_ALLOW_PRIVATE_ENDPOINTS": bool,
     "PUSH_TIMEOUT": float,
+    "SMTP_HOST": str,
+    "SMTP_PORT": int,
+    "SMTP_SECURITY": str,
+    "SMTP_USER": str,
+    "SMTP_PASSWORD": str,
+    "SMTP_TIMEOUT": float,
+    "MAIL_FROM": str,
+    "MAIL_ENVELOPE_FROM": str,
     "PUSH_MAX_ATTEMPTS": int,
     "DISPATCH_BATCH": int,
     "PRACTITIONER_IDLE_MINUTES": int,

@@ -461,3 +461,24 @@ def m010_calendar_and_clinic_settings(db: sqlite_utils.Database) -> None:
     CREATE UNIQUE INDEX clients_calendar_token ON clients(calendar_token);
     """,
     )
+
+
+@migrations()
+def m009_email(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- A client's channels: NULL is the default (push where a live device exists, email
+    -- where an address exists), else a JSON list of "push" and "email".
+    ALTER TABLE clients ADD COLUMN channels TEXT;
+    -- What a row is sent by, when the outbox decides it (alerts to owners by email);
+    -- NULL: the owner's own channels.
+    ALTER TABLE notifications ADD COLUMN channels TEXT;
+    -- One deliveries row per attempt and channel: a push device, or an email address.
+    ALTER TABLE deliveries ADD COLUMN channel TEXT NOT NULL DEFAULT 'push'
+        CHECK (channel IN ('push', 'email'));
+    ALTER TABLE deliveries ADD COLUMN address TEXT;
+    -- Urgent alerts also go by email to the clinic's owners (an owner's setting).
+    ALTER TABLE clinics ADD COLUMN email_alerts INTEGER NOT NULL DEFAULT 0;
+    """,
+    )

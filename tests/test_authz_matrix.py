@@ -49,6 +49,12 @@ TABLE = [
         None,
         dict(anon=404, A=404, B=404, P1=404, P2=404, PR=404),
     ),
+    (
+        "POST",
+        "/api/checkin-links/{bad_token}",
+        lambda o: checkin_body(),
+        dict(anon=404, A=404, B=404, P1=404, P2=404, PR=404),
+    ),
     ("GET", "/api/me", None, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
     ("PATCH", "/api/me", lambda o: {}, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
     ("GET", "/api/practitioners", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),

@@ -260,8 +260,10 @@ def test_every_json_body_route_refuses_what_its_schema_forbids(world):
     checked = 0
     for path, method, schema in json_bodies(world.app):
         schema = resolve(doc, schema)
-        if path in ("/api/setup", "/api/invites/{token}/redeem"):
-            continue  # setup only on an empty installation; redeem takes no body
+        if path in ("/api/setup", "/api/invites/{token}/redeem", "/api/checkin-links/{token}"):
+            # setup only on an empty installation; redeem takes no body; a one-tap link's
+            # token is checked before its body (tests/test_email.py sends bodies through one)
+            continue
         r = call(world, method, path, copy.deepcopy({"zz_unknown": 1}))
         if schema.get("additionalProperties") is False:
             assert r.status_code == 422, (path, method, r.status_code)

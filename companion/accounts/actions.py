@@ -14,7 +14,7 @@ from companion.accounts import clients, clinics, invites, passwords
 from companion.auth import User
 from companion.db import utcnow, write
 from companion.errors import Conflict, Invalid
-from companion.reminders import devices, outbox
+from companion.reminders import channels, devices, outbox
 
 
 def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime) -> dict:
@@ -133,4 +133,23 @@ def sign_in_with_invite(db: sqlite_utils.Database, token: str, now: datetime) ->
     with write(db):
         row = invites.redeem_invite(db, token, now)
         auth.start_session("client", row, "invite_redeemed")
+    return row
+
+
+def stop_email(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
+    """Switch email off for a client (a reminder email's one-click unsubscribe; no sign-in)."""
+    with write(db):
+        row = clients.update_client(
+            db,
+            client,
+            {"channels": channels.without(channels.decode(client["channels"]), "email")},
+            now,
+        )
+        audit.record(
+            "email_unsubscribed",
+            client_id=client["id"],
+            clinic_id=client["clinic_id"],
+            actor_kind="client",
+            actor_id=client["id"],
+        )
     return row

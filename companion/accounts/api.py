@@ -138,7 +138,7 @@ def me():
 
 @bp.patch("/me")
 @operation(
-    "Change your own settings (client: timezone, quiet_hours, discreet;"
+    "Change your own settings (client: timezone, quiet_hours, discreet, channels;"
     " practitioner: name, alert_severities)",
     tag="session",
     reply=Me,

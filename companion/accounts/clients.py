@@ -5,7 +5,8 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.db import iso, one, rows, write
-from companion.errors import NotFound
+from companion.errors import Invalid, NotFound
+from companion.reminders import channels as channel_rules
 from companion.reminders import outbox as schedule
 
 
@@ -35,11 +36,20 @@ def client_dict(row: dict) -> dict:
         "timezone": row["timezone"],
         "quiet_hours": {"start": row["quiet_start"], "end": row["quiet_end"]},
         "discreet": bool(row["discreet"]),
+        "channels": channel_rules.decode(row["channels"]),
         "created_at": row["created_at"],
     }
 
 
+def _check_channels(channels: list[str] | None, email: str | None, data: dict) -> None:
+    """Email chosen as a channel needs an address (422, on the field the request changed)."""
+    if channels is not None and "email" in channels and not email:
+        field = "channels" if "channels" in data else "email"
+        raise Invalid({field: "Email is one of this client's channels: give an email address."})
+
+
 def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: datetime) -> dict:
+    _check_channels(data.get("channels"), data.get("email"), data)
     quiet = data.get("quiet_hours") or {"start": "21:00", "end": "08:00"}
     client_id = (
         db["clients"]
@@ -53,6 +63,7 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
                 "quiet_start": quiet["start"],
                 "quiet_end": quiet["end"],
                 "discreet": int(data.get("discreet", False)),
+                "channels": channel_rules.encode(data.get("channels")),
                 "created_at": iso(now),
                 "updated_at": iso(now),
             }
@@ -69,6 +80,14 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
         changes["timezone"] = data["timezone"]
     if "discreet" in data:
         changes["discreet"] = int(data["discreet"])
+    if "channels" in data:
+        changes["channels"] = channel_rules.encode(data["channels"])
+    if {"channels", "email"} & changes.keys():
+        _check_channels(
+            channel_rules.decode(changes.get("channels", client["channels"])),
+            changes.get("email", client["email"]),
+            data,
+        )
     if "quiet_hours" in data:
         changes["quiet_start"] = data["quiet_hours"]["start"]
         changes["quiet_end"] = data["quiet_hours"]["end"]

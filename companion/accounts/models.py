@@ -11,6 +11,7 @@ from companion.contract import (
     Body,
     Boolean,
     Choice,
+    ChoiceList,
     Clock,
     Custom,
     Email,
@@ -24,6 +25,7 @@ from companion.contract import (
     fail,
 )
 from companion.converters import MAX_ID
+from companion.reminders.channels import CHANNELS
 from companion.treatments.models import Session
 
 ROLES = ("owner", "practitioner")
@@ -137,6 +139,8 @@ class ClientSettingsInput(Body):
     timezone: TimeZone(null_in_patch="Give an IANA time zone such as Europe/London.")
     quiet_hours: Nested(QuietHoursInput, QUIET_HOURS_SHAPE)
     discreet: Boolean()
+    # null: the default (push where a live device exists, email where an address exists).
+    channels: ChoiceList(CHANNELS, message='A list of "push" and "email", or null for the default.')
 
 
 class ClientInput(ClientSettingsInput):
@@ -191,6 +195,7 @@ class Client(Reply):
     timezone: str
     quiet_hours: QuietHours
     discreet: bool
+    channels: list[Literal["push", "email"]] | None
     created_at: datetime
 
 

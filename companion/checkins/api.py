@@ -8,7 +8,7 @@ from flask_login import current_user
 from companion import audit
 from companion.accounts.api import my_client
 from companion.auth import client_required, signed_in
-from companion.checkins import photos
+from companion.checkins import one_tap, photos
 from companion.checkins import store as checkins
 from companion.checkins.models import Checkin, CheckinFilter, CheckinInput, CheckinList, Photo
 from companion.contract import operation, parse
@@ -41,6 +41,31 @@ def post_checkin():
         values,
         now,
         per_hour=current_app.config["CHECKIN_RATE_PER_HOUR"],
+    )
+    return jsonify(result), 201 if is_new else 200
+
+
+@bp.post("/checkin-links/<token>")
+@operation(
+    "Report the check-in a reminder email's one-tap link opens (no sign-in; that session only)",
+    tag="client",
+    ok=201,
+    reply=Checkin,
+    body=CheckinInput,
+    errors=(400, 403, 404, 409, 410, 415, 422, 429),
+    extra={"also_ok": (200,)},
+    public=True,
+)
+def post_checkin_by_link(token: str):
+    """Report a check-in through a one-tap link: it grants this one session's check-in only."""
+    now = utcnow()
+    client, session, _ = one_tap.grant(get_db(), current_app.config["SECRET_KEY"], token[:400], now)
+    values = parse(CheckinInput, body(), now=now)
+    if values.get("session_id") not in (None, session["id"]):
+        raise ApiError(403, "forbidden", "This link is for another check-in.")
+    values["session_id"] = session["id"]
+    result, is_new = checkins.submit(
+        get_db(), client, values, now, per_hour=current_app.config["CHECKIN_RATE_PER_HOUR"]
     )
     return jsonify(result), 201 if is_new else 200
 

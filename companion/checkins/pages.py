@@ -1,12 +1,15 @@
 """The client's home page (today's aftercare, the latest assessment, the recovery chart) and
 the check-in form."""
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion import clinical
 from companion.accounts import clinics
 from companion.auth import client_required
+from companion.checkins import one_tap
 from companion.checkins import store as checkins
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
@@ -47,6 +50,26 @@ def home_context() -> dict:
                 session_row, found, timezone=client["timezone"], audience="client"
             )
     return context
+
+
+@bp.get("/checkin/link/<token>")
+def checkin_by_link(token: str):
+    """The check-in of one session, opened from a reminder email's one-tap link."""
+    client, session, expires = one_tap.grant(
+        get_db(), current_app.config["SECRET_KEY"], token[:400], utcnow()
+    )
+    resp = make_response(
+        render_template(
+            "client/checkin.html",
+            session_id=session["id"],
+            submit_url=url_for("api_checkins.post_checkin_by_link", token=token),
+            link_until=expires.astimezone(ZoneInfo(client["timezone"])).strftime("%a %d %b, %H:%M"),
+        )
+    )
+    # The token is the key to this check-in: no cache keeps the page, no referrer leaks it.
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
 
 
 @bp.get("/checkin")

@@ -151,6 +151,22 @@ def Choice(options: tuple[str, ...], *, required: bool = True) -> Any:  # noqa: 
     return field_type(str, Spec(check, required), {"enum": list(options)})
 
 
+def ChoiceList(options: tuple[str, ...], *, message: str) -> Any:  # noqa: N802
+    """A list of distinct options (optional; null means the default, stored as None)."""
+
+    def check(value: Any, context: dict) -> list[str]:
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and v in options for v in value
+        ):
+            raise fail(message)
+        if len(set(value)) < len(value):
+            raise fail("Give each one at most once.")
+        return [option for option in options if option in value]
+
+    schema = {"type": "array", "items": {"enum": list(options)}, "uniqueItems": True}
+    return field_type(list[str], Spec(check, required=False, null=None), schema)
+
+
 def Boolean(*, required: bool = False) -> Any:  # noqa: N802
     def check(value: Any, context: dict) -> bool:
         if not isinstance(value, bool):

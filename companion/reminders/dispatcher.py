@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from companion.db import iso, write
+from companion.reminders import by_email, retries
 from companion.reminders import jobs as jobs_for
-from companion.reminders import retries
 from companion.reminders.jobs import Target, topic_for  # noqa: F401 - dispatch.topic_for
 from companion.reminders.push import Outcome
 from companion.reminders.retries import EXPIRED, NO_DEVICE, QUIET, Settings  # noqa: F401 - dispatch.*
@@ -76,9 +76,13 @@ def send_batch(
     now: datetime,
     owner: str,
     settings: Settings,
+    email: by_email.Email | None = None,
 ) -> dict[str, int]:
-    """Send claimed rows (no transaction open during HTTP), then record and settle them."""
-    targets = jobs_for.find_targets(db, claimed)
+    """Send claimed rows (no transaction open during HTTP or SMTP), then record and settle them.
+
+    Push first; then email, where the client chose it or push could not deliver (by_email).
+    """
+    targets = jobs_for.find_targets(db, claimed, email_on=email is not None)
     services = retries.services_for(sender)
     counts = {
         "sent": 0,
@@ -101,7 +105,7 @@ def send_batch(
         held.setdefault(job.key.row_id, set()).add(job.key.service)
 
     stamp = iso(now)
-    attempts, succeeded, gone = [], set(), set()
+    attempts, succeeded, gone, decided = [], set(), set(), []
     for row in live:
         found = by_row.get(row["id"], [])
         attempt = row["attempts"] + (1 if found else 0)
@@ -111,6 +115,8 @@ def send_batch(
                 {
                     "notification_id": row["id"],
                     "subscription_id": target.subscription_id,
+                    "channel": "push",
+                    "address": None,
                     "attempt": attempt,
                     "at": stamp,
                     "status_code": o.status,
@@ -135,6 +141,14 @@ def send_batch(
         status, reason, next_at = retries.decide(
             row, attempt, outcomes, retry, wait_until, why, delivered, now, settings
         )
+        decided.append((row, attempt, status, reason, next_at))
+    decided = by_email.send(
+        db, email, decided, targets.quiet, targets.emailed, attempts, stamp, now, settings
+    )
+    emailed = sum(1 for a in attempts if a["channel"] == "email")
+    if emailed:
+        counts["emailed"] = emailed
+    for row, attempt, status, reason, next_at in decided:
         counts[status] += 1
         if next_at is not None:
             pending.append(jobs_for.put_back(row, owner, attempt, next_at, reason))
@@ -161,10 +175,10 @@ def _record(
     """
     with write(db):
         db.conn.executemany(
-            "INSERT INTO deliveries (notification_id, subscription_id, attempt, at, status_code,"
-            " outcome, reason, elapsed_ms) SELECT :notification_id, (SELECT id FROM"
-            " push_subscriptions WHERE id = :subscription_id), :attempt, :at, :status_code,"
-            " :outcome, :reason, :elapsed_ms"
+            "INSERT INTO deliveries (notification_id, subscription_id, channel, address, attempt,"
+            " at, status_code, outcome, reason, elapsed_ms) SELECT :notification_id, (SELECT id"
+            " FROM push_subscriptions WHERE id = :subscription_id), :channel, :address, :attempt,"
+            " :at, :status_code, :outcome, :reason, :elapsed_ms"
             " WHERE EXISTS (SELECT 1 FROM notifications WHERE id = :notification_id)",
             attempts,
         )
@@ -200,6 +214,7 @@ def tick(
     settings: Settings,
     max_batches: int = 20,
     stopping: threading.Event | None = None,
+    email: by_email.Email | None = None,
 ) -> dict[str, int]:
     """Run one dispatch pass: reclaim expired leases, then drain due rows in bounded batches."""
     total = {"reclaimed": reclaim_expired(db, clock())}
@@ -210,7 +225,7 @@ def tick(
         claimed = claim(db, now, settings.batch, settings.lease_seconds, owner)
         if not claimed:
             break
-        for key, n in send_batch(db, sender, claimed, now, owner, settings).items():
+        for key, n in send_batch(db, sender, claimed, now, owner, settings, email).items():
             total[key] = total.get(key, 0) + n
         if len(claimed) < settings.batch:
             break

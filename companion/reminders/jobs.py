@@ -9,7 +9,7 @@ from typing import NamedTuple
 import sqlite_utils
 
 from companion.db import iso, parse_iso, rows
-from companion.reminders import push, retries
+from companion.reminders import channels, push, retries
 from companion.reminders.devices import MAX_LIVE_DEVICES
 from companion.reminders.push import topic_header
 from companion.reminders.retries import EXPIRED, QUIET
@@ -32,9 +32,11 @@ class Targets(NamedTuple):
     quiet: dict[int, dict]  # client id -> timezone, quiet_start, quiet_end
     settled: set[tuple[int, int]]  # (row, device) pairs an earlier attempt settled
     delivered: set[int]  # rows an earlier attempt delivered to some device
+    emailed: set[int]  # rows an earlier attempt emailed, or whose email was refused for good
+    by_email: set[int]  # clients whose reminders may go by email (held in quiet hours too)
 
 
-def find_targets(db: sqlite_utils.Database, claimed: list[dict]) -> Targets:
+def find_targets(db: sqlite_utils.Database, claimed: list[dict], email_on: bool = False) -> Targets:
     """Find each row's live devices, discreet owners, devices settled, and rows delivered."""
     devices: dict[tuple[str, int], list[dict]] = {}
     for kind in ("client", "practitioner"):
@@ -54,26 +56,36 @@ def find_targets(db: sqlite_utils.Database, claimed: list[dict]) -> Targets:
     client_ids = sorted({r["owner_id"] for r in claimed if r["owner_kind"] == "client"})
     clients = rows(
         db,
-        "SELECT id, discreet, timezone, quiet_start, quiet_end FROM clients"
+        "SELECT id, discreet, timezone, quiet_start, quiet_end, email, channels FROM clients"
         " WHERE id IN (SELECT value FROM json_each(:ids))",
         {"ids": json.dumps(client_ids)},
     )
     discreet = {c["id"] for c in clients if c["discreet"]}
     quiet = {c["id"]: c for c in clients}
+    by_email = set()
+    for c in clients:
+        chosen = channels.decode(c["channels"])
+        if not channels.allows(chosen, "push"):
+            devices.pop(("client", c["id"]), None)  # the client turned push off
+        if email_on and c["email"] and channels.allows(chosen, "email"):
+            by_email.add(c["id"])
     retried = [r["id"] for r in claimed if r["attempts"]]
-    settled, delivered = set(), set()
+    settled, delivered, emailed = set(), set(), set()
     if retried:
         for d in rows(
             db,
-            "SELECT notification_id, subscription_id, outcome FROM deliveries"
+            "SELECT notification_id, subscription_id, outcome, channel FROM deliveries"
             " WHERE notification_id IN (SELECT value FROM json_each(:ids))"
             " AND outcome IN ('delivered', 'gone', 'failed')",  # final for that device
             {"ids": json.dumps(retried)},
         ):
+            if d["channel"] == "email":
+                emailed.add(d["notification_id"])
+                continue
             settled.add((d["notification_id"], d["subscription_id"]))
             if d["outcome"] == "delivered":
                 delivered.add(d["notification_id"])
-    return Targets(devices, discreet, quiet, settled, delivered)
+    return Targets(devices, discreet, quiet, settled, delivered, emailed, by_email)
 
 
 def topic_for(row: dict) -> str:
@@ -118,8 +130,10 @@ def build(
         owner_key = (row["owner_kind"], row["owner_id"])
         client = targets.quiet.get(row["owner_id"]) if row["owner_kind"] == "client" else None
         # Practitioners' alerts are exempt: an urgent flag must reach them at any hour. A
-        # client without a device gets nothing at night anyway (the row settles as before).
-        held = client is not None and targets.devices.get(owner_key)
+        # client with neither a device nor email gets nothing at night anyway (it settles).
+        held = client is not None and (
+            targets.devices.get(owner_key) or row["owner_id"] in targets.by_email
+        )
         later = retries.after_quiet_hours(client, now) if held else now
         if later > now and parse_iso(row["expires_at"]) > now:
             counts["quiet"] += 1

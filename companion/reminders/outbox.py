@@ -175,7 +175,9 @@ SCHEDULE = """
     SELECT n.session_id, n.id, n.step_key, n.kind, n.title, n.due_at, n.expires_at, n.status,
            n.status_reason, n.attempts, n.sent_at,
            (SELECT count(DISTINCT d.subscription_id) FROM deliveries d
-             WHERE d.notification_id = n.id AND d.outcome = 'delivered') AS delivered_to
+             WHERE d.notification_id = n.id AND d.outcome = 'delivered') AS delivered_to,
+           EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id
+             AND d.channel = 'email' AND d.outcome = 'delivered') AS emailed
     FROM notifications n WHERE n.session_id {sessions} AND n.step_key IS NOT NULL
     ORDER BY n.due_at, n.id"""
 
@@ -185,6 +187,7 @@ def session_schedule(db: sqlite_utils.Database, session_id: int) -> list[dict]:
     found = rows(db, SCHEDULE.format(sessions="= :session_id"), {"session_id": session_id})
     for n in found:
         del n["session_id"]
+        n["emailed"] = bool(n["emailed"])
     return found
 
 
@@ -198,6 +201,7 @@ def client_schedules(db: sqlite_utils.Database, client_id: int) -> dict[int, lis
         ),
         {"client_id": client_id},
     ):
+        n["emailed"] = bool(n["emailed"])
         out.setdefault(n.pop("session_id"), []).append(n)
     return out
 

@@ -19,6 +19,7 @@ from flask import Flask
 
 from companion.checkins import flags
 from companion.db import connect, iso, utcnow
+from companion.reminders import by_email, links, mail
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import health as push_health
 from companion.reminders.sender import Sender
@@ -41,12 +42,15 @@ class Dispatcher:
         # A lease must outlast the slowest batch (every send timing out, after a probe),
         # or another dispatcher could claim rows that are still being sent.
         slowest = (math.ceil(cfg["DISPATCH_BATCH"] / SENDER_THREADS) + 1) * cfg["PUSH_TIMEOUT"]
+        slowest += 2 * cfg["SMTP_TIMEOUT"]  # an SMTP server that does not answer, tried twice
         self.settings = dispatch.Settings(
             batch=cfg["DISPATCH_BATCH"],
             lease_seconds=max(cfg["DISPATCH_LEASE_SECONDS"], math.ceil(slowest) + 30),
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
         )
         self.sender: Sender | None = None
+        self.email: by_email.Email | None = None
+        self._email_checked = False
         self._local = threading.local()
         self._last_beat = None
         self._warned = False
@@ -74,8 +78,30 @@ class Dispatcher:
             if sender is None:
                 return {}
             return dispatch.tick(
-                db, sender, utcnow, self.owner, self.settings, stopping=self.stopping
+                db,
+                sender,
+                utcnow,
+                self.owner,
+                self.settings,
+                stopping=self.stopping,
+                email=self.get_email(),
             )
+
+    def get_email(self) -> by_email.Email | None:
+        """Make the Mailer once, from the SMTP settings (None: email is off or misconfigured)."""
+        if not self._email_checked:
+            self._email_checked = True
+            cfg = self.app.config
+            try:
+                settings = mail.settings_from(cfg)
+            except ValueError as e:
+                self.app.logger.error("Not sending email: %s", e)
+                settings = None
+            if settings is not None:
+                self.email = by_email.Email(
+                    mail.Mailer(settings), links.base_url(cfg), cfg["SECRET_KEY"]
+                )
+        return self.email
 
     def checkpoint(self) -> None:
         """Copy the WAL back into the database file, off the web workers' write path.

@@ -28,7 +28,8 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
     attempts: dict[int, list[dict]] = {}
     for d in rows(
         db,
-        "SELECT notification_id, subscription_id, attempt, at, outcome, status_code, reason"
+        "SELECT notification_id, subscription_id, channel, address, attempt, at, outcome,"
+        " status_code, reason"
         " FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE"
         f" session_id IN ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) ORDER BY id",
         ids,

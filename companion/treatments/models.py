@@ -36,7 +36,8 @@ class ScheduleRow(Reply):
     status_reason: str | None
     attempts: int
     sent_at: datetime | None
-    delivered_to: int
+    delivered_to: int  # push devices
+    emailed: bool  # delivered by email (the client's channels, or push's fallback)
 
 
 class Session(Reply):

@@ -268,9 +268,29 @@ const CompanionCheckin = (() => {
 
     // -------------------------------------------------- sending
 
+    // A one-tap link from a reminder email (no sign-in) posts to the link's own address;
+    // the offline queue replays with the app's sign-in, which this browser may not have.
+    const linkUrl = form.dataset.submitUrl;
+
+    async function sendByLink(checkin) {
+      try {
+        const response = await fetch(linkUrl, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          credentials: "omit",
+          body: JSON.stringify(checkin),
+        });
+        const body = await response.json().catch(() => null);
+        const refused = response.status >= 400 && response.status < 500 && response.status !== 429;
+        return { outcome: response.ok ? "sent" : refused ? "rejected" : "retry", status: response.status, body };
+      } catch {
+        return { outcome: "retry", status: 0 };
+      }
+    }
+
     async function submit() {
       clearErrors();
-      if (!outbox) {
+      if (!outbox && !linkUrl) {
         showFormError(M.scriptsMissing);
         return formError.focus();
       }
@@ -285,15 +305,19 @@ const CompanionCheckin = (() => {
         showFormError(M.checkAnswers);
         return focusFirstError();
       }
-      let stored = true;
+      let stored = !linkUrl;
       let result;
-      try {
-        result = await outbox.submit(checkin);
-      } catch (error) {
-        // No IndexedDB (private mode, storage full): still try to send it.
-        console.warn("Outbox unavailable:", error);
-        stored = false;
-        result = await outbox.sendDirect(checkin);
+      if (linkUrl) {
+        result = await sendByLink(checkin);
+      } else {
+        try {
+          result = await outbox.submit(checkin);
+        } catch (error) {
+          // No IndexedDB (private mode, storage full): still try to send it.
+          console.warn("Outbox unavailable:", error);
+          stored = false;
+          result = await outbox.sendDirect(checkin);
+        }
       }
       if (result.outcome === "sent") {
         clearDraft();

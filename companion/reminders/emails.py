@@ -1,0 +1,115 @@
+"""The emails themselves: short, plain text and HTML, in the clinic's name.
+
+A client's reminder carries a one-click unsubscribe (RFC 8058) and, for a check-in, a
+one-tap link to that check-in. In discreet mode the subject, the preview and the text
+say only "New aftercare reminder". No HTTP, no SMTP: the dispatcher sends what these build.
+"""
+
+import html
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from zoneinfo import ZoneInfo
+
+from companion.reminders.push import DISCREET_BODY
+
+STYLE = (
+    "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:16px;"
+    "line-height:1.5;max-width:34em;margin:0 auto;padding:16px"
+)
+BUTTON = (
+    "display:inline-block;padding:12px 20px;border-radius:8px;background:#0b6e4f;"
+    "color:#ffffff;text-decoration:none;font-weight:600"
+)
+
+
+def _message(clinic: str, sender: str, to: str, subject: str, now: datetime) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = formataddr((clinic, sender))
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid("companion", domain=sender.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"  # no out-of-office replies, please
+    return message
+
+
+def _html(preview: str, paragraphs: list[str], button: tuple[str, str] | None, foot: str) -> str:
+    """A small HTML body; `preview` is the hidden line mail apps show beside the subject."""
+    parts = [
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width">'
+        '<meta name="color-scheme" content="light dark"></head>'
+        f'<body><div style="{STYLE}">'
+        f'<span style="display:none;max-height:0;overflow:hidden">{html.escape(preview)}</span>'
+    ]
+    parts += [f"<p>{html.escape(p)}</p>" for p in paragraphs]
+    if button:
+        parts.append(
+            f'<p><a href="{html.escape(button[1])}" style="{BUTTON}">{html.escape(button[0])}</a></p>'
+        )
+    parts.append(f'<p style="font-size:13px;color:#555">{foot}</p></div></body></html>')
+    return "".join(parts)
+
+
+def _local(moment: str, timezone: str) -> str:
+    return datetime.fromisoformat(moment).astimezone(ZoneInfo(timezone)).strftime("%a %d %b, %H:%M")
+
+
+def reminder(
+    row: dict,
+    to: str,
+    clinic: str,
+    sender: str,
+    client: dict,
+    links: dict[str, str],
+    now: datetime,
+) -> EmailMessage:
+    """A client's reminder. links: "app", "unsubscribe", and "checkin" for a check-in."""
+    discreet = bool(client["discreet"])
+    subject = DISCREET_BODY if discreet else row["title"]
+    message = _message(clinic, sender, to, subject, now)
+    message["List-Unsubscribe"] = f"<{links['unsubscribe']}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    checkin = links.get("checkin")
+    until = _local(row["expires_at"], client["timezone"])
+    if checkin:
+        action = ("Check in now", checkin)
+        note = f"The link opens this check-in only, on any phone or computer, until {until}."
+    else:
+        action = ("Open Companion", links["app"])
+        note = ""
+    if discreet:
+        paragraphs = [DISCREET_BODY + "."]
+        if not checkin:
+            paragraphs.append("Open the Companion app to read it.")
+    else:
+        paragraphs = [row["title"], row["body"]]
+    if note:
+        paragraphs.append(note)
+    text = "\n\n".join(paragraphs + [f"{action[0]}: {action[1]}"])
+    stop = "You get these emails from {clinic} about your aftercare. Stop them: {url}"
+    message.set_content(f"{text}\n\n-- \n{stop.format(clinic=clinic, url=links['unsubscribe'])}\n")
+    foot = (
+        f"You get these emails from {html.escape(clinic)} about your aftercare. "
+        f'<a href="{html.escape(links["unsubscribe"])}">Stop these emails</a>.'
+    )
+    preview = DISCREET_BODY if discreet else row["body"][:140]
+    message.add_alternative(_html(preview, paragraphs, action, foot), subtype="html")
+    return message
+
+
+def alert(row: dict, to: str, clinic: str, sender: str, link: str, now: datetime) -> EmailMessage:
+    """An urgent alert to a clinic owner (the clinic's email_alerts setting)."""
+    message = _message(clinic, sender, to, row["title"], now)
+    message["Importance"] = "high"
+    paragraphs = [row["title"], row["body"], "Open the client's record to review it."]
+    message.set_content("\n\n".join(paragraphs) + f"\n\n{link}\n")
+    foot = (
+        f"Sent to the owners of {html.escape(clinic)} because urgent alerts by email are on"
+        " in the clinic's settings."
+    )
+    message.add_alternative(
+        _html(row["body"][:140], paragraphs, ("Open the record", link), foot), subtype="html"
+    )
+    return message

@@ -1,0 +1,127 @@
+"""A real SMTP server for tests and benchmarks: aiosmtpd in this process, on 127.0.0.1.
+
+Every message is parsed with the standard library's `email` package and kept:
+
+    with SmtpServer() as smtp:
+        ... the app sends to 127.0.0.1:smtp.port ...
+        message = smtp.wait_for(1)[0].message
+        assert message["Subject"] == "..."
+
+`refuse` scripts answers to RCPT TO by address (e.g. {"gone@x.net": "550 5.1.1 no such
+user"}); `auth` = (user, password) requires AUTH LOGIN/PLAIN (over the plain connection).
+"""
+
+import socket
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SmtpServer:
+    def __init__(self, refuse: dict[str, str] | None = None, auth: tuple[str, str] | None = None):
+        self.refuse = refuse or {}
+        self.auth = auth
+        self.received: list[Received] = []
+        self.connections = 0  # EHLO/HELO greetings: one per connection here (no STARTTLS)
+        self._changed = threading.Condition()
+        self.port = free_port()
+        kwargs = {}
+        if auth is not None:
+            kwargs = {
+                "authenticator": self._authenticate,
+                "auth_required": True,
+                "auth_require_tls": False,
+            }
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticate(self, server, session, envelope, mechanism, data) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and (
+                data.login.decode(),
+                data.password.decode(),
+            )
+            == self.auth
+        )
+        return AuthResult(success=ok)
+
+    # aiosmtpd handler hooks -------------------------------------------------------------
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        with self._changed:
+            self.connections += 1
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802
+        session.host_name = hostname
+        with self._changed:
+            self.connections += 1
+        return f"250 {server.hostname}"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        answer = self.refuse.get(address.lower())
+        if answer:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        with self._changed:
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+            self._changed.notify_all()
+        return "250 Message accepted"
+
+    # ------------------------------------------------------------------------------------
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until at least n messages arrived; return all of them."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.received) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(self.received)} of {n} emails arrived")
+                self._changed.wait(left)
+            return list(self.received)
+
+    def config(self) -> dict:
+        """The app settings that send to this server."""
+        return {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": self.port,
+            "SMTP_SECURITY": "none",
+            "MAIL_FROM": "reminders@clinic-tests.net",
+        } | ({"SMTP_USER": self.auth[0], "SMTP_PASSWORD": self.auth[1]} if self.auth else {})
+
+    def __enter__(self) -> "SmtpServer":
+        if self.auth is not None:
+            # AUTH over a plain connection: what a test of the sign-in needs, on loopback only
+            # (aiosmtpd warns on each connection, on its own thread).
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._controller.stop()

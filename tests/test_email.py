@@ -1,0 +1,437 @@
+"""Email: channels, the fallback after push, the emails themselves, one-tap check-in links and
+one-click unsubscribe, against a real SMTP server (aiosmtpd on 127.0.0.1) and a real push
+receiver. Emails are parsed with the standard library; their links are followed through the app.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import Api, World, checkin_body, count, sql
+
+from companion.db import iso, rows, utcnow, write
+from companion.reminders import dispatcher as dispatch
+from companion.reminders import links, mail
+from companion.reminders.worker import Dispatcher
+from testkit.smtp_server import SmtpServer
+
+PUBLIC = "https://aftercare.clinic-tests.net"
+AWAKE = {"start": "00:00", "end": "00:00"}
+
+
+@pytest.fixture
+def smtp(app):
+    with SmtpServer() as server:
+        app.config.update(server.config(), PUBLIC_URL=PUBLIC)
+        yield server
+
+
+@pytest.fixture
+def world(app, smtp):
+    return World(app)
+
+
+def email_client(world, name="Erin", **extra):
+    body = {"email": f"{name.lower()}@home-tests.net", "quiet_hours": AWAKE}
+    return world.new_client(world.p1, name, **(body | extra))
+
+
+def queue(
+    db, client, kind="instruction", session_id=None, title="Sunscreen", valid_hours=12, key=None
+):
+    """Queue one reminder due now for a client (as the outbox plans a step)."""
+    now = utcnow()
+    with write(db):
+        return db.conn.execute(
+            "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, session_id,"
+            " step_key, kind, title, body, url, due_at, expires_at, next_attempt_at, created_at)"
+            " VALUES ('client', :c, :clinic, :c, :s, :key, :kind, :title, :body, '/reminders',"
+            " :due, :expires, :due, :due)",
+            {
+                "c": client["id"],
+                "clinic": client["clinic_id"],
+                "s": session_id,
+                "key": key,
+                "kind": kind,
+                "title": title,
+                "body": "Put on a broad-spectrum sunscreen before you go out.",
+                "due": iso(now - timedelta(seconds=1)),
+                "expires": iso(now + timedelta(hours=valid_hours)),
+            },
+        ).lastrowid
+
+
+def run(app, db, sender) -> dict:
+    """One dispatch pass as the worker makes it (its Email from the app's settings)."""
+    production = Dispatcher(app)
+    return dispatch.tick(
+        db, sender, utcnow, "test", production.settings, email=production.get_email()
+    )
+
+
+def row(db, row_id):
+    return rows(db, "SELECT * FROM notifications WHERE id = ?", (row_id,))[0]
+
+
+def attempts(db, row_id):
+    return rows(db, "SELECT * FROM deliveries WHERE notification_id = ? ORDER BY id", (row_id,))
+
+
+def subscribe(world, api, receiver, name):
+    browser = receiver.new_subscription(name)
+    info = browser.info
+    body = {"endpoint": info["endpoint"], "keys": {"p256dh": info["p256dh"], "auth": info["auth"]}}
+    r = api.post("/api/push/subscriptions", body)
+    assert r.status_code in (200, 201), r.json
+    return browser
+
+
+def text_of(message, subtype):
+    return next(
+        p for p in message.walk() if p.get_content_type() == f"text/{subtype}"
+    ).get_content()
+
+
+# -- channels, the field ------------------------------------------------------------------
+
+
+def test_channels_are_set_by_the_practitioner_and_by_the_client(world):
+    erin = email_client(world, channels=["email"])
+    assert erin["channels"] == ["email"]
+    r = world.p1.patch(f"/api/clients/{erin['id']}", {"channels": ["email", "push"]})
+    assert r.status_code == 200 and r.json["channels"] == ["push", "email"]
+    r = world.p1.patch(f"/api/clients/{erin['id']}", {"channels": None})
+    assert r.json["channels"] is None  # the default again
+    assert world.p1.get(f"/api/clients/{erin['id']}").json["channels"] is None
+    assert world.client1["channels"] is None
+    r = world.c1.patch("/api/me", {"channels": ["push"]})
+    assert r.status_code == 200 and r.json["client"]["channels"] == ["push"]
+    assert world.c1.get("/api/me").json["client"]["channels"] == ["push"]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("email", 'A list of "push" and "email", or null for the default.'),
+        (["sms"], 'A list of "push" and "email", or null for the default.'),
+        ([1], 'A list of "push" and "email", or null for the default.'),
+        (["push", "push"], "Give each one at most once."),
+        (["email"], "Email is one of this client's channels: give an email address."),
+    ],
+)
+def test_bad_channels_are_refused(world, value, message):
+    r = world.p1.post("/api/clients", {"name": "Finn", "channels": value})
+    assert r.status_code == 422 and r.json["error"]["fields"] == {"channels": message}
+    r = world.c1.patch("/api/me", {"channels": value})
+    assert r.status_code == 422 and r.json["error"]["fields"] == {"channels": message}
+
+
+def test_removing_the_address_of_an_email_only_client_is_refused(world):
+    erin = email_client(world, channels=["email"])
+    r = world.p1.patch(f"/api/clients/{erin['id']}", {"email": None})
+    assert r.status_code == 422 and "email" in r.json["error"]["fields"]
+    assert world.p1.get(f"/api/clients/{erin['id']}").json["email"] == "erin@home-tests.net"
+
+
+# -- the fallback and the channels at send time ---------------------------------------------
+
+
+def test_a_client_without_a_device_gets_the_reminder_by_email(app, db, world, smtp, sender):
+    erin = email_client(world)
+    row_id = queue(db, erin)
+    counts = run(app, db, sender)
+    assert counts["sent"] == 1 and counts["emailed"] == 1
+    [got] = smtp.wait_for(1)
+    message = got.message
+    assert got.rcpt_tos == ["erin@home-tests.net"]
+    assert got.mail_from == "reminders@clinic-tests.net"
+    assert message["From"].addresses[0].display_name == "Clinic One"
+    assert message["From"].addresses[0].addr_spec == "reminders@clinic-tests.net"
+    assert message["Subject"] == "Sunscreen"
+    assert message.get_content_type() == "multipart/alternative"
+    assert "broad-spectrum sunscreen" in text_of(message, "plain")
+    assert "broad-spectrum sunscreen" in text_of(message, "html")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert re.fullmatch(rf"<{PUBLIC}/email/unsubscribe/[^>]+>", message["List-Unsubscribe"])
+    settled = row(db, row_id)
+    assert settled["status"] == "sent" and "by email" in settled["status_reason"]
+    [attempt] = attempts(db, row_id)
+    assert (attempt["channel"], attempt["address"], attempt["outcome"]) == (
+        "email",
+        "erin@home-tests.net",
+        "delivered",
+    )
+
+
+def test_push_delivered_means_no_email(app, db, world, smtp, sender, receiver):
+    erin = email_client(world)
+    api = world.sign_in_client(world.p1, erin["id"])
+    browser = subscribe(world, api, receiver, "erin")
+    row_id = queue(db, erin)
+    run(app, db, sender)
+    assert len(receiver.messages_for(browser)) == 1
+    assert row(db, row_id)["status"] == "sent" and row(db, row_id)["status_reason"] is None
+    assert smtp.received == []
+
+
+def test_a_gone_subscription_falls_back_to_email_once(app, db, world, smtp, sender, receiver):
+    erin = email_client(world)
+    api = world.sign_in_client(world.p1, erin["id"])
+    browser = subscribe(world, api, receiver, "erin")
+    receiver.script(browser, [410])
+    row_id = queue(db, erin)
+    run(app, db, sender)
+    run(app, db, sender)
+    assert len(smtp.wait_for(1)) == 1
+    assert [(a["channel"], a["outcome"]) for a in attempts(db, row_id)] == [
+        ("push", "gone"),
+        ("email", "delivered"),
+    ]
+    assert row(db, row_id)["status"] == "sent"
+    assert "every device unsubscribed" in row(db, row_id)["status_reason"]
+
+
+def test_push_failing_after_retries_falls_back_to_email(app, db, world, smtp, sender, receiver):
+    erin = email_client(world)
+    api = world.sign_in_client(world.p1, erin["id"])
+    browser = subscribe(world, api, receiver, "erin")
+    receiver.script(browser, [500])
+    row_id = queue(db, erin)
+    production = Dispatcher(app)
+    settings = production.settings
+    settings.max_attempts = 1  # one push attempt, then give up
+    dispatch.tick(db, sender, utcnow, "t", settings, email=production.get_email())
+    assert [a["channel"] for a in attempts(db, row_id)] == ["push", "email"]
+    assert row(db, row_id)["status"] == "sent"
+    assert "gave up" in row(db, row_id)["status_reason"]
+
+
+def test_email_only_client_gets_no_push(app, db, world, smtp, sender, receiver):
+    erin = email_client(world)
+    api = world.sign_in_client(world.p1, erin["id"])
+    browser = subscribe(world, api, receiver, "erin")
+    world.p1.patch(f"/api/clients/{erin['id']}", {"channels": ["email"]})
+    row_id = queue(db, erin)
+    run(app, db, sender)
+    assert receiver.messages_for(browser) == []
+    assert len(smtp.wait_for(1)) == 1
+    assert (row(db, row_id)["status"], row(db, row_id)["status_reason"]) == ("sent", None)
+
+
+def test_both_channels_send_both(app, db, world, smtp, sender, receiver):
+    erin = email_client(world, channels=["push", "email"])
+    api = world.sign_in_client(world.p1, erin["id"])
+    browser = subscribe(world, api, receiver, "erin")
+    row_id = queue(db, erin)
+    run(app, db, sender)
+    assert len(receiver.messages_for(browser)) == 1 and len(smtp.wait_for(1)) == 1
+    assert sorted(a["channel"] for a in attempts(db, row_id)) == ["email", "push"]
+    run(app, db, sender)
+    assert len(smtp.received) == 1  # once
+
+
+def test_push_only_client_gets_no_email(app, db, world, smtp, sender):
+    erin = email_client(world, channels=["push"])
+    row_id = queue(db, erin)
+    run(app, db, sender)
+    assert smtp.received == []
+    assert row(db, row_id)["status"] == "skipped"
+
+
+def test_without_smtp_host_email_is_off(app, db, world, smtp, sender):
+    app.config["SMTP_HOST"] = None
+    erin = email_client(world)
+    row_id = queue(db, erin)
+    assert Dispatcher(app).get_email() is None
+    run(app, db, sender)
+    assert smtp.received == [] and row(db, row_id)["status"] == "skipped"
+
+
+def test_discreet_mode_says_only_new_aftercare_reminder(app, db, world, smtp, sender):
+    erin = email_client(world, discreet=True)
+    queue(db, erin, title="Micro-needling aftercare: sunscreen")
+    run(app, db, sender)
+    message = smtp.wait_for(1)[0].message
+    assert message["Subject"] == "New aftercare reminder"
+    plain, html = text_of(message, "plain"), text_of(message, "html")
+    assert plain.startswith("New aftercare reminder")
+    assert 'overflow:hidden">New aftercare reminder</span>' in html
+    for text in (plain, html, str(message["Subject"])):
+        assert "needling" not in text and "sunscreen" not in text.lower()
+
+
+def test_one_connection_serves_a_batch(app, db, world, smtp, sender):
+    for k in range(5):
+        queue(db, email_client(world, name=f"Client{k}"))
+    assert run(app, db, sender)["emailed"] == 5
+    assert len(smtp.wait_for(5)) == 5 and smtp.connections == 1
+
+
+def test_refused_and_deferred_addresses(app, db, world, smtp, sender):
+    smtp.refuse.update(
+        {
+            "gone@home-tests.net": "550 5.1.1 no such user",
+            "busy@home-tests.net": "451 4.2.0 try later",
+        }
+    )
+    gone = world.new_client(world.p1, "Gone", email="gone@home-tests.net", quiet_hours=AWAKE)
+    busy = world.new_client(world.p1, "Busy", email="busy@home-tests.net", quiet_hours=AWAKE)
+    fine = email_client(world)
+    ids = [queue(db, c) for c in (gone, busy, fine)]
+    run(app, db, sender)
+    refused, deferred, sent = (row(db, i) for i in ids)
+    assert refused["status"] == "failed" and "550" in refused["status_reason"]
+    assert deferred["status"] == "pending" and "451" in deferred["status_reason"]
+    assert sent["status"] == "sent"
+    assert [r.rcpt_tos for r in smtp.received] == [["erin@home-tests.net"]]
+
+
+def test_an_smtp_server_that_is_down_keeps_the_reminder(app, db, world, smtp, sender):
+    app.config["SMTP_PORT"] = smtp.port + 1 if smtp.port < 65535 else 1  # nobody listens there
+    row_id = queue(db, email_client(world))
+    run(app, db, sender)
+    settled = row(db, row_id)
+    assert settled["status"] == "pending" and "SMTP server unavailable" in settled["status_reason"]
+
+
+def test_smtp_sign_in(app, db, world, sender):
+    with SmtpServer(auth=("mailer", "s3cret-pass")) as server:
+        app.config.update(server.config(), PUBLIC_URL=PUBLIC)
+        queue(db, email_client(world))
+        run(app, db, sender)
+        assert len(server.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        ({"SMTP_SECURITY": "ssl"}, "COMPANION_SMTP_SECURITY must be one of none, starttls, tls"),
+        ({"MAIL_FROM": None}, "COMPANION_MAIL_FROM must be an email address"),
+        ({"SMTP_PORT": 70000}, "COMPANION_SMTP_PORT must be a port number"),
+    ],
+)
+def test_bad_smtp_settings_are_named(settings, problem):
+    cfg = {"SMTP_HOST": "mail.clinic-tests.net", "MAIL_FROM": "r@clinic-tests.net"} | settings
+    with pytest.raises(ValueError, match=problem):
+        mail.settings_from(cfg)
+    assert mail.describe(cfg)[0] is False
+
+
+def test_smtp_defaults():
+    found = mail.settings_from({"SMTP_HOST": "mail.x.net", "MAIL_FROM": "Clinic <r@x.net>"})
+    assert (found.port, found.security, found.sender, found.envelope_from) == (
+        587,
+        "starttls",
+        "r@x.net",
+        "r@x.net",
+    )
+    assert mail.settings_from({"SMTP_HOST": ""}) is None
+
+
+# -- one-tap check-in links ---------------------------------------------------------------
+
+
+def checkin_email(app, db, world, smtp, sender, client=None):
+    """Send a check-in reminder by email for a new session of Erin; return (link, session)."""
+    erin = client or email_client(world)
+    session = world.new_session(world.p1, erin["id"])
+    queue(db, erin, "checkin", session["id"], "Day 2 check-in", key="day2-checkin-test")
+    run(app, db, sender)
+    smtp.wait_for(1)
+    [message] = [r.message for r in smtp.received if r.message["Subject"] == "Day 2 check-in"]
+    plain = text_of(message, "plain")
+    [link] = re.findall(rf"{PUBLIC}(/checkin/link/\S+)", plain)
+    assert link in text_of(message, "html")
+    return link, session, erin
+
+
+def test_a_one_tap_link_opens_and_submits_that_check_in(app, db, world, smtp, sender):
+    link, session, erin = checkin_email(app, db, world, smtp, sender)
+    browser = Api(app)  # any browser: no cookie, no invite, no app
+    page = browser.get(link)
+    assert page.status_code == 200 and b'id="checkin-form"' in page.data
+    assert f'data-session-id="{session["id"]}"'.encode() in page.data
+    assert page.headers["Cache-Control"] == "no-store"
+    token = link.rsplit("/", 1)[1]
+    assert f'data-submit-url="/api/checkin-links/{token}"'.encode() in page.data
+    r = browser.post(f"/api/checkin-links/{token}", checkin_body())
+    assert r.status_code == 201, r.json
+    assert r.json["session_id"] == session["id"] and r.json["assessment"]["status"]
+    assert count(app, "checkins", "client_id = ?", (erin["id"],)) == 1
+    # It grants nothing else: not the API, not other pages.
+    assert browser.get("/api/checkins").status_code == 401
+    assert browser.get("/api/me").status_code == 401
+    assert browser.get("/reminders").status_code in (302, 401)
+    other = world.new_session(world.p1, erin["id"])
+    r = browser.post(f"/api/checkin-links/{token}", checkin_body(session_id=other["id"]))
+    assert r.status_code == 403
+
+
+def test_a_forged_or_expired_link_is_refused(app, db, world, smtp, sender):
+    link, session, erin = checkin_email(app, db, world, smtp, sender)
+    token = link.rsplit("/", 1)[1]
+    browser = Api(app)
+    assert browser.get(link[:-3] + "abc").status_code == 404
+    assert browser.post(f"/api/checkin-links/{token}x", checkin_body()).status_code == 404
+    stale = {
+        "id": 1,
+        "client_id": erin["id"],
+        "session_id": session["id"],
+        "expires_at": iso(datetime.now(UTC) - timedelta(minutes=1)),
+    }
+    old = links.checkin_token(app.config["SECRET_KEY"], stale)
+    assert browser.get(f"/checkin/link/{old}").status_code == 410
+    r = browser.post(f"/api/checkin-links/{old}", checkin_body())
+    assert r.status_code == 410 and r.json["error"]["code"] == "link_expired"
+
+
+def test_an_erased_clients_link_is_refused(app, db, world, smtp, sender):
+    link, _, erin = checkin_email(app, db, world, smtp, sender)
+    token = link.rsplit("/", 1)[1]
+    r = world.p1.delete(f"/api/clients/{erin['id']}")
+    assert r.status_code in (200, 204), r.json
+    browser = Api(app)
+    assert browser.get(link).status_code == 410
+    r = browser.post(f"/api/checkin-links/{token}", checkin_body())
+    assert r.status_code == 410 and r.json["error"]["code"] == "link_revoked"
+
+
+# -- one-click unsubscribe ------------------------------------------------------------------
+
+
+def test_one_click_unsubscribe_switches_email_off(app, db, world, smtp, sender):
+    erin = email_client(world)
+    queue(db, erin)
+    run(app, db, sender)
+    header = str(smtp.wait_for(1)[0].message["List-Unsubscribe"])
+    path = header.strip("<>").removeprefix(PUBLIC)
+    mail_app = app.test_client()  # the mail provider: no cookie, no CSRF token
+    page = mail_app.get(path)
+    assert page.status_code == 200 and b"<form" in page.data  # asks first: scanners GET links
+    assert world.p1.get(f"/api/clients/{erin['id']}").json["channels"] is None
+    r = mail_app.post(
+        path,
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert r.status_code == 200
+    assert world.p1.get(f"/api/clients/{erin['id']}").json["channels"] == ["push"]
+    assert sql(app, "SELECT actor_kind FROM audit_log WHERE action = 'email_unsubscribed'") == [
+        ("client",)
+    ]
+    row_id = queue(db, erin)
+    run(app, db, sender)
+    assert len(smtp.received) == 1 and row(db, row_id)["status"] == "skipped"
+    assert mail_app.post(path[:-2] + "zz").status_code == 404
+
+
+def test_the_record_shows_each_attempt_by_channel(app, db, world, smtp, sender):
+    _, session, erin = checkin_email(app, db, world, smtp, sender)
+    [step] = [
+        n
+        for n in world.p1.get(f"/api/sessions/{session['id']}").json["schedule"]
+        if n["step_key"] == "day2-checkin-test"
+    ]
+    assert step["status"] == "sent" and step["emailed"] is True and step["delivered_to"] == 0
+    page = world.p1.get(f"/clinic/clients/{erin['id']}")
+    assert b"delivered by email" in page.data
