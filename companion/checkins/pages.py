@@ -3,11 +3,21 @@ the check-in form."""
 
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from companion import clinical
 from companion.accounts import clinics
+from companion.admin import clinic
 from companion.auth import client_required
 from companion.checkins import one_tap
 from companion.checkins import store as checkins
@@ -55,12 +65,13 @@ def home_context() -> dict:
 @bp.get("/checkin/link/<token>")
 def checkin_by_link(token: str):
     """The check-in of one session, opened from a reminder email's one-tap link."""
+    db = get_db()
     client, session, expires = one_tap.grant(
-        get_db(), current_app.config["SECRET_KEY"], token[:400], utcnow()
+        db, current_app.config["SECRET_KEY"], token[:400], utcnow()
     )
+    g.clinic_face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
     resp = make_response(
-        render_template(
-            "client/checkin.html",
+        checkin_page(
             session_id=session["id"],
             submit_url=url_for("api_checkins.post_checkin_by_link", token=token),
             link_until=expires.astimezone(ZoneInfo(client["timezone"])).strftime("%a %d %b, %H:%M"),
@@ -77,13 +88,18 @@ def checkin_by_link(token: str):
 @client_required
 def checkin():
     session_id = request.args.get("session", "")
+    return checkin_page(session_id=parse_id(session_id) or "")
+
+
+def checkin_page(**context) -> str:
+    """The check-in form (the app's, or a one-tap link's with submit_url and link_until)."""
     return render_template(
         "client/checkin.html",
-        session_id=parse_id(session_id) or "",
         scales={
             "redness": list(enumerate(clinical.REDNESS_WORDS)),
             "swelling": list(enumerate(clinical.SWELLING_WORDS)),
         },
         symptoms=list(clinical.SYMPTOM_WORDS.items()),
         warning_signs=list(clinical.WARNING_SIGN_WORDS.items()),
+        **context,
     )

@@ -1,9 +1,10 @@
 """The client's reminders inbox page and the offline page the service worker falls back to."""
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, current_app, g, make_response, render_template, request
 from flask_login import current_user
 
 from companion.accounts import actions, clients, clinics
+from companion.admin import clinic
 from companion.auth import client_required
 from companion.db import get_db, utcnow
 from companion.errors import Gone, NotFound
@@ -48,13 +49,9 @@ def unsubscribe(token: str):
     done = request.method == "POST"
     if done:
         client = actions.stop_email(db, client, utcnow())
-    clinic = clinics.get_clinic(db, client["clinic_id"])
+    g.clinic_face = face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
     resp = make_response(
-        render_template(
-            "client/unsubscribe.html",
-            done=done,
-            clinic_name=clinic.get("display_name") or clinic["name"],
-        )
+        render_template("client/unsubscribe.html", done=done, clinic_name=face["display_name"])
     )
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Referrer-Policy"] = "no-referrer"
