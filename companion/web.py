@@ -66,6 +66,14 @@ def public_url(path: str) -> str:
     return base.rstrip("/") + path
 
 
+def installation_url() -> str | None:
+    """Return this installation's address for links (as public_url), or None when unknown."""
+    try:
+        return public_url("")
+    except Conflict:
+        return None
+
+
 def trusted_request_host() -> bool:
     """Tell whether links may be built from this request's host: a loopback address (`run` on
     this computer), or any host once TRUSTED_HOSTS is set, since Flask refuses the others."""
@@ -83,8 +91,9 @@ def trusted_request_host() -> bool:
         return False
 
 
-# Invite tokens sign a phone in: they must not reach access logs (paths, referrers, Location).
-INVITE_TOKEN = re.compile(r"(/i/|/api/invites/)[^/?#\s\"]+")
+# Invite tokens sign a phone in, calendar tokens open a client's schedule: they must not reach
+# access logs (paths, referrers, Location).
+INVITE_TOKEN = re.compile(r"(/i/|/api/invites/|/calendar/)[^/?#\s\"]+")
 
 
 def redact_tokens(text: str) -> str:

@@ -72,12 +72,12 @@ test("placeErrors puts known questions in plain words and keeps the rest for the
 
 test("setupSteps lists exactly the steps that apply to the browser", () => {
   const steps = (platform) => App.setupSteps({ ios: false, iosSafari: false, standalone: false, installPrompt: false, ...platform });
-  assert.deepEqual(steps({ ios: true, iosSafari: true }), ["ios-install", "reminders"]);
-  assert.deepEqual(steps({ ios: true }), ["ios-safari", "reminders"]);
-  assert.deepEqual(steps({ ios: true, iosSafari: true, standalone: true }), ["reminders"]);
-  assert.deepEqual(steps({ installPrompt: true }), ["install", "reminders"]);
-  assert.deepEqual(steps({}), ["reminders"]);
-  assert.deepEqual(steps({ installPrompt: true, standalone: true }), ["reminders"]);
+  assert.deepEqual(steps({ ios: true, iosSafari: true }), ["ios-install", "reminders", "calendar"]);
+  assert.deepEqual(steps({ ios: true }), ["ios-safari", "reminders", "calendar"]);
+  assert.deepEqual(steps({ ios: true, iosSafari: true, standalone: true }), ["reminders", "calendar"]);
+  assert.deepEqual(steps({ installPrompt: true }), ["install", "reminders", "calendar"]);
+  assert.deepEqual(steps({}), ["reminders", "calendar"]);
+  assert.deepEqual(steps({ installPrompt: true, standalone: true }), ["reminders", "calendar"]);
 });
 
 test("deniedHelp gives each platform its own settings path", () => {

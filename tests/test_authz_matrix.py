@@ -166,6 +166,13 @@ TABLE = [
         lambda o: {"endpoint": o["p1_endpoint"]},
         dict(anon=401, A=404, B=404, P1=204, P2=404, PR=404),
     ),
+    ("POST", "/api/calendar/reset", None, dict(anon=401, A=200, B=200, P1=403, P2=403, PR=403)),
+    (
+        "POST",
+        "/api/clients/{client}/calendar/reset",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
     ("GET", "/api/aftercare", None, dict(anon=401, A=200, B=200, P1=403, P2=403, PR=403)),
     (
         "POST",

@@ -6,6 +6,7 @@ import sqlite_utils
 
 from companion.db import iso, one, rows, write
 from companion.errors import Invalid, NotFound
+from companion.reminders import calendar
 from companion.reminders import channels as channel_rules
 from companion.reminders import outbox as schedule
 
@@ -64,6 +65,7 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
                 "quiet_end": quiet["end"],
                 "discreet": int(data.get("discreet", False)),
                 "channels": channel_rules.encode(data.get("channels")),
+                "calendar_token": calendar.new_token(),
                 "created_at": iso(now),
                 "updated_at": iso(now),
             }

@@ -3,14 +3,16 @@
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
+from companion.accounts.clients import get_client
 from companion.auth import client_required, owner_required, practitioner_required, signed_in
 from companion.contract import operation, parse
 from companion.db import get_db, utcnow
 from companion.errors import Invalid
-from companion.reminders import actions, devices, protocol_store, push
+from companion.reminders import actions, calendar, devices, protocol_store, push
 from companion.reminders import inbox as aftercare
 from companion.reminders.models import (
     Aftercare,
+    CalendarLinks,
     EndpointInput,
     Protocol,
     ProtocolInput,
@@ -20,7 +22,7 @@ from companion.reminders.models import (
     VapidKey,
 )
 from companion.reminders.protocol import validate_steps
-from companion.web import body, created
+from companion.web import body, created, installation_url
 
 bp = Blueprint("api_reminders", __name__, url_prefix="/api")
 
@@ -145,4 +147,38 @@ def get_aftercare():
     now = utcnow()
     data = aftercare.overview(db, current_user.row, now)
     data["inbox"] = aftercare.inbox(db, current_user.row, now)
+    data |= calendar.client_links(db, current_user.row, installation_url())
     return jsonify(data)
+
+
+# Calendar feed --------------------------------------------------------------------------
+
+
+@bp.post("/calendar/reset")
+@operation(
+    "Give your calendar feed a new address; the old one stops working",
+    tag="client",
+    reply=CalendarLinks,
+    errors=(401, 403),
+)
+@client_required
+def reset_my_calendar():
+    db = get_db()
+    token = actions.reset_calendar(db, current_user, current_user.row)
+    current_user.row["calendar_token"] = token
+    return jsonify(calendar.client_links(db, current_user.row, installation_url()))
+
+
+@bp.post("/clients/<int:client_id>/calendar/reset")
+@operation(
+    "Give a client's calendar feed a new address (a lost or shared phone)",
+    tag="practitioner",
+    reply=CalendarLinks,
+    errors=(401, 403, 404),
+)
+@practitioner_required
+def reset_client_calendar(client_id: int):
+    db = get_db()
+    client = get_client(db, client_id, current_user.clinic_id)
+    client["calendar_token"] = actions.reset_calendar(db, current_user, client)
+    return jsonify(calendar.client_links(db, client, installation_url()))

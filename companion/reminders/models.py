@@ -175,6 +175,15 @@ class Reminder(Reply):
     session_id: int | None
 
 
+class CalendarLinks(Reply):
+    """A client's private calendar feed: null when this installation's address is not known
+    (set COMPANION_PUBLIC_URL)."""
+
+    calendar_url: str | None
+    webcal_url: str | None
+    google_calendar_url: str | None
+
+
 class Aftercare(Reply):
     session: Session | None
     day: int | None
@@ -182,3 +191,6 @@ class Aftercare(Reply):
     next: Reminder | None
     past: list[Reminder]
     inbox: list[Reminder]
+    calendar_url: str | None
+    webcal_url: str | None
+    google_calendar_url: str | None

@@ -1,16 +1,29 @@
-"""The client's reminders inbox page and the offline page the service worker falls back to."""
+"""The client's reminders inbox page, the offline page the service worker falls back to, the
+email unsubscribe page, and the private calendar feed with the buttons that add it to the
+phone's calendar."""
 
-from flask import Blueprint, current_app, g, make_response, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 from flask_login import current_user
 
 from companion.accounts import actions, clients, clinics
 from companion.admin import clinic
-from companion.auth import client_required
+from companion.auth import client_required, practitioner_required
 from companion.db import get_db, utcnow
 from companion.errors import Gone, NotFound
+from companion.reminders import actions as reminder_actions
+from companion.reminders import calendar, links
 from companion.reminders import inbox as aftercare
-from companion.reminders import links
-from companion.web import csrf, shell_page
+from companion.web import csrf, installation_url, shell_page
 
 bp = Blueprint("reminders", __name__)
 
@@ -56,3 +69,53 @@ def unsubscribe(token: str):
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
+
+
+@bp.get("/calendar/<token>.ics")
+def calendar_feed(token: str):
+    """A client's calendar, for calendar apps: no cookie, the token is the key."""
+    db = get_db()
+    client = calendar.client_by_token(db, token)
+    if client is None:  # unknown, replaced by a new address, or the client was erased
+        abort(404)
+    face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
+    body = calendar.feed(db, client, face, utcnow(), installation_url())
+    resp = make_response(body)
+    resp.mimetype = "text/calendar"
+    resp.headers["Content-Disposition"] = 'inline; filename="aftercare.ics"'
+    # Private to whoever holds the address; a calendar app re-fetches it on its own schedule.
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    resp.headers["X-Robots-Tag"] = "noindex"
+    return resp
+
+
+@bp.app_template_global("calendar_offer")
+def calendar_offer() -> dict | None:
+    """The signed-in client's feed links and which of them suits this phone (by its browser)."""
+    if not (current_user.is_authenticated and current_user.is_client):
+        return None
+    found = calendar.client_links(get_db(), current_user.row, installation_url())
+    if found["calendar_url"] is None:
+        return None
+    agent = request.user_agent.string
+    platform = "ios" if any(k in agent for k in ("iPhone", "iPad", "iPod")) else None
+    platform = platform or ("android" if "Android" in agent else "other")
+    return found | {"platform": platform}
+
+
+@bp.post("/calendar/reset")
+@client_required
+def reset_my_calendar():
+    reminder_actions.reset_calendar(get_db(), current_user, current_user.row)
+    flash("Your calendar has a new address: add it to your calendar again.")
+    return redirect("/settings#step-calendar")
+
+
+@bp.post("/clinic/clients/<int:client_id>/calendar/reset")
+@practitioner_required
+def reset_client_calendar(client_id: int):
+    db = get_db()
+    client = clients.get_client(db, client_id, current_user.clinic_id)
+    reminder_actions.reset_calendar(db, current_user, client)
+    flash(f"{client['name']}'s calendar address was replaced; the old one no longer works.")
+    return redirect(f"/clinic/clients/{client_id}")

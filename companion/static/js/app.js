@@ -84,13 +84,15 @@ const CompanionApp = (() => {
   /**
    * List the set-up steps that apply to this browser, in order: on iOS the Home Screen
    * comes first (web push works only there), elsewhere an install step when the
-   * browser offers its prompt; reminders always.
+   * browser offers its prompt; reminders and the calendar always.
    */
   function setupSteps({ ios, iosSafari, standalone, installPrompt }) {
     const steps = [];
     if (ios && !standalone) steps.push(iosSafari ? "ios-install" : "ios-safari");
     else if (!standalone && installPrompt) steps.push("install");
     steps.push("reminders");
+    // The phone's own calendar works everywhere, also where push cannot (shown when offered).
+    steps.push("calendar");
     return steps;
   }
 
