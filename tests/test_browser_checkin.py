@@ -131,7 +131,8 @@ def test_a_normal_checkin_takes_at_most_8_taps(page, server, size, scheme):
     answer = page.locator("#answer-expected")
     expect(answer).to_be_visible()
     expect(answer.get_by_role("heading")).to_have_text("Healing as expected")
-    expect(answer).to_contain_text("normal on the day of your session")
+    # The session was 2 h ago: "day 1" only when that crossed local midnight.
+    expect(answer).to_contain_text(re.compile(r"normal (on the day of your session|on day 1)"))
     expect(page.locator("#checkin-form")).to_be_hidden()
     assert tap.count <= 8
     rows = checkins(server)[before:]
@@ -367,3 +368,20 @@ def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
         cdp.detach()
     finally:
         iphone.close()
+
+
+def test_an_urgent_answer_to_a_checkin_sent_late_still_takes_the_screen(page, phone, server):
+    look(page, "390", "dark")
+    fresh_form(page)
+    phone.set_offline(True)
+    card(page, "Redness", "2 Clearly red, like mild sunburn").tap()
+    card(page, "Swelling", "1 Barely noticeable").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="3", exact=True).tap()
+    page.get_by_role("checkbox", name=re.compile("^Fever of 38")).tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    expect(page.locator("#answer-saved")).to_be_visible()
+    phone.set_offline(False)  # the page replays its outbox
+    expect(page.locator("#answer-urgent")).to_be_visible(timeout=15_000)
+    expect(page.locator("#answer-saved")).to_be_hidden()
+    call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
+    expect(call).to_be_in_viewport(ratio=1)
