@@ -353,7 +353,7 @@ def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
     # Android Chrome (the module's phone): Chromium offers its install prompt here.
     page.goto("/welcome")
     steps = page.locator("#setup-steps > li:visible h2")
-    expect(steps).to_have_text(["Install the app", "Turn on reminders"])
+    expect(steps).to_have_text(["Install the app", "Turn on reminders", "Add to my calendar"])
     # An iPhone in Safari: the Home Screen comes first, no install button, the iPhone's
     # settings path when notifications are blocked.
     iphone = phone.new_page()
@@ -362,7 +362,9 @@ def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
         cdp.send("Emulation.setUserAgentOverride", {"userAgent": IPHONE_SAFARI})
         iphone.goto("/welcome")
         steps = iphone.locator("#setup-steps > li:visible h2")
-        expect(steps).to_have_text(["Add Companion to your Home Screen", "Turn on reminders"])
+        expect(steps).to_have_text(
+            ["Add Companion to your Home Screen", "Turn on reminders", "Add to my calendar"]
+        )
         expect(iphone.get_by_role("button", name="Install Companion")).to_be_hidden()
         screenshot(iphone, "welcome-iphone-390-light")
         cdp.detach()
