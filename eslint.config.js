@@ -39,6 +39,10 @@ module.exports = [
     },
   },
   {
+    files: ["companion/static/js/queue.js"],
+    languageOptions: { sourceType: "script", globals: { ...globals.browser } },
+  },
+  {
     files: ["service-worker/sw.js"],
     languageOptions: { sourceType: "script", globals: { ...globals.serviceworker, ...outbox } },
   },

@@ -19,6 +19,7 @@ from companion.reminders import api as reminders_api
 from companion.reminders import pages as reminders_pages
 from companion.review import api as review_api
 from companion.review import pages as review_pages
+from companion.review import queue_api as review_queue_api
 from companion.treatments import api as treatments_api
 from companion.treatments import pages as treatments_pages
 
@@ -30,6 +31,7 @@ API = (
     reminders_api,
     checkins_api,
     review_api,
+    review_queue_api,
 )
 PAGES = (
     accounts_pages,

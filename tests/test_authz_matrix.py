@@ -16,7 +16,7 @@ from PIL import Image
 from testkit.push_receiver import PushReceiver
 
 ROLES = ("anon", "A", "B", "P1", "PR", "P2")
-FRESH = ("spare_session", "spare_client", "colleague", "open_flag")
+FRESH = ("spare_session", "spare_client", "colleague", "open_flag", "flagged_session")
 NEW_PASSWORD = "tulip garden mornings"
 _n = itertools.count()
 
@@ -213,6 +213,26 @@ TABLE = [
         lambda o: {"note": "ok"},
         dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
     ),
+    ("GET", "/api/queue", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/api/queue/summary", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    (
+        "POST",
+        "/api/queue/{flagged_session}/acknowledge",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "POST",
+        "/api/queue/{flagged_session}/called",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "POST",
+        "/api/queue/{flagged_session}/resolve",
+        lambda o: {"note": "ok"},
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
     (
         "GET",
         "/api/clients/{client}/export",
@@ -312,6 +332,14 @@ def test_authorization_matrix(world):
             "open_flag": lambda: (
                 w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json,
                 w.p1.get("/api/flags").json["flags"][0]["id"],
+            )[1],
+            # A check-in with a warning sign gives the session an active flag to resolve.
+            "flagged_session": lambda: (
+                w.c1.post(
+                    "/api/checkins",
+                    checkin_body(session_id=w.session1["id"], warning_signs={"pus": True}),
+                ).json,
+                w.session1["id"],
             )[1],
             "spare_session": lambda: w.new_session(w.p1, w.client1["id"])["id"],
             "spare_client": lambda: w.new_client(w.p1, "Spare")["id"],

@@ -76,33 +76,40 @@ def test_practitioner_works_an_urgent_flag_and_reads_the_timeline(page, server):
     expect(page).to_have_url(f"{server.url}/clinic/")
     expect(page).to_have_title(re.compile(r"^\(1 urgent\) Queue"))
 
-    rows = page.locator("table.queue tbody tr")
+    rows = page.locator("li.recovery")
     expect(rows).to_have_count(2)
     top = rows.first
-    expect(top).to_have_attribute("data-flag-id", str(seeded["flag_id"]))
+    expect(top.locator(f'[data-flag-id="{seeded["flag_id"]}"]')).to_have_count(1)
     expect(top).to_have_class(re.compile(r"\bsev-urgent\b"))
     expect(top).to_contain_text("⚠ Urgent")
     expect(top).to_contain_text("Alice")
     expect(top).to_contain_text("U3")
+    expect(top).to_contain_text("Nobody on it yet")
     expect(rows.nth(1)).to_contain_text("Carol")
     screenshot(page, "tablet-queue")
 
-    flag = page.locator(f'tr[data-flag-id="{seeded["flag_id"]}"]')
-    flag.get_by_role("button", name="Acknowledge").click()
-    expect(page.locator("p.notice").first).to_have_text("Flag acknowledged.")
-    expect(flag).to_contain_text("acknowledged")
-    expect(flag.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    top.get_by_role("button", name="I’m on it").click()
+    expect(page.locator("p.notice").first).to_contain_text("You are on it")
+    top = page.locator("li.recovery").first
+    expect(top).to_contain_text("is on it")
+    expect(top.get_by_role("button", name="I’m on it")).to_have_count(0)
 
-    flag.get_by_label("Resolution note").fill(RESOLUTION_NOTE)
-    flag.get_by_role("button", name="Resolve").click()
-    expect(page.locator("p.notice").first).to_have_text("Flag resolved.")
-    expect(flag).to_have_count(0)  # gone from the active queue
-    expect(rows).to_have_count(1)
+    top.get_by_label("Resolution note for Alice").fill(RESOLUTION_NOTE)
+    top.get_by_role("button", name="Resolve").click()
+    expect(page.locator("p.notice").first).to_have_text("Recovery resolved.")
+    expect(rows).to_have_count(1)  # gone from the active queue
     expect(rows.first).to_contain_text("Carol")
     screenshot(page, "tablet-queue-after-resolve")
     assert server.query("SELECT status, note FROM flags WHERE id = ?", (seeded["flag_id"],)) == [
         ("resolved", RESOLUTION_NOTE)
     ]
+    page.get_by_label("Status").select_option("resolved")
+    page.get_by_role("button", name="Filter").click()
+    done = page.locator("li.recovery")
+    expect(done).to_have_count(1)
+    expect(done.first).to_contain_text(RESOLUTION_NOTE)
+    expect(done.first).to_contain_text("Resolved by")
+    expect(done.first).not_to_contain_text("Waiting")
 
     page.get_by_role("link", name="Clients").click()
     page.get_by_role("link", name="Alice", exact=True).click()

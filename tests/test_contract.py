@@ -85,6 +85,9 @@ VALID = {
     treatments.SessionInput: valid_session,
     checkins.CheckinInput: checkin_body,
     review.NoteInput: lambda: {},
+    review.ResolveInput: lambda: {"note": "Seen in clinic"},
+    review.RecoveryInput: lambda: {"flag_ids": [1, 2]},
+    review.RecoveryResolveInput: lambda: {"note": "Called; healing well", "flag_ids": [3]},
     reminders.ProtocolInput: lambda: {"steps": [valid_step()]},
     reminders.StepInput: valid_step,
     reminders.AfterHours: lambda: {"offset_hours": 24},
@@ -171,7 +174,14 @@ def boundary_cases(model) -> list[tuple[str, object, bool]]:
             ]
         elif kind == "array":
             items = prop["items"]
-            item = items["enum"][0] if "enum" in items else text(1, items.get("pattern")) or "x"
+            if "enum" in items:
+                item = items["enum"][0]
+            elif items.get("type") == "integer":  # ids
+                item = items["minimum"]
+                cases += [(name, [items["minimum"] - 1], False), (name, ["1"], False)]
+                cases += [(name, [items["maximum"]], True), (name, [items["maximum"] + 1], False)]
+            else:
+                item = text(1, items.get("pattern")) or "x"
             low = prop.get("minItems", 0)
             cases += [(name, [item] * low, True), (name, "x", False), (name, [{}], False)]
             if "maxItems" in prop:

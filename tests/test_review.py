@@ -84,7 +84,8 @@ def test_flag_actions_and_isolation(world):
     assert called["called_at"]
     done = w.p1.post(f"/api/flags/{fid}/resolve", {"note": "Seen in clinic"}).json
     assert done["status"] == "resolved" and done["note"] == "Seen in clinic"
-    assert w.p1.post(f"/api/flags/{fid}/resolve").status_code == 409
+    assert w.p1.post(f"/api/flags/{fid}/resolve", {"note": "Again"}).status_code == 409
+    assert w.p1.post(f"/api/flags/{fid}/resolve").status_code == 422  # a note is required
     assert w.p1.post(f"/api/flags/{fid}/resolve", {"note": 5}).status_code == 422
     assert w.p1.get("/api/flags").json["flags"] == []
 

@@ -6,7 +6,6 @@ from flask_login import current_user
 from companion import audit
 from companion.accounts.api import my_client
 from companion.auth import practitioner_required
-from companion.clinical import SEVERITIES_DESC
 from companion.contract import operation, parse
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
@@ -21,6 +20,7 @@ from companion.review.models import (
     FlagQueue,
     FlagWithEvents,
     NoteInput,
+    ResolveInput,
 )
 from companion.web import body
 
@@ -38,38 +38,13 @@ bp = Blueprint("api_review", __name__, url_prefix="/api")
 @practitioner_required
 def list_flags():
     """The review queue: active flags, urgent first then oldest; filter by status and severity."""
-    args = request.args
-    status = args.get("status", "active")
-    statuses = queue.STATUS_FILTERS.get(status)
-    severity = args.get("severity") or None
-    errors = {}
-    if statuses is None:
-        errors["status"] = f"One of: {', '.join(queue.STATUS_FILTERS)}."
-    if severity is not None and severity not in SEVERITIES_DESC:
-        errors["severity"] = f"One of: {', '.join(SEVERITIES_DESC)}."
-    ids = {}
-    for name in ("practitioner_id", "client_id", "limit"):
-        raw = args.get(name)
-        if raw is not None:
-            if parse_id(raw) is None:
-                errors[name] = "Must be a positive whole number."
-            else:
-                ids[name] = parse_id(raw)
-    if errors:
-        raise Invalid(errors)
+    filters = queue.parse_filters(request.args)
     db = get_db()
-    flags = queue.queue(
-        db,
-        current_user.clinic_id,
-        statuses=statuses,
-        severity=severity,
-        practitioner_id=ids.get("practitioner_id"),
-        client_id=ids.get("client_id"),
-        limit=min(ids.get("limit", 200), 1000),
-    )
+    flags = queue.queue(db, current_user.clinic_id, **filters)
     # Who is flagged, and why, is health data: one entry per read that shows anyone, not per flag.
     if flags:
-        audit.record("queue_read", client_id=ids.get("client_id"), detail=f"status={status}")
+        status = request.args.get("status", "active")
+        audit.record("queue_read", client_id=filters["client_id"], detail=f"status={status}")
     return jsonify({"flags": flags, "counts": queue.counts(db, current_user.clinic_id)})
 
 
@@ -86,8 +61,9 @@ def get_flag(flag_id: int):
 
 
 def _act(flag_id: int, action: str):
-    values = parse(NoteInput, body())
     db = get_db()
+    queue.get_flag(db, flag_id, current_user.clinic_id)  # another clinic's flag: 404 before 422
+    values = parse(ResolveInput if action == "resolve" else NoteInput, body())
     updated = actions.act_on_flag(db, current_user, flag_id, action, values.get("note"), utcnow())
     return jsonify(dict(queue.flag_dict(updated), events=queue.flag_events(db, flag_id)))
 
@@ -121,10 +97,10 @@ def called(flag_id: int):
 
 @bp.post("/flags/<int:flag_id>/resolve")
 @operation(
-    "Resolve a flag, with an optional note",
+    "Resolve a flag, with a note saying how (required)",
     tag="practitioner",
     reply=FlagWithEvents,
-    body=NoteInput,
+    body=ResolveInput,
     errors=(400, 401, 403, 404, 409, 415, 422),
 )
 @practitioner_required

@@ -6,7 +6,8 @@ from typing import Literal
 from pydantic import Field
 
 from companion.clinical import FLAG_STATUSES, RULES, FlagStatus, Severity
-from companion.contract import Body, Query, Reply, Text
+from companion.contract import Body, Custom, Query, Reply, Text, fail
+from companion.converters import MAX_ID
 
 RuleId = Literal[tuple(RULES)]  # type: ignore[valid-type]
 QueueStatus = Literal[("active", *FLAG_STATUSES, "all")]  # type: ignore[valid-type]
@@ -15,6 +16,12 @@ POSITIVE = {"type": "string", "pattern": "^0*[1-9][0-9]{0,17}$"}
 
 class NoteInput(Body):
     note: Text(2000, required=False)
+
+
+class ResolveInput(Body):
+    """A resolution says how it was resolved: the next person reads it, not a blank."""
+
+    note: Text(2000)
 
 
 class Latest(Reply):
@@ -69,6 +76,81 @@ class Counts(Reply):
 class FlagQueue(Reply):
     flags: list[Flag]
     counts: Counts
+
+
+class Person(Reply):
+    id: int
+    name: str
+
+
+class Resolution(Reply):
+    note: str | None
+    by: Person | None
+    at: datetime
+
+
+class Recovery(Reply):
+    """A client's session with its flags: the unit a practitioner reviews."""
+
+    session_id: int | None
+    client_id: int
+    client_name: str
+    severity: Severity
+    status: FlagStatus
+    flags: list[Flag]
+    waiting_since: datetime
+    handled_by: Person | None
+    handled_since: datetime | None
+    called_at: datetime | None
+    performed_at: datetime | None
+    days_since_session: int | None
+    latest: Latest | None
+    photo_url: str | None
+    resolution: Resolution | None
+
+
+class RecoveryQueue(Reply):
+    recoveries: list[Recovery]
+    counts: Counts
+
+
+class QueueSummary(Reply):
+    counts: Counts
+    version: str
+
+
+def _flag_ids(value) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= 50
+        or not all(type(v) is int and 1 <= v <= MAX_ID for v in value)
+    ):
+        raise fail("Must be a list of 1 to 50 flag ids.")
+    return value
+
+
+# The flags the practitioner saw: a flag that arrived since is left open, not acted on unseen.
+FlagIds = Custom(
+    _flag_ids,
+    {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "minItems": 1,
+        "maxItems": 50,
+    },
+    required=False,
+    base=list[int],
+)
+
+
+class RecoveryInput(Body):
+    note: Text(2000, required=False)
+    flag_ids: FlagIds
+
+
+class RecoveryResolveInput(Body):
+    note: Text(2000)
+    flag_ids: FlagIds
 
 
 class AuditEntry(Reply):

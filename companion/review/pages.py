@@ -10,14 +10,19 @@ from companion import audit
 from companion.accounts import clinics
 from companion.accounts.clients import get_client
 from companion.auth import practitioner_required
-from companion.clinical import ACTIVE_STATUSES, SEVERITIES_DESC
+from companion.clinical import RULES, SEVERITIES_DESC
 from companion.converters import parse_id
 from companion.db import get_db, one, utcnow
 from companion.errors import DomainError, NotFound
-from companion.review import actions, audit_words, queue
+from companion.review import actions, audit_words, queue, recoveries
 
 bp = Blueprint("review", __name__, url_prefix="/clinic")
 
+RECOVERY_DONE = {
+    "acknowledge": "You are on it: the recovery shows your name.",
+    "called": "Call recorded.",
+    "resolve": "Recovery resolved.",
+}
 DONE = {
     "acknowledge": "Flag acknowledged.",
     "called": "Call recorded.",
@@ -25,42 +30,78 @@ DONE = {
 }
 
 
+STATUS_CHOICES = {
+    "active": "Open and acknowledged",
+    "open": "Open",
+    "acknowledged": "Acknowledged",
+    "resolved": "Resolved",
+}
+
+
 @bp.get("/", endpoint="queue")
 @practitioner_required
 def queue_page():
-    """The practitioner's home: active flags, urgent first, then by age."""
+    """The practitioner's home: one row per recovery with active flags, urgent first, then by age."""
     db = get_db()
     status = request.args.get("status", "active")
+    status = status if status in STATUS_CHOICES else "active"
     severity = request.args.get("severity") or None
+    severity = severity if severity in SEVERITIES_DESC else None
     practitioner = request.args.get("practitioner", "")
-    # The page offers no "all": a filter it does not offer shows the active flags.
-    statuses = ACTIVE_STATUSES if status == "all" else queue.STATUS_FILTERS.get(status)
-    flags = queue.queue(
+    now = utcnow()
+    found = recoveries.recoveries(
         db,
         current_user.clinic_id,
-        statuses=statuses or ACTIVE_STATUSES,
-        severity=severity if severity in SEVERITIES_DESC else None,
+        now,
+        statuses=queue.STATUS_FILTERS[status],
+        severity=severity,
         practitioner_id=parse_id(practitioner),
     )
     # Who is flagged, and why, is health data: one entry per read that shows anyone, not per flag.
-    if flags:
+    if found:
         audit.record("queue_read", detail=f"status={status}")
+    clinic = clinics.get_clinic(db, current_user.clinic_id)
     return render_template(
         "practitioner/queue.html",
-        flags=flags,
-        now=utcnow(),
-        counts=queue.counts(db, current_user.clinic_id),
+        recoveries=found,
+        now=now,
+        zone=ZoneInfo(clinic["timezone"]),
+        counts=recoveries.counts(db, current_user.clinic_id),
+        version=recoveries.version(db, current_user.clinic_id),
         status=status,
+        statuses=STATUS_CHOICES,
         severity=severity,
         practitioner=practitioner,
         colleagues=queue.colleagues(db, current_user.clinic_id),
+        rules=RULES,
     )
+
+
+@bp.post("/recoveries/<any(acknowledge, called, resolve):action>")
+@practitioner_required
+def recovery_action(action: str):
+    """Act on the flags of one queue row that the practitioner saw, then go back to the queue."""
+    note = request.form.get("note", "").strip()[:2000] or None
+    ids = [i for i in map(parse_id, request.form.getlist("flag_id")) if i]
+    try:
+        actions.act_on_flags(get_db(), current_user, ids, action, note, utcnow())
+        flash(RECOVERY_DONE[action])
+    except NotFound:
+        abort(404)
+    except DomainError as e:
+        flash(next(iter(e.fields.values()), e.message))
+    return redirect(_back())
+
+
+def _back() -> str:
+    back = request.form.get("back", "")
+    return back if back.startswith("/clinic/") and not back.startswith("//") else url_for(".queue")
 
 
 @bp.post("/flags/<int:flag_id>/<any(acknowledge, called, resolve):action>")
 @practitioner_required
 def flag_action(flag_id: int, action: str):
-    """Act on a flag from the queue or a client's page, then go back there."""
+    """Act on a flag from a client's page, then go back there."""
     note = request.form.get("note", "").strip()[:2000] or None
     try:
         actions.act_on_flag(get_db(), current_user, flag_id, action, note, utcnow())
@@ -68,11 +109,8 @@ def flag_action(flag_id: int, action: str):
     except NotFound:
         abort(404)
     except DomainError as e:
-        flash(e.message)
-    back = request.form.get("back", "")
-    return redirect(
-        back if back.startswith("/clinic/") and not back.startswith("//") else url_for(".queue")
-    )
+        flash(next(iter(e.fields.values()), e.message))
+    return redirect(_back())
 
 
 @bp.route("/clients/<int:client_id>/erase", methods=["GET", "POST"])
@@ -138,5 +176,5 @@ def flag_badge():
         and current_user.is_authenticated
         and current_user.is_practitioner
     ):
-        return {"flag_counts": queue.counts(get_db(), current_user.clinic_id)}
+        return {"flag_counts": recoveries.counts(get_db(), current_user.clinic_id)}
     return {}

@@ -6,8 +6,9 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.clinical import ACTIVE_STATUSES, FLAG_STATUSES, SEVERITIES_DESC
+from companion.converters import parse_id
 from companion.db import iso, one, rows, write
-from companion.errors import Conflict, NotFound
+from companion.errors import Conflict, Invalid, NotFound
 
 # Most urgent first: urgent 0, review 1, info 2.
 SEVERITY_ORDER = (
@@ -39,7 +40,40 @@ FLAG_FIELDS = (
 )
 
 
-def queue(
+def parse_filters(args) -> dict:
+    """Read the queue's filters from a query string (the API's and the page's); raise Invalid."""
+    status = args.get("status", "active")
+    severity = args.get("severity") or None
+    errors = {}
+    if status not in STATUS_FILTERS:
+        errors["status"] = f"One of: {', '.join(STATUS_FILTERS)}."
+    if severity is not None and severity not in SEVERITIES_DESC:
+        errors["severity"] = f"One of: {', '.join(SEVERITIES_DESC)}."
+    ids = {}
+    for name in ("practitioner_id", "client_id", "limit"):
+        raw = args.get(name)
+        if raw is not None:
+            if parse_id(raw) is None:
+                errors[name] = "Must be a positive whole number."
+            else:
+                ids[name] = parse_id(raw)
+    if errors:
+        raise Invalid(errors)
+    return {
+        "statuses": STATUS_FILTERS[status],
+        "severity": severity,
+        "practitioner_id": ids.get("practitioner_id"),
+        "client_id": ids.get("client_id"),
+        "limit": min(ids.get("limit", 200), 1000),
+    }
+
+
+def queue(db: sqlite_utils.Database, clinic_id: int, **filters) -> list[dict]:
+    """Return flags for the queue: urgent first, then oldest first, with what a row shows."""
+    return [flag_dict(r) for r in queue_rows(db, clinic_id, **filters)]
+
+
+def queue_rows(
     db: sqlite_utils.Database,
     clinic_id: int,
     *,
@@ -49,7 +83,7 @@ def queue(
     client_id: int | None = None,
     limit: int = 200,
 ) -> list[dict]:
-    """Return flags for the queue: urgent first, then oldest first, with what a row shows."""
+    """Return the queue's flag rows as stored, with the client, session and latest check-in."""
     params = {f"status{i}": status for i, status in enumerate(statuses)}
     sql = f"""
         SELECT f.*, c.name AS client_name, c.timezone, s.performed_at, s.practitioner_id,
@@ -76,7 +110,7 @@ def queue(
         "client_id": client_id,
         "limit": limit,
     }
-    return [flag_dict(r) for r in rows(db, sql, params)]
+    return rows(db, sql, params)
 
 
 def counts(db: sqlite_utils.Database, clinic_id: int) -> dict[str, int]:
@@ -136,9 +170,11 @@ def flag_events(db: sqlite_utils.Database, flag_id: int) -> list[dict]:
     )
 
 
+# Acknowledging again keeps who claimed it first: "Sam is on it" must not silently change hands.
 ACTIONS = {
-    "acknowledge": "UPDATE flags SET status = 'acknowledged', acknowledged_at = :now,"
-    " acknowledged_by = :by, updated_at = :now WHERE id = :id",
+    "acknowledge": "UPDATE flags SET status = 'acknowledged',"
+    " acknowledged_at = coalesce(acknowledged_at, :now),"
+    " acknowledged_by = coalesce(acknowledged_by, :by), updated_at = :now WHERE id = :id",
     "called": "UPDATE flags SET called_at = :now, updated_at = :now, status = 'acknowledged',"
     " acknowledged_at = coalesce(acknowledged_at, :now),"
     " acknowledged_by = coalesce(acknowledged_by, :by) WHERE id = :id",
@@ -158,6 +194,9 @@ def act(
     """Acknowledge, resolve, or record a call on a flag; every action is a flag event."""
     if flag["status"] == "resolved":
         raise Conflict("This flag is already resolved.", "already_resolved")
+    if action == "resolve" and not (note or "").strip():
+        # A resolution without a word is lost clinical reasoning: the next person sees nothing.
+        raise Invalid({"note": "Say how it was resolved (for example what you told the client)."})
     values = {
         "id": flag["id"],
         "by": practitioner_id,

@@ -1,0 +1,249 @@
+"""The queue of recoveries: one item per session, recovery-level actions, notes and claims."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import Api, checkin_body, count
+
+from companion import clinical
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+FOUR_WARNINGS = {"spreading_redness": True, "fever": True, "pus": True, "eye_or_breathing": True}
+
+
+def taken(hours_after: float, session: dict) -> str:
+    performed = datetime.fromisoformat(session["performed_at"])
+    return (performed + timedelta(hours=hours_after)).isoformat()
+
+
+@pytest.fixture
+def seven(world):
+    """Alice: four urgent flags from one check-in; Carol, older: three review flags from one."""
+    w = world
+    carol = w.new_client(w.p1, "Carol")
+    session = w.new_session(w.p1, carol["id"], hours_ago=76)
+    phone = w.sign_in_client(w.p1, carol["id"])
+    r = phone.post(
+        "/api/checkins", checkin_body(redness=3, swelling=3, pain=7, taken_at=taken(75, session))
+    )
+    assert {f["rule"] for f in r.json["assessment"]["flags"]} == {"R1", "R2", "R4"}
+    r = w.c1.post("/api/checkins", checkin_body(warning_signs=FOUR_WARNINGS))
+    assert {f["rule"] for f in r.json["assessment"]["flags"]} == {"U1", "U2", "U3", "U4"}
+    w.carol, w.carol_session, w.carol_phone = carol, session, phone
+    return w
+
+
+def test_seven_flags_of_two_clients_are_two_recoveries(seven):
+    w = seven
+    r = w.p1.get("/api/queue")
+    assert r.status_code == 200
+    items = r.json["recoveries"]
+    assert [i["client_name"] for i in items] == ["Alice", "Carol"]  # urgent first
+    alice, carol = items
+    assert (alice["session_id"], alice["client_id"]) == (w.session1["id"], w.client1["id"])
+    assert alice["severity"] == "urgent" and carol["severity"] == "review"
+    assert sorted(f["rule"] for f in alice["flags"]) == ["U1", "U2", "U3", "U4"]
+    assert sorted(f["rule"] for f in carol["flags"]) == ["R1", "R2", "R4"]
+    # Each flag exactly as GET /api/flags shows it.
+    per_flag = {f["id"]: f for f in w.p1.get("/api/flags").json["flags"]}
+    assert len(per_flag) == 7
+    for item in items:
+        for flag in item["flags"]:
+            assert flag == per_flag[flag["id"]]
+        assert item["waiting_since"] == min(f["opened_at"] for f in item["flags"])
+        assert item["handled_by"] is None and item["resolution"] is None
+    assert carol["latest"]["redness"] == 3
+    assert r.json["counts"] == {"urgent": 1, "review": 1, "info": 0}
+    assert w.p2.get("/api/queue").json["recoveries"] == []
+
+
+def test_urgent_first_then_oldest(seven):
+    w = seven
+    dave = w.new_client(w.p1, "Dave")
+    w.new_session(w.p1, dave["id"])
+    w.sign_in_client(w.p1, dave["id"]).post(
+        "/api/checkins", checkin_body(warning_signs={"fever": True})
+    )
+    names = [i["client_name"] for i in w.p1.get("/api/queue").json["recoveries"]]
+    assert names == ["Alice", "Dave", "Carol"]
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("severity=review", ["Carol"]),
+        ("severity=urgent", ["Alice"]),
+        ("severity=info", []),
+        ("status=open", ["Alice", "Carol"]),
+        ("status=resolved", []),
+        ("status=all", ["Alice", "Carol"]),
+        ("limit=1", ["Alice"]),
+    ],
+)
+def test_filters(seven, query, names):
+    r = seven.p1.get(f"/api/queue?{query}")
+    assert [i["client_name"] for i in r.json["recoveries"]] == names
+
+
+def test_filter_by_client_and_practitioner(seven):
+    w = seven
+    r = w.p1.get(f"/api/queue?client_id={w.carol['id']}")
+    assert [i["client_name"] for i in r.json["recoveries"]] == ["Carol"]
+    me = w.p1.get("/api/me").json["practitioner"]["id"]
+    assert len(w.p1.get(f"/api/queue?practitioner_id={me}").json["recoveries"]) == 2
+    assert w.p1.get(f"/api/queue?practitioner_id={me + 100}").json["recoveries"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=loud", "status"),
+        ("severity=high", "severity"),
+        ("client_id=abc", "client_id"),
+        ("limit=0", "limit"),
+        ("practitioner_id=-1", "practitioner_id"),
+    ],
+)
+def test_bad_filters_are_422(seven, query, field):
+    r = seven.p1.get(f"/api/queue?{query}")
+    assert r.status_code == 422 and field in r.json["error"]["fields"]
+
+
+def test_acknowledge_claims_and_keeps_the_first_claimant(seven):
+    w = seven
+    sam = Api(w.app)
+    me = w.p1.post(
+        "/api/practitioners",
+        {"email": "sam@clinic-one.net", "name": "Sam", "password": "long enough password"},
+    ).json
+    assert sam.post(
+        "/api/auth/login", {"email": me["email"], "password": "long enough password"}
+    ).json
+    sid = w.carol_session["id"]
+    r = sam.post(f"/api/queue/{sid}/acknowledge", {})
+    assert r.status_code == 200, r.json
+    assert r.json["handled_by"] == {"id": me["id"], "name": "Sam"}
+    assert r.json["status"] == "acknowledged"
+    assert {f["status"] for f in r.json["flags"]} == {"acknowledged"}
+    # A colleague acknowledging afterwards does not take it over, per recovery or per flag.
+    again = w.p1.post(f"/api/queue/{sid}/acknowledge", {}).json
+    assert again["handled_by"]["name"] == "Sam"
+    flag_id = again["flags"][0]["id"]
+    w.p1.post(f"/api/flags/{flag_id}/acknowledge", {})
+    assert count(w.app, "flags", "id = ? AND acknowledged_by = ?", (flag_id, me["id"])) == 1
+    [carol] = w.p1.get(f"/api/queue?client_id={w.carol['id']}").json["recoveries"]
+    assert carol["handled_by"]["name"] == "Sam"
+
+
+def test_called_and_resolve_apply_to_every_flag_and_need_a_note(seven):
+    w = seven
+    sid = w.session1["id"]
+    called = w.p1.post(f"/api/queue/{sid}/called", {}).json
+    assert called["called_at"] and all(f["called_at"] for f in called["flags"])
+    missing = w.p1.post(f"/api/queue/{sid}/resolve", {})
+    assert missing.status_code == 422 and "note" in missing.json["error"]["fields"]
+    blank = w.p1.post(f"/api/queue/{sid}/resolve", {"note": "   "})
+    assert blank.status_code == 422
+    assert count(w.app, "flags", "session_id = ? AND status = 'resolved'", (sid,)) == 0
+    done = w.p1.post(f"/api/queue/{sid}/resolve", {"note": "Sent to A&E; GP informed."})
+    assert done.status_code == 200
+    assert done.json["status"] == "resolved" and len(done.json["flags"]) == 4
+    assert done.json["resolution"]["note"] == "Sent to A&E; GP informed."
+    assert done.json["resolution"]["by"]["name"] == "Dr one@clinic-one.net"
+    # Flags stay per rule in the data and the audit.
+    assert count(w.app, "flag_events", "action = 'resolve'") == 4
+    assert count(w.app, "audit_log", "action = 'flag_resolve'") == 4
+    assert [i["client_name"] for i in w.p1.get("/api/queue").json["recoveries"]] == ["Carol"]
+    again = w.p1.post(f"/api/queue/{sid}/resolve", {"note": "again"})
+    assert again.status_code == 409
+    [resolved] = w.p1.get("/api/queue?status=resolved").json["recoveries"]
+    assert resolved["client_name"] == "Alice" and resolved["resolution"]["at"]
+
+
+def test_a_flag_that_arrived_unseen_stays_open(seven):
+    w = seven
+    sid = w.session1["id"]
+    seen = [f["id"] for f in w.p1.get("/api/queue").json["recoveries"][0]["flags"]]
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"blisters": True}))
+    r = w.p1.post(f"/api/queue/{sid}/resolve", {"note": "Seen in clinic", "flag_ids": seen})
+    assert r.status_code == 200
+    assert r.json["status"] == "open"
+    assert [f["rule"] for f in r.json["flags"] if f["status"] == "open"] == ["U5"]
+    [alice] = w.p1.get(f"/api/queue?client_id={w.client1['id']}").json["recoveries"]
+    assert [f["rule"] for f in alice["flags"]] == ["U5"]
+    stray = w.p1.post(f"/api/queue/{sid}/resolve", {"note": "x", "flag_ids": [seen[0] + 999]})
+    assert stray.status_code == 422 and "flag_ids" in stray.json["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"note": 5},
+        {"note": "x" * 2001},
+        {"note": "ok", "flag_ids": []},
+        {"note": "ok", "flag_ids": ["1"]},
+        {"note": "ok", "flag_ids": [True]},
+        {"note": "ok", "flag_ids": 3},
+        {"note": "ok", "flag_ids": [0]},
+    ],
+)
+def test_bad_action_bodies_are_422(seven, body):
+    r = seven.p1.post(f"/api/queue/{seven.session1['id']}/resolve", body)
+    assert r.status_code == 422, r.json
+
+
+def test_recovery_actions_are_for_the_clinic_only(seven):
+    w = seven
+    sid = w.session1["id"]
+    for action in ("acknowledge", "called", "resolve"):
+        assert w.p2.post(f"/api/queue/{sid}/{action}", {"note": "x"}).status_code == 404
+        assert w.c1.post(f"/api/queue/{sid}/{action}", {"note": "x"}).status_code == 403
+        assert w.anon.post(f"/api/queue/{sid}/{action}", {"note": "x"}).status_code == 401
+    assert w.p2.get("/api/queue/summary").json["counts"]["urgent"] == 0
+    # A session with no flags has nothing to act on.
+    quiet = w.new_session(w.p1, w.client1["id"])
+    assert w.p1.post(f"/api/queue/{quiet['id']}/acknowledge", {}).status_code == 404
+
+
+def test_summary_counts_recoveries_and_moves_with_the_queue(seven):
+    w = seven
+    first = w.p1.get("/api/queue/summary").json
+    assert first["counts"] == {"urgent": 1, "review": 1, "info": 0}
+    audited = count(w.app, "audit_log")
+    assert w.p1.get("/api/queue/summary").json == first
+    assert count(w.app, "audit_log") == audited  # no personal data, so no read to record
+    w.carol_phone.post(
+        "/api/checkins",
+        checkin_body(warning_signs={"pus": True}, taken_at=taken(75.5, w.carol_session)),
+    )
+    moved = w.p1.get("/api/queue/summary").json
+    assert moved["version"] != first["version"]
+    assert moved["counts"] == {"urgent": 2, "review": 0, "info": 0}
+
+
+def test_resolving_a_single_flag_needs_a_note_too(seven):
+    w = seven
+    fid = w.p1.get("/api/flags").json["flags"][0]["id"]
+    r = w.p1.post(f"/api/flags/{fid}/resolve", {})
+    assert r.status_code == 422 and "note" in r.json["error"]["fields"]
+    assert w.p1.post(f"/api/flags/{fid}/resolve", {"note": "Seen"}).status_code == 200
+    assert w.p1.post(f"/api/flags/{fid}/resolve", {"note": "Again"}).status_code == 409
+
+
+def test_reading_the_queue_is_audited_once(seven):
+    w = seven
+    before = count(w.app, "audit_log", "action = 'queue_read'")
+    w.p1.get("/api/queue")
+    assert count(w.app, "audit_log", "action = 'queue_read'") == before + 1
+    w.p2.get("/api/queue")  # shows nobody
+    assert count(w.app, "audit_log", "action = 'queue_read'") == before + 1
+
+
+def test_days_since_session_is_the_one_day_number(seven):
+    # "Day N" as on every page: the client's local calendar day since the session.
+    w = seven
+    [carol] = w.p1.get(f"/api/queue?client_id={w.carol['id']}").json["recoveries"]
+    performed = datetime.fromisoformat(carol["performed_at"])
+    expected = clinical.day_number(performed, datetime.now(UTC), "Europe/London")
+    assert carol["days_since_session"] == expected and expected in (3, 4)
