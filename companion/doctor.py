@@ -10,6 +10,7 @@ from flask import Flask
 from companion import migrations
 from companion.db import connect, iso, one, parse_iso, utcnow
 from companion.reminders import health as push_health
+from companion.reminders import mail
 
 
 def doctor(app: Flask) -> list[tuple[bool, str]]:
@@ -38,6 +39,7 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             f"VAPID subject {subject}" if problem is None else f"VAPID subject: {problem}",
         )
     )
+    found.append(mail.describe(cfg))
     probe = Path(app.instance_path) / ".doctor-probe"
     try:
         probe.write_text("ok")

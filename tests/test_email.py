@@ -435,3 +435,52 @@ def test_the_record_shows_each_attempt_by_channel(app, db, world, smtp, sender):
     assert step["status"] == "sent" and step["emailed"] is True and step["delivered_to"] == 0
     page = world.p1.get(f"/clinic/clients/{erin['id']}")
     assert b"delivered by email" in page.data
+
+
+# -- urgent alerts by email to the clinic's owners -----------------------------------------
+
+
+def test_urgent_alerts_are_emailed_to_owners_when_the_clinic_says_so(app, db, world, smtp, sender):
+    assert world.p1.get("/api/clinic").json["email_alerts"] is False
+    r = world.p1.post(
+        "/api/practitioners",
+        {"email": "pat@clinic-one.net", "name": "Pat", "password": "long enough password"},
+    )
+    assert r.status_code == 201
+    pat = Api(app)
+    pat.post("/api/auth/login", {"email": "pat@clinic-one.net", "password": "long enough password"})
+    assert pat.patch("/api/clinic", {"email_alerts": True}).status_code == 403
+    r = world.p1.patch("/api/clinic", {"email_alerts": True})
+    assert r.status_code == 200 and r.json["email_alerts"] is True
+    assert world.p1.patch("/api/clinic", {"email_alerts": "yes"}).status_code == 422
+
+    fever = checkin_body(warning_signs={"fever": True})
+    assert world.c1.post("/api/checkins", fever).json["assessment"]["status"] == "urgent"
+    run(app, db, sender)
+    [got] = smtp.wait_for(1)
+    assert got.rcpt_tos == ["one@clinic-one.net"]  # the owner; Pat is not one
+    message = got.message
+    assert message["Subject"].startswith("Urgent: Alice")
+    assert f"{PUBLIC}/clinic/clients/{world.client1['id']}" in text_of(message, "plain")
+    assert message["List-Unsubscribe"] is None
+    alerts = rows(db, "SELECT * FROM notifications WHERE kind = 'alert' ORDER BY owner_id")
+    assert [(a["owner_id"], a["status"]) for a in alerts] == [(1, "sent"), (3, "skipped")]
+
+
+def test_no_alert_emails_unless_the_clinic_turns_them_on(app, db, world, smtp, sender):
+    world.c1.post("/api/checkins", checkin_body(warning_signs={"fever": True}))
+    run(app, db, sender)
+    assert smtp.received == []
+    page = world.p1.get("/clinic/settings")
+    assert b'name="email_alerts"' in page.data
+
+
+def test_doctor_reports_the_email_setup(app, smtp):
+    from companion.doctor import doctor
+
+    lines = [(ok, m) for ok, m in doctor(app) if m.startswith("email")]
+    assert lines == [
+        (True, f"email via 127.0.0.1:{smtp.port} (none), from reminders@clinic-tests.net")
+    ]
+    app.config["SMTP_SECURITY"] = "ssl"
+    assert [ok for ok, m in doctor(app) if m.startswith("email")] == [False]

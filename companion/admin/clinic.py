@@ -58,12 +58,13 @@ def face(row: dict) -> dict:
         "opening_hours": row["opening_hours"],
         "timezone": row["timezone"],
         "logo_url": logo_url(row),
+        "email_alerts": bool(row["email_alerts"]),
     }
 
 
 def update(db: sqlite_utils.Database, clinic_id: int, values: dict) -> None:
     """Store the parsed settings given; null clears one (the display name falls back)."""
-    changes = {k: values[k] for k in EDITABLE if k in values}
+    changes = {k: values[k] for k in (*EDITABLE, "email_alerts") if k in values}
     if changes:
         db["clinics"].update(clinic_id, changes)
 

@@ -4,7 +4,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from companion.admin.clinic import HEX_COLOR, MIN_CONTRAST, contrast_with_white, normalize_color
-from companion.contract import Body, Phone, Reply, Text, encodable, fail
+from companion.contract import Body, Boolean, Phone, Reply, Text, encodable, fail
 from companion.contract.core import Spec, field_type
 
 
@@ -63,6 +63,8 @@ class ClinicInput(Body):
         },
     )
     opening_hours: Text(500, required=False)
+    # Urgent alerts also go by email to every active owner, as well as by push.
+    email_alerts: Boolean()
 
 
 class ClinicProfile(Reply):
@@ -76,3 +78,4 @@ class ClinicProfile(Reply):
     opening_hours: str | None
     timezone: str
     logo_url: str | None
+    email_alerts: bool

@@ -2,11 +2,13 @@
 
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from companion.accounts import actions as accounts
+from companion.accounts import clinics
 from companion.accounts.models import ColleagueInput, RoleInput
+from companion.admin import actions as clinic_settings
 from companion.admin import store
 from companion.auth import practitioner_required, refuse
 from companion.clinical import SEVERITIES_DESC
@@ -25,13 +27,24 @@ bp = Blueprint("admin", __name__, url_prefix="/clinic")
 def settings():
     """Alerts for this device, and which severities alert."""
     db = get_db()
+    if request.method == "POST" and request.form.get("action") == "email_alerts":
+        if not current_user.is_owner:
+            return refuse()
+        on = bool(request.form.get("email_alerts"))
+        clinic_settings.change_clinic(db, current_user, {"email_alerts": on})
+        flash("Urgent alerts are now emailed to the owners." if on else "Alert emails are off.")
+        return redirect(url_for(".settings"))
     if request.method == "POST":
         chosen = [s for s in SEVERITIES_DESC if request.form.get(s)]
         store.set_alert_severities(db, current_user.id, chosen)
         flash("Alert settings saved.")
         return redirect(url_for(".settings"))
     return render_template(
-        "practitioner/settings.html", severities=store.alert_severities(db, current_user.id)
+        "practitioner/settings.html",
+        severities=store.alert_severities(db, current_user.id),
+        email_alerts=bool(clinics.get_clinic(db, current_user.clinic_id)["email_alerts"]),
+        email_configured=bool(current_app.config.get("SMTP_HOST")),
+        is_owner=current_user.is_owner,
     )
 
 

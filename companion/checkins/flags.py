@@ -70,18 +70,21 @@ def apply_findings(
 def alert_practitioners(
     db: sqlite_utils.Database, client: dict, session: dict, flag: dict, now: datetime
 ) -> int:
-    """Queue a push to each active practitioner of the clinic who wants this severity."""
-    wanted = [
+    """Queue a push to each active practitioner of the clinic who wants this severity; an
+    urgent flag also goes by email to every active owner when the clinic's email_alerts is on."""
+    found = rows(
+        db,
+        "SELECT p.id, p.alert_severities, p.role, c.email_alerts FROM practitioners p"
+        " JOIN clinics c ON c.id = p.clinic_id WHERE p.clinic_id = :clinic_id AND p.active = 1",
+        {"clinic_id": client["clinic_id"]},
+    )
+    wanted = [p["id"] for p in found if flag["severity"] in p["alert_severities"].split(",")]
+    by_email = {
         p["id"]
-        for p in rows(
-            db,
-            "SELECT id, alert_severities FROM practitioners"
-            " WHERE clinic_id = :clinic_id AND active = 1",
-            {"clinic_id": client["clinic_id"]},
-        )
-        if flag["severity"] in p["alert_severities"].split(",")
-    ]
-    return outbox.queue_alerts(db, client, session, flag, wanted, now)
+        for p in found
+        if flag["severity"] == "urgent" and p["email_alerts"] and p["role"] == "owner"
+    }
+    return outbox.queue_alerts(db, client, session, flag, wanted, now, by_email)
 
 
 def check_missed(

@@ -90,10 +90,11 @@ def send(
         elif email is None:
             out.append((row, attempt, status, f"{reason or status}; {EMAIL_OFF}", next_at))
         else:
-            if client is not None and not channels.allows(
-                channels.decode(client.get("channels")), "push"
-            ):
-                item = (row, attempt, status, None, next_at)  # email is their only channel
+            chosen = channels.decode(row.get("channels"))
+            if chosen is None and client is not None:
+                chosen = channels.decode(client.get("channels"))
+            if not channels.allows(chosen, "push"):
+                item = (row, attempt, status, None, next_at)  # email is its only channel
             todo.append((item, want[0], client))
     if not todo:
         return out

@@ -168,7 +168,9 @@ def build(
             continue
         live.append(row)
         ttl = max(60, int((parse_iso(row["expires_at"]) - now).total_seconds()))
-        for sub in targets.devices.get(owner_key, []):
+        # A row the outbox marked for email only (an owner's urgent alert) is not pushed.
+        pushed = channels.allows(channels.decode(row.get("channels")), "push")
+        for sub in targets.devices.get(owner_key, []) if pushed else []:
             if (row["id"], sub["id"]) not in targets.settled:
                 target = Target(row["id"], sub["id"], push.origin(sub["endpoint"]))
                 job = PushJob(target, sub, payload, ttl, row["urgency"], topic_for(row))

@@ -5,6 +5,7 @@ the pure part); practitioner alerts are queued here too. The dispatcher only cla
 settles the rows this module writes. Protocol versions are stored in reminders.protocol_store.
 """
 
+import json
 from datetime import datetime, timedelta
 
 import sqlite_utils
@@ -18,9 +19,9 @@ from companion.reminders import planning, protocol_store
 INSERT = (
     "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, session_id, flag_id,"
     " step_key, kind, title, body, url, urgency, due_at, expires_at, status, status_reason,"
-    " next_attempt_at, created_at) VALUES (:owner_kind, :owner_id, :clinic_id, :client_id,"
-    " :session_id, :flag_id, :step_key, :kind, :title, :body, :url, :urgency, :due_at,"
-    " :expires_at, :status, :status_reason, :next_attempt_at, :created_at)"
+    " next_attempt_at, created_at, channels) VALUES (:owner_kind, :owner_id, :clinic_id,"
+    " :client_id, :session_id, :flag_id, :step_key, :kind, :title, :body, :url, :urgency,"
+    " :due_at, :expires_at, :status, :status_reason, :next_attempt_at, :created_at, :channels)"
 )
 
 
@@ -64,6 +65,7 @@ def _insert_plan(
                 "status_reason": row["skip_reason"],
                 "next_attempt_at": iso(row["due_at"]),
                 "created_at": iso(now),
+                "channels": None,  # the client's own, read at send time
             }
             for row in planned
             if row["step_key"] not in keep
@@ -217,9 +219,14 @@ def queue_alerts(
     flag: dict,
     practitioner_ids: list[int],
     now: datetime,
+    by_email: set[int] = frozenset(),
 ) -> int:
-    """Queue a push about a new or escalated flag to each of these practitioners."""
+    """Queue a push about a new or escalated flag to each of these practitioners, and an
+    email to those in by_email (owners, when the clinic sends urgent alerts by email)."""
     urgent = flag["severity"] == "urgent"
+    recipients = {pid: ["push"] for pid in practitioner_ids}
+    for pid in by_email:
+        recipients[pid] = [*recipients.get(pid, []), "email"]
     title = ("Urgent: " if urgent else "Review: ") + f"{client['name']} ({flag['rule']})"
     db.conn.executemany(
         INSERT,
@@ -243,8 +250,9 @@ def queue_alerts(
                 "status_reason": None,
                 "next_attempt_at": iso(now),
                 "created_at": iso(now),
+                "channels": None if chosen == ["push"] else json.dumps(chosen),
             }
-            for practitioner_id in practitioner_ids
+            for practitioner_id, chosen in sorted(recipients.items())
         ],
     )
-    return len(practitioner_ids)
+    return len(recipients)
