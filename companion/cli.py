@@ -123,12 +123,13 @@ def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
     # host), and init-db, create-practitioner, doctor and --help never send a push.
     from companion.reminders import worker as scheduler
 
-    if dispatch:
-        scheduler.start(app)
     server = make_server(host, port, app, threaded=True)
-    # Links in emails point here unless PUBLIC_URL says where the installation is reached.
+    # Links in emails point here unless PUBLIC_URL says where the installation is reached;
+    # known once the port is bound, so the dispatcher starts after it.
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     app.config.setdefault("LOCAL_URL", f"http://{shown}:{server.port}")
+    if dispatch:
+        scheduler.start(app)
     click.echo(f"Companion on http://{host}:{server.port}/ (Ctrl+C to stop)")
 
     def on_sigterm(*_):

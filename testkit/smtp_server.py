@@ -106,6 +106,19 @@ class SmtpServer:
                 self._changed.wait(left)
             return list(self.received)
 
+    def first(self, subject: str, timeout: float = 10.0) -> EmailMessage:
+        """Wait for the first message with this subject; return it."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for received in self.received:
+                    if received.message["Subject"] == subject:
+                        return received.message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no email with the subject {subject!r} arrived")
+                self._changed.wait(left)
+
     def config(self) -> dict:
         """The app settings that send to this server."""
         return {

@@ -43,12 +43,14 @@ def _html(preview: str, paragraphs: list[str], button: tuple[str, str] | None, f
         f'<body><div style="{STYLE}">'
         f'<span style="display:none;max-height:0;overflow:hidden">{html.escape(preview)}</span>'
     ]
-    parts += [f"<p>{html.escape(p)}</p>" for p in paragraphs]
+    parts.append(f'<h1 style="font-size:20px;margin:0 0 12px">{html.escape(paragraphs[0])}</h1>')
+    parts += [f"<p>{html.escape(p)}</p>" for p in paragraphs[1:]]
     if button:
         parts.append(
             f'<p><a href="{html.escape(button[1])}" style="{BUTTON}">{html.escape(button[0])}</a></p>'
         )
-    parts.append(f'<p style="font-size:13px;color:#555">{foot}</p></div></body></html>')
+    # #767676: 4.5:1 on white, and still readable where a mail app shows it on dark.
+    parts.append(f'<p style="font-size:13px;color:#767676">{foot}</p></div></body></html>')
     return "".join(parts)
 
 
