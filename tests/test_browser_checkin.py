@@ -24,7 +24,11 @@ from conftest import World
 from playwright.sync_api import expect
 
 GRANTS = ["notifications", "background-sync"]
-SIZES = {"390": {"width": 390, "height": 844}, "320": {"width": 320, "height": 640}}
+SIZES = {
+    "390": {"width": 390, "height": 844},
+    "320": {"width": 320, "height": 640},
+    "1024": {"width": 1024, "height": 768},
+}
 LOOKS = [("390", "light"), ("390", "dark"), ("320", "light"), ("320", "dark")]
 CLINIC_PHONE = "+44 20 7946 0001"  # World's clinics
 
@@ -143,7 +147,7 @@ def test_a_normal_checkin_takes_at_most_8_taps(page, server, size, scheme):
     screenshot(page, f"checkin-expected-{size}-{scheme}", full_page=False)
 
 
-@pytest.mark.parametrize(("size", "scheme"), LOOKS)
+@pytest.mark.parametrize(("size", "scheme"), [*LOOKS, ("1024", "light")])
 def test_an_urgent_answer_takes_the_screen_with_a_call_button(page, server, size, scheme):
     look(page, size, scheme)
     fresh_form(page)
