@@ -391,3 +391,31 @@ def test_an_urgent_answer_to_a_checkin_sent_late_still_takes_the_screen(page, ph
     expect(page.locator("#answer-saved")).to_be_hidden()
     call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
     expect(call).to_be_in_viewport(ratio=1)
+
+
+def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):
+    look(page, "390", "light")
+    fresh_form(page)
+    failed = []
+
+    def server_down(route):
+        failed.append(route.request.url)
+        route.fulfill(status=503, content_type="application/json", body='{"error": {}}')
+
+    page.route("**/api/checkins", server_down)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "1 Barely noticeable").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_label("Note for your clinic (optional)").fill("Sent while the server was down")
+    page.get_by_role("button", name="Send check-in").tap()
+    saved = page.locator("#answer-saved")
+    expect(saved).to_contain_text("could not take it just now; it will be sent automatically")
+    assert failed
+    note = "SELECT count(*) FROM checkins WHERE note = 'Sent while the server was down'"
+    assert server.query(note) == [(0,)]
+    page.unroute("**/api/checkins")
+    posts = len(server.statuses("POST", "/api/checkins"))
+    page.goto("/checkin")  # the page replays the outbox when it loads
+    assert wait_until(page, lambda: server.query(note) == [(1,)], timeout=15)
+    page.wait_for_timeout(500)
+    assert server.statuses("POST", "/api/checkins")[posts:] == [201]

@@ -33,6 +33,8 @@ const CompanionApp = (() => {
     checkinSaved: "Saved on this phone, will send when online.",
     checkinSavedSignedOut:
       "Saved on this phone, will send when online. You are signed out: open your invite link again so it can be sent.",
+    checkinSavedLater:
+      "Saved on this phone. The clinic's server could not take it just now; it will be sent automatically.",
     checkinNotSaved:
       "This check-in could not be sent or saved on this phone. Your answers are still here: try again in a moment.",
     checkinSent: "Check-in sent.",

@@ -331,7 +331,9 @@ const CompanionCheckin = (() => {
       } else if (stored) {
         // The outbox holds it now; the draft's work is done.
         clearDraft();
-        let text = result.status === 401 ? M.checkinSavedSignedOut : M.checkinSaved;
+        // Say why it waits: no connection, the server busy or down, or signed out.
+        const serverBusy = result.status >= 500 || result.status === 429;
+        let text = result.status === 401 ? M.checkinSavedSignedOut : serverBusy ? M.checkinSavedLater : M.checkinSaved;
         if (photos.length) text = `${text} ${M.photosOffline}`;
         form.reset();
         photos = [];
