@@ -144,3 +144,11 @@ def test_team_page_adds_and_disables_a_colleague(world):
     )
     world.p1.http.post("/clinic/team", data={"csrf_token": csrf(page), "disable": str(pid)})
     assert colleague.get("/api/me").status_code == 401
+
+
+def test_checkin_before_any_session_says_there_is_nothing_to_report_yet(world):
+    newcomer = world.new_client(world.p1, "Nina")
+    phone = world.sign_in_client(world.p1, newcomer["id"])
+    html = phone.get("/checkin").get_data(as_text=True)
+    assert "Nothing to check in on yet" in html and 'id="checkin-form"' not in html
+    assert 'id="checkin-form"' in world.c1.get("/checkin").get_data(as_text=True)

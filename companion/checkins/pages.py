@@ -88,7 +88,10 @@ def checkin_by_link(token: str):
 @client_required
 def checkin():
     session_id = request.args.get("session", "")
-    return checkin_page(session_id=parse_id(session_id) or "")
+    # Before any treatment is recorded there is nothing to report on: say so, not a form
+    # whose answer the server would refuse.
+    waiting = treatments.latest_session(get_db(), current_user.id) is None
+    return checkin_page(session_id=parse_id(session_id) or "", no_session=waiting)
 
 
 def checkin_page(**context) -> str:
