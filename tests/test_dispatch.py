@@ -209,7 +209,7 @@ def test_default_protocol_is_delivered_at_local_due_times(app, db, outbox, recei
         assert (seen_locally.date() - performed.date()).days == day, key
         assert seen_locally.strftime("%H:%M") == wall, key
         assert message.payload == {
-            "title": row["title"],
+            "title": f"Clinic One: {row['title']}",  # in the clinic's name (issue 15)
             "body": row["body"],
             "url": row["url"],
             "tag": f"companion-{row['id']}",
@@ -782,6 +782,22 @@ def test_discreet_client_gets_only_the_neutral_text(db, outbox, receiver, sender
     assert {m.payload["url"] for m in got} == {"/reminders", f"/checkin?session={session['id']}"}
 
 
+def test_reminders_come_in_the_clinics_name_except_in_discreet_mode(db, outbox, receiver, sender):
+    with write(db):
+        db.conn.execute("UPDATE clinics SET display_name = 'Glow Skin Studio'")
+    now = local("Europe/London", 2025, 6, 10, 12, 0)
+    plain, plain_phone, _ = one_device(outbox, receiver)
+    hidden, hidden_phone, _ = one_device(outbox, receiver, discreet=True)
+    outbox.queue(plain, now, title="Apply sunscreen")
+    outbox.queue(hidden, now, title="Apply sunscreen")
+    tick(db, sender, Clock(now))
+    [message] = receiver.messages_for(plain_phone)
+    assert message.payload["title"] == "Glow Skin Studio: Apply sunscreen"
+    [message] = receiver.messages_for(hidden_phone)
+    assert message.payload["title"] == DISCREET_TITLE
+    assert "Glow" not in message.raw.decode()
+
+
 class OneClinic(World):
     """One clinic through the API: a practitioner, a client with no quiet hours, their phone."""
 
@@ -888,7 +904,8 @@ def test_several_devices_per_person_all_get_the_reminder(practice, db, receiver,
 
     assert receiver.count_for(phone) == receiver.count_for(tablet) >= 1
     assert receiver.rejected == []
-    assert {m.payload["title"] for m in receiver.received} >= {"Caring for your skin today"}
+    titles = {m.payload["title"] for m in receiver.received}
+    assert titles >= {"Clinic One: Caring for your skin today"}
 
 
 def test_posting_the_same_endpoint_again_updates_it(practice, db, receiver):

@@ -34,6 +34,7 @@ class Targets(NamedTuple):
     delivered: set[int]  # rows an earlier attempt delivered to some device
     emailed: set[int]  # rows an earlier attempt emailed, or whose email was refused for good
     by_email: set[int]  # clients whose reminders may go by email (held in quiet hours too)
+    senders: dict[int, str]  # clinic id -> the name clients know it by (display name)
 
 
 def find_targets(db: sqlite_utils.Database, claimed: list[dict], email_on: bool = False) -> Targets:
@@ -85,7 +86,24 @@ def find_targets(db: sqlite_utils.Database, claimed: list[dict], email_on: bool 
             settled.add((d["notification_id"], d["subscription_id"]))
             if d["outcome"] == "delivered":
                 delivered.add(d["notification_id"])
-    return Targets(devices, discreet, quiet, settled, delivered, emailed, by_email)
+    clinic_ids = sorted({r["clinic_id"] for r in claimed if r["owner_kind"] == "client"})
+    senders = {
+        c["id"]: c["name"]
+        for c in rows(
+            db,
+            "SELECT id, coalesce(display_name, name) AS name FROM clinics"
+            " WHERE id IN (SELECT value FROM json_each(:ids))",
+            {"ids": json.dumps(clinic_ids)},
+        )
+    }
+    return Targets(devices, discreet, quiet, settled, delivered, emailed, by_email, senders)
+
+
+def titled(row: dict, targets: Targets) -> str:
+    """A client's reminder says which clinic it comes from (a client trusts their clinic, not
+    an app name); discreet mode replaces the whole text later, name included."""
+    sender = targets.senders.get(row["clinic_id"]) if row["owner_kind"] == "client" else None
+    return f"{sender}: {row['title']}" if sender else row["title"]
 
 
 def topic_for(row: dict) -> str:
@@ -154,7 +172,7 @@ def build(
             if row["urgency"] not in push.URGENCIES:
                 raise ValueError(f"unknown urgency {row['urgency']!r}")
             payload = push.build_payload(
-                row["title"],
+                titled(row, targets),
                 row["body"],
                 row["url"],
                 f"companion-{row['id']}",
