@@ -1,5 +1,5 @@
 """App-wide web plumbing: CSRF for forms, proxy headers, JSON bodies, the service worker,
-manifest, OpenAPI document and health."""
+OpenAPI document and health (the manifest, which carries the clinic's name, is admin's)."""
 
 import ipaddress
 import logging
@@ -185,17 +185,6 @@ def init_app(app: Flask) -> None:
         # The browser checks for a new worker on navigation; never let a cache pin it.
         resp.headers["Cache-Control"] = "no-cache"
         resp.headers["Service-Worker-Allowed"] = "/"
-        return resp
-
-    @app.get("/manifest.webmanifest")
-    def manifest():
-        resp = send_from_directory(
-            PACKAGE / "static",
-            "manifest.webmanifest",
-            mimetype="application/manifest+json",
-            max_age=0,
-        )
-        resp.headers["Cache-Control"] = "no-cache"
         return resp
 
     @app.get("/favicon.ico")

@@ -192,3 +192,31 @@ def test_owner_settings_page(world):
     text = pr.get("/clinic/profile").get_data(as_text=True)
     assert 'name="accent_color"' not in text and "Only an owner" in text
     assert world.c1.get("/clinic/profile").status_code in (302, 403)
+
+
+def test_the_manifest_carries_the_name_of_the_only_clinic(app, client, runner):
+    assert client.get("/manifest.webmanifest").get_json()["short_name"] == "Companion"
+    result = runner.invoke(
+        [
+            "create-practitioner",
+            "--email",
+            "o@glow.net",
+            "--name",
+            "Owner",
+            "--clinic",
+            "Glow",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    r = client.get("/manifest.webmanifest")
+    assert r.mimetype == "application/manifest+json"
+    data = r.get_json()
+    assert (data["name"], data["short_name"]) == ("Glow · Aftercare", "Glow")
+    assert data["display"] == "standalone" and data["icons"]
+
+
+def test_with_two_clinics_the_manifest_stays_companion(world):
+    data = world.anon.get("/manifest.webmanifest").get_json()
+    assert data["short_name"] == "Companion" and data["name"] == "Companion aftercare"

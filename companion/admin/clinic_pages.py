@@ -1,7 +1,9 @@
 """The clinic's face in pages: the owner's settings page, the logo and accent colour files,
 and `clinic_face()` for templates (the client app's header and contact blocks)."""
 
+import json
 import re
+from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -27,6 +29,8 @@ from companion.errors import DomainError
 bp = Blueprint("clinic_face", __name__)
 
 YEAR = 365 * 24 * 3600
+MANIFEST = Path(__file__).parent.parent / "static" / "manifest.webmanifest"
+SHORT_NAME_FITS = 15  # characters a home screen shows under an icon, about
 
 
 @bp.app_template_global("clinic_face")
@@ -109,4 +113,21 @@ def theme(color: str):
     resp = make_response(css)
     resp.mimetype = "text/css"
     resp.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    return resp
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    """The web app manifest; where this instance serves one clinic, the installed app carries
+    its name (with several, the clinic is not known before sign-in: the app stays Companion)."""
+    data = json.loads(MANIFEST.read_text())
+    row = clinic.only_clinic(get_db())
+    if row is not None:
+        name = clinic.face(row)["display_name"]
+        data["name"] = f"{name} · Aftercare"
+        if len(name) <= SHORT_NAME_FITS:
+            data["short_name"] = name
+    resp = make_response(json.dumps(data, ensure_ascii=False, indent=2))
+    resp.mimetype = "application/manifest+json"
+    resp.headers["Cache-Control"] = "no-cache"
     return resp
