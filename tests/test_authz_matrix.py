@@ -273,6 +273,12 @@ TABLE = [
     ),
     (
         "GET",
+        "/clinic/sessions/{session}/reminders",
+        None,
+        dict(anon=302, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "GET",
         "/clinic/clients/{client}/erase",
         None,
         dict(anon=302, A=403, B=403, P1=200, P2=404, PR=200),

@@ -509,6 +509,7 @@ PAGES = [
     "/clinic/clients/{client}",
     "/clinic/clients/{client}/sessions/new",
     "/clinic/sessions/{session}/edit",
+    "/clinic/sessions/{session}/reminders",
     "/clinic/clients/{client}/erase",
     "/clinic/audit",
     "/clinic/exports",
@@ -537,6 +538,7 @@ def test_anonymous_is_redirected_to_sign_in_on_pages(world, path):
     [
         ("GET", "/clinic/clients/{client}"),
         ("GET", "/clinic/sessions/{session}/edit"),
+        ("GET", "/clinic/sessions/{session}/reminders"),
         ("POST", "/clinic/sessions/{session}/edit"),
         ("GET", "/clinic/clients/{client}/sessions/new"),
         ("POST", "/clinic/clients/{client}/sessions/new"),

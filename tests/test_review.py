@@ -256,3 +256,26 @@ def test_protocol_round_trips_and_new_sessions_use_the_new_version(world):
     assert old["protocol_version"] == protocol["version"]
     bad = world.p1.put("/api/protocol", {"steps": [dict(steps[0], at={"day": 2, "time": "25:00"})]})
     assert bad.status_code == 422 and "steps[0].at.time" in bad.json["error"]["fields"]
+
+
+def test_the_timeline_shows_the_latest_sessions_reminders_and_loads_older_ones_on_demand(world):
+    """A year of sessions is 180 reminder rows: the client page renders the latest session's
+    and links each older session to its own reminders page."""
+    older = world.new_session(world.p1, world.client1["id"], hours_ago=24 * 40)
+    latest = world.session1
+    page = world.p1.get(f"/clinic/clients/{world.client1['id']}").get_data(as_text=True)
+    older_link = f'href="/clinic/sessions/{older["id"]}/reminders"'
+    assert older_link in page
+    assert f'href="/clinic/sessions/{latest["id"]}/reminders"' not in page
+    assert page.count("<details><summary>Reminders and delivery (") == 1  # the latest, inline
+    count = len(world.p1.get(f"/api/sessions/{older['id']}").json["schedule"])
+    assert count > 0 and f"Reminders and delivery ({count})</a>" in page
+    r = world.p1.get(f"/clinic/sessions/{older['id']}/reminders")
+    assert r.status_code == 200
+    shown = r.get_data(as_text=True)
+    assert shown.count('<td data-label="Reminder">') == count
+    assert world.client1["name"] in shown
+    # The export still carries every session's reminders.
+    export = world.p1.get(f"/api/clients/{world.client1['id']}/export").json
+    assert all(s["schedule"] for s in export["sessions"])
+    assert world.p2.get(f"/clinic/sessions/{older['id']}/reminders").status_code == 404

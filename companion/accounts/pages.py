@@ -149,7 +149,8 @@ def my_client(client_id: int) -> dict:
 def client_detail(client_id: int):
     db = get_db()
     client = my_client(client_id)
-    record = timeline.timeline(db, client)
+    # The latest session's reminders inline; older sessions' on demand (/clinic/sessions/N/reminders).
+    record = timeline.timeline(db, client, recent=1)
     for s in record["sessions"]:
         flagged: dict[str, list[str]] = {}
         for f in s["flags"]:

@@ -193,21 +193,6 @@ def session_schedule(db: sqlite_utils.Database, session_id: int) -> list[dict]:
     return found
 
 
-def client_schedules(db: sqlite_utils.Database, client_id: int) -> dict[int, list[dict]]:
-    """Return the planned reminders of every session of a client, by session id, in one query."""
-    out: dict[int, list[dict]] = {}
-    for n in rows(
-        db,
-        SCHEDULE.format(
-            sessions="IN (SELECT id FROM treatment_sessions WHERE client_id = :client_id)"
-        ),
-        {"client_id": client_id},
-    ):
-        n["emailed"] = bool(n["emailed"])
-        out.setdefault(n.pop("session_id"), []).append(n)
-    return out
-
-
 # How long an alert is worth sending: a practitioner who was away sees the flag in the queue.
 ALERT_VALID = timedelta(hours=24)
 

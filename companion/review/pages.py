@@ -14,7 +14,8 @@ from companion.clinical import RULES, SEVERITIES_DESC
 from companion.converters import parse_id
 from companion.db import get_db, one, utcnow
 from companion.errors import DomainError, NotFound
-from companion.review import actions, audit_words, queue, recoveries
+from companion.review import actions, audit_words, queue, recoveries, timeline
+from companion.treatments import store as treatments
 
 bp = Blueprint("review", __name__, url_prefix="/clinic")
 
@@ -133,6 +134,28 @@ def erase(client_id: int):
             flash("The client and everything about them was erased.")
             return redirect(url_for("practitioner.clients"))
     return render_template("practitioner/erase.html", client=client, error=error)
+
+
+@bp.get("/sessions/<int:session_id>/reminders")
+@practitioner_required
+def session_reminders(session_id: int):
+    """One session's reminders and their delivery per device: the client page shows only the
+    latest session's and links here for older ones."""
+    db = get_db()
+    row = treatments.load_session(db, session_id)
+    try:
+        client = get_client(db, row["client_id"] if row else 0, current_user.clinic_id)
+    except NotFound:
+        abort(404)
+    audit.record("client_read", client_id=client["id"], detail=f"reminders of session {session_id}")
+    return render_template(
+        "practitioner/session_reminders.html",
+        client=client,
+        session=treatments.session_dict(row, client["timezone"]),
+        schedule=timeline.schedules(db, [session_id]).get(session_id, []),
+        device_names={d["id"]: d["label"] for d in timeline.client_devices(db, client["id"])},
+        outcome_words=audit_words.OUTCOMES,
+    )
 
 
 @bp.get("/audit")

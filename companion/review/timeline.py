@@ -1,5 +1,7 @@
 """A client's whole record for the practitioner: sessions with reminders, check-ins, flags; devices."""
 
+import json
+
 import sqlite_utils
 
 from companion.checkins.store import checkin_dicts
@@ -19,22 +21,54 @@ def _by_session(found) -> dict[int, list[dict]]:
     return out
 
 
-def timeline(db: sqlite_utils.Database, client: dict) -> dict:
-    """Gather a client's whole record: sessions with reminders, check-ins, flags; devices."""
-    # A fixed handful of queries, however many sessions and check-ins the client has.
-    ids = {"client_id": client["id"]}
-    plans = outbox.client_schedules(db, client["id"])
-    # Every attempt, per device: delivered, retried (429/5xx), gone (404/410) or failed.
+def schedules(db: sqlite_utils.Database, session_ids: list[int]) -> dict[int, list[dict]]:
+    """The planned reminders of these sessions, by session, each with every delivery attempt
+    per device: delivered, retried (429/5xx), gone (404/410) or failed."""
+    ids = {"ids": json.dumps(session_ids)}
+    sessions = "IN (SELECT value FROM json_each(:ids))"
+    plans: dict[int, list[dict]] = {}
+    for n in rows(db, outbox.SCHEDULE.format(sessions=sessions), ids):
+        n["emailed"] = bool(n["emailed"])
+        plans.setdefault(n.pop("session_id"), []).append(n)
     attempts: dict[int, list[dict]] = {}
     for d in rows(
         db,
         "SELECT notification_id, subscription_id, channel, address, attempt, at, outcome,"
         " status_code, reason"
         " FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE"
-        f" session_id IN ({CLIENT_SESSIONS}) AND step_key IS NOT NULL) ORDER BY id",
+        f" session_id {sessions} AND step_key IS NOT NULL) ORDER BY id",
         ids,
     ):
         attempts.setdefault(d["notification_id"], []).append(d)
+    for plan in plans.values():
+        for n in plan:
+            n["attempts"] = attempts.get(n["id"], [])
+            n["problems"] = [d for d in n["attempts"] if d["outcome"] != "delivered"]
+    return plans
+
+
+def timeline(db: sqlite_utils.Database, client: dict, recent: int | None = None) -> dict:
+    """Gather a client's whole record: sessions with reminders, check-ins, flags; devices.
+
+    `recent`: read the reminders of only that many latest sessions; each older one has
+    `schedule` None and its `reminder_count` (the page loads them on demand: a year of
+    sessions is 180 reminder rows, most of the page's cost).
+    """
+    # A fixed handful of queries, however many sessions and check-ins the client has.
+    ids = {"client_id": client["id"]}
+    listed = treatments.list_sessions(db, client["id"])  # newest first
+    plans = schedules(db, [s["id"] for s in listed[:recent]])
+    counts = {}
+    if recent is not None and len(listed) > recent:
+        counts = {
+            r["session_id"]: r["n"]
+            for r in rows(
+                db,
+                "SELECT session_id, count(*) AS n FROM notifications WHERE session_id IN"
+                f" ({CLIENT_SESSIONS}) AND step_key IS NOT NULL GROUP BY session_id",
+                ids,
+            )
+        }
     found = _by_session(
         checkin_dicts(
             db,
@@ -63,30 +97,33 @@ def timeline(db: sqlite_utils.Database, client: dict) -> dict:
         )
     )
     sessions = []
-    for s in treatments.list_sessions(db, client["id"]):
-        plan = plans.get(s["id"], [])
-        for n in plan:
-            n["attempts"] = attempts.get(n["id"], [])
-            n["problems"] = [d for d in n["attempts"] if d["outcome"] != "delivered"]
+    for i, s in enumerate(listed):
+        later = recent is not None and i >= recent
         sessions.append(
             {
                 "session": treatments.session_dict(s, client["timezone"]),
                 "raw": s,
-                "schedule": plan,
+                "schedule": None if later else plans.get(s["id"], []),
+                "reminder_count": counts.get(s["id"], 0) if later else len(plans.get(s["id"], [])),
                 "checkins": found.get(s["id"], []),
                 "flags": flags.get(s["id"], []),
             }
         )
+    return {"sessions": sessions, "devices": client_devices(db, client["id"])}
+
+
+def client_devices(db: sqlite_utils.Database, client_id: int) -> list[dict]:
+    """The client's push subscriptions, each with a label named from its browser."""
     devices = rows(
         db,
         "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at"
         " FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = :client_id"
         " ORDER BY id",
-        ids,
+        {"client_id": client_id},
     )
     for d in devices:
         d["label"] = device_label(d["id"], d["user_agent"])
-    return {"sessions": sessions, "devices": devices}
+    return devices
 
 
 _BROWSERS = (
