@@ -247,3 +247,48 @@ def test_days_since_session_is_the_one_day_number(seven):
     performed = datetime.fromisoformat(carol["performed_at"])
     expected = clinical.day_number(performed, datetime.now(UTC), "Europe/London")
     assert carol["days_since_session"] == expected and expected in (3, 4)
+
+
+def test_a_late_check_in_opens_no_r3_or_r4_against_a_later_better_one(world):
+    w = world
+    session = w.new_session(w.p1, w.client1["id"], hours_ago=90)
+    post = lambda h, r, s, p, **extra: w.c1.post(  # noqa: E731
+        "/api/checkins",
+        checkin_body(
+            session_id=session["id"],
+            taken_at=taken(h, session),
+            redness=r,
+            swelling=s,
+            pain=p,
+            **extra,
+        ),
+    )
+    assert post(24, 2, 1, 2).json["assessment"]["status"] == "expected"
+    assert post(80, 1, 0, 1).json["assessment"]["status"] == "expected"
+    late = post(56, 3, 2, 6)  # queued offline on day 2, sent after the day 3 answer
+    assert late.status_code == 201
+    assert late.json["assessment"]["status"] == "expected"
+    assert late.json["assessment"]["flags"] == []
+    assert "goes by the newer one" in late.json["assessment"]["message"]
+    assert count(w.app, "flags", "session_id = ?", (session["id"],)) == 0
+    assert w.p1.get("/api/queue").json["recoveries"] == []
+    # A warning sign in a late answer still reaches the practitioner.
+    post(60, 3, 2, 6, warning_signs={"pus": True})
+    [recovery] = w.p1.get("/api/queue").json["recoveries"]
+    assert [f["rule"] for f in recovery["flags"]] == ["U3"]
+
+
+def test_one_worse_check_in_is_one_recovery_with_three_reasons(world):
+    w = world
+    session = w.new_session(w.p1, w.client1["id"], hours_ago=60)
+    for h, r, s, p in ((24, 2, 1, 2), (56, 3, 2, 5)):
+        answer = w.c1.post(
+            "/api/checkins",
+            checkin_body(
+                session_id=session["id"], taken_at=taken(h, session), redness=r, swelling=s, pain=p
+            ),
+        ).json
+    assert answer["assessment"]["status"] == "review"
+    assert answer["assessment"]["message"].startswith("What you reported on day")
+    [recovery] = w.p1.get("/api/queue").json["recoveries"]
+    assert sorted(f["rule"] for f in recovery["flags"]) == ["R1", "R2", "R4"]

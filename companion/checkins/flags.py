@@ -20,8 +20,14 @@ def apply_findings(
     checkin_id: str | None,
     findings: list[dict],
     now: datetime,
+    *,
+    late: bool = False,
 ) -> list[dict]:
-    """Open, escalate or update flags (one open per session and rule); alert on new urgency."""
+    """Open, escalate or update flags (one open per session and rule); alert on new urgency.
+
+    A late check-in (one taken before a check-in already stored) opens and escalates but
+    never rewrites an open flag's reason: the newer check-in's words describe the present.
+    """
     open_flags = rows(
         db,
         "SELECT * FROM flags WHERE session_id = :session_id AND status != 'resolved'",
@@ -30,6 +36,8 @@ def apply_findings(
     stamp = iso(now)
     changed = []
     for action in triage.reconcile(open_flags, findings):
+        if late and action["action"] == "update":
+            continue
         values = {
             "clinic_id": client["clinic_id"],
             "client_id": client["id"],

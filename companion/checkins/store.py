@@ -146,16 +146,24 @@ def submit(
         if per_hour is not None:
             _rate_limit(db, client, now, per_hour)
         session = _session_for(db, client, data)
-        # Triage compares the latest check-in with the one before it, so the two latest
-        # stored ones (by taken_at, then id, as triage orders them) are all it can need.
+        # Triage compares the check-in with the one before it and needs to know whether a
+        # later one exists (a late arrival); the two stored ones at or before it (by taken_at,
+        # then id, as triage orders them) and the first after it are all it can need.
+        columns = "id, taken_at, redness, swelling, pain, symptoms, warning_signs, note"
+        where = {"session_id": session["id"], "taken_at": iso(data["taken_at"])}
         history = [
             as_triage(_decode(r))
             for r in rows(
                 db,
-                "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note"
-                " FROM checkins WHERE session_id = :session_id AND taken_at <= :taken_at"
-                " ORDER BY taken_at DESC, id DESC LIMIT 2",
-                {"session_id": session["id"], "taken_at": iso(data["taken_at"])},
+                f"SELECT {columns} FROM checkins WHERE session_id = :session_id"
+                " AND taken_at <= :taken_at ORDER BY taken_at DESC, id DESC LIMIT 2",
+                where,
+            )
+            + rows(
+                db,
+                f"SELECT {columns} FROM checkins WHERE session_id = :session_id"
+                " AND taken_at > :taken_at ORDER BY taken_at, id LIMIT 1",
+                where,
             )
         ]
         clinic_row = one(
@@ -166,6 +174,7 @@ def submit(
             session_for_triage(session, client["timezone"]),
             [*history, as_triage(new)],
             clinic_row["phone"],
+            checkin_id=data["id"],
         )
         row = {
             "id": data["id"],
@@ -190,7 +199,15 @@ def submit(
             if existing is None:
                 raise
             return _replay(db, existing, client)
-        flags.apply_findings(db, client, session, data["id"], assessment["flags"], now)
+        flags.apply_findings(
+            db,
+            client,
+            session,
+            data["id"],
+            assessment["flags"],
+            now,
+            late=assessment["superseded"],
+        )
     return _shape(row, []), True  # as stored: a new check-in has no photos yet
 
 

@@ -99,6 +99,11 @@ def _day(session: dict, checkin: dict) -> int:
     return day_number(session["performed_at"], checkin["taken_at"], session.get("timezone", "UTC"))
 
 
+def _sentence(parts: list[str]) -> str:
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]
+
+
 def _findings(
     h: float, depth: float | None, cur: dict, prev: dict | None, days: tuple[int, int]
 ) -> list[dict]:
@@ -131,9 +136,14 @@ def _findings(
     limit, since = band["redness"]
     if redness > limit:  # R1
         urgent = redness == 4 and h >= _stretch(REDNESS_URGENT_FROM_H, depth)
+        up = (
+            f"; up from {prev['redness']}/4 in {before}"
+            if rising and redness > prev["redness"]
+            else ""
+        )
         add(
             "R1",
-            f"Redness {redness}/4 {at} (expected ≤{limit} from {since:.0f} h{depth_note})",
+            f"Redness {redness}/4 {at} (expected ≤{limit} from {since:.0f} h{depth_note}){up}",
             "urgent" if urgent else None,
         )
     parts = []
@@ -146,12 +156,15 @@ def _findings(
         parts.append(f"swelling up from {prev['swelling']}/4 in {before} (should fall after 48 h)")
     if parts:
         urgent = swelling == 4 and h >= SWELLING_URGENT_FROM_H
-        add("R2", "; ".join(parts), "urgent" if urgent else None)
+        add("R2", _sentence(parts), "urgent" if urgent else None)
 
-    if rising:  # R3: any score higher than the previous check-in after day 2
-        worse = [f"{k} {prev[k]}→{cur[k]}" for k in _SCORES if cur[k] > prev[k]]
-        if worse:
-            add("R3", f"Worse than {before}: " + ", ".join(worse))
+    # R3: any score higher than the previous check-in after day 2, reviewed against the other
+    # rules (AFT-39: suppress what another alert already says). A rise in swelling after 48 h
+    # is R2's trend, a rise in pain after 24 h is R4's, and a rise in redness above the band
+    # is R1 (its reason names the rise): R3 stays for what only it sees, redness climbing
+    # back within the band. One check-in breaking R1, R2 and R4 is then three reasons, not four.
+    if rising and redness > prev["redness"] and "R1" not in found:
+        add("R3", f"Worse than {before}: redness {prev['redness']}→{redness}")
 
     parts = []
     if pain >= 7:  # R4: 7/10 or more at any time
@@ -159,7 +172,7 @@ def _findings(
     if prev is not None and h >= 24 and pain > prev["pain"]:  # R4: rising after day 1
         parts.append(f"pain up from {prev['pain']}/10 in {before} (should fall after 24 h)")
     if parts:
-        add("R4", "; ".join(parts), "urgent" if pain >= PAIN_URGENT else None)
+        add("R4", _sentence(parts), "urgent" if pain >= PAIN_URGENT else None)
 
     if symptoms.get("bruising") and h >= 168:  # R5: not stretched, "up to 7 days" (Chu 2021)
         add("R5", f"Bruising still present {at} ({h:.0f} h; expected to fade within 7 days)")
@@ -232,35 +245,81 @@ def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict], day
     return " ".join(text)
 
 
-def assess(session: dict, checkins: list[dict], clinic_phone: str | None = None) -> dict:
-    """Assess the latest check-in against the expected course and the history before it."""
+# What each review rule means in the client's words, for one message naming every reason.
+_CLIENT_WORDS = {
+    "R1": "redness higher than expected",
+    "R2": "swelling higher than expected or rising",
+    "R3": "redness worse than at your last check-in",
+    "R4": "pain that is strong or rising",
+    "R5": "bruising that has lasted past a week",
+}
+# Rules about the scores' level and trend: the newest check-in speaks for them (see assess).
+_SCORE_RULES = ("R1", "R2", "R3", "R4")
+
+
+def _review_message(flags: list[dict], day: int, call: str) -> str:
+    words = [_CLIENT_WORDS[f["rule"]] for f in flags if f["rule"] in _CLIENT_WORDS]
+    when = "on the day of your session" if day == 0 else f"on day {day}"
+    lead = ""
+    if words:
+        listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+        lead = f"What you reported {when} needs a look: {listed}. "
+    return (
+        f"{lead}Your clinic will review this today and contact you if needed. Keep following"
+        f" your aftercare; if you get a fever, pus or spreading redness, contact your"
+        f" clinic now{call}."
+    )
+
+
+def assess(
+    session: dict,
+    checkins: list[dict],
+    clinic_phone: str | None = None,
+    *,
+    checkin_id: str | None = None,
+) -> dict:
+    """Assess a check-in (the latest by default) against the expected course and the one before it.
+
+    A check-in that arrives after a later one (an offline phone's queue, posted out of
+    order) is assessed in its place, but the score rules (R1-R4) are left to the later
+    check-in, which already spoke for the present: an old, worse answer must not open R3 or
+    R4 against a newer, better one. Warning signs and symptoms it reports still count.
+    """
     if not checkins:
         raise ValueError("assess needs at least one check-in")
     history = sorted(checkins, key=_order)
-    latest, prev = history[-1], (history[-2] if len(history) > 1 else None)
+    index = len(history) - 1
+    if checkin_id is not None:
+        index = next(i for i, c in enumerate(history) if str(c.get("id")) == str(checkin_id))
+    current, prev = history[index], (history[index - 1] if index > 0 else None)
+    later = history[index + 1] if index + 1 < len(history) else None
     depth = session.get("needle_depth_mm")
-    h = _hours(session, latest)
-    day = _day(session, latest)
-    flags = _findings(h, depth, latest, prev, (day, _day(session, prev) if prev else day))
+    h = _hours(session, current)
+    day = _day(session, current)
+    flags = _findings(h, depth, current, prev, (day, _day(session, prev) if prev else day))
+    if later is not None:
+        flags = [f for f in flags if f["rule"] not in _SCORE_RULES]
     ranks = {severity_rank(f["severity"]) for f in flags}
     call = f" on {clinic_phone}" if clinic_phone else ""
     if severity_rank("urgent") in ranks:
         status, message = "urgent", f"Contact your clinic now{call}. {_EMERGENCY}"
     elif severity_rank("review") in ranks:
-        status = "review"
+        status, message = "review", _review_message(flags, day, call)
+    elif later is not None:
+        status = "expected"
         message = (
-            "Your clinic will review this today and contact you if needed. Keep following"
-            f" your aftercare; if you get a fever, pus or spreading redness, contact your"
-            f" clinic now{call}."
+            f"Saved. This answer from day {day} arrived after your answer from day"
+            f" {_day(session, later)}, so your clinic goes by the newer one."
         )
     else:
-        status, message = "expected", _reassurance(h, depth, latest, flags, day)
+        status, message = "expected", _reassurance(h, depth, current, flags, day)
     return {
         "status": status,
         "message": message,
         "flags": flags,
         "day": day,
         "hours": round(h, 1),
+        "superseded": later is not None,
     }
 
 
