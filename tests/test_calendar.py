@@ -238,3 +238,26 @@ def test_alarms_match_the_plan_across_dst(world, zone, local_start):
             assert (seen[key].hour, seen[key].minute) == wall[key], (key, seen[key])
     assert set(seen) == set(wall)
     assert seen["evening-routine"].utcoffset() != seen["book-next-session"].utcoffset()
+
+
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile"
+DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+
+@pytest.mark.parametrize(
+    ("agent", "button", "href"),
+    [
+        (IPHONE, "Add to my calendar</a>", "webcal://"),
+        (ANDROID, "Add to Google Calendar</a>", "https://calendar.google.com/calendar/render?cid="),
+        (DESKTOP, "Add to my calendar</a>", "webcal://"),
+    ],
+)
+def test_the_offer_is_worded_for_the_phone(world, agent, button, href):
+    page = world.c1.get("/welcome", headers={"User-Agent": agent}).get_data(as_text=True)
+    step = page[page.index('id="step-calendar"') :]
+    step = step[: step.index("</li>")]
+    link = re.search(r'<a class="button primary" href="([^"]+)"[^>]*>([^<]+</a>)', step)
+    assert link.group(2) == button and link.group(1).startswith(href)
+    assert ("<strong>Subscribe</strong>" in step) == (agent == IPHONE)
+    assert ("calendar address" in step.lower()) == (agent == DESKTOP)

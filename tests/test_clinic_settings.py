@@ -220,3 +220,16 @@ def test_the_manifest_carries_the_name_of_the_only_clinic(app, client, runner):
 def test_with_two_clinics_the_manifest_stays_companion(world):
     data = world.anon.get("/manifest.webmanifest").get_json()
     assert data["short_name"] == "Companion" and data["name"] == "Companion aftercare"
+
+
+def test_a_transparent_logo_is_flattened_on_white(world):
+    img = Image.new("RGBA", (300, 100), (0, 0, 0, 0))  # see-through black
+    img.paste((91, 33, 182, 255), (100, 25, 200, 75))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    h = {"Content-Type": "image/png"}
+    url = world.p1.put("/api/clinic/logo", data=buf.getvalue(), headers=h).json["logo_url"]
+    logo = Image.open(io.BytesIO(world.anon.get(url).data)).convert("RGB")
+    assert all(c > 245 for c in logo.getpixel((5, 5)))  # white, not black
+    r, g, b = logo.getpixel((logo.width // 2, logo.height // 2))
+    assert abs(r - 91) < 12 and abs(g - 33) < 12 and abs(b - 182) < 12

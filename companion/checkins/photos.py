@@ -52,6 +52,11 @@ def process(data: bytes) -> tuple[bytes, int, int]:
         img.thumbnail((MAX_SIDE, MAX_SIDE))
         # Keep the orientation the EXIF asked for; the EXIF itself is not kept.
         img = ImageOps.exif_transpose(img)
+        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            # See-through parts (a clinic's PNG logo, a screenshot) become white, not the
+            # black or stray colour their hidden colour channels hold.
+            rgba = img.convert("RGBA")
+            img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
         rgb = _to_srgb(img, icc)
         pixels = Image.new("RGB", rgb.size)  # a new image: no info, no metadata to carry over
         pixels.paste(rgb)
