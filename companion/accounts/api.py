@@ -21,10 +21,9 @@ from companion.accounts.models import (
     SetupInput,
 )
 from companion.auth import practitioner_required, signed_in
-from companion.contract import operation, parse
-from companion.converters import MAX_ID
+from companion.contract import operation, parse, parse_query
 from companion.db import get_db, iso, utcnow, write
-from companion.errors import ApiError, Conflict, Invalid
+from companion.errors import ApiError, Conflict
 from companion.treatments import store as treatments
 from companion.web import body, created, public_url
 
@@ -183,13 +182,11 @@ def my_client(client_id: int) -> dict:
 )
 @practitioner_required
 def list_clients():
-    q = request.args.get("q", "")[:100]
-    try:
-        limit = min(max(int(request.args.get("limit", 100)), 1), 500)
-        offset = min(max(int(request.args.get("offset", 0)), 0), MAX_ID)
-    except ValueError:
-        raise Invalid({"limit": "Must be a whole number."}) from None
-    found = clients.list_clients(get_db(), current_user.clinic_id, q or None, limit, offset)
+    query = parse_query(ClientFilter, request.args)
+    q = query["q"]
+    found = clients.list_clients(
+        get_db(), current_user.clinic_id, q, query["limit"], query["offset"]
+    )
     # One entry per read that shows anyone; never the search text (a name or a phone).
     if found:
         audit.record("clients_listed", detail="search" if q else None)

@@ -21,6 +21,8 @@ from companion.contract import (
     Reply,
     Text,
     TimeZone,
+    Truncated,
+    Whole,
     encodable,
     fail,
 )
@@ -231,6 +233,6 @@ class Invite(Reply):
 
 
 class ClientFilter(Query):
-    q: str = Field(default=None, description="Part of a name, email or phone")
-    limit: int = Field(default=100, description="1 to 500")
-    offset: int = Field(default=0, ge=0, le=MAX_ID)
+    q: Truncated(100, description="Part of a name, email or phone")
+    limit: Whole(1, 500, {}, default=100, description="1 to 500")
+    offset: Whole(0, MAX_ID, {"minimum": 0, "maximum": MAX_ID}, default=0)

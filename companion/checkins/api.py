@@ -10,9 +10,15 @@ from companion.accounts.api import my_client
 from companion.auth import client_required, signed_in
 from companion.checkins import one_tap, photos
 from companion.checkins import store as checkins
-from companion.checkins.models import Checkin, CheckinFilter, CheckinInput, CheckinList, Photo
-from companion.contract import operation, parse
-from companion.converters import parse_id
+from companion.checkins.models import (
+    CLIENT_ID_NEEDED,
+    Checkin,
+    CheckinFilter,
+    CheckinInput,
+    CheckinList,
+    Photo,
+)
+from companion.contract import operation, parse, parse_query
 from companion.db import get_db, utcnow
 from companion.errors import ApiError, Invalid, not_found
 from companion.web import body, created
@@ -85,9 +91,9 @@ def get_checkins():
     if current_user.is_client:
         client_id = current_user.id
     else:
-        wanted = parse_id(request.args.get("client_id"))
+        wanted = parse_query(CheckinFilter, request.args)["client_id"]
         if wanted is None:
-            raise Invalid({"client_id": "Give the client's id."})
+            raise Invalid({"client_id": CLIENT_ID_NEEDED})
         client_id = my_client(wanted)["id"]
         audit.record("client_read", client_id=client_id, detail="checkins")
     return jsonify({"checkins": checkins.list_for_client(db, client_id)})

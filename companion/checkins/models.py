@@ -3,11 +3,10 @@
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import Field, create_model
+from pydantic import create_model
 
 from companion.clinical import SYMPTOMS, WARNING_SIGNS, Severity
-from companion.contract import Body, FlagSet, Moment, Number, Query, Reply, Text, Uuid
-from companion.converters import MAX_ID
+from companion.contract import Body, FlagSet, Id, Moment, Number, Query, Reply, Text, Uuid
 
 # A phone's clock may run a little fast; more than this ahead of ours is a wrong clock.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -79,7 +78,9 @@ class CheckinList(Reply):
     checkins: list[Checkin]
 
 
+# A practitioner must say whose check-ins; a client's own are implied.
+CLIENT_ID_NEEDED = "Give the client's id."
+
+
 class CheckinFilter(Query):
-    client_id: int = Field(
-        default=None, ge=1, le=MAX_ID, description="Required for a practitioner: whose check-ins"
-    )
+    client_id: Id(CLIENT_ID_NEEDED, description="Required for a practitioner: whose check-ins")

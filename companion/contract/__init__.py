@@ -1,6 +1,6 @@
 """The API contract machinery, declared once: pydantic field types with our messages (fields),
 parsing into Invalid (core), and the OpenAPI 3.1 document built from the routes' contracts
-(document). Features import what they need from here."""
+(document), and query strings (query). Features import what they need from here."""
 
 from companion.contract.core import (
     ABSENT,
@@ -35,11 +35,13 @@ from companion.contract.fields import (
     TimeZone,
     Uuid,
 )
+from companion.contract.query import Id, OneOf, Param, Truncated, Whole, parse_query
 
 __all__ = [
     "ABSENT",
     "EMAIL",
     "HHMM",
+    "Id",
     "PHONE",
     "Body",
     "Boolean",
@@ -52,20 +54,25 @@ __all__ = [
     "Moment",
     "Nested",
     "Number",
+    "OneOf",
     "Operation",
+    "Param",
     "Phone",
     "Query",
     "Reply",
     "Text",
     "TextList",
     "TimeZone",
+    "Truncated",
     "Uuid",
+    "Whole",
     "document",
     "encodable",
     "error_fields",
     "fail",
     "operation",
     "parse",
+    "parse_query",
     "schemas",
     "timezones",
     "valid_timezone",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
@@ -126,9 +126,11 @@ class Reply(BaseModel):
 
 
 class Query(BaseModel):
-    """A route's query string, for the document: each field is one parameter."""
+    """A route's query string: each field is one parameter (types in query.py)."""
 
     model_config = ConfigDict(defer_build=True)
+    # The error's message when a parameter is bad (its fields say which).
+    invalid_message: ClassVar[str] = "Some fields are not valid."
 
 
 def parse(

@@ -6,10 +6,8 @@ from flask_login import current_user
 from companion import audit
 from companion.accounts.api import my_client
 from companion.auth import practitioner_required
-from companion.contract import operation, parse
-from companion.converters import parse_id
+from companion.contract import operation, parse, parse_query
 from companion.db import get_db, utcnow
-from companion.errors import Invalid
 from companion.review import actions, exports, fhir, queue
 from companion.review.models import (
     AuditFilter,
@@ -126,7 +124,7 @@ def resolve(flag_id: int):
 def export_client(client_id: int):
     """Everything about a client as JSON; ?format=csv: check-ins as CSV; ?format=fhir: FHIR R4 Bundle."""
     client = my_client(client_id)
-    fmt = request.args.get("format", "json")
+    fmt = parse_query(ExportFormat, request.args)["format"]
     db = get_db()
     if fmt == "csv":
         text = exports.to_csv(exports.CHECKIN_COLUMNS, exports.client_checkin_rows(db, client))
@@ -137,12 +135,10 @@ def export_client(client_id: int):
     elif fmt == "json":
         resp = jsonify(exports.client_bundle(db, client))
         resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}.json"'
-    elif fmt == "fhir":
+    else:
         resp = jsonify(fhir.bundle(db, client))
         resp.headers["Content-Type"] = "application/fhir+json"
         resp.headers["Content-Disposition"] = f'attachment; filename="client-{client_id}-fhir.json"'
-    else:
-        raise Invalid({"format": "One of: json, csv, fhir."})
     audit.record("client_exported", client_id=client_id, detail=f"format={fmt}")
     return resp
 
@@ -202,10 +198,8 @@ def export_clinic_flags():
 
 def _dates() -> tuple[str | None, str | None]:
     """Read the export's [from, to) bounds from the query string."""
-    return (
-        exports.parse_day(request.args.get("from"), "from"),
-        exports.parse_day(request.args.get("to"), "to"),
-    )
+    query = parse_query(DayRange, request.args)
+    return query["from_"], query["to"]
 
 
 @bp.get("/audit")
@@ -219,17 +213,11 @@ def _dates() -> tuple[str | None, str | None]:
 @practitioner_required
 def audit_log():
     """Your clinic's audit log, newest first; ?client_id= for one client, ?before= to page."""
-    ids = {}
-    for name in ("client_id", "before"):
-        raw = request.args.get(name)
-        if raw is not None:
-            if parse_id(raw) is None:
-                raise Invalid({name: "Must be a positive whole number."})
-            ids[name] = parse_id(raw)
+    query = parse_query(AuditFilter, request.args)
     return jsonify(
         {
             "entries": audit.entries(
-                current_user.clinic_id, ids.get("client_id"), before_id=ids.get("before")
+                current_user.clinic_id, query["client_id"], before_id=query["before"]
             )
         }
     )

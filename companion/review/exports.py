@@ -5,15 +5,14 @@ The FHIR R4 export is in review/fhir.py.
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlite_utils
 
 from companion.accounts.clients import client_dict
 from companion.checkins.store import checkin_dicts
 from companion.clinical import SYMPTOMS, WARNING_SIGNS
-from companion.db import iso, parse_iso, rows
-from companion.errors import Invalid
+from companion.db import iso, rows
 from companion.review.timeline import timeline
 
 SCORE_COLUMNS = (
@@ -146,17 +145,3 @@ def client_bundle(db: sqlite_utils.Database, client: dict) -> dict:
             ids,
         ),
     }
-
-
-def parse_day(text: str | None, name: str) -> str | None:
-    """Read an export's date bound (ISO 8601 date or moment) as stored text; None when absent."""
-    if not text:
-        return None
-    try:
-        moment = parse_iso(text if "T" in text else text + "T00:00:00+00:00")
-        # Year 1 at +14:00 is before year 1 in UTC: astimezone overflows (OverflowError).
-        utc = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise Invalid({name: "Not a date."}, "Dates must be ISO 8601, e.g. 2026-05-01.") from None
-    # isoformat pads the year to four digits (strftime's %Y does not), so text order holds.
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -1,17 +1,17 @@
 """The review API contract: the flag queue, a flag's history, notes, exports and the audit log."""
 
-from datetime import date, datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field
 
-from companion.clinical import FLAG_STATUSES, RULES, FlagStatus, Severity
-from companion.contract import Body, Custom, Query, Reply, Text, fail
+from companion.clinical import FLAG_STATUSES, RULES, SEVERITIES_DESC, FlagStatus, Severity
+from companion.contract import Body, Custom, Id, OneOf, Param, Query, Reply, Text, fail
 from companion.converters import MAX_ID
 
 RuleId = Literal[tuple(RULES)]  # type: ignore[valid-type]
-QueueStatus = Literal[("active", *FLAG_STATUSES, "all")]  # type: ignore[valid-type]
-POSITIVE = {"type": "string", "pattern": "^0*[1-9][0-9]{0,17}$"}
+# The review queue's ?status=: "active" (open or acknowledged), one status, or all of them.
+QUEUE_STATUSES = ("active", *FLAG_STATUSES, "all")
 
 
 class NoteInput(Body):
@@ -170,22 +170,42 @@ class AuditLog(Reply):
 
 
 class FlagFilter(Query):
-    status: QueueStatus = "active"
-    severity: Severity = Field(default=None)
-    practitioner_id: int = Field(default=None, ge=1, le=10**18 - 1)
-    client_id: int = Field(default=None, ge=1, le=10**18 - 1)
-    limit: int = Field(default=None, ge=1, le=10**18 - 1)
+    status: OneOf(QUEUE_STATUSES, default="active")
+    severity: OneOf(SEVERITIES_DESC, blank=True)
+    practitioner_id: Id()
+    client_id: Id()
+    limit: Id(cap=1000, default=200, description="At most 1000")
 
 
 class ExportFormat(Query):
-    format: Literal["json", "csv", "fhir"] = "json"
+    format: OneOf(("json", "csv", "fhir"), default="json")
+
+
+def _day_bound(text: str) -> str | None:
+    """Read an export's date bound (ISO 8601 date or moment) as stored text; None when empty."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(
+            (text if "T" in text else text + "T00:00:00+00:00").replace("Z", "+00:00")
+        )
+        # Year 1 at +14:00 is before year 1 in UTC: astimezone overflows (OverflowError).
+        utc = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise fail("Not a date.") from None
+    # isoformat pads the year to four digits (strftime's %Y does not), so text order holds.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+_DAY = {"type": "string", "format": "date"}
 
 
 class DayRange(Query):
-    from_: date = Field(default=None, alias="from", description="Inclusive")
-    to: date = Field(default=None, description="Exclusive")
+    invalid_message = "Dates must be ISO 8601, e.g. 2026-05-01."
+    from_: Param(_day_bound, _DAY, alias="from", description="Inclusive")
+    to: Param(_day_bound, _DAY, description="Exclusive")
 
 
 class AuditFilter(Query):
-    client_id: int = Field(default=None, ge=1, le=10**18 - 1)
-    before: int = Field(default=None, ge=1, le=10**18 - 1)
+    client_id: Id()
+    before: Id()

@@ -6,9 +6,10 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.clinical import ACTIVE_STATUSES, FLAG_STATUSES, SEVERITIES_DESC
-from companion.converters import parse_id
+from companion.contract import parse_query
 from companion.db import iso, one, rows, write
 from companion.errors import Conflict, Invalid, NotFound
+from companion.review.models import FlagFilter
 
 # Most urgent first: urgent 0, review 1, info 2.
 SEVERITY_ORDER = (
@@ -41,31 +42,10 @@ FLAG_FIELDS = (
 
 
 def parse_filters(args) -> dict:
-    """Read the queue's filters from a query string (the API's and the page's); raise Invalid."""
-    status = args.get("status", "active")
-    severity = args.get("severity") or None
-    errors = {}
-    if status not in STATUS_FILTERS:
-        errors["status"] = f"One of: {', '.join(STATUS_FILTERS)}."
-    if severity is not None and severity not in SEVERITIES_DESC:
-        errors["severity"] = f"One of: {', '.join(SEVERITIES_DESC)}."
-    ids = {}
-    for name in ("practitioner_id", "client_id", "limit"):
-        raw = args.get(name)
-        if raw is not None:
-            if parse_id(raw) is None:
-                errors[name] = "Must be a positive whole number."
-            else:
-                ids[name] = parse_id(raw)
-    if errors:
-        raise Invalid(errors)
-    return {
-        "statuses": STATUS_FILTERS[status],
-        "severity": severity,
-        "practitioner_id": ids.get("practitioner_id"),
-        "client_id": ids.get("client_id"),
-        "limit": min(ids.get("limit", 200), 1000),
-    }
+    """Read the queue's filters from a query string (the API's) with FlagFilter; raise Invalid."""
+    query = parse_query(FlagFilter, args)
+    status = query.pop("status")
+    return query | {"statuses": STATUS_FILTERS[status]}
 
 
 def queue(db: sqlite_utils.Database, clinic_id: int, **filters) -> list[dict]:
