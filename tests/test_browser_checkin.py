@@ -419,3 +419,26 @@ def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):
     assert wait_until(page, lambda: server.query(note) == [(1,)], timeout=15)
     page.wait_for_timeout(500)
     assert server.statuses("POST", "/api/checkins")[posts:] == [201]
+
+
+def test_pages_before_sign_in_have_no_serious_violations(server):
+    """The door a phone without a session meets: the start page and a dead invite link."""
+    found, too_wide = {}, {}
+    with chromium_context(PHONE, base_url=server.url) as context:
+        serve_axe(context)
+        page = context.new_page()
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            for size in ("390", "320"):
+                page.set_viewport_size(SIZES[size])
+                for name, path in {"start": "/start", "dead-invite": "/i/mistyped"}.items():
+                    page.goto(path)
+                    expect(page.get_by_role("heading", level=1)).to_be_visible()
+                    screenshot(page, f"signed-out-{name}-{size}-{scheme}")
+                    if size == "390" and (violations := axe_violations(page)):
+                        found[f"{name}-{scheme}"] = violations
+                    width = page.evaluate("() => document.documentElement.scrollWidth")
+                    if width > SIZES[size]["width"]:
+                        too_wide[f"{name}@{size}"] = width
+    assert not found, json.dumps(found, indent=2)
+    assert not too_wide, too_wide

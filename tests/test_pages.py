@@ -152,3 +152,9 @@ def test_checkin_before_any_session_says_there_is_nothing_to_report_yet(world):
     html = phone.get("/checkin").get_data(as_text=True)
     assert "Nothing to check in on yet" in html and 'id="checkin-form"' not in html
     assert 'id="checkin-form"' in world.c1.get("/checkin").get_data(as_text=True)
+
+
+def test_start_sends_a_signed_in_phone_home(world):
+    r = world.c1.get("/start")
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+    assert "signed out" in world.anon.get("/start").get_data(as_text=True)

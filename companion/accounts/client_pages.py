@@ -18,6 +18,9 @@ bp = Blueprint("client", __name__)
 @bp.get("/start")
 @shell_page
 def not_signed_in():
+    # A phone that is signed in has its aftercare: never tell it it was signed out.
+    if current_user.is_authenticated:
+        return redirect(url_for("checkins.home"))
     return render_template("client/start.html")
 
 
