@@ -16,6 +16,7 @@ from companion.admin import clinic
 from companion.db import get_db
 from companion.reminders import calendar
 from companion.treatments import store as treatments
+from companion.web import redact_tokens
 
 PUBLIC = "https://aftercare.clinic-one.net"
 
@@ -261,3 +262,16 @@ def test_the_offer_is_worded_for_the_phone(world, agent, button, href):
     assert link.group(2) == button and link.group(1).startswith(href)
     assert ("<strong>Subscribe</strong>" in step) == (agent == IPHONE)
     assert ("calendar address" in step.lower()) == (agent == DESKTOP)
+
+
+def test_the_practitioner_page_resets_it_and_logs_never_show_tokens(world):
+    old = feed_path(world.c1)
+    page = world.p1.get(f"/clinic/clients/{world.client1['id']}").get_data(as_text=True)
+    assert "Reset calendar link" in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = world.p1.http.post(
+        f"/clinic/clients/{world.client1['id']}/calendar/reset", data={"csrf_token": csrf}
+    )
+    assert r.status_code == 302
+    assert world.anon.get(old).status_code == 404
+    assert redact_tokens(f"GET {old} HTTP/1.1") == "GET /calendar/[token] HTTP/1.1"
