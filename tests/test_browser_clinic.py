@@ -9,10 +9,12 @@ from browser_support import (
     PASSWORD,
     PHONE,
     TABLET,
+    axe_violations,
     chromium_context,
     require_chromium,
     running_server,
     screenshot,
+    serve_axe,
 )
 from conftest import World
 from PIL import Image
@@ -64,6 +66,7 @@ def no_sideways_scroll(page) -> bool:
 def test_the_clinic_name_and_logo_are_in_the_header_on_every_client_page(server):
     with chromium_context(PHONE, base_url=server.url) as context:
         context.set_default_timeout(15_000)
+        serve_axe(context)
         page = context.new_page()
         page.goto(f"/i/{server.seeded['token']}")
         expect(page.get_by_text(f"{NAME} invited you")).to_be_visible()
@@ -91,6 +94,7 @@ def test_the_clinic_name_and_logo_are_in_the_header_on_every_client_page(server)
                 "https://calendar.google.com/calendar/render?cid=webcal%3A%2F%2F"
             )
             screenshot(page, f"clinic-welcome-390-{scheme}")
+            assert axe_violations(page) == [], scheme
             page.goto("/settings")
             screenshot(page, f"clinic-settings-390-{scheme}")
 
@@ -98,6 +102,7 @@ def test_the_clinic_name_and_logo_are_in_the_header_on_every_client_page(server)
 def test_the_owners_clinic_page(server):
     with chromium_context(TABLET, base_url=server.url) as context:
         context.set_default_timeout(15_000)
+        serve_axe(context)
         page = context.new_page()
         page.goto("/clinic/login")
         page.get_by_label("Email").fill(server.seeded["email"])
@@ -109,9 +114,11 @@ def test_the_owners_clinic_page(server):
             page.emulate_media(color_scheme=scheme)
             assert no_sideways_scroll(page)
             screenshot(page, f"clinic-profile-1024-{scheme}")
+            assert axe_violations(page) == [], scheme
         page.get_by_label("Accent colour").fill("#14b8a6")
         page.get_by_role("button", name="Save details").click()
         expect(page.locator("#accent_color-error")).to_contain_text("contrast")
+        page.emulate_media(color_scheme="light")
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto("/clinic/profile")
         assert no_sideways_scroll(page)
