@@ -119,11 +119,11 @@ def create_client(db: sqlite_utils.Database, actor: User, values: dict, now: dat
 
 
 def invite_client(
-    db: sqlite_utils.Database, actor: User, client: dict, now: datetime
+    db: sqlite_utils.Database, actor: User, client: dict, now: datetime, days: int
 ) -> tuple[str, datetime]:
-    """Issue a one-time invite for a client; an earlier one stops working."""
+    """Issue a one-time invite for a client, valid `days`; an earlier one stops working."""
     with write(db):
-        token, expires = invites.create_invite(db, client, actor.id, now)
+        token, expires = invites.create_invite(db, client, actor.id, now, days)
         audit.record("invite_issued", client_id=client["id"], actor=actor)
     return token, expires
 

@@ -1,7 +1,7 @@
 """The accounts API: first-run setup, sign-in, your own settings, clients and their invites."""
 
 import segno
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
 from companion import audit, auth, credentials
@@ -268,7 +268,9 @@ def update_client(client_id: int):
 def create_invite(client_id: int):
     """Issue a one-time invite link and QR code; an earlier invite stops working."""
     row = my_client(client_id)
-    token, expires = actions.invite_client(get_db(), current_user, row, utcnow())
+    token, expires = actions.invite_client(
+        get_db(), current_user, row, utcnow(), current_app.config["INVITE_DAYS"]
+    )
     url = public_url("/i/" + token)
     return created(
         {

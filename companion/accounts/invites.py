@@ -4,7 +4,6 @@ import secrets
 from datetime import datetime, timedelta
 
 import sqlite_utils
-from flask import current_app
 
 from companion.auth import hash_token
 from companion.db import iso, one, parse_iso, write
@@ -12,11 +11,11 @@ from companion.errors import Gone, NotFound
 
 
 def create_invite(
-    db: sqlite_utils.Database, client: dict, practitioner_id: int, now: datetime
+    db: sqlite_utils.Database, client: dict, practitioner_id: int, now: datetime, days: int
 ) -> tuple[str, datetime]:
-    """Issue a one-time invite for a client, revoking any earlier one."""
+    """Issue a one-time invite for a client, valid `days` (INVITE_DAYS), revoking any earlier one."""
     token = secrets.token_urlsafe(24)
-    expires = now + timedelta(days=current_app.config["INVITE_DAYS"])
+    expires = now + timedelta(days=days)
     with write(db):
         db.conn.execute(
             "UPDATE invites SET revoked_at = :now WHERE client_id = :client_id"

@@ -1,7 +1,16 @@
 """The practitioner's pages: sign-in, first-run setup, clients, invites."""
 
 import segno
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from companion import audit, auth, credentials
@@ -177,7 +186,9 @@ def client_detail(client_id: int):
 @practitioner_required
 def invite(client_id: int):
     client = my_client(client_id)
-    token, expires = actions.invite_client(get_db(), current_user, client, utcnow())
+    token, expires = actions.invite_client(
+        get_db(), current_user, client, utcnow(), current_app.config["INVITE_DAYS"]
+    )
     url = public_url("/i/" + token)
     qr = segno.make(url, error="m").svg_inline(scale=6, title="Invite QR code")
     return render_template(
