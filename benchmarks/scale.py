@@ -709,8 +709,9 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
             with timer(timings, name, counted):
                 r = http.get(url.format(c=client_id))
             assert r.status_code == 200, (url, r.status_code)
-        # Where the timeline page's time goes: its queries, and its charts (as the view draws them).
-        with app.app_context():
+        # Where the timeline page's time goes: its queries, and its charts (as the view draws them;
+        # in a request context, as templates' context processors read the signed-in user).
+        with app.test_request_context():
             db = get_db()
             client = get_client(db, client_id, clinic_id)
             with timer(timings, SQL, counted):
