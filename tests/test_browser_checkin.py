@@ -421,12 +421,13 @@ def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):
     assert server.statuses("POST", "/api/checkins")[posts:] == [201]
 
 
-def test_pages_before_sign_in_have_no_serious_violations(server):
+def test_pages_before_sign_in_have_no_serious_violations(page, phone):
     """The door a phone without a session meets: the start page and a dead invite link."""
     found, too_wide = {}, {}
-    with chromium_context(PHONE, base_url=server.url) as context:
-        serve_axe(context)
-        page = context.new_page()
+    # Signed out for this test only (one Playwright per process: no second browser here).
+    signed_in = phone.cookies()
+    phone.clear_cookies()
+    try:
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
             for size in ("390", "320"):
@@ -434,11 +435,14 @@ def test_pages_before_sign_in_have_no_serious_violations(server):
                 for name, path in {"start": "/start", "dead-invite": "/i/mistyped"}.items():
                     page.goto(path)
                     expect(page.get_by_role("heading", level=1)).to_be_visible()
+                    assert "/start" in page.url or "/i/" in page.url, page.url
                     screenshot(page, f"signed-out-{name}-{size}-{scheme}")
                     if size == "390" and (violations := axe_violations(page)):
                         found[f"{name}-{scheme}"] = violations
                     width = page.evaluate("() => document.documentElement.scrollWidth")
                     if width > SIZES[size]["width"]:
                         too_wide[f"{name}@{size}"] = width
+    finally:
+        phone.add_cookies(signed_in)
     assert not found, json.dumps(found, indent=2)
     assert not too_wide, too_wide
