@@ -39,7 +39,8 @@ module.exports = [
     },
   },
   {
-    files: ["companion/static/js/queue.js"],
+    // The queue and the protocol editor (practitioner pages): plain browser scripts.
+    files: ["companion/static/js/queue.js", "companion/static/js/protocol.js"],
     languageOptions: { sourceType: "script", globals: { ...globals.browser } },
   },
   {

@@ -153,6 +153,12 @@ TABLE = [
         lambda o: {"steps": o["steps"]},
         dict(anon=401, A=403, B=403, P1=200, P2=200, PR=403),
     ),
+    (
+        "POST",
+        "/api/protocol/preview",
+        lambda o: {"steps": o["steps"], "timezone": "America/New_York"},
+        dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200),
+    ),
     ("GET", "/api/push/subscriptions", None, dict(anon=401, A=200, B=200, P1=200, P2=200, PR=200)),
     (
         "POST",

@@ -117,10 +117,12 @@ def test_practitioner_works_an_urgent_flag_and_reads_the_timeline(page, server):
     chart = page.locator("svg.chart").first
     expect(chart).to_be_visible()
     # One redness circle per check-in, plus a ring around the point that raised the flag.
-    expect(chart.locator("g.point")).to_have_count(2)
-    expect(chart.locator("g.point.flagged")).to_have_count(1)
+    expect(chart.locator(".point")).to_have_count(2)
+    expect(chart.locator(".point.flagged")).to_have_count(1)  # a link to its check-in row
     assert chart.locator("circle").count() == 3
     box = chart.bounding_box()
     assert box["width"] > 300 and box["height"] > 100, box
-    expect(page.locator("section.session").first).to_contain_text(f"resolve: {RESOLUTION_NOTE}")
+    expect(page.locator("section.session").first).to_contain_text(
+        f"resolved it: “{RESOLUTION_NOTE}”"
+    )
     screenshot(page, "tablet-client-timeline")

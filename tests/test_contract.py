@@ -82,6 +82,12 @@ VALID = {
     },
     accounts.PractitionerSettingsInput: lambda: {"name": "Dr New"},
     admin.ClinicInput: lambda: {"display_name": "Glow Skin Studio"},
+    admin.PreviewOptions: lambda: {"timezone": "America/New_York"},
+    admin.ProtocolPreviewInput: lambda: {
+        "steps": [valid_step()],
+        "quiet_start": "22:00",
+        "quiet_end": "07:00",
+    },
     treatments.SessionInput: valid_session,
     checkins.CheckinInput: checkin_body,
     review.NoteInput: lambda: {},

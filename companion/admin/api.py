@@ -1,15 +1,25 @@
 """The clinic settings API: everyone of the clinic reads its face; owners change it."""
 
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from companion.accounts import clinics
-from companion.admin import actions, clinic
-from companion.admin.models import ClinicInput, ClinicProfile
-from companion.auth import owner_required, signed_in
+from companion.admin import actions, clinic, protocol_editor
+from companion.admin.models import (
+    ClinicInput,
+    ClinicProfile,
+    PreviewOptions,
+    ProtocolPreview,
+    ProtocolPreviewInput,
+)
+from companion.auth import owner_required, practitioner_required, signed_in
 from companion.contract import operation, parse
 from companion.db import get_db, utcnow
-from companion.errors import ApiError
+from companion.errors import ApiError, Invalid
+from companion.reminders.planning import DEFAULT_QUIET_HOURS
+from companion.reminders.protocol import validate_steps
 from companion.web import body
 
 bp = Blueprint("api_admin", __name__, url_prefix="/api")
@@ -72,3 +82,44 @@ def put_logo():
 @owner_required
 def delete_logo():
     return jsonify(actions.remove_logo(get_db(), current_user))
+
+
+@bp.post("/protocol/preview")
+@operation(
+    "Plan a sample session with these steps, as the protocol editor previews it: each step's"
+    " local time in the chosen zone, moved out of quiet hours (default 21:00-08:00; equal"
+    " start and end: none). Nothing is saved. performed_at defaults to today 10:00 there;"
+    " timezone to the clinic's",
+    tag="practitioner",
+    reply=ProtocolPreview,
+    body=ProtocolPreviewInput,
+    errors=(400, 401, 403, 415, 422),
+)
+@practitioner_required
+def preview_protocol():
+    data = body()
+    if not isinstance(data, dict):
+        raise Invalid({"body": "Expected a JSON object."})
+    options = parse(PreviewOptions, {k: v for k, v in data.items() if k != "steps"})
+    steps, errors = validate_steps(data.get("steps"))
+    if errors:
+        raise Invalid(errors)
+    timezone = (
+        options.get("timezone") or clinics.get_clinic(get_db(), current_user.clinic_id)["timezone"]
+    )
+    start = options.get("performed_at") or protocol_editor.sample_start(timezone, utcnow())
+    quiet = (options.get("quiet_start"), options.get("quiet_end"))
+    if None in quiet:
+        if quiet != (None, None):
+            missing = "quiet_end" if quiet[1] is None else "quiet_start"
+            raise Invalid({missing: "Give both quiet_start and quiet_end, or neither."})
+        quiet = DEFAULT_QUIET_HOURS
+    return jsonify(
+        {
+            "timezone": timezone,
+            "performed_at": start.astimezone(ZoneInfo(timezone)).isoformat(),
+            "quiet_start": quiet[0],
+            "quiet_end": quiet[1],
+            "plan": protocol_editor.preview(steps, timezone, start, quiet),
+        }
+    )

@@ -1,11 +1,25 @@
-"""The clinic settings contract: GET and PATCH /api/clinic, and the logo upload."""
+"""The admin contract: GET and PATCH /api/clinic, the logo upload, the protocol preview."""
 
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from companion.admin.clinic import HEX_COLOR, MIN_CONTRAST, contrast_with_white, normalize_color
-from companion.contract import Body, Boolean, Phone, Reply, Text, encodable, fail
+from companion.contract import (
+    Body,
+    Boolean,
+    Clock,
+    Moment,
+    Phone,
+    Reply,
+    Text,
+    TimeZone,
+    encodable,
+    fail,
+)
 from companion.contract.core import Spec, field_type
+from companion.reminders.protocol import MAX_STEPS, StepInput
 
 
 def _color(value: Any) -> str | None:
@@ -79,3 +93,39 @@ class ClinicProfile(Reply):
     timezone: str
     logo_url: str | None
     email_alerts: bool
+
+
+class PreviewOptions(Body):
+    """The sample session of a protocol preview (all optional)."""
+
+    timezone: TimeZone()
+    performed_at: Moment(required=False)
+    quiet_start: Clock()
+    quiet_end: Clock()
+
+
+class ProtocolPreviewInput(PreviewOptions):
+    """POST /api/protocol/preview: steps as PUT /api/protocol takes them, and a sample session."""
+
+    steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class PlannedStep(Reply):
+    key: str
+    kind: str
+    title: str
+    when: str
+    due_at: str
+    local: str
+    day: int
+    moved_from: str | None
+    status: str
+    skip_reason: str | None
+
+
+class ProtocolPreview(Reply):
+    timezone: str
+    performed_at: str
+    quiet_start: str | None
+    quiet_end: str | None
+    plan: list[PlannedStep]

@@ -9,15 +9,15 @@ from companion.accounts import actions as accounts
 from companion.accounts import clinics
 from companion.accounts.models import ColleagueInput, RoleInput
 from companion.admin import actions as clinic_settings
-from companion.admin import store
+from companion.admin import protocol_editor, store
 from companion.auth import practitioner_required, refuse
 from companion.clinical import SEVERITIES_DESC
-from companion.contract import parse
+from companion.contract import parse, timezones
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
 from companion.reminders import actions, protocol_store
-from companion.reminders.protocol import validate_steps
+from companion.reminders.protocol import DEFAULT_VALID_HOURS, KINDS, validate_steps
 
 bp = Blueprint("admin", __name__, url_prefix="/clinic")
 
@@ -51,28 +51,47 @@ def settings():
 @bp.route("/protocol", methods=["GET", "POST"])
 @practitioner_required
 def protocol():
-    """View the clinic's protocol; an owner edits it, and saving makes a new version."""
+    """The protocol editor: steps in the order they fire, a live preview; owners save versions."""
     db = get_db()
     current = protocol_store.current_protocol(db, current_user.clinic_id)
-    errors: dict = {}
-    text = json.dumps(current["steps"], indent=2, ensure_ascii=False)
+    clinic = clinics.get_clinic(db, current_user.clinic_id)
+    steps, errors, text = current["steps"], {}, None
     if request.method == "POST":
         if not current_user.is_owner:
             return refuse()
-        text = request.form.get("steps", "")
-        try:
-            steps, errors = validate_steps(json.loads(text))
-        except ValueError as e:
-            steps, errors = [], {"steps": f"Not valid JSON: {e}"}
+        if "steps" in request.form:  # JSON import, for power users
+            text = request.form.get("steps", "")
+            try:
+                raw = json.loads(text)
+            except ValueError as e:
+                raw, errors = [], {"steps": f"Not valid JSON: {e}"}
+        else:
+            kept = {s["key"]: s for s in current["steps"]}
+            raw = protocol_editor.steps_from_form(request.form, kept)
         if not errors:
-            row = actions.change_protocol(db, current_user, steps, utcnow())
-            flash(f"Saved as version {row['version']}. New sessions use it.")
-            return redirect(url_for(".protocol"))
+            clean, errors = validate_steps(raw)
+            if not errors:
+                row = actions.change_protocol(db, current_user, clean, utcnow())
+                flash(f"Saved as version {row['version']}. Sessions recorded from now on use it.")
+                return redirect(url_for(".protocol"))
+        if isinstance(raw, list) and all(isinstance(s, dict) for s in raw) and text is None:
+            steps = raw  # show what was typed, with the errors beside it
+    else:
+        steps = protocol_editor.fire_order(steps, clinic["timezone"], utcnow())
+    sample = protocol_editor.sample_start(clinic["timezone"], utcnow())
     return render_template(
         "practitioner/protocol.html",
         protocol=protocol_store.protocol_dict(current),
-        text=text,
+        steps=[dict(s, when=protocol_editor.timing_words(s["at"])) for s in steps if "at" in s],
         errors=errors,
+        error_lines=protocol_editor.error_lines(errors),
+        text=text or json.dumps(current["steps"], indent=2, ensure_ascii=False),
+        clinic=clinic,
+        kinds=KINDS,
+        default_valid=DEFAULT_VALID_HOURS,
+        zones=sorted(timezones()),
+        sample=sample,
+        preview=protocol_editor.preview(current["steps"], clinic["timezone"], sample),
     )
 
 

@@ -1,0 +1,176 @@
+"""Practitioner pages in a real Chromium (issue 14): the protocol editor's live preview, and
+every practitioner page at 390 px (no sideways scroll) and 1024 px, with axe-core finding no
+serious or critical violation, light and dark."""
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from browser_support import (
+    PASSWORD,
+    PHONE,
+    TABLET,
+    axe_violations,
+    chromium_context,
+    require_chromium,
+    running_server,
+    screenshot,
+    serve_axe,
+)
+from conftest import World, checkin_body
+from playwright.sync_api import expect
+
+EMAIL = "one@clinic-one.net"
+
+
+def seed(app) -> dict:
+    world = World(app)
+    cid, sid = world.client1["id"], world.session1["id"]
+    assert world.c1.post("/api/checkins", checkin_body(redness=2, swelling=1)).status_code == 201
+    urgent = world.c1.post(
+        "/api/checkins", checkin_body(warning_signs={"pus": True}, note="x" * 300)
+    )
+    assert urgent.json["assessment"]["status"] == "urgent", urgent.json
+    # A phone whose push subscription is gone (410) and one that took the reminder: the
+    # timeline lists both attempts with the device, as the dispatcher records them.
+    from companion.db import connect
+
+    db = connect(app.config["DATABASE"])
+    try:
+        with db.conn:
+            for n, ua in enumerate(
+                ("Mozilla/5.0 (Linux; Android 14) Chrome/126.0 Mobile", "iPhone Safari")
+            ):
+                db.conn.execute(
+                    "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh, auth,"
+                    " user_agent, created_at) VALUES ('client', ?, ?, 'k', 'a', ?, '2026-01-01T00:00:00Z')",
+                    (cid, f"https://push.example.net/{'x' * 200}/{n}", ua),
+                )
+            subs = [r[0] for r in db.conn.execute("SELECT id FROM push_subscriptions ORDER BY id")]
+            [nid] = db.conn.execute(
+                "SELECT id FROM notifications WHERE session_id = ? AND step_key IS NOT NULL"
+                " ORDER BY due_at LIMIT 1",
+                (sid,),
+            ).fetchone()
+            for sub, code, outcome in ((subs[0], 201, "delivered"), (subs[1], 410, "gone")):
+                db.conn.execute(
+                    "INSERT INTO deliveries (notification_id, subscription_id, attempt, at,"
+                    " status_code, outcome, reason) VALUES (?, ?, 1, '2026-01-01T00:00:00Z', ?, ?, ?)",
+                    (nid, sub, code, outcome, "Gone" if code == 410 else None),
+                )
+    finally:
+        db.conn.close()
+    return {"client_id": cid, "session_id": sid}
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_chromium()
+    with running_server(seed) as running:
+        yield running
+
+
+def sign_in(page):
+    page.goto("/clinic/login")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/clinic/$"))
+
+
+def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local_time(server):
+    with chromium_context(TABLET, base_url=server.url) as context:
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(error))
+        sign_in(page)
+        page.goto("/clinic/protocol")
+        steps = page.locator("#steps > li.step")
+        before = steps.count()
+        # Steps are listed in the order they fire: the 24 h check-in after the day-1 morning.
+        legends = steps.locator("legend .when").all_inner_texts()
+        assert legends[:4] == ["right after", "same day at 19:00", "day 1 at 08:30", "24 h after"]
+
+        page.get_by_role("button", name="Add a step").click()
+        expect(steps).to_have_count(before + 1)
+        new = steps.last
+        new.get_by_label("Fires").select_option("day")
+        new.get_by_label("Day (0 = session day)").fill("3")
+        new.get_by_label("At (client's local time)").fill("07:30")
+        new.get_by_label("Kind").select_option("checkin")
+        new.get_by_label(re.compile("^Title")).fill("Early check on your skin")
+        new.get_by_label("Text").fill("Before your day starts: how does your skin look?")
+        # A sample session in New York on Friday 6 March 2026, 10:00: clocks go forward on
+        # Sunday 8 March, so day 3 (Monday 9 March) is in EDT; 07:30 is in the quiet hours
+        # (21:00-08:00) and moves to their end.
+        page.get_by_label("Client's time zone").fill("America/New_York")
+        page.get_by_label("Session date and time").fill("2026-03-06T10:00")
+        due = datetime(2026, 3, 9, 8, 0, tzinfo=ZoneInfo("America/New_York"))
+        expected = f"Day 3 · {due:%a %d %b, %H:%M} {due.tzname()}"
+        assert expected == "Day 3 · Mon 09 Mar, 08:00 EDT"
+        row = page.locator("#preview li", has_text="Early check on your skin")
+        expect(row).to_contain_text(expected)
+        expect(row).to_contain_text("day 3 at 07:30; moved from 07:30 (quiet hours)")
+        expect(new.locator("legend .when")).to_have_text("day 3 at 07:30")
+        expect(page.locator("#preview-status")).to_contain_text("America/New_York")
+        screenshot(page, "protocol-editor-preview-tablet")
+
+        page.get_by_role("button", name=re.compile(r"^Save as version \d+")).click()
+        expect(page.locator("p.notice").first).to_contain_text("Saved as version 2")
+        protocol = page.request.get("/api/protocol").json()
+        assert protocol["version"] == 2
+        [step] = [s for s in protocol["steps"] if s["title"] == "Early check on your skin"]
+        assert step["at"] == {"day": 3, "time": "07:30"} and step["kind"] == "checkin"
+        assert step["key"] == "early-check-on-your-skin"
+        assert len(protocol["steps"]) == before + 1
+        # The page lists it in firing order, between the day-3 steps.
+        page.goto("/clinic/protocol")
+        legends = steps.locator("legend .when").all_inner_texts()
+        assert legends.index("day 3 at 07:30") < legends.index("day 3 at 08:30")
+        assert not errors, errors
+
+
+# The queue (/clinic/) has its own 390 px and axe tests with its live updates (test_browser_queue).
+PAGES = [
+    "/clinic/clients",
+    "/clinic/clients/new",
+    "/clinic/clients/{client}",
+    "/clinic/clients/{client}/sessions/new",
+    "/clinic/sessions/{session}/edit",
+    "/clinic/clients/{client}/erase",
+    "/clinic/protocol",
+    "/clinic/team",
+    "/clinic/audit",
+    "/clinic/exports",
+    "/clinic/settings",
+    "/clinic/password",
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("device", [PHONE, TABLET], ids=["390x844", "1024x768"])
+def test_practitioner_pages_fit_the_screen_and_pass_axe(server, device, scheme):
+    seeded = server.seeded
+    width = device["viewport"]["width"]
+    with chromium_context(device, base_url=server.url, color_scheme=scheme) as context:
+        context.set_default_timeout(15_000)
+        serve_axe(context)
+        page = context.new_page()
+        sign_in(page)
+        wide, found = {}, {}
+        for template in PAGES:
+            path = template.format(client=seeded["client_id"], session=seeded["session_id"])
+            page.goto(path)
+            page.evaluate("document.querySelectorAll('details').forEach((d) => (d.open = true))")
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            if scroll > width:
+                wide[path] = scroll
+            violations = axe_violations(page)
+            if violations:
+                found[path] = violations
+            name = re.sub(r"\W+", "-", path.strip("/")) or "queue"
+            screenshot(page, f"practitioner-{name}-{width}-{scheme}", full_page=False)
+        assert wide == {}, f"pages wider than {width} px: {wide}"
+        assert found == {}, found

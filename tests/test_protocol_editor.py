@@ -1,0 +1,123 @@
+"""The protocol editor (issue 14): the preview route plans like a real session; the form saves."""
+
+import re
+
+import pytest
+from test_roles import add, csrf, page_client
+
+from companion.admin import protocol_editor
+
+STEP = {
+    "key": "late",
+    "kind": "instruction",
+    "title": "Late",
+    "body": "",
+    "at": {"day": 1, "time": "23:00"},
+}
+
+
+def test_preview_moves_a_step_out_of_quiet_hours_in_the_chosen_zone(world):
+    r = world.p1.post(
+        "/api/protocol/preview",
+        {"steps": [STEP], "timezone": "Asia/Tokyo", "performed_at": "2026-06-10T10:00:00+09:00"},
+    )
+    assert r.status_code == 200, r.json
+    [row] = r.json["plan"]
+    assert row["local"] == "Fri 12 Jun, 08:00 JST"  # day 1 23:00 is quiet: moved to 08:00 next day
+    assert row["due_at"] == "2026-06-12T08:00:00+09:00" and row["day"] == 2
+    assert row["moved_from"] == "23:00 (quiet hours)" and row["when"] == "day 1 at 23:00"
+    assert (r.json["quiet_start"], r.json["quiet_end"]) == ("21:00", "08:00")
+    # Equal start and end: no quiet hours; the clinic's zone when none is given.
+    r = world.p1.post(
+        "/api/protocol/preview",
+        {"steps": [STEP], "quiet_start": "00:00", "quiet_end": "00:00"},
+    )
+    [row] = r.json["plan"]
+    assert r.json["timezone"] == "Europe/London"
+    assert re.fullmatch(r"\w{3} \d\d \w{3}, 23:00 (GMT|BST)", row["local"]) and row["day"] == 1
+    assert row["moved_from"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"steps": [dict(STEP, at={"day": 1, "time": "25:00"})]}, "steps[0].at.time"),
+        ({"steps": []}, "steps"),
+        ({}, "steps"),
+        ({"steps": [STEP], "timezone": "Mars/Olympus"}, "timezone"),
+        ({"steps": [STEP], "quiet_start": "22:00"}, "quiet_end"),
+        ({"steps": [STEP], "performed_at": "yesterday"}, "performed_at"),
+        ({"steps": [STEP], "colour": "red"}, "colour"),
+    ],
+)
+def test_preview_refuses_bad_input_with_the_field_named(world, body, field):
+    r = world.p1.post("/api/protocol/preview", body)
+    assert r.status_code == 422, r.json
+    assert field in r.json["error"]["fields"]
+
+
+def test_the_form_saves_steps_with_keys_made_from_titles_and_keeps_hidden_settings(world):
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    page = http.get("/clinic/protocol").get_data(as_text=True)
+    keys = re.findall(r'name="key" value="([^"]*)"', page)
+    assert keys[:2] == ["after-session", "evening-routine"]  # in the order they fire
+    form = {"csrf_token": csrf(page)}
+    rows = [
+        (
+            "after-session",
+            "after",
+            "0",
+            "",
+            "",
+            "instruction",
+            "Caring for your skin",
+            "Be gentle.",
+            "",
+        ),
+        ("evening-routine", "day", "", "0", "19:00", "instruction", "Evening", "Cleanse.", "6"),
+        ("", "day", "", "3", "07:30", "checkin", "Early check", "How is it?", ""),
+    ]
+    for name, column in zip(protocol_editor.FIELDS, zip(*rows, strict=True), strict=True):
+        form[name] = list(column)
+    r = http.post("/clinic/protocol", data=form)
+    assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+    protocol = world.p1.get("/api/protocol").json
+    assert protocol["version"] == 2
+    steps = {s["key"]: s for s in protocol["steps"]}
+    assert list(steps) == ["after-session", "evening-routine", "early-check"]
+    assert steps["evening-routine"]["min_gap_hours"] == 1  # not on the form: kept
+    assert steps["evening-routine"]["valid_hours"] == 6
+    assert steps["early-check"]["at"] == {"day": 3, "time": "07:30"}
+    assert steps["early-check"]["valid_hours"] == 24  # the kind's default
+
+
+def test_a_bad_form_is_not_saved_and_says_where(world):
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    token = csrf(http.get("/clinic/protocol").get_data(as_text=True))
+    form = {
+        "csrf_token": token,
+        "key": "a",
+        "timing": "day",
+        "offset_hours": "",
+        "day": "2",
+        "time": "25:00",
+        "kind": "checkin",
+        "title": "",
+        "body": "",
+        "valid_hours": "-1",
+    }
+    # An empty title with a key is a step with a missing title, not a blank row.
+    r = http.post("/clinic/protocol", data=form)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Not saved" in html
+    assert "Step 1, time:" in html and "Step 1, title:" in html and "Step 1, valid for:" in html
+    assert world.p1.get("/api/protocol").json["version"] == 1
+
+
+def test_a_practitioner_previews_but_cannot_save(world):
+    colleague = add(world.p1)
+    http = page_client(world.app, colleague)
+    page = http.get("/clinic/protocol").get_data(as_text=True)
+    assert "Only an owner" in page and 'id="preview"' in page
+    r = http.post("/clinic/protocol", data={"csrf_token": csrf(page), "title": "x"})
+    assert r.status_code == 403
