@@ -139,6 +139,7 @@ PAGES = [
     "/clinic/clients/{client}",
     "/clinic/clients/{client}/sessions/new",
     "/clinic/sessions/{session}/edit",
+    "/clinic/sessions/{session}/reminders",
     "/clinic/clients/{client}/erase",
     "/clinic/protocol",
     "/clinic/team",
@@ -146,6 +147,7 @@ PAGES = [
     "/clinic/exports",
     "/clinic/settings",
     "/clinic/password",
+    "/clinic/profile",
 ]
 
 
