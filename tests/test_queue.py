@@ -292,3 +292,70 @@ def test_one_worse_check_in_is_one_recovery_with_three_reasons(world):
     assert answer["assessment"]["message"].startswith("What you reported on day")
     [recovery] = w.p1.get("/api/queue").json["recoveries"]
     assert sorted(f["rule"] for f in recovery["flags"]) == ["R1", "R2", "R4"]
+
+
+def test_the_session_form_starts_at_now(world):
+    from zoneinfo import ZoneInfo
+
+    w = world
+    html = w.p1.get(f"/clinic/clients/{w.client1['id']}/sessions/new").get_data(as_text=True)
+    zone = ZoneInfo(w.client1["timezone"])
+    now = datetime.now(UTC)
+    near = {
+        (now + timedelta(minutes=d)).astimezone(zone).strftime("%Y-%m-%dT%H:%M") for d in (-1, 0)
+    }
+    assert any(
+        f'name="performed_at" type="datetime-local" required value="{v}"' in html for v in near
+    )
+
+
+def test_no_page_reloads_itself():
+    from pathlib import Path
+
+    import companion
+
+    templates = Path(companion.__file__).parent / "templates"
+    reloading = [p.name for p in templates.rglob("*.html") if "http-equiv" in p.read_text()]
+    assert reloading == []
+
+
+def test_the_queue_page_shows_recoveries_and_says_what_will_appear(seven):
+    w = seven
+    html = w.p1.get("/clinic/").get_data(as_text=True)
+    assert html.count('class="recovery ') == 2 and html.count('class="chip ') == 7
+    assert "Nobody on it yet" in html and 'id="queue-empty" hidden' in html
+    assert "<title>(1 urgent) Queue: 2 recoveries to review" in html
+    empty = w.p2.get("/clinic/").get_data(as_text=True)
+    assert "No recoveries need you now. When a check-in falls outside" in empty
+    resolved = w.p1.get("/clinic/?status=resolved").get_data(as_text=True)
+    assert "Recoveries you resolve show here with their note" in resolved
+    w.p1.post(f"/api/queue/{w.session1['id']}/resolve", {"note": "Antibiotics from the GP."})
+    resolved = w.p1.get("/clinic/?status=resolved").get_data(as_text=True)
+    assert "Antibiotics from the GP." in resolved and "Resolved by" in resolved
+    assert "Waiting" not in resolved
+
+
+def test_recovery_forms_on_the_page(seven):
+    import re
+
+    w = seven
+    html = w.p1.get("/clinic/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    carol_ids = [f["id"] for f in w.p1.get(f"/api/flags?client_id={w.carol['id']}").json["flags"]]
+    form = {"csrf_token": token, "flag_id": [str(i) for i in carol_ids]}
+    r = w.p1.http.post("/clinic/recoveries/acknowledge", data=form)
+    assert r.status_code == 302
+    [carol] = w.p1.get(f"/api/queue?client_id={w.carol['id']}").json["recoveries"]
+    assert carol["handled_by"]["name"] == "Dr one@clinic-one.net"
+    w.p1.http.post("/clinic/recoveries/resolve", data=form | {"note": "  "})
+    assert count(w.app, "flags", "status = 'resolved'") == 0  # a note is required
+    w.p1.http.post("/clinic/recoveries/resolve", data=form | {"note": "Settling; photo tomorrow"})
+    assert count(w.app, "flags", "status = 'resolved' AND note = 'Settling; photo tomorrow'") == 3
+    # Another clinic's practitioner cannot act on these flags.
+    other = w.p2.get("/clinic/").get_data(as_text=True)
+    other_token = re.search(r'name="csrf_token" value="([^"]+)"', other).group(1)
+    alice_ids = [str(f["id"]) for f in w.p1.get("/api/flags").json["flags"]]
+    r = w.p2.http.post(
+        "/clinic/recoveries/called", data={"csrf_token": other_token, "flag_id": alice_ids}
+    )
+    assert r.status_code == 404

@@ -79,6 +79,8 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
         errors=errors,
         form=request.form,
         areas=AREAS,
+        # A new session is usually recorded as it ends: now, in the zone the field is read in.
+        now_local=utcnow().astimezone(ZoneInfo(client["timezone"])).strftime("%Y-%m-%dT%H:%M"),
     )
 
 
