@@ -11,7 +11,9 @@ production path (worker.Dispatcher's Sender and Settings, dispatcher.tick) it me
 - steady: rows due at --rate per second, one tick a second as the worker does -> lateness
   (the receiver's clock minus the due time);
 - naive: pywebpush.webpush() per message (a new connection and VAPID signature each);
-- an empty tick (nothing due) with 0 rows and with the future rows; the claim query's plan.
+- an empty tick (nothing due) with 0 rows and with the future rows; the claim query's plan;
+- email (--email N): N rows due at once for clients whose only channel is email, sent by
+  the same dispatcher to testkit's SMTP server (aiosmtpd, in this process) -> emails/s.
 """
 
 import argparse
@@ -37,8 +39,10 @@ from companion.reminders.push import build_payload
 from companion.reminders.worker import Dispatcher
 from testkit import push_receiver
 from testkit.push_receiver import ReceiverProcess
+from testkit.smtp_server import SmtpProcess
 
 SUBJECT = "mailto:bench@clinic-bench.net"
+PUBLIC = "https://aftercare.clinic-bench.net"
 BODY = (
     "Put on a broad-spectrum sunscreen and avoid direct sun. Dryness, flaking or peeling can"
     " happen; it is usually mild and passes. Keep moisturising."
@@ -250,6 +254,55 @@ def measure(delay_ms: float, args) -> None:
     )
 
 
+def email_run(n: int) -> None:
+    """n reminders due at once for email-only clients, one dispatcher, one SMTP server process."""
+    with tempfile.TemporaryDirectory(prefix="companion-bench-") as folder, SmtpProcess() as smtp:
+        os.environ["COMPANION_INSTANCE_PATH"] = folder
+        app = create_app({"VAPID_SUBJECT": SUBJECT, "PUBLIC_URL": PUBLIC} | smtp.config())
+        migrate(app)
+        db = connect(app.config["DATABASE"])
+        production = Dispatcher(app)
+        settings, sender, email = (
+            production.settings,
+            production.get_sender(db),
+            production.get_email(),
+        )
+        now = utcnow()
+        with write(db):
+            clinic_id = accounts.create_clinic(db, "Bench Clinic", "Europe/London", None, now)
+            db.conn.executemany(
+                "INSERT INTO clients (id, clinic_id, name, email, channels, timezone, quiet_start,"
+                " quiet_end, created_at, updated_at) VALUES (:id, :clinic, 'Client', :email,"
+                " '[\"email\"]', 'Europe/London', '00:00', '00:00', :at, :at)",
+                [
+                    {"id": i, "clinic": clinic_id, "email": f"c{i}@home-bench.net", "at": iso(now)}
+                    for i in range(1, n + 1)
+                ],
+            )
+        add_rows(db, clinic_id, [now - timedelta(seconds=1)] * n, n, "Sunscreen")
+        started, cpu, server_cpu = time.perf_counter(), time.process_time(), smtp.cpu_seconds()
+        while set(dispatcher.tick(db, sender, utcnow, "bench", settings, email=email)) != {
+            "reclaimed"
+        }:
+            pass
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_cpu = smtp.cpu_seconds() - server_cpu
+        received = smtp.count()
+        sent = db.conn.execute("SELECT count(*) FROM notifications WHERE status = 'sent'")
+        assert received == n and sent.fetchone()[0] == n
+        db.close()
+        sender.close()
+    print(
+        f"== email: {n} reminders due at once, clients with email only, batch {settings.batch}\n"
+        f"email   {n / elapsed:8.0f} emails/s  (one dispatcher, {email.mailer.connections} SMTP"
+        f" connections to aiosmtpd in its own process; CPU per email {cpu / n * 1e6:.0f} us here,"
+        f" {server_cpu / n * 1e6:.0f} us in the server: one after the other, a ceiling of"
+        f" {n / (cpu + server_cpu):.0f}/s on an idle core)"
+        f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="rows due at once (burst)")
@@ -258,9 +311,12 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=200, help="naive baseline samples")
     parser.add_argument("--rate", type=float, default=200, help="steady rows due per second")
     parser.add_argument("--steady-seconds", type=float, default=10)
+    parser.add_argument("--email", type=int, default=2000, help="emails due at once (0: none)")
     args = parser.parse_args()
-    for delay in args.delay_ms.split(","):
+    for delay in args.delay_ms.split(",") if args.delay_ms else ():
         run(float(delay), args)
+    if args.email:
+        email_run(args.email)
 
 
 if __name__ == "__main__":

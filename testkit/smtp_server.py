@@ -7,11 +7,14 @@ Every message is parsed with the standard library's `email` package and kept:
         message = smtp.wait_for(1)[0].message
         assert message["Subject"] == "..."
 
-`refuse` scripts answers to RCPT TO by address (e.g. {"gone@x.net": "550 5.1.1 no such
+`SmtpProcess` runs one in a child process for benchmarks. `refuse` scripts answers to RCPT TO by address (e.g. {"gone@x.net": "550 5.1.1 no such
 user"}); `auth` = (user, password) requires AUTH LOGIN/PLAIN (over the plain connection).
 """
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -28,7 +31,14 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 class Received:
     mail_from: str
     rcpt_tos: list[str]
-    message: EmailMessage
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message parsed with the standard library (on first use: benchmarks skip it)."""
+        if not hasattr(self, "_parsed"):
+            self._parsed = BytesParser(policy=policy.default).parsebytes(self.raw)
+        return self._parsed
 
 
 def free_port() -> int:
@@ -42,6 +52,8 @@ class SmtpServer:
         self.refuse = refuse or {}
         self.auth = auth
         self.received: list[Received] = []
+        self.keep = True  # False: count messages only (SmtpProcess)
+        self.accepted = 0
         self.connections = 0  # EHLO/HELO greetings: one per connection here (no STARTTLS)
         self._changed = threading.Condition()
         self.port = free_port()
@@ -87,9 +99,11 @@ class SmtpServer:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        raw = envelope.original_content
         with self._changed:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+            self.accepted += 1
+            if self.keep:
+                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw))
             self._changed.notify_all()
         return "250 Message accepted"
 
@@ -138,3 +152,55 @@ class SmtpServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self._controller.stop()
+
+
+class SmtpProcess:
+    """An SmtpServer in its own process (benchmarks: no GIL shared with the sender).
+
+    It keeps no messages; count() says how many it accepted.
+    """
+
+    auth = None
+
+    def __enter__(self) -> "SmtpProcess":
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "testkit.smtp_server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.port = int(self._process.stdout.readline())
+        return self
+
+    def count(self) -> int:
+        self._process.stdin.write("count\n")
+        self._process.stdin.flush()
+        return int(self._process.stdout.readline())
+
+    def config(self) -> dict:
+        return SmtpServer.config(self)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (Linux /proc)."""
+        with open(f"/proc/{self._process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.stdin.close()  # the child exits when its stdin closes
+        self._process.wait(timeout=10)
+
+
+def main() -> None:
+    """Child process: serve, print the port, answer "count" lines on stdin until it closes."""
+    server = SmtpServer()
+    server.keep = False
+    with server:
+        print(server.port, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "count":
+                print(server.accepted, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,8 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
+from email.policy import compat32
 from email.utils import parseaddr
 from typing import Any
 
@@ -70,6 +71,10 @@ def describe(cfg: Mapping) -> tuple[bool, str]:
     )
 
 
+# SMTP's line ends; headers folded only past SMTP's limit, so a List-Unsubscribe URL stays on
+# its header's line (RFC 8058 readers differ in how they unfold).
+SMTP_POLICY = compat32.clone(linesep="\r\n", max_line_length=998)
+
 # Errors that say the connection (not one message) is broken: the rest of the batch waits.
 CONNECTION_ERRORS = (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError)
 
@@ -101,7 +106,7 @@ class Mailer:
         self.connections += 1
         return conn
 
-    def send_many(self, messages: list[tuple[Any, EmailMessage]]) -> list[tuple[Any, Outcome]]:
+    def send_many(self, messages: list[tuple[Any, Message]]) -> list[tuple[Any, Outcome]]:
         """Send each message to its To address; return (key, Outcome) in input order.
 
         A refusal of one message (5xx: failed, 4xx: retry) does not stop the others; a
@@ -140,10 +145,11 @@ class Mailer:
                     conn.close()
         return results
 
-    def _send_one(self, conn: smtplib.SMTP, message: EmailMessage) -> Outcome:
+    def _send_one(self, conn: smtplib.SMTP, message: Message) -> Outcome:
         to = parseaddr(message["To"])[1]
         try:
-            conn.send_message(message, from_addr=self.settings.envelope_from, to_addrs=[to])
+            data = message.as_bytes(policy=SMTP_POLICY)
+            conn.sendmail(self.settings.envelope_from, [to], data)
         except smtplib.SMTPRecipientsRefused as e:
             code, text = e.recipients.get(to, (550, b"refused"))
             return _refused(code, text)
