@@ -225,6 +225,10 @@ def init_app(app: Flask) -> None:
         "REMEMBER_COOKIE_DURATION", timedelta(days=app.config["CLIENT_SESSION_DAYS"])
     )
     app.permanent_session_lifetime = timedelta(hours=app.config["PRACTITIONER_ABSOLUTE_HOURS"])
+    # A practitioner's cookie lasts the absolute lifetime from sign-in and the server-side row
+    # ends it (idle or absolute): re-signing and re-sending it on every request (Flask's
+    # default) would change nothing but cost each request a serialization and an HMAC.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -412,6 +412,16 @@ def test_practitioner_session_cookie_is_httponly_lax_and_not_remembered(app, mak
     )
 
 
+def test_requests_that_change_no_session_send_no_cookie(world):
+    """The cookie is set at sign-in and the server-side row ends it: re-signing it on every
+    request would cost each one a serialization and an HMAC for nothing."""
+    for api, path in ((world.p1, "/api/flags"), (world.p1, "/clinic/"), (world.c1, "/")):
+        api.get(path)  # a page's first form puts its CSRF token in the session
+        r = api.get(path)
+        assert r.status_code == 200 and set_cookies(r) == {}, (path, set_cookies(r))
+    assert world.p1.get("/api/me").status_code == 200  # still signed in
+
+
 # Audit ------------------------------------------------------------------------------------
 
 

@@ -44,18 +44,18 @@ def home_context() -> dict:
     """Today's aftercare, the next reminder, the latest assessment and the recovery chart."""
     db = get_db()
     client = current_user.row
+    session_row = treatments.latest_session(db, client["id"])
     context = dict(
         client=client,
         clinic=clinics.get_clinic(db, client["clinic_id"]),
         assessment=None,
         chart=None,
-        **aftercare.overview(db, client, utcnow()),
+        **aftercare.overview(db, client, utcnow(), session_row, past=False),
     )
     if context["session"]:
         found = checkins.list_for_session(db, context["session"]["id"])
         if found:
             context["assessment"] = found[-1]["assessment"]
-            session_row = treatments.load_session(db, context["session"]["id"])
             context["chart"] = charts.chart_for(
                 session_row, found, timezone=client["timezone"], audience="client"
             )

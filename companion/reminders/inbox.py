@@ -54,10 +54,19 @@ def reminder_dict(row: dict, tz: str) -> dict:
     }
 
 
-def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
-    """Return the latest session, today's steps, the next reminder and recent ones."""
+def overview(
+    db: sqlite_utils.Database,
+    client: dict,
+    now: datetime,
+    session: dict | None = None,
+    past: bool = True,
+) -> dict:
+    """Return the latest session, today's steps, the next reminder and (`past`) recent ones.
+
+    `session`: the client's latest session row, when the caller has read it already.
+    """
     tz = client["timezone"]
-    session = latest_session(db, client["id"])
+    session = session or latest_session(db, client["id"])
     if session is None:
         return {"session": None, "today": [], "next": None, "past": [], "day": None}
     planned = rows(
@@ -87,7 +96,9 @@ def overview(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
         ),
         "past": [reminder_dict(r, tz) for r in planned if applies(r) and r["due_at"] <= now_text][
             ::-1
-        ][:10],
+        ][:10]
+        if past
+        else [],
     }
 
 
