@@ -16,8 +16,8 @@ from markupsafe import Markup
 from companion.checkins import triage
 from companion.checkins.store import as_triage, session_for_triage
 
-# viewBox units. Narrow on purpose: at 320 px CSS a 14-unit label is still about 12 px.
-W, H, LEFT, RIGHT, TOP, BOTTOM = 340, 210, 34, 10, 10, 46
+# viewBox units. Narrow on purpose: at 320 px CSS a 16-unit label is still about 12 px.
+W, H, LEFT, RIGHT, TOP, BOTTOM = 340, 214, 34, 10, 14, 46
 SCORES = ("redness", "swelling")
 # Where the expected course comes from (/work/shared/clinical/aftercare.md, "Expected recovery course").
 BAND_SOURCE = (
