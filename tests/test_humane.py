@@ -40,4 +40,4 @@ def test_reminder_times_read_as_words_on_the_pages(world):
     home = world.c1.get("/").get_data(as_text=True)
     said = re.findall(r'<time datetime="[^"]+">([^<]+)</time>', home)
     assert said and all(re.fullmatch(r"(Today|Tomorrow|[A-Z][a-z]+day) \d\d:\d\d", s) for s in said)
-    assert "Day 0" not in home and "Your session was today" in home
+    assert "Day 0 after your session" not in home and "Your session was today" in home
