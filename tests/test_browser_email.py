@@ -62,7 +62,8 @@ def seed(smtp):
         # The server reads its SMTP settings from the instance folder, as an operator's would.
         config = Path(app.instance_path) / "config.py"
         config.write_text("".join(f"{k} = {v!r}\n" for k, v in smtp.config().items()))
-        return {"client_id": erin["id"], "session_id": session["id"]}
+        invite = world.p1.post(f"/api/clients/{erin['id']}/invites").json["token"]
+        return {"client_id": erin["id"], "session_id": session["id"], "invite": invite}
 
     return seed_app
 
@@ -142,3 +143,20 @@ def test_the_link_and_unsubscribe_pages_at_other_sizes(smtp, server, device, sch
     assert server.query(
         "SELECT channels FROM clients WHERE id = ?", (server.seeded["client_id"],)
     ) == [(None,)]
+
+
+def test_the_settings_page_offers_the_channels(smtp, server):
+    with chromium_context(PHONE, base_url=server.url) as context:
+        page = context.new_page()
+        page.goto(f"/i/{server.seeded['invite']}")
+        page.get_by_role("button", name="Open my aftercare").tap()
+        expect(page).to_have_url(f"{server.url}/welcome")
+        page.goto("/settings")
+        group = page.get_by_role("group", name="How reminders reach you")
+        expect(
+            group.get_by_role("radio", name="Email only, to erin@home-tests.net")
+        ).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            screenshot(page, f"email-settings-390-{scheme}")

@@ -484,3 +484,23 @@ def test_doctor_reports_the_email_setup(app, smtp):
     ]
     app.config["SMTP_SECURITY"] = "ssl"
     assert [ok for ok, m in doctor(app) if m.startswith("email")] == [False]
+
+
+def test_the_client_chooses_channels_on_the_settings_page(app, world):
+    erin = email_client(world)
+    phone = world.sign_in_client(world.p1, erin["id"])
+    html = phone.get("/settings").get_data(as_text=True)
+    assert 'name="channels" value="default" checked' in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    form = {
+        "csrf_token": token,
+        "timezone": "Europe/London",
+        "quiet_start": "21:00",
+        "quiet_end": "08:00",
+        "channels": "email",
+    }
+    assert phone.http.post("/settings", data=form).status_code == 200
+    assert phone.get("/api/me").json["client"]["channels"] == ["email"]
+    assert 'name="channels" value="email" checked' in phone.get("/settings").get_data(as_text=True)
+    # Without an address there is nothing to choose.
+    assert 'name="channels"' not in world.c1.get("/settings").get_data(as_text=True)

@@ -10,9 +10,13 @@ from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, status_of
+from companion.reminders import channels
 from companion.web import shell_page
 
 bp = Blueprint("client", __name__)
+
+# The settings page's choices for `channels` (None: the default, email as the fallback).
+CHANNEL_CHOICES = {"default": None, "push": ["push"], "email": ["email"], "both": ["push", "email"]}
 
 
 @bp.get("/start")
@@ -74,6 +78,8 @@ def settings():
             "discreet": f.get("discreet") == "on",
             "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")},
         }
+        if f.get("channels") in CHANNEL_CHOICES:  # offered when the client has an address
+            data["channels"] = CHANNEL_CHOICES[f["channels"]]
         try:
             values = parse(ClientSettingsInput, data, partial=True)
             current_user.row = clients.update_client(get_db(), current_user.row, values, utcnow())
@@ -86,4 +92,12 @@ def settings():
         errors=errors,
         saved=saved,
         zones=sorted(timezones()),
+        channel=next(
+            (
+                k
+                for k, v in CHANNEL_CHOICES.items()
+                if v == channels.decode(current_user.row["channels"])
+            ),
+            None,  # [] (emails stopped, push off): no choice is ticked
+        ),
     )
