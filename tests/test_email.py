@@ -345,12 +345,17 @@ def checkin_email(app, db, world, smtp, sender, client=None):
     return link, session, erin
 
 
+HUMAN_WHEN = r"(Today|Tomorrow|[A-Z][a-z]+day|[A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2}) \d\d:\d\d"
+
+
 def test_a_one_tap_link_opens_and_submits_that_check_in(app, db, world, smtp, sender):
     link, session, erin = checkin_email(app, db, world, smtp, sender)
     browser = Api(app)  # any browser: no cookie, no invite, no app
     page = browser.get(link)
     assert page.status_code == 200 and b'id="checkin-form"' in page.data
     assert f'data-session-id="{session["id"]}"'.encode() in page.data
+    # "until" in the client's words (companion.humane), not a hand-built date.
+    assert re.search(rf"check-in only, until {HUMAN_WHEN}\.", page.get_data(as_text=True))
     assert page.headers["Cache-Control"] == "no-store"
     token = link.rsplit("/", 1)[1]
     assert f'data-submit-url="/api/checkin-links/{token}"'.encode() in page.data

@@ -1,8 +1,6 @@
 """The client's home page (today's aftercare, the latest assessment, the recovery chart) and
 the check-in form."""
 
-from zoneinfo import ZoneInfo
-
 from flask import (
     Blueprint,
     current_app,
@@ -23,6 +21,7 @@ from companion.checkins import one_tap
 from companion.checkins import store as checkins
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
+from companion.humane import babel_locale, human_when
 from companion.reminders import inbox as aftercare
 from companion.review import charts
 from companion.treatments import store as treatments
@@ -74,7 +73,9 @@ def checkin_by_link(token: str):
         checkin_page(
             session_id=session["id"],
             submit_url=url_for("api_checkins.post_checkin_by_link", token=token),
-            link_until=expires.astimezone(ZoneInfo(client["timezone"])).strftime("%a %d %b, %H:%M"),
+            link_until=human_when(
+                expires, client["timezone"], utcnow(), babel_locale(client.get("language"))
+            ),
         )
     )
     # The token is the key to this check-in: no cache keeps the page, no referrer leaks it.
