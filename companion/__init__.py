@@ -8,7 +8,10 @@ from companion import auth, config, db, errors, humane, web
 from companion.accounts import api as accounts_api
 from companion.accounts import client_pages as accounts_client_pages
 from companion.accounts import pages as accounts_pages
+from companion.accounts import phones_api as accounts_phones_api
 from companion.accounts import team_api as accounts_team_api
+from companion.accounts import twofactor_api as accounts_twofactor_api
+from companion.accounts import twofactor_pages as accounts_twofactor_pages
 from companion.admin import api as admin_api
 from companion.admin import clinic_pages as admin_clinic_pages
 from companion.admin import pages as admin_pages
@@ -27,6 +30,8 @@ API = (
     accounts_api,
     accounts_team_api,
     admin_api,
+    accounts_twofactor_api,
+    accounts_phones_api,
     treatments_api,
     reminders_api,
     checkins_api,
@@ -35,6 +40,7 @@ API = (
 )
 PAGES = (
     accounts_pages,
+    accounts_twofactor_pages,
     treatments_pages,
     review_pages,
     admin_pages,

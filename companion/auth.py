@@ -1,153 +1,42 @@
-"""Signed-in users on revocable server-side sessions: practitioners (password, see credentials.py)
-and clients (invite); the user loader and the decorators that let each kind through."""
+"""Who may do what: the user loader, the decorators that let each kind of user through, the
+two-factor enrolment gate and Clear-Site-Data. Sign-in sessions themselves: sessions.py;
+passwords: credentials.py; codes: twofactor.py."""
 
-import hashlib
-import secrets
 from datetime import timedelta
 from functools import wraps
 
-from flask import Flask, current_app, redirect, request, session, url_for
+from flask import Flask, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_login import LoginManager, current_user
+from flask_login.config import COOKIE_NAME
 
-from companion import audit
-from companion.db import get_db, iso, one, parse_iso, utcnow
+from companion import audit, sessions
+from companion.db import utcnow
 from companion.errors import ApiError, abort_json_or_html, safe_next
+
+# Callers sign users in and out through these names (kept here since before the split).
+from companion.sessions import (  # noqa: F401
+    User,
+    end_session,
+    hash_token,
+    revoke_all,
+    revoke_others,
+    start_session,
+)
 
 login_manager = LoginManager()
 
 
-class User(UserMixin):
-    """A signed-in practitioner or client, bound to one server-side session row."""
-
-    def __init__(self, kind: str, row: dict, session_id: str):
-        self.kind = kind
-        self.row = row
-        self.id = row["id"]
-        self.clinic_id = row["clinic_id"]
-        self.name = row["name"]
-        self.session_id = session_id
-
-    def get_id(self) -> str:
-        # flask-login stores this in the cookie: the server-side session id, so that
-        # revoking the row ends the cookie too.
-        return self.session_id
-
-    @property
-    def is_practitioner(self) -> bool:
-        return self.kind == "practitioner"
-
-    @property
-    def is_owner(self) -> bool:
-        return self.kind == "practitioner" and self.row.get("role") == "owner"
-
-    @property
-    def is_client(self) -> bool:
-        return self.kind == "client"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
-    """Load the user of a live server-side session; expired, idle or revoked ones give None."""
-    db = get_db()
-    row = one(db, "SELECT * FROM auth_sessions WHERE id = :id", {"id": hash_token(session_id)})
-    if row is None or row["revoked_at"]:
-        return None
-    now = utcnow()
-    if parse_iso(row["expires_at"]) <= now:
-        return None
-    table = "practitioners" if row["user_kind"] == "practitioner" else "clients"
-    user_row = one(db, f"SELECT * FROM {table} WHERE id = :id", {"id": row["user_id"]})
-    if user_row is None or not user_row.get("active", 1):
-        return None
-    if row["user_kind"] == "practitioner":
-        idle = timedelta(minutes=current_app.config["PRACTITIONER_IDLE_MINUTES"])
-        last_seen = parse_iso(row["last_seen_at"])
-        if now - last_seen > idle:
-            return None
-        # Touch at most once a minute: no write on every request.
-        if now - last_seen > timedelta(minutes=1):
-            db.conn.execute(
-                "UPDATE auth_sessions SET last_seen_at = :now WHERE id = :id",
-                {"now": iso(now), "id": row["id"]},
-            )
-    return User(row["user_kind"], user_row, session_id)
-
-
-def start_session(kind: str, row: dict, event: str) -> User:
-    """Create a server-side session for a user, sign them in on this request, and record
-    `event` (what signed them in) in the audit log as theirs."""
-    now = utcnow()
-    if kind == "practitioner":
-        lifetime = timedelta(hours=current_app.config["PRACTITIONER_ABSOLUTE_HOURS"])
-    else:
-        lifetime = timedelta(days=current_app.config["CLIENT_SESSION_DAYS"])
-    session_id = secrets.token_urlsafe(32)
-    db = get_db()
-    db.conn.execute(
-        "INSERT INTO auth_sessions (id, user_kind, user_id, created_at, last_seen_at, expires_at)"
-        " VALUES (:id, :kind, :user_id, :now, :now, :expires_at)",
-        {
-            "id": hash_token(session_id),
-            "kind": kind,
-            "user_id": row["id"],
-            "now": iso(now),
-            "expires_at": iso(now + lifetime),
-        },
-    )
-    audit.record(
-        event,
-        actor_kind=kind,
-        actor_id=row["id"],
-        clinic_id=row["clinic_id"],
-        client_id=row["id"] if kind == "client" else None,
-    )
-    user = User(kind, row, session_id)
-    session.clear()
-    session.permanent = kind == "practitioner"
-    # Clients stay signed in on their phone (remember cookie); practitioners do not.
-    login_user(user, remember=kind == "client", duration=lifetime)
+    """Load the user of a live server-side session; expired, idle or revoked ones give None
+    (and a client's phone is then told to clear what it kept: see clear_site_data)."""
+    found = sessions.read_session(session_id)
+    user = sessions.live_user(found, session_id, utcnow()) if found else None
+    if user is None and (found is None or found[0]["user_kind"] == "client"):
+        # A revoked, expired or erased client's phone: its copies of pages go too.
+        g.dead_sign_in = True
     return user
-
-
-def end_session() -> None:
-    """Revoke this request's server-side session and clear the cookies."""
-    if current_user.is_authenticated:
-        get_db().conn.execute(
-            "UPDATE auth_sessions SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
-            {"now": iso(utcnow()), "id": hash_token(current_user.session_id)},
-        )
-    logout_user()
-    session.clear()
-
-
-def revoke_all(kind: str, user_id: int) -> int:
-    """Revoke every live session of a user; return how many were ended."""
-    cur = get_db().conn.execute(
-        "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = :kind"
-        " AND user_id = :user_id AND revoked_at IS NULL",
-        {"now": iso(utcnow()), "kind": kind, "user_id": user_id},
-    )
-    return cur.rowcount
-
-
-def revoke_others(kind: str, user_id: int, keep_session_id: str) -> int:
-    """Revoke every live session of a user but the one given; return how many were ended."""
-    cur = get_db().conn.execute(
-        "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = :kind"
-        " AND user_id = :user_id AND revoked_at IS NULL AND id != :keep",
-        {
-            "now": iso(utcnow()),
-            "kind": kind,
-            "user_id": user_id,
-            "keep": hash_token(keep_session_id),
-        },
-    )
-    return cur.rowcount
 
 
 def practitioner_required(view):
@@ -194,6 +83,12 @@ def client_required(view):
     return wrapped
 
 
+def open_during_enrolment(view):
+    """Let a practitioner who must still set up two-factor sign-in reach this view."""
+    view.open_during_enrolment = True
+    return view
+
+
 def signed_in() -> None:
     """Refuse an API call from someone not signed in (any kind of user may pass)."""
     if not current_user.is_authenticated:
@@ -229,6 +124,37 @@ def init_app(app: Flask) -> None:
     # ends it (idle or absolute): re-signing and re-sending it on every request (Flask's
     # default) would change nothing but cost each request a serialization and an HMAC.
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+
+    @app.before_request
+    def enrolment_gate():
+        """Until a practitioner whose clinic requires two-factor sign-in has set it up, the
+        set-up (and signing out) is all they can do."""
+        view = app.view_functions.get(request.endpoint)
+        if request.blueprint is None or getattr(view, "open_during_enrolment", False):
+            return None
+        if current_user.is_authenticated and current_user.must_enrol:
+            if request.path.startswith("/api/"):
+                raise ApiError(
+                    403,
+                    "two_factor_setup_required",
+                    "Your clinic requires two-factor sign-in: set it up first"
+                    " (POST /api/auth/two-factor/setup).",
+                )
+            return redirect(url_for("twofactor.setup"))
+        return None
+
+    @app.after_request
+    def clear_site_data(response):
+        """Tell the browser to drop what it kept of the app (its caches, storage and service
+        worker) on sign-out, and when a revoked, expired or erased client's phone calls."""
+        dead = g.get("dead_sign_in") and not current_user.is_authenticated
+        if g.get("signed_out") or dead:
+            response.headers["Clear-Site-Data"] = '"cache", "storage"'
+        if dead:
+            # Forget the dead sign-in's cookies too, or every request repeats this.
+            session.clear()
+            response.delete_cookie(app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME))
+        return response
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -30,6 +30,7 @@ DEFAULTS = {
     "PRACTITIONER_IDLE_MINUTES": 60,
     "PRACTITIONER_ABSOLUTE_HOURS": 12,
     "CLIENT_SESSION_DAYS": 90,
+    "CLIENT_IDLE_DAYS": 60,  # a phone unused this long is signed out
     "INVITE_DAYS": 7,
     "LOGIN_MAX_FAILURES": 5,  # per account and per address within LOGIN_WINDOW_MINUTES
     "LOGIN_WINDOW_MINUTES": 15,
@@ -66,6 +67,7 @@ ENV_SETTINGS = {
     "PRACTITIONER_IDLE_MINUTES": int,
     "PRACTITIONER_ABSOLUTE_HOURS": int,
     "CLIENT_SESSION_DAYS": int,
+    "CLIENT_IDLE_DAYS": int,
     "LOGIN_MAX_FAILURES": int,
     "CHECKIN_RATE_PER_HOUR": int,
     "PHOTO_RATE_PER_HOUR": int,

@@ -42,5 +42,5 @@ def authenticate(email: str, password: str, address: str | None) -> dict | None:
     if not ok:
         throttle.record_failure(db, email, address, row["clinic_id"] if row else None, now)
         return None
-    throttle.forget_failures(db, email)
+    # Failures are forgotten once the sign-in is complete (after any second step).
     return row

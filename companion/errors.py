@@ -45,6 +45,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Unauthenticated(DomainError):
+    """What was given to sign in is wrong (a password, a code)."""
+
+    code = "bad_credentials"
+
+
 class Gone(DomainError):
     """The thing existed but can no longer be used (an expired or used invite)."""
 
@@ -84,6 +90,7 @@ class RateLimited(DomainError):
 STATUS: dict[type[DomainError], int] = {
     DomainError: 400,
     NotFound: 404,
+    Unauthenticated: 401,
     Conflict: 409,
     Gone: 410,
     TooLarge: 413,

@@ -482,3 +482,32 @@ def m009_email(db: sqlite_utils.Database) -> None:
     ALTER TABLE clinics ADD COLUMN email_alerts INTEGER NOT NULL DEFAULT 0;
     """,
     )
+
+
+@migrations()
+def m008_two_factor_and_phones(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- Two-factor sign-in (TOTP): the secret once confirmed, the one being enrolled, and the
+    -- last time step used, so a code is never accepted twice.
+    ALTER TABLE practitioners ADD COLUMN totp_secret TEXT;
+    ALTER TABLE practitioners ADD COLUMN totp_pending TEXT;
+    ALTER TABLE practitioners ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE clinics ADD COLUMN two_factor_required INTEGER NOT NULL DEFAULT 0;
+    -- Single-use recovery codes, hashed like passwords.
+    CREATE TABLE recovery_codes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        practitioner_id INTEGER NOT NULL REFERENCES practitioners(id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    CREATE INDEX recovery_codes_practitioner ON recovery_codes(practitioner_id);
+    -- Each sign-in is a device the practitioner can see and sign out: a label made from the
+    -- User-Agent and an id for URLs (the row's own id is the hash of the cookie's token).
+    ALTER TABLE auth_sessions ADD COLUMN device TEXT;
+    ALTER TABLE auth_sessions ADD COLUMN device_id TEXT;
+    CREATE UNIQUE INDEX auth_sessions_device ON auth_sessions(device_id);
+    """,
+    )

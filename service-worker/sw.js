@@ -38,6 +38,12 @@ const SHELL_URLS = [
 // copy may live in the cache and the check-in form opens offline. The home page
 // shows the recovery so far and is never stored.
 const CACHEABLE_PAGES = new Set(["/checkin", OFFLINE_URL, "/welcome"]);
+// Of those, the ones that name the client (the welcome page greets them): a phone
+// can be lent or lost, so signing out drops them, as the server's Clear-Site-Data
+// asks (some browsers ignore that header).
+const PERSONAL_PAGES = [...CACHEABLE_PAGES].filter((path) => path !== OFFLINE_URL);
+const SIGN_OUT_PATHS = new Set(["/sign-out", "/clinic/logout", "/api/auth/logout", "/api/auth/logout-all"]);
+const START_URL = "/start";
 
 const DEFAULT_NOTIFICATION_TITLE = "New aftercare reminder";
 const DEFAULT_NOTIFICATION_URL = "/reminders";
@@ -68,6 +74,21 @@ function isStorable(response) {
   if (response.redirected) return false;
   const cacheControl = response.headers.get("Cache-Control") ?? "";
   return !/\bno-store\b/i.test(cacheControl);
+}
+
+/** Say whether a request signs this browser out. */
+function isSignOut(request, origin) {
+  if (request.method !== "POST") return false;
+  const url = new URL(request.url);
+  return url.origin === origin && SIGN_OUT_PATHS.has(url.pathname);
+}
+
+/** Say whether an answer means the phone is signed out: the server asked the browser
+ * to clear what it kept (revoked, expired, erased), or a page sent it to the start page. */
+function meansSignedOut(response) {
+  if (!response) return false;
+  if (response.headers.has("Clear-Site-Data")) return true;
+  return Boolean(response.redirected && response.url && new URL(response.url).pathname === START_URL);
 }
 
 /** Map a push payload to showNotification() arguments, with a generic fallback. */
@@ -117,6 +138,11 @@ async function precacheShell() {
   await cache.addAll(SHELL_URLS.map((url) => new Request(url, { cache: "reload" })));
 }
 
+async function forgetPersonalPages() {
+  const cache = await caches.open(SHELL_CACHE);
+  await Promise.all(PERSONAL_PAGES.map((path) => cache.delete(path)));
+}
+
 async function deleteOldCaches() {
   const names = await caches.keys();
   await Promise.all(
@@ -132,7 +158,9 @@ async function networkFirstPage(event) {
   const cacheable = CACHEABLE_PAGES.has(pathname);
   try {
     const response = (await event.preloadResponse) ?? (await fetch(event.request));
-    if (cacheable && isStorable(response)) {
+    if (meansSignedOut(response)) {
+      event.waitUntil(forgetPersonalPages());
+    } else if (cacheable && isStorable(response)) {
       // Keyed by path: "/checkin?x=1" and "/checkin" are the same shell.
       const copy = response.clone();
       event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.put(pathname, copy)));
@@ -268,6 +296,8 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const strategy = strategyFor(event.request, self.location.origin);
+  // Signing out: the pages that name the client go now, whatever the network says.
+  if (isSignOut(event.request, self.location.origin)) event.waitUntil(forgetPersonalPages());
   // Not calling respondWith leaves the request to the browser, untouched.
   if (strategy === "page") event.respondWith(networkFirstPage(event));
   else if (strategy === "static") event.respondWith(cacheFirstStatic(event));

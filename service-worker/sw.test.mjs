@@ -31,6 +31,9 @@ class FakeCache {
   async put(request, response) {
     this.entries.set(this.key(request), response);
   }
+  async delete(request) {
+    return this.entries.delete(this.key(request));
+  }
   async addAll(requests) {
     for (const request of requests) {
       const response = await this.fetch(request);
@@ -44,10 +47,11 @@ class FakeCache {
 }
 
 /** A Response as the browser hands it to a worker: same-origin answers are "basic". */
-function basic(body, { status = 200, headers = {}, redirected = false } = {}) {
+function basic(body, { status = 200, headers = {}, redirected = false, url = "" } = {}) {
   const response = new Response(body, { status, headers: { "Content-Type": "text/html", ...headers } });
   Object.defineProperty(response, "type", { value: "basic" });
   Object.defineProperty(response, "redirected", { value: redirected });
+  Object.defineProperty(response, "url", { value: url });
   return response;
 }
 
@@ -56,6 +60,7 @@ function cloneBasic(response) {
   const copy = response.clone();
   Object.defineProperty(copy, "type", { value: response.type });
   Object.defineProperty(copy, "redirected", { value: response.redirected });
+  Object.defineProperty(copy, "url", { value: response.url });
   return copy;
 }
 
@@ -353,6 +358,56 @@ test("navigation uses the preloaded response when the browser has one", async ()
   const { response } = await worker.dispatch("fetch", event);
   assert.equal(await bodyOf(response), "preloaded");
   assert.ok(!worker.fetches.some((f) => f.path === "/checkin"), "no second request");
+});
+
+test("signing out drops the cached pages that name the client, and keeps the shell", async () => {
+  for (const path of ["/sign-out", "/api/auth/logout", "/api/auth/logout-all"]) {
+    const worker = await installed({
+      routes: { "/welcome": basic("<h1>Welcome, Alice</h1>"), "/checkin": basic("<form>"), [`POST ${path}`]: basic("") },
+    });
+    const cache = worker.cacheStore.get("companion-shell-v1");
+    await worker.dispatch("fetch", navigate("/welcome"));
+    await worker.dispatch("fetch", navigate("/checkin"));
+    assert.ok(cache.keys().includes("/welcome"));
+    const out = await worker.dispatch("fetch", { request: { url: `${ORIGIN}${path}`, method: "POST", mode: "navigate" } });
+    assert.equal(out.responded, false, "the sign-out itself goes to the network untouched");
+    assert.deepEqual(out.settled.map((s) => s.status), ["fulfilled"]);
+    assert.ok(!cache.keys().includes("/welcome"), `${path}: the page with the name is gone`);
+    assert.ok(!cache.keys().includes("/checkin"));
+    assert.ok(cache.keys().includes("/offline") && cache.keys().includes("/static/app.css"), "the shell stays");
+    worker.state.online = false;
+    const offline = await worker.dispatch("fetch", navigate("/welcome"));
+    assert.equal(await bodyOf(offline.response), "shell /offline", "offline, the name is not shown any more");
+  }
+});
+
+test("a sign-out from elsewhere (revoked, erased) drops the personal pages on the next page load", async () => {
+  // The server answers with Clear-Site-Data: the clinic signed the phone out, or erased the client.
+  const cleared = await installed({
+    routes: {
+      "/welcome": basic("<h1>Welcome, Alice</h1>"),
+      "/": basic("start", { headers: { "Clear-Site-Data": '"cache", "storage"' } }),
+    },
+  });
+  await cleared.dispatch("fetch", navigate("/welcome"));
+  assert.ok(cleared.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  await cleared.dispatch("fetch", navigate("/"));
+  assert.ok(!cleared.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  // A page that sends the phone to the start page means the same.
+  const redirected = await installed({
+    routes: {
+      "/welcome": basic("<h1>Welcome, Alice</h1>"),
+      "/checkin": basic("start page", { redirected: true, url: `${ORIGIN}/start` }),
+    },
+  });
+  await redirected.dispatch("fetch", navigate("/welcome"));
+  await redirected.dispatch("fetch", navigate("/checkin"));
+  assert.ok(!redirected.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  // An ordinary answer keeps it.
+  const kept = await installed({ routes: { "/welcome": basic("<h1>Welcome, Alice</h1>"), "/": basic("home") } });
+  await kept.dispatch("fetch", navigate("/welcome"));
+  await kept.dispatch("fetch", navigate("/"));
+  assert.ok(kept.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
 });
 
 test("navigation offline before anything was cached still answers", async () => {

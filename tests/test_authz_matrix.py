@@ -10,13 +10,20 @@ made fresh for each call.
 import io
 import itertools
 
-from conftest import PASSWORD, Api, checkin_body
+from conftest import PASSWORD, Api, checkin_body, sql
 from PIL import Image
 
 from testkit.push_receiver import PushReceiver
 
 ROLES = ("anon", "A", "B", "P1", "PR", "P2")
-FRESH = ("spare_session", "spare_client", "colleague", "open_flag", "flagged_session")
+FRESH = (
+    "spare_session",
+    "spare_client",
+    "colleague",
+    "open_flag",
+    "flagged_session",
+    "spare_device",
+)
 NEW_PASSWORD = "tulip garden mornings"
 _n = itertools.count()
 
@@ -85,6 +92,64 @@ TABLE = [
         "/api/practitioners/{colleague}/role",
         lambda o: {"role": "owner"},
         dict(anon=401, A=403, B=403, P1=200, P2=404, PR=403),
+    ),
+    # Two-factor sign-in (before the password row: these rows use the first password).
+    ("GET", "/api/auth/two-factor", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    (
+        "POST",
+        "/api/auth/two-factor/setup",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200),
+    ),
+    (
+        "POST",
+        "/api/auth/two-factor/confirm",
+        lambda o: {"code": "not a code"},
+        dict(anon=401, A=403, B=403, P1=422, P2=422, PR=422),
+    ),
+    (
+        "POST",
+        "/api/auth/two-factor/recovery-codes",
+        lambda o: {"password": PASSWORD},
+        dict(anon=401, A=403, B=403, P1=409, P2=409, PR=409),
+    ),
+    (
+        "POST",
+        "/api/auth/two-factor/disable",
+        lambda o: {"password": PASSWORD},
+        dict(anon=401, A=403, B=403, P1=204, P2=204, PR=204),
+    ),
+    ("GET", "/api/clinic/two-factor", None, dict(anon=401, A=403, B=403, P1=200, P2=200, PR=200)),
+    (
+        "PUT",
+        "/api/clinic/two-factor",
+        lambda o: {"required": False},
+        dict(anon=401, A=403, B=403, P1=200, P2=200, PR=403),
+    ),
+    (
+        "POST",
+        "/api/practitioners/{colleague}/two-factor/reset",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=403),
+    ),
+    # Clients' phones.
+    (
+        "GET",
+        "/api/clients/{client}/devices",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
+    ),
+    (
+        "DELETE",
+        "/api/clients/{client}/devices/{spare_device}",
+        None,
+        dict(anon=401, A=403, B=403, P1=204, P2=404, PR=204),
+    ),
+    (
+        "DELETE",
+        "/api/clients/{spare_client}/devices",
+        None,
+        dict(anon=401, A=403, B=403, P1=200, P2=404, PR=200),
     ),
     (
         "POST",
@@ -295,7 +360,19 @@ TABLE = [
     ("GET", "/clinic/password", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
     ("GET", "/clinic/exports", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
     ("GET", "/clinic/audit", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
+    ("GET", "/clinic/two-factor", None, dict(anon=302, A=403, B=403, P1=200, P2=200, PR=200)),
 ]
+
+
+def new_phone(w) -> str:
+    """Sign one more phone in as client A; return its device id."""
+    token = w.p1.post(f"/api/clients/{w.client1['id']}/invites").json["token"]
+    assert Api(w.app).post(f"/api/invites/{token}/redeem").status_code == 200
+    [(device_id,)] = sql(
+        w.app,
+        "SELECT device_id FROM auth_sessions WHERE user_kind = 'client' ORDER BY rowid DESC LIMIT 1",
+    )
+    return device_id
 
 
 def test_every_documented_route_is_in_the_matrix(app):
@@ -355,6 +432,7 @@ def test_authorization_matrix(world):
             )[1],
             "spare_session": lambda: w.new_session(w.p1, w.client1["id"])["id"],
             "spare_client": lambda: w.new_client(w.p1, "Spare")["id"],
+            "spare_device": lambda: new_phone(w),
             "colleague": lambda: w.p1.post(
                 "/api/practitioners",
                 {"email": unique_email(), "name": "C", "password": "long enough password"},

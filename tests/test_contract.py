@@ -76,6 +76,10 @@ VALID = {
         "role": "owner",
     },
     accounts.RoleInput: lambda: {"role": "owner"},
+    accounts.CodeInput: lambda: {"code": "123456"},
+    accounts.PasswordInput: lambda: {"password": PASSWORD},
+    accounts.TwoFactorRequiredInput: lambda: {"required": True},
+    accounts.InviteInput: lambda: {"sign_out_devices": True},
     accounts.PasswordChangeInput: lambda: {
         "current_password": PASSWORD,
         "new_password": "tulip garden mornings",

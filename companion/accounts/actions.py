@@ -9,11 +9,11 @@ from datetime import datetime
 
 import sqlite_utils
 
-from companion import audit, auth, credentials, throttle
-from companion.accounts import clients, clinics, invites, passwords
+from companion import audit, auth, credentials, throttle, twofactor
+from companion.accounts import clients, clinics, invites, passwords, phones
 from companion.auth import User
 from companion.db import utcnow, write
-from companion.errors import Conflict, Invalid
+from companion.errors import Conflict, Invalid, NotFound
 from companion.reminders import channels, devices, outbox
 
 
@@ -119,12 +119,23 @@ def create_client(db: sqlite_utils.Database, actor: User, values: dict, now: dat
 
 
 def invite_client(
-    db: sqlite_utils.Database, actor: User, client: dict, now: datetime, days: int
+    db: sqlite_utils.Database,
+    actor: User,
+    client: dict,
+    now: datetime,
+    days: int,
+    sign_out_devices: bool = False,
 ) -> tuple[str, datetime]:
-    """Issue a one-time invite for a client, valid `days`; an earlier one stops working."""
+    """Issue a one-time invite for a client, valid `days`; an earlier one stops working. With
+    `sign_out_devices`, the phones signed in as the client now are signed out (a new phone)."""
     with write(db):
         token, expires = invites.create_invite(db, client, actor.id, now, days)
         audit.record("invite_issued", client_id=client["id"], actor=actor)
+        if sign_out_devices:
+            ended = phones.sign_out(db, client["id"], now)
+            audit.record(
+                "client_signed_out", client_id=client["id"], detail=f"all={ended}", actor=actor
+            )
     return token, expires
 
 
@@ -153,3 +164,131 @@ def stop_email(db: sqlite_utils.Database, client: dict, now: datetime) -> dict:
             actor_id=client["id"],
         )
     return row
+
+
+# Two-factor sign-in -------------------------------------------------------------------------
+
+
+def start_two_factor(db: sqlite_utils.Database, actor: User, fresh: bool = True) -> dict:
+    """Begin setting up two-factor sign-in: a new secret (or, unless `fresh`, the one being
+    set up already) for the actor's authenticator app; nothing changes until it is confirmed."""
+    row = clinics.get_practitioner(db, actor.id)
+    if twofactor.enabled(row):
+        raise Conflict(
+            "Two-factor sign-in is on already: turn it off first to move to a new app.",
+            "two_factor_on",
+        )
+    secret = row["totp_pending"]
+    if fresh or not secret:
+        secret = twofactor.new_secret()
+        with write(db):
+            db["practitioners"].update(actor.id, {"totp_pending": secret})
+            audit.record("two_factor_setup_started", actor=actor)
+    return twofactor.provisioning(secret, row["email"])
+
+
+def confirm_two_factor(db: sqlite_utils.Database, actor: User, code: str, now: datetime) -> list:
+    """Turn two-factor sign-in on with a code from the app just set up; return the new
+    recovery codes (shown once, stored hashed)."""
+    row = clinics.get_practitioner(db, actor.id)
+    if twofactor.enabled(row):
+        raise Conflict("Two-factor sign-in is on already.", "two_factor_on")
+    if not row["totp_pending"]:
+        raise Conflict("Start the set-up first: scan a new QR code.", "two_factor_not_started")
+    step = twofactor.totp_step(row["totp_pending"], code, 0, now)
+    if step is None:
+        raise Invalid({"code": "This code is not right: type the 6 digits your app shows now."})
+    with write(db):
+        db["practitioners"].update(
+            actor.id,
+            {"totp_secret": row["totp_pending"], "totp_pending": None, "totp_last_step": step},
+        )
+        codes = twofactor.new_recovery_codes(db, actor.id, now)
+        audit.record("two_factor_enabled", actor=actor)
+    actor.row = clinics.get_practitioner(db, actor.id)
+    return codes
+
+
+def _require_password(db: sqlite_utils.Database, actor: User, password: str, address) -> None:
+    """Refuse (and count as a failed sign-in) a wrong password for the actor, throttled."""
+    now = utcnow()
+    address = address or "unknown"
+    throttle.check_throttle(db, actor.row["email"], address, now)
+    if not credentials.password_matches(clinics.get_practitioner(db, actor.id), password):
+        throttle.record_failure(db, actor.row["email"], address, actor.clinic_id, now)
+        raise Invalid({"password": "This is not your password."})
+
+
+def disable_two_factor(
+    db: sqlite_utils.Database, actor: User, password: str, address: str | None
+) -> None:
+    """Turn the actor's two-factor sign-in off (their password required); the recovery codes
+    go too. Where the clinic requires it, they are asked to set it up again at once."""
+    _require_password(db, actor, password, address)
+    with write(db):
+        db["practitioners"].update(actor.id, {"totp_secret": None, "totp_pending": None})
+        db.conn.execute("DELETE FROM recovery_codes WHERE practitioner_id = :id", {"id": actor.id})
+        audit.record("two_factor_disabled", actor=actor)
+    actor.row = clinics.get_practitioner(db, actor.id)
+
+
+def renew_recovery_codes(
+    db: sqlite_utils.Database, actor: User, password: str, address: str | None, now: datetime
+) -> list:
+    """Replace the actor's recovery codes (their password required); the old ones stop working."""
+    _require_password(db, actor, password, address)
+    if not twofactor.enabled(clinics.get_practitioner(db, actor.id)):
+        raise Conflict("Turn two-factor sign-in on first.", "two_factor_off")
+    with write(db):
+        codes = twofactor.new_recovery_codes(db, actor.id, now)
+        audit.record("recovery_codes_renewed", actor=actor)
+    return codes
+
+
+def require_two_factor(db: sqlite_utils.Database, actor: User, required: bool) -> bool:
+    """Require two-factor sign-in of everyone in the actor's clinic, or stop requiring it
+    (owners only); an owner turns it on for themselves first."""
+    if required and not twofactor.enabled(clinics.get_practitioner(db, actor.id)):
+        raise Conflict(
+            "Set up two-factor sign-in for yourself first, then require it of everyone.",
+            "two_factor_off",
+        )
+    with write(db):
+        db["clinics"].update(actor.clinic_id, {"two_factor_required": int(required)})
+        audit.record("clinic_two_factor_required", detail=f"required={int(required)}", actor=actor)
+    actor.two_factor_required = required
+    return required
+
+
+def reset_two_factor(db: sqlite_utils.Database, actor: User, practitioner_id: int) -> dict:
+    """Turn a colleague's two-factor sign-in off (owners, for a lost phone without recovery
+    codes); their sessions end and they set it up again at their next sign-in."""
+    with write(db):
+        row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
+        db["practitioners"].update(row["id"], {"totp_secret": None, "totp_pending": None})
+        db.conn.execute("DELETE FROM recovery_codes WHERE practitioner_id = :id", {"id": row["id"]})
+        if row["id"] != actor.id:
+            auth.revoke_all("practitioner", row["id"])
+        audit.record("two_factor_reset", detail=f"practitioner={row['id']}", actor=actor)
+    return clinics.get_practitioner(db, row["id"])
+
+
+# Clients' phones ----------------------------------------------------------------------------
+
+
+def sign_out_phones(
+    db: sqlite_utils.Database, actor: User, client: dict, device_id: str | None, now: datetime
+) -> int:
+    """Sign one of a client's phones out, or all of them; return how many were signed out
+    (a device id that is not a live phone of this client is a 404)."""
+    with write(db):
+        ended = phones.sign_out(db, client["id"], now, device_id)
+        if device_id is not None and not ended:
+            raise NotFound("signed-in phone")
+        audit.record(
+            "client_signed_out",
+            client_id=client["id"],
+            detail=f"device={device_id}" if device_id else f"all={ended}",
+            actor=actor,
+        )
+    return ended

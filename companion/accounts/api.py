@@ -1,10 +1,9 @@
 """The accounts API: first-run setup, sign-in, your own settings, clients and their invites."""
 
-import segno
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
-from companion import audit, auth, credentials
+from companion import audit, auth, credentials, throttle, twofactor
 from companion.accounts import actions, clients, clinics
 from companion.accounts.models import (
     Client,
@@ -13,19 +12,18 @@ from companion.accounts.models import (
     ClientList,
     ClientSettingsInput,
     ClientWithSessions,
-    Invite,
     LoginInput,
     Me,
     PasswordChangeInput,
     PractitionerSettingsInput,
     SetupInput,
 )
-from companion.auth import practitioner_required, signed_in
+from companion.auth import open_during_enrolment, practitioner_required, signed_in
 from companion.contract import operation, parse, parse_query
-from companion.db import get_db, iso, utcnow, write
+from companion.db import get_db, utcnow, write
 from companion.errors import ApiError, Conflict
 from companion.treatments import store as treatments
-from companion.web import body, created, public_url
+from companion.web import body, created
 
 bp = Blueprint("api_accounts", __name__, url_prefix="/api")
 
@@ -55,7 +53,7 @@ def setup():
 
 @bp.post("/auth/login")
 @operation(
-    "Sign a practitioner in",
+    "Sign a practitioner in; with two-factor sign-in on, `code` too (else 401 code_required)",
     tag="session",
     reply=Me,
     body=LoginInput,
@@ -67,13 +65,22 @@ def login():
     row = credentials.authenticate(values["email"], values["password"], request.remote_addr)
     if row is None:
         raise ApiError(401, "bad_credentials", "Email or password is incorrect.")
-    with write(get_db()):
-        auth.start_session("practitioner", row, "sign_in")
+    db = get_db()
+    second = None
+    if twofactor.enabled(row):
+        if not values.get("code"):
+            message = "Give the code from your authenticator app (or a recovery code)."
+            raise ApiError(401, "code_required", message, {"code": message})
+        second = twofactor.check_code(db, row, values["code"], request.remote_addr, utcnow())
+    with write(db):
+        auth.start_session("practitioner", row, "sign_in", second and f"second_factor={second}")
+        throttle.forget_failures(db, row["email"])
     return jsonify(me_payload())
 
 
 @bp.post("/auth/logout")
 @operation("Sign out of this session", tag="session", ok=204, errors=(), public=True)
+@open_during_enrolment
 def logout():
     if current_user.is_authenticated:
         audit.record("sign_out")
@@ -83,6 +90,7 @@ def logout():
 
 @bp.post("/auth/logout-all")
 @operation("Sign out everywhere", tag="session", ok=204)
+@open_during_enrolment
 def logout_all():
     """End every session of the signed-in user, on every device."""
     signed_in()
@@ -130,6 +138,7 @@ def me_payload() -> dict:
 
 @bp.get("/me")
 @operation("Who is signed in", tag="session", reply=Me)
+@open_during_enrolment
 def me():
     signed_in()
     return jsonify(me_payload())
@@ -254,43 +263,3 @@ def update_client(client_id: int):
         row = clients.update_client(db, row, values, utcnow())
         audit.record("client_updated", client_id=client_id, detail=",".join(sorted(values)))
     return jsonify(clients.client_dict(row))
-
-
-@bp.post("/clients/<int:client_id>/invites")
-@operation(
-    "Issue a one-time invite (revokes earlier ones)",
-    tag="practitioner",
-    ok=201,
-    reply=Invite,
-    errors=(401, 403, 404, 409),
-)
-@practitioner_required
-def create_invite(client_id: int):
-    """Issue a one-time invite link and QR code; an earlier invite stops working."""
-    row = my_client(client_id)
-    token, expires = actions.invite_client(
-        get_db(), current_user, row, utcnow(), current_app.config["INVITE_DAYS"]
-    )
-    url = public_url("/i/" + token)
-    return created(
-        {
-            "token": token,
-            "url": url,
-            "expires_at": iso(expires),
-            "qr_svg": segno.make(url, error="m").svg_inline(scale=4, title="Invite QR code"),
-        }
-    )
-
-
-@bp.post("/invites/<token>/redeem")
-@operation(
-    "Sign this phone in as the invited client",
-    tag="client",
-    reply=Me,
-    errors=(404, 410),
-    public=True,
-)
-def redeem_invite(token: str):
-    """Sign this phone in as the invited client, for about 90 days."""
-    actions.sign_in_with_invite(get_db(), token, utcnow())
-    return jsonify(me_payload())

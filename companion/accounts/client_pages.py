@@ -3,6 +3,7 @@
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from companion import audit, auth
 from companion.accounts import actions, clients, invites
 from companion.accounts.models import ClientSettingsInput
 from companion.admin import clinic
@@ -57,6 +58,15 @@ def redeem(token: str):
 
 def _signed_in_as(client_id: int) -> bool:
     return current_user.is_authenticated and current_user.is_client and current_user.id == client_id
+
+
+@bp.post("/sign-out")
+def sign_out():
+    """Sign this phone out; the browser is told to drop what it kept (Clear-Site-Data)."""
+    if current_user.is_authenticated:
+        audit.record("sign_out")
+    auth.end_session()
+    return redirect(url_for(".not_signed_in"))
 
 
 @bp.get("/welcome")

@@ -186,4 +186,5 @@ def practitioner_dict(row: dict) -> dict:
         "active": bool(row["active"]),
         "role": row["role"],
         "alert_severities": [s for s in row["alert_severities"].split(",") if s],
+        "two_factor": bool(row.get("totp_secret")),
     }

@@ -133,6 +133,8 @@ class SetupInput(PractitionerInput):
 class LoginInput(Body):
     email: Attempt("email", 254)
     password: Attempt("password", 200)
+    # Where two-factor sign-in is on: the authenticator app's code, or a recovery code.
+    code: Text(40, required=False)
 
 
 class ClientSettingsInput(Body):
@@ -181,6 +183,7 @@ class Practitioner(Reply):
     active: bool
     role: Literal["owner", "practitioner"]
     alert_severities: list[Severity]
+    two_factor: bool
 
 
 class QuietHours(Reply):
@@ -230,9 +233,68 @@ class Invite(Reply):
     url: str
     expires_at: datetime
     qr_svg: str
+    # Phones still signed in as this client (after any sign_out_devices asked for).
+    devices_signed_in: int
 
 
 class ClientFilter(Query):
     q: Truncated(100, description="Part of a name, email or phone")
     limit: Whole(1, 500, {}, default=100, description="1 to 500")
     offset: Whole(0, MAX_ID, {"minimum": 0, "maximum": MAX_ID}, default=0)
+
+
+# Two-factor sign-in and clients' phones ---------------------------------------------------------
+
+
+class CodeInput(Body):
+    code: Text(40)
+
+
+class PasswordInput(Body):
+    password: Attempt("password", 200)
+
+
+class TwoFactorRequiredInput(Body):
+    required: Boolean(required=True)
+
+
+class InviteInput(Body):
+    """Optional: sign the client's phones that are signed in now out, as the invite is made."""
+
+    sign_out_devices: Boolean()
+
+
+class TwoFactorStatus(Reply):
+    enabled: bool
+    setup_pending: bool
+    required_by_clinic: bool
+    recovery_codes_left: int
+
+
+class TwoFactorSetup(Reply):
+    secret: str
+    otpauth_url: str
+    qr_svg: str
+
+
+class RecoveryCodes(Reply):
+    recovery_codes: list[str]
+
+
+class ClinicTwoFactor(Reply):
+    required: bool
+
+
+class Device(Reply):
+    id: str
+    label: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class DeviceList(Reply):
+    devices: list[Device]
+
+
+class SignedOut(Reply):
+    signed_out: int

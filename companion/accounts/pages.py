@@ -9,17 +9,19 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
 
-from companion import audit, auth, credentials
+from companion import audit, auth, credentials, throttle, twofactor
 from companion.accounts import actions, clinics
 from companion.accounts import clients as client_store
+from companion.accounts import phones as phone_store
 from companion.accounts.models import ClientInput, SetupInput
-from companion.auth import practitioner_required
+from companion.auth import open_during_enrolment, practitioner_required
 from companion.contract import parse
-from companion.db import get_db, utcnow, write
+from companion.db import get_db, iso, utcnow, write
 from companion.errors import DomainError, NotFound, RateLimited, safe_next
 from companion.review import audit_words, charts, timeline
 from companion.web import public_url
@@ -70,14 +72,21 @@ def login():
             )
         if row is None:
             error, status = "Email or password is incorrect.", 401
+        elif twofactor.enabled(row):
+            # The password was right; the code comes on the next page (twofactor_pages).
+            session.clear()
+            session["two_factor"] = {"id": row["id"], "at": iso(utcnow())}
+            return redirect(url_for("twofactor.code", next=safe_next(request.args.get("next"))))
         else:
             with write(db):
                 auth.start_session("practitioner", row, "sign_in")
+                throttle.forget_failures(db, row["email"])
             return redirect(safe_next(request.args.get("next")) or url_for("review.queue"))
     return render_template("practitioner/login.html", error=error), status
 
 
 @bp.post("/logout")
+@open_during_enrolment
 def logout():
     if current_user.is_authenticated:
         audit.record("sign_out")
@@ -178,7 +187,14 @@ def client_detail(client_id: int):
         clinic_tz=clinics.get_clinic(db, client["clinic_id"])["timezone"],
         device_names={d["id"]: d["label"] for d in record["devices"]},
         outcome_words=audit_words.OUTCOMES,
+        phones=live_phones(client_id),
         **record,
+    )
+
+
+def live_phones(client_id: int) -> list[dict]:
+    return phone_store.live_devices(
+        get_db(), client_id, utcnow(), current_app.config["CLIENT_IDLE_DAYS"]
     )
 
 
@@ -192,5 +208,27 @@ def invite(client_id: int):
     url = public_url("/i/" + token)
     qr = segno.make(url, error="m").svg_inline(scale=6, title="Invite QR code")
     return render_template(
-        "practitioner/invite.html", client=client, url=url, qr=qr, expires=expires
+        "practitioner/invite.html",
+        client=client,
+        url=url,
+        qr=qr,
+        expires=expires,
+        phones=live_phones(client_id),
     )
+
+
+@bp.post("/clients/<int:client_id>/phones/sign-out")
+@bp.post("/clients/<int:client_id>/phones/<device_id>/sign-out")
+@practitioner_required
+def sign_out_phones(client_id: int, device_id: str | None = None):
+    """Sign one of a client's phones out, or all of them."""
+    client = my_client(client_id)
+    try:
+        ended = actions.sign_out_phones(get_db(), current_user, client, device_id, utcnow())
+    except NotFound:
+        abort(404)
+    if device_id:
+        flash("That phone is signed out: it needs a new invite to sign in again.")
+    else:
+        flash(f"Signed out {ended} phone{'' if ended == 1 else 's'} of {client['name']}.")
+    return redirect(url_for(".client_detail", client_id=client_id) + "#phones")
