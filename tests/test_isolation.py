@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 
 import pytest
-from conftest import PASSWORD, Api, World, checkin_body
+from conftest import PASSWORD, Api, World, checkin_body, sql
 
 from companion import create_app
 from companion.cli import migrate
@@ -318,6 +318,11 @@ def test_every_api_route_with_an_id_is_isolated(world):
         "practitioner_id": world.colleague1["id"],
         "checkin_id": world.checkin1["id"],
         "photo_id": world.photo1["id"],
+        "device_id": sql(
+            world.app,
+            "SELECT device_id FROM auth_sessions WHERE user_kind = 'client' AND user_id = ?",
+            (world.client1["id"],),
+        )[0][0],
     }
     public = {"token", "filename"}  # invite links and static files are not clinic records
     before = snapshot(world.app)
