@@ -365,7 +365,7 @@ test("signing out drops the cached pages that name the client, and keeps the she
     const worker = await installed({
       routes: { "/welcome": basic("<h1>Welcome, Alice</h1>"), "/checkin": basic("<form>"), [`POST ${path}`]: basic("") },
     });
-    const cache = worker.cacheStore.get("companion-shell-v1");
+    const cache = worker.cacheStore.get(worker.read("SHELL_CACHE"));
     await worker.dispatch("fetch", navigate("/welcome"));
     await worker.dispatch("fetch", navigate("/checkin"));
     assert.ok(cache.keys().includes("/welcome"));
@@ -390,9 +390,9 @@ test("a sign-out from elsewhere (revoked, erased) drops the personal pages on th
     },
   });
   await cleared.dispatch("fetch", navigate("/welcome"));
-  assert.ok(cleared.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  assert.ok(cleared.cacheStore.get(cleared.read("SHELL_CACHE")).keys().includes("/welcome"));
   await cleared.dispatch("fetch", navigate("/"));
-  assert.ok(!cleared.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  assert.ok(!cleared.cacheStore.get(cleared.read("SHELL_CACHE")).keys().includes("/welcome"));
   // A page that sends the phone to the start page means the same.
   const redirected = await installed({
     routes: {
@@ -402,12 +402,12 @@ test("a sign-out from elsewhere (revoked, erased) drops the personal pages on th
   });
   await redirected.dispatch("fetch", navigate("/welcome"));
   await redirected.dispatch("fetch", navigate("/checkin"));
-  assert.ok(!redirected.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  assert.ok(!redirected.cacheStore.get(redirected.read("SHELL_CACHE")).keys().includes("/welcome"));
   // An ordinary answer keeps it.
   const kept = await installed({ routes: { "/welcome": basic("<h1>Welcome, Alice</h1>"), "/": basic("home") } });
   await kept.dispatch("fetch", navigate("/welcome"));
   await kept.dispatch("fetch", navigate("/"));
-  assert.ok(kept.cacheStore.get("companion-shell-v1").keys().includes("/welcome"));
+  assert.ok(kept.cacheStore.get(kept.read("SHELL_CACHE")).keys().includes("/welcome"));
 });
 
 test("navigation offline before anything was cached still answers", async () => {
