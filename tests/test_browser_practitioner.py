@@ -115,7 +115,15 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         expect(row).to_contain_text("day 3 at 07:30; moved from 07:30 (quiet hours)")
         expect(new.locator("legend .when")).to_have_text("day 3 at 07:30")
         expect(page.locator("#preview-status")).to_contain_text("America/New_York")
-        screenshot(page, "protocol-editor-preview-tablet")
+        screenshot(page, "protocol-editor-preview-tablet", full_page=False)
+        # Remove the evening routine: the preview drops it. Move the new step up one place.
+        evening = steps.filter(has=page.locator('input[value="Your evening skin routine"]'))
+        expect(evening).to_have_count(1)
+        evening.get_by_role("button", name="Remove").click()
+        expect(steps).to_have_count(before)
+        expect(page.locator("#preview")).not_to_contain_text("Your evening skin routine")
+        steps.last.get_by_role("button", name="Move up").click()
+        expect(steps.nth(before - 2).locator("legend .when")).to_have_text("day 3 at 07:30")
 
         page.get_by_role("button", name=re.compile(r"^Save as version \d+")).click()
         expect(page.locator("p.notice").first).to_contain_text("Saved as version 2")
@@ -124,7 +132,10 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         [step] = [s for s in protocol["steps"] if s["title"] == "Early check on your skin"]
         assert step["at"] == {"day": 3, "time": "07:30"} and step["kind"] == "checkin"
         assert step["key"] == "early-check-on-your-skin"
-        assert len(protocol["steps"]) == before + 1
+        assert len(protocol["steps"]) == before  # one added, one removed
+        keys = [s["key"] for s in protocol["steps"]]
+        assert "evening-routine" not in keys
+        assert keys.index("early-check-on-your-skin") == before - 2  # moved up one place
         # The page lists it in firing order, between the day-3 steps.
         page.goto("/clinic/protocol")
         legends = steps.locator("legend .when").all_inner_texts()
