@@ -5,4 +5,5 @@ project is installed (`pip install -e '.[test]'`):
   children) and a small JSON client that signs a phone in over HTTP.
 - `testkit.push_receiver`: a real local Web Push service that verifies VAPID and decrypts every
   message, in this process (`PushReceiver`) or in its own (`ReceiverProcess`).
+- `testkit.load`: threads sending check-ins and reads to a running server until it is gone.
 """

@@ -4,17 +4,13 @@ The larger versions (5,000 reminders, kill -9 of a real worker, a push-service o
 are in benchmarks/faults.py; a killed dispatcher is tested in test_dispatch.py.
 """
 
-import http.client
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +20,7 @@ from companion.accounts import clients as client_store
 from companion.accounts import clinics
 from companion.db import connect, iso, utcnow, write
 from testkit import processes
+from testkit.load import Load
 from testkit.processes import COMPANION, free_port, sign_in_client, wait_for_health
 
 SUBJECT = "mailto:ops@clinic-tests.net"
@@ -184,75 +181,6 @@ def test_two_serve_instances_on_one_database_send_each_reminder_once(app, receiv
     assert twice == 0 and statuses(app, "Two serves") == Counter({"sent": 40})
 
 
-class Load:
-    """Threads sending check-ins and reads on keep-alive connections until the server is gone."""
-
-    def __init__(self, port: int, cookies: dict, threads: int = 6, limit: float = 30):
-        self.port = port
-        self.cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        self.answers: Counter = Counter()
-        self.errors: Counter = Counter()
-        self.acked: set[str] = set()
-        self.gone = threading.Event()  # set once SIGTERM is sent
-        self.deadline = time.monotonic() + limit
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, args=(k,)) for k in range(threads)]
-        for thread in self.threads:
-            thread.start()
-
-    def join(self) -> None:
-        self.deadline = min(self.deadline, time.monotonic() + 30)
-        for thread in self.threads:
-            thread.join()
-
-    def run(self, k: int) -> None:
-        conn = None
-        while time.monotonic() < self.deadline:
-            k += 1
-            headers, body, checkin = {"Cookie": self.cookie}, None, None
-            if k % 3 == 0:
-                method, path = "GET", ("/api/aftercare" if k % 2 else "/healthz")
-            else:
-                checkin = {
-                    "id": str(uuid.uuid4()),
-                    "taken_at": datetime.now(UTC).isoformat(),
-                    "redness": 1,
-                    "swelling": 1,
-                    "pain": 2,
-                }
-                method, path, body = "POST", "/api/checkins", json.dumps(checkin)
-                headers["Content-Type"] = "application/json"
-            conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-            except ConnectionRefusedError:
-                conn.close()
-                conn = None
-                with self.lock:
-                    self.errors["refused"] += 1
-                if self.gone.is_set():
-                    return  # the server has stopped listening
-                time.sleep(0.05)
-                continue
-            except (ConnectionError, http.client.HTTPException, TimeoutError):
-                conn.close()
-                conn = None
-                with self.lock:
-                    self.errors["reset"] += 1
-                continue
-            with self.lock:
-                self.answers[resp.status] += 1
-                if checkin and resp.status in (200, 201):
-                    self.acked.add(checkin["id"])
-            if resp.will_close:
-                conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
-
-
 def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiver):
     port = free_port()
     receiver.set_delay(None, 200)  # a batch takes the dispatcher over a second
@@ -268,7 +196,7 @@ def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiv
     load = None
     try:
         wait_for_health(port, proc)
-        phone = sign_in_client(port, "dr@clinic-one.net", PASSWORD)[0].cookies
+        phone = sign_in_client(port, "dr@clinic-one.net", PASSWORD)[0].cookie_header()
         clinic_id = connect_one(app, "SELECT id FROM clinics")
         load = Load(port, phone)
         # The load is under way (check-ins being stored) before the reminders fall due.
