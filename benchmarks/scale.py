@@ -26,7 +26,6 @@ import resource
 import tempfile
 import time
 import uuid
-from collections import deque
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -583,19 +582,10 @@ def generate(
     counts = dict.fromkeys(COLUMNS, 0)
     _insert(conn, head, counts)
     jobs = [(i, seed, now.timestamp(), chunk) for i, chunk in enumerate(_chunks(clinics))]
-    feed, pending, next_flag = iter(jobs), deque(), 1
-
-    def submit() -> None:
-        job = next(feed, None)
-        if job is not None:
-            pending.append(pool.apply_async(build_chunk, (job,)) if pool else job)
-
-    for _ in range(max(1, workers * 2)):
-        submit()
-    for done in range(1, len(jobs) + 1):
-        item = pending.popleft()
-        rows = item.get() if pool else build_chunk(item)
-        submit()
+    # In order, as the workers finish them (building a chunk takes far longer than inserting it,
+    # so finished chunks do not pile up in memory).
+    built, next_flag = pool.imap(build_chunk, jobs) if pool else map(build_chunk, jobs), 1
+    for done, rows in enumerate(built, 1):
         # Flag ids are chunk-local: shift them into the global sequence.
         rows["flags"] = [(f[0] + next_flag, *f[1:]) for f in rows["flags"]]
         rows["flag_events"] = [(e[0] + next_flag, *e[1:]) for e in rows["flag_events"]]
