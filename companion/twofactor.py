@@ -43,7 +43,10 @@ def provisioning(secret: str, email: str, issuer: str = ISSUER) -> dict:
     return {
         "secret": secret,
         "otpauth_url": uri,
-        "qr_svg": segno.make(uri, error="m").svg_inline(scale=4, title="Two-factor QR code"),
+        # No fixed size, a viewBox: the page scales it to the screen.
+        "qr_svg": segno.make(uri, error="m").svg_inline(
+            scale=4, omitsize=True, title="Two-factor QR code"
+        ),
     }
 
 

@@ -140,8 +140,10 @@ def test_a_new_invite_offers_to_sign_the_old_phones_out(world):
     page = http.post(f"/clinic/clients/{cid}/invite", data={"csrf_token": token})
     html = page.get_data(as_text=True)
     assert "1 phone still signed in as Alice" in html and "Safari on iPhone" in html
-    r = http.post(f"/clinic/clients/{cid}/phones/sign-out", data={"csrf_token": token})
-    assert r.status_code == 302
+    r = http.post(
+        f"/clinic/clients/{cid}/invite", data={"csrf_token": token, "sign_out_devices": "on"}
+    )
+    assert r.status_code == 200 and "still signed in" not in r.get_data(as_text=True)
     assert devices(world) == []
 
 

@@ -202,11 +202,18 @@ def live_phones(client_id: int) -> list[dict]:
 @practitioner_required
 def invite(client_id: int):
     client = my_client(client_id)
+    url = public_url("/i/")  # first: without a usable address nothing is written
     token, expires = actions.invite_client(
-        get_db(), current_user, client, utcnow(), current_app.config["INVITE_DAYS"]
+        get_db(),
+        current_user,
+        client,
+        utcnow(),
+        current_app.config["INVITE_DAYS"],
+        request.form.get("sign_out_devices") == "on",
     )
-    url = public_url("/i/" + token)
-    qr = segno.make(url, error="m").svg_inline(scale=6, title="Invite QR code")
+    url += token
+    # No fixed size, a viewBox: the page scales the code to the screen.
+    qr = segno.make(url, error="m").svg_inline(scale=6, omitsize=True, title="Invite QR code")
     return render_template(
         "practitioner/invite.html",
         client=client,
