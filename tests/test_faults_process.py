@@ -10,18 +10,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from companion.accounts import clients as client_store
 from companion.accounts import clinics
-from companion.db import connect, iso, utcnow, write
+from companion.db import connect, utcnow, write
 from testkit import processes
 from testkit.load import Load
 from testkit.processes import COMPANION, free_port, sign_in_client, wait_for_health
+from testkit.reminders import due_now, populate, states
 
 SUBJECT = "mailto:ops@clinic-tests.net"
 env_for = partial(
@@ -48,59 +47,15 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def devices_and_reminders(
-    app, receiver, clinic_id: int, clients: int, due: datetime, title: str
-) -> set[tuple[str, int]]:
-    """Clients with one device each (every fifth has two), one reminder each due at `due`.
+def devices_and_reminders(app, receiver, clinic_id: int, clients: int, title: str) -> set:
+    """Clients with one device each (every fifth has two), one reminder each due a second ago.
 
     Returns the (device, reminder) pairs that must each be delivered once.
     """
     db = connect(app.config["DATABASE"])
     try:
-        stamp = iso(utcnow())
-        pairs = set()
-        with write(db):
-            for n in range(clients):
-                person = client_store.create_client(
-                    db,
-                    clinics.get_clinic(db, clinic_id),
-                    {
-                        "name": f"Client {n}",
-                        "timezone": "Europe/London",
-                        "discreet": False,
-                        # Awake all day: the test runs on the real clock, and quiet hours
-                        # are re-checked at send time.
-                        "quiet_hours": {"start": "00:00", "end": "00:00"},
-                    },
-                    utcnow(),
-                )
-                for _ in range(2 if n % 5 == 0 else 1):
-                    browser = receiver.new_subscription()
-                    info = browser.info
-                    db.conn.execute(
-                        "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh,"
-                        " auth, created_at) VALUES ('client', ?, ?, ?, ?, ?)",
-                        (person["id"], info["endpoint"], info["p256dh"], info["auth"], stamp),
-                    )
-                    pairs.add((browser.id, person["id"]))
-            ids = {}
-            for owner in sorted({p for _, p in pairs}):
-                ids[owner] = db.conn.execute(
-                    "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, kind,"
-                    " title, body, url, due_at, expires_at, next_attempt_at, created_at) VALUES"
-                    " ('client', ?, ?, ?, 'instruction', ?, 'Body', '/reminders', ?, ?, ?, ?)",
-                    (
-                        owner,
-                        clinic_id,
-                        owner,
-                        title,
-                        iso(due),
-                        iso(due + timedelta(hours=12)),
-                        iso(due),
-                        stamp,
-                    ),
-                ).lastrowid
-        return {(device, ids[owner]) for device, owner in pairs}
+        _, devices = populate(db, receiver, clients, second_every=5, clinic_id=clinic_id)
+        return due_now(db, clinic_id, devices, clients, title)
     finally:
         db.close()
 
@@ -108,15 +63,7 @@ def devices_and_reminders(
 def statuses(app, title: str) -> Counter:
     db = connect(app.config["DATABASE"])
     try:
-        return Counter(
-            {
-                r[0]: r[1]
-                for r in db.conn.execute(
-                    "SELECT status, count(*) FROM notifications WHERE title = ? GROUP BY status",
-                    (title,),
-                )
-            }
-        )
+        return states(db, title)
     finally:
         db.close()
 
@@ -143,9 +90,7 @@ def test_two_serve_instances_on_one_database_send_each_reminder_once(app, receiv
     try:
         for port, proc in zip(ports, servers, strict=True):
             wait_for_health(port, proc)
-        pairs = devices_and_reminders(
-            app, receiver, new_clinic(app), 40, utcnow() - timedelta(seconds=1), "Two serves"
-        )
+        pairs = devices_and_reminders(app, receiver, new_clinic(app), 40, "Two serves")
         assert len(pairs) == 48
         db = connect(app.config["DATABASE"])
         owners = set()
@@ -203,9 +148,7 @@ def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiv
         deadline = time.monotonic() + 10
         while not load.answers[201] and time.monotonic() < deadline:
             time.sleep(0.01)
-        pairs = devices_and_reminders(
-            app, receiver, clinic_id, 300, utcnow() - timedelta(seconds=1), "Under load"
-        )
+        pairs = devices_and_reminders(app, receiver, clinic_id, 300, "Under load")
         # SIGTERM once the dispatcher is sending: it gets its own SIGTERM mid-batch.
         assert receiver.wait_for(1, timeout=20), "the dispatcher sent nothing"
         during = sum(load.answers.values())
