@@ -30,13 +30,7 @@ from companion.reminders import dispatcher as dispatch
 from companion.reminders import worker
 from testkit import processes
 from testkit.load import Load, checkin_body
-from testkit.processes import (
-    COMPANION,
-    children,
-    free_port,
-    sign_in_client,
-    wait_for_health,
-)
+from testkit.processes import COMPANION, children, free_port, sign_in_client, wait_for_health
 from testkit.push_receiver import PushReceiver, ReceiverProcess
 from testkit.reminders import add_rows, due_now, populate, states
 
