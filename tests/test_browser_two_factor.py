@@ -49,7 +49,8 @@ def test_practitioner_sets_up_two_factor_and_signs_in_with_a_code(server):
         page.get_by_role("button", name="Sign in").click()
         expect(page).to_have_url(f"{server.url}/clinic/")
 
-        page.get_by_role("link", name="Two-factor").click()
+        page.get_by_role("link", name="Password").click()
+        page.get_by_role("link", name="Set up two-factor sign-in").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in")
         expect(page.locator(".qr svg")).to_be_visible()
         secret = page.locator("code.secret").inner_text().replace(" ", "")
