@@ -171,11 +171,9 @@ def test_practitioner_pages_fit_the_screen_and_pass_axe(server, device, scheme):
         context.set_default_timeout(15_000)
         serve_axe(context)
         page = context.new_page()
-        sign_in(page)
         wide, found = {}, {}
-        for template in PAGES:
-            path = template.format(client=seeded["client_id"], session=seeded["session_id"])
-            page.goto(path)
+
+        def check(path):
             page.evaluate("document.querySelectorAll('details').forEach((d) => (d.open = true))")
             scroll = page.evaluate("document.documentElement.scrollWidth")
             if scroll > width:
@@ -185,5 +183,17 @@ def test_practitioner_pages_fit_the_screen_and_pass_axe(server, device, scheme):
                 found[path] = violations
             name = re.sub(r"\W+", "-", path.strip("/")) or "queue"
             screenshot(page, f"practitioner-{name}-{width}-{scheme}", full_page=False)
+
+        page.goto("/clinic/login")
+        check("/clinic/login")
+        sign_in(page)
+        for template in PAGES:
+            path = template.format(client=seeded["client_id"], session=seeded["session_id"])
+            page.goto(path)
+            check(path)
+        # The invite page answers the client page's form (a QR code and the link).
+        page.goto(f"/clinic/clients/{seeded['client_id']}")
+        page.get_by_role("button", name="Invite to the app (QR code)").click()
+        check("/clinic/clients/invite")
         assert wide == {}, f"pages wider than {width} px: {wide}"
         assert found == {}, found
