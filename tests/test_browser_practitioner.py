@@ -159,6 +159,7 @@ PAGES = [
     "/clinic/settings",
     "/clinic/password",
     "/clinic/profile",
+    "/clinic/two-factor",
 ]
 
 
