@@ -97,6 +97,11 @@ def test_the_clinic_name_and_logo_are_in_the_header_on_every_client_page(server)
             assert axe_violations(page) == [], scheme
             page.goto("/settings")
             screenshot(page, f"clinic-settings-390-{scheme}")
+            page.goto("/")
+            expect(page.locator("#clinic-h + .clinic-contact a.call")).to_have_attribute(
+                "href", "tel:+442079460000"
+            )
+            screenshot(page, f"clinic-home-390-{scheme}")
 
 
 def test_the_owners_clinic_page(server):

@@ -233,3 +233,20 @@ def test_a_transparent_logo_is_flattened_on_white(world):
     assert all(c > 245 for c in logo.getpixel((5, 5)))  # white, not black
     r, g, b = logo.getpixel((logo.width // 2, logo.height // 2))
     assert abs(r - 91) < 12 and abs(g - 33) < 12 and abs(b - 182) < 12
+
+
+def test_home_shows_how_to_reach_the_clinic(world):
+    world.p1.patch(
+        "/api/clinic",
+        {
+            "phone": "+44 20 7946 0000",
+            "address": "1 High Street",
+            "opening_hours": "Mon–Fri 9:00–18:00",
+            "booking_url": "https://glow.example/book",
+        },
+    )
+    page = world.c1.get("/").get_data(as_text=True)
+    card = page[page.index('id="clinic-h"') :]
+    assert 'href="tel:+442079460000"' in card
+    assert "1 High Street" in card and "Mon–Fri 9:00–18:00" in card
+    assert 'href="https://glow.example/book"' in card
