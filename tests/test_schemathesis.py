@@ -124,6 +124,8 @@ NOT_DESCRIBABLE = {
     ("POST", "/api/clients/{client_id}/sessions"): "performed_at at most a day ahead of now",
     ("PATCH", "/api/sessions/{session_id}"): "performed_at at most a day ahead of now",
     ("POST", "/api/checkins"): "taken_at within the last 90 days, not ahead of now",
+    ("PATCH", "/api/clinic"): "accent_color needs a 4.5:1 contrast against white (WCAG AA)",
+    ("PUT", "/api/clinic/logo"): "the body must be a real image",
 }
 
 
