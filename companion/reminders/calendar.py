@@ -16,7 +16,7 @@ from icalendar import Alarm, Calendar, Event
 
 from companion.db import iso, one, parse_iso, rows, write
 from companion.reminders.inbox import APPLIES_SQL
-from companion.reminders.push import DISCREET_BODY
+from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE
 
 TOKEN_BYTES = 32
 EVENT_MINUTES = 15
@@ -93,7 +93,8 @@ def feed(
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    cal.add("x-wr-calname", name if discreet else f"Aftercare · {name}")
+    # Discreet: the calendar's name says no more than a discreet notification does.
+    cal.add("x-wr-calname", DISCREET_TITLE if discreet else f"Aftercare · {name}")
     cal.add("x-wr-timezone", zone)
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", REFRESH)
