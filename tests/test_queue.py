@@ -359,3 +359,12 @@ def test_recovery_forms_on_the_page(seven):
         "/clinic/recoveries/called", data={"csrf_token": other_token, "flag_id": alice_ids}
     )
     assert r.status_code == 404
+
+
+def test_the_resolved_view_shows_the_latest_resolution_first(seven):
+    w = seven
+    w.p1.post(f"/api/queue/{w.carol_session['id']}/resolve", {"note": "First"})
+    w.p1.post(f"/api/queue/{w.session1['id']}/resolve", {"note": "Second"})
+    items = w.p1.get("/api/queue?status=resolved").json["recoveries"]
+    assert [i["resolution"]["note"] for i in items] == ["Second", "First"]
+    assert all(i["status"] == "resolved" for i in items)

@@ -25,7 +25,7 @@ from companion.errors import Conflict, NotFound
 from companion.review import queue
 
 # Enough flag rows for every recovery a page shows: a session holds at most one active flag
-# per rule, so 13 rules x 200 recoveries; resolved history beyond this is cut, oldest last.
+# per rule, so 13 rules x 200 recoveries. A resolved view past this many flags is cut short.
 FLAG_ROWS = 5000
 
 
@@ -60,6 +60,9 @@ def recoveries(
     items.sort(
         key=lambda r: (-severity_rank(r["severity"]), r["waiting_since"], r["session_id"] or 0)
     )
+    if set(statuses) == {"resolved"}:
+        # Looking back: the latest resolutions first.
+        items.sort(key=lambda r: r["resolution"]["at"], reverse=True)
     return items[:limit]
 
 
