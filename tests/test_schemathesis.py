@@ -115,6 +115,7 @@ NOT_DESCRIBABLE = {
     ("GET", "/api/checkins"): "client_id is required of a practitioner only",
     ("POST", "/api/checkins/{checkin_id}/photos"): "the body must be a real image",
     ("PUT", "/api/protocol"): "step keys must be unique across the list",
+    ("POST", "/api/protocol/preview"): "unique step keys; quiet_start and quiet_end together",
     ("POST", "/api/practitioners"): "a password must not be easy to guess (zxcvbn)",
     ("POST", "/api/auth/password"): "the current password must be right",
     ("POST", "/api/auth/two-factor/disable"): "the password must be right",
