@@ -1,4 +1,5 @@
-"""The `companion` command: run, serve, worker, demo, init-db, create-practitioner, doctor."""
+"""The `companion` command: run, serve, worker, demo, init-db, create-practitioner,
+reset-two-factor, doctor."""
 
 import signal
 import sys
@@ -6,12 +7,12 @@ import sys
 import click
 from werkzeug.serving import make_server
 
-from companion import create_app, migrations
+from companion import audit, create_app, migrations, twofactor
 from companion import demo as demo_data
 from companion.accounts import clinics, passwords
 from companion.accounts.models import SetupInput
 from companion.contract import parse
-from companion.db import connect, utcnow, write
+from companion.db import connect, get_db, iso, utcnow, write
 from companion.doctor import doctor as check_installation
 from companion.errors import DomainError
 from companion.serve import serve as serve_production
@@ -115,6 +116,35 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
     click.echo(
         f"Created practitioner {pid} ({person['email']}) in clinic {clinic_id} ({clinic_name})."
     )
+
+
+@main.command(
+    "reset-two-factor",
+    help="Turn a practitioner's two-factor sign-in off (a lost phone and no recovery codes);"
+    " their sessions end and they sign in with their password, then set it up again.",
+)
+@click.option("--email", required=True)
+def reset_two_factor(email) -> None:
+    app = _app()
+    with app.app_context():
+        db = get_db()  # the connection audit.record writes on too
+        with write(db):
+            row = clinics.find_practitioner_by_email(db, email)
+            if row is None:
+                raise click.ClickException(f"No practitioner has the email {email}.")
+            twofactor.turn_off(db, row["id"])
+            db.conn.execute(
+                "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = 'practitioner'"
+                " AND user_id = :id AND revoked_at IS NULL",
+                {"now": iso(utcnow()), "id": row["id"]},
+            )
+            audit.record(
+                "two_factor_reset",
+                actor_kind="operator",
+                clinic_id=row["clinic_id"],
+                detail=f"practitioner={row['id']}",
+            )
+    click.echo(f"Two-factor sign-in is off for {row['email']}; their sessions ended.")
 
 
 def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:

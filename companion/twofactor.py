@@ -125,6 +125,17 @@ def use_recovery_code(
     return False
 
 
+def turn_off(db: sqlite_utils.Database, practitioner_id: int) -> None:
+    """Forget a practitioner's two-factor secret and recovery codes."""
+    db.conn.execute(
+        "UPDATE practitioners SET totp_secret = NULL, totp_pending = NULL WHERE id = :id",
+        {"id": practitioner_id},
+    )
+    db.conn.execute(
+        "DELETE FROM recovery_codes WHERE practitioner_id = :id", {"id": practitioner_id}
+    )
+
+
 def recovery_codes_left(db: sqlite_utils.Database, practitioner_id: int) -> int:
     return one(
         db,

@@ -299,3 +299,20 @@ def test_the_code_step_without_a_password_first_goes_back_to_sign_in(world):
     http = world.app.test_client()
     r = http.get("/clinic/login/code")
     assert r.status_code == 302 and r.headers["Location"].endswith("/clinic/login")
+
+
+def test_the_operator_resets_a_lost_phone_from_the_command_line(world, runner):
+    enrol(world.p1)
+    assert login(world.app)[1].status_code == 401  # code required
+    result = runner.invoke(["reset-two-factor", "--email", P1_EMAIL])
+    assert result.exit_code == 0, result.output
+    assert "off for one@clinic-one.net" in result.output
+    assert world.p1.get("/api/me").status_code == 401  # sessions ended
+    assert login(world.app)[1].status_code == 200  # the password alone again
+    assert count(world.app, "recovery_codes") == 0
+    [(actor,)] = sql(
+        world.app, "SELECT actor_kind FROM audit_log WHERE action = 'two_factor_reset'"
+    )
+    assert actor == "operator"
+    unknown = runner.invoke(["reset-two-factor", "--email", "nobody@clinic-one.net"])
+    assert unknown.exit_code != 0 and "No practitioner" in unknown.output

@@ -226,8 +226,7 @@ def disable_two_factor(
     go too. Where the clinic requires it, they are asked to set it up again at once."""
     _require_password(db, actor, password, address)
     with write(db):
-        db["practitioners"].update(actor.id, {"totp_secret": None, "totp_pending": None})
-        db.conn.execute("DELETE FROM recovery_codes WHERE practitioner_id = :id", {"id": actor.id})
+        twofactor.turn_off(db, actor.id)
         audit.record("two_factor_disabled", actor=actor)
     actor.row = clinics.get_practitioner(db, actor.id)
 
@@ -265,8 +264,7 @@ def reset_two_factor(db: sqlite_utils.Database, actor: User, practitioner_id: in
     codes); their sessions end and they set it up again at their next sign-in."""
     with write(db):
         row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
-        db["practitioners"].update(row["id"], {"totp_secret": None, "totp_pending": None})
-        db.conn.execute("DELETE FROM recovery_codes WHERE practitioner_id = :id", {"id": row["id"]})
+        twofactor.turn_off(db, row["id"])
         if row["id"] != actor.id:
             auth.revoke_all("practitioner", row["id"])
         audit.record("two_factor_reset", detail=f"practitioner={row['id']}", actor=actor)
