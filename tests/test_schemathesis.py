@@ -127,6 +127,9 @@ NOT_DESCRIBABLE = {
     ("POST", "/api/checkins"): "taken_at within the last 90 days, not ahead of now",
     ("PATCH", "/api/clinic"): "accent_color needs a 4.5:1 contrast against white (WCAG AA)",
     ("PUT", "/api/clinic/logo"): "the body must be a real image",
+    ("POST", "/api/clients"): "email as one of the channels needs an email address",
+    ("PATCH", "/api/clients/{client_id}"): "email as one of the channels needs an email address",
+    ("POST", "/api/checkin-links/{token}"): "the token must be one this server signed",
 }
 
 
