@@ -471,6 +471,7 @@ PUBLIC_API = {
     "/api/auth/logout",
     "/api/setup",
     "/api/invites/<token>/redeem",
+    "/api/checkin-links/<token>",  # the emailed one-tap link: its signed token is the credential
     "/api/push/vapid-public-key",
     "/api/openapi.json",
 }
