@@ -509,3 +509,54 @@ def test_the_client_chooses_channels_on_the_settings_page(app, world):
     assert 'name="channels" value="email" checked' in phone.get("/settings").get_data(as_text=True)
     # Without an address there is nothing to choose.
     assert 'name="channels"' not in world.c1.get("/settings").get_data(as_text=True)
+
+
+# -- push off altogether ------------------------------------------------------------------
+
+
+def test_with_push_off_reminders_still_go_by_email_once(app, db, world, smtp, receiver):
+    """`serve --without-push` (a placeholder VAPID contact): the dispatcher emails what it can
+    and keeps the rest for push, while /healthz still says push is off."""
+    app.config["VAPID_SUBJECT"] = "mailto:you@example.com"
+    erin = email_client(world)
+    erin_phone = subscribe(world, world.sign_in_client(world.p1, erin["id"]), receiver, "erin")
+    pia = email_client(world, "Pia", channels=["push"])
+    subscribe(world, world.sign_in_client(world.p1, pia["id"]), receiver, "pia")
+    bob = world.new_client(world.p1, "Bob", quiet_hours=AWAKE)  # a device, no address
+    subscribe(world, world.sign_in_client(world.p1, bob["id"]), receiver, "bob")
+    erin_row, pia_row, bob_row = queue(db, erin), queue(db, pia), queue(db, bob)
+
+    dispatcher = Dispatcher(app)
+    dispatcher.run_once()
+    [got] = smtp.wait_for(1)
+    assert got.rcpt_tos == ["erin@home-tests.net"] and got.message["Subject"] == "Sunscreen"
+    assert receiver.messages_for(erin_phone) == []
+    settled = row(db, erin_row)
+    assert settled["status"] == "sent"
+    assert settled["status_reason"].startswith("sent by email (push: push is off:")
+    assert "placeholder" in settled["status_reason"]
+    assert [(a["channel"], a["outcome"]) for a in attempts(db, erin_row)] == [
+        ("email", "delivered")
+    ]
+    for waiting in (pia_row, bob_row):  # only push may reach them: they wait for it
+        kept = row(db, waiting)
+        assert (kept["status"], kept["attempts"]) == ("pending", 0)
+        assert kept["status_reason"].startswith("waiting for push, which is off:")
+        assert attempts(db, waiting) == []
+
+    for _ in range(2):
+        db.conn.execute("UPDATE notifications SET next_attempt_at = ?", (iso(utcnow()),))
+        dispatcher.run_once()
+    assert len(smtp.received) == 1  # once
+    assert row(db, bob_row)["status"] == "pending"
+    r = world.anon.get("/healthz")
+    assert r.json["push"]["ok"] is False and "placeholder" in r.json["push"]["reason"]
+    assert "Reminders cannot go out" in world.p1.get("/clinic/").get_data(as_text=True)
+
+
+def test_with_push_and_email_off_nothing_is_claimed(app, db, world, smtp):
+    app.config.update(VAPID_SUBJECT="mailto:you@example.com", SMTP_HOST=None)
+    row_id = queue(db, email_client(world))
+    assert Dispatcher(app).run_once() == {}
+    kept = row(db, row_id)
+    assert (kept["status"], kept["status_reason"]) == ("pending", None)

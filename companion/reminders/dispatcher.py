@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from companion.db import iso, write
+from companion.db import iso, parse_iso, write
 from companion.reminders import by_email, retries
 from companion.reminders import jobs as jobs_for
 from companion.reminders.jobs import Target, topic_for  # noqa: F401 - dispatch.topic_for
@@ -71,19 +71,22 @@ def release(db: sqlite_utils.Database, owner: str) -> int:
 
 def send_batch(
     db: sqlite_utils.Database,
-    sender: Sender,
+    sender: Sender | None,
     claimed: list[dict],
     now: datetime,
     owner: str,
     settings: Settings,
     email: by_email.Email | None = None,
+    push_off: str | None = None,
 ) -> dict[str, int]:
     """Send claimed rows (no transaction open during HTTP or SMTP), then record and settle them.
 
     Push first; then email, where the client chose it or push could not deliver (by_email).
+    Without a sender (push_off says why) a row that has devices goes by email where it can,
+    else waits for push (see _without_push).
     """
     targets = jobs_for.find_targets(db, claimed, email_on=email is not None)
-    services = retries.services_for(sender)
+    services = retries.services_for(sender) if sender is not None else {}
     counts = {
         "sent": 0,
         "retry": 0,
@@ -96,7 +99,10 @@ def send_batch(
     final: list[dict] = []
     pending: list[dict] = []
     jobs, live = jobs_for.build(claimed, targets, now, owner, final, pending, counts)
-    results, waiting = retries.send_unless_down(sender, jobs, services, now, settings)
+    if sender is None:
+        results, waiting = [], jobs
+    else:
+        results, waiting = retries.send_unless_down(sender, jobs, services, now, settings)
     by_row: dict[int, list[tuple[Target, Outcome]]] = {}
     for target, outcome in results:
         by_row.setdefault(target.row_id, []).append((target, outcome))
@@ -107,6 +113,9 @@ def send_batch(
     stamp = iso(now)
     attempts, succeeded, gone, decided = [], set(), set(), []
     for row in live:
+        if sender is None and row["id"] in held:
+            decided.append(_without_push(row, targets, email, push_off or "push is off", now))
+            continue
         found = by_row.get(row["id"], [])
         attempt = row["attempts"] + (1 if found else 0)
         down, retry = set(held.get(row["id"], ())), []
@@ -159,6 +168,25 @@ def send_batch(
     return counts
 
 
+# How long a row that only push can deliver waits, while push is off, before it is looked at
+# again (it expires in the queue if push stays off).
+PUSH_OFF_WAIT = 60
+
+
+def _without_push(row: dict, targets, email, problem: str, now: datetime) -> tuple:
+    """A row with devices while push cannot be used at all (no usable VAPID contact).
+
+    No live push is possible: the row goes by email once where it may (by_email.send sends
+    'skipped' rows), else it waits for push without spending an attempt.
+    """
+    client = targets.quiet.get(row["owner_id"]) if row["owner_kind"] == "client" else None
+    emailable = email is not None and row["id"] not in targets.emailed
+    if emailable and by_email.wanted(row, client) is not None:
+        return row, row["attempts"], "skipped", f"push is off: {problem}", None
+    wait = min(now + timedelta(seconds=PUSH_OFF_WAIT), parse_iso(row["expires_at"]))
+    return row, row["attempts"], "waiting", f"waiting for push, which is off: {problem}", wait
+
+
 def _record(
     db: sqlite_utils.Database,
     stamp: str,
@@ -208,13 +236,14 @@ def _record(
 
 def tick(
     db: sqlite_utils.Database,
-    sender: Sender,
+    sender: Sender | None,
     clock: Callable[[], datetime],
     owner: str,
     settings: Settings,
     max_batches: int = 20,
     stopping: threading.Event | None = None,
     email: by_email.Email | None = None,
+    push_off: str | None = None,
 ) -> dict[str, int]:
     """Run one dispatch pass: reclaim expired leases, then drain due rows in bounded batches."""
     total = {"reclaimed": reclaim_expired(db, clock())}
@@ -225,7 +254,9 @@ def tick(
         claimed = claim(db, now, settings.batch, settings.lease_seconds, owner)
         if not claimed:
             break
-        for key, n in send_batch(db, sender, claimed, now, owner, settings, email).items():
+        for key, n in send_batch(
+            db, sender, claimed, now, owner, settings, email, push_off
+        ).items():
             total[key] = total.get(key, 0) + n
         if len(claimed) < settings.batch:
             break

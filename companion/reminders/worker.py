@@ -49,6 +49,7 @@ class Dispatcher:
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
         )
         self.sender: Sender | None = None
+        self.push_problem: str | None = None  # why push cannot be used (no Sender)
         self.email: by_email.Email | None = None
         self._email_checked = False
         self._local = threading.local()
@@ -74,9 +75,9 @@ class Dispatcher:
             self._last_beat = now
         with self.app.app_context():
             flags.check_missed(db, now)
-            sender = self.get_sender(db)
-            if sender is None:
-                return {}
+            sender, email = self.get_sender(db), self.get_email()
+            if sender is None and email is None:
+                return {}  # nothing can go out: rows wait in the queue for push
             return dispatch.tick(
                 db,
                 sender,
@@ -84,7 +85,8 @@ class Dispatcher:
                 self.owner,
                 self.settings,
                 stopping=self.stopping,
-                email=self.get_email(),
+                email=email,
+                push_off=self.push_problem if sender is None else None,
             )
 
     def get_email(self) -> by_email.Email | None:
@@ -117,6 +119,7 @@ class Dispatcher:
             cfg = self.app.config
             subject, problem = push_health.contact(cfg, db)
             if subject is None:
+                self.push_problem = problem
                 if not self._warned:
                     self.app.logger.error("Not sending push: %s", problem)
                     self._warned = True
@@ -131,6 +134,7 @@ class Dispatcher:
                     allow_private=cfg["PUSH_ALLOW_PRIVATE_ENDPOINTS"],
                 )
             except ValueError as e:  # an unusable VAPID key
+                self.push_problem = f"unusable VAPID key: {e}"
                 if not self._warned:
                     self.app.logger.error("Not sending push: %s", e)
                     self._warned = True
