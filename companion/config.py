@@ -22,6 +22,7 @@ DEFAULTS = {
     "SMTP_USER": None,
     "SMTP_PASSWORD": None,
     "SMTP_TIMEOUT": 10.0,
+    "SMTP_CA_FILE": None,  # CA bundle (PEM) for the SMTP server's certificate; system's if None
     "MAIL_FROM": None,  # the From address; the clinic's name is shown beside it
     "MAIL_ENVELOPE_FROM": None,  # where bounces go; MAIL_FROM when not given
     "PUSH_MAX_ATTEMPTS": 6,
@@ -60,6 +61,7 @@ ENV_SETTINGS = {
     "SMTP_USER": str,
     "SMTP_PASSWORD": str,
     "SMTP_TIMEOUT": float,
+    "SMTP_CA_FILE": str,
     "MAIL_FROM": str,
     "MAIL_ENVELOPE_FROM": str,
     "PUSH_MAX_ATTEMPTS": int,

@@ -8,11 +8,14 @@ Every message is parsed with the standard library's `email` package and kept:
         assert message["Subject"] == "..."
 
 `SmtpProcess` runs one in a child process for benchmarks. `refuse` scripts answers to RCPT TO by address (e.g. {"gone@x.net": "550 5.1.1 no such
-user"}); `auth` = (user, password) requires AUTH LOGIN/PLAIN (over the plain connection).
+user"}); `auth` = (user, password) requires AUTH LOGIN/PLAIN (over the plain connection, or
+over TLS with `tls`). `tls` = ("starttls" or "tls", testkit.certs.Certificates): STARTTLS
+required before anything else, or TLS from the first byte (SMTPS).
 """
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -32,6 +35,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    tls: bool = False  # the message came over an encrypted connection
+    login: str | None = None  # the SMTP user that signed in to send it
 
     @property
     def message(self) -> EmailMessage:
@@ -48,13 +53,19 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self, refuse: dict[str, str] | None = None, auth: tuple[str, str] | None = None):
+    def __init__(
+        self,
+        refuse: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        tls: tuple[str, object] | None = None,
+    ):
         self.refuse = refuse or {}
         self.auth = auth
+        self.security = tls[0] if tls else "none"
         self.received: list[Received] = []
         self.keep = True  # False: count messages only (SmtpProcess)
         self.accepted = 0
-        self.connections = 0  # EHLO/HELO greetings: one per connection here (no STARTTLS)
+        self.connections = 0  # EHLO/HELO greetings: one per connection (two with STARTTLS)
         self._changed = threading.Condition()
         self.port = free_port()
         kwargs = {}
@@ -62,8 +73,17 @@ class SmtpServer:
             kwargs = {
                 "authenticator": self._authenticate,
                 "auth_required": True,
-                "auth_require_tls": False,
+                # With STARTTLS: sign-in only once encrypted. (aiosmtpd counts only STARTTLS as
+                # TLS: with TLS from the start the connection is encrypted before AUTH anyway.)
+                "auth_require_tls": self.security == "starttls",
             }
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls[1].cert, tls[1].key)
+            if tls[0] == "starttls":
+                kwargs |= {"tls_context": context, "require_starttls": True}
+            else:
+                kwargs["ssl_context"] = context
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def _authenticate(self, server, session, envelope, mechanism, data) -> AuthResult:
@@ -75,7 +95,7 @@ class SmtpServer:
             )
             == self.auth
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, auth_data=data if ok else None)
 
     # aiosmtpd handler hooks -------------------------------------------------------------
 
@@ -103,7 +123,12 @@ class SmtpServer:
         with self._changed:
             self.accepted += 1
             if self.keep:
-                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw))
+                tls = server.transport.get_extra_info("ssl_object") is not None
+                signed_in = session.auth_data
+                login = signed_in.login.decode() if isinstance(signed_in, LoginPassword) else None
+                self.received.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos), raw, tls, login)
+                )
             self._changed.notify_all()
         return "250 Message accepted"
 
@@ -138,12 +163,12 @@ class SmtpServer:
         return {
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": self.port,
-            "SMTP_SECURITY": "none",
+            "SMTP_SECURITY": self.security,
             "MAIL_FROM": "reminders@clinic-tests.net",
         } | ({"SMTP_USER": self.auth[0], "SMTP_PASSWORD": self.auth[1]} if self.auth else {})
 
     def __enter__(self) -> "SmtpServer":
-        if self.auth is not None:
+        if self.auth is not None and self.security != "starttls":
             # AUTH over a plain connection: what a test of the sign-in needs, on loopback only
             # (aiosmtpd warns on each connection, on its own thread).
             warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")

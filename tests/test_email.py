@@ -13,6 +13,7 @@ from companion.db import iso, rows, utcnow, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import links, mail
 from companion.reminders.worker import Dispatcher
+from testkit.certs import make_certificates
 from testkit.smtp_server import SmtpServer
 
 PUBLIC = "https://aftercare.clinic-tests.net"
@@ -299,7 +300,58 @@ def test_smtp_sign_in(app, db, world, sender):
         app.config.update(server.config(), PUBLIC_URL=PUBLIC)
         queue(db, email_client(world))
         run(app, db, sender)
-        assert len(server.wait_for(1)) == 1
+        [got] = server.wait_for(1)
+        assert (got.tls, got.login) == (False, "mailer")  # SMTP_SECURITY=none: plain
+
+
+# -- TLS: STARTTLS and TLS from the start, the server's certificate verified ----------------
+
+
+@pytest.fixture
+def certs(tmp_path):
+    """A CA made for this test and a certificate it signed for 127.0.0.1."""
+    return make_certificates(tmp_path)
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_tls_with_sign_in_trusting_the_configured_ca(app, db, world, sender, certs, security):
+    auth = ("mailer", "s3cret-pass")
+    with SmtpServer(auth=auth, tls=(security, certs)) as server:
+        app.config.update(server.config(), PUBLIC_URL=PUBLIC, SMTP_CA_FILE=str(certs.ca))
+        assert app.config["SMTP_SECURITY"] == security
+        row_id = queue(db, email_client(world))
+        run(app, db, sender)
+        [got] = server.wait_for(1)
+    assert (got.tls, got.login, got.rcpt_tos) == (True, "mailer", ["erin@home-tests.net"])
+    assert got.message["Subject"] == "Sunscreen"
+    assert row(db, row_id)["status"] == "sent"
+    ok, line = mail.describe(app.config)
+    assert ok and f"({security}, as mailer, trusting {certs.ca})" in line
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_an_untrusted_server_certificate_gets_no_email(app, db, world, sender, certs, security):
+    """Verification is on by default: the system's CAs do not know the test CA, nor does
+    another CA given as SMTP_CA_FILE. Nothing is sent (no password either); the reminder waits."""
+    other = make_certificates(_other_dir(certs), "Other CA")
+    with SmtpServer(auth=("mailer", "s3cret-pass"), tls=(security, certs)) as server:
+        app.config.update(server.config(), PUBLIC_URL=PUBLIC)
+        first = queue(db, email_client(world))
+        run(app, db, sender)
+        app.config["SMTP_CA_FILE"] = str(other.ca)
+        second = queue(db, email_client(world, "Olga"))
+        run(app, db, sender)
+        assert server.received == []
+    for row_id in (first, second):
+        kept = row(db, row_id)
+        assert kept["status"] == "pending"
+        assert "CERTIFICATE_VERIFY_FAILED" in kept["status_reason"]
+
+
+def _other_dir(certs):
+    other = certs.ca.parent / "other"
+    other.mkdir()
+    return other
 
 
 @pytest.mark.parametrize(
@@ -308,6 +360,7 @@ def test_smtp_sign_in(app, db, world, sender):
         ({"SMTP_SECURITY": "ssl"}, "COMPANION_SMTP_SECURITY must be one of none, starttls, tls"),
         ({"MAIL_FROM": None}, "COMPANION_MAIL_FROM must be an email address"),
         ({"SMTP_PORT": 70000}, "COMPANION_SMTP_PORT must be a port number"),
+        ({"SMTP_CA_FILE": "/nonexistent/ca.pem"}, "COMPANION_SMTP_CA_FILE cannot be used"),
     ],
 )
 def test_bad_smtp_settings_are_named(settings, problem):

@@ -28,6 +28,16 @@ class MailSettings:
     sender: str  # the From address (the clinic's name goes beside it)
     envelope_from: str  # MAIL FROM: where bounces go
     timeout: float = 10.0
+    ca_file: str | None = None  # trusted CAs (PEM) instead of the system's
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A client context that verifies the server's certificate and name (always): against the
+    system's CAs, or only those in ca_file (COMPANION_SMTP_CA_FILE). ValueError if unreadable."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"COMPANION_SMTP_CA_FILE cannot be used: {e}") from e
 
 
 def settings_from(cfg: Mapping) -> MailSettings | None:
@@ -45,6 +55,9 @@ def settings_from(cfg: Mapping) -> MailSettings | None:
     if "@" not in sender:
         raise ValueError("COMPANION_MAIL_FROM must be an email address, e.g. reminders@yourclinic")
     envelope = parseaddr(cfg.get("MAIL_ENVELOPE_FROM") or "")[1] or sender
+    ca_file = cfg.get("SMTP_CA_FILE") or None
+    if ca_file is not None:
+        tls_context(ca_file)  # refused here, at start, rather than at the first email
     return MailSettings(
         host,
         port,
@@ -54,6 +67,7 @@ def settings_from(cfg: Mapping) -> MailSettings | None:
         sender,
         envelope,
         float(cfg.get("SMTP_TIMEOUT") or 10.0),
+        ca_file,
     )
 
 
@@ -66,8 +80,9 @@ def describe(cfg: Mapping) -> tuple[bool, str]:
     if found is None:
         return True, "email off (set COMPANION_SMTP_HOST to send reminders by email)"
     login = f", as {found.user}" if found.user else ""
+    trust = f", trusting {found.ca_file}" if found.ca_file and found.security != "none" else ""
     return True, (
-        f"email via {found.host}:{found.port} ({found.security}{login}), from {found.sender}"
+        f"email via {found.host}:{found.port} ({found.security}{login}{trust}), from {found.sender}"
     )
 
 
@@ -84,11 +99,11 @@ class Mailer:
 
     def __init__(self, settings: MailSettings):
         self.settings = settings
+        self.context = tls_context(settings.ca_file) if settings.security != "none" else None
         self.connections = 0  # opened so far (the benchmark and tests read it)
 
     def _connect(self) -> smtplib.SMTP:
-        s = self.settings
-        context = ssl.create_default_context()
+        s, context = self.settings, self.context
         if s.security == "tls":
             conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
