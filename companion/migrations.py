@@ -435,30 +435,30 @@ def m007_roles(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m010_calendar_and_clinic_settings(db: sqlite_utils.Database) -> None:
+def m008_two_factor_and_phones(db: sqlite_utils.Database) -> None:
     _run(
         db,
         """
-    -- The clinic's own face: what clients see of it. display_name null means its name.
-    ALTER TABLE clinics ADD COLUMN display_name TEXT;
-    ALTER TABLE clinics ADD COLUMN address TEXT;
-    ALTER TABLE clinics ADD COLUMN booking_url TEXT;
-    ALTER TABLE clinics ADD COLUMN accent_color TEXT;
-    ALTER TABLE clinics ADD COLUMN opening_hours TEXT;
-    ALTER TABLE clinics ADD COLUMN logo_version TEXT;
-    -- The logo apart from the clinic row, which is read on every page.
-    CREATE TABLE clinic_logos (
-        clinic_id INTEGER PRIMARY KEY REFERENCES clinics(id) ON DELETE CASCADE,
-        image BLOB NOT NULL,
-        width INTEGER NOT NULL,
-        height INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
+    -- Two-factor sign-in (TOTP): the secret once confirmed, the one being enrolled, and the
+    -- last time step used, so a code is never accepted twice.
+    ALTER TABLE practitioners ADD COLUMN totp_secret TEXT;
+    ALTER TABLE practitioners ADD COLUMN totp_pending TEXT;
+    ALTER TABLE practitioners ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE clinics ADD COLUMN two_factor_required INTEGER NOT NULL DEFAULT 0;
+    -- Single-use recovery codes, hashed like passwords.
+    CREATE TABLE recovery_codes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        practitioner_id INTEGER NOT NULL REFERENCES practitioners(id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        used_at TEXT
     );
-    -- A client's private calendar feed: the token is the feed's address (a bearer secret,
-    -- read-only); rotating it ends the old address. Existing clients get one now.
-    ALTER TABLE clients ADD COLUMN calendar_token TEXT;
-    UPDATE clients SET calendar_token = lower(hex(randomblob(32)));
-    CREATE UNIQUE INDEX clients_calendar_token ON clients(calendar_token);
+    CREATE INDEX recovery_codes_practitioner ON recovery_codes(practitioner_id);
+    -- Each sign-in is a device the practitioner can see and sign out: a label made from the
+    -- User-Agent and an id for URLs (the row's own id is the hash of the cookie's token).
+    ALTER TABLE auth_sessions ADD COLUMN device TEXT;
+    ALTER TABLE auth_sessions ADD COLUMN device_id TEXT;
+    CREATE UNIQUE INDEX auth_sessions_device ON auth_sessions(device_id);
     """,
     )
 
@@ -485,29 +485,29 @@ def m009_email(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m008_two_factor_and_phones(db: sqlite_utils.Database) -> None:
+def m010_calendar_and_clinic_settings(db: sqlite_utils.Database) -> None:
     _run(
         db,
         """
-    -- Two-factor sign-in (TOTP): the secret once confirmed, the one being enrolled, and the
-    -- last time step used, so a code is never accepted twice.
-    ALTER TABLE practitioners ADD COLUMN totp_secret TEXT;
-    ALTER TABLE practitioners ADD COLUMN totp_pending TEXT;
-    ALTER TABLE practitioners ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE clinics ADD COLUMN two_factor_required INTEGER NOT NULL DEFAULT 0;
-    -- Single-use recovery codes, hashed like passwords.
-    CREATE TABLE recovery_codes (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        practitioner_id INTEGER NOT NULL REFERENCES practitioners(id) ON DELETE CASCADE,
-        code_hash TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        used_at TEXT
+    -- The clinic's own face: what clients see of it. display_name null means its name.
+    ALTER TABLE clinics ADD COLUMN display_name TEXT;
+    ALTER TABLE clinics ADD COLUMN address TEXT;
+    ALTER TABLE clinics ADD COLUMN booking_url TEXT;
+    ALTER TABLE clinics ADD COLUMN accent_color TEXT;
+    ALTER TABLE clinics ADD COLUMN opening_hours TEXT;
+    ALTER TABLE clinics ADD COLUMN logo_version TEXT;
+    -- The logo apart from the clinic row, which is read on every page.
+    CREATE TABLE clinic_logos (
+        clinic_id INTEGER PRIMARY KEY REFERENCES clinics(id) ON DELETE CASCADE,
+        image BLOB NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
     );
-    CREATE INDEX recovery_codes_practitioner ON recovery_codes(practitioner_id);
-    -- Each sign-in is a device the practitioner can see and sign out: a label made from the
-    -- User-Agent and an id for URLs (the row's own id is the hash of the cookie's token).
-    ALTER TABLE auth_sessions ADD COLUMN device TEXT;
-    ALTER TABLE auth_sessions ADD COLUMN device_id TEXT;
-    CREATE UNIQUE INDEX auth_sessions_device ON auth_sessions(device_id);
+    -- A client's private calendar feed: the token is the feed's address (a bearer secret,
+    -- read-only); rotating it ends the old address. Existing clients get one now.
+    ALTER TABLE clients ADD COLUMN calendar_token TEXT;
+    UPDATE clients SET calendar_token = lower(hex(randomblob(32)));
+    CREATE UNIQUE INDEX clients_calendar_token ON clients(calendar_token);
     """,
     )
