@@ -604,7 +604,9 @@ def test_with_push_off_reminders_still_go_by_email_once(app, db, world, smtp, re
     assert row(db, bob_row)["status"] == "pending"
     r = world.anon.get("/healthz")
     assert r.json["push"]["ok"] is False and "placeholder" in r.json["push"]["reason"]
-    assert "Reminders cannot go out" in world.p1.get("/clinic/").get_data(as_text=True)
+    page = world.p1.get("/clinic/").get_data(as_text=True)
+    assert "Reminders cannot go out by push" in page
+    assert "Clients with an email address get them by email meanwhile" in page
 
 
 def test_with_push_and_email_off_nothing_is_claimed(app, db, world, smtp):

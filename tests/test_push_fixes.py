@@ -431,6 +431,7 @@ def test_healthz_and_the_practitioner_pages_say_when_reminders_cannot_go_out(wor
     assert "placeholder" in r.json["push"]["reason"]
     page = world.p1.get("/clinic/").get_data(as_text=True)
     assert "Reminders cannot go out" in page
+    assert "by email meanwhile" not in page  # this instance has no SMTP server
     assert "Reminders cannot go out" not in world.c1.get("/").get_data(as_text=True)
 
 

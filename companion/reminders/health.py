@@ -53,8 +53,9 @@ def status(cfg: Mapping, db: sqlite_utils.Database) -> dict:
 
 
 def banner(cfg: Mapping) -> dict:
-    """Give practitioner pages `push_problem` when reminders cannot go out."""
+    """Give practitioner pages `push_problem` when push cannot go out (and whether email can)."""
     if not (current_user.is_authenticated and getattr(current_user, "is_practitioner", False)):
         return {}
     _, problem = contact(cfg, get_db())
-    return {"push_problem": problem}
+    # The dispatcher still sends email when push is off (reminders/worker.py).
+    return {"push_problem": problem, "email_fallback": bool(cfg.get("SMTP_HOST"))}
