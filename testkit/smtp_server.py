@@ -186,6 +186,7 @@ class SmtpProcess:
     """
 
     auth = None
+    security = "none"
 
     def __enter__(self) -> "SmtpProcess":
         self._process = subprocess.Popen(
