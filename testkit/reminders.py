@@ -41,16 +41,21 @@ def populate(db, receiver, clients: int, second_every=10, clinic_id=None) -> tup
     return clinic_id, devices
 
 
-def add_rows(db, clinic_id: int, owners: list, dues: list, valid: list, title: str) -> list[dict]:
+BODY = "Put on a broad-spectrum sunscreen and avoid direct sun."
+
+
+def add_rows(
+    db, clinic_id: int, owners: list, dues: list, valid: list, title: str, body: str = BODY
+) -> list[dict]:
     """Queue one reminder per (owner, due, validity); return the rows (id, owner, due, expiry)."""
     with write(db):
         db.conn.executemany(
             "INSERT INTO notifications (owner_kind, owner_id, clinic_id, client_id, kind, title,"
             " body, url, due_at, expires_at, next_attempt_at, created_at) VALUES ('client',"
-            " :owner, :clinic, :owner, 'instruction', :title, 'Put on a broad-spectrum"
-            " sunscreen and avoid direct sun.', '/reminders', :due, :expires, :due, :now)",
+            " :owner, :clinic, :owner, 'instruction', :title, :body, '/reminders', :due,"
+            " :expires, :due, :now)",
             [
-                {"owner": o, "clinic": clinic_id, "title": title, "due": iso(d)}
+                {"owner": o, "clinic": clinic_id, "title": title, "body": body, "due": iso(d)}
                 | {"expires": iso(d + v), "now": iso(utcnow())}
                 for o, d, v in zip(owners, dues, valid, strict=True)
             ],
