@@ -3,9 +3,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
+import { IDBFactory } from "fake-indexeddb";
 
 const require = createRequire(import.meta.url);
 const Checkin = require("../companion/static/js/checkin.js");
+const Outbox = require("../companion/static/js/outbox.js");
 const App = require("../companion/static/js/app.js");
 
 const controls = () => [
@@ -88,4 +90,44 @@ test("deniedHelp gives each platform its own settings path", () => {
   assert.match(App.deniedHelp(android), /Site settings → Notifications/);
   assert.doesNotMatch(App.deniedHelp(android), /iPhone/);
   assert.doesNotMatch(App.deniedHelp(desktop), /iPhone|Android|⋮/);
+});
+
+test("photoDraft keeps chosen photos as Blobs across a reload, in order, until removed or cleared", async () => {
+  const indexedDB = new IDBFactory();
+  let t = 1_000_000;
+  let n = 0;
+  const open = () =>
+    Checkin.photoDraft({
+      store: Outbox.idbStore({ indexedDB, dbName: Checkin.PHOTO_DB, storeName: "photos" }),
+      now: () => t,
+      newId: () => `p${++n}`,
+    });
+  const draft = open();
+  await draft.add(new Blob(["first"], { type: "image/jpeg" }));
+  await draft.add(new Blob(["second"], { type: "image/png" }));
+  await draft.add(new Blob(["third"], { type: "image/jpeg" }));
+  // A reload: a new store over the same database finds them, Blobs intact, in order.
+  const kept = await open().list();
+  assert.deepEqual(kept.map((photo) => photo.id), ["p1", "p2", "p3"]);
+  assert.equal(await kept[1].blob.text(), "second");
+  assert.equal(kept[1].blob.type, "image/png");
+  await open().remove("p2");
+  assert.deepEqual((await open().list()).map((photo) => photo.id), ["p1", "p3"]);
+  await open().clear();
+  assert.deepEqual(await open().list(), []);
+});
+
+test("photoDraft drops photos as old as a stale draft", async () => {
+  const indexedDB = new IDBFactory();
+  let t = 5_000_000;
+  const store = Outbox.idbStore({ indexedDB, dbName: Checkin.PHOTO_DB, storeName: "photos" });
+  const draft = Checkin.photoDraft({ store, now: () => t, newId: () => String(t) });
+  await draft.add(new Blob(["yesterday"]));
+  t += Checkin.DRAFT_MAX_AGE_MS - 1;
+  await draft.add(new Blob(["now"]));
+  assert.equal((await draft.list()).length, 2);
+  t += 1;
+  const left = await draft.list();
+  assert.deepEqual(left.map((photo) => photo.id), [String(5_000_000 + Checkin.DRAFT_MAX_AGE_MS - 1)]);
+  assert.equal((await store.getAll()).length, 1, "the stale photo is deleted, not only hidden");
 });

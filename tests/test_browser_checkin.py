@@ -21,6 +21,7 @@ from browser_support import (
     wait_until,
 )
 from conftest import World
+from PIL import Image
 from playwright.sync_api import expect
 
 GRANTS = ["notifications", "background-sync"]
@@ -217,6 +218,78 @@ def test_a_422_keeps_the_answers_and_says_what_to_fix_beside_the_question(page, 
     page.get_by_role("button", name="Send check-in").tap()
     expect(page.locator("#answer-expected")).to_be_visible()
     assert [r[1:] for r in checkins(server)[before:]] == [(2, 1, 3, "Stings a little")]
+
+
+DRAFT_PHOTOS = """() => new Promise((resolve, reject) => {
+    const request = indexedDB.open("companion-checkin-draft");
+    request.onerror = () => reject(request.error);
+    request.onsuccess = () => {
+      const db = request.result;
+      if (!db.objectStoreNames.contains("photos")) return resolve(0);
+      const count = db.transaction("photos").objectStore("photos").count();
+      count.onsuccess = () => { db.close(); resolve(count.result); };
+    };
+})"""
+
+
+def thumbnails(page) -> list[tuple[str, int]]:
+    """Each chosen photo's thumbnail: its alt text and the width of the picture it shows."""
+    return page.locator("#photos-list img").evaluate_all(
+        "(images) => images.map((image) => [image.alt, image.naturalWidth])"
+    )
+
+
+def test_chosen_photos_survive_a_reload_can_be_removed_and_go_with_the_checkin(
+    page, server, tmp_path
+):
+    look(page, "390", "light")
+    fresh_form(page)
+    pictures = []
+    for name, colour in (("cheek", (220, 120, 110)), ("jaw", (90, 140, 200))):
+        pictures.append(tmp_path / f"{name}.jpg")
+        Image.new("RGB", (1200, 900), colour).save(pictures[-1], "JPEG")
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "1 Barely noticeable").tap()
+    camera = page.get_by_label("Add a photo (optional)")
+    for picture in pictures:  # a camera input gives one picture a tap
+        camera.set_input_files(str(picture))
+    expect(page.locator("#photos-count")).to_have_text("2 photos ready to send")
+    assert wait_until(page, lambda: page.evaluate(DRAFT_PHOTOS) == 2)
+    # A reload (or the phone closing the tab) keeps them with the answers.
+    page.reload()
+    expect(page.locator("#photos-count")).to_have_text("2 photos ready to send")
+    expect(card(page, "Redness", "1 Slight pink")).to_be_checked()
+    assert wait_until(page, lambda: [w for _, w in thumbnails(page)] == [1200, 1200])
+    assert [alt for alt, _ in thumbnails(page)] == ["Photo 1 you chose", "Photo 2 you chose"]
+    page.locator("#q-photos").scroll_into_view_if_needed()
+    screenshot(page, "checkin-photos-kept-390-light", full_page=False)
+    # Each can be removed on its own; the removal is kept too.
+    page.get_by_role("button", name="Remove photo 1").tap()
+    expect(page.locator("#photos-count")).to_have_text("1 photo ready to send")
+    assert wait_until(page, lambda: page.evaluate(DRAFT_PHOTOS) == 1)
+    page.reload()
+    expect(page.locator("#photos-count")).to_have_text("1 photo ready to send")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert not axe_violations(page)
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_label("Note for your clinic (optional)").fill("photo kept through a reload")
+    page.get_by_role("button", name="Send check-in").tap()
+    expect(page.locator("#answer-expected")).to_contain_text("1 photo sent to your clinic.")
+    stored = server.query(
+        "SELECT p.width, p.height, p.filename FROM photos p JOIN checkins c"
+        " ON c.id = p.checkin_id WHERE c.note = 'photo kept through a reload'"
+    )
+    assert [row[:2] for row in stored] == [(1200, 900)]
+    # The jaw photo (the one kept) is what reached the clinic: bluer than red.
+    with Image.open(server.instance / "photos" / stored[0][2]) as sent:
+        red, _, blue = sent.convert("RGB").resize((1, 1)).getpixel((0, 0))
+    assert blue > red
+    # Sent: the draft's photos are gone, and the next check-in starts without them.
+    assert wait_until(page, lambda: page.evaluate(DRAFT_PHOTOS) == 0)
+    page.goto("/checkin")
+    expect(page.get_by_label("Add a photo (optional)")).to_be_attached()
+    page.wait_for_timeout(300)
+    expect(page.locator("#photos-chosen")).to_be_hidden()
 
 
 def test_missing_answers_are_named_beside_their_questions(page):

@@ -12,6 +12,10 @@ const CompanionCheckin = (() => {
   const DRAFT_MAX_AGE_MS = 12 * 60 * 60 * 1000;
   const MAX_PHOTOS = 3;
   const QUESTIONS = ["redness", "swelling", "pain"];
+  // The draft's photos: Blobs in their own IndexedDB database (the answers are small
+  // enough for localStorage; pictures are not, and localStorage holds only strings).
+  const PHOTO_DB = "companion-checkin-draft";
+  const PHOTO_STORE = "photos";
 
   // ------------------------------------------------------------ pure helpers
 
@@ -46,6 +50,37 @@ const CompanionCheckin = (() => {
       else if (field.type === "checkbox") field.checked = values[name] === true;
       else if (field.type !== "submit" && field.type !== "button") field.value = values[name] ?? "";
     }
+  }
+
+  /**
+   * The photos chosen for the draft, over any store with put/getAll/delete (an
+   * idbStore in the page): they outlive a reload, a crash and going offline, and go
+   * when the check-in is sent or the draft grows stale, like the answers.
+   */
+  function photoDraft({ store, now = () => Date.now(), newId }) {
+    let sequence = 0;
+    return {
+      /** The fresh photos, in the order they were chosen; stale or broken ones are deleted. */
+      async list() {
+        const t = now();
+        const fresh = [];
+        for (const record of await store.getAll()) {
+          if (record?.blob && t - Number(record.saved_at) < DRAFT_MAX_AGE_MS) fresh.push(record);
+          else await store.delete(record.id);
+        }
+        fresh.sort((a, b) => a.saved_at - b.saved_at || a.sequence - b.sequence);
+        return fresh.slice(0, MAX_PHOTOS);
+      },
+      async add(blob) {
+        const record = { id: newId(), blob, saved_at: now(), sequence: sequence++ };
+        await store.put(record);
+        return record;
+      },
+      remove: (id) => store.delete(id),
+      async clear() {
+        for (const record of await store.getAll()) await store.delete(record.id);
+      },
+    };
   }
 
   /**
@@ -216,24 +251,84 @@ const CompanionCheckin = (() => {
     const photoInput = $("photos");
     const chosen = $("photos-chosen");
     const count = $("photos-count");
+    const photoList = $("photos-list");
+    const photoItem = $("photo-item");
+    const camera = photoInput ? form.querySelector(`label[for="${photoInput.id}"]`) : null;
+    const photoDrafts = (() => {
+      if (!photoInput || typeof CompanionOutbox === "undefined") return null;
+      const store = CompanionOutbox.idbStore({ indexedDB: win.indexedDB, dbName: PHOTO_DB, storeName: PHOTO_STORE });
+      return photoDraft({ store, newId: CompanionApp.newId });
+    })();
 
+    // Each photo: {id, blob, url}; url is an object URL for its thumbnail.
     function showPhotos() {
       if (!chosen || !count) return;
       chosen.hidden = photos.length === 0;
-      count.textContent = photos.length === 1 ? M.photosReady(1) : M.photosReady(photos.length);
+      count.textContent = photos.length ? M.photosReady(photos.length) : "";
+      if (camera) camera.hidden = photos.length >= MAX_PHOTOS;
+      if (!photoList || !photoItem) return;
+      photoList.replaceChildren(
+        ...photos.map((photo, index) => {
+          const item = photoItem.content.firstElementChild.cloneNode(true);
+          const image = item.querySelector("img");
+          const remove = item.querySelector("button");
+          photo.url ??= win.URL.createObjectURL(photo.blob);
+          image.src = photo.url;
+          image.alt = image.dataset.alt.replace("{n}", index + 1);
+          remove.setAttribute("aria-label", remove.dataset.label.replace("{n}", index + 1));
+          remove.addEventListener("click", () => removePhoto(photo.id));
+          return item;
+        }),
+      );
     }
 
-    // A camera input returns one picture per tap: collect them, up to three.
-    photoInput?.addEventListener("change", () => {
-      photos = [...photos, ...Array.from(photoInput.files ?? [])].slice(0, MAX_PHOTOS);
-      photoInput.value = "";
-      showPhotos();
-    });
-    $("photos-clear")?.addEventListener("click", () => {
+    function forgetPhotos() {
+      for (const photo of photos) if (photo.url) win.URL.revokeObjectURL(photo.url);
       photos = [];
+      photoDrafts?.clear().catch((error) => console.warn("Draft photos not cleared:", error));
+    }
+
+    async function removePhoto(id) {
+      const photo = photos.find((each) => each.id === id);
+      photos = photos.filter((each) => each.id !== id);
+      if (photo?.url) win.URL.revokeObjectURL(photo.url);
       showPhotos();
-      photoInput?.focus();
+      (camera && !camera.hidden ? photoInput : count)?.focus();
+      try {
+        await photoDrafts?.remove(id);
+      } catch (error) {
+        console.warn("Draft photo not removed:", error);
+      }
+    }
+
+    // A camera input returns one picture per tap: collect them, up to three, each kept
+    // in the draft as it comes (in memory only when IndexedDB refuses it).
+    photoInput?.addEventListener("change", async () => {
+      const files = Array.from(photoInput.files ?? []).slice(0, Math.max(0, MAX_PHOTOS - photos.length));
+      photoInput.value = "";
+      for (const file of files) {
+        let photo = { id: CompanionApp.newId(), blob: file };
+        try {
+          if (photoDrafts) photo = await photoDrafts.add(file);
+        } catch (error) {
+          console.warn("Photo not kept in the draft:", error);
+        }
+        photos.push(photo);
+      }
+      showPhotos();
     });
+
+    async function restorePhotos() {
+      if (!photoDrafts) return;
+      try {
+        const kept = await photoDrafts.list();
+        const known = new Set(photos.map((photo) => photo.id));
+        photos = [...kept.filter((photo) => !known.has(photo.id)), ...photos].slice(0, MAX_PHOTOS);
+        showPhotos();
+      } catch (error) {
+        console.warn("Draft photos not restored:", error);
+      }
+    }
 
     // Photos go after the check-in has landed, each as its raw image body; they are
     // optional, so a failure never loses the check-in itself.
@@ -321,9 +416,9 @@ const CompanionCheckin = (() => {
       }
       if (result.outcome === "sent") {
         clearDraft();
-        const note = photos.length ? await uploadPhotos(checkin.id, photos) : "";
+        const note = photos.length ? await uploadPhotos(checkin.id, photos.map((photo) => photo.blob)) : "";
         form.reset();
-        photos = [];
+        forgetPhotos();
         showAnswer(result.body?.assessment ?? { status: "expected", message: M.checkinSent }, note);
       } else if (result.outcome === "rejected") {
         // The answers stay in the form (and in the draft) for the client to correct.
@@ -336,7 +431,7 @@ const CompanionCheckin = (() => {
         let text = result.status === 401 ? M.checkinSavedSignedOut : serverBusy ? M.checkinSavedLater : M.checkinSaved;
         if (photos.length) text = `${text} ${M.photosOffline}`;
         form.reset();
-        photos = [];
+        forgetPhotos();
         showPhotos();
         showSaved(text);
         await requestBackgroundSync();
@@ -363,10 +458,11 @@ const CompanionCheckin = (() => {
     });
 
     restoreDraft();
+    restorePhotos();
     return { showAnswer };
   }
 
-  return { DRAFT_KEY, DRAFT_MAX_AGE_MS, draftFrom, isFresh, applyDraft, placeErrors, init };
+  return { DRAFT_KEY, DRAFT_MAX_AGE_MS, MAX_PHOTOS, PHOTO_DB, draftFrom, isFresh, applyDraft, photoDraft, placeErrors, init };
 })();
 
 if (typeof document !== "undefined") CompanionCheckin.page = CompanionCheckin.init(document, window);
