@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from companion import auth, config, db, errors, humane, web
+from companion import auth, config, db, errors, humane, i18n, web
 from companion.accounts import api as accounts_api
 from companion.accounts import client_pages as accounts_client_pages
 from companion.accounts import pages as accounts_pages
@@ -67,6 +67,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     web.init_app(app)
     humane.init_app(app)
+    i18n.init_app(app)
     web.exempt_api(*(module.bp for module in API))
     for module in API + PAGES:
         app.register_blueprint(module.bp)

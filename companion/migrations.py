@@ -511,3 +511,15 @@ def m010_calendar_and_clinic_settings(db: sqlite_utils.Database) -> None:
     CREATE UNIQUE INDEX clients_calendar_token ON clients(calendar_token);
     """,
     )
+
+
+@migrations()
+def m011_client_language(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- The language the client reads their app, reminders and emails in (companion/i18n.py).
+    -- No CHECK: shipping a language must not need a table rebuild; the API checks it.
+    ALTER TABLE clients ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+    """,
+    )

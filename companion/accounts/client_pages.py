@@ -1,5 +1,6 @@
 """The client's account pages (the PWA, mobile first): start, invite, welcome, settings."""
 
+import flask_babel
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -11,6 +12,7 @@ from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, status_of
+from companion.i18n import LANGUAGE_NAMES
 from companion.reminders import channels
 from companion.web import shell_page
 
@@ -88,11 +90,14 @@ def settings():
             "discreet": f.get("discreet") == "on",
             "quiet_hours": {"start": f.get("quiet_start", ""), "end": f.get("quiet_end", "")},
         }
+        if f.get("language"):
+            data["language"] = f["language"]
         if f.get("channels") in CHANNEL_CHOICES:  # offered when the client has an address
             data["channels"] = CHANNEL_CHOICES[f["channels"]]
         try:
             values = parse(ClientSettingsInput, data, partial=True)
             current_user.row = clients.update_client(get_db(), current_user.row, values, utcnow())
+            flask_babel.refresh()  # this answer is already in the language just chosen
             saved = True
         except DomainError as e:
             errors = e.fields
@@ -101,6 +106,7 @@ def settings():
         client=current_user.row,
         errors=errors,
         saved=saved,
+        language_names=LANGUAGE_NAMES,
         zones=sorted(timezones()),
         channel=next(
             (

@@ -6,6 +6,7 @@ import sqlite_utils
 
 from companion.db import iso, one, rows, write
 from companion.errors import Invalid, NotFound
+from companion.i18n import DEFAULT_LANGUAGE
 from companion.reminders import calendar
 from companion.reminders import channels as channel_rules
 from companion.reminders import outbox as schedule
@@ -38,6 +39,7 @@ def client_dict(row: dict) -> dict:
         "quiet_hours": {"start": row["quiet_start"], "end": row["quiet_end"]},
         "discreet": bool(row["discreet"]),
         "channels": channel_rules.decode(row["channels"]),
+        "language": row["language"],
         "created_at": row["created_at"],
     }
 
@@ -65,6 +67,7 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
                 "quiet_end": quiet["end"],
                 "discreet": int(data.get("discreet", False)),
                 "channels": channel_rules.encode(data.get("channels")),
+                "language": data.get("language") or DEFAULT_LANGUAGE,
                 "calendar_token": calendar.new_token(),
                 "created_at": iso(now),
                 "updated_at": iso(now),
@@ -84,6 +87,8 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
         changes["discreet"] = int(data["discreet"])
     if "channels" in data:
         changes["channels"] = channel_rules.encode(data["channels"])
+    if data.get("language"):
+        changes["language"] = data["language"]
     if {"channels", "email"} & changes.keys():
         _check_channels(
             channel_rules.decode(changes.get("channels", client["channels"])),

@@ -27,6 +27,7 @@ from companion.contract import (
     fail,
 )
 from companion.converters import MAX_ID
+from companion.i18n import LANGUAGES, Language
 from companion.reminders.channels import CHANNELS
 from companion.treatments.models import Session
 
@@ -145,6 +146,8 @@ class ClientSettingsInput(Body):
     discreet: Boolean()
     # null: the default (push where a live device exists, email where an address exists).
     channels: ChoiceList(CHANNELS, message='A list of "push" and "email", or null for the default.')
+    # The language of the client's app, reminders and emails.
+    language: Choice(LANGUAGES, required=False)
 
 
 class ClientInput(ClientSettingsInput):
@@ -201,6 +204,7 @@ class Client(Reply):
     quiet_hours: QuietHours
     discreet: bool
     channels: list[Literal["push", "email"]] | None
+    language: Language
     created_at: datetime
 
 

@@ -1,0 +1,62 @@
+"""The client's language: the languages we ship, and which one a request is shown in.
+
+Client-facing words go through flask-babel's gettext catalogs (companion/translations/, compiled
+.mo files committed beside their .po; tests/test_i18n.py checks both are complete and in sync).
+Practitioner pages stay English. A request's language:
+- a signed-in client: their `language`;
+- a signed-in practitioner: English;
+- anyone else (the start page, an invite link before the tap): `g.language` when a page knows
+  whose it is (the invite's client), else the browser's Accept-Language best match, else English.
+Outside a request (the dispatcher's push and email texts) callers choose with `in_language`.
+"""
+
+from contextlib import contextmanager
+from typing import Literal
+
+from flask import Flask, g, has_request_context, request
+from flask_babel import Babel, force_locale, get_locale
+from flask_login import current_user
+
+# Defined once: the contract's Literal, the checks and the settings page's choices use these.
+LANGUAGES = ("en", "es")
+Language = Literal[LANGUAGES]  # Literal["en", "es"]
+DEFAULT_LANGUAGE = "en"
+# Each language's name in itself, as a language menu shows it.
+LANGUAGE_NAMES = {"en": "English", "es": "Español"}
+
+babel = Babel()
+
+
+def language_of(row: dict | None) -> str:
+    """Return a client row's language, English when it has none we ship."""
+    language = (row or {}).get("language")
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def select_locale() -> str:
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    if current_user and current_user.is_authenticated:
+        return language_of(current_user.row) if current_user.is_client else DEFAULT_LANGUAGE
+    chosen = g.get("language")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT_LANGUAGE)
+
+
+def current_language() -> str:
+    """The language this request's words are in ("en" or "es")."""
+    locale = get_locale()
+    return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+@contextmanager
+def in_language(language: str | None):
+    """Translate the words made inside this block into `language` (a client's, say)."""
+    with force_locale(language if language in LANGUAGES else DEFAULT_LANGUAGE):
+        yield
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, default_domain="messages")
+    app.jinja_env.globals["current_language"] = current_language

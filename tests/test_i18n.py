@@ -1,0 +1,162 @@
+"""The client's language (issue 15): the `language` field, pages in it, complete catalogs."""
+
+import gettext
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
+
+from companion.i18n import LANGUAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+TRANSLATIONS = ROOT / "companion" / "translations"
+# The same options as scripts/catalogs (the README's `pybabel extract`).
+EXTRACT = ["-F", "babel.cfg", "-k", "lazy_gettext", "-k", "_l", "--no-location", "--sort-output"]
+
+
+def html_lang(page: str) -> str:
+    return re.search(r'<html lang="([^"]*)"', page).group(1)
+
+
+# The field ----------------------------------------------------------------------------------
+
+
+def test_practitioner_sets_the_clients_language(world):
+    made = world.p1.post("/api/clients", {"name": "Lucía", "language": "es"})
+    assert made.status_code == 201, made.json
+    assert made.json["language"] == "es"
+    assert world.p1.post("/api/clients", {"name": "Ann"}).json["language"] == "en"
+    url = f"/api/clients/{made.json['id']}"
+    assert world.p1.get(url).json["language"] == "es"
+    changed = world.p1.patch(url, {"language": "en"})
+    assert changed.status_code == 200 and changed.json["language"] == "en"
+    listed = world.p1.get("/api/clients").json["clients"]
+    assert {c["name"]: c["language"] for c in listed}["Lucía"] == "en"
+
+
+@pytest.mark.parametrize("bad", ["fr", "ES", "", 1, ["es"]])
+def test_a_language_we_do_not_ship_is_422_naming_the_field(world, bad):
+    r = world.p1.post("/api/clients", {"name": "Lucía", "language": bad})
+    assert r.status_code == 422 and "language" in r.json["error"]["fields"], r.json
+    client_id = world.client1["id"]
+    r = world.p1.patch(f"/api/clients/{client_id}", {"language": bad})
+    assert r.status_code == 422 and "language" in r.json["error"]["fields"], r.json
+    r = world.c1.patch("/api/me", {"language": bad})
+    assert r.status_code == 422 and "language" in r.json["error"]["fields"], r.json
+    assert world.c1.get("/api/me").json["client"]["language"] == "en"
+
+
+def test_the_client_changes_their_own_language(world):
+    r = world.c1.patch("/api/me", {"language": "es"})
+    assert r.status_code == 200 and r.json["client"]["language"] == "es"
+    assert world.p1.get(f"/api/clients/{world.client1['id']}").json["language"] == "es"
+    assert html_lang(world.c1.get("/").get_data(as_text=True)) == "es"
+
+
+def test_openapi_declares_the_languages(world):
+    schemas = world.anon.get("/api/openapi.json").json["components"]["schemas"]
+    assert schemas["Client"]["properties"]["language"]["enum"] == list(LANGUAGES)
+    assert "language" in schemas["Client"]["required"]
+    field = schemas["ClientInput"]["properties"]["language"]  # optional: or null (ignored)
+    assert {"enum": list(LANGUAGES)} in field["anyOf"], field
+
+
+# Pages --------------------------------------------------------------------------------------
+
+
+def test_an_english_clients_pages_are_english(world):
+    page = world.c1.get("/settings").get_data(as_text=True)
+    assert html_lang(page) == "en" and ">Settings</a>" in page
+
+
+def test_a_spanish_clients_pages_are_spanish(world):
+    world.c1.patch("/api/me", {"language": "es"})
+    for path in ("/", "/checkin", "/reminders", "/settings", "/welcome"):
+        page = world.c1.get(path).get_data(as_text=True)
+        assert html_lang(page) == "es", path
+        assert ">Ajustes</a>" in page and ">Settings</a>" not in page, path
+
+
+def test_public_pages_follow_the_browser_until_someone_is_known(world):
+    es = {"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"}
+    assert html_lang(world.anon.get("/start", headers=es).get_data(as_text=True)) == "es"
+    fr = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    assert html_lang(world.anon.get("/start", headers=fr).get_data(as_text=True)) == "en"
+    assert html_lang(world.anon.get("/start").get_data(as_text=True)) == "en"
+
+
+def test_practitioner_pages_stay_english_even_for_a_spanish_browser(world):
+    es = {"Accept-Language": "es"}
+    assert html_lang(world.p1.get("/queue", headers=es).get_data(as_text=True)) == "en"
+    assert html_lang(world.anon.get("/login", headers=es).get_data(as_text=True)) == "en"
+
+
+# Catalogs -----------------------------------------------------------------------------------
+
+
+def catalog(language: str):
+    with open(TRANSLATIONS / language / "LC_MESSAGES" / "messages.po", "rb") as f:
+        return read_po(f)
+
+
+def test_every_client_facing_string_is_in_every_catalog(tmp_path):
+    pot = tmp_path / "messages.pot"
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", *EXTRACT]
+        + ["-o", str(pot), "companion"],
+        cwd=ROOT,
+        check=True,
+    )
+    with open(pot, "rb") as f:
+        wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+    assert len(wanted) > 5  # the extraction found the marked strings
+    for language in LANGUAGES:
+        have = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog(language) if m.id}
+        missing = sorted(wanted - have)
+        assert not missing, f"{language}: run scripts/catalogs and translate {missing[:10]}"
+
+
+def test_the_spanish_catalog_is_complete_and_not_fuzzy():
+    for m in catalog("es"):
+        if not m.id:
+            continue
+        strings = [m.string] if isinstance(m.string, str) else list(m.string)
+        assert all(strings), f"es: no translation for {m.id!r}"
+        assert not m.fuzzy, f"es: fuzzy translation for {m.id!r}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_compiled_catalogs_match_their_po(language):
+    """The app reads the committed .mo: it must say what the .po says (scripts/catalogs)."""
+    folder = TRANSLATIONS / language / "LC_MESSAGES"
+    with open(folder / "messages.mo", "rb") as f:
+        compiled = gettext.GNUTranslations(f)._catalog
+    expected = {}
+    for m in catalog(language):
+        if not m.id or m.fuzzy:
+            continue
+        if isinstance(m.id, str):
+            if m.string:
+                expected[m.id] = m.string
+        elif all(m.string):
+            expected.update({(m.id[0], i): s for i, s in enumerate(m.string)})
+    compiled = {k: v for k, v in compiled.items() if k != ""}  # without the header
+    assert compiled == expected, f"{language}: run scripts/catalogs (pybabel compile)"
+
+
+def test_the_settings_page_changes_the_language(world):
+    page = world.c1.get("/settings").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "timezone": "Europe/London", "language": "es"}
+    form |= {"quiet_start": "21:00", "quiet_end": "08:00"}
+    saved = world.c1.http.post("/settings", data=form).get_data(as_text=True)
+    assert html_lang(saved) == "es" and ">Ajustes</a>" in saved
+    assert world.c1.get("/api/me").json["client"]["language"] == "es"
+    form["language"] = "fr"
+    refused = world.c1.http.post("/settings", data=form).get_data(as_text=True)
+    assert 'class="field-error"' in refused
+    assert world.c1.get("/api/me").json["client"]["language"] == "es"
