@@ -82,7 +82,11 @@ def protocol():
     return render_template(
         "practitioner/protocol.html",
         protocol=protocol_store.protocol_dict(current),
-        steps=[dict(s, when=protocol_editor.timing_words(s["at"])) for s in steps if "at" in s],
+        steps=[
+            protocol_editor.for_form(s, protocol_editor.timing_words(s["at"]))
+            for s in steps
+            if "at" in s
+        ],
         errors=errors,
         error_lines=protocol_editor.error_lines(errors),
         text=text or json.dumps(current["steps"], indent=2, ensure_ascii=False),

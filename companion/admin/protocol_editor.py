@@ -13,7 +13,20 @@ from companion.reminders import planning
 from companion.reminders.protocol import hours_text
 
 # The form's repeated fields, one value per step, in page order.
-FIELDS = ("key", "timing", "offset_hours", "day", "time", "kind", "title", "body", "valid_hours")
+FIELDS = (
+    "key",
+    "timing",
+    "offset_hours",
+    "day",
+    "time",
+    "kind",
+    "title",
+    "body",
+    "title_es",
+    "body_es",
+    "valid_hours",
+)
+TEXTS = ("title", "body")
 SAMPLE_CLOCK = time(10, 0)  # a sample session at 10:00 local, today
 
 
@@ -59,7 +72,10 @@ def steps_from_form(form, kept: dict[str, dict]) -> list[dict]:
     taken = {r["key"].strip() for r in raw if r["key"].strip()}
     steps = []
     for r in raw:
-        if not any(r[k].strip() for k in ("title", "body")) and not r["key"].strip():
+        if (
+            not any(r[k].strip() for k in ("title", "body", "title_es", "body_es"))
+            and not r["key"].strip()
+        ):
             continue  # an empty new step left on the page
         key = r["key"].strip() or _slug(r["title"], taken)
         taken.add(key)
@@ -67,13 +83,27 @@ def steps_from_form(form, kept: dict[str, dict]) -> list[dict]:
             at = {"day": _number(r["day"]), "time": r["time"].strip()}
         else:
             at = {"offset_hours": _number(r["offset_hours"] or "0")}
-        step = {"key": key, "kind": r["kind"], "title": r["title"], "body": r["body"], "at": at}
+        step = {"key": key, "kind": r["kind"], "at": at}
+        for name in TEXTS:  # Spanish written: texts by language; else one for everyone
+            spanish = r[f"{name}_es"]
+            step[name] = {"en": r[name], "es": spanish} if spanish.strip() else r[name]
         if r["valid_hours"].strip():
             step["valid_hours"] = _number(r["valid_hours"])
         if "min_gap_hours" in kept.get(key, {}):
             step["min_gap_hours"] = kept[key]["min_gap_hours"]
         steps.append(step)
     return steps
+
+
+def for_form(step: dict, when: str) -> dict:
+    """A step as the editor shows it: English and Spanish texts in fields of their own."""
+    shown = dict(step, when=when)
+    for name in TEXTS:
+        text = step.get(name)
+        by_language = text if isinstance(text, dict) else {"en": text or ""}
+        shown[name] = by_language.get("en") or ""
+        shown[f"{name}_es"] = by_language.get("es") or ""
+    return shown
 
 
 def sample_start(timezone: str, now: datetime) -> datetime:
@@ -140,6 +170,10 @@ _FIELD_NAMES = {
     "at.time": "time",
     "valid_hours": "valid for",
     "at": "timing",
+    "title.en": "title",
+    "body.en": "text",
+    "title.es": "Spanish title",
+    "body.es": "Spanish text",
 }
 
 

@@ -28,12 +28,19 @@ StepKind = Literal[KINDS]  # type: ignore[valid-type]
 HHMM = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
+class StepTexts(Reply):
+    """A step's text by language; a client in a language not given gets the English."""
+
+    en: str
+    es: str = Field(default=None)
+
+
 class Step(Reply):
     """A step as GET answers it: the stored StepInput plus "when" (read-only; PUT drops it)."""
 
     key: str
-    title: str
-    body: str
+    title: str | StepTexts = Field(description="One text for every language, or one per language")
+    body: str | StepTexts = Field(description="One text for every language, or one per language")
     kind: StepKind
     at: AfterHours | OnDay
     valid_hours: float | None = Field(default=None)

@@ -40,6 +40,7 @@ def _insert_plan(
         client["quiet_start"],
         client["quiet_end"],
         now,
+        client.get("language") or "en",
     )
     db.conn.executemany(
         INSERT,

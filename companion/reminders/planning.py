@@ -7,7 +7,7 @@ rules (quiet hours, validity) come from docs/clinical.md, "Default protocol".
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from companion.reminders.protocol import DEFAULT_VALID_HOURS, hours_text, parse_hhmm
+from companion.reminders.protocol import DEFAULT_VALID_HOURS, hours_text, parse_hhmm, text_in
 
 DEFAULT_QUIET_HOURS = ("21:00", "08:00")
 
@@ -82,8 +82,11 @@ def plan(
     quiet_start: str | None,
     quiet_end: str | None,
     now: datetime,
+    language: str = "en",
 ) -> list[dict]:
     """Plan one session's notification rows from a protocol's steps, in due order.
+
+    Each row's title and body are the step's in `language` (the client's), else English.
 
     Wall-clock steps use the client's zone `tz` (see _wall_to_utc for DST gaps and
     repeats). A step due before the session, or sooner than its min_gap_hours after
@@ -122,8 +125,8 @@ def plan(
             {
                 "step_key": step["key"],
                 "kind": step["kind"],
-                "title": step["title"],
-                "body": step["body"],
+                "title": text_in(step["title"], language),
+                "body": text_in(step["body"], language),
                 "due_at": due,
                 "expires_at": expires,
                 "status": "pending" if reason is None else "skipped",

@@ -1,6 +1,8 @@
-"""Aftercare protocols as data: the default protocol, and checking a clinic's own steps.
+"""Aftercare protocols as data: checking a clinic's own steps (the default is default_protocol.py).
 
-Source of the default protocol and validity rules: docs/clinical.md, "Default protocol".
+A step's title and body are either one text for every language or {"en": ..., "es": ...}
+("en" required); a client gets the text in their language, else the English one.
+Source of the validity rules: docs/clinical.md, "Default protocol".
 Planning a session's reminders from these steps is in reminders/planning.py.
 """
 
@@ -14,55 +16,27 @@ from pydantic import Field, PlainValidator, ValidationError, WithJsonSchema, mod
 from pydantic_core import PydanticCustomError
 
 from companion.contract.core import ABSENT, LINK, Body, Spec, encodable, fail
+from companion.reminders.default_protocol import (  # noqa: F401 - imported from here too
+    DEFAULT_STEPS,
+    DEFAULT_VALID_HOURS,
+)
 
 KINDS = ("instruction", "checkin", "recall")
-# Product defaults (not from the literature): how long after its due time a step
-# is still worth sending. Used for the push TTL and to skip steps planned too late.
-DEFAULT_VALID_HOURS = {"instruction": 12, "checkin": 24, "recall": 72}
 MAX_STEPS = 100
 MAX_DAY = 120
 MAX_HOURS = 24 * MAX_DAY
+# The languages a step's text may be written in ("en" is required in a per-language text).
+LANGUAGES = ("en", "es")
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _HHMM = re.compile(r"([0-9]{2}):([0-9]{2})")
 
 
-_CHECKIN = "How is your skin? Tap to rate redness and swelling. It takes under 2 minutes."
-_SUNSCREEN = (
-    "Put on a broad-spectrum sunscreen and avoid direct sun. Dryness, flaking or peeling "
-    "can happen; it is usually mild and passes. Keep moisturising."
-)
-# docs/clinical.md, "Default protocol", expanded into one step per reminder.
-# fmt: off
-_DEFAULT_TABLE = [
-    # key, kind, when, title, body
-    ("after-session", "instruction", {"offset_hours": 0}, "Caring for your skin today",
-     "Redness and slight swelling, like a mild sunburn, are normal and usually settle within "
-     "a few days. No makeup for at least 24 hours. Cleanse gently and keep your skin "
-     "moisturised. Contact your clinic about any signs of infection."),
-    ("evening-routine", "instruction", {"day": 0, "time": "19:00"}, "Your evening skin routine",
-     "Cleanse gently with a mild, hydrating cleanser, then apply your moisturiser and the "
-     "soothing serum your practitioner gave you."),
-    ("day1-morning", "instruction", {"day": 1, "time": "08:30"}, "Good morning: sunscreen today",
-     "Put on a broad-spectrum sunscreen and avoid direct sun. No makeup until a full 24 hours "
-     "have passed since your session."),
-    ("24h-checkin", "checkin", {"offset_hours": 24}, "How is your skin today?", _CHECKIN),
-    *((f"day{day}-checkin", "checkin", {"day": day, "time": "18:00"},
-       f"Day {day}: how is your skin?", _CHECKIN) for day in (2, 3, 5, 7)),
-    *((f"day{day}-sunscreen", "instruction", {"day": day, "time": "08:30"},
-       "Sunscreen reminder", _SUNSCREEN) for day in range(2, 8)),
-    ("book-next-session", "recall", {"day": 28, "time": "10:00"}, "Time to book your next session",
-     "Results build over weeks as new collagen forms. A course is usually 3-6 sessions, 4-6 "
-     "weeks apart. Contact your clinic to book your next one."),
-]
-# fmt: on
-DEFAULT_STEPS: list[dict] = [
-    {"key": key, "title": title, "body": body, "kind": kind, "at": at}
-    | {"valid_hours": DEFAULT_VALID_HOURS[kind]}
-    # Skip the same-day evening routine when the session ran late (reference table).
-    | ({"min_gap_hours": 1} if key == "evening-routine" else {})
-    for key, kind, at, title, body in _DEFAULT_TABLE
-]
+def text_in(text: str | dict, language: str | None) -> str:
+    """A step's text for a client: theirs when the protocol has it, else English (or plain)."""
+    if isinstance(text, str):
+        return text
+    return text.get(language or "en", text["en"])
 
 
 def parse_hhmm(text: str) -> time:
@@ -202,18 +176,55 @@ def _at(value: Any) -> dict:
 
 
 _AT_SCHEMA = {"anyOf": [{LINK: "AfterHours"}, {LINK: "OnDay"}]}
+_TITLE = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^\\u0000-\\u001f]*\\S"}
+_BODY = {"type": "string", "maxLength": 300, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f]*$"}
+TEXTS_SHAPE = 'must be a text, or texts by language: {"en": "...", "es": "..."}'
+
+
+def _per_language(check: Callable[[Any], str]) -> Callable[[Any], str | dict]:
+    """One text for every language, or {"en": ..., "es": ...}: "en" required, no other keys."""
+
+    def run(value: Any) -> str | dict:
+        if isinstance(value, str):
+            return check(value)
+        if not isinstance(value, dict):
+            raise fail(TEXTS_SHAPE)
+        errors = {
+            str(language)[:20]: f"unknown language (use {', '.join(LANGUAGES)})"
+            for language in value
+            if language not in LANGUAGES
+        }
+        if "en" not in value:
+            errors["en"] = "is required: the English text, for clients in any other language"
+        clean = {}
+        for language in LANGUAGES:
+            if language in value:
+                try:
+                    clean[language] = check(value[language])
+                except PydanticCustomError as error:
+                    errors[language] = error.context["message"]
+        if errors:
+            raise PydanticCustomError("nested", "nested", {"fields": errors})
+        return clean
+
+    return run
+
+
+def _texts_schema(text: dict) -> dict:
+    by_language = {
+        "type": "object",
+        "description": "The text by language; English is required and used for the others",
+        "properties": {language: text for language in LANGUAGES},
+        "required": ["en"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [text, by_language]}
 
 
 class StepInput(Body):
     key: _field(_key, {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"})
-    title: _field(
-        _text(60),
-        {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^\\u0000-\\u001f]*\\S"},
-    )
-    body: _field(
-        _text(300, empty=True),
-        {"type": "string", "maxLength": 300, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f]*$"},
-    )
+    title: _field(_per_language(_text(60)), _texts_schema(_TITLE))
+    body: _field(_per_language(_text(300, empty=True)), _texts_schema(_BODY))
     kind: _field(_kind, {"type": "string", "enum": list(KINDS)})
     at: _field(_at, _AT_SCHEMA, missing=AT_SHAPE)
     valid_hours: _field(_hours(0, open_low=True), _HOURS | {"exclusiveMinimum": 0}, required=False)

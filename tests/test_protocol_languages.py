@@ -1,0 +1,135 @@
+"""A protocol's texts by language (issue 15, "The client's language"): a step's title and body
+are one text for everyone, or {"en": ..., "es": ...}; a client gets theirs, else the English."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from test_roles import csrf, page_client
+
+from companion.admin import protocol_editor
+from companion.reminders.planning import plan
+from companion.reminders.protocol import DEFAULT_STEPS, text_in, validate_steps
+
+STEP = {
+    "key": "sun",
+    "kind": "instruction",
+    "title": {"en": "Sunscreen today", "es": "Hoy, protector solar"},
+    "body": {"en": "Put on sunscreen.", "es": "Ponte protector solar."},
+    "at": {"day": 1, "time": "10:00"},
+}
+PLAIN = dict(STEP, key="plain", title="Drink water", body="Stay hydrated.")
+SESSION = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
+
+
+def test_the_default_protocol_is_valid_and_every_step_has_english_and_spanish():
+    clean, errors = validate_steps(DEFAULT_STEPS)
+    assert errors == {}
+    assert clean == DEFAULT_STEPS  # what ships is exactly what the validator keeps
+    for step in DEFAULT_STEPS:
+        for name in ("title", "body"):
+            texts = step[name]
+            assert set(texts) == {"en", "es"} and texts["es"] != texts["en"], (step["key"], name)
+    spanish = {
+        s["step_key"]: s
+        for s in plan(SESSION, DEFAULT_STEPS, "Europe/Madrid", None, None, SESSION, "es")
+    }
+    assert spanish["day2-checkin"]["title"] == "Día 2: ¿cómo está tu piel?"
+    assert spanish["24h-checkin"]["body"].startswith("¿Cómo está tu piel?")
+
+
+def test_a_client_gets_their_language_else_english_and_plain_text_is_for_everyone():
+    for language, title in (("es", "Hoy, protector solar"), ("en", "Sunscreen today")):
+        rows = plan(SESSION, [STEP, PLAIN], "Europe/Madrid", None, None, SESSION, language)
+        assert [r["title"] for r in rows] == [title, "Drink water"]
+    english_only = dict(STEP, title={"en": "Only English"})
+    assert plan(SESSION, [english_only], "UTC", None, None, SESSION, "es")[0]["title"] == (
+        "Only English"
+    )
+    assert text_in({"en": "Hi", "es": "Hola"}, None) == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("title", "path", "message"),
+    [
+        ({"es": "Hola"}, "steps[0].title.en", "is required"),
+        ({"en": "Hi", "fr": "Salut"}, "steps[0].title.fr", "unknown language"),
+        ({"en": "Hi", "es": "  "}, "steps[0].title.es", "must not be empty"),
+        ({"en": "Hi", "es": "x" * 61}, "steps[0].title.es", "at most 60"),
+        ({"en": 3}, "steps[0].title.en", "must be a string"),
+        (["Hi"], "steps[0].title", "texts by language"),
+        (None, "steps[0].title", "texts by language"),
+    ],
+)
+def test_bad_texts_by_language_are_refused_with_the_path_named(world, title, path, message):
+    r = world.p1.put("/api/protocol", {"steps": [dict(STEP, title=title)]})
+    assert r.status_code == 422, r.json
+    assert message in r.json["error"]["fields"][path]
+    r = world.p1.post("/api/protocol/preview", {"steps": [dict(STEP, title=title)]})
+    assert r.status_code == 422 and path in r.json["error"]["fields"]
+    assert world.p1.get("/api/protocol").json["version"] == 1  # nothing saved
+
+
+def test_texts_by_language_round_trip_through_the_api_and_plain_protocols_still_work(world):
+    r = world.p1.put("/api/protocol", {"steps": [STEP, PLAIN]})
+    assert r.status_code == 200, r.json
+    got = world.p1.get("/api/protocol").json
+    assert got["version"] == 2
+    assert [(s["title"], s["body"]) for s in got["steps"]] == [
+        (STEP["title"], STEP["body"]),
+        ("Drink water", "Stay hydrated."),
+    ]
+    # A GET body goes back as it came, and an old, plain protocol is still accepted.
+    assert world.p1.put("/api/protocol", {"steps": got["steps"]}).status_code == 200
+    r = world.p1.put("/api/protocol", {"steps": [PLAIN]})
+    assert r.status_code == 200 and r.json["steps"][0]["title"] == "Drink water"
+    preview = world.p1.post("/api/protocol/preview", {"steps": [STEP]}).json
+    assert preview["plan"][0]["title"] == "Sunscreen today"  # the editor previews in English
+
+
+def test_the_openapi_document_states_both_shapes(client):
+    schemas = client.get("/api/openapi.json").json["components"]["schemas"]
+    for name in ("title", "body"):
+        text, by_language = schemas["StepInput"]["properties"][name]["anyOf"]
+        assert text["type"] == "string"
+        assert by_language["required"] == ["en"] and by_language["additionalProperties"] is False
+        assert set(by_language["properties"]) == {"en", "es"}
+        shapes = schemas["Step"]["properties"][name]["anyOf"]
+        assert {"type": "string"} in shapes and {"$ref": "#/components/schemas/StepTexts"} in shapes
+
+
+def form_of(page: str, rows: list[dict]) -> dict:
+    """The editor's form: each field repeated once a step, in page order."""
+    return {"csrf_token": csrf(page)} | {
+        name: [row.get(name, "") for row in rows] for name in protocol_editor.FIELDS
+    }
+
+
+def test_the_editor_shows_and_saves_the_spanish_text_of_each_step(world):
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    page = http.get("/clinic/protocol").get_data(as_text=True)
+    # The default protocol's Spanish is in its own fields, the English in the usual ones.
+    assert 'name="title_es" maxlength="60" value="Cómo cuidar tu piel hoy"' in page
+    assert 'name="title" maxlength="60" value="Caring for your skin today"' in page
+    assert "{&#39;en&#39;" not in page and "{'en'" not in page
+    first = {"key": "after-session", "timing": "after", "offset_hours": "0", "kind": "instruction"}
+    rows = [
+        first
+        | {"title": "Hi", "body": "Be gentle.", "title_es": "Hola", "body_es": "Con cuidado."},
+        {"timing": "day", "day": "3", "time": "07:30", "kind": "checkin", "title": "Check"}
+        | {"body": "How is it?"},
+    ]
+    form = form_of(page, rows)
+    r = http.post("/clinic/protocol", data=form)
+    assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+    steps = world.p1.get("/api/protocol").json["steps"]
+    assert (steps[0]["title"], steps[0]["body"]) == (
+        {"en": "Hi", "es": "Hola"},
+        {"en": "Be gentle.", "es": "Con cuidado."},
+    )
+    assert (steps[1]["title"], steps[1]["body"]) == ("Check", "How is it?")
+    # A Spanish title over an empty English one: refused, named as the page labels it.
+    rows[0]["title"] = ""
+    html = http.post("/clinic/protocol", data=form_of(page, rows)).get_data(as_text=True)
+    assert "Not saved" in html and "Step 1, title: must not be empty" in html
+    assert re.search(r'name="title_es" maxlength="60" value="Hola"', html)  # kept as typed
