@@ -75,13 +75,11 @@ def steady(db, sender, settings, clinic_id: int, args, receiver) -> list[float]:
     ids = queue(db, clinic_id, args.n, dues, "Steady reminder")
     due_of = {row_id: due.timestamp() for row_id, due in zip(ids, dues, strict=True)}
     since = receiver.stats()["received"]
-    unsettled = (
-        "SELECT count(*) FROM notifications WHERE id >= ? AND status IN ('pending', 'leased')"
-    )
+    unsettled = "id >= ? AND status IN ('pending', 'leased')"
     next_tick, deadline = time.monotonic(), time.monotonic() + args.steady_seconds + 30
     while time.monotonic() < deadline:
         dispatcher.tick(db, sender, utcnow, "bench", settings)
-        if not db.conn.execute(unsettled, (ids[0],)).fetchone()[0]:
+        if not db["notifications"].count_where(unsettled, [ids[0]]):
             break
         next_tick += 1.0  # APScheduler's interval job: once a second
         time.sleep(max(0.0, next_tick - time.monotonic()))
@@ -126,8 +124,8 @@ def push_run(delay_ms: float, args) -> None:
             elapsed, cpu = drain(db, sender, settings)
             receiver_us = (cpu_seconds(receiver.pid) - receiver_cpu) / n * 1e6
             stats = receiver.stats()
-            sent = db.conn.execute("SELECT count(*) FROM notifications WHERE status = 'sent'")
-            assert sent.fetchone()[0] == n and stats["rejected"] == 0, stats
+            sent = db["notifications"].count_where("status = 'sent'")
+            assert sent == n and stats["rejected"] == 0, stats
 
             lateness = steady(db, sender, settings, clinic_id, args, receiver)
             assert len(lateness) == int(args.rate * args.steady_seconds), "steady rows lost"
@@ -177,8 +175,7 @@ def email_run(n: int) -> None:
             with production.get_sender(db) as sender:
                 elapsed, cpu = drain(db, sender, settings, email)
             server_cpu = smtp.cpu_seconds() - server_cpu
-            sent = db.conn.execute("SELECT count(*) FROM notifications WHERE status = 'sent'")
-            assert smtp.count() == n and sent.fetchone()[0] == n
+            assert smtp.count() == n == db["notifications"].count_where("status = 'sent'")
     print(
         f"== email: {n} reminders due at once, clients with email only, batch {settings.batch}\n"
         f"email   {n / elapsed:8.0f} emails/s  (one dispatcher, {email.mailer.connections} SMTP"
