@@ -15,6 +15,7 @@ practitioner): the queue (JSON and page), a client's timeline page, the client e
 
 import argparse
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -23,7 +24,6 @@ import os
 import random
 import re
 import resource
-import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -32,9 +32,10 @@ from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import tabulate
 from werkzeug.security import generate_password_hash
 
-from companion import create_app, migrations
+from companion import migrations
 from companion.accounts.clients import get_client
 from companion.checkins import triage
 from companion.clinical import SYMPTOMS, WARNING_SIGNS
@@ -44,6 +45,8 @@ from companion.reminders.protocol import DEFAULT_STEPS
 from companion.review import charts, exports
 from companion.review.queue import counts, queue
 from companion.review.timeline import timeline
+from testkit import bench
+from testkit.bench import host_load, percentile
 
 PASSWORD = "benchmark-practitioner-password"  # every generated practitioner's password
 FULL = {"clinics": 1000, "clients": 100_000, "sessions": 300_000, "checkins": 2_000_000}
@@ -234,14 +237,10 @@ def _b64(rng: random.Random, n: int) -> str:
     return base64.urlsafe_b64encode(rng.randbytes(n)).rstrip(b"=").decode()
 
 
-_JSON: dict = {}
-
-
+@functools.cache
 def _flags_json(keys: tuple[str, ...], on: frozenset) -> str:
     """The JSON the app stores for a symptoms or warning_signs object (every key, booleans)."""
-    if (keys, on) not in _JSON:
-        _JSON[keys, on] = json.dumps({k: k in on for k in keys})
-    return _JSON[keys, on]
+    return json.dumps({k: k in on for k in keys})
 
 
 ELIGIBLE = {  # when in the recovery each abnormal kind can show (hours after the session)
@@ -536,10 +535,6 @@ def _insert(conn, rows: dict, counts: dict) -> None:
                 counts[table] += len(rows[table])
 
 
-def practitioner_email(clinic_id: int, k: int) -> str:
-    return f"practitioner{k + 1}@clinic{clinic_id}.example.net"
-
-
 def generate(
     path: str, scale=1.0, seed=1, *, notify_days=NOTIFY_DAYS, workers=None, log=print
 ) -> dict:
@@ -577,7 +572,8 @@ def generate(
         head["protocols"].append((clinic_id, clinic_id, 1, steps, None, opened))
         for k, pid in enumerate(pracs):
             name = f"Dr {rng.choice(FIRST)} {rng.choice(LAST)}"
-            who = (pid, clinic_id, practitioner_email(clinic_id, k), name, password_hash, 1)
+            email = f"practitioner{k + 1}@clinic{clinic_id}.example.net"
+            who = (pid, clinic_id, email, name, password_hash, 1)
             head["practitioners"].append((*who, "urgent" if k else "urgent,review", opened))
     counts = dict.fromkeys(COLUMNS, 0)
     _insert(conn, head, counts)
@@ -667,17 +663,15 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
 
     With erase, also time that many DELETE /api/clients/<id> (the data is really erased).
     """
-    instance = tempfile.mkdtemp(prefix="companion-bench-")
-    os.environ["COMPANION_INSTANCE_PATH"] = instance
-    config = {"DATABASE": info["path"], "PHOTOS_DIR": f"{instance}/photos"}
-    app = create_app(config | {"LOGIN_MAX_FAILURES": 10**6})
-    # A deployment always has the dispatcher's long-lived connection open beside the web
-    # requests' short ones; without it every request's close would checkpoint the WAL.
-    dispatcher = connect(info["path"])
-    rng = random.Random(f"{seed}:measure")
-    emails = {}
-    for clinic_id, email in info["practitioners"]:
-        emails.setdefault(clinic_id, email)
+    # The instance's connection stays open during the timing, as the dispatcher's does beside
+    # the web requests in `companion run`/`serve`: without one, each request's close would
+    # checkpoint the WAL.
+    with bench.instance({"DATABASE": info["path"], "LOGIN_MAX_FAILURES": 10**6}) as (app, _):
+        return timed(app, info, samples, random.Random(f"{seed}:measure"), erase)
+
+
+def timed(app, info: dict, samples: int, rng: random.Random, erase: int) -> dict:
+    emails = dict(reversed(info["practitioners"]))  # each clinic's first practitioner
     history = info["history_clients_by_clinic"]
     # Busy: the fifth of clinics with the most clients (and a client with a year of history).
     busy = info["busy_clinics"][: max(1, len(info["busy_clinics"]) // 5)]
@@ -715,7 +709,6 @@ def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str
         with timer(timings, "DELETE /api/clients/<id> (erasure)"):
             r = http.delete(f"/api/clients/{client_id}")
         assert r.status_code == 204, r.get_data(as_text=True)
-    dispatcher.close()
     return timings
 
 
@@ -770,11 +763,6 @@ def full_scans(sql: str, steps: list[str]) -> list[str]:
     return [s for s in steps if s.startswith("SCAN ") and names.get(s.split()[1]) in BIG]
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank: the smallest value with p% of the values at or below it."""
-    return sorted(values)[max(0, math.ceil(p / 100 * len(values)) - 1)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="/tmp/companion-scale.sqlite3")
@@ -794,7 +782,7 @@ def main() -> None:
         info = generate(args.db, args.scale, args.seed, notify_days=args.notify_days)
         print(
             f"Generated in {info['seconds']} s ({info['cpu_seconds']} s of CPU in all processes;"
-            f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            f" {host_load()} now)"
         )
     db = connect(args.db)
     pending = [m.name for m in migrations.migrations.pending(db)]
@@ -829,19 +817,15 @@ def main() -> None:
     t = time.perf_counter()
     timings = measure(info, args.samples, args.seed, args.erase)
     print(f"done in {time.perf_counter() - t:.0f} s\n")
-    print(
-        f"{'request':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 cpu':>8} {'p99 cpu':>8}"
-    )
+    table = []
     for name, values in timings.items():
-        wall, cpu = [v[0] for v in values], [v[1] for v in values]
-        print(
-            f"{name:<44} {percentile(wall, 50):>8.1f} {percentile(wall, 99):>8.1f}"
-            f" {max(wall):>8.1f} {percentile(cpu, 50):>8.1f} {percentile(cpu, 99):>8.1f}"
-        )
-    print(
-        f"\n(ms of wall clock; cpu: this thread's CPU ms. Load average at the end:"
-        f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-    )
+        wall, cpu = zip(*values, strict=True)
+        table.append([name, *(percentile(wall, p) for p in (50, 99)), max(wall)])
+        table[-1] += [percentile(cpu, p) for p in (50, 99)]
+    header = ["request", "p50 ms", "p99 ms", "max ms", "p50 cpu", "p99 cpu"]
+    tabulate.PRESERVE_WHITESPACE = True  # the "  of which" rows stay indented
+    print(tabulate.tabulate(table, header, tablefmt="plain", floatfmt=".1f"))
+    print(f"\n(ms of wall clock; cpu: this thread's CPU ms. At the end: {host_load()})")
 
 
 if __name__ == "__main__":
