@@ -23,18 +23,17 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from companion import create_app
-from companion.cli import migrate
-from companion.db import connect, parse_iso, rows
+from companion.db import parse_iso, rows
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import worker
-from testkit import processes
+from testkit import bench, processes
 from testkit.load import Load, checkin_body
-from testkit.processes import COMPANION, children, free_port, sign_in_client, wait_for_health
+from testkit.processes import children, free_port, sign_in_client, spawn, stop, wait_for_health
 from testkit.push_receiver import PushReceiver, ReceiverProcess
-from testkit.reminders import add_rows, due_now, populate, states
+from testkit.reminders import add_rows, due_now, populate, states, unsettled, wait_settled
 
 SUBJECT = "mailto:ops@clinic-bench.net"
+CONFIG = {"VAPID_SUBJECT": SUBJECT, "PUSH_ALLOW_PRIVATE_ENDPOINTS": True}
 env_for = partial(
     processes.env_for, COMPANION_VAPID_SUBJECT=SUBJECT, COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS="1"
 )
@@ -54,57 +53,14 @@ def instance(folder: Path, seed: str | None, jitter_ms=JITTER_MS):
     """A fresh instance in folder/instance, its push service and a connection to its database.
     The push service runs in its own process answering in jitter_ms and listing what it got
     (`ReceiverProcess`), or in this one (`PushReceiver`) when seed is None."""
-    os.environ["COMPANION_INSTANCE_PATH"] = str(folder / "instance")
-    app = create_app({"VAPID_SUBJECT": SUBJECT, "PUSH_ALLOW_PRIVATE_ENDPOINTS": True})
-    migrate(app)
-    key = app.config["VAPID_PUBLIC_KEY"]
-    if seed is None:
-        receiver = PushReceiver(application_server_key=key)
-    else:
-        receiver = ReceiverProcess(key, seed=seed, jitter_ms=jitter_ms)
-    with receiver:
-        db = connect(app.config["DATABASE"])
-        try:
+    with bench.instance(CONFIG, folder / "instance") as (app, db):
+        key = app.config["VAPID_PUBLIC_KEY"]
+        if seed is None:
+            receiver = PushReceiver(application_server_key=key)
+        else:
+            receiver = ReceiverProcess(key, seed=seed, jitter_ms=jitter_ms)
+        with receiver:
             yield app, receiver, db
-        finally:
-            db.close()
-
-
-def unsettled(db, title: str) -> int:
-    counts = states(db, title)
-    return counts["pending"] + counts["leased"]
-
-
-def wait_settled(db, title: str, timeout: float, watch=None) -> float:
-    """Wait until none of the scenario's rows is pending or leased; return the seconds."""
-    started = time.monotonic()
-    while unsettled(db, title):
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"rows still unsettled after {timeout:.0f} s: {states(db, title)}")
-        if watch is not None:
-            watch()
-        time.sleep(0.1)
-    return time.monotonic() - started
-
-
-def spawn(args: list[str], env: dict, log: Path, prefix=()) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [*prefix, COMPANION, *args], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL
-        )
-
-
-def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 90) -> int | None:
-    """Signal a child we started and wait for it; kill it if it does not exit in time."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
-    return proc.returncode
 
 
 def worker_settles(db, title: str, env: dict, log: Path, timeout: float) -> tuple[float, int]:
@@ -118,11 +74,13 @@ def worker_settles(db, title: str, env: dict, log: Path, timeout: float) -> tupl
     return took, code
 
 
-def tally(messages, pairs: set) -> tuple[Counter, int, int, int]:
-    """Count per (device, reminder); return (counts, missing, unexpected, wrong tags)."""
+def tally(messages, pairs: set) -> tuple[Counter, int, int, int, int]:
+    """Count per (device, reminder); return (counts, missing, unexpected, duplicates, wrong
+    tags)."""
     counts = Counter((sub, row_id) for sub, row_id, _, _ in messages)
+    duplicates = sum(c - 1 for c in counts.values())
     wrong_tags = sum(tag != f"companion-{row_id}" for _, row_id, tag, _ in messages)
-    return counts, len(pairs - set(counts)), len(set(counts) - pairs), wrong_tags
+    return counts, len(pairs - set(counts)), len(set(counts) - pairs), duplicates, wrong_tags
 
 
 def report(text: str, ok: bool) -> bool:
@@ -168,10 +126,9 @@ def scenario_kill(n: int, folder: Path) -> bool:
         before = states(db, title)
         recovered, stopped = worker_settles(db, title, env, log, timeout=lease + 600)
         after, twice = states(db, title), db.conn.execute(TWICE_DELIVERED).fetchone()[0]
-        counts, missing, unexpected, wrong_tags = tally(receiver.messages(), pairs)
+        counts, missing, unexpected, extra, wrong_tags = tally(receiver.messages(), pairs)
     duplicated = {key for key, c in counts.items() if c > 1}
     outside = {key for key in duplicated if key[1] not in window}
-    extra = sum(c - 1 for c in counts.values())
     ok = stopped == 0 and missing == unexpected == wrong_tags == twice == 0
     ok = ok and not outside and after == Counter({"sent": n})
     return report(
@@ -282,8 +239,7 @@ def scenario_two_serves(n: int, folder: Path) -> bool:
         finally:
             codes = [stop(p) for p in serves]
         messages = receiver.messages()
-    counts, missing, unexpected, wrong_tags = tally(messages, pairs)
-    duplicates = sum(c - 1 for c in counts.values())
+    _, missing, unexpected, duplicates, wrong_tags = tally(messages, pairs)
     claimed_by = {pid for pid in owners if any(int(pid) in kids for kids in dispatchers)}
     ok = missing == unexpected == duplicates == wrong_tags == twice == 0 and len(claimed_by) == 2
     ok = ok and after == Counter({"sent": n}) and codes == [0, 0]
@@ -317,26 +273,20 @@ def scenario_sigterm(n: int, folder: Path, jitter_ms=JITTER_MS, label="d. SIGTER
             time.sleep(3)
             before, sent_at_term = states(db, title), receiver.stats()["received"]
             term = time.monotonic()
-            serve.send_signal(signal.SIGTERM)
-            load.gone.set()
-            try:
-                code = serve.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                code = None
+            load.gone.set()  # each thread now ends at its first refused connection
+            code = stop(serve, timeout=120)
             exited = time.monotonic() - term
         finally:
             if load is not None:
                 load.gone.set()
                 load.join()
             stop(serve, signal.SIGKILL)
-        at_exit = states(db, title)
-        stuck = db.conn.execute("SELECT count(*) FROM notifications WHERE status = 'leased'")
-        stuck = stuck.fetchone()[0]
+        at_exit, stuck = states(db, title), db["notifications"].count_where("status = 'leased'")
         stored = {r[0] for r in db.conn.execute("SELECT id FROM checkins")}
         # whatever is still due must go out from a new worker
         recovered, _ = worker_settles(db, title, env, folder / "worker.log", lease + 300)
         after = states(db, title)
-        counts, missing, unexpected, wrong_tags = tally(receiver.messages(), pairs)
+        _, missing, unexpected, duplicates, wrong_tags = tally(receiver.messages(), pairs)
     server_errors = {s: c for s, c in load.answers.items() if s >= 500}
     killed = "did not stop within" in (folder / "serve.log").read_text(errors="replace")
     ok = not server_errors and code == 0 and not load.acked - stored and stuck == 0
@@ -350,8 +300,7 @@ def scenario_sigterm(n: int, folder: Path, jitter_ms=JITTER_MS, label="d. SIGTER
         f"{' (its dispatcher killed after 30 s)' if killed else ''}; reminders at SIGTERM"
         f" {dict(before)} ({sent_at_term} received), at exit {dict(at_exit)}, left leased"
         f" {stuck}; a new worker settled the rest in {recovered:.1f} s:"
-        f" {len(pairs) - missing}/{len(pairs)} pairs delivered, duplicates"
-        f" {sum(c - 1 for c in counts.values())}",
+        f" {len(pairs) - missing}/{len(pairs)} pairs delivered, duplicates {duplicates}",
         ok,
     )
 
@@ -359,52 +308,30 @@ def scenario_sigterm(n: int, folder: Path, jitter_ms=JITTER_MS, label="d. SIGTER
 # -- e. disk full, database read-only -------------------------------------------------------
 
 
-def storage_faults(post, faults) -> list[dict]:
-    """Check in while each fault lasts (until 3 are refused), then replay the phone's outbox.
-
-    post(body) -> (status, answer, headers); faults: [(name, apply, remove)].
-    """
-    results = []
-    for name, apply, remove in faults:
-        r = dict(name=name, statuses=Counter(), outbox=[], landed=[], bad=[], replays=Counter())
-        apply()
-        try:
-            while len(r["outbox"]) < 3 and r["statuses"].total() < 200:
-                body = checkin_body() | {"note": "n" * 2000}  # new pages: a full disk shows
-                status, answer, headers = post(body)
-                r["statuses"][status] += 1
-                if status == 503:
-                    code = ((answer or {}).get("error") or {}).get("code")
-                    retry = {k.lower(): v for k, v in headers.items()}.get("retry-after")
-                    if code != "storage_unavailable" or not retry:
-                        r["bad"].append((status, code, retry))
-                    r["outbox"].append(body)  # the phone keeps it and tries again later
-                else:
-                    r["landed" if status == 201 else "bad"].append(body["id"])
-        finally:
-            remove()
-        for _ in range(2):  # back online: 201; then as a phone that lost the answer: 200
-            r["replays"].update(post(body)[0] for body in r["outbox"])
-        results.append(r)
-    return results
-
-
-def check_stored(database: str, results: list[dict], before: int) -> tuple[bool, list[str]]:
-    with contextlib.closing(sqlite3.connect(database)) as conn:
-        stored = Counter(r[0] for r in conn.execute("SELECT id FROM checkins"))
-    lines, ok = [], len(stored) == before + sum(len(r["outbox"] + r["landed"]) for r in results)
-    for r in results:
-        ids = [b["id"] for b in r["outbox"]] + r["landed"]
-        once = sum(stored[i] == 1 for i in ids)
-        ok &= r["statuses"][503] == len(r["outbox"]) == 3 and not r["bad"]
-        ok &= r["replays"] == Counter({201: 3, 200: 3}) and once == len(ids)
-        lines.append(
-            f"{r['name']}: answers {dict(sorted(r['statuses'].items()))}, 503s"
-            f" {r['statuses'][503]} (storage_unavailable + Retry-After),"
-            f" other errors {len(r['bad'])}; outbox replayed"
-            f" {dict(sorted(r['replays'].items()))}, stored once {once}/{len(ids)}"
-        )
-    return ok, lines
+def check_in_through(phone, name: str, apply, remove) -> dict:
+    """Check in while the fault lasts, until 3 are refused (the phone keeps those in its
+    outbox), then replay the outbox twice: back online (201), then as a phone that lost the
+    answer (200)."""
+    r = dict(name=name, statuses=Counter(), outbox=[], landed=[], bad=[], replays=Counter())
+    apply()
+    try:
+        while len(r["outbox"]) < 3 and r["statuses"].total() < 200:
+            body = checkin_body() | {"note": "n" * 2000}  # new pages: a full disk shows
+            status, answer, headers = phone.call("POST", "/api/checkins", body)
+            r["statuses"][status] += 1
+            if status == 503:
+                code = ((answer or {}).get("error") or {}).get("code")
+                retry = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+                if code != "storage_unavailable" or not retry:
+                    r["bad"].append((status, code, retry))
+                r["outbox"].append(body)
+            else:
+                r["landed" if status == 201 else "bad"].append(body["id"])
+    finally:
+        remove()
+    for _ in range(2):
+        r["replays"].update(phone.call("POST", "/api/checkins", b)[0] for b in r["outbox"])
+    return r
 
 
 # Root, but without the capabilities that let root write a read-only file: file
@@ -421,30 +348,28 @@ def scenario_storage(folder: Path) -> bool:
     mounted = subprocess.run(mount, capture_output=True, text=True)
     if mounted.returncode:
         return report(f"e. skipped: mount failed: {mounted.stderr.strip()}", True)
-    server, notes = None, []
     instance, filler = disk / "instance", disk / "filler"
-    database = instance / "companion.sqlite3"
-
-    def fill():
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            for size in (1 << 20, 4096):
-                with contextlib.suppress(OSError):
-                    while True:
-                        os.write(fd, b"\0" * size)
-        finally:
-            os.close(fd)
+    database, left = instance / "companion.sqlite3", []
 
     def writable():
         # SQLite gives a -wal or -shm file it creates the database file's mode: made while
         # the file was 0444, they stay read-only after it is 0644 again, and every write
         # fails until they are fixed too (as `chmod 0644 companion.sqlite3*` does).
         wal_shm = instance.glob("companion.sqlite3-*")
-        left = [p.name for p in wal_shm if not p.stat().st_mode & 0o200]
+        left.extend(p.name for p in wal_shm if not p.stat().st_mode & 0o200)
         for path in instance.glob("companion.sqlite3*"):
             path.chmod(0o644)
-        notes.append(f"read-only {', '.join(left)} left by SQLite" if left else "")
 
+    fill = ["dd", "if=/dev/zero", f"of={filler}", "bs=4k"]  # 4 KB blocks until ENOSPC
+    faults = [
+        ("read-only (database file chmod 0444)", lambda: database.chmod(0o444), writable),
+        (
+            "disk full (tmpfs filled)",
+            partial(subprocess.run, fill, capture_output=True),
+            filler.unlink,
+        ),
+    ]
+    server = None
     try:
         instance.mkdir()
         env = env_for(instance, COMPANION_CHECKIN_RATE_PER_HOUR="1000000")
@@ -453,43 +378,50 @@ def scenario_storage(folder: Path) -> bool:
         wait_for_health(port, server)
         phone, _ = sign_in_client(port, "dr@clinic-bench.net", PASSWORD)
         assert phone.call("POST", "/api/checkins", checkin_body())[0] == 201
-        results = storage_faults(
-            lambda body: phone.call("POST", "/api/checkins", body),
-            [
-                ("read-only (database file chmod 0444)", lambda: database.chmod(0o444), writable),
-                ("disk full (tmpfs filled)", fill, filler.unlink),
-            ],
-        )
+        results = [check_in_through(phone, *fault) for fault in faults]
         code = stop(server, signal.SIGINT, timeout=60)
-        ok, lines = check_stored(str(database), results, before=1)
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            stored = Counter(r[0] for r in conn.execute("SELECT id FROM checkins"))
     finally:
         if server is not None:
             stop(server, signal.SIGKILL)
         if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
             subprocess.run(["umount", "-l", str(disk)], capture_output=True)
-    repaired = f" (repaired with chmod 0644 companion.sqlite3*: {notes[0]})" if notes[0] else ""
+    ok = code == 0 and len(stored) == 1 + sum(len(r["outbox"] + r["landed"]) for r in results)
+    lines = []
+    for r in results:
+        ids = [b["id"] for b in r["outbox"]] + r["landed"]
+        once = sum(stored[i] == 1 for i in ids)
+        ok &= r["statuses"][503] == len(r["outbox"]) == 3 and not r["bad"]
+        ok &= r["replays"] == Counter({201: 3, 200: 3}) and once == len(ids)
+        lines.append(
+            f"{r['name']}: answers {dict(sorted(r['statuses'].items()))}, 503s"
+            f" {r['statuses'][503]} (storage_unavailable + Retry-After),"
+            f" other errors {len(r['bad'])}; outbox replayed"
+            f" {dict(sorted(r['replays'].items()))}, stored once {once}/{len(ids)}"
+        )
+    repaired = f" (repaired with chmod 0644 companion.sqlite3*: read-only {', '.join(left)}"
+    repaired = f"{repaired} left by SQLite)" if left else ""
     return report(
         "e. storage faults during check-ins, real `companion run` (16 MB tmpfs, no DAC override):"
         f" {'; '.join(lines)}{repaired}; exit {code}",
-        ok and code == 0,
+        ok,
     )
 
 
 # -- main -------------------------------------------------------------------------------------
 
-SCENARIOS = {  # key: (scenario, its arguments besides n and the folder)
-    "a": (scenario_kill, {}),
-    "b": (scenario_outage, {}),
-    "c": (scenario_two_serves, {}),
-    "d": (scenario_sigterm, {}),
-    "d2": (
+SCENARIOS = {
+    "a": scenario_kill,
+    "b": scenario_outage,
+    "c": scenario_two_serves,
+    "d": scenario_sigterm,
+    "d2": partial(
         scenario_sigterm,
-        {
-            "jitter_ms": (2000, 3000),
-            "label": "d2. SIGTERM during load, push service answering in 2-3 s",
-        },
+        jitter_ms=(2000, 3000),
+        label="d2. SIGTERM during load, push service answering in 2-3 s",
     ),
-    "e": (lambda n, folder: scenario_storage(folder), {}),
+    "e": lambda n, folder: scenario_storage(folder),
 }
 
 
@@ -507,8 +439,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix=f"companion-faults-{key}-"))
         started = time.monotonic()
         try:
-            scenario, kwargs = SCENARIOS[key]
-            ok = scenario(args.n, folder, **kwargs)
+            ok = SCENARIOS[key](args.n, folder)
         except Exception as exc:  # a scenario that cannot finish is a failure, not a crash
             traceback.print_exc()
             ok = report(f"{key}. {exc!r}", False)
@@ -518,9 +449,7 @@ def main() -> None:
             else:
                 shutil.rmtree(folder, ignore_errors=True)
         print(
-            f"   ({key} took {time.monotonic() - started:.0f} s; load average"
-            f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
-            flush=True,
+            f"   ({key} took {time.monotonic() - started:.0f} s; {bench.host_load()})", flush=True
         )
         failed += [] if ok else [key]
     print("faults: " + ("all PASS" if not failed else f"FAIL in {', '.join(failed)}"))

@@ -1,9 +1,10 @@
-"""The `companion` command in child processes, for tests and benchmarks: port, env, health,
-children, and a small JSON client that signs a phone in over HTTP."""
+"""The `companion` command in child processes, for tests and benchmarks: port, env, start and
+stop, health, children, and a small JSON client that signs a phone in over HTTP."""
 
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,27 @@ def wait_for_health(port: int, proc: subprocess.Popen | None = None, timeout: fl
             pass
         time.sleep(0.1)
     raise TimeoutError("the server did not become healthy")
+
+
+def spawn(args: list[str], env: dict, log: Path, prefix=()) -> subprocess.Popen:
+    """`companion ARGS` (after `prefix`, e.g. setpriv's) with its output appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [*prefix, COMPANION, *args], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL
+        )
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 90) -> int | None:
+    """Signal a child we started and wait for it; kill it if it does not exit in time (None)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+    return proc.returncode
 
 
 def children(pid: int) -> dict[int, str]:

@@ -1,6 +1,7 @@
 """Clients with push devices and reminders written straight into an instance's database, for
 the fault tests and benchmarks that need many at once (the dispatcher then sends them for real)."""
 
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -77,3 +78,22 @@ def states(db, title: str) -> Counter:
     """Count a scenario's reminders (they share a title) by status."""
     sql = "SELECT status, count(*) FROM notifications WHERE title = ? GROUP BY status"
     return Counter(dict(db.conn.execute(sql, (title,)).fetchall()))
+
+
+def unsettled(db, title: str) -> int:
+    """How many of a scenario's reminders are still pending or leased."""
+    counts = states(db, title)
+    return counts["pending"] + counts["leased"]
+
+
+def wait_settled(db, title: str, timeout: float, watch=None) -> float:
+    """Wait until none of the scenario's reminders is pending or leased (calling `watch` every
+    0.1 s meanwhile); return the seconds it took."""
+    started = time.monotonic()
+    while unsettled(db, title):
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"rows still unsettled after {timeout:.0f} s: {states(db, title)}")
+        if watch is not None:
+            watch()
+        time.sleep(0.1)
+    return time.monotonic() - started
