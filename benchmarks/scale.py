@@ -32,7 +32,7 @@ from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import tabulate
+from tabulate import tabulate
 from werkzeug.security import generate_password_hash
 
 from companion import migrations
@@ -823,8 +823,8 @@ def main() -> None:
         table.append([name, *(percentile(wall, p) for p in (50, 99)), max(wall)])
         table[-1] += [percentile(cpu, p) for p in (50, 99)]
     header = ["request", "p50 ms", "p99 ms", "max ms", "p50 cpu", "p99 cpu"]
-    tabulate.PRESERVE_WHITESPACE = True  # the "  of which" rows stay indented
-    print(tabulate.tabulate(table, header, tablefmt="plain", floatfmt=".1f"))
+    # preserve_whitespace: the "  of which" rows stay indented under their page
+    print(tabulate(table, header, "plain", floatfmt=".1f", preserve_whitespace=True))
     print(f"\n(ms of wall clock; cpu: this thread's CPU ms. At the end: {host_load()})")
 
 
