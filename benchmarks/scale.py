@@ -323,12 +323,6 @@ class Chunk:
         where = (client["clinic_id"], client["id"], action, detail, ADDRESS)
         self.add("audit_log", iso(at), "practitioner", actor, *where)
 
-    def clinic(self, clinic_id: int, tz: str, pracs: list[int], clients: list[tuple]) -> None:
-        phone = f"+44 20 7946 {clinic_id % 10000:04d}"
-        for client_id, sub_ids, sessions in clients:
-            client = {"id": client_id, "clinic_id": clinic_id, "tz": tz, "phone": phone}
-            self.client(client, pracs, sub_ids, sessions)
-
     def client(self, client: dict, pracs: list[int], sub_ids: list[int], sessions: list) -> None:
         rng, client_id = self.rng, client["id"]
         first = datetime.fromtimestamp(sessions[0][1], UTC)
@@ -508,8 +502,11 @@ def build_chunk(args: tuple) -> dict:
     """Worker entry point: all rows of a chunk of clinics."""
     index, seed, now_ts, clinics = args
     chunk = Chunk(index, seed, datetime.fromtimestamp(now_ts, UTC))
-    for clinic in clinics:
-        chunk.clinic(*clinic)
+    for clinic_id, tz, pracs, clients in clinics:
+        phone = f"+44 20 7946 {clinic_id % 10000:04d}"
+        for client_id, sub_ids, sessions in clients:
+            client = {"id": client_id, "clinic_id": clinic_id, "tz": tz, "phone": phone}
+            chunk.client(client, pracs, sub_ids, sessions)
     return chunk.rows
 
 
@@ -658,19 +655,12 @@ PAGES = {
 SQL, CHARTS = "  of which review.timeline() (SQL)", "  of which charts.chart_for()"
 
 
-def measure(info: dict, samples: int, seed: int = 1, erase: int = 0) -> dict[str, list[tuple]]:
+def measure(app, info: dict, samples: int, seed: int, erase: int) -> dict[str, list[tuple]]:
     """Time the review paths through the app for random busy clinics and year-long clients.
 
     With erase, also time that many DELETE /api/clients/<id> (the data is really erased).
     """
-    # The instance's connection stays open during the timing, as the dispatcher's does beside
-    # the web requests in `companion run`/`serve`: without one, each request's close would
-    # checkpoint the WAL.
-    with bench.instance({"DATABASE": info["path"], "LOGIN_MAX_FAILURES": 10**6}) as (app, _):
-        return timed(app, info, samples, random.Random(f"{seed}:measure"), erase)
-
-
-def timed(app, info: dict, samples: int, rng: random.Random, erase: int) -> dict:
+    rng = random.Random(f"{seed}:measure")
     emails = dict(reversed(info["practitioners"]))  # each clinic's first practitioner
     history = info["history_clients_by_clinic"]
     # Busy: the fifth of clinics with the most clients (and a client with a year of history).
@@ -815,7 +805,11 @@ def main() -> None:
 
     print(f"\nTiming {args.samples} samples (busy clinics, clients with a year of history) ...")
     t = time.perf_counter()
-    timings = measure(info, args.samples, args.seed, args.erase)
+    # The instance's connection stays open during the timing, as the dispatcher's does beside
+    # the web requests in `companion run`/`serve`: without one, each request's close would
+    # checkpoint the WAL.
+    with bench.instance({"DATABASE": args.db, "LOGIN_MAX_FAILURES": 10**6}) as (app, _):
+        timings = measure(app, info, args.samples, args.seed, args.erase)
     print(f"done in {time.perf_counter() - t:.0f} s\n")
     table = []
     for name, values in timings.items():
