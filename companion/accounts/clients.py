@@ -79,7 +79,8 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
 
 
 def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: datetime) -> dict:
-    """Change a client's details; a new time zone or quiet hours re-plans future reminders."""
+    """Change a client's details; a new time zone or quiet hours re-plans future reminders,
+    a new language rewrites the unsent ones in it."""
     changes = {k: data[k] for k in ("name", "email", "phone") if k in data}
     if data.get("timezone"):  # null keeps the current zone
         changes["timezone"] = data["timezone"]
@@ -106,6 +107,8 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
         updated = load_client(db, client["id"])
         if {"timezone", "quiet_start", "quiet_end"} & changes.keys():
             schedule.replan_client(db, updated, now)
+        if changes.get("language", client["language"]) != client["language"]:
+            schedule.retext_client(db, updated)  # unsent reminders in the new language
     return updated
 
 

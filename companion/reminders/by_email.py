@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from companion.db import parse_iso, rows
-from companion.reminders import channels, emails, links, retries
+from companion.reminders import channels, emails, links, retries, words
 from companion.reminders.mail import Mailer
 
 NOT_SENT = ("skipped", "failed")  # push's final verdicts that call for the fallback
@@ -104,8 +104,9 @@ def send(
     messages, addresses = [], {}
     for item, address, client in todo:
         row = item[0]
-        clinic = names.get(row["clinic_id"], "Your clinic")
-        if client is None:  # an alert to an owner
+        clinic = names.get(row["clinic_id"])
+        if client is None:  # an alert to an owner (in English)
+            clinic = clinic or "Your clinic"
             owner = owners.get(row["owner_id"])
             if owner is None:
                 out.append(item)
@@ -113,6 +114,7 @@ def send(
             address = owner["email"]
             message = emails.alert(row, address, clinic, sender, email.base_url + row["url"], now)
         else:
+            clinic = clinic or words.words(client.get("language")).gettext("Your clinic")
             message = emails.reminder(row, address, clinic, sender, client, _links(email, row), now)
         addresses[row["id"]] = address
         messages.append((item, message))

@@ -15,8 +15,9 @@ import sqlite_utils
 from icalendar import Alarm, Calendar, Event
 
 from companion.db import iso, one, parse_iso, rows, write
+from companion.reminders import words
 from companion.reminders.inbox import APPLIES_SQL
-from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE
+from companion.reminders.push import DISCREET_TITLE
 
 TOKEN_BYTES = 32
 EVENT_MINUTES = 15
@@ -87,6 +88,9 @@ def feed(
     )
     name = clinic["display_name"]
     discreet = bool(client["discreet"])
+    language = client.get("language") or "en"  # the events' words (the steps' were planned in it)
+    t = words.words(language)
+    hidden = words.discreet_body(language)
     host = urlsplit(base).hostname if base else None
     cal = Calendar()
     cal.add("prodid", "-//Companion//Aftercare calendar//EN")
@@ -94,13 +98,14 @@ def feed(
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
     # Discreet: the calendar's name says no more than a discreet notification does.
-    cal.add("x-wr-calname", DISCREET_TITLE if discreet else f"Aftercare · {name}")
+    calname = t.gettext("Aftercare · %(clinic)s") % {"clinic": name}
+    cal.add("x-wr-calname", DISCREET_TITLE if discreet else calname)
     cal.add("x-wr-timezone", zone)
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", REFRESH)
     for row in planned:
         start = parse_iso(row["due_at"]).astimezone(tz)
-        title = DISCREET_BODY if discreet else row["title"]
+        title = hidden if discreet else row["title"]
         event = Event()
         event.add("uid", f"notification-{row['id']}@{host or 'companion'}")
         event.add("dtstamp", now)
@@ -115,7 +120,8 @@ def feed(
         if text:
             event.add("description", text)
         event.add("transp", "TRANSPARENT")  # a reminder, not a busy hour
-        event.add("categories", ["Check-in" if row["kind"] == "checkin" else "Aftercare"])
+        category = t.gettext("Check-in") if row["kind"] == "checkin" else t.gettext("Aftercare")
+        event.add("categories", [category])
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
         alarm.add("description", title)

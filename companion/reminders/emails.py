@@ -2,7 +2,9 @@
 
 A client's reminder carries a one-click unsubscribe (RFC 8058) and, for a check-in, a
 one-tap link to that check-in. In discreet mode the subject, the preview and the text
-say only "New aftercare reminder". No HTTP, no SMTP: the dispatcher sends what these build.
+say only "New aftercare reminder". A client's reminder is in their language (the step's
+text was chosen when it was planned; the fixed words come from the gettext catalogs); an
+alert to an owner stays English. No HTTP, no SMTP: the dispatcher sends what these build.
 """
 
 import html
@@ -13,9 +15,8 @@ from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, make_msgid
-from zoneinfo import ZoneInfo
 
-from companion.reminders.push import DISCREET_BODY
+from companion.reminders import words
 
 STYLE = (
     "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:16px;"
@@ -46,10 +47,16 @@ def _message(clinic: str, sender: str, to: str, subject: str, now: datetime) -> 
     return message
 
 
-def _html(preview: str, paragraphs: list[str], button: tuple[str, str] | None, foot: str) -> str:
+def _html(
+    preview: str,
+    paragraphs: list[str],
+    button: tuple[str, str] | None,
+    foot: str,
+    language: str = "en",
+) -> str:
     """A small HTML body; `preview` is the hidden line mail apps show beside the subject."""
     parts = [
-        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{html.escape(language)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width">'
         '<meta name="color-scheme" content="light dark"></head>'
         f'<body><div style="{STYLE}">'
@@ -70,10 +77,6 @@ def _text(body: str, subtype: str = "plain") -> MIMEText:
     return MIMEText(body, subtype, UTF8)
 
 
-def _local(moment: str, timezone: str) -> str:
-    return datetime.fromisoformat(moment).astimezone(ZoneInfo(timezone)).strftime("%a %d %b, %H:%M")
-
-
 def reminder(
     row: dict,
     to: str,
@@ -84,38 +87,43 @@ def reminder(
     now: datetime,
 ) -> MIMEMultipart:
     """A client's reminder. links: "app", "unsubscribe", and "checkin" for a check-in."""
+    language = client.get("language") or "en"
+    t = words.words(language)
     discreet = bool(client["discreet"])
-    subject = DISCREET_BODY if discreet else row["title"]
-    message = _message(clinic, sender, to, subject, now)
+    hidden = words.discreet_body(language)
+    message = _message(clinic, sender, to, hidden if discreet else row["title"], now)
+    message["Content-Language"] = language
     message["List-Unsubscribe"] = f"<{links['unsubscribe']}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     checkin = links.get("checkin")
-    until = _local(row["expires_at"], client["timezone"])
+    until = words.moment(row["expires_at"], client["timezone"], language)
     if checkin:
-        action = ("Check in now", checkin)
-        note = f"The link opens this check-in only, on any phone or computer, until {until}."
+        action = (t.gettext("Check in now"), checkin)
+        note = t.gettext(
+            "The link opens this check-in only, on any phone or computer, until %(until)s."
+        ) % {"until": until}
     else:
-        action = ("Open Companion", links["app"])
+        action = (t.gettext("Open Companion"), links["app"])
         note = ""
     if discreet:
-        paragraphs = [DISCREET_BODY + "."]
+        paragraphs = [hidden + "."]
         if not checkin:
-            paragraphs.append("Open the Companion app to read it.")
+            paragraphs.append(t.gettext("Open the Companion app to read it."))
     else:
         paragraphs = [row["title"], row["body"]]
     if note:
         paragraphs.append(note)
     text = "\n\n".join(paragraphs + [f"{action[0]}: {action[1]}"])
-    stop = "You get these emails from {clinic} about your aftercare. Stop them: {url}"
-    message.attach(
-        _text(f"{text}\n\n-- \n{stop.format(clinic=clinic, url=links['unsubscribe'])}\n")
-    )
+    why = t.gettext("You get these emails from %(clinic)s about your aftercare.") % {
+        "clinic": clinic
+    }
+    stop = t.gettext("Stop these emails")
+    message.attach(_text(f"{text}\n\n-- \n{why} {stop}: {links['unsubscribe']}\n"))
     foot = (
-        f"You get these emails from {html.escape(clinic)} about your aftercare. "
-        f'<a href="{html.escape(links["unsubscribe"])}">Stop these emails</a>.'
+        f'{html.escape(why)} <a href="{html.escape(links["unsubscribe"])}">{html.escape(stop)}</a>.'
     )
-    preview = DISCREET_BODY if discreet else row["body"][:140]
-    message.attach(_text(_html(preview, paragraphs, action, foot), "html"))
+    preview = hidden if discreet else row["body"][:140]
+    message.attach(_text(_html(preview, paragraphs, action, foot, language), "html"))
     return message
 
 

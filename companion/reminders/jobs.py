@@ -29,7 +29,7 @@ class Targets(NamedTuple):
 
     devices: dict[tuple[str, int], list[dict]]  # (owner kind, owner id) -> live subscriptions
     discreet: set[int]  # clients whose notifications say nothing of the treatment
-    quiet: dict[int, dict]  # client id -> timezone, quiet_start, quiet_end
+    quiet: dict[int, dict]  # client id -> timezone, quiet_start, quiet_end, language, ...
     settled: set[tuple[int, int]]  # (row, device) pairs an earlier attempt settled
     delivered: set[int]  # rows an earlier attempt delivered to some device
     emailed: set[int]  # rows an earlier attempt emailed, or whose email was refused for good
@@ -57,7 +57,8 @@ def find_targets(db: sqlite_utils.Database, claimed: list[dict], email_on: bool 
     client_ids = sorted({r["owner_id"] for r in claimed if r["owner_kind"] == "client"})
     clients = rows(
         db,
-        "SELECT id, discreet, timezone, quiet_start, quiet_end, email, channels FROM clients"
+        "SELECT id, discreet, timezone, quiet_start, quiet_end, email, channels, language"
+        " FROM clients"
         " WHERE id IN (SELECT value FROM json_each(:ids))",
         {"ids": json.dumps(client_ids)},
     )
@@ -178,6 +179,7 @@ def build(
                 f"companion-{row['id']}",
                 row["id"],
                 discreet=row["owner_kind"] == "client" and row["owner_id"] in targets.discreet,
+                language=client and client["language"],
             )
         except ValueError as exc:  # a bad row must not hold up the batch
             counts["failed"] += 1

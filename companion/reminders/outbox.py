@@ -12,6 +12,7 @@ import sqlite_utils
 
 from companion.db import iso, parse_iso, rows
 from companion.reminders import planning, protocol_store
+from companion.reminders.protocol import text_in
 
 # Every notification row is written by this one statement (planned reminders and alerts).
 # Not sqlite-utils' insert_all(): it inspects the table on every call, which made planning a
@@ -172,6 +173,39 @@ def replan_client(db: sqlite_utils.Database, client: dict, now: datetime) -> Non
         replan_session(
             db, session, client, protocol, now, "time zone or quiet hours changed", only_future=True
         )
+
+
+def retext_client(db: sqlite_utils.Database, client: dict) -> int:
+    """A client's new language: their reminders not sent yet take each step's text in it.
+
+    A row keeps its step's text from planning (the inbox, the schedule and the calendar
+    show it), so a change of language rewrites the unsent rows in place: due times, topics
+    and attempts stay as they were. What was already sent stays in the language it went in.
+    """
+    unsent = "status IN ('pending', 'skipped', 'leased') AND step_key IS NOT NULL"
+    changed = 0
+    for session in rows(
+        db,
+        "SELECT id, protocol_id FROM treatment_sessions WHERE client_id = :client_id AND id IN"
+        f" (SELECT session_id FROM notifications WHERE client_id = :client_id AND {unsent})",
+        {"client_id": client["id"]},
+    ):
+        protocol = protocol_store.protocol_by_id(db, session["protocol_id"])
+        texts = [
+            {
+                "session_id": session["id"],
+                "step_key": step["key"],
+                "title": text_in(step["title"], client["language"]),
+                "body": text_in(step["body"], client["language"]),
+            }
+            for step in protocol["steps"]
+        ]
+        changed += db.conn.executemany(
+            "UPDATE notifications SET title = :title, body = :body"
+            f" WHERE session_id = :session_id AND step_key = :step_key AND {unsent}",
+            texts,
+        ).rowcount
+    return changed
 
 
 SCHEDULE = """

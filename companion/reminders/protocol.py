@@ -16,6 +16,7 @@ from pydantic import Field, PlainValidator, ValidationError, WithJsonSchema, mod
 from pydantic_core import PydanticCustomError
 
 from companion.contract.core import ABSENT, LINK, Body, Spec, encodable, fail
+from companion.i18n import LANGUAGES  # a step's text may be written in these ("en" required)
 from companion.reminders.default_protocol import (  # noqa: F401 - imported from here too
     DEFAULT_STEPS,
     DEFAULT_VALID_HOURS,
@@ -25,8 +26,6 @@ KINDS = ("instruction", "checkin", "recall")
 MAX_STEPS = 100
 MAX_DAY = 120
 MAX_HOURS = 24 * MAX_DAY
-# The languages a step's text may be written in ("en" is required in a per-language text).
-LANGUAGES = ("en", "es")
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _HHMM = re.compile(r"([0-9]{2}):([0-9]{2})")

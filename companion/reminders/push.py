@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from companion.contract import parse
 from companion.errors import Invalid
+from companion.reminders import words
 
 MAX_ENDPOINT_LENGTH = 2048
 URGENCIES = ("very-low", "low", "normal", "high")
 MAX_PAYLOAD_BYTES = 3000  # the encrypted record must stay under 4096 bytes
-DISCREET_TITLE = "Companion"
-DISCREET_BODY = "New aftercare reminder"
+DISCREET_TITLE = "Companion"  # the app's name, in every language
+DISCREET_BODY = "New aftercare reminder"  # in English; words.discreet_body(language) otherwise
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -163,11 +164,20 @@ def _encode(message: dict) -> bytes:
 
 
 def build_payload(
-    title: str, body: str, url: str, tag: str, notification_id: int, discreet: bool = False
+    title: str,
+    body: str,
+    url: str,
+    tag: str,
+    notification_id: int,
+    discreet: bool = False,
+    language: str | None = None,
 ) -> bytes:
-    """Encode a notification for the service worker, trimming the body to fit."""
+    """Encode a notification for the service worker, trimming the body to fit.
+
+    A discreet one says only "New aftercare reminder", in the client's language.
+    """
     if discreet:
-        title, body = DISCREET_TITLE, DISCREET_BODY
+        title, body = DISCREET_TITLE, words.discreet_body(language)
     message = {"title": title[:120], "body": body, "url": url, "tag": tag, "id": notification_id}
     encoded = _encode(message)
     if len(encoded) > MAX_PAYLOAD_BYTES:
