@@ -3,6 +3,7 @@
 Past 300 lines on purpose: append-only means every step since the first release stays here, in order.
 """
 
+import json
 import re
 import sqlite3
 
@@ -10,6 +11,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from companion.db import write
+from companion.reminders.default_protocol import DEFAULT_STEPS
 
 migrations = Migrations("companion")
 
@@ -523,3 +525,24 @@ def m011_client_language(db: sqlite_utils.Database) -> None:
     ALTER TABLE clients ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
     """,
     )
+
+
+@migrations()
+def m012_default_protocol_in_spanish(db: sqlite_utils.Database) -> None:
+    """Stored protocols get the default steps' Spanish where a text is still the default's
+    English, word for word (an owner's own words are left alone); the English is unchanged.
+
+    Reads today's default protocol: a later change of its English matches nothing stored
+    before, so running this later can only add less, never alter an owner's text.
+    """
+    known = {
+        (name, step[name]["en"]): step[name] for step in DEFAULT_STEPS for name in ("title", "body")
+    }
+    for row in db.execute("SELECT id, steps FROM protocols").fetchall():
+        steps = json.loads(row[1])
+        for step in steps:
+            for name in ("title", "body"):
+                if isinstance(step.get(name), str):
+                    step[name] = known.get((name, step[name]), step[name])
+        if steps != json.loads(row[1]):
+            db.execute("UPDATE protocols SET steps = ? WHERE id = ?", [json.dumps(steps), row[0]])

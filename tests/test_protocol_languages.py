@@ -1,13 +1,17 @@
 """A protocol's texts by language (issue 15, "The client's language"): a step's title and body
 are one text for everyone, or {"en": ..., "es": ...}; a client gets theirs, else the English."""
 
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from test_roles import csrf, page_client
 
 from companion.admin import protocol_editor
+from companion.db import connect
+from companion.migrations import migrations
 from companion.reminders.planning import plan
 from companion.reminders.protocol import DEFAULT_STEPS, text_in, validate_steps
 
@@ -133,3 +137,30 @@ def test_the_editor_shows_and_saves_the_spanish_text_of_each_step(world):
     html = http.post("/clinic/protocol", data=form_of(page, rows)).get_data(as_text=True)
     assert "Not saved" in html and "Step 1, title: must not be empty" in html
     assert re.search(r'name="title_es" maxlength="60" value="Hola"', html)  # kept as typed
+
+
+def test_stored_protocols_get_the_default_steps_spanish_where_the_english_is_untouched(app):
+    """m012: a protocol stored before Spanish shipped (plain English) gains the default steps'
+    Spanish where a text is the default's word for word; an owner's own text stays as it is."""
+    path = str(Path(app.config["DATABASE"]).with_name("older.db"))
+    db = connect(path)
+    migrations.apply(db, stop_before="m012_default_protocol_in_spanish")
+    old = [
+        {k: (v["en"] if k in ("title", "body") else v) for k, v in step.items()}
+        for step in DEFAULT_STEPS[:2]
+    ]
+    old[1]["body"] = "Our own evening routine."  # edited by the owner
+    db.execute("INSERT INTO clinics (name, timezone, created_at) VALUES ('Old', 'UTC', 'then')")
+    db.execute(
+        "INSERT INTO protocols (clinic_id, version, steps, created_at) VALUES (1, 1, ?, 'then')",
+        [json.dumps(old)],
+    )
+    db.conn.commit()
+    migrations.apply(db)
+    [stored] = [json.loads(r[0]) for r in db.execute("SELECT steps FROM protocols").fetchall()]
+    db.close()
+    assert stored[0]["title"] == DEFAULT_STEPS[0]["title"]  # {"en", "es"}
+    assert stored[0]["body"] == DEFAULT_STEPS[0]["body"]
+    assert stored[1]["title"] == DEFAULT_STEPS[1]["title"]
+    assert stored[1]["body"] == "Our own evening routine."
+    assert validate_steps(stored)[1] == {}
