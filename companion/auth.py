@@ -106,16 +106,29 @@ def _forbidden():
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """The session cookie is Secure whenever the request came over HTTPS."""
+    """The session cookie is Secure whenever the request came over HTTPS; its signing
+    serializer is built once per secret key, not on every request (Flask's default)."""
+
+    def __init__(self):
+        self._serializers = {}
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or super().get_cookie_secure(app)
+
+    def get_signing_serializer(self, app: Flask):
+        key = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if key not in self._serializers:
+            self._serializers = {key: super().get_signing_serializer(app)}
+        return self._serializers[key]
 
 
 def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     login_manager.init_app(app)
     login_manager.session_protection = None  # the server-side session row is the protection
+    # Without session protection flask-login still hashes the address and user agent on
+    # every request (and keeps the hash in the session), only to ignore it.
+    login_manager._session_identifier_generator = lambda: None
     app.config.setdefault(
         "REMEMBER_COOKIE_DURATION", timedelta(days=app.config["CLIENT_SESSION_DAYS"])
     )

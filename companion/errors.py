@@ -190,15 +190,22 @@ CSP = (
 )
 
 
-def security_headers(resp):
-    h = resp.headers
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Content-Type-Options", "nosniff")
+# Added to every response that does not set its own (built once, not per request).
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
     # Invite links carry a token: it may go to our own pages (CSRF checks over HTTPS need
     # a same-origin Referer) but never to another site.
-    h.setdefault("Referrer-Policy", "same-origin")
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Permissions-Policy", "camera=(self), geolocation=(), microphone=()"),
+)
+
+
+def security_headers(resp):
+    h = resp.headers
+    have = set(h.keys(lower=True))
+    h.extend([(k, v) for k, v in SECURITY_HEADERS if k.lower() not in have])
     if request.is_secure:
         h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
         # The remember cookie is set before this hook runs; mark it Secure over HTTPS.
@@ -208,7 +215,7 @@ def security_headers(resp):
             for c in cookies:
                 h.add("Set-Cookie", c if "; Secure" in c else c + "; Secure")
     # Anything that may carry client data is never stored by a browser or proxy.
-    if "Cache-Control" not in h:
+    if "cache-control" not in have:
         h["Cache-Control"] = "no-store"
     return resp
 
