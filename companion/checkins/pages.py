@@ -52,9 +52,8 @@ def home_context() -> dict:
         **aftercare.overview(db, client, utcnow(), session_row, past=False),
     )
     if context["session"]:
-        found = checkins.list_for_session(db, context["session"]["id"])
+        found, context["assessment"] = checkins.for_chart(db, context["session"]["id"])
         if found:
-            context["assessment"] = found[-1]["assessment"]
             context["chart"] = charts.chart_for(
                 session_row, found, timezone=client["timezone"], audience="client"
             )

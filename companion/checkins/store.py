@@ -281,13 +281,19 @@ def list_for_client(db: sqlite_utils.Database, client_id: int, limit: int = 200)
     )
 
 
-def list_for_session(db: sqlite_utils.Database, session_id: int) -> list[dict]:
-    """Return a treatment session's check-ins, oldest first."""
-    return checkin_dicts(
+def for_chart(db: sqlite_utils.Database, session_id: int) -> tuple[list[dict], dict | None]:
+    """Return a treatment session's check-ins as its chart reads them (oldest first), and the
+    latest one's assessment (status, message, flags), or None without check-ins.
+
+    The client's home page reads only these: no photos, no "day N", one assessment decoded.
+    """
+    found = rows(
         db,
-        rows(
-            db,
-            "SELECT * FROM checkins WHERE session_id = :session_id ORDER BY taken_at",
-            {"session_id": session_id},
-        ),
+        "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note, assessment"
+        " FROM checkins WHERE session_id = :session_id ORDER BY taken_at",
+        {"session_id": session_id},
     )
+    if not found:
+        return [], None
+    latest = json.loads(found[-1]["assessment"])
+    return found, {k: latest[k] for k in ("status", "message", "flags")}
