@@ -101,7 +101,13 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         new.get_by_label("At (client's local time)").fill("07:30")
         new.get_by_label("Kind").select_option("checkin")
         new.get_by_label(re.compile("^Title")).fill("Early check on your skin")
-        new.get_by_label("Text").fill("Before your day starts: how does your skin look?")
+        new.get_by_label("Text", exact=True).fill(
+            "Before your day starts: how does your skin look?"
+        )
+        # The Spanish, behind its own disclosure (issue 15): Spanish-speaking clients get it.
+        new.locator("details.language summary").click()
+        new.get_by_label("Spanish title").fill("Revisa tu piel temprano")
+        new.get_by_label("Spanish text").fill("Antes de empezar el día: ¿cómo ves tu piel?")
         # A sample session in New York on Friday 6 March 2026, 10:00: clocks go forward on
         # Sunday 8 March, so day 3 (Monday 9 March) is in EDT; 07:30 is in the quiet hours
         # (21:00-08:00) and moves to their end.
@@ -129,7 +135,9 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         expect(page.locator("p.notice").first).to_contain_text("Saved as version 2")
         protocol = page.request.get("/api/protocol").json()
         assert protocol["version"] == 2
-        [step] = [s for s in protocol["steps"] if s["title"] == "Early check on your skin"]
+        [step] = [s for s in protocol["steps"] if s["key"] == "early-check-on-your-skin"]
+        assert step["title"] == {"en": "Early check on your skin", "es": "Revisa tu piel temprano"}
+        assert step["body"]["es"] == "Antes de empezar el día: ¿cómo ves tu piel?"
         assert step["at"] == {"day": 3, "time": "07:30"} and step["kind"] == "checkin"
         assert step["key"] == "early-check-on-your-skin"
         assert len(protocol["steps"]) == before  # one added, one removed
