@@ -47,6 +47,7 @@ def child(args) -> None:
     import scale
 
     from companion import create_app
+    from companion.cli import migrate
 
     work = Path(tempfile.mkdtemp(prefix="percall-"))
     path = str(work / "companion.sqlite3")
@@ -54,6 +55,7 @@ def child(args) -> None:
         src.backup(dst)
     os.environ["COMPANION_INSTANCE_PATH"] = str(work)
     app = create_app({"DATABASE": path, "CHECKIN_RATE_PER_HOUR": 10**9})
+    migrate(app)  # the copy to this side's schema
     clients, emails = people(path, args.people)
     prac = {}
     for clinic_id, email in emails.items():

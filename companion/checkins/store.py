@@ -145,35 +145,29 @@ def submit(
         # each see the ones before them and the limit holds exactly.
         if per_hour is not None:
             _rate_limit(db, client, now, per_hour)
-        session = _session_for(db, client, data)
+        session, clinic_phone = _session_for(db, client, data)
         # Triage compares the check-in with the one before it and needs to know whether a
         # later one exists (a late arrival); the two stored ones at or before it (by taken_at,
-        # then id, as triage orders them) and the first after it are all it can need.
+        # then id, as triage orders them) and the first after it are all it can need (one
+        # statement; triage sorts them).
         columns = "id, taken_at, redness, swelling, pain, symptoms, warning_signs, note"
-        where = {"session_id": session["id"], "taken_at": iso(data["taken_at"])}
         history = [
             as_triage(_decode(r))
             for r in rows(
                 db,
-                f"SELECT {columns} FROM checkins WHERE session_id = :session_id"
-                " AND taken_at <= :taken_at ORDER BY taken_at DESC, id DESC LIMIT 2",
-                where,
-            )
-            + rows(
-                db,
-                f"SELECT {columns} FROM checkins WHERE session_id = :session_id"
-                " AND taken_at > :taken_at ORDER BY taken_at, id LIMIT 1",
-                where,
+                f"SELECT * FROM (SELECT {columns} FROM checkins WHERE session_id = :session_id"
+                " AND taken_at <= :taken_at ORDER BY taken_at DESC, id DESC LIMIT 2)"
+                f" UNION ALL SELECT * FROM (SELECT {columns} FROM checkins"
+                " WHERE session_id = :session_id AND taken_at > :taken_at"
+                " ORDER BY taken_at, id LIMIT 1)",
+                {"session_id": session["id"], "taken_at": iso(data["taken_at"])},
             )
         ]
-        clinic_row = one(
-            db, "SELECT phone FROM clinics WHERE id = :id", {"id": client["clinic_id"]}
-        )
         new = dict(data, symptoms=data["symptoms"], warning_signs=data["warning_signs"])
         assessment = triage.assess(
             session_for_triage(session, client["timezone"]),
             [*history, as_triage(new)],
-            clinic_row["phone"],
+            clinic_phone,
             checkin_id=data["id"],
         )
         row = {
@@ -241,22 +235,27 @@ def _rate_limit(db, client: dict, now: datetime, limit: int) -> None:
         )
 
 
-def _session_for(db, client: dict, data: dict) -> dict:
-    """The named session, else the client's latest session before the check-in was taken."""
+# The session with the client's clinic's phone number (triage's advice names it), in one read.
+SESSION_WITH_PHONE = (
+    "SELECT s.*, c.phone AS _clinic_phone FROM treatment_sessions s"
+    " JOIN clinics c ON c.id = :clinic_id WHERE s.client_id = :client_id"
+)
+
+
+def _session_for(db, client: dict, data: dict) -> tuple[dict, str | None]:
+    """The named session, else the client's latest session before the check-in was taken;
+    and its clinic's phone number."""
+    ids = {"client_id": client["id"], "clinic_id": client["clinic_id"]}
     if data.get("session_id") is not None:
-        session = one(
-            db,
-            "SELECT * FROM treatment_sessions WHERE id = :id AND client_id = :client_id",
-            {"id": data["session_id"], "client_id": client["id"]},
-        )
+        session = one(db, SESSION_WITH_PHONE + " AND s.id = :id", ids | {"id": data["session_id"]})
         if session is None:
             raise NotFound("session")
     else:
         session = one(
             db,
-            "SELECT * FROM treatment_sessions WHERE client_id = :client_id"
-            " AND performed_at <= :taken_at ORDER BY performed_at DESC LIMIT 1",
-            {"client_id": client["id"], "taken_at": iso(data["taken_at"])},
+            SESSION_WITH_PHONE
+            + " AND s.performed_at <= :taken_at ORDER BY s.performed_at DESC LIMIT 1",
+            ids | {"taken_at": iso(data["taken_at"])},
         )
         if session is None:
             raise Conflict(
@@ -265,7 +264,7 @@ def _session_for(db, client: dict, data: dict) -> dict:
             )
     if parse_iso(session["performed_at"]) > data["taken_at"]:
         raise Invalid({"taken_at": "This is before the session it belongs to."})
-    return session
+    return session, session.pop("_clinic_phone")
 
 
 def list_for_client(db: sqlite_utils.Database, client_id: int, limit: int = 200) -> list[dict]:
