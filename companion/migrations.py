@@ -546,3 +546,15 @@ def m012_default_protocol_in_spanish(db: sqlite_utils.Database) -> None:
                     step[name] = known.get((name, step[name]), step[name])
         if steps != json.loads(row[1]):
             db.execute("UPDATE protocols SET steps = ? WHERE id = ?", [json.dumps(steps), row[0]])
+
+
+@migrations()
+def m013_emergency_number(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- The number for emergency services where the clinic is (112, 999, 911, 000...), shown as a
+    -- call button beside the U4 advice; NULL: the urgent screen names the common ones.
+    ALTER TABLE clinics ADD COLUMN emergency_number TEXT;
+    """,
+    )

@@ -38,6 +38,8 @@ def seed(app) -> dict:
     world = World(app)
     invite = world.p1.post(f"/api/clients/{world.client1['id']}/invites")
     assert invite.status_code == 201, invite.json
+    # Clinic One says which number reaches emergency services (the U4 advice's call button).
+    assert world.p1.patch("/api/clinic", {"emergency_number": "112"}).status_code == 200
     return {"token": invite.json["token"], "client_id": world.client1["id"]}
 
 
@@ -183,6 +185,35 @@ def test_an_urgent_answer_takes_the_screen_with_a_call_button(page, server, size
     screenshot(page, f"checkin-urgent-{size}-{scheme}", full_page=False)
     violations = axe_violations(page)
     assert not violations, json.dumps(violations, indent=2)
+
+
+@pytest.mark.parametrize(("size", "scheme"), [("390", "light"), ("390", "dark"), ("1024", "dark")])
+def test_u4_signs_get_a_call_button_for_the_clinics_emergency_number(page, server, size, scheme):
+    look(page, size, scheme)
+    fresh_form(page)
+    card(page, "Redness", "2 Clearly red, like mild sunburn").tap()
+    card(page, "Swelling", "3 Clearly swollen, raised").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="4", exact=True).tap()
+    page.get_by_role("checkbox", name=re.compile("^Swelling around the eye")).tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    urgent = page.locator("#answer-urgent")
+    expect(urgent).to_be_visible()
+    # The clinic first (the call that takes the screen), then emergency services, by number.
+    expect(page.get_by_role("link", name=re.compile(r"^Call Clinic One"))).to_be_in_viewport()
+    emergency = urgent.get_by_role("link", name="Call 112", exact=True)
+    expect(emergency).to_have_attribute("href", "tel:112")
+    emergency.scroll_into_view_if_needed()
+    box = emergency.bounding_box()
+    assert box["height"] >= 48 and box["width"] >= 200
+    expect(urgent).not_to_contain_text("911 in the US")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= SIZES[size]["width"]
+    flags = server.query(
+        "SELECT rule FROM flags WHERE client_id = ? AND status = 'open'",
+        (server.seeded["client_id"],),
+    )
+    assert ("U4",) in flags
+    screenshot(page, f"checkin-urgent-u4-{size}-{scheme}", full_page=False)
+    assert not axe_violations(page)
 
 
 def test_a_422_keeps_the_answers_and_says_what_to_fix_beside_the_question(page, server):

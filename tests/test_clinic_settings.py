@@ -92,6 +92,11 @@ def test_only_owners_change_it(world):
         ("address", "x" * 301, "300"),
         ("opening_hours", "x" * 501, "500"),
         ("opening_hours", "a\x00b", "NUL"),
+        ("emergency_number", "1", "digits only"),
+        ("emergency_number", "+44 999", "digits only"),
+        ("emergency_number", "call 911", "digits only"),
+        ("emergency_number", "1234567", "6"),
+        ("emergency_number", 112, "text"),
         ("name", "renamed", "Unknown"),
     ],
 )
@@ -250,3 +255,41 @@ def test_home_shows_how_to_reach_the_clinic(world):
     assert 'href="tel:+442079460000"' in card
     assert "1 High Street" in card and "Mon–Fri 9:00–18:00" in card
     assert 'href="https://glow.example/book"' in card
+
+
+def test_the_emergency_number_is_a_call_button_on_the_urgent_screen(world):
+    assert world.c1.get("/api/clinic").json["emergency_number"] is None
+    page = world.c1.get("/checkin").get_data(as_text=True)
+    urgent = page[page.index('id="answer-urgent"') :]
+    # Unset: the common numbers in words, no button to a number that may be wrong here.
+    assert "112 in Europe, 999 in the UK, 911 in the US" in urgent
+    assert 'class="button call emergency-call"' not in urgent
+    r = world.p1.patch("/api/clinic", {"emergency_number": " 000 "})
+    assert r.status_code == 200, r.json
+    assert r.json["emergency_number"] == "000"
+    assert world.c1.get("/api/clinic").json["emergency_number"] == "000"
+    page = world.c1.get("/checkin").get_data(as_text=True)
+    urgent = page[page.index('id="answer-urgent"') : page.index('id="answer-review"')]
+    emergency = urgent[urgent.index('class="emergency"') :]
+    assert re.search(
+        r'<a class="button call emergency-call" href="tel:000">Call 000</a>', emergency
+    )
+    assert "112 in Europe" not in urgent
+    # Another clinic's clients keep the words; clearing brings them back here too.
+    assert "112 in Europe" in world.c2.get("/checkin").get_data(as_text=True)
+    assert world.p1.patch("/api/clinic", {"emergency_number": ""}).json["emergency_number"] is None
+    assert "112 in Europe" in world.c1.get("/checkin").get_data(as_text=True)
+
+
+def test_the_owner_sets_the_emergency_number_on_the_profile_page(world):
+    page = world.p1.get("/clinic/profile").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "display_name": "Clinic One", "emergency_number": "999"}
+    r = world.p1.http.post("/clinic/profile", data=form)
+    assert r.status_code == 302, r.get_data(as_text=True)
+    assert world.p1.get("/api/clinic").json["emergency_number"] == "999"
+    r = world.p1.http.post("/clinic/profile", data={**form, "emergency_number": "9-9-9"})
+    assert r.status_code == 422
+    text = r.get_data(as_text=True)
+    assert 'id="emergency_number-error"' in text and "digits only" in text
+    assert world.p1.get("/api/clinic").json["emergency_number"] == "999"

@@ -15,7 +15,15 @@ HEX_COLOR = re.compile(r"^#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 MIN_CONTRAST = 4.5  # WCAG 2 AA for normal text
 LOGO_MAX_BYTES = 5 * 1024 * 1024
 LOGO_SIDE = 512
-EDITABLE = ("display_name", "phone", "address", "booking_url", "accent_color", "opening_hours")
+EDITABLE = (
+    "display_name",
+    "phone",
+    "address",
+    "booking_url",
+    "accent_color",
+    "opening_hours",
+    "emergency_number",
+)
 
 
 def normalize_color(value: str) -> str:
@@ -56,6 +64,7 @@ def face(row: dict) -> dict:
         "booking_url": row["booking_url"],
         "accent_color": row["accent_color"],
         "opening_hours": row["opening_hours"],
+        "emergency_number": row["emergency_number"],
         "timezone": row["timezone"],
         "logo_url": logo_url(row),
         "email_alerts": bool(row["email_alerts"]),

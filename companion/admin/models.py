@@ -1,5 +1,6 @@
 """The admin contract: GET and PATCH /api/clinic, the logo upload, the protocol preview."""
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,8 @@ from companion.contract import (
 )
 from companion.contract.core import Spec, field_type
 from companion.reminders.protocol import MAX_STEPS, StepInput
+
+EMERGENCY_NUMBER = re.compile(r"^[0-9]{2,6}$")  # 000, 15, 112, 911, 999, 10111
 
 
 def _color(value: Any) -> str | None:
@@ -77,6 +80,14 @@ class ClinicInput(Body):
         },
     )
     opening_hours: Text(500, required=False)
+    # Emergency services where the clinic is: the short number as dialled, digits only.
+    emergency_number: Text(
+        16,
+        required=False,
+        pattern=EMERGENCY_NUMBER,
+        message="Give the short number for emergency services as dialled: 2 to 6 digits only,"
+        " e.g. 112, 999 or 911.",
+    )
     # Urgent alerts also go by email to every active owner, as well as by push.
     email_alerts: Boolean()
 
@@ -90,6 +101,7 @@ class ClinicProfile(Reply):
     booking_url: str | None
     accent_color: str | None
     opening_hours: str | None
+    emergency_number: str | None
     timezone: str
     logo_url: str | None
     email_alerts: bool
