@@ -80,6 +80,15 @@ def zeros(fmt: str, mode: str, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
+def gradient_webp(size: tuple[int, int]) -> bytes:
+    """A lossless WebP of smooth gradients: a few KB that decode at full size, 4 bytes a pixel."""
+    ramp = Image.linear_gradient("L").resize(size)
+    img = Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.ROTATE_180), ramp))
+    buf = io.BytesIO()
+    img.save(buf, "WEBP", lossless=True)
+    return buf.getvalue()
+
+
 CASES = {
     "zero_png_6300": (zero_png, "image/png"),
     "jpeg_24mp": (phone_jpeg, "image/jpeg"),
@@ -88,7 +97,11 @@ CASES = {
     # The largest still decoded: 12 MP in RGB, 6 MP with alpha (the decode budget).
     "png_rgb_12mp": (lambda: zeros("PNG", "RGB", (4000, 3000)), "image/png"),
     "png_rgba_6mp": (lambda: zeros("PNG", "RGBA", (2440, 2440)), "image/png"),
+    # WebP (libwebp scales as it decodes): 12 MP lossy; lossless keeps 4 bytes a pixel while it
+    # decodes (a gradient: no palette to pack it), lossy with alpha up to 5 (~9 MP).
     "webp_rgb_12mp": (lambda: zeros("WEBP", "RGB", (4000, 3000)), "image/webp"),
+    "webp_lossless_12mp": (lambda: gradient_webp((4000, 3000)), "image/webp"),
+    "webp_rgba_9mp": (lambda: zeros("WEBP", "RGBA", (3000, 3000)), "image/webp"),
 }
 
 

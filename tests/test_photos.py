@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from conftest import checkin_body, count, sql
-from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, PngImagePlugin
+from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
-from companion.checkins import photos
+from companion.checkins import photos, webp
 
 SECRET = "Alice-at-51.5N-0.12W"  # what each kind of metadata carries; never stored
 XMP = (
@@ -210,6 +210,88 @@ def test_a_huge_webp_is_refused_before_pillow_allocates_its_canvas(
     monkeypatch.setattr(photos.Image, "open", lambda *a, **k: pytest.fail("opened"))
     r = upload(world.c1, checkin["id"], bytes(data), "image/webp")
     assert r.status_code == 422 and r.json["error"]["code"] == "image_too_big"
+
+
+def webp_file(mode: str, size, colour, **save) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, colour).save(buf, "WEBP", **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "mode, size, colour, save, expected",
+    [
+        ("RGB", (4000, 3000), (210, 100, 90), {"quality": 90}, (210, 100, 90)),
+        ("RGB", (4000, 3000), (210, 100, 90), {"lossless": True}, (210, 100, 90)),
+        # See-through parts become white; with alpha, up to ~9 MP (the alpha may need 5 bytes
+        # a pixel while it decodes).
+        ("RGBA", (3000, 2250), (210, 100, 90, 0), {"quality": 90}, (255, 255, 255)),
+    ],
+)
+def test_a_still_webp_is_decoded_by_libwebp_at_the_stored_size(
+    world, checkin, app, monkeypatch, mode, size, colour, save, expected
+):
+    """Pillow's WebP reader holds three full-size copies (~186 MB at 12 MP): never used for a
+    still WebP, which libwebp decodes straight into a 1600 x 1200 buffer."""
+    monkeypatch.setattr(WebPImagePlugin.WebPImageFile, "_open", lambda self: pytest.fail("Pillow"))
+    sizes = []
+    real_decode = webp.decode
+
+    def decode(data, found, size):
+        sizes.append(size)
+        return real_decode(data, found, size)
+
+    monkeypatch.setattr(webp, "decode", decode)
+    r = upload(world.c1, checkin["id"], webp_file(mode, size, colour, **save), "image/webp")
+    assert r.status_code == 201, r.json
+    assert sizes == [(1600, 1200)] and (r.json["width"], r.json["height"]) == (1600, 1200)
+    stored = Image.open(io.BytesIO(stored_bytes(app, r.json["id"])))
+    assert stored.size == (1600, 1200)
+    assert all(abs(a - b) <= 4 for a, b in zip(stored.getpixel((800, 600)), expected, strict=True))
+
+
+def test_a_webp_exif_orientation_is_applied_to_the_pixels(world, checkin, app):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    r = upload(world.c1, checkin["id"], image("WEBP", size=(640, 480), exif=exif), "image/webp")
+    assert r.status_code == 201 and (r.json["width"], r.json["height"]) == (480, 640)
+
+
+def test_a_webp_too_big_to_decode_cheaply_is_refused_from_its_header(
+    world, checkin, app, monkeypatch
+):
+    data = bytearray(webp_file("RGB", (64, 48), "red"))  # a simple (VP8) file
+    assert data[12:16] == b"VP8 "
+    data[26:30] = (5000).to_bytes(2, "little") + (3000).to_bytes(2, "little")  # 15 MP
+    monkeypatch.setattr(webp, "decode", lambda *a, **k: pytest.fail("decoded"))
+    monkeypatch.setattr(photos.Image, "open", lambda *a, **k: pytest.fail("opened"))
+    r = upload(world.c1, checkin["id"], bytes(data), "image/webp")
+    assert r.status_code == 422 and r.json["error"]["code"] == "image_too_big", r.json
+    assert count(app, "photos") == 0
+
+
+def test_a_damaged_webp_is_refused_not_a_500(world, checkin, app):
+    data = webp_file("RGB", (640, 480), "red", quality=90)
+    for broken in (data[: len(data) // 2], data[:20], data[:12] + b"VP8 " + b"\xff" * 40):
+        r = upload(world.c1, checkin["id"], broken, "image/webp")
+        assert r.status_code == 422 and r.json["error"]["code"] == "not_an_image", r.json
+    assert count(app, "photos") == 0
+
+
+def animated_webp(size) -> bytes:
+    frames = [Image.new("RGB", size, colour) for colour in ("red", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+def test_an_animated_webp_keeps_its_first_frame_or_is_refused_when_large(world, checkin, app):
+    r = upload(world.c1, checkin["id"], animated_webp((320, 240)), "image/webp")
+    assert r.status_code == 201, r.json
+    assert Image.open(io.BytesIO(stored_bytes(app, r.json["id"]))).getpixel((160, 120))[0] > 200
+    # Pillow's animation decoder holds ~16 bytes a pixel: 4 MP is past the budget.
+    r = upload(world.c1, checkin["id"], animated_webp((2000, 2000)), "image/webp")
+    assert r.status_code == 422 and r.json["error"]["code"] == "image_too_big", r.json
 
 
 def test_a_large_baseline_jpeg_is_decoded_at_a_reduced_scale(world, checkin, monkeypatch):

@@ -1,14 +1,16 @@
 """What an upload's header tells before anything is decoded: refuse it as cheaply as we can.
 
-The format, the pixel count (for WebP from its first chunk, before Pillow allocates a canvas)
-and the memory a decode at the draft scale would hold are read from the header; an upload
-past any of them is refused here, never decoded. checkins/photos.py decodes what passes.
+The format, the pixel count and the memory a decode at the draft scale would hold are read
+from the header; an upload past any of them is refused here, never decoded. checkins/photos.py
+decodes what passes, except a still WebP: libwebp decodes it here, straight at the stored size
+(checkins/webp.py), since Pillow's reader allocates a full-size canvas as it opens the file.
 """
 
 import io
 
 from PIL import Image, UnidentifiedImageError
 
+from companion.checkins import webp
 from companion.errors import Invalid
 
 ACCEPTED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}
@@ -18,6 +20,10 @@ MAX_PIXELS = 24_000_000  # what a phone camera makes (6000 x 4000); read from th
 # to the same budget, so an all-zero 154 KB PNG cannot ask for hundreds of megabytes.
 MAX_DECODED_BYTES = 48 * 1024 * 1024
 MAX_SIDE = 1600
+# libwebp decodes every pixel of a lossy WebP before scaling it (no draft mode): ~0.3-0.4 s of
+# CPU for 12 MP of texture, so WebP stops there (a lossless one or one with alpha is held to
+# the memory budget too: it keeps full-size pixels while it decodes).
+MAX_WEBP_PIXELS = 12_000_000
 
 UNREADABLE = (
     "This is not a photo we can read (JPEG, PNG, WebP or HEIC).",
@@ -33,14 +39,23 @@ class BadImage(Invalid):
         self.code = code
 
 
+def _too_many_for_format() -> BadImage:
+    return BadImage(
+        "image_too_big",
+        "This image has too many pixels.",
+        "Too many pixels for this format; send the photo as the camera took it.",
+    )
+
+
 def open_checked(data: bytes) -> Image.Image:
-    """Read the header only: refuse a format or a size we will not decode; set the draft scale."""
-    size = _webp_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        # Pillow's WebP reader allocates the whole canvas when it opens the file.
-        raise BadImage(
-            "image_too_big", "This image has too many pixels.", f"At most {MAX_PIXELS:,} pixels."
-        )
+    """Read the header only: refuse a format or a size we will not decode; set the draft scale.
+
+    A still WebP is the exception: Pillow's reader would allocate its full-size canvas on
+    opening, so it is decoded here instead, by libwebp at the stored size (checkins/webp.py)."""
+    if webp.is_webp(data):
+        still = _webp_still(data)
+        if still is not None:
+            return still
     try:
         img = Image.open(io.BytesIO(data))
         fmt = img.format
@@ -53,40 +68,56 @@ def open_checked(data: bytes) -> Image.Image:
             "Send a JPEG, PNG, WebP or HEIC photo.",
             f"{fmt} images are not accepted.",
         )
+    _check_pixels(width, height)
+    try:
+        # JPEG (and HEIC with an embedded thumbnail) decode at the smallest scale that is
+        # still at least the stored size; other formats ignore this.
+        img.draft(None, stored_size(width, height))
+    except (OSError, ValueError):
+        raise BadImage("not_an_image", *UNREADABLE) from None
+    if _working_bytes(img, width, height) > MAX_DECODED_BYTES:
+        raise _too_many_for_format()
+    return img
+
+
+def stored_size(width: int, height: int) -> tuple[int, int]:
+    """The size a photo is stored at: its longer side at most MAX_SIDE."""
+    scale = min(1.0, MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _webp_still(data: bytes) -> Image.Image | None:
+    """Decode a still WebP at the stored size after checking its headers; None for an
+    animation (Pillow's reader takes its first frame, within the budget) or without libwebp."""
+    if data[12:16] == b"VP8X" and len(data) >= 30:  # the canvas an extended file claims
+        _check_pixels(*(1 + int.from_bytes(data[i : i + 3], "little") for i in (24, 27)))
+    try:
+        found = webp.features(data)
+    except webp.DecodeError:
+        raise BadImage("not_an_image", *UNREADABLE) from None
+    if found is None:
+        return None  # pragma: no cover - Pillow without WebP: Pillow refuses it
+    _check_pixels(found.width, found.height)
+    if found.animated:
+        # Pillow's animation decoder: two full-size canvases, a bytes copy and the image.
+        if 16 * found.width * found.height > MAX_DECODED_BYTES:
+            raise _too_many_for_format()
+        return None
+    if found.width * found.height > MAX_WEBP_PIXELS or found.working_bytes() > MAX_DECODED_BYTES:
+        raise _too_many_for_format()
+    try:
+        return webp.decode(data, found, stored_size(found.width, found.height))
+    except webp.DecodeError:
+        raise BadImage(
+            "not_an_image", "This photo is damaged and cannot be read.", "Damaged image."
+        ) from None
+
+
+def _check_pixels(width: int, height: int) -> None:
     if width * height > MAX_PIXELS or width < 1 or height < 1:
         raise BadImage(
             "image_too_big", "This image has too many pixels.", f"At most {MAX_PIXELS:,} pixels."
         )
-    scale = min(1.0, MAX_SIDE / max(width, height))
-    try:
-        # JPEG (and HEIC with an embedded thumbnail) decode at the smallest scale that is
-        # still at least the stored size; other formats ignore this.
-        img.draft(None, (max(1, round(width * scale)), max(1, round(height * scale))))
-    except (OSError, ValueError):
-        raise BadImage("not_an_image", *UNREADABLE) from None
-    if _working_bytes(img, width, height) > MAX_DECODED_BYTES:
-        raise BadImage(
-            "image_too_big",
-            "This image has too many pixels.",
-            "Too many pixels for this format; send the photo as the camera took it.",
-        )
-    return img
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    """Read a WebP file's canvas size from its first chunk; None when it is not WebP."""
-    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return None
-    chunk = data[12:16]
-    if chunk == b"VP8X":
-        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-    if chunk == b"VP8 ":
-        width, height = int.from_bytes(data[26:28], "little"), int.from_bytes(data[28:30], "little")
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b"VP8L":
-        bits = int.from_bytes(data[21:25], "little")
-        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-    return None
 
 
 def _working_bytes(img: Image.Image, width: int, height: int) -> int:
