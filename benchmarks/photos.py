@@ -209,7 +209,12 @@ def run_concurrent(files: dict[str, Path]) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory(prefix="companion-photos-serve-") as tmp:
         port = free_port()
-        env = env_for(Path(tmp) / "instance", COMPANION_VAPID_SUBJECT=SUBJECT)
+        # One phone sends every case's four uploads: past the hourly allowance (30) otherwise.
+        env = env_for(
+            Path(tmp) / "instance",
+            COMPANION_VAPID_SUBJECT=SUBJECT,
+            COMPANION_PHOTO_RATE_PER_HOUR="1000",
+        )
         cmd = [COMPANION, "serve", "--port", str(port), "--workers", "1", "--threads", "4"]
         server = subprocess.Popen(
             [*cmd, "--no-dispatch"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
