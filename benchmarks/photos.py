@@ -56,13 +56,25 @@ def zero_png() -> bytes:
     return buf.getvalue()
 
 
+def textured(size: tuple[int, int]) -> Image.Image:
+    """Noise and gradients: an image with texture, as a phone camera makes."""
+    noise = Image.effect_noise((size[0] // 4, size[1] // 4), 60)
+    noise = noise.resize(size, Image.Resampling.BILINEAR)
+    ramp = Image.linear_gradient("L").resize(size)
+    return Image.merge("RGB", (noise, ramp, ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+
+
 def phone_jpeg(progressive: bool = False) -> bytes:
     """A 24 MP (6000 x 4000) JPEG with texture, as a phone camera makes."""
-    noise = Image.effect_noise((1500, 1000), 60).resize((6000, 4000), Image.Resampling.BILINEAR)
-    ramp = Image.linear_gradient("L").resize((6000, 4000))
-    img = Image.merge("RGB", (noise, ramp, ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90, progressive=progressive)
+    textured((6000, 4000)).save(buf, "JPEG", quality=90, progressive=progressive)
+    return buf.getvalue()
+
+
+def textured_webp(size: tuple[int, int]) -> bytes:
+    """A lossy WebP with texture at quality 100: libwebp's most work a pixel (no draft mode)."""
+    buf = io.BytesIO()
+    textured(size).save(buf, "WEBP", quality=100)
     return buf.getvalue()
 
 
@@ -97,9 +109,10 @@ CASES = {
     # The largest still decoded: 12 MP in RGB, 6 MP with alpha (the decode budget).
     "png_rgb_12mp": (lambda: zeros("PNG", "RGB", (4000, 3000)), "image/png"),
     "png_rgba_6mp": (lambda: zeros("PNG", "RGBA", (2440, 2440)), "image/png"),
-    # WebP (libwebp scales as it decodes): 12 MP lossy; lossless keeps 4 bytes a pixel while it
+    # WebP (libwebp scales as it decodes): 12 MP lossy, all-zero and textured; lossless keeps 4 bytes a pixel while it
     # decodes (a gradient: no palette to pack it), lossy with alpha up to 5 (~9 MP).
     "webp_rgb_12mp": (lambda: zeros("WEBP", "RGB", (4000, 3000)), "image/webp"),
+    "webp_textured_12mp": (lambda: textured_webp((4000, 3000)), "image/webp"),
     "webp_lossless_12mp": (lambda: gradient_webp((4000, 3000)), "image/webp"),
     "webp_rgba_9mp": (lambda: zeros("WEBP", "RGBA", (3000, 3000)), "image/webp"),
 }
