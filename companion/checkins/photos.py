@@ -2,8 +2,9 @@
 
 An upload is refused as cheaply as it can be: its size from the request, the check-in's photo
 count and the client's hourly allowance from the database, its format and dimensions from the
-image header (checkins/photo_header.py); only then is it decoded, JPEGs at the smallest scale that still covers the stored
-size (Pillow's draft mode). What is stored is a new JPEG made from the pixels only: no EXIF, GPS,
+image header (checkins/photo_header.py); only then is it decoded, JPEGs at the smallest scale
+that still covers the stored size (Pillow's draft mode), a still WebP by libwebp straight at the
+stored size (checkins/webp.py). What is stored is a new JPEG made from the pixels only: no EXIF, GPS,
 XMP, ICC profile, comment or text chunk survives (a profile's colours are converted to sRGB).
 """
 
