@@ -2,7 +2,8 @@
 their push payload (decrypted by the testkit receiver), their email (a real SMTP server),
 their calendar feed, and a change of language rewriting what is not sent yet."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import World
@@ -72,7 +73,7 @@ def test_a_discreet_spanish_client_gets_the_neutral_text_in_spanish(
 
 
 def test_a_spanish_clients_email_is_spanish(app, db, world, smtp, sender):
-    new_client(world, "Lucia", language="es")
+    lucia = new_client(world, "Lucia", language="es")
     new_client(world, "Erin")
     now = iso(utcnow() - timedelta(seconds=1))
     with write(db):  # the 24-hour check-in due now too: its email has the one-tap link
@@ -91,7 +92,12 @@ def test_a_spanish_clients_email_is_spanish(app, db, world, smtp, sender):
     plain, html = text_of(checkin, "plain"), text_of(checkin, "html")
     assert checkin["Content-Language"] == "es" and '<html lang="es">' in html
     assert "Registrar ahora: " in plain and ">Registrar ahora</a>" in html
-    assert "El enlace abre solo este registro, desde cualquier móvil u ordenador." in plain
+    expires = planned(db, lucia["id"])["24h-checkin"]["expires_at"]
+    expires = datetime.fromisoformat(expires).astimezone(ZoneInfo(lucia["timezone"]))
+    weekday = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+    until = f"{weekday[expires.weekday()]} {expires.day} de "
+    assert f"desde cualquier dispositivo, y caduca el {until}" in plain
+    assert f" a las {expires:%H:%M}." in plain
     assert "Recibes estos correos de Clinic One" in plain and "Dejar de recibir" in html
     for text in (plain, html):
         assert "Check in now" not in text and "You get these emails" not in text

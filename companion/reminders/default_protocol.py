@@ -11,8 +11,8 @@ DEFAULT_VALID_HOURS = {"instruction": 12, "checkin": 24, "recall": 72}
 
 _CHECKIN = {
     "en": "How is your skin? Tap to rate redness and swelling. It takes under 2 minutes.",
-    "es": "¿Cómo está tu piel? Toca aquí para valorar el enrojecimiento y la hinchazón. "
-    "Te llevará menos de 2 minutos.",
+    "es": "¿Cómo está tu piel? Toca aquí y cuéntanos cómo van el enrojecimiento y la "
+    "hinchazón. Te llevará menos de 2 minutos.",
 }
 _SUNSCREEN = {
     "en": "Put on a broad-spectrum sunscreen and avoid direct sun. Dryness, flaking or peeling "
@@ -38,13 +38,13 @@ _TABLE = [
       "es": "Es normal que la piel esté roja y un poco hinchada, como con una quemadura solar "
             "leve; suele pasar en pocos días. No te maquilles durante al menos 24 horas. "
             "Límpiate la piel con suavidad y mantenla hidratada. Si notas cualquier signo de "
-            "infección, contacta con tu clínica."}),
+            "infección, ponte en contacto con tu clínica."}),
     ("evening-routine", "instruction", {"day": 0, "time": "19:00"},
      {"en": "Your evening skin routine", "es": "Tu rutina de piel de esta noche"},
      {"en": "Cleanse gently with a mild, hydrating cleanser, then apply your moisturiser and "
             "the soothing serum your practitioner gave you.",
-      "es": "Limpia tu piel con cuidado con un limpiador suave e hidratante; después, aplica "
-            "tu crema hidratante y el sérum calmante que te dieron en la clínica."}),
+      "es": "Limpia tu piel con delicadeza usando un limpiador suave e hidratante; después, "
+            "aplica tu crema hidratante y el sérum calmante que te dieron en la clínica."}),
     ("day1-morning", "instruction", {"day": 1, "time": "08:30"},
      {"en": "Good morning: sunscreen today", "es": "Buenos días: hoy, protector solar"},
      {"en": "Put on a broad-spectrum sunscreen and avoid direct sun. No makeup until a full "
@@ -63,8 +63,8 @@ _TABLE = [
      {"en": "Results build over weeks as new collagen forms. A course is usually 3-6 "
             "sessions, 4-6 weeks apart. Contact your clinic to book your next one.",
       "es": "Los resultados se notan poco a poco, durante semanas, a medida que se forma "
-            "colágeno nuevo. Un tratamiento suele ser de 3 a 6 sesiones, con 4 a 6 semanas "
-            "entre una y otra. Contacta con tu clínica para reservar la siguiente."}),
+            "colágeno nuevo. Un tratamiento completo suele tener de 3 a 6 sesiones, separadas "
+            "por 4 a 6 semanas. Ponte en contacto con tu clínica para reservar la siguiente."}),
 ]
 # fmt: on
 DEFAULT_STEPS: list[dict] = [

@@ -96,12 +96,16 @@ def reminder(
     message["List-Unsubscribe"] = f"<{links['unsubscribe']}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     checkin = links.get("checkin")
-    until = words.moment(row["expires_at"], client["timezone"], language)
+    until = words.day_and_time(row["expires_at"], client["timezone"], language)
     if checkin:
         action = (t.gettext("Check in now"), checkin)
-        note = t.gettext(
-            "The link opens this check-in only, on any phone or computer, until %(until)s."
-        ) % {"until": until}
+        note = (
+            t.gettext(
+                "The link opens this check-in only, on any phone or computer, until %(weekday)s"
+                " %(date)s at %(time)s."
+            )
+            % until
+        )
     else:
         action = (t.gettext("Open Companion"), links["app"])
         note = ""

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_skeleton, format_time
+from babel.dates import format_date, format_skeleton, format_time
 from babel.support import NullTranslations, Translations
 
 from companion.humane import babel_locale
@@ -27,14 +27,19 @@ def words(language: str | None) -> NullTranslations:
     return Translations.load(str(FOLDER), [language], domain="messages")
 
 
-def moment(at: datetime | str, timezone: str, language: str | None) -> str:
-    """A date and time on the client's wall clock, as their language writes it:
-    "Sun 29 Nov, 18:00", "dom, 29 nov, 18:00" (absolute: an email is read later)."""
+def day_and_time(at: datetime | str, timezone: str, language: str | None) -> dict[str, str]:
+    """A moment on the client's wall clock in their language's words, absolute (an email is
+    read later): weekday "Sunday", date "29 November", time "18:00" ("domingo", "29 de
+    noviembre", "18:00"); the sentence around them is the catalog's."""
     local = (datetime.fromisoformat(at) if isinstance(at, str) else at).astimezone(
         ZoneInfo(timezone)
     )
     locale = babel_locale(language)
-    return f"{format_skeleton('MMMEd', local, locale=locale)}, {format_time(local, 'short', locale=locale)}"
+    return {
+        "weekday": format_date(local, "EEEE", locale=locale),
+        "date": format_skeleton("MMMMd", local, locale=locale),
+        "time": format_time(local, "short", locale=locale),
+    }
 
 
 def discreet_body(language: str | None) -> str:
