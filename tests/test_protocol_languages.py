@@ -164,3 +164,18 @@ def test_stored_protocols_get_the_default_steps_spanish_where_the_english_is_unt
     assert stored[1]["title"] == DEFAULT_STEPS[1]["title"]
     assert stored[1]["body"] == "Our own evening routine."
     assert validate_steps(stored)[1] == {}
+
+
+def test_the_editor_wants_both_spanish_texts_or_neither(world):
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    page = http.get("/clinic/protocol").get_data(as_text=True)
+    step = {"key": "sun", "timing": "after", "offset_hours": "0", "kind": "instruction"}
+    half = step | {"title": "Sunscreen", "body": "Put some on.", "title_es": "Protector solar"}
+    html = http.post("/clinic/protocol", data=form_of(page, [half])).get_data(as_text=True)
+    assert "Step 1, Spanish text: write the Spanish text too, or neither" in html
+    assert world.p1.get("/api/protocol").json["version"] == 1
+    # No English text: nothing to translate, so the Spanish title alone is whole.
+    whole = half | {"body": ""}
+    assert http.post("/clinic/protocol", data=form_of(page, [whole])).status_code == 302
+    [saved] = world.p1.get("/api/protocol").json["steps"]
+    assert saved["title"] == {"en": "Sunscreen", "es": "Protector solar"} and saved["body"] == ""
