@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from flask_babel import lazy_gettext as _l
+
 # Lowest first: a severity's rank is its index.
 SEVERITIES = ("info", "review", "urgent")
 Severity = Literal["info", "review", "urgent"]
@@ -58,32 +60,33 @@ def day_number(performed_at: datetime, at: datetime, timezone: str) -> int:
 
 # The scales and signs in the client's words (docs/clinical.md, "Symptom scales"): the
 # check-in page shows these; the words are the reference's, for people without training.
+# Lazy: each is translated into the language of the page that shows it (companion/i18n.py).
 REDNESS_WORDS = (
-    "None, normal skin colour",
-    "Slight pink",
-    "Clearly red, like mild sunburn",
-    "Deep red",
-    "Very red or purple, raw",
+    _l("None, normal skin colour"),
+    _l("Slight pink"),
+    _l("Clearly red, like mild sunburn"),
+    _l("Deep red"),
+    _l("Very red or purple, raw"),
 )
 SWELLING_WORDS = (
-    "None",
-    "Barely noticeable",
-    "Visible puffiness",
-    "Clearly swollen, raised",
-    "Very swollen, spreading beyond the treated area, or eyes puffy or closing",
+    _l("None"),
+    _l("Barely noticeable"),
+    _l("Visible puffiness"),
+    _l("Clearly swollen, raised"),
+    _l("Very swollen, spreading beyond the treated area, or eyes puffy or closing"),
 )
 SYMPTOM_WORDS = {
-    "bruising": "Bruising",
-    "peeling": "Dryness, flaking or peeling",
-    "itching": "Itching",
-    "oozing": "Pinpoint bleeding or oozing",
-    "bumps": "Bumps or spots",
-    "patches": "Dark or light patches",
+    "bruising": _l("Bruising"),
+    "peeling": _l("Dryness, flaking or peeling"),
+    "itching": _l("Itching"),
+    "oozing": _l("Pinpoint bleeding or oozing"),
+    "bumps": _l("Bumps or spots"),
+    "patches": _l("Dark or light patches"),
 }
 WARNING_SIGN_WORDS = {  # U1-U5, in that order
-    "spreading_redness": "Redness spreading, red streaks, or skin hot and getting worse",
-    "fever": "Fever of 38 °C / 100.4 °F or more, or chills",
-    "pus": "Pus, yellow crusts or discharge",
-    "eye_or_breathing": "Swelling around the eye, vision change, or trouble breathing",
-    "blisters": "Groups of blisters, often tingling",
+    "spreading_redness": _l("Redness spreading, red streaks, or skin hot and getting worse"),
+    "fever": _l("Fever of 38 °C / 100.4 °F or more, or chills"),
+    "pus": _l("Pus, yellow crusts or discharge"),
+    "eye_or_breathing": _l("Swelling around the eye, vision change, or trouble breathing"),
+    "blisters": _l("Groups of blisters, often tingling"),
 }

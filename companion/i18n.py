@@ -17,6 +17,8 @@ from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, get_translations
 from flask_login import current_user
 
+from companion.client_words import client_messages
+
 # Defined once: the contract's Literal, the checks and the settings page's choices use these.
 LANGUAGES = ("en", "es")
 Language = Literal[LANGUAGES]  # Literal["en", "es"]
@@ -48,6 +50,12 @@ def current_language() -> str:
     """The language this request's words are in ("en" or "es")."""
     locale = get_locale()
     return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+def page_language() -> str:
+    """Declare a client page's language (its `<html lang>` and Content-Language header)."""
+    g.page_language = current_language()
+    return g.page_language
 
 
 @contextmanager
@@ -87,3 +95,13 @@ def init_app(app: Flask) -> None:
         npgettext=lambda c, s, p, n: _catalog().unpgettext(c, s, p, n),
         newstyle=True,
     )
+    app.jinja_env.globals["page_language"] = page_language
+    app.jinja_env.globals["client_messages"] = client_messages
+
+    @app.after_request
+    def content_language(response):
+        # A client page says its language (the service worker keeps its offline page in it).
+        language = g.get("page_language")
+        if language and response.mimetype == "text/html":
+            response.headers["Content-Language"] = language
+        return response

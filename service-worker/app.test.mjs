@@ -102,6 +102,7 @@ test("isStandalone reads display-mode and Safari's navigator.standalone", () => 
 });
 
 test("assessmentView gives a class and a text label for every status", () => {
+  App.useMessages({ assessmentLabels: { expected: "As expected", review: "Needs review", urgent: "Urgent" } });
   assert.deepEqual(App.assessmentView({ status: "urgent", message: "Contact your clinic now." }), {
     status: "urgent",
     className: "assessment-urgent",
@@ -144,8 +145,10 @@ test("withTimeout reports a promise that never settles", async () => {
   assert.equal(await App.withTimeout(Promise.resolve(7), 10, "late"), 7);
 });
 
-test("the messages the contract names", () => {
-  assert.equal(App.MESSAGES.remindersOn, "Reminders are on for this device");
-  assert.equal(App.MESSAGES.checkinSaved, "Saved on this phone, will send when online.");
-  assert.match(App.MESSAGES.pushServiceUnreachable, /^Could not reach the push service/);
+test("the words come from the page, plurals and all", () => {
+  // The page renders them from the gettext catalogs (companion/client_words.py).
+  App.useMessages({ remindersOn: "Recordatorios activados", photoSent: "1 foto enviada.", photosSentMany: "{n} fotos enviadas.", photosSent: "ignored" });
+  assert.equal(App.MESSAGES.remindersOn, "Recordatorios activados");
+  assert.equal(App.MESSAGES.photosSent(1), "1 foto enviada.");
+  assert.equal(App.MESSAGES.photosSent(3), "3 fotos enviadas.", "a page cannot replace the plural functions");
 });

@@ -57,6 +57,7 @@ test("isFresh drops empty, malformed and old drafts", () => {
 });
 
 test("placeErrors puts known questions in plain words and keeps the rest for the form", () => {
+  App.useMessages({ fieldInvalid: { pain: "Choose a number from 0 to 10." } });
   const body = {
     error: {
       code: "invalid",
@@ -83,6 +84,11 @@ test("setupSteps lists exactly the steps that apply to the browser", () => {
 });
 
 test("deniedHelp gives each platform its own settings path", () => {
+  App.useMessages({
+    remindersDenied: "Allow notifications in your browser settings.",
+    remindersDeniedAndroid: "Tap the icon left of the address (or ⋮ → Settings → Site settings → Notifications).",
+    remindersDeniedIos: "Open the iPhone's Settings → Notifications → Companion.",
+  });
   const iphone = { userAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Safari/604.1" };
   const android = { userAgent: "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/124.0.0.0 Mobile Safari/537.36" };
   const desktop = { userAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0.0.0 Safari/537.36" };

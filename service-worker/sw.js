@@ -45,7 +45,10 @@ const PERSONAL_PAGES = [...CACHEABLE_PAGES].filter((path) => path !== OFFLINE_UR
 const SIGN_OUT_PATHS = new Set(["/sign-out", "/clinic/logout", "/api/auth/logout", "/api/auth/logout-all"]);
 const START_URL = "/start";
 
+// The last resort when a push carries no words and no offline page is cached yet; the
+// client's language comes from the cached offline page (#notification-words).
 const DEFAULT_NOTIFICATION_TITLE = "New aftercare reminder";
+const DEFAULT_NOTIFICATION_BODY = "Open Companion to read it.";
 const DEFAULT_NOTIFICATION_URL = "/reminders";
 const NOTIFICATION_ICON = "/static/icons/icon-192.png";
 const NOTIFICATION_BADGE = "/static/icons/badge-96.png";
@@ -91,22 +94,34 @@ function meansSignedOut(response) {
   return Boolean(response.redirected && response.url && new URL(response.url).pathname === START_URL);
 }
 
-/** Map a push payload to showNotification() arguments, with a generic fallback. */
-function notificationFromPayload(payload) {
+/** Map a push payload to showNotification() arguments, with a generic fallback in the
+ * client's language (`words`: {title, body} read from the cached offline page). */
+function notificationFromPayload(payload, words = {}) {
   const data = payload && typeof payload === "object" ? payload : {};
   const text = (value) => (typeof value === "string" && value.trim() ? value : undefined);
+  const fallback = words && typeof words === "object" ? words : {};
   const id = data.id ?? null;
   // Delivery is at least once: the tag makes a duplicate replace, not stack.
   const tag = text(data.tag) ?? (id != null ? `reminder-${id}` : undefined);
   const options = {
-    body: text(data.body) ?? (text(data.title) ? "" : "Open Companion to read it."),
+    body: text(data.body) ?? (text(data.title) ? "" : (text(fallback.body) ?? DEFAULT_NOTIFICATION_BODY)),
     renotify: false,
     icon: NOTIFICATION_ICON,
     badge: NOTIFICATION_BADGE,
     data: { url: text(data.url) ?? DEFAULT_NOTIFICATION_URL, id },
   };
   if (tag) options.tag = tag;
-  return { title: text(data.title) ?? DEFAULT_NOTIFICATION_TITLE, options };
+  return { title: text(data.title) ?? text(fallback.title) ?? DEFAULT_NOTIFICATION_TITLE, options };
+}
+
+/** Read the fallback words the offline page carries (its #notification-words JSON). */
+function wordsFromOfflinePage(html) {
+  const found = /<script type="application\/json" id="notification-words">([^<]*)<\/script>/.exec(html ?? "");
+  try {
+    return found ? JSON.parse(found[1]) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Return a same-origin path to open for a notification; anything else opens "/". */
@@ -143,6 +158,28 @@ async function forgetPersonalPages() {
   await Promise.all(PERSONAL_PAGES.map((path) => cache.delete(path)));
 }
 
+/** Keep the offline page in the language the client's pages now come in (a client page
+ * says it in Content-Language): fetch that language's copy when the cached one differs. */
+async function keepOfflinePageIn(language) {
+  const cache = await caches.open(SHELL_CACHE);
+  const cached = await cache.match(OFFLINE_URL);
+  if (cached && cached.headers.get("Content-Language") === language) return;
+  const response = await fetch(`${OFFLINE_URL}?lang=${encodeURIComponent(language)}`, {
+    credentials: "same-origin",
+    cache: "no-store",
+  });
+  if (isStorable(response)) await cache.put(OFFLINE_URL, response);
+}
+
+async function fallbackWords() {
+  try {
+    const page = await (await caches.open(SHELL_CACHE)).match(OFFLINE_URL);
+    return page ? wordsFromOfflinePage(await page.text()) : {};
+  } catch {
+    return {};
+  }
+}
+
 async function deleteOldCaches() {
   const names = await caches.keys();
   await Promise.all(
@@ -158,6 +195,10 @@ async function networkFirstPage(event) {
   const cacheable = CACHEABLE_PAGES.has(pathname);
   try {
     const response = (await event.preloadResponse) ?? (await fetch(event.request));
+    const language = response.ok ? response.headers.get("Content-Language") : null;
+    if (language && !meansSignedOut(response)) {
+      event.waitUntil(keepOfflinePageIn(language).catch((error) => console.warn("Offline page:", error)));
+    }
     if (meansSignedOut(response)) {
       event.waitUntil(forgetPersonalPages());
     } else if (cacheable && isStorable(response)) {
@@ -304,8 +345,13 @@ self.addEventListener("fetch", (event) => {
 });
 
 self.addEventListener("push", (event) => {
-  const { title, options } = notificationFromPayload(readPushPayload(event.data));
-  event.waitUntil(self.registration.showNotification(title, options));
+  const payload = readPushPayload(event.data);
+  event.waitUntil(
+    fallbackWords().then((words) => {
+      const { title, options } = notificationFromPayload(payload, words);
+      return self.registration.showNotification(title, options);
+    }),
+  );
 });
 
 self.addEventListener("notificationclick", (event) => {

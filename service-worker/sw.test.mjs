@@ -531,6 +531,39 @@ test("push with a broken or empty payload still shows a notification", async () 
   for (const { title } of worker.notifications) assert.equal(title, "New aftercare reminder");
 });
 
+test("the offline page follows the language of the client's pages, and so do push fallbacks", async () => {
+  const offline = (lang, title) =>
+    basic(
+      `<html lang="${lang}"><h1>${lang}</h1><script type="application/json" id="notification-words">` +
+        `${JSON.stringify({ title, body: `${title}.` })}</script>`,
+      { headers: { "Content-Language": lang } },
+    );
+  const worker = await installed({
+    routes: {
+      "/offline": (url) => (url.searchParams.get("lang") === "es" ? offline("es", "Nuevo recordatorio") : offline("en", "New reminder")),
+      "/checkin": basic("<form>", { headers: { "Content-Language": "es" } }),
+      "/reminders": basic("<ul>", { headers: { "Content-Language": "es" } }),
+    },
+  });
+  const cache = worker.cacheStore.get("companion-shell-v2");
+  assert.match(await bodyOf(await cache.match("/offline")), /<h1>en<\/h1>/);
+
+  // A Spanish page: the offline copy is fetched again in Spanish, once.
+  await worker.dispatch("fetch", navigate("/checkin"));
+  await worker.dispatch("fetch", navigate("/reminders"));
+  assert.match(await bodyOf(await cache.match("/offline")), /<h1>es<\/h1>/);
+  assert.equal(worker.fetches.filter((f) => f.path === "/offline?lang=es").length, 1);
+
+  worker.state.online = false;
+  const page = await worker.dispatch("fetch", navigate("/settings"));
+  assert.match(await bodyOf(page.response), /<h1>es<\/h1>/);
+
+  // A push without words of its own speaks the client's language too.
+  await worker.dispatch("push", { data: null });
+  assert.equal(worker.notifications.at(-1).title, "Nuevo recordatorio");
+  assert.equal(worker.notifications.at(-1).options.body, "Nuevo recordatorio.");
+});
+
 test("targetUrl only lets same-origin paths through", () => {
   const { targetUrl } = loadWorker().context;
   const table = [

@@ -1,6 +1,7 @@
 """The client's language (issue 15): the `language` field, pages in it, complete catalogs."""
 
 import gettext
+import json
 import re
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
+from conftest import checkin_body
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
 from companion.i18n import LANGUAGES
@@ -73,12 +75,81 @@ def test_an_english_clients_pages_are_english(world):
     assert html_lang(page) == "en" and ">Settings</a>" in page
 
 
-def test_a_spanish_clients_pages_are_spanish(world):
+SPANISH = {
+    "/": ("Hola, Alice", "Cuidados de hoy", "Próximo recordatorio", "Tu recuperación hasta ahora"),
+    "/checkin": ("¿Cómo está tu piel?", "Rosa suave", "Enrojecimiento", "Enviar registro"),
+    "/reminders": ("Tus recordatorios",),
+    "/settings": ("Zona horaria de tus recordatorios", "Horas de silencio", "Guardar ajustes"),
+    "/welcome": ("Te damos la bienvenida, Alice", "Activar recordatorios"),
+}
+# (Protocol steps' words are the clinic's protocol's, in its languages: not checked here.)
+ENGLISH = ("Today's aftercare", "How is your skin?", "Send check-in", "Save settings", ">Redness<")
+
+
+@pytest.mark.parametrize("path", SPANISH)
+def test_a_spanish_clients_pages_are_spanish(world, path):
     world.c1.patch("/api/me", {"language": "es"})
-    for path in ("/", "/checkin", "/reminders", "/settings", "/welcome"):
-        page = world.c1.get(path).get_data(as_text=True)
-        assert html_lang(page) == "es", path
-        assert ">Ajustes</a>" in page and ">Settings</a>" not in page, path
+    r = world.c1.get(path)
+    page = r.get_data(as_text=True)
+    assert html_lang(page) == "es" and r.headers["Content-Language"] == "es"
+    assert ">Ajustes</a>" in page and ">Settings</a>" not in page
+    for words in SPANISH[path]:
+        assert words in page, words
+    left = [re.search(f".{{80}}{re.escape(w)}.{{80}}", page, re.S) for w in ENGLISH if w in page]
+    assert not left, [m.group(0) if m else None for m in left]
+    # The scripts' words come with the page, in Spanish too.
+    words = json.loads(re.search(r'id="client-messages">([^<]*)<', page).group(1))
+    assert words["checkinSaved"] == "Guardado en este teléfono; se enviará cuando tengas conexión."
+
+
+def test_the_page_carries_every_word_the_scripts_use(world):
+    page = world.c1.get("/checkin").get_data(as_text=True)
+    words = json.loads(re.search(r'id="client-messages">([^<]*)<', page).group(1))
+    used = set()
+    for name in ("app.js", "checkin.js"):
+        source = (ROOT / "companion" / "static" / "js" / name).read_text()
+        used |= set(re.findall(r"\b(?:MESSAGES|M)\.(\w+)", source))
+    plurals = {"photosSent", "photosReady"}  # functions in app.js over the words below
+    assert used - plurals and not (used - plurals - set(words)), used - set(words)
+    assert {"photoSent", "photosSentMany", "photoReady", "photosReadyMany"} <= set(words)
+
+
+def test_a_spanish_clients_assessments_are_spanish(world):
+    world.c1.patch("/api/me", {"language": "es"})
+    calm = world.c1.post("/api/checkins", checkin_body(redness=1, swelling=0, pain=1)).json
+    assert calm["assessment"]["status"] == "expected"
+    assert calm["assessment"]["message"].startswith("Un enrojecimiento como el tuyo es normal")
+    urgent = world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json
+    assert urgent["assessment"]["message"].startswith("Contacta ya con tu clínica llamando al")
+    page = world.c1.get("/").get_data(as_text=True)
+    assert "Contacta ya con tu clínica llamando al" in page
+    # An English client's stay English.
+    english = world.c2.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json
+    assert english["assessment"]["message"].startswith("Contact your clinic now")
+
+
+def test_an_invite_speaks_its_clients_language(world):
+    world.p1.patch(f"/api/clients/{world.client1['id']}", {"language": "es"})
+    token = world.p1.post(f"/api/clients/{world.client1['id']}/invites").json["token"]
+    english_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+    page = world.anon.get(f"/i/{token}", headers=english_browser).get_data(as_text=True)
+    assert html_lang(page) == "es" and "Abrir mis cuidados" in page
+    unknown = world.anon.get("/i/not-a-real-token", headers={"Accept-Language": "es"})
+    assert unknown.status_code == 404
+    assert "Este enlace de invitación no es válido." in unknown.get_data(as_text=True)
+
+
+def test_the_offline_page_comes_in_the_language_asked(world):
+    for lang, words in (("es", "No tienes conexión"), ("en", "You're offline")):
+        r = world.anon.get(f"/offline?lang={lang}")
+        assert r.headers["Content-Language"] == lang and words in r.get_data(as_text=True)
+    notification = re.search(
+        r'id="notification-words">([^<]*)<',
+        world.anon.get("/offline?lang=es").get_data(as_text=True),
+    )
+    assert json.loads(notification.group(1))["title"] == "Nuevo recordatorio de cuidados"
+    # A language we do not ship is the visitor's own (here: English).
+    assert world.anon.get("/offline?lang=fr").headers["Content-Language"] == "en"
 
 
 def test_public_pages_follow_the_browser_until_someone_is_known(world):

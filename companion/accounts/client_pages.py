@@ -2,6 +2,7 @@
 
 import flask_babel
 from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from companion import audit, auth
@@ -12,7 +13,7 @@ from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, status_of
-from companion.i18n import LANGUAGE_NAMES
+from companion.i18n import LANGUAGE_NAMES, language_of
 from companion.reminders import channels
 from companion.web import shell_page
 
@@ -20,6 +21,23 @@ bp = Blueprint("client", __name__)
 
 # The settings page's choices for `channels` (None: the default, email as the fallback).
 CHANNEL_CHOICES = {"default": None, "push": ["push"], "email": ["email"], "both": ["push", "email"]}
+
+
+# What the invite page says for each reason an invite cannot be used (the API says it in
+# English, companion/accounts/invites.py).
+INVITE_PROBLEMS = {
+    "invite_unknown": _l("This invite link is not valid."),
+    "invite_revoked": _l(
+        "This invite was replaced by a newer one. Ask your clinic for a new link."
+    ),
+    "invite_used": _l("This invite was already used. Ask your clinic for a new link."),
+    "invite_expired": _l("This invite has expired. Ask your clinic for a new link."),
+}
+
+
+@bp.app_template_global("invite_problem")
+def invite_problem(error: DomainError) -> str:
+    return INVITE_PROBLEMS.get(error.code, error.message)
 
 
 @bp.get("/start")
@@ -43,6 +61,8 @@ def redeem(token: str):
     row = invites.clinic_of(db, token)
     if row is not None:  # the header and the text name the clinic the link comes from
         g.clinic_face = clinic.face(row)
+    if invite is not None:  # the page speaks the language of the client it was made for
+        g.language = language_of(clients.load_client(db, invite["client_id"]))
     error = None
     if request.method == "POST":
         try:

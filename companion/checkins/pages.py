@@ -22,6 +22,7 @@ from companion.checkins import store as checkins
 from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.humane import babel_locale, human_when
+from companion.i18n import language_of
 from companion.reminders import inbox as aftercare
 from companion.review import charts
 from companion.treatments import store as treatments
@@ -68,6 +69,7 @@ def checkin_by_link(token: str):
         db, current_app.config["SECRET_KEY"], token[:400], utcnow()
     )
     g.clinic_face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
+    g.language = language_of(client)  # a link from the client's email: their language
     resp = make_response(
         checkin_page(
             session_id=session["id"],

@@ -14,6 +14,7 @@ from companion.checkins import flags, triage
 from companion.clinical import day_number
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import Conflict, Invalid, NotFound, RateLimited
+from companion.i18n import in_language
 
 # The stored columns, in the order of the table.
 COLUMNS = (
@@ -164,12 +165,13 @@ def submit(
             )
         ]
         new = dict(data, symptoms=data["symptoms"], warning_signs=data["warning_signs"])
-        assessment = triage.assess(
-            session_for_triage(session, client["timezone"]),
-            [*history, as_triage(new)],
-            clinic_phone,
-            checkin_id=data["id"],
-        )
+        with in_language(client.get("language")):  # the answer's words: the client's
+            assessment = triage.assess(
+                session_for_triage(session, client["timezone"]),
+                [*history, as_triage(new)],
+                clinic_phone,
+                checkin_id=data["id"],
+            )
         row = {
             "id": data["id"],
             "client_id": client["id"],

@@ -14,6 +14,7 @@ Past 300 lines on purpose: it is one rule table, read top to bottom beside docs/
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+from companion.checkins import answers
 from companion.clinical import RULES, day_number, severity_rank
 
 # Vendor downtime figures (docs/clinical.md, "Expected recovery course"), not peer-reviewed:
@@ -38,9 +39,6 @@ _WARNING_SIGNS = (  # U1-U4 fire at any time
     ("U4", "eye_or_breathing", "Swelling around the eye, vision change or trouble breathing"),
 )
 _SCORES = ("redness", "swelling", "pain")
-_EMERGENCY = (
-    "If you have trouble breathing, swelling around the eye or a high fever, seek emergency care."
-)
 
 
 def downtime_hours(needle_depth_mm: float | None) -> float:
@@ -186,89 +184,24 @@ def _findings(
     return sorted(found.values(), key=lambda f: (-severity_rank(f["severity"]), f["rule"]))
 
 
-# How long until the skin settles, in the words a client reads: whole days, never hours.
-_SETTLE_WORDS = (
-    (1, "over the next day"),
-    (2, "over the next day or two"),
-    (3, "over the next two to three days"),
-    (5, "over the next four to five days"),
-    (7, "over the next week"),
-)
-
-
-def _settle_words(hours_left: float) -> str:
-    days = max(1, -int(-hours_left // 24))  # whole days, rounded up
-    return next(
-        (words for most, words in _SETTLE_WORDS if days <= most), "over the next week or so"
+def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict], day: int) -> str:
+    settle = _stretch(72, depth)
+    symptoms = cur.get("symptoms") or {}
+    return answers.reassurance(
+        tuple(k for k in ("redness", "swelling") if cur[k]),
+        day=day,
+        strong=max(cur["redness"], cur["swelling"]) == 4,
+        hours_left=settle - h,
+        deeper=settle > _SHALLOW_HOURS,  # vendor downtime figures stretch the course
+        symptoms=symptoms,
+        early=h < 24,
+        bruising_young=h < 168,
+        noted=bool(info),
     )
 
 
-def _reassurance(h: float, depth: float | None, cur: dict, info: list[dict], day: int) -> str:
-    # Client words: no scores out of 4, no hours, no sources (those are in the flags and
-    # docs/clinical.md for the practitioner).
-    symptoms = cur.get("symptoms") or {}
-    settle = _stretch(72, depth)
-    when = "on the day of your session" if day == 0 else f"on day {day}"
-    deeper = settle > _SHALLOW_HOURS  # vendor downtime figures stretch the course
-    scores = [k for k in ("redness", "swelling") if cur[k]]
-    if not scores:
-        text = [f"Your skin looks calm {when}, which is a good sign."]
-    else:
-        what = " and ".join(scores).capitalize()
-        verb, it = ("is", "It") if len(scores) == 1 else ("are", "They")
-        after = " after a deeper treatment" if deeper else ""
-        if max(cur["redness"], cur["swelling"]) == 4:
-            # No rule fires this early, but "raw" or "very swollen" is not what to call expected.
-            text = [
-                f"{what} this strong {when} can happen, but {it.lower()} {verb} at the strong"
-                " end. If it spreads, feels hot or gets worse, contact your clinic now."
-            ]
-        elif h < settle:
-            fade = "usually fades" if len(scores) == 1 else "usually fade"
-            text = [
-                f"{what} like yours {verb} normal {when}{after}.",
-                f"{it} {fade} {_settle_words(settle - h)}.",
-            ]
-        else:
-            text = [
-                f"{what} like yours {verb} still part of normal healing{after}; {it.lower()}"
-                f" should keep fading."
-            ]
-    if symptoms.get("oozing") and h < 24:
-        text.append("Tiny spots of bleeding on the day of the session are normal.")
-    if symptoms.get("peeling") or symptoms.get("itching"):
-        text.append("Dryness, peeling and itching are part of normal healing in the first week.")
-    if symptoms.get("bruising") and h < 168:
-        text.append("Bruising can take up to a week to fade.")
-    if info:
-        text.append("Your practitioner will take a look at what you reported; no need to act now.")
-    return " ".join(text)
-
-
-# What each review rule means in the client's words, for one message naming every reason.
-_CLIENT_WORDS = {
-    "R1": "redness higher than expected",
-    "R2": "swelling higher than expected or rising",
-    "R3": "redness worse than at your last check-in",
-    "R4": "pain that is strong or rising",
-    "R5": "bruising that has lasted past a week",
-}
 # Rules about the scores' level and trend: the newest check-in speaks for them (see assess).
 _SCORE_RULES = ("R1", "R2", "R3", "R4")
-
-
-def _review_message(flags: list[dict], day: int, call: str) -> str:
-    words = [_CLIENT_WORDS[f["rule"]] for f in flags if f["rule"] in _CLIENT_WORDS]
-    when = "on the day of your session" if day == 0 else f"on day {day}"
-    lead = ""
-    if words:
-        listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-        lead = f"What you reported {when} needs a look: {listed}. "
-    return (
-        f"{lead}Your clinic will review this today and contact you if needed. Keep following"
-        f" your aftercare; if you get a fever, pus or spreading redness, contact your"
-        f" clinic now{call}."
-    )
 
 
 def assess(
@@ -300,17 +233,14 @@ def assess(
     if later is not None:
         flags = [f for f in flags if f["rule"] not in _SCORE_RULES]
     ranks = {severity_rank(f["severity"]) for f in flags}
-    call = f" on {clinic_phone}" if clinic_phone else ""
     if severity_rank("urgent") in ranks:
-        status, message = "urgent", f"Contact your clinic now{call}. {_EMERGENCY}"
+        status, message = "urgent", answers.urgent_message(clinic_phone)
     elif severity_rank("review") in ranks:
-        status, message = "review", _review_message(flags, day, call)
+        rules = [f["rule"] for f in flags]
+        status, message = "review", answers.review_message(rules, day, clinic_phone)
     elif later is not None:
         status = "expected"
-        message = (
-            f"Saved. This answer from day {day} arrived after your answer from day"
-            f" {_day(session, later)}, so your clinic goes by the newer one."
-        )
+        message = answers.superseded_message(day, _day(session, later))
     else:
         status, message = "expected", _reassurance(h, depth, current, flags, day)
     return {

@@ -13,6 +13,7 @@ from flask import (
     render_template,
     request,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from companion.accounts import actions, clients, clinics
@@ -20,6 +21,7 @@ from companion.admin import clinic
 from companion.auth import client_required, practitioner_required
 from companion.db import get_db, utcnow
 from companion.errors import Gone, NotFound
+from companion.i18n import current_language, in_language, language_of
 from companion.reminders import actions as reminder_actions
 from companion.reminders import calendar, links
 from companion.reminders import inbox as aftercare
@@ -41,7 +43,10 @@ def reminders():
 @bp.get("/offline")
 @shell_page
 def offline():
-    return render_template("client/offline.html")
+    # The service worker keeps this page in the language the client's pages came in
+    # (their Content-Language): ?lang= asks for that one.
+    with in_language(request.args.get("lang") or current_language()):
+        return render_template("client/offline.html")
 
 
 @bp.route("/email/unsubscribe/<token>", methods=["GET", "POST"])
@@ -59,6 +64,7 @@ def unsubscribe(token: str):
     client = clients.load_client(db, client_id)
     if client is None:
         raise Gone("There is nothing to unsubscribe: this record has been erased.", "link_revoked")
+    g.language = language_of(client)  # nobody is signed in: the email's reader is the client
     done = request.method == "POST"
     if done:
         client = actions.stop_email(db, client, utcnow())
@@ -107,7 +113,7 @@ def calendar_offer() -> dict | None:
 @client_required
 def reset_my_calendar():
     reminder_actions.reset_calendar(get_db(), current_user, current_user.row)
-    flash("Your calendar has a new address: add it to your calendar again.")
+    flash(_("Your calendar has a new address: add it to your calendar again."))
     return redirect("/settings#step-calendar")
 
 

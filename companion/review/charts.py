@@ -11,6 +11,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from flask import render_template
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 from companion.checkins import triage
@@ -90,8 +91,12 @@ def chart(session: dict, points: list[dict], flagged: dict[str, list[str]] | Non
         lines["redness"].append(f"{rx:.1f},{ry:.1f}")
         lines["swelling"].append(f"{sx:.1f},{sy:.1f}")
         reasons = flagged.get(p.get("id"), [])
-        label = (
-            f"Day {p['day']} ({p['hours']:.0f} h): redness {p['redness']}, swelling {p['swelling']}"
+        label = _(
+            "Day %(day)s (%(hours)s h): redness %(redness)s, swelling %(swelling)s",
+            day=p["day"],
+            hours=round(p["hours"]),
+            redness=p["redness"],
+            swelling=p["swelling"],
         )
         pts.append(
             {

@@ -10,56 +10,30 @@ const CompanionApp = (() => {
   const PUSH_TIMEOUT_MS = 10_000;
   const SERVER_RETRY_MS = 60_000;
 
+  // The words, in the client's language: every client page renders them from the gettext
+  // catalogs (companion/client_words.py) as JSON in #client-messages, read by useMessages().
+  // The scripts hold none of their own.
   const MESSAGES = {
-    remindersOn: "Reminders are on for this device",
-    remindersStarting: "Turning on reminders…",
-    remindersDismissed: "Reminders are still off. Tap the button again when you are ready.",
-    remindersDenied:
-      "Notifications are blocked for this site. To get reminders, allow notifications for this site in your browser settings, then tap the button again.",
-    remindersDeniedAndroid:
-      "Notifications are blocked for this site. To get reminders, allow notifications for this site in your browser settings: tap the icon left of the address (or ⋮ → Settings → Site settings → Notifications), allow them, then tap the button again.",
-    remindersDeniedIos:
-      "Notifications are blocked for this app. To get reminders, open the iPhone's Settings → Notifications → Companion, turn on Allow Notifications, then tap the button again.",
-    remindersIos:
-      "On iPhone and iPad, reminders only work from the Home Screen app: tap Share → Add to Home Screen, open Companion from your Home Screen, then tap this button again.",
-    remindersUnsupported:
-      "This browser cannot show reminders. Open this page in a recent Chrome, Edge, Firefox or Safari.",
-    remindersOffline: "Could not turn on reminders: no connection. Try again when you are online.",
-    remindersSignedOut: "You are signed out. Open your invite link again, then turn on reminders.",
-    remindersNotReady: "The app is still setting up. Try again in a moment.",
-    pushServiceUnreachable: "Could not reach the push service. Check your connection and try again.",
-    pushRefused: "This browser refused to turn on reminders. Check its notification settings and try again.",
-    subscriptionNotSaved: "Could not save reminders on the server. Please try again.",
-    checkinSaved: "Saved on this phone, will send when online.",
-    checkinSavedSignedOut:
-      "Saved on this phone, will send when online. You are signed out: open your invite link again so it can be sent.",
-    checkinSavedLater:
-      "Saved on this phone. The clinic's server could not take it just now; it will be sent automatically.",
-    checkinNotSaved:
-      "This check-in could not be sent or saved on this phone. Your answers are still here: try again in a moment.",
-    checkinSent: "Check-in sent.",
-    photosSent: (n) => `${n} photo${n === 1 ? "" : "s"} sent to your clinic.`,
-    photosFailed: "Some photos could not be sent; your check-in is saved.",
-    photosOffline: "Photos are sent only when you are online; your check-in is saved on this phone.",
-    checkAnswers: "Please check the answers marked above.",
-    fieldMissing: {
-      redness: "Choose how red your skin looks.",
-      swelling: "Choose how swollen your skin is.",
-      pain: "Choose a number from 0 to 10.",
-    },
-    fieldInvalid: {
-      redness: "Choose one of the five pictures.",
-      swelling: "Choose one of the five pictures.",
-      pain: "Choose a number from 0 to 10.",
-      note: "Keep the note under 2,000 characters.",
-    },
-    photosReady: (n) => (n === 1 ? "1 photo ready to send" : `${n} photos ready to send`),
-    savedCheckinSent: "Your check-in saved on this phone has been sent.",
-    savedCheckinRefused: "A check-in saved on this phone could not be accepted:",
-    scriptsMissing: "The app did not load completely. Reload the page and try again.",
+    photosSent: (n) => (n === 1 ? MESSAGES.photoSent : MESSAGES.photosSentMany.replace("{n}", n)),
+    photosReady: (n) => (n === 1 ? MESSAGES.photoReady : MESSAGES.photosReadyMany.replace("{n}", n)),
   };
+  const ASSESSMENT_STATUSES = ["expected", "review", "urgent"];
 
-  const ASSESSMENT_LABELS = { expected: "As expected", review: "Needs review", urgent: "Urgent" };
+  /** Take the page's words (the functions above stay: they pick among them). */
+  function useMessages(words) {
+    for (const [key, value] of Object.entries(words ?? {})) {
+      if (typeof MESSAGES[key] !== "function") MESSAGES[key] = value;
+    }
+  }
+
+  /** Read the words the page carries (#client-messages). */
+  function readMessages(doc) {
+    try {
+      useMessages(JSON.parse(doc.getElementById("client-messages")?.textContent ?? "{}"));
+    } catch (error) {
+      console.warn("Messages:", error);
+    }
+  }
   const SEVERITY = { expected: 0, review: 1, urgent: 2 };
   const GROUPS = new Set(["symptoms", "warning_signs"]);
   const REQUIRED = { redness: "redness", swelling: "swelling", pain: "pain" };
@@ -164,11 +138,11 @@ const CompanionApp = (() => {
 
   /** Map an assessment to its CSS class and a text label (never colour alone). */
   function assessmentView(assessment) {
-    const status = assessment?.status in ASSESSMENT_LABELS ? assessment.status : "review";
+    const status = ASSESSMENT_STATUSES.includes(assessment?.status) ? assessment.status : "review";
     return {
       status,
       className: `assessment-${status}`,
-      label: ASSESSMENT_LABELS[status],
+      label: MESSAGES.assessmentLabels?.[status] ?? status,
       message: assessment?.message ?? "",
     };
   }
@@ -215,6 +189,7 @@ const CompanionApp = (() => {
 
   function init(doc, win) {
     const $ = (id) => doc.getElementById(id);
+    readMessages(doc);
     const nav = win.navigator;
     const outbox = typeof CompanionOutbox === "undefined" ? null : CompanionOutbox.createOutbox();
 
@@ -461,6 +436,7 @@ const CompanionApp = (() => {
 
   return {
     MESSAGES,
+    useMessages,
     isIos,
     isIosSafari,
     isStandalone,
