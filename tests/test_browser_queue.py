@@ -84,9 +84,17 @@ def test_seven_open_flags_of_two_clients_are_two_rows(page, server):
     expect(page.get_by_role("button", name="Resolve")).to_have_count(2)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"{width} px wide at {page.viewport_size}"
+    # U1-U4 chips: the title says the sign, the reason only what it does not (issue 14).
+    expect(rows.first.locator(".chip .reason")).to_have_text(
+        [re.compile(r"^Reported on day \d+$")] * 4
+    )
     violations = axe_violations(page)
     assert violations == [], violations
     screenshot(page, f"queue-{page.device}")
+    page.emulate_media(color_scheme="dark")
+    violations = axe_violations(page)
+    assert violations == [], violations
+    screenshot(page, f"queue-{page.device}-dark")
 
 
 @pytest.fixture(scope="module")

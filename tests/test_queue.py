@@ -1,6 +1,7 @@
 """The queue of recoveries: one item per session, recovery-level actions, notes and claims."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import Api, checkin_body, count
@@ -368,3 +369,83 @@ def test_the_resolved_view_shows_the_latest_resolution_first(seven):
     items = w.p1.get("/api/queue?status=resolved").json["recoveries"]
     assert [i["resolution"]["note"] for i in items] == ["Second", "First"]
     assert all(i["status"] == "resolved" for i in items)
+
+
+def test_a_chip_says_only_what_its_title_does_not():
+    from companion.review.queue import chip_reason
+
+    london, new_york = ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
+    pus = "Pus, yellow crusts or discharge reported on day 0"
+    assert chip_reason("U3", pus, london) == "Reported on day 0"
+    # U4's reason names the sign in other words than its title: still only the rest.
+    eye = "Swelling around the eye, vision change or trouble breathing reported on day 2"
+    assert chip_reason("U4", eye, london) == "Reported on day 2"
+    fever = "Fever of 38.0 °C / 100.4 °F or more, or chills reported on day 1"
+    assert chip_reason("U2", fever, london) == "Reported on day 1"
+    # Reasons that say more than their title are left whole.
+    r1 = "Redness 3/4 on day 3 (expected at most 2/4 by now)"
+    assert chip_reason("R1", r1, london) == r1
+    assert chip_reason("U3", None, london) == ""
+    n3 = (
+        "No answer to 2 scheduled check-ins in a row (2026-11-27 23:30 UTC to 2026-11-28 09:00 UTC)"
+    )
+    assert chip_reason("N3", n3, new_york) == (
+        "No answer to 2 scheduled check-ins in a row (27 Nov, 18:30 to 28 Nov, 04:00)"
+    )
+    summer = (
+        "No answer to 3 scheduled check-ins in a row (2026-07-01 08:00 UTC to 2026-07-02 08:00 UTC)"
+    )
+    assert chip_reason("N3", summer, london).endswith("(1 Jul, 09:00 to 2 Jul, 09:00)")
+
+
+def test_the_queue_page_chips_repeat_no_title_and_show_n3_in_the_clinics_zone(seven, app):
+    import re
+
+    from companion.checkins import flags
+    from companion.db import connect, parse_iso
+
+    w = seven
+    html = w.p1.get("/clinic/").get_data(as_text=True)
+    chips = re.findall(r'<li class="chip [^"]*"[^>]*>(.*?)</li>', html, re.S)
+    u3 = next(chip for chip in chips if "<strong>U3</strong>" in chip)
+    assert "Pus, yellow crusts or discharge" in u3  # the title, once
+    assert re.search(r'<span class="reason">Reported on day \d+</span>', u3)
+    for chip in chips:
+        title, reason = re.search(
+            r"</strong> (.*?)(?:<span class=\"new\".*)?<span class=\"reason\">(.*?)</span>",
+            chip,
+            re.S,
+        ).groups()
+        assert not reason.lower().startswith(title.strip().lower()), chip
+    assert "UTC" not in html
+    # N3 for Alice, in a clinic on New York time: its times are New York's, as in the rest.
+    db = connect(app.config["DATABASE"])
+    db.conn.execute(
+        "UPDATE clinics SET timezone = 'America/New_York'"
+        " WHERE id = (SELECT clinic_id FROM clients WHERE id = ?)",
+        (w.client1["id"],),
+    )
+    db.conn.commit()
+    due = [
+        parse_iso(r[0])
+        for r in db.conn.execute(
+            "SELECT due_at FROM notifications WHERE session_id = ? AND kind = 'checkin'"
+            " ORDER BY due_at",
+            (w.session1["id"],),
+        )
+    ]
+    with app.app_context():
+        assert flags.check_missed(db, due[1] + timedelta(hours=13)) >= 1
+    ((reason,),) = db.conn.execute(
+        "SELECT reason FROM flags WHERE rule = 'N3' AND session_id = ?", (w.session1["id"],)
+    ).fetchall()
+    db.close()
+    first = datetime.strptime(re.search(r"\((\S+ \S+) UTC", reason).group(1), "%Y-%m-%d %H:%M")
+    local = first.replace(tzinfo=UTC).astimezone(ZoneInfo("America/New_York"))
+    html = w.p1.get("/clinic/").get_data(as_text=True)
+    n3 = next(
+        c
+        for c in re.findall(r'<li class="chip [^"]*"[^>]*>(.*?)</li>', html, re.S)
+        if "<strong>N3</strong>" in c
+    )
+    assert f"({local:%-d %b, %H:%M} to " in n3 and "UTC" not in n3

@@ -38,6 +38,8 @@ _WARNING_SIGNS = (  # U1-U4 fire at any time
     ("U3", "pus", "Pus, yellow crusts or discharge"),
     ("U4", "eye_or_breathing", "Swelling around the eye, vision change or trouble breathing"),
 )
+# The words a U1-U4 reason starts with ("<words> reported on day N"), by rule.
+SIGN_WORDS = {rule: what for rule, _, what in _WARNING_SIGNS}
 _SCORES = ("redness", "swelling", "pain")
 
 

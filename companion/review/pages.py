@@ -75,6 +75,7 @@ def queue_page():
         practitioner=practitioner,
         colleagues=queue.colleagues(db, current_user.clinic_id),
         rules=RULES,
+        chip_reason=queue.chip_reason,
     )
 
 

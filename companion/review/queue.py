@@ -1,11 +1,14 @@
 """The review queue: flags urgent first then oldest, their counts, and acting on a flag."""
 
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from companion.clinical import ACTIVE_STATUSES, FLAG_STATUSES, SEVERITIES_DESC
+from companion.checkins.triage import SIGN_WORDS
+from companion.clinical import ACTIVE_STATUSES, FLAG_STATUSES, RULES, SEVERITIES_DESC
 from companion.contract import parse_query
 from companion.db import iso, one, rows, write
 from companion.errors import Conflict, Invalid, NotFound
@@ -39,6 +42,31 @@ FLAG_FIELDS = (
     "note",
     "checkin_id",
 )
+
+
+# A moment as triage writes it into a reason (N3: "... (2026-11-27 09:00 UTC to ...)").
+UTC_IN_REASON = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC")
+
+
+def chip_reason(rule: str, reason: str | None, zone: ZoneInfo) -> str:
+    """What a queue chip says under its rule's title: only what the title does not say.
+
+    U1-U4 reasons repeat the sign ("Pus, yellow crusts or discharge reported on day 0"); the
+    chip keeps "Reported on day 0". Times written in UTC (N3) are shown in `zone`, the
+    clinic's, like every other time in the queue. Stored reasons stay whole (timeline, exports).
+    """
+    text = reason or ""
+    for words in (SIGN_WORDS.get(rule), RULES.get(rule, {}).get("title")):
+        if words and text.lower().startswith(words.lower() + " "):
+            rest = text[len(words) + 1 :]
+            text = rest[:1].upper() + rest[1:]
+            break
+
+    def local(found: re.Match) -> str:
+        moment = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        return f"{moment.astimezone(zone):%-d %b, %H:%M}"
+
+    return UTC_IN_REASON.sub(local, text)
 
 
 def parse_filters(args) -> dict:
