@@ -15,6 +15,7 @@ from companion.contract import parse
 from companion.db import connect, get_db, iso, utcnow, write
 from companion.doctor import doctor as check_installation
 from companion.errors import DomainError
+from companion.review import erasure
 from companion.serve import serve as serve_production
 
 
@@ -27,7 +28,12 @@ def migrate(app) -> list[str]:
     db = connect(app.config["DATABASE"])
     try:
         pending = [m.name for m in migrations.migrations.pending(db)]
-        migrations.apply(db)
+        with app.app_context():  # m014 encrypts with the app's TOTP_KEY
+            migrations.apply(db)
+        if pending:
+            # What a migration replaced (m014: two-factor secrets in clear) must not stay in
+            # the WAL's old frames.
+            erasure.clear_old_frames(db)
         return pending
     finally:
         db.close()

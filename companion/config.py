@@ -5,6 +5,7 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from flask import Flask
 
 from companion.reminders.push import generate_vapid_keys
@@ -106,7 +107,8 @@ def load(app: Flask, test_config: dict | None) -> None:
 
 
 def _ensure_secrets(app: Flask, instance: Path) -> None:
-    """Make SECRET_KEY and the VAPID key pair in the instance folder on first run."""
+    """Make SECRET_KEY, the VAPID key pair and the TOTP key in the instance folder on first run
+    (an instance made by an older version gets the keys it lacks)."""
     path = instance / "secrets.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     changed = False
@@ -115,6 +117,9 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
         changed = True
     if not stored.get("VAPID_PRIVATE_KEY"):
         stored["VAPID_PRIVATE_KEY"], stored["VAPID_PUBLIC_KEY"] = generate_vapid_keys()
+        changed = True
+    if not stored.get("TOTP_KEY"):  # encrypts two-factor secrets in the database (twofactor.py)
+        stored["TOTP_KEY"] = Fernet.generate_key().decode()
         changed = True
     if changed:
         # Written owner-only: these keys sign sessions and push messages.
@@ -126,3 +131,4 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
         app.config["SECRET_KEY"] = stored["SECRET_KEY"]
     app.config.setdefault("VAPID_PRIVATE_KEY", stored["VAPID_PRIVATE_KEY"])
     app.config.setdefault("VAPID_PUBLIC_KEY", stored["VAPID_PUBLIC_KEY"])
+    app.config.setdefault("TOTP_KEY", stored["TOTP_KEY"])

@@ -10,6 +10,7 @@ import sqlite3
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from companion import twofactor
 from companion.db import write
 from companion.reminders.default_protocol import DEFAULT_STEPS
 
@@ -558,3 +559,22 @@ def m013_emergency_number(db: sqlite_utils.Database) -> None:
     ALTER TABLE clinics ADD COLUMN emergency_number TEXT;
     """,
     )
+
+
+@migrations()
+def m014_totp_secrets_encrypted(db: sqlite_utils.Database) -> None:
+    """Two-factor secrets were stored in clear: encrypt them with the instance's TOTP_KEY
+    (secrets.json; `companion.cli.migrate` runs migrations in the app's context)."""
+    found = db.execute(
+        "SELECT id, totp_secret, totp_pending FROM practitioners"
+        " WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL"
+    ).fetchall()
+    for practitioner_id, secret, pending in found:
+        db.execute(
+            "UPDATE practitioners SET totp_secret = ?, totp_pending = ? WHERE id = ?",
+            [
+                twofactor.seal(secret) if secret else None,
+                twofactor.seal(pending) if pending else None,
+                practitioner_id,
+            ],
+        )

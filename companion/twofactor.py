@@ -3,9 +3,14 @@
 A code is checked after the password, under the same throttle (companion/throttle.py), and a
 TOTP code is accepted once: the time step it belongs to is recorded, and a code of that step or
 an earlier one is refused, so a code seen over a shoulder cannot be replayed in its window.
+
+The TOTP secrets (`totp_secret`, `totp_pending`) are stored encrypted (Fernet: AES-128-CBC with
+HMAC-SHA256) with the instance's TOTP_KEY, kept in secrets.json (0600) beside the database: a
+copy of the database alone (a backup, a stolen file) cannot make codes.
 """
 
 import hmac
+import logging
 import re
 import secrets
 from datetime import datetime
@@ -13,6 +18,8 @@ from datetime import datetime
 import pyotp
 import segno
 import sqlite_utils
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from companion import throttle
@@ -35,6 +42,24 @@ def enabled(row: dict) -> bool:
 
 def new_secret() -> str:
     return pyotp.random_base32()
+
+
+def seal(secret: str) -> str:
+    """Encrypt a TOTP secret for the database with the app's TOTP_KEY."""
+    return Fernet(current_app.config["TOTP_KEY"]).encrypt(secret.encode()).decode()
+
+
+def unseal(stored: str) -> str | None:
+    """Decrypt a stored TOTP secret; None (logged) when this instance's key cannot, e.g. the
+    database was moved without its secrets.json: `companion reset-two-factor` is the way back."""
+    try:
+        return Fernet(current_app.config["TOTP_KEY"]).decrypt(stored.encode()).decode()
+    except InvalidToken:
+        logging.getLogger(__name__).error(
+            "A two-factor secret cannot be decrypted with this instance's TOTP_KEY"
+            " (secrets.json from another instance?); `companion reset-two-factor` turns it off."
+        )
+        return None
 
 
 def provisioning(secret: str, email: str, issuer: str = ISSUER) -> dict:
@@ -71,7 +96,8 @@ def totp_step(secret: str, code: str, after_step: int, now: datetime) -> int | N
 def use_totp(db: sqlite_utils.Database, row: dict, code: str, now: datetime) -> bool:
     """Accept a TOTP code once: record its step atomically, so a replay (even a concurrent
     one) is refused."""
-    step = totp_step(row["totp_secret"], code, row["totp_last_step"], now)
+    secret = unseal(row["totp_secret"])
+    step = None if secret is None else totp_step(secret, code, row["totp_last_step"], now)
     if step is None:
         return False
     cur = db.conn.execute(

@@ -1,15 +1,20 @@
 """Two-factor sign-in for practitioners: TOTP set-up, sign-in with a code (API and pages),
 single-use recovery codes, replay refused, throttled like passwords, the clinic's rule."""
 
+import json
 import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyotp
 import pytest
 from conftest import PASSWORD, Api, count, sql
+from cryptography.fernet import Fernet
 
 from companion import twofactor
+from companion.cli import migrate
+from companion.db import connect
 
 P1_EMAIL = "one@clinic-one.net"
 
@@ -115,8 +120,9 @@ def test_the_replay_check_holds_under_a_race(world, app):
         row = clinics.find_practitioner_by_email(db, P1_EMAIL)
         now = datetime.now(UTC)
         code = code_at(secret, 1)
-        assert twofactor.use_totp(db, row, code, now) is True
-        assert twofactor.use_totp(db, row, code, now) is False  # same stale row read
+        with app.app_context():  # the stored secret is decrypted with the app's TOTP_KEY
+            assert twofactor.use_totp(db, row, code, now) is True
+            assert twofactor.use_totp(db, row, code, now) is False  # same stale row read
     finally:
         db.close()
 
@@ -316,3 +322,61 @@ def test_the_operator_resets_a_lost_phone_from_the_command_line(world, runner):
     assert actor == "operator"
     unknown = runner.invoke(["reset-two-factor", "--email", "nobody@clinic-one.net"])
     assert unknown.exit_code != 0 and "No practitioner" in unknown.output
+
+
+# The secret at rest ---------------------------------------------------------------------------
+
+
+def instance_files(app) -> dict[str, bytes]:
+    """Every file of the instance folder but secrets.json (where the key is meant to be)."""
+    folder = Path(app.instance_path)
+    return {
+        str(p): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != "secrets.json"
+    }
+
+
+def test_the_secret_is_stored_encrypted_with_a_key_kept_in_secrets_json(world, app):
+    secret, _ = enrol(world.p1)
+    for path, data in instance_files(app).items():
+        assert secret.encode() not in data, path  # the database, its -wal and -shm
+    ((stored,),) = sql(app, "SELECT totp_secret FROM practitioners WHERE email = ?", (P1_EMAIL,))
+    secrets_file = Path(app.instance_path) / "secrets.json"
+    key = json.loads(secrets_file.read_text())["TOTP_KEY"]
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    assert Fernet(key).decrypt(stored.encode()).decode() == secret
+    # The database has it and nobody can make codes from the database alone; sign-in works.
+    assert login(world.app, code_at(secret, 1))[1].status_code == 200
+
+
+def test_m014_encrypts_secrets_stored_in_clear(world, app):
+    secret, _ = enrol(world.p1)
+    pending = pyotp.random_base32()
+    db = connect(app.config["DATABASE"])
+    try:  # as an instance of the version before left it
+        db.execute("UPDATE practitioners SET totp_secret = ? WHERE email = ?", [secret, P1_EMAIL])
+        db.execute(
+            "UPDATE practitioners SET totp_pending = ? WHERE email = ?",
+            [pending, "two@clinic-two.net"],
+        )
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm014_totp_secrets_encrypted'")
+        db.conn.commit()
+    finally:
+        db.close()
+    # The check below can fail: the secret in clear is in the database's files now.
+    assert any(secret.encode() in data for data in instance_files(app).values())
+    assert migrate(app) == ["m014_totp_secrets_encrypted"]
+    for path, data in instance_files(app).items():
+        assert secret.encode() not in data and pending.encode() not in data, path
+    assert login(world.app, code_at(secret, 1))[1].status_code == 200
+    # The colleague's set-up in progress survives too: the page shows the same secret again.
+    page = world.p2.get("/clinic/two-factor").get_data(as_text=True)
+    assert " ".join(pending[i : i + 4] for i in range(0, len(pending), 4)) in page
+
+
+def test_a_secret_this_instance_cannot_decrypt_is_a_bad_code_not_a_500(world, app):
+    secret, _ = enrol(world.p1)
+    app.config["TOTP_KEY"] = Fernet.generate_key().decode()  # secrets.json of another instance
+    _, r = login(world.app, code_at(secret, 1))
+    assert r.status_code == 401 and r.json["error"]["code"] == "bad_code"

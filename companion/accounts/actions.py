@@ -178,11 +178,11 @@ def start_two_factor(db: sqlite_utils.Database, actor: User, fresh: bool = True)
             "Two-factor sign-in is on already: turn it off first to move to a new app.",
             "two_factor_on",
         )
-    secret = row["totp_pending"]
+    secret = twofactor.unseal(row["totp_pending"]) if row["totp_pending"] else None
     if fresh or not secret:
         secret = twofactor.new_secret()
         with write(db):
-            db["practitioners"].update(actor.id, {"totp_pending": secret})
+            db["practitioners"].update(actor.id, {"totp_pending": twofactor.seal(secret)})
             audit.record("two_factor_setup_started", actor=actor)
     return twofactor.provisioning(secret, row["email"])
 
@@ -195,7 +195,8 @@ def confirm_two_factor(db: sqlite_utils.Database, actor: User, code: str, now: d
         raise Conflict("Two-factor sign-in is on already.", "two_factor_on")
     if not row["totp_pending"]:
         raise Conflict("Start the set-up first: scan a new QR code.", "two_factor_not_started")
-    step = twofactor.totp_step(row["totp_pending"], code, 0, now)
+    pending = twofactor.unseal(row["totp_pending"])
+    step = None if pending is None else twofactor.totp_step(pending, code, 0, now)
     if step is None:
         raise Invalid({"code": "This code is not right: type the 6 digits your app shows now."})
     with write(db):
