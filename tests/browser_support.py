@@ -324,3 +324,73 @@ def service_worker_registration(cdp, page, scope: str) -> str:
     found = wait_until(page, live, timeout=5)
     assert found is not None, f"no live service worker registration for {scope}: {registrations}"
     return found
+
+
+# ---------------------------------------------------------------- the client's phone, as fixtures
+
+PHONE_GRANTS = ("notifications", "background-sync")
+
+SHELL_HAS_CHECKIN = """async () => {
+    for (const name of await caches.keys()) {
+      const cache = await caches.open(name);
+      if (await cache.match("/checkin") && await cache.match("/static/js/checkin.js")) return true;
+    }
+    return false;
+}"""
+
+
+def client_phone_fixtures(seed, *, greeting: str | None = None, **options):
+    """Return the module-scoped `server` and `phone` fixtures and the per-test `page` fixture
+    of a client-side browser module: `server = ...` at module level is all a module needs.
+
+    server: `companion run` on an instance seeded by `seed(app)`, which returns at least the
+    invite `token` of a client. phone: that client's phone (PHONE, notifications and
+    background sync granted, `options` passed on to the context, e.g. timezone_id), signed in
+    from the invite, the service worker installed and the check-in form's shell cached;
+    `greeting` is the welcome page's heading to expect. page: a new tab of the phone, back
+    online and without a draft afterwards; an uncaught error in it fails the test.
+    """
+    from playwright.sync_api import expect
+
+    @pytest.fixture(scope="module", name="server")
+    def server_fixture():
+        require_chromium()
+        with running_server(seed) as running:
+            yield running
+
+    @pytest.fixture(scope="module", name="phone")
+    def phone_fixture(server):
+        with chromium_context(
+            PHONE,
+            permissions=PHONE_GRANTS,
+            origin=server.url,
+            base_url=server.url,
+            **options,
+        ) as context:
+            context.set_default_timeout(15_000)
+            serve_axe(context)
+            page = context.new_page()
+            page.goto(f"/i/{server.seeded['token']}")
+            page.get_by_role("button", name="Open my aftercare").tap()
+            expect(page).to_have_url(f"{server.url}/welcome")
+            if greeting is not None:
+                expect(page.get_by_role("heading", level=1)).to_have_text(greeting)
+            page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+            page.goto("/checkin")  # under the worker's control: stores the form's shell
+            assert wait_until(page, lambda: page.evaluate(SHELL_HAS_CHECKIN)), "shell not cached"
+            page.close()
+            yield context
+
+    @pytest.fixture(name="page")
+    def page_fixture(phone):
+        page = phone.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(error))
+        yield page
+        phone.set_offline(False)
+        if page.url.startswith("http"):
+            page.evaluate("() => localStorage.clear()")
+        page.close()
+        assert not errors, f"uncaught errors in the page: {errors}"
+
+    return server_fixture, phone_fixture, page_fixture

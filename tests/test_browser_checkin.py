@@ -11,20 +11,15 @@ import re
 
 import pytest
 from browser_support import (
-    PHONE,
     axe_violations,
-    chromium_context,
-    require_chromium,
-    running_server,
+    client_phone_fixtures,
     screenshot,
-    serve_axe,
     wait_until,
 )
 from conftest import World
 from PIL import Image
 from playwright.sync_api import expect
 
-GRANTS = ["notifications", "background-sync"]
 SIZES = {
     "390": {"width": 390, "height": 844},
     "320": {"width": 320, "height": 640},
@@ -43,55 +38,9 @@ def seed(app) -> dict:
     return {"token": invite.json["token"], "client_id": world.client1["id"]}
 
 
-@pytest.fixture(scope="module")
-def server():
-    require_chromium()
-    with running_server(seed) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def phone(server):
-    """The client's phone, signed in from the invite, with the service worker and its shell."""
-    with chromium_context(
-        PHONE,
-        permissions=GRANTS,
-        origin=server.url,
-        base_url=server.url,
-        timezone_id="Europe/Madrid",
-    ) as context:
-        context.set_default_timeout(15_000)
-        serve_axe(context)
-        page = context.new_page()
-        page.goto(f"/i/{server.seeded['token']}")
-        page.get_by_role("button", name="Open my aftercare").tap()
-        expect(page).to_have_url(f"{server.url}/welcome")
-        page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
-        page.goto("/checkin")  # under the worker's control: stores the form's shell
-        assert wait_until(page, lambda: page.evaluate(SHELL_HAS_CHECKIN)), "shell not cached"
-        page.close()
-        yield context
-
-
-SHELL_HAS_CHECKIN = """async () => {
-    for (const name of await caches.keys()) {
-      const cache = await caches.open(name);
-      if (await cache.match("/checkin") && await cache.match("/static/js/checkin.js")) return true;
-    }
-    return false;
-}"""
-
-
-@pytest.fixture
-def page(phone):
-    page = phone.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    yield page
-    phone.set_offline(False)
-    page.evaluate("() => localStorage.clear()") if page.url.startswith("http") else None
-    page.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+# The module's server, the client's phone (in Madrid; Alice's reminders are saved in London)
+# and a tab per test.
+server, phone, page = client_phone_fixtures(seed, timezone_id="Europe/Madrid")
 
 
 def look(page, size: str, scheme: str) -> None:

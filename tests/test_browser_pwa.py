@@ -11,13 +11,10 @@ import re
 
 import pytest
 from browser_support import (
-    PHONE,
+    PHONE_GRANTS,
     axe_violations,
-    chromium_context,
-    require_chromium,
-    running_server,
+    client_phone_fixtures,
     screenshot,
-    serve_axe,
     service_worker_registration,
     wait_until,
 )
@@ -27,7 +24,6 @@ from playwright.sync_api import expect
 
 from companion.reminders.push import DISCREET_BODY, DISCREET_TITLE, build_payload
 
-GRANTS = ["notifications", "background-sync"]
 CLIENT_PAGES = {
     "home": "/",
     "checkin": "/checkin",
@@ -55,43 +51,7 @@ def seed(app) -> dict:
     return {"token": invite.json["token"], "client_id": world.client1["id"]}
 
 
-@pytest.fixture(scope="module")
-def server():
-    require_chromium()
-    with running_server(seed) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def phone(server):
-    """The client's phone: signed in from the invite link, service worker installed."""
-    with chromium_context(
-        PHONE, permissions=GRANTS, origin=server.url, base_url=server.url
-    ) as context:
-        context.set_default_timeout(15_000)
-        serve_axe(context)
-        page = context.new_page()
-        page.goto(f"/i/{server.seeded['token']}")
-        page.get_by_role("button", name="Open my aftercare").tap()
-        expect(page).to_have_url(f"{server.url}/welcome")
-        expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, Alice")
-        page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
-        # Open the check-in form once under the worker's control: that stores its shell.
-        page.goto("/checkin")
-        assert wait_until(page, lambda: "/checkin" in cached_paths(page)), cached_paths(page)
-        page.close()
-        yield context
-
-
-@pytest.fixture
-def page(phone):
-    page = phone.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    yield page
-    phone.set_offline(False)
-    page.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+server, phone, page = client_phone_fixtures(seed, greeting="Welcome, Alice")
 
 
 def cached_paths(page) -> set[str]:
@@ -574,5 +534,5 @@ def test_with_notifications_blocked_the_page_explains_how_to_allow_them(page, ph
         expect(status).to_contain_text(DENIED_HELP)
     finally:
         cdp.detach()
-        phone.grant_permissions(GRANTS, origin=server.url)
+        phone.grant_permissions(list(PHONE_GRANTS), origin=server.url)
     assert page.evaluate("() => Notification.permission") == "granted"
