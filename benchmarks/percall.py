@@ -1,15 +1,15 @@
 """Worker CPU per request, in-process: the app's own cost, before and after a change, in one run.
 
-    .venv/bin/python benchmarks/percall.py [--db PATH] [--src . /tmp/before] [--rounds 3]
-                                           [--batches 5] [--requests 200] [--people 40]
+    .venv/bin/python benchmarks/percall.py [--db PATH] [--src . /tmp/before] [--routes ...]
+                                           [--batches 30] [--requests 50] [--profile FILE]
 
-For each `--src` folder (its `companion` package runs: `.` is this tree; `git archive <commit>
-companion | tar -x -C /tmp/before` makes a "before"), round after round (A, B, A, B: a busy moment
-of the shared host falls on every side), a child process copies `--db` (scale.py's database,
-generated at `--scale` when missing), signs clients and practitioners in through the API, and
-times each route with Flask's test client: the process CPU of `--requests` calls, the minimum of
-`--batches` batches (noise from other processes only ever adds). It prints ms of CPU a request
-per route and side, the minimum over rounds. No HTTP server: its share is the same on every side.
+One child process per `--src` folder (its `companion` package runs: `.` is this tree; `git archive
+<commit> companion | tar -x -C /tmp/before` makes a "before") over its own migrated copy of `--db`
+(scale.py's database, generated at `--scale` when missing), with clients and practitioners signed
+in through the API. Then, batch after batch, the sides take turns (a busy moment of the shared host
+falls on all of them): each times `--requests` calls of a route through Flask's test client in
+process CPU. It prints ms of CPU a request, the minimum (noise only ever adds) and the median of
+the batches. No HTTP server: its share is the same on every side. benchmarks/README.md has figures.
 """
 
 import argparse
