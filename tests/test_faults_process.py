@@ -5,6 +5,7 @@ are in benchmarks/faults.py; a killed dispatcher is tested in test_dispatch.py.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,19 +33,9 @@ PASSWORD = "correct horse battery"
 
 
 def serve(instance: str, port: int, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [COMPANION, "serve", "--port", str(port), *args],
-        env=env_for(instance, **env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    """`companion serve` on `port`, its output in the instance folder's serve-PORT.log."""
+    log = Path(instance) / f"serve-{port}.log"
+    return processes.spawn(["serve", "--port", str(port), *args], env_for(instance, **env), log)
 
 
 def devices_and_reminders(app, receiver, clinic_id: int, clients: int, title: str) -> set:
@@ -118,7 +109,7 @@ def test_two_serve_instances_on_one_database_send_each_reminder_once(app, receiv
         assert [proc.wait(timeout=40) for proc in servers] == [0, 0]
     finally:
         for proc in servers:
-            stop(proc)
+            processes.stop(proc, signal.SIGKILL)
     assert len(owners) == 2, owners  # both dispatchers claimed rows
     counts = Counter((m.subscription_id, m.payload["id"]) for m in receiver.received)
     assert set(counts) == pairs and set(counts.values()) == {1}
@@ -160,7 +151,7 @@ def test_sigterm_during_load_answers_no_500_and_leaves_no_row_leased(app, receiv
         if load is not None:
             load.gone.set()
             load.join()
-        stop(proc)
+        processes.stop(proc, signal.SIGKILL)
     assert during > 0 and load.answers[201] > 0, (load.answers, load.errors)
     assert not [s for s in load.answers if s >= 500], (load.answers, load.errors)
     stored = {r[0] for r in connect_rows(app, "SELECT id FROM checkins")}
@@ -194,8 +185,6 @@ def connect_one(app, sql: str):
 
 def test_doctor_finds_database_files_left_read_only(app):
     """SQLite makes -wal/-shm with the database file's mode: fixing the file alone is not enough."""
-    import shutil
-
     prefix = []
     if os.geteuid() == 0:  # root writes anything: drop the capability so modes apply
         if not shutil.which("setpriv"):
