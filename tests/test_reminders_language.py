@@ -145,3 +145,18 @@ def test_a_new_language_rewrites_the_reminders_not_sent_yet(app, db, world, send
     world.p1.patch(f"/api/clients/{erin['id']}", {"language": "en"})
     assert planned(db, erin["id"])["day2-checkin"]["title"] == "Day 2: how is your skin?"
     assert len(receiver.messages_for(phone)) == 1
+
+
+def test_a_discreet_spanish_clients_email_says_nothing_of_the_treatment(
+    app, db, world, smtp, sender
+):
+    new_client(world, "Lucia", language="es", discreet=True)
+    run(app, db, sender)
+    [got] = smtp.wait_for(1)
+    message = got.message
+    assert message["Subject"] == "Nuevo recordatorio de cuidados"
+    plain, html = text_of(message, "plain"), text_of(message, "html")
+    lines = [line for line in plain.splitlines() if line]
+    assert lines[:2] == ["Nuevo recordatorio de cuidados.", "Abre la app Companion para leerlo."]
+    for text in (plain, html, str(message["Subject"])):
+        assert not any(word in text.lower() for word in ("piel", "tratamiento", "maquill", "solar"))
