@@ -38,6 +38,7 @@ DEFAULTS = {
     "LOGIN_WINDOW_MINUTES": 15,
     "CHECKIN_RATE_PER_HOUR": 60,
     "PHOTO_RATE_PER_HOUR": 30,  # photo uploads per client per hour (refused ones count)
+    "CALENDAR_RATE_PER_HOUR": 60,  # calendar feed fetches per token per hour, per worker
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "PUBLIC_URL": None,  # e.g. https://aftercare.example-clinic.com, for invite links
     "TRUSTED_HOSTS": None,  # host names this installation answers to; others get 400
@@ -74,6 +75,7 @@ ENV_SETTINGS = {
     "LOGIN_MAX_FAILURES": int,
     "CHECKIN_RATE_PER_HOUR": int,
     "PHOTO_RATE_PER_HOUR": int,
+    "CALENDAR_RATE_PER_HOUR": int,
     "PUBLIC_URL": str,
     "TRUSTED_HOSTS": list,
     "PROXY_FIX_HOPS": int,

@@ -4,9 +4,15 @@ Past its free failures an account (or an address) waits a delay that doubles wit
 failure in the window. An address may wait up to the whole window; an account at most
 ACCOUNT_MAX_DELAY, so a stranger's wrong passwords (or codes) slow the real practitioner down by
 a minute at worst and never shut a clinic out of its queue.
+
+`Allowance` limits uses rather than failures (a calendar feed's fetches per token): per process,
+in memory, since a use writes nothing to the database.
 """
 
 import math
+import threading
+import time
+from collections import deque
 from datetime import datetime, timedelta
 
 import sqlite_utils
@@ -78,3 +84,37 @@ def record_failure(
 def forget_failures(db: sqlite_utils.Database, email: str) -> None:
     """Clear an account's failures after it signed in."""
     db.conn.execute("DELETE FROM login_failures WHERE email = :email", {"email": email})
+
+
+class Allowance:
+    """Per process: at most `limit` uses of a key in any `window` seconds; past that, refuse
+    with RateLimited and the seconds until the oldest use leaves the window."""
+
+    MAX_KEYS = 10_000  # past this many keys, the ones with no recent use are forgotten
+
+    def __init__(self, window: float = 3600.0) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._uses: dict[str, deque[float]] = {}
+
+    def take(self, key: str, limit: int, message: str, code: str) -> None:
+        """Count one use of `key`, or raise RateLimited (429 with Retry-After) past `limit`."""
+        now = time.monotonic()
+        with self._lock:
+            uses = self._uses.setdefault(key, deque())
+            while uses and uses[0] <= now - self.window:
+                uses.popleft()
+            if len(uses) >= limit:
+                raise RateLimited(message, max(1, math.ceil(uses[0] + self.window - now)), code)
+            uses.append(now)
+            if len(self._uses) > self.MAX_KEYS:
+                self._uses = {
+                    k: v for k, v in self._uses.items() if v and v[-1] > now - self.window
+                }
+
+
+def allowance_of(app, name: str) -> Allowance:
+    """Return the Flask app's Allowance called `name` (kept in app.extensions), made on first use."""
+    key = f"allowance:{name}"
+    found = app.extensions.get(key)
+    return found if found is not None else app.extensions.setdefault(key, Allowance())

@@ -11,6 +11,7 @@ import pytest
 from conftest import sql
 from icalendar import Calendar
 
+from companion import throttle
 from companion.accounts import clinics
 from companion.admin import clinic
 from companion.db import get_db
@@ -276,3 +277,27 @@ def test_the_practitioner_page_resets_it_and_logs_never_show_tokens(world):
     assert r.status_code == 302
     assert world.anon.get(old).status_code == 404
     assert redact_tokens(f"GET {old} HTTP/1.1") == "GET /calendar/[token] HTTP/1.1"
+
+
+def test_fetches_are_limited_per_token_with_retry_after(world, monkeypatch):
+    world.app.config["CALENDAR_RATE_PER_HOUR"] = 3
+    clock = [1000.0]
+    monkeypatch.setattr(throttle.time, "monotonic", lambda: clock[0])
+    bare = world.app.test_client()
+    mine, theirs = feed_path(world.c1), feed_path(world.c2)
+    for _ in range(3):  # at 1000, 1100 and 1200 s
+        parse(bare.get(mine))
+        clock[0] += 100
+    clock[0] = 1800.0
+    r = bare.get(mine)
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == str(1000 + 3600 - 1800)  # when the first fetch leaves
+    assert "fetched too often" in r.get_data(as_text=True)
+    parse(bare.get(theirs))  # another client's feed is not held
+    assert bare.get("/calendar/" + "x" * 43 + ".ics").status_code == 404  # unknown: not counted
+    clock[0] = 4600.0  # the first fetch is an hour old: one more is allowed, then none
+    parse(bare.get(mine))
+    assert bare.get(mine).status_code == 429
+    # A new address (the client reset it) starts with its own allowance.
+    new = world.c1.post("/api/calendar/reset").json["calendar_url"][len(PUBLIC) :]
+    parse(bare.get(new))

@@ -16,6 +16,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from companion import throttle
 from companion.accounts import actions, clients, clinics
 from companion.admin import clinic
 from companion.auth import client_required, practitioner_required
@@ -84,6 +85,13 @@ def calendar_feed(token: str):
     client = calendar.client_by_token(db, token)
     if client is None:  # unknown, replaced by a new address, or the client was erased
         abort(404)
+    # A leaked address fetched in a loop costs a feed built each time: limited per token.
+    throttle.allowance_of(current_app, "calendar").take(
+        token,
+        current_app.config["CALENDAR_RATE_PER_HOUR"],
+        "This calendar was fetched too often; your calendar app will try again later.",
+        "too_many_calendar_fetches",
+    )
     face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
     body = calendar.feed(db, client, face, utcnow(), installation_url())
     resp = make_response(body)
