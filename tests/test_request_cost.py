@@ -67,3 +67,21 @@ def test_session_cookies_follow_a_new_secret_key(app):
     assert browser.get("/read").text == "1"
     app.config["SECRET_KEY_FALLBACKS"] = []
     assert browser.get("/read").text == "None"
+
+
+def test_the_scripts_words_are_made_once_per_language_and_stay_each_languages(app):
+    from companion.client_words import client_messages
+    from companion.i18n import client_messages_once
+
+    for language in ("es", "en", "es"):
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            assert client_messages_once() == client_messages()
+            assert (
+                client_messages_once()["checkinSent"]
+                == {
+                    "es": client_messages()["checkinSent"],
+                    "en": "Check-in sent.",
+                }[language]
+            )
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        assert client_messages_once()["checkinSent"] != "Check-in sent."
