@@ -433,3 +433,78 @@ test("names shared with the service worker and the server", () => {
   assert.equal(Outbox.SYNC_TAG, "checkin-outbox");
   assert.equal(Outbox.ENDPOINT, "/api/checkins");
 });
+
+/** fetch for a check-in and its photos: the check-in POST answers `checkin`, photos take turns in `photos`. */
+function photoFetch(checkinAnswer, ...photoAnswers) {
+  const calls = [];
+  const fetch = async (url, init) => {
+    const isPhoto = url.endsWith("/photos");
+    calls.push({ url, kind: isPhoto ? "photo" : "checkin", body: isPhoto ? await init.body.text() : JSON.parse(init.body), type: init.headers["Content-Type"] });
+    const answer = isPhoto ? photoAnswers.shift() : checkinAnswer;
+    if (answer instanceof Error) throw answer;
+    return answer;
+  };
+  return { fetch, calls };
+}
+
+const photo = (text, type = "image/jpeg") => new Blob([text], { type });
+
+test("a check-in's photos follow it once it has landed, in order, then the record goes", async () => {
+  const store = memoryStore();
+  const body = checkin(1);
+  const { fetch, calls } = photoFetch(stored(body), jsonResponse(201, { id: "p1" }), jsonResponse(201, { id: "p2" }));
+  const outbox = Outbox.createOutbox({ store, fetch, locks: null });
+  const result = await outbox.submit(body, [photo("cheek"), photo("jaw", "image/png")]);
+  assert.equal(result.outcome, "sent");
+  assert.deepEqual(result.photos, { sent: 2, refused: 0, left: 0 });
+  assert.deepEqual(
+    calls.map((call) => [call.kind, call.kind === "photo" ? call.body : call.body.id, call.type]),
+    [
+      ["checkin", body.id, "application/json"],
+      ["photo", "cheek", "image/jpeg"],
+      ["photo", "jaw", "image/png"],
+    ],
+  );
+  assert.equal(calls[1].url, `/api/checkins/${body.id}/photos`);
+  assert.equal(store.records.size, 0);
+});
+
+test("photos not sent wait in the outbox; a replay sends only them, not the check-in again", async () => {
+  const store = memoryStore();
+  const body = checkin(2);
+  const first = photoFetch(stored(body), jsonResponse(201, {}), new TypeError("Failed to fetch"));
+  const outbox = Outbox.createOutbox({ store, fetch: first.fetch, locks: null });
+  const result = await outbox.submit(body, [photo("one"), photo("two"), photo("three")]);
+  assert.equal(result.outcome, "sent");
+  assert.deepEqual(result.photos, { sent: 1, refused: 0, left: 2 });
+  const [waiting] = store.records.values();
+  assert.equal(waiting.checkin_sent, true);
+  assert.equal(waiting.lease_until, 0, "released for the next replay");
+  assert.deepEqual(await Promise.all(waiting.photos.map((blob) => blob.text())), ["two", "three"]);
+  assert.equal(await outbox.count(), 0, "no check-in waits: it has landed");
+  const later = photoFetch(jsonResponse(500, null), jsonResponse(201, {}), jsonResponse(415, { error: {} }));
+  const replayed = await Outbox.createOutbox({ store, fetch: later.fetch, locks: null }).replay();
+  assert.deepEqual(later.calls.map((call) => [call.kind, call.body]), [["photo", "two"], ["photo", "three"]]);
+  assert.deepEqual(replayed.results, [{ id: body.id, outcome: "photos", status: 0, photos: { sent: 1, refused: 1, left: 0 } }]);
+  assert.equal(replayed.remaining, 0, "a refused photo (415) is dropped, not retried for ever");
+});
+
+test("an offline check-in keeps its photos; a refused check-in sends none", async () => {
+  const store = memoryStore();
+  const offline = photoFetch(new TypeError("Failed to fetch"));
+  const outbox = Outbox.createOutbox({ store, fetch: offline.fetch, locks: null });
+  const body = checkin(3);
+  assert.equal((await outbox.submit(body, [photo("a")])).outcome, "retry");
+  assert.equal(await outbox.count(), 1);
+  const online = photoFetch(stored(body), jsonResponse(201, {}));
+  const { results } = await Outbox.createOutbox({ store, fetch: online.fetch, locks: null }).replay();
+  assert.deepEqual(online.calls.map((call) => call.kind), ["checkin", "photo"]);
+  assert.deepEqual(results[0].photos, { sent: 1, refused: 0, left: 0 });
+  assert.equal(store.records.size, 0);
+
+  const refused = photoFetch(jsonResponse(422, { error: { fields: { pain: "x" } } }));
+  const result = await Outbox.createOutbox({ store, fetch: refused.fetch, locks: null }).submit(checkin(4), [photo("b")]);
+  assert.equal(result.outcome, "rejected");
+  assert.deepEqual(refused.calls.map((call) => call.kind), ["checkin"]);
+  assert.equal(store.records.size, 0);
+});

@@ -272,6 +272,42 @@ def test_chosen_photos_survive_a_reload_can_be_removed_and_go_with_the_checkin(
     expect(page.locator("#photos-chosen")).to_be_hidden()
 
 
+def test_an_offline_checkin_keeps_its_photo_and_sends_both_when_back_online(
+    page, phone, server, tmp_path
+):
+    look(page, "390", "dark")
+    fresh_form(page)
+    picture = tmp_path / "bus.jpg"
+    Image.new("RGB", (800, 600), (200, 100, 90)).save(picture, "JPEG")
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_label("Add a photo (optional)").set_input_files(str(picture))
+    expect(page.locator("#photos-count")).to_have_text("1 photo ready to send")
+    page.get_by_label("Note for your clinic (optional)").fill("offline, with a photo")
+    phone.set_offline(True)
+    page.get_by_role("button", name="Send check-in").tap()
+    expect(page.locator("#answer-saved")).to_contain_text(
+        "Photos are sent only when you are online"
+    )
+    phone.set_offline(False)  # the page replays its outbox: the check-in, then its photo
+    stored = (
+        "SELECT p.width, p.height FROM photos p JOIN checkins c ON c.id = p.checkin_id"
+        " WHERE c.note = 'offline, with a photo'"
+    )
+    assert wait_until(page, lambda: server.query(stored) == [(800, 600)], timeout=20)
+    assert page.evaluate(DRAFT_PHOTOS) == 0
+    assert wait_until(
+        page,
+        lambda: (
+            page.evaluate("async () => (await CompanionOutbox.createOutbox().pending()).length")
+            == 0
+        ),
+    )
+    page.wait_for_timeout(500)
+    assert server.query(stored) == [(800, 600)], "the photo was sent more than once"
+
+
 def test_missing_answers_are_named_beside_their_questions(page):
     look(page, "320", "dark")
     fresh_form(page)

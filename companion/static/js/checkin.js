@@ -330,24 +330,11 @@ const CompanionCheckin = (() => {
       }
     }
 
-    // Photos go after the check-in has landed, each as its raw image body; they are
-    // optional, so a failure never loses the check-in itself.
-    async function uploadPhotos(checkinId, files) {
-      let sent = 0;
-      for (const file of files) {
-        try {
-          const response = await fetch(`/api/checkins/${encodeURIComponent(checkinId)}/photos`, {
-            method: "POST",
-            credentials: "same-origin",
-            headers: { "Content-Type": file.type || "image/jpeg" },
-            body: file,
-          });
-          if (response.ok) sent += 1;
-        } catch (error) {
-          console.warn("Photo upload failed:", error);
-        }
-      }
-      return sent === files.length ? M.photosSent(sent) : M.photosFailed;
+    // Photos follow the check-in from the outbox (outbox.js); they are optional, so a
+    // photo failing never loses the check-in, and one not sent yet waits there for a replay.
+    function photoNote(counts) {
+      if (!counts) return "";
+      return counts.refused || counts.left ? M.photosFailed : M.photosSent(counts.sent);
     }
 
     async function requestBackgroundSync() {
@@ -402,21 +389,22 @@ const CompanionCheckin = (() => {
       }
       let stored = !linkUrl;
       let result;
+      const blobs = linkUrl ? [] : photos.map((photo) => photo.blob);
       if (linkUrl) {
         result = await sendByLink(checkin);
       } else {
         try {
-          result = await outbox.submit(checkin);
+          result = await outbox.submit(checkin, blobs);
         } catch (error) {
           // No IndexedDB (private mode, storage full): still try to send it.
           console.warn("Outbox unavailable:", error);
           stored = false;
-          result = await outbox.sendDirect(checkin);
+          result = await outbox.sendDirect(checkin, blobs);
         }
       }
       if (result.outcome === "sent") {
         clearDraft();
-        const note = photos.length ? await uploadPhotos(checkin.id, photos.map((photo) => photo.blob)) : "";
+        const note = photoNote(result.photos);
         form.reset();
         forgetPhotos();
         showAnswer(result.body?.assessment ?? { status: "expected", message: M.checkinSent }, note);
@@ -429,6 +417,7 @@ const CompanionCheckin = (() => {
         // Say why it waits: no connection, the server busy or down, or signed out.
         const serverBusy = result.status >= 500 || result.status === 429;
         let text = result.status === 401 ? M.checkinSavedSignedOut : serverBusy ? M.checkinSavedLater : M.checkinSaved;
+        // The photos wait in the outbox with it.
         if (photos.length) text = `${text} ${M.photosOffline}`;
         form.reset();
         forgetPhotos();

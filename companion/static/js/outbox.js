@@ -3,6 +3,8 @@
 // so closing the tab or losing the network mid-request never loses it; the server
 // deduplicates by the phone-made id, so sending the same record twice is harmless
 // but wasteful, which is what the per-item lease and the Web Lock avoid.
+// Its photos (Blobs) wait in the same record and follow once the check-in has landed,
+// each dropped from the record as the server takes (or refuses) it.
 //
 // Classic script on purpose: service workers can only importScripts() classic
 // scripts in every browser we support, and there is no build step.
@@ -18,6 +20,8 @@ const CompanionOutbox = (() => {
   // when the context that held it died (tab closed, worker killed).
   const REQUEST_TIMEOUT_MS = 20_000;
   const LEASE_MS = 30_000;
+  // A phone photo is megabytes on a slow uplink: more time, and a lease renewed per photo.
+  const PHOTO_TIMEOUT_MS = 90_000;
   const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
 
   /** Tell what to do with a queued check-in after the server answered `status`. */
@@ -47,11 +51,14 @@ const CompanionOutbox = (() => {
     return `${count} ${noun} saved on this phone, will send when online`;
   }
 
-  /** Wrap a store record around a check-in body, keeping the body exactly as built. */
-  function newRecord(checkin, nowMs) {
+  /** Wrap a store record around a check-in body (kept exactly as built) and its photos. */
+  function newRecord(checkin, nowMs, photos = []) {
     return {
       id: checkin.id,
       checkin,
+      photos: [...photos],
+      // true once the server has the check-in and only photos remain to send
+      checkin_sent: false,
       queued_at: new Date(nowMs).toISOString(),
       attempts: 0,
       lease_until: 0,
@@ -141,6 +148,7 @@ const CompanionOutbox = (() => {
     now = () => Date.now(),
     timeoutMs = REQUEST_TIMEOUT_MS,
     leaseMs = LEASE_MS,
+    photoTimeoutMs = PHOTO_TIMEOUT_MS,
   } = {}) {
     async function post(checkin) {
       const controller = new AbortController();
@@ -159,6 +167,48 @@ const CompanionOutbox = (() => {
       }
     }
 
+    /** Send one photo of a landed check-in, as its raw image body; "sent", "rejected" or "retry". */
+    async function postPhoto(checkinId, photo) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), photoTimeoutMs);
+      try {
+        const response = await fetch(`${ENDPOINT}/${encodeURIComponent(checkinId)}/photos`, {
+          method: "POST",
+          headers: { "Content-Type": photo.type || "image/jpeg", Accept: "application/json" },
+          credentials: "same-origin",
+          body: photo,
+          signal: controller.signal,
+        });
+        return response.redirected ? "retry" : classifyStatus(response.status);
+      } catch {
+        return "retry";
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    /**
+     * Send the photos of a leased record whose check-in has landed, in order. Each leaves
+     * the record once the server decided (a refused one, e.g. not an image, for good); the
+     * record goes with the last. A network or server failure keeps the rest for a replay.
+     */
+    async function sendPhotos(record) {
+      const counts = { sent: 0, refused: 0, left: 0 };
+      for (const photo of record.photos ?? []) {
+        await store.update(record.id, (current) => ({ ...current, lease_until: now() + photoTimeoutMs + leaseMs }));
+        const outcome = await postPhoto(record.id, photo);
+        if (outcome === "retry") {
+          counts.left = record.photos.length - counts.sent - counts.refused;
+          await release(record.id, {});
+          return counts;
+        }
+        counts[outcome === "sent" ? "sent" : "refused"] += 1;
+        await store.update(record.id, (current) => ({ ...current, photos: current.photos.slice(1) }));
+      }
+      await store.delete(record.id);
+      return counts;
+    }
+
     async function readJson(response) {
       try {
         return await response.json();
@@ -167,8 +217,14 @@ const CompanionOutbox = (() => {
       }
     }
 
-    /** Send a record this context has leased; delete it once the server decided. */
+    /**
+     * Send a record this context has leased; delete it once the server decided, or once
+     * its photos have followed. A record with only photos left answers outcome "photos".
+     */
     async function sendLeased(record) {
+      if (record.checkin_sent) {
+        return { id: record.id, outcome: "photos", status: 0, photos: await sendPhotos(record) };
+      }
       let response;
       try {
         response = await post(record.checkin);
@@ -183,6 +239,11 @@ const CompanionOutbox = (() => {
         const wait = retryAfterMs(response.headers.get("Retry-After"), now());
         await release(record.id, { last_status: response.status, next_attempt_at: wait ? now() + wait : 0 });
         return { id: record.id, outcome, status: response.status, retryAfterMs: wait, body };
+      }
+      if (outcome === "sent" && record.photos?.length) {
+        await store.update(record.id, (current) => ({ ...current, checkin_sent: true }));
+        const photos = await sendPhotos(record);
+        return { id: record.id, outcome, status: response.status, body, photos };
       }
       await store.delete(record.id);
       return { id: record.id, outcome, status: response.status, body };
@@ -221,9 +282,9 @@ const CompanionOutbox = (() => {
     }
 
     return {
-      /** Queue a check-in without sending it. */
-      async enqueue(checkin) {
-        const record = newRecord(checkin, now());
+      /** Queue a check-in (and its photos, Blobs) without sending it. */
+      async enqueue(checkin, photos = []) {
+        const record = newRecord(checkin, now(), photos);
         await store.put(record);
         return record;
       },
@@ -232,18 +293,26 @@ const CompanionOutbox = (() => {
        * Queue a check-in and send it at once. It is stored already leased so a
        * replay starting meanwhile leaves it to us.
        */
-      async submit(checkin) {
-        const record = { ...newRecord(checkin, now()), lease_until: now() + leaseMs, lease_by: "submit" };
+      async submit(checkin, photos = []) {
+        const record = { ...newRecord(checkin, now(), photos), lease_until: now() + leaseMs, lease_by: "submit" };
         await store.put(record);
         return sendLeased(record);
       },
 
-      /** Send a check-in without storing it (fallback when storage is unavailable). */
-      async sendDirect(checkin) {
+      /** Send a check-in, then its photos, without storing them (when storage is unavailable). */
+      async sendDirect(checkin, photos = []) {
         try {
           const response = await post(checkin);
           const outcome = response.redirected ? "retry" : classifyStatus(response.status);
-          return { id: checkin.id, outcome, status: response.status, body: await readJson(response) };
+          const result = { id: checkin.id, outcome, status: response.status, body: await readJson(response) };
+          if (outcome === "sent" && photos.length) {
+            result.photos = { sent: 0, refused: 0, left: 0 };
+            for (const photo of photos) {
+              const sent = await postPhoto(checkin.id, photo);
+              result.photos[sent === "sent" ? "sent" : sent === "rejected" ? "refused" : "left"] += 1;
+            }
+          }
+          return result;
         } catch {
           return { id: checkin.id, outcome: "retry", status: 0, reason: "network" };
         }
@@ -279,8 +348,9 @@ const CompanionOutbox = (() => {
       },
 
       pending,
+      /** How many check-ins wait (a record whose check-in landed, with photos left, is none). */
       async count() {
-        return (await store.getAll()).length;
+        return (await store.getAll()).filter((record) => !record.checkin_sent).length;
       },
     };
   }
