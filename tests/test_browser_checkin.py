@@ -241,8 +241,12 @@ def test_chosen_photos_survive_a_reload_can_be_removed_and_go_with_the_checkin(
     expect(card(page, "Redness", "1 Slight pink")).to_be_checked()
     assert wait_until(page, lambda: [w for _, w in thumbnails(page)] == [1200, 1200])
     assert [alt for alt, _ in thumbnails(page)] == ["Photo 1 you chose", "Photo 2 you chose"]
-    page.locator("#q-photos").scroll_into_view_if_needed()
-    screenshot(page, "checkin-photos-kept-390-light", full_page=False)
+    for size, scheme in (("390", "light"), ("320", "dark"), ("1024", "dark")):
+        look(page, size, scheme)
+        page.locator("#q-photos").scroll_into_view_if_needed()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= SIZES[size]["width"]
+        screenshot(page, f"checkin-photos-kept-{size}-{scheme}", full_page=False)
+    look(page, "390", "light")
     # Each can be removed on its own; the removal is kept too.
     page.get_by_role("button", name="Remove photo 1").tap()
     expect(page.locator("#photos-count")).to_have_text("1 photo ready to send")
