@@ -122,6 +122,13 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         expect(new.locator("legend .when")).to_have_text("day 3 at 07:30")
         expect(page.locator("#preview-status")).to_contain_text("America/New_York")
         screenshot(page, "protocol-editor-preview-tablet", full_page=False)
+        # The preview as a Spanish-speaking client gets it: each step's Spanish, else English.
+        page.get_by_label("Client's language").select_option("es")
+        expect(page.locator("#preview li", has_text="Revisa tu piel temprano")).to_have_count(1)
+        expect(page.locator("#preview")).to_contain_text("Cómo cuidar tu piel hoy")
+        screenshot(page, "protocol-editor-preview-spanish-tablet", full_page=False)
+        page.get_by_label("Client's language").select_option("en")
+        expect(page.locator("#preview li", has_text="Early check on your skin")).to_have_count(1)
         # Remove the evening routine: the preview drops it. Move the new step up one place.
         evening = steps.filter(has=page.locator('input[value="Your evening skin routine"]'))
         expect(evening).to_have_count(1)

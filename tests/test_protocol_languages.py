@@ -87,8 +87,13 @@ def test_texts_by_language_round_trip_through_the_api_and_plain_protocols_still_
     assert world.p1.put("/api/protocol", {"steps": got["steps"]}).status_code == 200
     r = world.p1.put("/api/protocol", {"steps": [PLAIN]})
     assert r.status_code == 200 and r.json["steps"][0]["title"] == "Drink water"
-    preview = world.p1.post("/api/protocol/preview", {"steps": [STEP]}).json
-    assert preview["plan"][0]["title"] == "Sunscreen today"  # the editor previews in English
+    preview = world.p1.post("/api/protocol/preview", {"steps": [STEP, PLAIN]}).json
+    assert preview["language"] == "en" and preview["plan"][0]["title"] == "Sunscreen today"
+    # The preview as a Spanish-speaking client gets it: the step's Spanish, else the text.
+    preview = world.p1.post("/api/protocol/preview", {"steps": [STEP, PLAIN], "language": "es"})
+    assert [r["title"] for r in preview.json["plan"]] == ["Hoy, protector solar", "Drink water"]
+    refused = world.p1.post("/api/protocol/preview", {"steps": [STEP], "language": "fr"})
+    assert refused.status_code == 422 and "language" in refused.json["error"]["fields"]
 
 
 def test_the_openapi_document_states_both_shapes(client):

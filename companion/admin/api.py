@@ -18,6 +18,7 @@ from companion.auth import owner_required, practitioner_required, signed_in
 from companion.contract import operation, parse
 from companion.db import get_db, utcnow
 from companion.errors import ApiError, Invalid
+from companion.i18n import DEFAULT_LANGUAGE
 from companion.reminders.planning import DEFAULT_QUIET_HOURS
 from companion.reminders.protocol import validate_steps
 from companion.web import body
@@ -89,7 +90,8 @@ def delete_logo():
     "Plan a sample session with these steps, as the protocol editor previews it: each step's"
     " local time in the chosen zone, moved out of quiet hours (default 21:00-08:00; equal"
     " start and end: none). Nothing is saved. performed_at defaults to today 10:00 there;"
-    " timezone to the clinic's",
+    " timezone to the clinic's; language (the titles' language, each step's own else its"
+    " English) to en",
     tag="practitioner",
     reply=ProtocolPreview,
     body=ProtocolPreviewInput,
@@ -114,12 +116,14 @@ def preview_protocol():
             missing = "quiet_end" if quiet[1] is None else "quiet_start"
             raise Invalid({missing: "Give both quiet_start and quiet_end, or neither."})
         quiet = DEFAULT_QUIET_HOURS
+    language = options.get("language") or DEFAULT_LANGUAGE
     return jsonify(
         {
             "timezone": timezone,
             "performed_at": start.astimezone(ZoneInfo(timezone)).isoformat(),
             "quiet_start": quiet[0],
             "quiet_end": quiet[1],
-            "plan": protocol_editor.preview(steps, timezone, start, quiet),
+            "language": language,
+            "plan": protocol_editor.preview(steps, timezone, start, quiet, language),
         }
     )

@@ -10,6 +10,7 @@ from companion.admin.clinic import HEX_COLOR, MIN_CONTRAST, contrast_with_white,
 from companion.contract import (
     Body,
     Boolean,
+    Choice,
     Clock,
     Moment,
     Phone,
@@ -20,6 +21,7 @@ from companion.contract import (
     fail,
 )
 from companion.contract.core import Spec, field_type
+from companion.i18n import LANGUAGES, Language
 from companion.reminders.protocol import MAX_STEPS, StepInput
 
 EMERGENCY_NUMBER = re.compile(r"^[0-9]{2,6}$")  # 000, 15, 112, 911, 999, 10111
@@ -114,6 +116,8 @@ class PreviewOptions(Body):
     performed_at: Moment(required=False)
     quiet_start: Clock()
     quiet_end: Clock()
+    # The client's language the titles are shown in (each step's own, else its English).
+    language: Choice(LANGUAGES, required=False)
 
 
 class ProtocolPreviewInput(PreviewOptions):
@@ -140,4 +144,5 @@ class ProtocolPreview(Reply):
     performed_at: str
     quiet_start: str | None
     quiet_end: str | None
+    language: Language
     plan: list[PlannedStep]

@@ -130,11 +130,17 @@ def preview(
     timezone: str,
     performed_at: datetime,
     quiet: tuple[str, str] | None = planning.DEFAULT_QUIET_HOURS,
+    language: str = "en",
 ) -> list[dict]:
-    """Plan a sample session with these steps; say when each fires, locally, and why it moved."""
+    """Plan a sample session with these steps; say when each fires, locally, and why it moved.
+
+    Titles are in `language` (a client's), as that client would get them.
+    """
     quiet_start, quiet_end = quiet or (None, None)
     # `now` is the session itself: nothing is "already past" in a sample.
-    planned = planning.plan(performed_at, steps, timezone, quiet_start, quiet_end, performed_at)
+    planned = planning.plan(
+        performed_at, steps, timezone, quiet_start, quiet_end, performed_at, language
+    )
     loud = {
         r["step_key"]: r["due_at"]
         for r in planning.plan(performed_at, steps, timezone, None, None, performed_at)

@@ -48,11 +48,16 @@
         value(li, "timing") === "day"
           ? { day: number(value(li, "day")), time: value(li, "time") }
           : { offset_hours: number(value(li, "offset_hours") || "0") };
+      // With its Spanish, if written: the preview shows the chosen language's titles.
+      const texts = (english, name) => {
+        const spanish = value(li, name + "_es");
+        return spanish ? { en: english, es: spanish } : english;
+      };
       const step = {
         key: value(li, "key") || "new-step-" + (i + 1),
         kind: value(li, "kind"),
-        title: value(li, "title") || "(untitled)",
-        body: value(li, "body"),
+        title: texts(value(li, "title") || "(untitled)", "title"),
+        body: texts(value(li, "body"), "body"),
         at: at,
       };
       if (value(li, "valid_hours") !== "") step.valid_hours = number(value(li, "valid_hours"));
@@ -106,6 +111,8 @@
       body.quiet_start = qs;
       body.quiet_end = qe;
     }
+    const language = String(form.get("language") || "");
+    if (language) body.language = language;
     const ask = ++asked;
     status.textContent = "Updating the preview…";
     try {
