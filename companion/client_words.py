@@ -6,7 +6,28 @@ catalogs are the one place they are translated. Keys are the scripts' `MESSAGES.
 "{n}" is filled in by the script.
 """
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+# What an error page says to a reader of another language than English, by the error's code
+# (the English message, which also goes to the API, is shown to English readers as it is).
+PROBLEMS = {
+    "link_expired": _l(
+        "This check-in link has expired. Open the Companion app, or wait for your next reminder."
+    ),
+    "link_revoked": _l("This link no longer works. Please contact your clinic."),
+    "link_not_found": _l("This link is not valid. Please contact your clinic."),
+    "not_found": _l("There is nothing at this address."),
+}
+
+
+def page_problem(code: str | None, message: str) -> str:
+    """An error page's sentence in the reader's language."""
+    locale = get_locale()
+    if locale is None or locale.language == "en" or code not in PROBLEMS:
+        return message
+    return str(PROBLEMS[code])
 
 
 def client_messages() -> dict:

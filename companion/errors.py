@@ -140,7 +140,7 @@ def abort_json_or_html(
     if request.path.startswith("/api/"):
         resp = jsonify(error_body(code, message, fields))
     else:
-        resp = render_template("error.html", status=status, message=message)
+        resp = render_template("error.html", status=status, code=code, message=message)
     return (resp, status, headers or {})
 
 

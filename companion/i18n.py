@@ -17,7 +17,7 @@ from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, get_translations
 from flask_login import current_user
 
-from companion.client_words import client_messages
+from companion.client_words import client_messages, page_problem
 
 # Defined once: the contract's Literal, the checks and the settings page's choices use these.
 LANGUAGES = ("en", "es")
@@ -111,6 +111,8 @@ def init_app(app: Flask) -> None:
     )
     app.jinja_env.globals["page_language"] = page_language
     app.jinja_env.globals["client_messages"] = client_messages_once
+    app.jinja_env.globals["page_problem"] = page_problem
+    app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
 
     @app.after_request
     def content_language(response):

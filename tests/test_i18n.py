@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ from babel.messages.pofile import read_po
 from conftest import checkin_body
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
+from companion.db import iso
 from companion.i18n import LANGUAGES
+from companion.reminders import links
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "companion" / "translations"
@@ -163,7 +166,7 @@ def test_public_pages_follow_the_browser_until_someone_is_known(world):
 def test_practitioner_pages_stay_english_even_for_a_spanish_browser(world):
     es = {"Accept-Language": "es"}
     assert html_lang(world.p1.get("/queue", headers=es).get_data(as_text=True)) == "en"
-    assert html_lang(world.anon.get("/login", headers=es).get_data(as_text=True)) == "en"
+    assert html_lang(world.anon.get("/clinic/login", headers=es).get_data(as_text=True)) == "en"
 
 
 # Catalogs -----------------------------------------------------------------------------------
@@ -231,3 +234,35 @@ def test_the_settings_page_changes_the_language(world):
     refused = world.c1.http.post("/settings", data=form).get_data(as_text=True)
     assert 'class="field-error"' in refused
     assert world.c1.get("/api/me").json["client"]["language"] == "es"
+
+
+def test_an_expired_link_from_a_spanish_clients_email_says_so_in_spanish(world):
+    world.c1.patch("/api/me", {"language": "es"})
+    session_id = world.p1.get(f"/api/clients/{world.client1['id']}").json["sessions"][0]["id"]
+    stale = {"id": 1, "client_id": world.client1["id"], "session_id": session_id}
+    stale["expires_at"] = iso(datetime.now(UTC) - timedelta(minutes=1))
+    token = links.checkin_token(world.app.config["SECRET_KEY"], stale)
+    r = world.anon.get(f"/checkin/link/{token}", headers={"Accept-Language": "en"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 410 and html_lang(page) == "es"
+    assert "Este enlace de registro ha caducado." in page and "Something is not right" not in page
+
+
+def test_practitioners_error_pages_stay_english(world):
+    r = world.p1.get("/clinic/clients/999999", headers={"Accept-Language": "es"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 404 and html_lang(page) == "en" and "Not found" in page
+
+
+def test_a_practitioner_adds_a_spanish_client_on_the_page(world):
+    form_page = world.p1.get("/clinic/clients/new").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form_page).group(1)
+    form = {"csrf_token": token, "name": "Lucía", "timezone": "Europe/Madrid", "language": "es"}
+    r = world.p1.http.post("/clinic/clients/new", data=form)
+    assert r.status_code == 302, r.get_data(as_text=True)
+    detail = world.p1.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Español" in detail
+    found = world.p1.get("/api/clients?q=Luc").json["clients"]
+    assert [c["language"] for c in found] == ["es"]
+    refused = world.p1.http.post("/clinic/clients/new", data=form | {"language": "fr"})
+    assert refused.status_code == 200 and 'id="language-error"' in refused.get_data(as_text=True)

@@ -13,7 +13,7 @@ from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, status_of
-from companion.i18n import LANGUAGE_NAMES, language_of
+from companion.i18n import language_of
 from companion.reminders import channels
 from companion.web import shell_page
 
@@ -126,7 +126,6 @@ def settings():
         client=current_user.row,
         errors=errors,
         saved=saved,
-        language_names=LANGUAGE_NAMES,
         zones=sorted(timezones()),
         channel=next(
             (

@@ -140,7 +140,7 @@ def new_client():
     if request.method == "POST":
         data = {
             k: request.form.get(k, "").strip() or None
-            for k in ("name", "email", "phone", "timezone")
+            for k in ("name", "email", "phone", "timezone", "language")
         }
         data["name"] = data["name"] or ""
         try:
