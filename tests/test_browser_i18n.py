@@ -8,10 +8,12 @@ Spanish word here comes from the client's record, not from the browser.
 import pytest
 from browser_support import (
     PHONE,
+    axe_violations,
     chromium_context,
     require_chromium,
     running_server,
     screenshot,
+    serve_axe,
     wait_until,
 )
 from conftest import World, checkin_body
@@ -52,6 +54,7 @@ def phone(server):
         base_url=server.url,
     ) as context:
         context.set_default_timeout(15_000)
+        serve_axe(context)
         yield context
 
 
@@ -142,7 +145,7 @@ def test_a_spanish_client_reads_spanish_everywhere(page, phone, server):
     page.get_by_role("group", name="Dolor").get_by_role("radio", name="3", exact=True).check()
     page.get_by_role("checkbox", name="Pus, costras amarillas o secreción").check()
     page.get_by_role("button", name="Enviar registro").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Contacta ya con Clinic One")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ponte en contacto ya con Clinic One")
     expect(page.get_by_role("link", name="Llamar a Clinic One")).to_be_in_viewport()
     screenshot(page, "es-phone-urgent", full_page=False)
 
@@ -162,5 +165,7 @@ def test_spanish_pages_fit_and_screenshots(page, phone, server, scheme, size, vi
         page.goto(path)
         assert page.evaluate("() => document.documentElement.lang") == "es", path
         assert no_sideways_scroll(page), (path, size)
+        if size == "phone":  # axe: lang, contrast and names hold in Spanish too
+            assert not axe_violations(page), (path, scheme)
         name = path.strip("/") or "home"
         screenshot(page, f"es-{size}-{name}-{scheme}")

@@ -123,9 +123,9 @@ def test_a_spanish_clients_assessments_are_spanish(world):
     assert calm["assessment"]["status"] == "expected"
     assert calm["assessment"]["message"].startswith("Un enrojecimiento como el tuyo es normal")
     urgent = world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json
-    assert urgent["assessment"]["message"].startswith("Contacta ya con tu clínica llamando al")
+    assert urgent["assessment"]["message"].startswith("Llama ya a tu clínica al")
     page = world.c1.get("/").get_data(as_text=True)
-    assert "Contacta ya con tu clínica llamando al" in page
+    assert "Llama ya a tu clínica al" in page
     # An English client's stay English.
     english = world.c2.post("/api/checkins", checkin_body(warning_signs={"pus": True})).json
     assert english["assessment"]["message"].startswith("Contact your clinic now")
