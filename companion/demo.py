@@ -28,7 +28,10 @@ CLIENTS = [
     ),
     ("Erin O'Neill", 80, 0.5, [(24, 2, 1, 2, {}), (72, 2, 2, 4, {"warning": "pus"})]),
     ("Farid Khan", 200, 0.25, [(24, 1, 1, 1, {}), (72, 0, 0, 0, {})]),
+    ("Lucía Romero", 40, 0.5, [(24, 2, 1, 2, {})]),
 ]
+# Clients who read the app, reminders and emails in Spanish (the rest in English).
+SPANISH = {"Lucía Romero"}
 
 
 def seed(app: Flask) -> tuple[str, str]:
@@ -47,7 +50,10 @@ def seed(app: Flask) -> tuple[str, str]:
             pid = clinics.create_practitioner(db, clinic_id, EMAIL, "Dr Demo", password, now)
             the_clinic = clinics.get_clinic(db, clinic_id)
             for name, hours, depth, reports in CLIENTS:
-                client = clients.create_client(db, the_clinic, {"name": name}, now)
+                language = "es" if name in SPANISH else "en"
+                client = clients.create_client(
+                    db, the_clinic, {"name": name, "language": language}, now
+                )
                 performed = now - timedelta(hours=hours)
                 session = treatments.create_session(
                     db,
