@@ -99,34 +99,13 @@ AGENTS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1",
 )
 
-# Column lists in insert order (parents before children); rows are tuples in this order.
-COLUMNS = {
-    "clinics": "id name phone timezone created_at",
-    "protocols": "id clinic_id version steps created_by created_at",
-    "practitioners": "id clinic_id email name password_hash active alert_severities created_at",
-    "clients": "id clinic_id name email phone timezone quiet_start quiet_end discreet created_at"
-    " updated_at",
-    "invites": "client_id token_hash created_by created_at expires_at used_at revoked_at",
-    "treatment_sessions": "id clinic_id client_id practitioner_id protocol_id performed_at areas"
-    " needle_depth_mm device products notes created_at updated_at",
-    "push_subscriptions": "id owner_kind owner_id endpoint p256dh auth user_agent created_at"
-    " last_success_at gone_at",
-    "checkins": "id client_id clinic_id session_id taken_at received_at redness swelling pain"
-    " symptoms warning_signs note assessment",
-    "photos": "id checkin_id client_id filename width height bytes created_at",
-    "flags": "id clinic_id client_id session_id checkin_id rule severity status reason opened_at"
-    " updated_at acknowledged_at acknowledged_by called_at resolved_at resolved_by note",
-    "flag_events": "flag_id at actor_kind actor_id action severity reason note",
-    "notifications": "id owner_kind owner_id clinic_id client_id session_id flag_id step_key kind"
-    " title body url urgency due_at expires_at status status_reason attempts"
-    " next_attempt_at lease_until lease_owner sent_at created_at",
-    "deliveries": "notification_id subscription_id attempt at status_code outcome reason elapsed_ms",
-    "audit_log": "at actor_kind actor_id clinic_id client_id action detail address",
-}
-INSERT = {
-    t: f"INSERT INTO {t} ({', '.join(c.split())}) VALUES ({', '.join('?' * len(c.split()))})"
-    for t, c in COLUMNS.items()
-}
+# Tables in insert order, parents before children. A row is a tuple of the table's columns in
+# the migrated schema's order, leaving out the ids SQLite assigns (ASSIGNED_IDS) and the columns
+# later migrations appended (they keep their defaults).
+TABLES = ("clinics", "protocols", "practitioners", "clients", "invites", "treatment_sessions")
+TABLES += ("push_subscriptions", "checkins", "photos", "flags", "flag_events", "notifications")
+TABLES += ("deliveries", "audit_log")
+ASSIGNED_IDS = {"invites", "flag_events", "deliveries", "audit_log"}
 
 
 # -- the skeleton: who exists and when sessions happened (in the main process, so that every
@@ -313,7 +292,7 @@ class Chunk:
 
     def __init__(self, index: int, seed: int, now: datetime):
         self.rng, self.now = random.Random(f"{seed}:chunk:{index}"), now
-        self.rows = {table: [] for table in COLUMNS}
+        self.rows = {table: [] for table in TABLES}
         self.next_flag = 0
 
     def add(self, table: str, *values) -> None:
@@ -524,11 +503,17 @@ def _chunks(clinics: list[tuple]) -> list[list[tuple]]:
     return out + ([current] if current else [])
 
 
-def _insert(conn, rows: dict, counts: dict) -> None:
-    with conn:
-        for table in COLUMNS:
+def _insert(db, rows: dict, counts: dict) -> None:
+    with db.conn:
+        for table in TABLES:
             if rows.get(table):
-                conn.executemany(INSERT[table], rows[table])
+                columns = [c.name for c in db[table].columns]
+                if table in ASSIGNED_IDS:
+                    columns.remove("id")
+                columns = columns[: len(rows[table][0])]
+                values = ", ".join("?" * len(columns))
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+                db.conn.executemany(sql, rows[table])
                 counts[table] += len(rows[table])
 
 
@@ -572,8 +557,8 @@ def generate(
             email = f"practitioner{k + 1}@clinic{clinic_id}.example.net"
             who = (pid, clinic_id, email, name, password_hash, 1)
             head["practitioners"].append((*who, "urgent" if k else "urgent,review", opened))
-    counts = dict.fromkeys(COLUMNS, 0)
-    _insert(conn, head, counts)
+    counts = dict.fromkeys(TABLES, 0)
+    _insert(db, head, counts)
     jobs = [(i, seed, now.timestamp(), chunk) for i, chunk in enumerate(_chunks(clinics))]
     # In order, as the workers finish them (building a chunk takes far longer than inserting it,
     # so finished chunks do not pile up in memory).
@@ -583,7 +568,7 @@ def generate(
         rows["flags"] = [(f[0] + next_flag, *f[1:]) for f in rows["flags"]]
         rows["flag_events"] = [(e[0] + next_flag, *e[1:]) for e in rows["flag_events"]]
         next_flag += len(rows["flags"])
-        _insert(conn, rows, counts)
+        _insert(db, rows, counts)
         if done % 10 == 0 or done == len(jobs):
             took = time.perf_counter() - started
             log(f"  chunk {done}/{len(jobs)}: {counts['checkins']:,} check-ins, {took:.0f} s")
