@@ -1,8 +1,5 @@
 """Generate a large clinic network in one SQLite file, then time the practitioner review paths.
 
-    .venv/bin/python benchmarks/scale.py [--db PATH] [--scale 1.0] [--reuse] [--samples 200]
-                                         [--erase 5] [--notify-days 366]
-
 Generation writes rows straight into SQLite (executemany, one transaction per chunk of
 clinics, secondary indexes built after the load). The schema comes from the app's own
 migrations and the rows are what the app itself writes: check-ins scored by triage.assess,
@@ -29,6 +26,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
+from itertools import count, islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -164,30 +162,25 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
     per_client = [min(12, 1 + int(rng.expovariate(1 / 2.47))) for _ in range(n_clients)]
     _adjust(per_client, n_sessions, 1, 12, rng)
     notify_from = now - timedelta(days=notify_days)
-    ids = dict.fromkeys(("practitioner", "client", "session", "sub", "notification"), 0)
+    practitioner_ids, client_ids, session_ids, sub_ids = count(1), count(1), count(1), count(1)
+    notifications = 0  # rows planned so far
     clinics, flat, caps = [], [], []
     sizes_iter = iter(per_client)
     for c in range(n_clinics):
         tz = rng.choices(list(TIMEZONES), list(TIMEZONES.values()))[0]
-        n_prac = rng.randint(2, 5)
-        pracs = list(range(ids["practitioner"] + 1, ids["practitioner"] + n_prac + 1))
-        ids["practitioner"] += n_prac
+        pracs = [next(practitioner_ids) for _ in range(rng.randint(2, 5))]
         clients = []
-        for _ in range(sizes[c]):
-            ids["client"] += 1
+        for client_id in islice(client_ids, sizes[c]):
             sessions = []
             for when in _session_times(rng, next(sizes_iter), ZoneInfo(tz), now):
-                ids["session"] += 1
-                base = ids["notification"] if when >= notify_from else None
-                ids["notification"] += len(DEFAULT_STEPS) if base is not None else 0
-                sessions.append([ids["session"], when.timestamp(), 0, base, rng.choice(pracs)])
+                base = notifications if when >= notify_from else None
+                notifications += len(DEFAULT_STEPS) if base is not None else 0
+                sessions.append([next(session_ids), when.timestamp(), 0, base, rng.choice(pracs)])
                 age_h = (now - when).total_seconds() / 3600
                 caps.append(sum(1 for a in ANCHOR_HOURS if a + ANSWER_DELAY_H <= age_h))
             flat.extend(sessions)
-            n_subs = rng.choices((0, 1, 2), (25, 65, 10))[0]
-            subs = list(range(ids["sub"] + 1, ids["sub"] + n_subs + 1))
-            clients.append((ids["client"], subs, sessions))
-            ids["sub"] += n_subs
+            subs = [next(sub_ids) for _ in range(rng.choices((0, 1, 2), (25, 65, 10))[0])]
+            clients.append((client_id, subs, sessions))
         clinics.append((c + 1, tz, pracs, clients))
     counts = [min(cap, max(3, min(10, round(rng.gauss(6.67, 1.6))))) for cap in caps]
     _adjust(counts, round(FULL["checkins"] * scale), 0, caps, rng)
@@ -592,25 +585,22 @@ def generate(
 def describe(path: str) -> dict:
     """Read back what other scripts need: practitioners, client ids per clinic, busy clinics."""
     db = connect(path)
-    try:
-        conn = db.conn
-        sql = "SELECT clinic_id, email FROM practitioners ORDER BY clinic_id, id"
-        practitioners = conn.execute(sql).fetchall()
-        clients: dict[int, list[int]] = {}
-        for clinic_id, client_id in conn.execute("SELECT clinic_id, id FROM clients ORDER BY id"):
-            clients.setdefault(clinic_id, []).append(client_id)
-        history: dict[int, list[int]] = {}  # a year of history: 8+ sessions spanning 300+ days
-        for clinic_id, client_id in conn.execute(
-            "SELECT min(clinic_id), client_id FROM treatment_sessions GROUP BY client_id HAVING"
-            " count(*) >= 8 AND julianday(max(performed_at)) - julianday(min(performed_at)) >= 300"
-        ):
-            history.setdefault(clinic_id, []).append(client_id)
-    finally:
-        db.close()
+    sql = "SELECT clinic_id, email FROM practitioners ORDER BY clinic_id, id"
+    practitioners = [tuple(p) for p in db.conn.execute(sql)]
+    clients: dict[int, list[int]] = {}
+    for clinic_id, client_id in db.conn.execute("SELECT clinic_id, id FROM clients ORDER BY id"):
+        clients.setdefault(clinic_id, []).append(client_id)
+    history: dict[int, list[int]] = {}  # a year of history: 8+ sessions spanning 300+ days
+    for clinic_id, client_id in db.conn.execute(
+        "SELECT min(clinic_id), client_id FROM treatment_sessions GROUP BY client_id HAVING"
+        " count(*) >= 8 AND julianday(max(performed_at)) - julianday(min(performed_at)) >= 300"
+    ):
+        history.setdefault(clinic_id, []).append(client_id)
+    db.close()
     return {
         "path": path,
         "password": PASSWORD,
-        "practitioners": [tuple(p) for p in practitioners],
+        "practitioners": practitioners,
         "clients_by_clinic": clients,
         "history_clients_by_clinic": history,
         "busy_clinics": sorted(clients, key=lambda c: len(clients[c]), reverse=True),
@@ -723,8 +713,7 @@ def plans(info: dict) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-BIG = {"clients", "treatment_sessions", "checkins", "photos", "flags", "flag_events", "invites"}
-BIG |= {"notifications", "deliveries", "audit_log", "push_subscriptions"}
+BIG = set(TABLES) - {"clinics", "protocols", "practitioners"}
 NOT_ALIAS = {"WHERE", "JOIN", "LEFT", "ON", "ORDER", "GROUP", "LIMIT"}
 
 
