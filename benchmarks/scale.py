@@ -415,10 +415,8 @@ class Chunk:
                     called = None
             done = max(ack, flag["updated"]) + timedelta(hours=rng.uniform(2, 72))
             if done <= now and forgotten > 0.05:
-                status, resolved = "resolved", done
-        if resolved:
-            note = rng.choice(RESOLUTIONS)
-            events.append((resolved, "practitioner", by, "resolve", None, None))
+                status, resolved, note = "resolved", done, rng.choice(RESOLUTIONS)
+                events.append((resolved, "practitioner", by, "resolve", None, None))
         fid, who = flag["id"], (client["clinic_id"], client["id"], session_id, flag["checkin_id"])
         what = (flag["rule"], severity, status, flag["reason"], iso(opened))
         acked = (iso(ack), by) if status != "open" else (None, None)
@@ -677,42 +675,6 @@ def measure(app, info: dict, samples: int, seed: int, erase: int) -> dict[str, l
     return timings
 
 
-def plans(info: dict) -> list[tuple[str, str, list[str]]]:
-    """EXPLAIN QUERY PLAN every distinct statement the review functions run, as they run it."""
-    db = connect(info["path"])
-    seen: dict[str, tuple[str, str]] = {}
-    current = [""]  # which review function is running
-
-    def trace(sql: str) -> None:
-        shape = re.sub(r"'[^']*'|\b\d+(\.\d+)?\b", "?", sql)
-        shape = re.sub(r"\?(, ?\?)+", "?", " ".join(shape.split()))
-        if sql.lstrip().upper().startswith("SELECT") and shape not in seen:
-            seen[shape] = (current[0], sql)
-
-    history, clients = info["history_clients_by_clinic"], info["clients_by_clinic"]
-    clinic_id = max(history, key=lambda c: len(clients[c]))
-    client = get_client(db, history[clinic_id][0], clinic_id)
-    resolved = {"statuses": ("resolved",), "severity": "review", "practitioner_id": 1}
-    db.conn.set_trace_callback(trace)
-    for label, call in (
-        ("queue", lambda: queue(db, clinic_id)),
-        ("queue", lambda: queue(db, clinic_id, **resolved)),
-        ("counts", lambda: counts(db, clinic_id)),
-        ("timeline", lambda: timeline(db, client)),
-        ("export", lambda: exports.client_bundle(db, client)),
-        ("export csv", lambda: exports.client_checkin_rows(db, client)),
-    ):
-        current[0] = label
-        call()
-    db.conn.set_trace_callback(None)
-    out = []
-    for what, sql in seen.values():
-        steps = [r[3] for r in db.conn.execute("EXPLAIN QUERY PLAN " + sql)]
-        out.append((what, " ".join(sql.split()), steps))
-    db.close()
-    return out
-
-
 BIG = set(TABLES) - {"clinics", "protocols", "practitioners"}
 NOT_ALIAS = {"WHERE", "JOIN", "LEFT", "ON", "ORDER", "GROUP", "LIMIT"}
 
@@ -725,6 +687,47 @@ def full_scans(sql: str, steps: list[str]) -> list[str]:
         if alias and alias.upper() not in NOT_ALIAS:
             names[alias] = table
     return [s for s in steps if s.startswith("SCAN ") and names.get(s.split()[1]) in BIG]
+
+
+def print_plans(info: dict) -> None:
+    """EXPLAIN QUERY PLAN every distinct statement the review functions run, as they run it,
+    marking the full scans of big tables."""
+    db = connect(info["path"])
+    history, clients = info["history_clients_by_clinic"], info["clients_by_clinic"]
+    clinic_id = max(history, key=lambda c: len(clients[c]))
+    client = get_client(db, history[clinic_id][0], clinic_id)
+    resolved = {"statuses": ("resolved",), "severity": "review", "practitioner_id": 1}
+    seen: dict[str, tuple[str, str]] = {}  # by shape: the statement with its literals as ?
+    for label, call in (
+        ("queue", lambda: queue(db, clinic_id)),
+        ("queue", lambda: queue(db, clinic_id, **resolved)),
+        ("counts", lambda: counts(db, clinic_id)),
+        ("timeline", lambda: timeline(db, client)),
+        ("export", lambda: exports.client_bundle(db, client)),
+        ("export csv", lambda: exports.client_checkin_rows(db, client)),
+    ):
+        ran: list[str] = []
+        db.conn.set_trace_callback(ran.append)
+        call()
+        db.conn.set_trace_callback(None)
+        for sql in [s for s in ran if s.lstrip().upper().startswith("SELECT")]:
+            shape = re.sub(r"'[^']*'|\b\d+(\.\d+)?\b", "?", sql)
+            shape = re.sub(r"\?(, ?\?)+", "?", " ".join(shape.split()))
+            seen.setdefault(shape, (label, sql))
+    print("\nQuery plans (EXPLAIN QUERY PLAN of each statement the review code runs):")
+    problems = 0
+    for what, sql in seen.values():
+        steps = [r[3] for r in db.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        sql = " ".join(sql.split())
+        print(f"\n[{what}] {sql[:300]}{' ...' if len(sql) > 300 else ''}")
+        scans = full_scans(sql, steps)
+        problems += len(scans)
+        for s in steps:
+            print(f"    {s}{'   <-- FULL SCAN of a big table' if s in scans else ''}")
+    db.close()
+    print(
+        f"\nFull scans of big tables: {problems} (USE TEMP B-TREE lines sort a handful of already-selected rows)"
+    )
 
 
 def main() -> None:
@@ -765,17 +768,7 @@ def main() -> None:
         print(f"  {table:<20} {n:>12,}")
     print("  flags by status:    ", ", ".join(f"{s} {n:,}" for s, n in by_status))
 
-    print("\nQuery plans (EXPLAIN QUERY PLAN of each statement the review code runs):")
-    problems = 0
-    for what, sql, steps in plans(info):
-        print(f"\n[{what}] {sql[:300]}{' ...' if len(sql) > 300 else ''}")
-        scans = full_scans(sql, steps)
-        problems += len(scans)
-        for s in steps:
-            print(f"    {s}{'   <-- FULL SCAN of a big table' if s in scans else ''}")
-    print(
-        f"\nFull scans of big tables: {problems} (USE TEMP B-TREE lines sort a handful of already-selected rows)"
-    )
+    print_plans(info)
 
     print(f"\nTiming {args.samples} samples (busy clinics, clients with a year of history) ...")
     t = time.perf_counter()
