@@ -120,11 +120,8 @@ def _split(total: int, weights: list[float]) -> list[int]:
     return parts
 
 
-def _adjust(values: list[int], target: int, lo, hi, rng: random.Random) -> None:
-    """Nudge random entries by one, within their bounds (ints or lists), until they sum to
-    target."""
-    lows = lo if isinstance(lo, list) else [lo] * len(values)
-    highs = hi if isinstance(hi, list) else [hi] * len(values)
+def _adjust(values: list[int], target: int, lows: list, highs: list, rng: random.Random) -> None:
+    """Nudge random entries by one, within their bounds, until they sum to target."""
     diff = max(sum(lows), min(target, sum(highs))) - sum(values)
     while diff:
         i, step = rng.randrange(len(values)), 1 if diff > 0 else -1
@@ -160,7 +157,7 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
     n_sessions = max(n_clients, round(FULL["sessions"] * scale))
     sizes = _split(n_clients, [math.exp(rng.gauss(0, 0.9)) for _ in range(n_clinics)])
     per_client = [min(12, 1 + int(rng.expovariate(1 / 2.47))) for _ in range(n_clients)]
-    _adjust(per_client, n_sessions, 1, 12, rng)
+    _adjust(per_client, n_sessions, [1] * n_clients, [12] * n_clients, rng)
     notify_from = now - timedelta(days=notify_days)
     practitioner_ids, client_ids, session_ids, sub_ids = count(1), count(1), count(1), count(1)
     notifications = 0  # rows planned so far
@@ -183,7 +180,7 @@ def skeleton(scale: float, seed: int, now: datetime, notify_days: float) -> list
             clients.append((client_id, subs, sessions))
         clinics.append((c + 1, tz, pracs, clients))
     counts = [min(cap, max(3, min(10, round(rng.gauss(6.67, 1.6))))) for cap in caps]
-    _adjust(counts, round(FULL["checkins"] * scale), 0, caps, rng)
+    _adjust(counts, round(FULL["checkins"] * scale), [0] * len(caps), caps, rng)
     for session, n in zip(flat, counts, strict=True):
         session[2] = n
     return clinics
@@ -508,13 +505,9 @@ def _insert(db, rows: dict, counts: dict) -> None:
                 counts[table] += len(rows[table])
 
 
-def generate(
-    path: str, scale=1.0, seed=1, *, notify_days=NOTIFY_DAYS, workers=None, log=print
-) -> dict:
-    """Write a clinic network of the given scale into a new SQLite file at path.
-
-    Returns describe(path) plus the generation time and row counts.
-    """
+def generate(path: str, scale=1.0, seed=1, *, notify_days=NOTIFY_DAYS, workers=None, log=print):
+    """Write a clinic network of the given scale into a new SQLite file at path; return
+    describe(path) with the generation's settings, time and row counts."""
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(path + suffix).unlink(missing_ok=True)
@@ -628,12 +621,10 @@ PAGES = {
 SQL, CHARTS = "  of which review.timeline() (SQL)", "  of which charts.chart_for()"
 
 
-def measure(app, info: dict, samples: int, seed: int, erase: int) -> dict[str, list[tuple]]:
-    """Time the review paths through the app for random busy clinics and year-long clients.
-
-    With erase, also time that many DELETE /api/clients/<id> (the data is really erased).
-    """
-    rng = random.Random(f"{seed}:measure")
+def measure(app, info: dict, samples: int, erase: int) -> dict[str, list[tuple]]:
+    """Time the review paths through the app for random busy clinics and year-long clients,
+    then `erase` DELETE /api/clients/<id> (the data is really erased)."""
+    rng = random.Random(f"{info['seed']}:measure")
     emails = dict(reversed(info["practitioners"]))  # each clinic's first practitioner
     history = info["history_clients_by_clinic"]
     # Busy: the fifth of clinics with the most clients (and a client with a year of history).
@@ -734,7 +725,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="/tmp/companion-scale.sqlite3")
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="use the file if it exists")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--erase", type=int, default=5, help="erase this many clients (really)")
@@ -746,7 +736,7 @@ def main() -> None:
         print(f"Reusing {args.db} (generated {info['generated_at']} in {info['seconds']} s)")
     else:
         print(f"Generating scale {args.scale} into {args.db} ...")
-        info = generate(args.db, args.scale, args.seed, notify_days=args.notify_days)
+        info = generate(args.db, args.scale, notify_days=args.notify_days)
         print(
             f"Generated in {info['seconds']} s ({info['cpu_seconds']} s of CPU in all processes;"
             f" {host_load()} now)"
@@ -776,7 +766,7 @@ def main() -> None:
     # the web requests in `companion run`/`serve`: without one, each request's close would
     # checkpoint the WAL.
     with bench.instance({"DATABASE": args.db, "LOGIN_MAX_FAILURES": 10**6}) as (app, _):
-        timings = measure(app, info, args.samples, args.seed, args.erase)
+        timings = measure(app, info, args.samples, args.erase)
     print(f"done in {time.perf_counter() - t:.0f} s\n")
     table = []
     for name, values in timings.items():
