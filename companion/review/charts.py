@@ -85,19 +85,20 @@ def chart(session: dict, points: list[dict], flagged: dict[str, list[str]] | Non
     span = min(math.ceil(last * 1.05 / 24) * 24, 24 * 60)  # whole days: few spans to cache
     band_r, band_s = _bands(depth, span)
     pts, lines = [], {score: [] for score in SCORES}
+    # Translated once per chart, filled in per point (a lookup per point cost ~20 us each).
+    point_label = _("Day %(day)s (%(hours)s h): redness %(redness)s, swelling %(swelling)s")
     for p in sorted(points, key=lambda p: p["hours"]):
         x = _x(p["hours"], span)
         rx, sx, ry, sy = x - 3, x + 3, _y(p["redness"]), _y(p["swelling"])
         lines["redness"].append(f"{rx:.1f},{ry:.1f}")
         lines["swelling"].append(f"{sx:.1f},{sy:.1f}")
         reasons = flagged.get(p.get("id"), [])
-        label = _(
-            "Day %(day)s (%(hours)s h): redness %(redness)s, swelling %(swelling)s",
-            day=p["day"],
-            hours=round(p["hours"]),
-            redness=p["redness"],
-            swelling=p["swelling"],
-        )
+        label = point_label % {
+            "day": p["day"],
+            "hours": round(p["hours"]),
+            "redness": p["redness"],
+            "swelling": p["swelling"],
+        }
         pts.append(
             {
                 "id": p.get("id"),
