@@ -92,13 +92,10 @@ def naive(pem: str, receiver, samples: int) -> tuple[float, float]:
     subs = [receiver.new_subscription(f"naive{k}") for k in range(samples)]
     started, cpu = time.perf_counter(), time.process_time()
     for k, sub in enumerate(subs):
+        data = build_payload("Sunscreen reminder", BODY, "/reminders", f"naive-{k}", -k)
+        claims = {"sub": SUBJECT}
         webpush(
-            {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
-            data=build_payload("Sunscreen reminder", BODY, "/reminders", f"naive-{k}", -k),
-            vapid_private_key=vapid,
-            vapid_claims={"sub": SUBJECT},
-            ttl=3600,
-            timeout=10,
+            sub.to_json(), data, vapid_private_key=vapid, vapid_claims=claims, ttl=3600, timeout=10
         )
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return samples / elapsed, cpu / samples * 1e6
