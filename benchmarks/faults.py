@@ -50,9 +50,8 @@ TWICE_DELIVERED = (
 
 @contextlib.contextmanager
 def instance(folder: Path, seed: str | None, jitter_ms=JITTER_MS):
-    """A fresh instance in folder/instance, its push service and a connection to its database.
-    The push service runs in its own process answering in jitter_ms and listing what it got
-    (`ReceiverProcess`), or in this one (`PushReceiver`) when seed is None."""
+    """A fresh instance in folder/instance, its push service (`ReceiverProcess` answering in
+    jitter_ms, or `PushReceiver` in this process when seed is None) and its database."""
     with bench.instance(CONFIG, folder / "instance") as (app, db):
         key = app.config["VAPID_PUBLIC_KEY"]
         if seed is None:
@@ -64,8 +63,7 @@ def instance(folder: Path, seed: str | None, jitter_ms=JITTER_MS):
 
 
 def worker_settles(db, title: str, env: dict, log: Path, timeout: float) -> tuple[float, int]:
-    """Start a `companion worker`, wait until the scenario's rows are settled, stop it; return
-    (seconds, exit status)."""
+    """Run a `companion worker` until the scenario's rows are settled: (seconds, exit status)."""
     proc = spawn(["worker"], env, log)
     try:
         took = wait_settled(db, title, timeout)
@@ -75,8 +73,7 @@ def worker_settles(db, title: str, env: dict, log: Path, timeout: float) -> tupl
 
 
 def tally(messages, pairs: set) -> tuple[Counter, int, int, int, int]:
-    """Count per (device, reminder); return (counts, missing, unexpected, duplicates, wrong
-    tags)."""
+    """Count per (device, reminder): (counts, missing, unexpected, duplicates, wrong tags)."""
     counts = Counter((sub, row_id) for sub, row_id, _, _ in messages)
     duplicates = sum(c - 1 for c in counts.values())
     wrong_tags = sum(tag != f"companion-{row_id}" for _, row_id, tag, _ in messages)
@@ -309,9 +306,8 @@ def scenario_sigterm(n: int, folder: Path, jitter_ms=JITTER_MS, label="d. SIGTER
 
 
 def check_in_through(phone, name: str, apply, remove) -> dict:
-    """Check in while the fault lasts, until 3 are refused (the phone keeps those in its
-    outbox), then replay the outbox twice: back online (201), then as a phone that lost the
-    answer (200)."""
+    """Check in while the fault lasts until 3 are refused (kept in the phone's outbox), then
+    replay the outbox twice: back online (201), then as a phone that lost the answer (200)."""
     r = dict(name=name, statuses=Counter(), outbox=[], landed=[], bad=[], replays=Counter())
     apply()
     try:
@@ -360,14 +356,12 @@ def scenario_storage(folder: Path) -> bool:
         for path in instance.glob("companion.sqlite3*"):
             path.chmod(0o644)
 
-    fill = ["dd", "if=/dev/zero", f"of={filler}", "bs=4k"]  # 4 KB blocks until ENOSPC
+    def fill():  # 4 KB blocks until ENOSPC
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True)
+
     faults = [
         ("read-only (database file chmod 0444)", lambda: database.chmod(0o444), writable),
-        (
-            "disk full (tmpfs filled)",
-            partial(subprocess.run, fill, capture_output=True),
-            filler.unlink,
-        ),
+        ("disk full (tmpfs filled)", fill, filler.unlink),
     ]
     server = None
     try:
@@ -448,9 +442,8 @@ def main() -> None:
                 print(f"   (kept {folder})")
             else:
                 shutil.rmtree(folder, ignore_errors=True)
-        print(
-            f"   ({key} took {time.monotonic() - started:.0f} s; {bench.host_load()})", flush=True
-        )
+        took = time.monotonic() - started
+        print(f"   ({key} took {took:.0f} s; {bench.host_load()})", flush=True)
         failed += [] if ok else [key]
     print("faults: " + ("all PASS" if not failed else f"FAIL in {', '.join(failed)}"))
     raise SystemExit(1 if failed else 0)

@@ -1,10 +1,9 @@
 """Generate a large clinic network in one SQLite file, then time the practitioner review paths.
 
-Generation writes rows straight into SQLite (executemany, one transaction per chunk of
-clinics, secondary indexes built after the load). The schema comes from the app's own
-migrations and the rows are what the app itself writes: check-ins scored by triage.assess,
-flags opened and escalated by triage.reconcile, reminders planned by planning.plan.
-Other scripts reuse it: `generate(path, scale, seed)` and `describe(path)`.
+Generation writes rows straight into SQLite (executemany, one transaction per chunk of clinics,
+secondary indexes built after the load) in the schema of the app's own migrations, and the rows
+are what the app itself writes: check-ins scored by triage.assess, flags opened and escalated by
+triage.reconcile, reminders planned by planning.plan. Other scripts reuse `generate()`.
 
 The timings go through the real app (Flask's test client, signed in as the clinic's
 practitioner): the queue (JSON and page), a client's timeline page, the client export, erasure.
@@ -193,9 +192,8 @@ def iso(dt: datetime | None) -> str | None:
     """companion.db.iso for the UTC datetimes made here, at a third of strftime's cost."""
     if dt is None:
         return None
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (faster than an f-string)
-        (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
-    )
+    fields = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % fields  # noqa: UP031 (faster than an f-string)
 
 
 def _uuid(rng: random.Random) -> str:
@@ -283,7 +281,7 @@ class Chunk:
     def __init__(self, index: int, seed: int, now: datetime):
         self.rng, self.now = random.Random(f"{seed}:chunk:{index}"), now
         self.rows = {table: [] for table in TABLES}
-        self.next_flag = 0
+        self.flag_ids = count()
 
     def add(self, table: str, *values) -> None:
         self.rows[table].append(values)
@@ -314,14 +312,13 @@ class Chunk:
             if k:
                 made = datetime.fromtimestamp(rng.choice(sessions)[1], UTC) + timedelta(minutes=30)
             gone = made + timedelta(days=rng.uniform(10, 300)) if rng.random() < 0.08 else None
-            subs.append({"id": sub_id, "created": made, "gone_after": gone, "gone_at": None})
-            subs[-1]["last_success"] = None
+            subs.append({"id": sub_id, "created": made, "gone_after": gone})
         for session in sessions:
             self.session(client, pracs, session, subs)
         for k, s in enumerate(subs):
             endpoint = f"https://fcm.googleapis.com/fcm/send/bench-{s['id']}:{_b64(rng, 24)}"
             keys = (_b64(rng, 65), _b64(rng, 16))
-            seen = (s["created"], s["last_success"], s["gone_at"])
+            seen = (s["created"], s.get("last_success"), s.get("gone_at"))
             row = (s["id"], "client", client_id, endpoint, *keys, AGENTS[k % 2], *map(iso, seen))
             self.add("push_subscriptions", *row)
 
@@ -358,10 +355,9 @@ class Chunk:
             checkin_id, taken = _uuid(rng), performed + timedelta(hours=h)
             late = rng.uniform(300, 6 * 3600) if rng.random() < 0.04 else rng.uniform(0.3, 20)
             received = min(now, taken + timedelta(seconds=late))
-            marks = {"symptoms": dict.fromkeys(symptoms, True)}
-            marks["warning_signs"] = dict.fromkeys(warnings, True)
             history.append({"id": checkin_id, "taken_at": taken, "redness": r, "swelling": s})
-            history[-1].update(marks, pain=p)
+            history[-1].update(pain=p, symptoms=dict.fromkeys(symptoms, True))
+            history[-1]["warning_signs"] = dict.fromkeys(warnings, True)
             assessment = triage.assess(triage_session, history, client["phone"])
             note = rng.choice(NOTES) if rng.random() < (0.4 if odd else 0.04) else ""
             stored = (_flags_json(SYMPTOMS, symptoms), _flags_json(WARNING_SIGNS, warnings), note)
@@ -377,10 +373,9 @@ class Chunk:
             for action in triage.reconcile(list(held.values()), assessment["flags"]):
                 rule, severity, reason = action["rule"], action["severity"], action["reason"]
                 if action["action"] == "open":
-                    held[rule] = {"id": self.next_flag, "rule": rule, "opened": received}
+                    held[rule] = {"id": next(self.flag_ids), "rule": rule, "opened": received}
                     held[rule]["events"] = []
                     flags.append(held[rule])
-                    self.next_flag += 1
                 flag = held[rule]
                 flag.update(severity=severity, reason=reason, updated=received)
                 flag["checkin_id"] = checkin_id
@@ -398,9 +393,8 @@ class Chunk:
         ack_h = ack_h.get(severity, rng.uniform(2, 48))
         by = rng.choice(pracs)
         ack = opened + timedelta(hours=ack_h)
-        called = resolved = note = None
+        status, called, resolved, note = "open", None, None, None
         forgotten = rng.random()
-        status = "open"
         if ack <= now and forgotten > 0.01:  # 1% never acknowledged, 4% never resolved
             status = "acknowledged"
             events.append((ack, "practitioner", by, "acknowledge", None, None))
@@ -437,7 +431,7 @@ class Chunk:
             reason, attempts, sent, next_at = row["skip_reason"], 0, None, due
             if status == "pending" and due <= now:
                 attempts, delivered = 1, 0
-                live = [s for s in subs if s["created"] <= due and s["gone_at"] is None]
+                live = [s for s in subs if s["created"] <= due and not s.get("gone_at")]
                 retry = rng.random() < 0.02
                 for s in live:
                     at = due + timedelta(seconds=rng.uniform(0.2, 3))
@@ -451,7 +445,7 @@ class Chunk:
                         attempts = 2
                     took = ms(60, 400)
                     deliver((nid, s["id"], attempts, iso(at), 201, "delivered", "", took))
-                    s["last_success"] = max(s["last_success"] or at, at)
+                    s["last_success"] = max(s.get("last_success") or at, at)
                     delivered, sent = delivered + 1, at
                 if delivered:
                     status, next_at = "sent", (sent if attempts == 2 else due)
@@ -716,9 +710,8 @@ def print_plans(info: dict) -> None:
         for s in steps:
             print(f"    {s}{'   <-- FULL SCAN of a big table' if s in scans else ''}")
     db.close()
-    print(
-        f"\nFull scans of big tables: {problems} (USE TEMP B-TREE lines sort a handful of already-selected rows)"
-    )
+    sorts = "USE TEMP B-TREE lines sort a handful of already-selected rows"
+    print(f"\nFull scans of big tables: {problems} ({sorts})")
 
 
 def main() -> None:
@@ -737,10 +730,8 @@ def main() -> None:
     else:
         print(f"Generating scale {args.scale} into {args.db} ...")
         info = generate(args.db, args.scale, notify_days=args.notify_days)
-        print(
-            f"Generated in {info['seconds']} s ({info['cpu_seconds']} s of CPU in all processes;"
-            f" {host_load()} now)"
-        )
+        cpu = f"{info['cpu_seconds']} s of CPU in all processes"
+        print(f"Generated in {info['seconds']} s ({cpu}; {host_load()} now)")
     db = connect(args.db)
     pending = [m.name for m in migrations.migrations.pending(db)]
     if pending:  # a file made by older code: bring its schema up to date, as an upgrade would
@@ -750,10 +741,8 @@ def main() -> None:
     by_status = db.conn.execute("SELECT status, count(*) FROM flags GROUP BY status").fetchall()
     db.close()
     size = sum(Path(args.db + s).stat().st_size for s in ("", "-wal") if Path(args.db + s).exists())
-    days = info["notify_days"]
-    print(
-        f"\nDatabase: {size / 2**30:.2f} GiB, scale {info['scale']}, reminders for sessions of the last {days:g} days"
-    )
+    reminders = f"reminders for sessions of the last {info['notify_days']:g} days"
+    print(f"\nDatabase: {size / 2**30:.2f} GiB, scale {info['scale']}, {reminders}")
     for table, n in info["counts"].items():
         print(f"  {table:<20} {n:>12,}")
     print("  flags by status:    ", ", ".join(f"{s} {n:,}" for s, n in by_status))
@@ -762,17 +751,16 @@ def main() -> None:
 
     print(f"\nTiming {args.samples} samples (busy clinics, clients with a year of history) ...")
     t = time.perf_counter()
-    # The instance's connection stays open during the timing, as the dispatcher's does beside
-    # the web requests in `companion run`/`serve`: without one, each request's close would
-    # checkpoint the WAL.
+    # The instance's own connection stays open during the timing, as the dispatcher's does in
+    # `companion run`/`serve`: without one, each request's close would checkpoint the WAL.
     with bench.instance({"DATABASE": args.db, "LOGIN_MAX_FAILURES": 10**6}) as (app, _):
         timings = measure(app, info, args.samples, args.erase)
     print(f"done in {time.perf_counter() - t:.0f} s\n")
     table = []
     for name, values in timings.items():
         wall, cpu = zip(*values, strict=True)
-        table.append([name, *(percentile(wall, p) for p in (50, 99)), max(wall)])
-        table[-1] += [percentile(cpu, p) for p in (50, 99)]
+        p50, p99 = percentile(wall, 50), percentile(wall, 99)
+        table.append([name, p50, p99, max(wall), percentile(cpu, 50), percentile(cpu, 99)])
     header = ["request", "p50 ms", "p99 ms", "max ms", "p50 cpu", "p99 cpu"]
     # preserve_whitespace: the "  of which" rows stay indented under their page
     print(tabulate(table, header, "plain", floatfmt=".1f", preserve_whitespace=True))
