@@ -100,6 +100,12 @@ def test_a_spanish_clients_pages_are_spanish(world, path):
         assert words in page, words
     left = [re.search(f".{{80}}{re.escape(w)}.{{80}}", page, re.S) for w in ENGLISH if w in page]
     assert not left, [m.group(0) if m else None for m in left]
+    # Dates in the client's words and locale (humane.py through Babel): "Hoy 19:00".
+    said = re.findall(r'<time[^>]*datetime="[^"]+">([^<]+)</time>', page)
+    assert all(
+        re.fullmatch(r"(Hoy|Mañana|Ayer|[A-ZÁÉÍÓÚ][a-záéíóú]+) \d{1,2}:\d\d", w) for w in said
+    ), said
+    assert path not in ("/", "/reminders") or said
     # The scripts' words come with the page, in Spanish too.
     words = json.loads(re.search(r'id="client-messages">([^<]*)<', page).group(1))
     assert words["checkinSaved"] == "Guardado en este teléfono; se enviará cuando tengas conexión."
