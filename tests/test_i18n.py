@@ -272,3 +272,36 @@ def test_a_practitioner_adds_a_spanish_client_on_the_page(world):
     assert [c["language"] for c in found] == ["es"]
     refused = world.p1.http.post("/clinic/clients/new", data=form | {"language": "fr"})
     assert refused.status_code == 200 and 'id="language-error"' in refused.get_data(as_text=True)
+
+
+# Words a client template may show unwrapped: the class name of <body>, and the chart's
+# practitioner-only legend and caption (practitioner pages stay English).
+UNTRANSLATED = {
+    "base.html": {"client"},
+    "_chart.html": {"Raised", "flag", "tap", "for", "why", "Expected", "course", "Stretched"}
+    | {"here", "mm"},
+}
+
+
+def test_client_templates_have_no_words_outside_the_catalogs():
+    """Every word a client template shows goes through _() or {% trans %} (text and the
+    attributes people read: aria-label, alt, title, placeholder, and the scripts' data-*)."""
+    templates = ROOT / "companion" / "templates"
+    found = {}
+    for path in [*sorted((templates / "client").glob("*.html")), templates / "_chart.html"]:
+        text = path.read_text()
+        for pattern in (
+            r"\{#.*?#\}",
+            r"\{%-?\s*trans\b.*?%\}.*?\{%-?\s*endtrans\s*-?%\}",
+            r"\{\{.*?\}\}",
+            r"\{%.*?%\}",
+            r"<(script|style|svg)\b.*?</\1>",
+        ):
+            text = re.sub(pattern, " ", text, flags=re.S)
+        attrs = r'(?:aria-label|alt|title|placeholder|data-alt|data-label)="([^"]*)"'
+        shown = [*re.findall(attrs, text), re.sub(r"<[^>]*>", " ", text)]
+        allowed = UNTRANSLATED.get(path.name, set()) | {"Companion"}
+        words = {w for chunk in shown for w in re.findall(r"[A-Za-z]{2,}", chunk)} - allowed
+        if words:
+            found[path.name] = sorted(words)
+    assert not found, f"wrap these in _() and run scripts/catalogs: {found}"
