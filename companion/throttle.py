@@ -104,8 +104,9 @@ class Allowance:
             uses = self._uses.setdefault(key, deque())
             while uses and uses[0] <= now - self.window:
                 uses.popleft()
-            if len(uses) >= limit:
-                raise RateLimited(message, max(1, math.ceil(uses[0] + self.window - now)), code)
+            if len(uses) >= limit:  # a limit of 0 (or less) refuses every use
+                wait = uses[0] + self.window - now if uses else self.window
+                raise RateLimited(message, max(1, math.ceil(wait)), code)
             uses.append(now)
             if len(self._uses) > self.MAX_KEYS:
                 self._uses = {

@@ -301,3 +301,11 @@ def test_fetches_are_limited_per_token_with_retry_after(world, monkeypatch):
     # A new address (the client reset it) starts with its own allowance.
     new = world.c1.post("/api/calendar/reset").json["calendar_url"][len(PUBLIC) :]
     parse(bare.get(new))
+
+
+def test_a_zero_allowance_refuses_every_fetch_with_429_not_500(world):
+    # COMPANION_CALENDAR_RATE_PER_HOUR=0: an operator turning the feeds off.
+    world.app.config["CALENDAR_RATE_PER_HOUR"] = 0
+    r = world.app.test_client().get(feed_path(world.c1))
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "3600"
