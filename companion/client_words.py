@@ -89,6 +89,8 @@ def client_messages() -> dict:
             " try again in a moment."
         ),
         "checkinSent": _("Check-in sent."),
+        "queuedOne": _("1 check-in saved on this phone, will send when online"),
+        "queuedMany": _("{n} check-ins saved on this phone, will send when online"),
         "photoSent": _("1 photo sent to your clinic."),
         "photosSentMany": _("{n} photos sent to your clinic."),
         "photosFailed": _("Some photos could not be sent; your check-in is saved."),

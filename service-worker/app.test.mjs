@@ -151,4 +151,8 @@ test("the words come from the page, plurals and all", () => {
   assert.equal(App.MESSAGES.remindersOn, "Recordatorios activados");
   assert.equal(App.MESSAGES.photosSent(1), "1 foto enviada.");
   assert.equal(App.MESSAGES.photosSent(3), "3 fotos enviadas.", "a page cannot replace the plural functions");
+  App.useMessages({ queuedOne: "1 registro guardado", queuedMany: "{n} registros guardados" });
+  assert.equal(App.MESSAGES.queued(0), "");
+  assert.equal(App.MESSAGES.queued(1), "1 registro guardado");
+  assert.equal(App.MESSAGES.queued(3), "3 registros guardados");
 });

@@ -398,12 +398,6 @@ test("sendDirect posts without storing (no IndexedDB)", async () => {
   assert.equal((await offline.sendDirect(checkin(1))).outcome, "retry");
 });
 
-test("statusText counts the saved check-ins", () => {
-  assert.equal(Outbox.statusText(0), "");
-  assert.equal(Outbox.statusText(1), "1 check-in saved on this phone, will send when online");
-  assert.equal(Outbox.statusText(3), "3 check-ins saved on this phone, will send when online");
-});
-
 test("classifyStatus: which answers end a check-in's stay in the queue", () => {
   const table = {
     200: "sent", 201: "sent", 204: "sent",

@@ -118,9 +118,11 @@ def test_the_page_carries_every_word_the_scripts_use(world):
     for name in ("app.js", "checkin.js"):
         source = (ROOT / "companion" / "static" / "js" / name).read_text()
         used |= set(re.findall(r"\b(?:MESSAGES|M)\.(\w+)", source))
-    plurals = {"photosSent", "photosReady"}  # functions in app.js over the words below
+    plurals = {"photosSent", "photosReady", "queued"}  # functions in app.js over the words below
     assert used - plurals and not (used - plurals - set(words)), used - set(words)
-    assert {"photoSent", "photosSentMany", "photoReady", "photosReadyMany"} <= set(words)
+    assert {"photoSent", "photosSentMany", "photoReady", "photosReadyMany", "queuedOne"} <= set(
+        words
+    )
 
 
 def test_a_spanish_clients_assessments_are_spanish(world):

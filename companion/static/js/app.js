@@ -16,6 +16,8 @@ const CompanionApp = (() => {
   const MESSAGES = {
     photosSent: (n) => (n === 1 ? MESSAGES.photoSent : MESSAGES.photosSentMany.replace("{n}", n)),
     photosReady: (n) => (n === 1 ? MESSAGES.photoReady : MESSAGES.photosReadyMany.replace("{n}", n)),
+    // How many check-ins wait on this phone; "" when none.
+    queued: (n) => (!n ? "" : n === 1 ? MESSAGES.queuedOne : MESSAGES.queuedMany.replace("{n}", n)),
   };
   const ASSESSMENT_STATUSES = ["expected", "review", "urgent"];
 
@@ -345,7 +347,7 @@ const CompanionApp = (() => {
     async function refreshOutboxStatus() {
       if (!outbox || !outboxStatus) return;
       try {
-        setText(outboxStatus, CompanionOutbox.statusText(await outbox.count()));
+        setText(outboxStatus, MESSAGES.queued(await outbox.count()));
       } catch (error) {
         console.warn("Outbox:", error);
       }

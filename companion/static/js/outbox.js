@@ -44,13 +44,6 @@ const CompanionOutbox = (() => {
     return Math.min(ms, MAX_RETRY_AFTER_MS);
   }
 
-  /** Say how many check-ins wait on this phone; "" when none. */
-  function statusText(count) {
-    if (!count) return "";
-    const noun = count === 1 ? "check-in" : "check-ins";
-    return `${count} ${noun} saved on this phone, will send when online`;
-  }
-
   /** Wrap a store record around a check-in body (kept exactly as built) and its photos. */
   function newRecord(checkin, nowMs, photos = []) {
     return {
@@ -364,7 +357,6 @@ const CompanionOutbox = (() => {
     ENDPOINT,
     classifyStatus,
     retryAfterMs,
-    statusText,
     idbStore,
     createOutbox,
   };
