@@ -137,3 +137,25 @@ test("photoDraft drops photos as old as a stale draft", async () => {
   assert.deepEqual(left.map((photo) => photo.id), [String(5_000_000 + Checkin.DRAFT_MAX_AGE_MS - 1)]);
   assert.equal((await store.getAll()).length, 1, "the stale photo is deleted, not only hidden");
 });
+
+test("a signed-out phone (the start page) drops the check-in draft: answers and photos", async () => {
+  const indexedDB = new IDBFactory();
+  const kept = new Map([[Checkin.DRAFT_KEY, '{"saved_at":1,"values":{"redness":"2"}}'], ["other", "x"]]);
+  const localStorage = { removeItem: (key) => kept.delete(key) };
+  const store = Outbox.idbStore({ indexedDB, dbName: Checkin.PHOTO_DB, storeName: "photos" });
+  await Checkin.photoDraft({ store, newId: () => "p1" }).add(new Blob(["skin"], { type: "image/jpeg" }));
+  const doc = { getElementById: () => null, querySelector: () => null, addEventListener() {} };
+  const win = (pathname) => ({ location: { pathname }, navigator: {}, localStorage, indexedDB, addEventListener() {} });
+  const names = async () => (await indexedDB.databases()).map((db) => db.name);
+
+  App.init(doc, win("/checkin")); // signed in: the draft stays
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(kept.has(Checkin.DRAFT_KEY));
+  assert.deepEqual(await names(), [Checkin.PHOTO_DB]);
+
+  App.init(doc, win("/start"));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual([...kept.keys()], ["other"]);
+  assert.deepEqual(await names(), []);
+  assert.equal(App.CHECKIN_DRAFT, Checkin.PHOTO_DB); // the name checkin.js keeps it under
+});

@@ -187,9 +187,35 @@ const CompanionApp = (() => {
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
 
+  // The check-in draft: answers in localStorage, photos in IndexedDB (checkin.js).
+  const CHECKIN_DRAFT = "companion-checkin-draft";
+
+  /**
+   * Drop the check-in draft kept on this phone. The start page is only shown signed out:
+   * a phone lent or shared must not keep one client's answers and skin photos for the next
+   * to see and send, also where the browser ignores the sign-out's Clear-Site-Data.
+   */
+  function forgetCheckinDraft(win) {
+    try {
+      win.localStorage?.removeItem(CHECKIN_DRAFT);
+    } catch {
+      // storage blocked: nothing was kept there
+    }
+    return new Promise((resolve) => {
+      const request = win.indexedDB?.deleteDatabase(CHECKIN_DRAFT);
+      if (!request) return resolve(false);
+      request.onsuccess = () => resolve(true);
+      // Blocked: it goes once another tab closes its connection.
+      request.onerror = request.onblocked = () => resolve(false);
+    });
+  }
+
   // ------------------------------------------------------------ page wiring
 
   function init(doc, win) {
+    if (win.location?.pathname === "/start") {
+      forgetCheckinDraft(win).catch((error) => console.warn("Check-in draft:", error));
+    }
     const $ = (id) => doc.getElementById(id);
     readMessages(doc);
     const nav = win.navigator;
@@ -453,6 +479,8 @@ const CompanionApp = (() => {
     mostSevere,
     withTimeout,
     newId,
+    CHECKIN_DRAFT,
+    forgetCheckinDraft,
     init,
   };
 })();

@@ -7,7 +7,7 @@
 // CompanionApp.MESSAGES, never built here.
 
 const CompanionCheckin = (() => {
-  const DRAFT_KEY = "companion-checkin-draft";
+  const DRAFT_KEY = "companion-checkin-draft"; // app.js drops it when the phone is signed out
   // A draft from an earlier day describes skin that has changed since: drop it.
   const DRAFT_MAX_AGE_MS = 12 * 60 * 60 * 1000;
   const MAX_PHOTOS = 3;
