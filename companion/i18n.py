@@ -16,6 +16,8 @@ from typing import Literal
 from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, get_translations
 from flask_login import current_user
+from jinja2 import pass_context
+from markupsafe import Markup
 
 from companion.client_words import client_messages, page_problem
 
@@ -84,6 +86,24 @@ def _catalog():
     return found[1]
 
 
+@pass_context
+def _template_gettext(context, string, **variables):
+    """A template's _() and {% trans %}, as Jinja's newstyle gettext: escaped, always formatted."""
+    rv = _catalog().ugettext(string)
+    if context.eval_ctx.autoescape:
+        rv = Markup(rv)
+    return rv % variables
+
+
+@pass_context
+def _template_ngettext(context, singular, plural, num, **variables):
+    variables.setdefault("num", num)
+    rv = _catalog().ungettext(singular, plural, num)
+    if context.eval_ctx.autoescape:
+        rv = Markup(rv)
+    return rv % variables
+
+
 # client_messages() per locale: they are the catalog's words and nothing else, so each language's
 # are made once per process instead of ~45 gettext lookups on every client page.
 _CLIENT_MESSAGES: dict[str, dict] = {}
@@ -109,6 +129,10 @@ def init_app(app: Flask) -> None:
         npgettext=lambda c, s, p, n: _catalog().unpgettext(c, s, p, n),
         newstyle=True,
     )
+    # _() and {% trans %} straight to the catalog: Jinja's own route is _ -> gettext -> the
+    # lambda above, three context.call()s a word; these do what its newstyle gettext does.
+    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext)
+    app.jinja_env.globals["ngettext"] = _template_ngettext
     app.jinja_env.globals["page_language"] = page_language
     app.jinja_env.globals["client_messages"] = client_messages_once
     app.jinja_env.globals["page_problem"] = page_problem

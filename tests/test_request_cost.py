@@ -1,7 +1,9 @@
 """What the per-request shortcuts (issue 16) keep: the same words, headers and cookies as the
 long way round (benchmarks/percall.py measures what they save)."""
 
+from conftest import checkin_body
 from flask_babel import refresh
+from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
 from companion.i18n import in_language
 
@@ -85,3 +87,35 @@ def test_the_scripts_words_are_made_once_per_language_and_stay_each_languages(ap
             )
     with app.test_request_context("/", headers={"Accept-Language": "es"}):
         assert client_messages_once()["checkinSent"] != "Check-in sent."
+
+
+def test_template_words_are_escaped_and_formatted_as_jinjas_own(app):
+    """_() and {% trans %} go straight to the catalog, with Jinja's newstyle rules kept."""
+    source = (
+        "{{ _('Hello, %(name)s', name=who) }}|{% trans %}Today{% endtrans %}|"
+        "{% trans count=n %}{{ count }} photo{% pluralize %}{{ count }} photos{% endtrans %}|"
+        "{{ _('100%% sure') }}"
+    )
+    template = app.jinja_env.from_string(source)
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert template.render(who="<b>", n=2) == "Hello, &lt;b&gt;|Today|2 photos|100% sure"
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        assert template.render(who="Ana", n=1).split("|")[1] == "Hoy"
+
+
+def test_spanish_and_english_clients_interleaved_in_one_process_get_their_own_words(world):
+    """Nothing cached per process or per template carries one client's language to the next."""
+    world.c1.patch("/api/me", {"language": "es"})
+    for _ in range(3):
+        for phone, words, other in (
+            (world.c1, ("Cuidados de hoy", "Tu recuperación hasta ahora"), "Today's aftercare"),
+            (world.c2, ("Today's aftercare",), "Cuidados de hoy"),
+        ):
+            page = phone.get("/").get_data(as_text=True)
+            assert all(w in page for w in words) and other not in page
+            checkin = phone.get("/checkin").get_data(as_text=True)
+            assert ("Enviar registro" in checkin) == (phone is world.c1)
+            assert ("Send check-in" in checkin) == (phone is world.c2)
+            message = phone.post("/api/checkins", checkin_body(redness=1, pain=1)).json
+            spanish = message["assessment"]["message"].startswith("Un enrojecimiento")
+            assert spanish == (phone is world.c1)
