@@ -184,3 +184,12 @@ def test_the_editor_wants_both_spanish_texts_or_neither(world):
     assert http.post("/clinic/protocol", data=form_of(page, [whole])).status_code == 302
     [saved] = world.p1.get("/api/protocol").json["steps"]
     assert saved["title"] == {"en": "Sunscreen", "es": "Protector solar"} and saved["body"] == ""
+
+
+def test_an_empty_spanish_text_is_not_written_yet_so_a_spanish_client_gets_the_english(world):
+    # The API takes {"en": "...", "es": ""} for a body (an English body may be empty too);
+    # a Spanish-speaking client must not get a reminder with its text missing.
+    step = dict(STEP, body={"en": "Put on sunscreen.", "es": ""})
+    assert world.p1.put("/api/protocol", {"steps": [step]}).status_code == 200
+    rows = plan(SESSION, [step], "Europe/Madrid", None, None, SESSION, "es")
+    assert (rows[0]["title"], rows[0]["body"]) == ("Hoy, protector solar", "Put on sunscreen.")

@@ -32,10 +32,11 @@ _HHMM = re.compile(r"([0-9]{2}):([0-9]{2})")
 
 
 def text_in(text: str | dict, language: str | None) -> str:
-    """A step's text for a client: theirs when the protocol has it, else English (or plain)."""
+    """A step's text for a client: theirs when the protocol has it (an empty one is not
+    written yet), else English (or plain)."""
     if isinstance(text, str):
         return text
-    return text.get(language or "en", text["en"])
+    return text.get(language or "en") or text["en"]
 
 
 def parse_hhmm(text: str) -> time:
