@@ -7,8 +7,9 @@ catalogs are the one place they are translated. Keys are the scripts' `MESSAGES.
 """
 
 from flask_babel import get_locale
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
+
+from companion.i18n import gettext as _
+from companion.i18n import lazy_gettext as _l
 
 # What an error page says to a reader of another language than English, by the error's code
 # (the English message, which also goes to the API, is shown to English readers as it is).

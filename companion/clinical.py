@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from flask_babel import lazy_gettext as _l
+from companion.i18n import lazy_gettext as _l
 
 # Lowest first: a severity's rank is its index.
 SEVERITIES = ("info", "review", "urgent")

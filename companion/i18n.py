@@ -13,13 +13,13 @@ Outside a request (the dispatcher's push and email texts) callers choose with `i
 from contextlib import contextmanager
 from typing import Literal
 
+from babel import Locale
 from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, get_translations
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
-
-from companion.client_words import client_messages, page_problem
 
 # Defined once: the contract's Literal, the checks and the settings page's choices use these.
 LANGUAGES = ("en", "es")
@@ -60,10 +60,15 @@ def page_language() -> str:
     return g.page_language
 
 
+# One Locale per language: force_locale() would parse a new one on every in_language(), and a
+# new Locale object makes _catalog() look the catalog up again.
+_LOCALES = {language: Locale.parse(language) for language in LANGUAGES}
+
+
 @contextmanager
 def in_language(language: str | None):
     """Translate the words made inside this block into `language` (a client's, say)."""
-    with force_locale(language if language in LANGUAGES else DEFAULT_LANGUAGE):
+    with force_locale(_LOCALES.get(language) or _LOCALES[DEFAULT_LANGUAGE]):
         yield
 
 
@@ -76,7 +81,10 @@ def _catalog():
     Its per-request state (`g._flask_babel.babel_locale`, which the locale selector, refresh()
     and force_locale set) says when to look again: a new locale object means another language.
     """
-    ctx = g.get("_flask_babel")
+    try:
+        ctx = g.get("_flask_babel")
+    except RuntimeError:  # no app context (a script): flask-babel's own default
+        return get_translations()
     locale = getattr(ctx, "babel_locale", None)
     if locale is None:  # not chosen yet in this request (or refreshed)
         return get_translations()
@@ -84,6 +92,18 @@ def _catalog():
     if found is None or found[0] is not locale:
         found = ctx.companion_catalog = (locale, get_translations())
     return found[1]
+
+
+def gettext(string: str, **variables) -> str:
+    """flask-babel's gettext (`%`-formatted only when given variables) through _catalog():
+    the Python side's words (triage's sentences, the chart's) look the catalog up once too."""
+    text = _catalog().ugettext(string)
+    return text % variables if variables else text
+
+
+def lazy_gettext(string: str, **variables) -> LazyString:
+    """gettext() when the text is shown (module-level words: clinical.py's scales, say)."""
+    return LazyString(gettext, string, **variables)
 
 
 @pass_context
@@ -111,6 +131,8 @@ _CLIENT_MESSAGES: dict[str, dict] = {}
 
 def client_messages_once() -> dict:
     """client_messages() in this request's language, made once per language."""
+    from companion.client_words import client_messages  # it imports this module's gettext
+
     locale = str(get_locale())
     found = _CLIENT_MESSAGES.get(locale)
     if found is None:
@@ -119,6 +141,8 @@ def client_messages_once() -> dict:
 
 
 def init_app(app: Flask) -> None:
+    from companion.client_words import page_problem
+
     babel.init_app(app, locale_selector=select_locale, default_domain="messages")
     app.jinja_env.globals["current_language"] = current_language
     # Templates' _(), gettext and ngettext through the per-request catalog (see _catalog).

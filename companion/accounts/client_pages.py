@@ -2,7 +2,6 @@
 
 import flask_babel
 from flask import Blueprint, g, redirect, render_template, request, url_for
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from companion import audit, auth
@@ -14,6 +13,7 @@ from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, status_of
 from companion.i18n import language_of
+from companion.i18n import lazy_gettext as _l
 from companion.reminders import channels
 from companion.web import shell_page
 

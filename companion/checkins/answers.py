@@ -6,8 +6,8 @@ docs/clinical.md for the practitioner. Outside a request (the tests of triage) t
 are English; checkins/store.py asks for the client's language.
 """
 
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
+from companion.i18n import gettext as _
+from companion.i18n import lazy_gettext as _l
 
 # How long until the skin settles, in whole days, never hours.
 _SETTLE_WORDS = (

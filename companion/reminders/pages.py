@@ -13,7 +13,6 @@ from flask import (
     render_template,
     request,
 )
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from companion import throttle
@@ -23,6 +22,7 @@ from companion.auth import client_required, practitioner_required
 from companion.db import get_db, utcnow
 from companion.errors import Gone, NotFound
 from companion.i18n import current_language, in_language, language_of
+from companion.i18n import gettext as _
 from companion.reminders import actions as reminder_actions
 from companion.reminders import calendar, links
 from companion.reminders import inbox as aftercare

@@ -11,11 +11,11 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from flask import render_template
-from flask_babel import gettext as _
 from markupsafe import Markup
 
 from companion.checkins import triage
 from companion.checkins.store import as_triage, session_for_triage
+from companion.i18n import gettext as _
 
 # viewBox units. Narrow on purpose: at 320 px CSS a 16-unit label is still about 12 px.
 W, H, LEFT, RIGHT, TOP, BOTTOM = 340, 214, 34, 10, 14, 46
