@@ -144,6 +144,9 @@ test("a signed-out phone (the start page) drops the check-in draft: answers and 
   const localStorage = { removeItem: (key) => kept.delete(key) };
   const store = Outbox.idbStore({ indexedDB, dbName: Checkin.PHOTO_DB, storeName: "photos" });
   await Checkin.photoDraft({ store, newId: () => "p1" }).add(new Blob(["skin"], { type: "image/jpeg" }));
+  // Client A's unsent check-in (with a photo) waits in the offline queue.
+  const outbox = Outbox.createOutbox({ store: Outbox.idbStore({ indexedDB }), locks: null });
+  await outbox.enqueue({ id: "a-1" }, [new Blob(["skin"], { type: "image/jpeg" })], "41");
   const doc = { getElementById: () => null, querySelector: () => null, addEventListener() {} };
   const win = (pathname) => ({ location: { pathname }, navigator: {}, localStorage, indexedDB, addEventListener() {} });
   const names = async () => (await indexedDB.databases()).map((db) => db.name);
@@ -151,11 +154,12 @@ test("a signed-out phone (the start page) drops the check-in draft: answers and 
   App.init(doc, win("/checkin")); // signed in: the draft stays
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.ok(kept.has(Checkin.DRAFT_KEY));
-  assert.deepEqual(await names(), [Checkin.PHOTO_DB]);
+  assert.deepEqual((await names()).sort(), [Outbox.DB_NAME, Checkin.PHOTO_DB].sort());
 
   App.init(doc, win("/start"));
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.deepEqual([...kept.keys()], ["other"]);
   assert.deepEqual(await names(), []);
   assert.equal(App.CHECKIN_DRAFT, Checkin.PHOTO_DB); // the name checkin.js keeps it under
+  assert.equal(App.CHECKIN_OUTBOX, Outbox.DB_NAME);
 });

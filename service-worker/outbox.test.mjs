@@ -433,8 +433,9 @@ function photoFetch(checkinAnswer, ...photoAnswers) {
   const calls = [];
   const fetch = async (url, init) => {
     const isPhoto = url.endsWith("/photos");
-    calls.push({ url, kind: isPhoto ? "photo" : "checkin", body: isPhoto ? await init.body.text() : JSON.parse(init.body), type: init.headers["Content-Type"] });
-    const answer = isPhoto ? photoAnswers.shift() : checkinAnswer;
+    calls.push({ url, init, kind: isPhoto ? "photo" : "checkin", body: isPhoto ? await init.body.text() : JSON.parse(init.body), type: init.headers["Content-Type"] });
+    let answer = isPhoto ? photoAnswers.shift() : checkinAnswer;
+    if (typeof answer === "function") answer = await answer(url, init);
     if (answer instanceof Error) throw answer;
     return answer;
   };
@@ -501,4 +502,61 @@ test("an offline check-in keeps its photos; a refused check-in sends none", asyn
   assert.equal(result.outcome, "rejected");
   assert.deepEqual(refused.calls.map((call) => call.kind), ["checkin"]);
   assert.equal(store.records.size, 0);
+});
+
+const otherClient = () => jsonResponse(409, { error: { code: "other_client", message: "someone else", fields: {} } });
+
+test("a shared phone: another client's queued check-in is refused (409), dropped with its photos, and the queue goes on", async () => {
+  const store = memoryStore();
+  const time = clock();
+  const outbox = Outbox.createOutbox({ store, fetch: () => assert.fail("no send"), locks: null, now: time.now });
+  await outbox.enqueue(checkin(1), [photo("a's cheek")], "41"); // client A, who signed out since
+  time.advance(1000);
+  await outbox.enqueue(checkin(2), [photo("b's cheek")], "42"); // client B, signed in now
+  const { fetch, calls } = photoFetch(
+    (url, init) => (init.headers["X-Companion-Client"] === "42" ? stored(JSON.parse(init.body)) : otherClient()),
+    (url, init) => (init.headers["X-Companion-Client"] === "42" ? jsonResponse(201, {}) : otherClient()),
+  );
+  const { results, remaining } = await Outbox.createOutbox({ store, fetch, locks: null, now: time.now }).replay();
+  assert.deepEqual(
+    calls.map((call) => [call.kind, call.init.headers["X-Companion-Client"]]),
+    [
+      ["checkin", "41"],
+      ["checkin", "42"],
+      ["photo", "42"],
+    ],
+    "A's photo is never sent",
+  );
+  assert.deepEqual(
+    results.map((result) => [result.outcome, result.status, result.body?.error?.code ?? null]),
+    [
+      ["rejected", 409, "other_client"],
+      ["sent", 201, null],
+    ],
+  );
+  assert.equal(remaining, 0);
+  assert.equal(store.records.size, 0);
+});
+
+test("a shared phone: photos left over for another client are all dropped at the first 409 other_client", async () => {
+  const store = memoryStore();
+  const body = checkin(3);
+  const first = photoFetch(stored(body), new TypeError("Failed to fetch"));
+  const outbox = Outbox.createOutbox({ store, fetch: first.fetch, locks: null });
+  await outbox.submit(body, [photo("one"), photo("two")], "41");
+  assert.equal(store.records.size, 1, "photos wait for the network");
+  const later = photoFetch(null, otherClient());
+  const { results } = await Outbox.createOutbox({ store, fetch: later.fetch, locks: null }).replay();
+  assert.equal(later.calls.length, 1, "one refusal is enough");
+  assert.equal(later.calls[0].init.headers["X-Companion-Client"], "41");
+  assert.deepEqual(results[0].photos, { sent: 0, refused: 2, left: 0 });
+  assert.equal(store.records.size, 0);
+});
+
+test("no client named (older pages, API integrations): no header is sent", async () => {
+  const store = memoryStore();
+  const { fetch, calls } = scriptedFetch((url, init) => stored(JSON.parse(init.body)));
+  await Outbox.createOutbox({ store, fetch, locks: null }).submit(checkin(4));
+  assert.equal(calls[0].init.headers["X-Companion-Client"], undefined);
+  assert.equal(Outbox.CLIENT_HEADER, "X-Companion-Client");
 });

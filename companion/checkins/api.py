@@ -25,6 +25,29 @@ from companion.web import body, created
 
 bp = Blueprint("api_checkins", __name__, url_prefix="/api")
 
+# A phone's offline queue names the client who made each check-in; a shared phone's replay
+# must not file one client's answers and photos under the next client's sign-in.
+CLIENT_HEADER = "X-Companion-Client"
+CLIENT_HEADER_PARAM = {
+    "name": CLIENT_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "The client who made this (queued) check-in; another client's id than the "
+    "signed-in one answers 409 `other_client`. Without it, the signed-in client's.",
+    "schema": {"type": "string"},
+}
+
+
+def _same_client() -> None:
+    """Refuse a replay made by another client than the signed-in one (409 other_client)."""
+    named = request.headers.get(CLIENT_HEADER)
+    if named is not None and named.strip() != str(current_user.id):
+        raise ApiError(
+            409,
+            "other_client",
+            "This check-in was made on this phone by someone else, who has signed out since.",
+        )
+
 
 @bp.post("/checkins")
 @operation(
@@ -34,11 +57,12 @@ bp = Blueprint("api_checkins", __name__, url_prefix="/api")
     reply=Checkin,
     body=CheckinInput,
     errors=(400, 401, 403, 404, 409, 415, 422, 429),
-    extra={"also_ok": (200,)},
+    extra={"also_ok": (200,), "parameters": [CLIENT_HEADER_PARAM]},
 )
 @client_required
 def post_checkin():
     """Report how the skin is healing; a replay of the same id returns the stored answer."""
+    _same_client()
     now = utcnow()
     values = parse(CheckinInput, body(), now=now)
     result, is_new = checkins.submit(
@@ -108,10 +132,12 @@ def get_checkins():
     body={"type": "string", "format": "binary"},
     body_type="image/*",
     errors=(401, 403, 404, 409, 413, 415, 422, 429),
+    extra={"parameters": [CLIENT_HEADER_PARAM]},
 )
 @client_required
 def add_photo(checkin_id: str):
     """Attach a photo (the raw image as the body, Content-Type image/*) to your check-in."""
+    _same_client()
     if not (request.mimetype or "").startswith("image/"):
         raise ApiError(
             415,

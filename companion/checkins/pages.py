@@ -98,7 +98,9 @@ def checkin():
     # Before any treatment is recorded there is nothing to report on: say so, not a form
     # whose answer the server would refuse.
     waiting = treatments.latest_session(get_db(), current_user.id) is None
-    return checkin_page(session_id=parse_id(session_id) or "", no_session=waiting)
+    return checkin_page(
+        session_id=parse_id(session_id) or "", no_session=waiting, client_id=current_user.id
+    )
 
 
 def checkin_page(**context) -> str:

@@ -162,6 +162,7 @@ def _describe(op: Operation, params: list[dict], components: dict) -> dict:
             }
             for name, prop in schema["properties"].items()
         ]
+    params = params + op.extra.get("parameters", [])
     if params:
         out["parameters"] = params
     if op.body is not None:

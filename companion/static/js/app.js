@@ -189,25 +189,33 @@ const CompanionApp = (() => {
 
   // The check-in draft: answers in localStorage, photos in IndexedDB (checkin.js).
   const CHECKIN_DRAFT = "companion-checkin-draft";
+  // The offline queue of unsent check-ins and their photos (outbox.js DB_NAME).
+  const CHECKIN_OUTBOX = "companion";
 
-  /**
-   * Drop the check-in draft kept on this phone. The start page is only shown signed out:
-   * a phone lent or shared must not keep one client's answers and skin photos for the next
-   * to see and send, also where the browser ignores the sign-out's Clear-Site-Data.
-   */
-  function forgetCheckinDraft(win) {
-    try {
-      win.localStorage?.removeItem(CHECKIN_DRAFT);
-    } catch {
-      // storage blocked: nothing was kept there
-    }
+  function deleteDatabase(win, name) {
     return new Promise((resolve) => {
-      const request = win.indexedDB?.deleteDatabase(CHECKIN_DRAFT);
+      const request = win.indexedDB?.deleteDatabase(name);
       if (!request) return resolve(false);
       request.onsuccess = () => resolve(true);
       // Blocked: it goes once another tab closes its connection.
       request.onerror = request.onblocked = () => resolve(false);
     });
+  }
+
+  /**
+   * Drop the check-in draft and the unsent check-ins kept on this phone. The start page is
+   * only shown signed out: a phone lent or shared must not keep one client's answers and skin
+   * photos for the next to see and send, also where the browser ignores the sign-out's
+   * Clear-Site-Data. (A queued check-in also names its client: the server refuses it for another.)
+   */
+  async function forgetCheckinDraft(win) {
+    try {
+      win.localStorage?.removeItem(CHECKIN_DRAFT);
+    } catch {
+      // storage blocked: nothing was kept there
+    }
+    const [draft, outbox] = await Promise.all([deleteDatabase(win, CHECKIN_DRAFT), deleteDatabase(win, CHECKIN_OUTBOX)]);
+    return draft && outbox;
   }
 
   // ------------------------------------------------------------ page wiring
@@ -480,6 +488,7 @@ const CompanionApp = (() => {
     withTimeout,
     newId,
     CHECKIN_DRAFT,
+    CHECKIN_OUTBOX,
     forgetCheckinDraft,
     init,
   };

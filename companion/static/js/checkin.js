@@ -394,12 +394,12 @@ const CompanionCheckin = (() => {
         result = await sendByLink(checkin);
       } else {
         try {
-          result = await outbox.submit(checkin, blobs);
+          result = await outbox.submit(checkin, blobs, form.dataset.clientId);
         } catch (error) {
           // No IndexedDB (private mode, storage full): still try to send it.
           console.warn("Outbox unavailable:", error);
           stored = false;
-          result = await outbox.sendDirect(checkin, blobs);
+          result = await outbox.sendDirect(checkin, blobs, form.dataset.clientId);
         }
       }
       if (result.outcome === "sent") {

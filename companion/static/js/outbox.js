@@ -23,6 +23,9 @@ const CompanionOutbox = (() => {
   // A phone photo is megabytes on a slow uplink: more time, and a lease renewed per photo.
   const PHOTO_TIMEOUT_MS = 90_000;
   const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
+  // Who made a queued check-in, sent on replay: on a shared phone the server refuses
+  // (409 other_client) what another client queued before signing out.
+  const CLIENT_HEADER = "X-Companion-Client";
 
   /** Tell what to do with a queued check-in after the server answered `status`. */
   function classifyStatus(status) {
@@ -44,11 +47,13 @@ const CompanionOutbox = (() => {
     return Math.min(ms, MAX_RETRY_AFTER_MS);
   }
 
-  /** Wrap a store record around a check-in body (kept exactly as built) and its photos. */
-  function newRecord(checkin, nowMs, photos = []) {
+  /** Wrap a store record around a check-in body (kept exactly as built), its photos and its maker. */
+  function newRecord(checkin, nowMs, photos = [], clientId = null) {
     return {
       id: checkin.id,
       checkin,
+      // the signed-in client who made it (the page knows; the service worker does not)
+      client_id: clientId || null,
       photos: [...photos],
       // true once the server has the check-in and only photos remain to send
       checkin_sent: false,
@@ -143,14 +148,18 @@ const CompanionOutbox = (() => {
     leaseMs = LEASE_MS,
     photoTimeoutMs = PHOTO_TIMEOUT_MS,
   } = {}) {
-    async function post(checkin) {
+    function whose(clientId) {
+      return clientId ? { [CLIENT_HEADER]: String(clientId) } : {};
+    }
+
+    async function post(checkin, clientId) {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       try {
         return await fetch(ENDPOINT, {
           method: "POST",
           // The JSON content type is half of the server's CSRF defence.
-          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          headers: { "Content-Type": "application/json", Accept: "application/json", ...whose(clientId) },
           credentials: "same-origin",
           body: JSON.stringify(checkin),
           signal: controller.signal,
@@ -160,18 +169,22 @@ const CompanionOutbox = (() => {
       }
     }
 
-    /** Send one photo of a landed check-in, as its raw image body; "sent", "rejected" or "retry". */
-    async function postPhoto(checkinId, photo) {
+    /**
+     * Send one photo of a landed check-in, as its raw image body; "sent", "rejected", "retry",
+     * or "other_client" when it was made by another client than the one signed in now.
+     */
+    async function postPhoto(checkinId, photo, clientId) {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), photoTimeoutMs);
       try {
         const response = await fetch(`${ENDPOINT}/${encodeURIComponent(checkinId)}/photos`, {
           method: "POST",
-          headers: { "Content-Type": photo.type || "image/jpeg", Accept: "application/json" },
+          headers: { "Content-Type": photo.type || "image/jpeg", Accept: "application/json", ...whose(clientId) },
           credentials: "same-origin",
           body: photo,
           signal: controller.signal,
         });
+        if (response.status === 409 && (await readJson(response))?.error?.code === "other_client") return "other_client";
         return response.redirected ? "retry" : classifyStatus(response.status);
       } catch {
         return "retry";
@@ -189,7 +202,12 @@ const CompanionOutbox = (() => {
       const counts = { sent: 0, refused: 0, left: 0 };
       for (const photo of record.photos ?? []) {
         await store.update(record.id, (current) => ({ ...current, lease_until: now() + photoTimeoutMs + leaseMs }));
-        const outcome = await postPhoto(record.id, photo);
+        const outcome = await postPhoto(record.id, photo, record.client_id);
+        if (outcome === "other_client") {
+          // Someone else signed in since: none of these photos is theirs to receive.
+          counts.refused = record.photos.length - counts.sent;
+          break;
+        }
         if (outcome === "retry") {
           counts.left = record.photos.length - counts.sent - counts.refused;
           await release(record.id, {});
@@ -220,7 +238,7 @@ const CompanionOutbox = (() => {
       }
       let response;
       try {
-        response = await post(record.checkin);
+        response = await post(record.checkin, record.client_id);
       } catch {
         await release(record.id, { last_status: 0 });
         return { id: record.id, outcome: "retry", status: 0, reason: "network" };
@@ -275,9 +293,9 @@ const CompanionOutbox = (() => {
     }
 
     return {
-      /** Queue a check-in (and its photos, Blobs) without sending it. */
-      async enqueue(checkin, photos = []) {
-        const record = newRecord(checkin, now(), photos);
+      /** Queue a check-in (and its photos, Blobs) by the client clientId, without sending it. */
+      async enqueue(checkin, photos = [], clientId = null) {
+        const record = newRecord(checkin, now(), photos, clientId);
         await store.put(record);
         return record;
       },
@@ -286,23 +304,23 @@ const CompanionOutbox = (() => {
        * Queue a check-in and send it at once. It is stored already leased so a
        * replay starting meanwhile leaves it to us.
        */
-      async submit(checkin, photos = []) {
-        const record = { ...newRecord(checkin, now(), photos), lease_until: now() + leaseMs, lease_by: "submit" };
+      async submit(checkin, photos = [], clientId = null) {
+        const record = { ...newRecord(checkin, now(), photos, clientId), lease_until: now() + leaseMs, lease_by: "submit" };
         await store.put(record);
         return sendLeased(record);
       },
 
       /** Send a check-in, then its photos, without storing them (when storage is unavailable). */
-      async sendDirect(checkin, photos = []) {
+      async sendDirect(checkin, photos = [], clientId = null) {
         try {
-          const response = await post(checkin);
+          const response = await post(checkin, clientId);
           const outcome = response.redirected ? "retry" : classifyStatus(response.status);
           const result = { id: checkin.id, outcome, status: response.status, body: await readJson(response) };
           if (outcome === "sent" && photos.length) {
             result.photos = { sent: 0, refused: 0, left: 0 };
             for (const photo of photos) {
-              const sent = await postPhoto(checkin.id, photo);
-              result.photos[sent === "sent" ? "sent" : sent === "rejected" ? "refused" : "left"] += 1;
+              const sent = await postPhoto(checkin.id, photo, clientId);
+              result.photos[sent === "sent" ? "sent" : sent === "retry" ? "left" : "refused"] += 1;
             }
           }
           return result;
@@ -355,6 +373,7 @@ const CompanionOutbox = (() => {
     LOCK_NAME,
     SYNC_TAG,
     ENDPOINT,
+    CLIENT_HEADER,
     classifyStatus,
     retryAfterMs,
     idbStore,

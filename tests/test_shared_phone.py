@@ -1,0 +1,62 @@
+"""A shared phone: a check-in queued offline by one client never lands on the next one's record.
+
+The offline queue sends the client who made each check-in as X-Companion-Client on replay.
+"""
+
+import io
+import re
+
+from conftest import checkin_body, count
+from PIL import Image
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 110)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_a_check_in_made_by_another_client_is_refused_and_nothing_is_stored(world, app):
+    other = str(world.client2["id"])
+    r = world.c1.post(
+        "/api/checkins",
+        checkin_body(warning_signs={"fever": True}),
+        headers={"X-Companion-Client": other},
+    )
+    assert r.status_code == 409 and r.json["error"]["code"] == "other_client"
+    assert count(app, "checkins") == 0 and count(app, "flags") == 0
+
+
+def test_own_or_no_header_is_filed_as_before(world, app):
+    own = str(world.client1["id"])
+    assert (
+        world.c1.post(
+            "/api/checkins", checkin_body(), headers={"X-Companion-Client": own}
+        ).status_code
+        == 201
+    )
+    assert world.c1.post("/api/checkins", checkin_body()).status_code == 201
+    assert count(app, "checkins", "client_id = ?", (world.client1["id"],)) == 2
+
+
+def test_a_photo_replayed_for_another_client_is_refused(world, app):
+    checkin = world.c1.post("/api/checkins", checkin_body()).json
+    url = f"/api/checkins/{checkin['id']}/photos"
+    other = {"Content-Type": "image/jpeg", "X-Companion-Client": str(world.client2["id"])}
+    r = world.c1.post(url, data=_jpeg(), headers=other)
+    assert r.status_code == 409 and r.json["error"]["code"] == "other_client"
+    assert count(app, "photos") == 0
+    own = {"Content-Type": "image/jpeg", "X-Companion-Client": str(world.client1["id"])}
+    assert world.c1.post(url, data=_jpeg(), headers=own).status_code == 201
+
+
+def test_the_check_in_page_names_the_signed_in_client(world):
+    html = world.c1.get("/checkin").get_data(as_text=True)
+    assert re.search(r'data-client-id="(\d+)"', html).group(1) == str(world.client1["id"])
+
+
+def test_openapi_documents_the_header_on_both_routes(world):
+    paths = world.anon.get("/api/openapi.json").json["paths"]
+    for path in ("/api/checkins", "/api/checkins/{checkin_id}/photos"):
+        names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
+        assert "X-Companion-Client" in names
