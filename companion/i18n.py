@@ -112,7 +112,8 @@ def _template_gettext(context, string, **variables):
     rv = _catalog().ugettext(string)
     if context.eval_ctx.autoescape:
         rv = Markup(rv)
-    return rv % variables
+    # Formatting a text without a % (most) gives it back unchanged: skipped.
+    return rv % variables if variables or "%" in rv else rv
 
 
 @pass_context

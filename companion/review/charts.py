@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from flask import render_template
+from flask import current_app
 from markupsafe import Markup
 
 from companion.checkins import triage
@@ -150,8 +150,9 @@ def chart_for(
     session = session_for_triage(session_row, timezone)
     points = triage.course_points(session, [as_triage(c) for c in checkin_rows])
     geometry = chart(session, points, flagged)
-    return Markup(
-        render_template(
-            "_chart.html", c=geometry, audience=audience, uid=f"s{session_row.get('id', 0)}"
-        )
-    )
+    # Rendered inside a page's view: straight from the Jinja environment, without Flask's
+    # render_template(), which would run the context processors again for every chart (the
+    # practitioner's flag counts query, the push banner) for words the chart does not use.
+    template = current_app.jinja_env.get_template("_chart.html")
+    uid = f"s{session_row.get('id', 0)}"
+    return Markup(template.render(c=geometry, audience=audience, uid=uid))
