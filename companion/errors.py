@@ -14,6 +14,34 @@ SIMPLE_CONTENT_TYPES = {
 }
 
 
+class N_(str):  # noqa: N801 (the gettext marker's usual name)
+    """An English message that is translated where errors become JSON or a page (`shown`).
+
+    It is the English text itself (the same bytes as before), and it remembers its msgid and
+    values: `N_("At most %(max)s characters.", max=200)` reads "At most 200 characters." and
+    shows as "Como máximo 200 caracteres." to a Spanish-speaking client. scripts/catalogs
+    extracts `N_` (keyword `-k N_`).
+    """
+
+    def __new__(cls, msgid: str, **values):
+        self = super().__new__(cls, msgid % values if values else msgid)
+        self.msgid, self.values = msgid, values
+        return self
+
+
+def shown(text):
+    """Return a message in this request's language (see companion/i18n.py; English stays as is).
+
+    Marked messages (N_) are looked up by msgid then filled in; an unmarked text is looked up as
+    it is (a word the catalog lacks, e.g. werkzeug's, stays English).
+    """
+    if not isinstance(text, str):
+        return text
+    from companion.i18n import translate  # noqa: PLC0415 (i18n imports flask-babel, pages)
+
+    return translate(getattr(text, "msgid", text), getattr(text, "values", None))
+
+
 class DomainError(Exception):
     """An error a user can cause, raised by domain code that knows nothing of HTTP.
 
@@ -36,7 +64,7 @@ class NotFound(DomainError):
     code = "not_found"
 
     def __init__(self, what: str = "record", code: str | None = None, message: str | None = None):
-        super().__init__(message or f"No such {what}.", code)
+        super().__init__(message or N_("No such %(what)s.", what=what), code)
 
 
 class Conflict(DomainError):
@@ -62,7 +90,7 @@ class Invalid(DomainError):
 
     code = "invalid"
 
-    def __init__(self, fields: dict, message: str = "Some fields are not valid."):
+    def __init__(self, fields: dict, message: str = N_("Some fields are not valid.")):
         super().__init__(message, "invalid", fields)
 
 
@@ -137,6 +165,8 @@ def abort_json_or_html(
     status: int, code: str, message: str, fields: dict | None = None, headers: dict | None = None
 ):
     """Answer an error as JSON under /api/, as a page elsewhere."""
+    message = shown(message)
+    fields = {name: shown(text) for name, text in (fields or {}).items()}
     if request.path.startswith("/api/"):
         resp = jsonify(error_body(code, message, fields))
     else:

@@ -106,6 +106,13 @@ def lazy_gettext(string: str, **variables) -> LazyString:
     return LazyString(gettext, string, **variables)
 
 
+def translate(msgid: str, values: dict | None = None) -> str:
+    """A message (an error's, say) in this request's language; English returned untouched."""
+    if not has_request_context() or current_language() == DEFAULT_LANGUAGE:
+        return msgid % values if values else msgid
+    return gettext(msgid, **(values or {}))
+
+
 @pass_context
 def _template_gettext(context, string, **variables):
     """A template's _() and {% trans %}, as Jinja's newstyle gettext: escaped, always formatted."""

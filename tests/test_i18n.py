@@ -20,7 +20,18 @@ from companion.reminders import links
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "companion" / "translations"
 # The same options as scripts/catalogs (the README's `pybabel extract`).
-EXTRACT = ["-F", "babel.cfg", "-k", "lazy_gettext", "-k", "_l", "--no-location", "--sort-output"]
+EXTRACT = [
+    "-F",
+    "babel.cfg",
+    "-k",
+    "lazy_gettext",
+    "-k",
+    "_l",
+    "-k",
+    "N_",
+    "--no-location",
+    "--sort-output",
+]
 
 
 def html_lang(page: str) -> str:

@@ -27,12 +27,13 @@ from companion.contract import (
     fail,
 )
 from companion.converters import MAX_ID
+from companion.errors import N_
 from companion.i18n import LANGUAGES, Language
 from companion.reminders.channels import CHANNELS
 from companion.treatments.models import Session
 
 ROLES = ("owner", "practitioner")
-QUIET_HOURS_SHAPE = 'Must be an object like {"start": "21:00", "end": "08:00"}.'
+QUIET_HOURS_SHAPE = N_('Must be an object like {"start": "21:00", "end": "08:00"}.')
 NO_NUL = "^[^\\u0000]*$"
 
 
@@ -141,11 +142,13 @@ class LoginInput(Body):
 class ClientSettingsInput(Body):
     """What a client may change about themselves (PATCH /api/me)."""
 
-    timezone: TimeZone(null_in_patch="Give an IANA time zone such as Europe/London.")
+    timezone: TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
     quiet_hours: Nested(QuietHoursInput, QUIET_HOURS_SHAPE)
     discreet: Boolean()
     # null: the default (push where a live device exists, email where an address exists).
-    channels: ChoiceList(CHANNELS, message='A list of "push" and "email", or null for the default.')
+    channels: ChoiceList(
+        CHANNELS, message=N_('A list of "push" and "email", or null for the default.')
+    )
     # The language of the client's app, reminders and emails.
     language: Choice(LANGUAGES, required=False)
 

@@ -20,7 +20,7 @@ from companion.checkins.models import (
 )
 from companion.contract import operation, parse, parse_query
 from companion.db import get_db, utcnow
-from companion.errors import ApiError, Invalid, not_found
+from companion.errors import N_, ApiError, Invalid, not_found
 from companion.web import body, created
 
 bp = Blueprint("api_checkins", __name__, url_prefix="/api")
@@ -92,7 +92,7 @@ def post_checkin_by_link(token: str):
     client, session, _ = one_tap.grant(get_db(), current_app.config["SECRET_KEY"], token[:400], now)
     values = parse(CheckinInput, body(), now=now)
     if values.get("session_id") not in (None, session["id"]):
-        raise ApiError(403, "forbidden", "This link is for another check-in.")
+        raise ApiError(403, "forbidden", N_("This link is for another check-in."))
     values["session_id"] = session["id"]
     result, is_new = checkins.submit(
         get_db(), client, values, now, per_hour=current_app.config["CHECKIN_RATE_PER_HOUR"]
@@ -142,10 +142,13 @@ def add_photo(checkin_id: str):
         raise ApiError(
             415,
             "unsupported_media_type",
-            "Send the photo as the body with Content-Type image/jpeg, image/png, image/webp or image/heic.",
+            N_(
+                "Send the photo as the body with Content-Type image/jpeg, image/png,"
+                " image/webp or image/heic."
+            ),
         )
     if (request.content_length or 0) > photos.MAX_BYTES:
-        raise ApiError(413, "too_large", "A photo can be at most 15 MB.")
+        raise ApiError(413, "too_large", N_("A photo can be at most %(mb)s MB.", mb=15))
     photo = photos.add(
         get_db(),
         current_user.id,

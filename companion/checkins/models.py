@@ -7,6 +7,7 @@ from pydantic import create_model
 
 from companion.clinical import SYMPTOMS, WARNING_SIGNS, Severity
 from companion.contract import Body, FlagSet, Id, Moment, Number, Query, Reply, Text, Uuid
+from companion.errors import N_
 
 # A phone's clock may run a little fast; more than this ahead of ours is a wrong clock.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -14,13 +15,13 @@ MAX_AGE = timedelta(days=90)
 
 
 class CheckinInput(Body):
-    id: Uuid("Must be a UUID made on the phone, e.g. crypto.randomUUID().")
+    id: Uuid(N_("Must be a UUID made on the phone, e.g. crypto.randomUUID()."))
     session_id: Number(1, 2**62, integer=True, required=False)
     taken_at: Moment(
         max_ahead=CLOCK_SKEW,
-        ahead_message="This is in the future; check the phone's clock.",
+        ahead_message=N_("This is in the future; check the phone's clock."),
         max_age=MAX_AGE,
-        age_message="This is more than 90 days ago.",
+        age_message=N_("This is more than 90 days ago."),
     )
     redness: Number(0, 4, integer=True)
     swelling: Number(0, 4, integer=True)

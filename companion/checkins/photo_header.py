@@ -11,7 +11,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from companion.checkins import webp
-from companion.errors import Invalid
+from companion.errors import N_, Invalid
 
 ACCEPTED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}
 MAX_PIXELS = 24_000_000  # what a phone camera makes (6000 x 4000); read from the header
@@ -26,8 +26,8 @@ MAX_SIDE = 1600
 MAX_WEBP_PIXELS = 12_000_000
 
 UNREADABLE = (
-    "This is not a photo we can read (JPEG, PNG, WebP or HEIC).",
-    "Unsupported or damaged image.",
+    N_("This is not a photo we can read (JPEG, PNG, WebP or HEIC)."),
+    N_("Unsupported or damaged image."),
 )
 
 
@@ -42,8 +42,8 @@ class BadImage(Invalid):
 def _too_many_for_format() -> BadImage:
     return BadImage(
         "image_too_big",
-        "This image has too many pixels.",
-        "Too many pixels for this format; send the photo as the camera took it.",
+        N_("This image has too many pixels."),
+        N_("Too many pixels for this format; send the photo as the camera took it."),
     )
 
 
@@ -65,8 +65,8 @@ def open_checked(data: bytes) -> Image.Image:
     if fmt not in ACCEPTED:
         raise BadImage(
             "not_an_image",
-            "Send a JPEG, PNG, WebP or HEIC photo.",
-            f"{fmt} images are not accepted.",
+            N_("Send a JPEG, PNG, WebP or HEIC photo."),
+            N_("%(format)s images are not accepted.", format=fmt),
         )
     _check_pixels(width, height)
     try:
@@ -109,14 +109,18 @@ def _webp_still(data: bytes) -> Image.Image | None:
         return webp.decode(data, found, stored_size(found.width, found.height))
     except webp.DecodeError:
         raise BadImage(
-            "not_an_image", "This photo is damaged and cannot be read.", "Damaged image."
+            "not_an_image",
+            N_("This photo is damaged and cannot be read."),
+            N_("Damaged image."),
         ) from None
 
 
 def _check_pixels(width: int, height: int) -> None:
     if width * height > MAX_PIXELS or width < 1 or height < 1:
         raise BadImage(
-            "image_too_big", "This image has too many pixels.", f"At most {MAX_PIXELS:,} pixels."
+            "image_too_big",
+            N_("This image has too many pixels."),
+            N_("At most %(max)s pixels.", max=f"{MAX_PIXELS:,}"),
         )
 
 

@@ -22,7 +22,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from companion.checkins.photo_header import MAX_SIDE, BadImage, open_checked
 from companion.db import iso, one, parse_iso, write
-from companion.errors import Conflict, Invalid, NotFound, RateLimited, TooLarge
+from companion.errors import N_, Conflict, Invalid, NotFound, RateLimited, TooLarge
 
 MAX_BYTES = 15 * 1024 * 1024
 PER_CHECKIN = 3
@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - optional codec
 def process(data: bytes) -> tuple[bytes, int, int]:
     """Check an upload by its content, then re-encode its pixels alone as a plain JPEG."""
     if len(data) > MAX_BYTES:
-        raise TooLarge(f"A photo can be at most {MAX_BYTES // 1024 // 1024} MB.")
+        raise TooLarge(N_("A photo can be at most %(mb)s MB.", mb=MAX_BYTES // 1024 // 1024))
     img = open_checked(data)
     try:
         img.load()
@@ -65,7 +65,9 @@ def process(data: bytes) -> tuple[bytes, int, int]:
         pixels.save(out, "JPEG", quality=85, optimize=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise BadImage(
-            "not_an_image", "This photo is damaged and cannot be read.", "Damaged image."
+            "not_an_image",
+            N_("This photo is damaged and cannot be read."),
+            N_("Damaged image."),
         ) from None
     return out.getvalue(), pixels.width, pixels.height
 
@@ -158,7 +160,9 @@ def _check_room(db: sqlite_utils.Database, checkin_id: str) -> None:
         {"checkin_id": checkin_id},
     )["n"]
     if count >= PER_CHECKIN:
-        raise Conflict(f"A check-in can have at most {PER_CHECKIN} photos.", "too_many_photos")
+        raise Conflict(
+            N_("A check-in can have at most %(n)s photos.", n=PER_CHECKIN), "too_many_photos"
+        )
 
 
 def _rate_limit(

@@ -13,7 +13,7 @@ import sqlite_utils
 from companion.checkins import flags, triage
 from companion.clinical import day_number
 from companion.db import iso, one, parse_iso, rows, write
-from companion.errors import Conflict, Invalid, NotFound, RateLimited
+from companion.errors import N_, Conflict, Invalid, NotFound, RateLimited
 from companion.i18n import in_language
 
 # The stored columns, in the order of the table.
@@ -214,9 +214,9 @@ def _stored(db: sqlite_utils.Database, checkin_id: str) -> dict | None:
 def _replay(db, existing: dict, client: dict) -> tuple[dict, bool]:
     if existing["client_id"] != client["id"]:
         raise Conflict(
-            "This check-in id is already used; make a new one.",
+            N_("This check-in id is already used; make a new one."),
             "id_conflict",
-            {"id": "Already used."},
+            {"id": N_("Already used.")},
         )
     return checkin_dict(db, existing), False
 
@@ -231,7 +231,7 @@ def _rate_limit(db, client: dict, now: datetime, limit: int) -> None:
     if recent["n"] >= limit:
         wait = parse_iso(recent["first"]) + timedelta(hours=1) - now
         raise RateLimited(
-            "Too many check-ins in the last hour; try later.",
+            N_("Too many check-ins in the last hour; try later."),
             max(1, int(wait.total_seconds()) + 1),
             "too_many_checkins",
         )
@@ -261,11 +261,11 @@ def _session_for(db, client: dict, data: dict) -> tuple[dict, str | None]:
         )
         if session is None:
             raise Conflict(
-                "There is no treatment session before this check-in; ask your clinic.",
+                N_("There is no treatment session before this check-in; ask your clinic."),
                 "no_session",
             )
     if parse_iso(session["performed_at"]) > data["taken_at"]:
-        raise Invalid({"taken_at": "This is before the session it belongs to."})
+        raise Invalid({"taken_at": N_("This is before the session it belongs to.")})
     return session, session.pop("_clinic_phone")
 
 

@@ -20,9 +20,9 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from companion.errors import Invalid
+from companion.errors import N_, Invalid
 
-REQUIRED = "This field is required."
+REQUIRED = N_("This field is required.")
 # Pydantic resolves "$ref"s it finds in a field's schema; ours are links until the document.
 LINK = "x-companion-ref"
 
@@ -65,6 +65,7 @@ def encodable(text: str) -> bool:
 
 
 def fail(message: str) -> PydanticCustomError:
+    """A field's error; mark its English with N_ so a client sees it in their language."""
     # The message goes through the context: pydantic would read braces in it as a template.
     return PydanticCustomError("invalid", "{message}", {"message": message})
 
@@ -130,7 +131,7 @@ class Query(BaseModel):
 
     model_config = ConfigDict(defer_build=True)
     # The error's message when a parameter is bad (its fields say which).
-    invalid_message: ClassVar[str] = "Some fields are not valid."
+    invalid_message: ClassVar[str] = N_("Some fields are not valid.")
 
 
 def parse(
@@ -148,7 +149,7 @@ def parse(
     `context` passes settings a field's check needs (e.g. allow_private for an endpoint).
     """
     if not isinstance(data, dict):
-        raise Invalid({"body": "Expected a JSON object."})
+        raise Invalid({"body": N_("Expected a JSON object.")})
     try:
         values = model.model_validate(
             data, context={**(context or {}), "partial": partial, "now": now}
@@ -164,12 +165,14 @@ def error_fields(error: ValidationError) -> dict[str, str]:
     for e in error.errors(include_url=False, include_input=False):
         loc = [str(part) for part in e["loc"]]
         if e["type"] == "extra_forbidden":
-            out.setdefault(".".join(loc[:-1] + [loc[-1][:60]]), "Unknown field.")
+            out.setdefault(".".join(loc[:-1] + [loc[-1][:60]]), N_("Unknown field."))
         elif e["type"] == "nested":
             for key, message in e["ctx"]["fields"].items():
                 out.setdefault(".".join([*loc, key]), message)
         elif e["type"] == "missing":
             out.setdefault(".".join(loc), REQUIRED)
         else:
-            out.setdefault(".".join(loc) or "body", e["msg"])
+            # fail()'s message as raised (an N_ keeps its msgid for translating); else pydantic's.
+            message = (e.get("ctx") or {}).get("message", e["msg"])
+            out.setdefault(".".join(loc) or "body", message)
     return out

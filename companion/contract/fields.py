@@ -20,7 +20,7 @@ from companion.contract.core import (
     parse,
     valid_timezone,
 )
-from companion.errors import Invalid
+from companion.errors import N_, Invalid
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9 ().-]{5,30}$")
@@ -31,14 +31,14 @@ SPACE = "\\s\\u0000-\\u001f\\u0085"
 
 def _clean_text(value: Any, required: bool, max_len: int, pattern, message: str) -> str | None:
     if not isinstance(value, str):
-        raise fail("Must be text.")
+        raise fail(N_("Must be text."))
     value = value.strip()
     if not encodable(value):
-        raise fail("Must be text without NUL characters or broken Unicode.")
+        raise fail(N_("Must be text without NUL characters or broken Unicode."))
     if required and not value:
         raise fail(REQUIRED)
     if len(value) > max_len:
-        raise fail(f"At most {max_len} characters.")
+        raise fail(N_("At most %(max)s characters.", max=max_len))
     if value and pattern is not None and not pattern.match(value):
         raise fail(message)
     return value if required else value or None
@@ -62,7 +62,7 @@ def Text(  # noqa: N802 (a type factory reads as a type in a model)
     *,
     required: bool = True,
     pattern: re.Pattern | None = None,
-    message: str = "Not valid.",
+    message: str = N_("Not valid."),
     after: Callable[[str], str] | None = None,
 ) -> Any:
     """Trimmed text; optional text sent empty or null is stored as null."""
@@ -80,18 +80,18 @@ def Email(*, required: bool = True) -> Any:  # noqa: N802
         254,
         required=required,
         pattern=EMAIL,
-        message="Not a valid email address.",
+        message=N_("Not a valid email address."),
         after=str.lower,
     )
 
 
 def Phone(*, required: bool = False) -> Any:  # noqa: N802
-    return Text(30, required=required, pattern=PHONE, message="Not a valid phone number.")
+    return Text(30, required=required, pattern=PHONE, message=N_("Not a valid phone number."))
 
 
 def Clock(*, required: bool = False) -> Any:  # noqa: N802
     """A 24-hour wall clock, HH:MM."""
-    return Text(5, required=required, pattern=HHMM, message="Use 24-hour HH:MM, e.g. 21:00.")
+    return Text(5, required=required, pattern=HHMM, message=N_("Use 24-hour HH:MM, e.g. 21:00."))
 
 
 def TimeZone(*, required: bool = False, null_in_patch: str | None = None) -> Any:  # noqa: N802
@@ -100,7 +100,7 @@ def TimeZone(*, required: bool = False, null_in_patch: str | None = None) -> Any
     def check(value: Any, context: dict) -> str | None:
         clean = _clean_text(value, required, 64, None, "")
         if clean is not None and not valid_timezone(clean):
-            raise fail("Unknown time zone; use an IANA name such as Europe/London.")
+            raise fail(N_("Unknown time zone; use an IANA name such as Europe/London."))
         return clean
 
     spec = Spec(check, required, null=None, null_in_patch=null_in_patch)
@@ -122,7 +122,6 @@ def Uuid(message: str) -> Any:  # noqa: N802
 
 def Number(lo: float, hi: float, *, integer: bool = False, required: bool = True) -> Any:  # noqa: N802
     """A JSON number within [lo, hi]; true and "2" are not numbers."""
-    kind = "a whole number" if integer else "a number"
 
     def check(value: Any, context: dict) -> float | int:
         if (
@@ -133,9 +132,9 @@ def Number(lo: float, hi: float, *, integer: bool = False, required: bool = True
             or integer
             and value != int(value)
         ):
-            raise fail(f"Must be {kind}.")
+            raise fail(N_("Must be a whole number.") if integer else N_("Must be a number."))
         if not lo <= value <= hi:
-            raise fail(f"Must be between {lo:g} and {hi:g}.")
+            raise fail(N_("Must be between %(lo)s and %(hi)s.", lo=f"{lo:g}", hi=f"{hi:g}"))
         return int(value) if integer else float(value)
 
     schema = {"type": "integer" if integer else "number", "minimum": lo, "maximum": hi}
@@ -145,7 +144,7 @@ def Number(lo: float, hi: float, *, integer: bool = False, required: bool = True
 def Choice(options: tuple[str, ...], *, required: bool = True) -> Any:  # noqa: N802
     def check(value: Any, context: dict) -> str:
         if not isinstance(value, str) or value not in options:
-            raise fail("Must be one of: " + ", ".join(options) + ".")
+            raise fail(N_("Must be one of: %(options)s.", options=", ".join(options)))
         return value
 
     return field_type(str, Spec(check, required), {"enum": list(options)})
@@ -160,7 +159,7 @@ def ChoiceList(options: tuple[str, ...], *, message: str) -> Any:  # noqa: N802
         ):
             raise fail(message)
         if len(set(value)) < len(value):
-            raise fail("Give each one at most once.")
+            raise fail(N_("Give each one at most once."))
         return [option for option in options if option in value]
 
     schema = {"type": "array", "items": {"enum": list(options)}, "uniqueItems": True}
@@ -170,7 +169,7 @@ def ChoiceList(options: tuple[str, ...], *, message: str) -> Any:  # noqa: N802
 def Boolean(*, required: bool = False) -> Any:  # noqa: N802
     def check(value: Any, context: dict) -> bool:
         if not isinstance(value, bool):
-            raise fail("Must be true or false.")
+            raise fail(N_("Must be true or false."))
         return value
 
     return field_type(bool, Spec(check, required), {"type": "boolean"})
@@ -188,17 +187,17 @@ def Moment(  # noqa: N802
 
     def check(value: Any, context: dict) -> datetime:
         if not isinstance(value, str) or len(value) > 40:
-            raise fail("Must be an ISO 8601 date-time with offset.")
+            raise fail(N_("Must be an ISO 8601 date-time with offset."))
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise fail(
-                "Must be an ISO 8601 date-time with offset, e.g. 2026-05-01T14:30:00+01:00."
+                N_("Must be an ISO 8601 date-time with offset, e.g. 2026-05-01T14:30:00+01:00.")
             ) from None
         if parsed.tzinfo is None:
-            raise fail("Include the UTC offset, e.g. +01:00 or Z.")
+            raise fail(N_("Include the UTC offset, e.g. +01:00 or Z."))
         if not 2000 <= parsed.year <= 2100:
-            raise fail("Must be between the years 2000 and 2100.")
+            raise fail(N_("Must be between the years 2000 and 2100."))
         now = context.get("now")
         if now is not None and max_ahead is not None and parsed > now + max_ahead:
             raise fail(ahead_message)
@@ -222,14 +221,14 @@ def TextList(  # noqa: N802
 
     def check(value: Any, context: dict) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise fail("Must be a list of text.")
+            raise fail(N_("Must be a list of text."))
         items = [v.strip() for v in value if v.strip()]
         if len(items) < min_items:
-            raise fail(f"Give at least {min_items}.")
+            raise fail(N_("Give at least %(min)s.", min=min_items))
         if len(items) > max_items:
-            raise fail(f"At most {max_items} items.")
+            raise fail(N_("At most %(max)s items.", max=max_items))
         if any(len(v) > max_len or not encodable(v) for v in items):
-            raise fail(f"Each item at most {max_len} characters.")
+            raise fail(N_("Each item at most %(max)s characters.", max=max_len))
         return items
 
     item = {"type": "string", "maxLength": max_len, "pattern": "^[^\\u0000]*$"}
@@ -244,19 +243,19 @@ def FlagSet(keys: tuple[str, ...]) -> Any:  # noqa: N802
 
     def check(value: Any, context: dict) -> dict[str, bool]:
         if not isinstance(value, dict):
-            raise fail("Must be an object of true/false values.")
+            raise fail(N_("Must be an object of true/false values."))
         unknown = [k for k in value if k not in keys]
         if unknown:
             raise fail(
-                "Unknown keys: "
-                + ", ".join(map(str, unknown[:5]))
-                + "; allowed: "
-                + ", ".join(keys)
-                + "."
+                N_(
+                    "Unknown keys: %(unknown)s; allowed: %(allowed)s.",
+                    unknown=", ".join(map(str, unknown[:5])),
+                    allowed=", ".join(keys),
+                )
             )
         bad = [k for k in keys if k in value and not isinstance(value[k], bool)]
         if bad:
-            raise fail("Must be true or false: " + ", ".join(bad) + ".")
+            raise fail(N_("Must be true or false: %(keys)s.", keys=", ".join(bad)))
         return {k: bool(value.get(k, False)) for k in keys}
 
     schema = {
