@@ -120,7 +120,7 @@ def _check_pixels(width: int, height: int) -> None:
         raise BadImage(
             "image_too_big",
             N_("This image has too many pixels."),
-            N_("At most %(max)s pixels.", max=f"{MAX_PIXELS:,}"),
+            N_("At most %(max)s pixels.", max=format(MAX_PIXELS, ",")),
         )
 
 

@@ -134,7 +134,9 @@ def Number(lo: float, hi: float, *, integer: bool = False, required: bool = True
         ):
             raise fail(N_("Must be a whole number.") if integer else N_("Must be a number."))
         if not lo <= value <= hi:
-            raise fail(N_("Must be between %(lo)s and %(hi)s.", lo=f"{lo:g}", hi=f"{hi:g}"))
+            raise fail(
+                N_("Must be between %(lo)s and %(hi)s.", lo=format(lo, "g"), hi=format(hi, "g"))
+            )
         return int(value) if integer else float(value)
 
     schema = {"type": "integer" if integer else "number", "minimum": lo, "maximum": hi}
