@@ -60,3 +60,11 @@ def test_openapi_documents_the_header_on_both_routes(world):
     for path in ("/api/checkins", "/api/checkins/{checkin_id}/photos"):
         names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
         assert "X-Companion-Client" in names
+
+
+def test_a_spanish_client_reads_the_refusal_in_spanish(world):
+    assert world.c1.patch("/api/me", {"language": "es"}).status_code == 200
+    other = {"X-Companion-Client": str(world.client2["id"])}
+    r = world.c1.post("/api/checkins", checkin_body(), headers=other)
+    assert r.status_code == 409 and r.json["error"]["code"] == "other_client"
+    assert r.json["error"]["message"].startswith("Este registro lo hizo")

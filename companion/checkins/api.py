@@ -45,7 +45,7 @@ def _same_client() -> None:
         raise ApiError(
             409,
             "other_client",
-            "This check-in was made on this phone by someone else, who has signed out since.",
+            N_("This check-in was made on this phone by someone else, who has signed out since."),
         )
 
 
