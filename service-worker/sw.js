@@ -14,7 +14,7 @@ importScripts("/static/js/outbox.js");
 
 // Bump on every change to the shell list or to how it is cached; activate then
 // deletes the older companion-* caches.
-const CACHE_VERSION = "v2";
+const CACHE_VERSION = "v3";
 const SHELL_CACHE = `companion-shell-${CACHE_VERSION}`;
 const CACHE_PREFIX = "companion-";
 const OFFLINE_URL = "/offline";

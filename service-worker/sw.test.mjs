@@ -247,10 +247,10 @@ test("registers exactly one listener per event", () => {
 
 test("install precaches the shell under the versioned cache name", async () => {
   const worker = await installed();
-  assert.equal(worker.read("CACHE_VERSION"), "v2");
-  assert.equal(worker.read("SHELL_CACHE"), "companion-shell-v2");
-  assert.deepEqual([...worker.cacheStore.keys()], ["companion-shell-v2"]);
-  const cache = worker.cacheStore.get("companion-shell-v2");
+  assert.equal(worker.read("CACHE_VERSION"), "v3");
+  assert.equal(worker.read("SHELL_CACHE"), "companion-shell-v3");
+  assert.deepEqual([...worker.cacheStore.keys()], ["companion-shell-v3"]);
+  const cache = worker.cacheStore.get("companion-shell-v3");
   assert.deepEqual(cache.keys().sort(), [...worker.read("SHELL_URLS")].sort());
   assert.ok(cache.keys().includes("/offline"));
   assert.ok(cache.keys().includes("/static/icons/badge-96.png"));
@@ -275,7 +275,7 @@ test("activate deletes older companion-* caches only, enables preload and claims
   await worker.caches.open("someone-else");
   const activate = await worker.dispatch("activate");
   assert.equal(activate.settled[0].status, "fulfilled");
-  assert.deepEqual([...worker.cacheStore.keys()].sort(), ["companion-shell-v2", "someone-else"]);
+  assert.deepEqual([...worker.cacheStore.keys()].sort(), ["companion-shell-v3", "someone-else"]);
   assert.equal(worker.calls.claim, 1);
   assert.equal(worker.calls.preload, 1);
 });
@@ -306,7 +306,7 @@ test("navigation online: allow-listed pages are stored, the home page never", as
   const worker = await installed({
     routes: { "/checkin": basic("<form id=checkin-form>"), "/": basic("<p>day 2: redness 3</p>") },
   });
-  const cache = worker.cacheStore.get("companion-shell-v2");
+  const cache = worker.cacheStore.get("companion-shell-v3");
 
   const form = await worker.dispatch("fetch", navigate("/checkin?from=home"));
   assert.equal(await bodyOf(form.response), "<form id=checkin-form>");
@@ -324,7 +324,7 @@ test("navigation: no-store, redirected and error answers are never stored", asyn
       "/welcome": basic("login page", { redirected: true }),
     },
   });
-  const cache = worker.cacheStore.get("companion-shell-v2");
+  const cache = worker.cacheStore.get("companion-shell-v3");
   await worker.dispatch("fetch", navigate("/checkin"));
   await worker.dispatch("fetch", navigate("/welcome"));
   assert.ok(!cache.keys().includes("/checkin"));
@@ -333,7 +333,7 @@ test("navigation: no-store, redirected and error answers are never stored", asyn
   const failing = await installed({ routes: { "/checkin": basic("oops", { status: 500 }) } });
   const answer = await failing.dispatch("fetch", navigate("/checkin"));
   assert.equal(answer.response.status, 500, "a server error is shown, not hidden behind a stale copy");
-  assert.ok(!failing.cacheStore.get("companion-shell-v2").keys().includes("/checkin"));
+  assert.ok(!failing.cacheStore.get("companion-shell-v3").keys().includes("/checkin"));
 });
 
 test("navigation offline: the stored form shell, else the offline page", async () => {
@@ -460,7 +460,7 @@ test("static files not in the shell are fetched and stored, unless no-store", as
       "/static/private.json": basic("{}", { headers: { "Cache-Control": "no-store" } }),
     },
   });
-  const cache = worker.cacheStore.get("companion-shell-v2");
+  const cache = worker.cacheStore.get("companion-shell-v3");
   assert.equal(await bodyOf((await worker.dispatch("fetch", get("/static/img/scale.png"))).response), "png");
   assert.ok(cache.keys().includes("/static/img/scale.png"));
   await worker.dispatch("fetch", get("/static/private.json"));
@@ -545,7 +545,7 @@ test("the offline page follows the language of the client's pages, and so do pus
       "/reminders": basic("<ul>", { headers: { "Content-Language": "es" } }),
     },
   });
-  const cache = worker.cacheStore.get("companion-shell-v2");
+  const cache = worker.cacheStore.get("companion-shell-v3");
   assert.match(await bodyOf(await cache.match("/offline")), /<h1>en<\/h1>/);
 
   // A Spanish page: the offline copy is fetched again in Spanish, once.
