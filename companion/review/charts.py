@@ -35,6 +35,16 @@ def _y(v: float) -> float:
     return TOP + (H - TOP - BOTTOM) * (1 - v / 4)
 
 
+# The score grid and its labels 0-4: the same on every chart, so written once.
+GRID = Markup(
+    "".join(
+        f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{_y(v):.1f}" y2="{_y(v):.1f}"/>\n'
+        f'  <text class="ylabel" x="{LEFT - 8}" y="{_y(v) + 5:.1f}" text-anchor="end">{v}</text>\n  '
+        for v in range(5)
+    )
+)
+
+
 @lru_cache(maxsize=256)
 def _bands(depth: float | None, span: float) -> tuple[str, str]:
     """The expected band of each score as a closed polygon from 0 up to its upper edge.
@@ -121,7 +131,7 @@ def chart(session: dict, points: list[dict], flagged: dict[str, list[str]] | Non
         "bottom": f"{bottom:.1f}",
         "tick_end": f"{bottom + 6:.1f}",
         "label_y": f"{bottom + 20:.1f}",
-        "rows": [{"v": v, "y": f"{_y(v):.1f}", "label_y": f"{_y(v) + 5:.1f}"} for v in range(5)],
+        "grid": GRID,
         "ticks": _day_ticks(session["performed_at"], span, session.get("timezone", "UTC")),
         "band_redness": band_r,
         "band_swelling": band_s,
