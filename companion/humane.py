@@ -5,6 +5,7 @@ data for the locale: words for today and tomorrow, weekday names, 24-hour or 12-
 """
 
 from datetime import date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -24,15 +25,22 @@ def babel_locale(language: str | None) -> str:
     return LOCALES.get(language or "", DEFAULT_LOCALE)
 
 
-def _relative_day(days: int, locale: str) -> str | None:
+@cache
+def _locale(name: str) -> Locale:
+    """One Babel Locale per name: Babel's format_*() would parse the name on every call."""
+    return Locale.parse(name)
+
+
+def _relative_day(days: int, locale: Locale) -> str | None:
     # CLDR's words for yesterday / today / tomorrow ("hoy", "mañana"); Babel has no public
     # function for them, only this data.
-    words = Locale.parse(locale)._data["date_fields"]["day"]["relative"]
+    words = locale._data["date_fields"]["day"]["relative"]
     return words.get(days) if days in (-1, 0, 1) else None
 
 
 def human_when(moment: datetime | str, tz: str, now: datetime, locale: str = DEFAULT_LOCALE) -> str:
     """Say when `moment` is on the client's wall clock: "Today 18:00", "Thursday 08:30"."""
+    locale = _locale(locale)
     zone = ZoneInfo(tz)
     local = (parse_iso(moment) if isinstance(moment, str) else moment).astimezone(zone)
     days = (local.date() - now.astimezone(zone).date()).days
@@ -50,7 +58,7 @@ def human_when(moment: datetime | str, tz: str, now: datetime, locale: str = DEF
 
 def human_day(day: date, locale: str = DEFAULT_LOCALE) -> str:
     """A calendar date in words: "Thursday 3 December"."""
-    return format_skeleton("MMMMEEEEd", day, locale=locale)
+    return format_skeleton("MMMMEEEEd", day, locale=_locale(locale))
 
 
 def init_app(app: Flask) -> None:
