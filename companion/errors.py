@@ -64,7 +64,26 @@ class NotFound(DomainError):
     code = "not_found"
 
     def __init__(self, what: str = "record", code: str | None = None, message: str | None = None):
+        what = RECORDS.get(what, what)
         super().__init__(message or N_("No such %(what)s.", what=what), code)
+
+
+# The records a "No such ..." names, marked so that a client reads them in their language too.
+RECORDS = {
+    word: N_(word)
+    for word in (
+        N_("record"),
+        N_("session"),
+        N_("check-in"),
+        N_("check-in link"),
+        N_("unsubscribe link"),
+        N_("subscription"),
+        N_("signed-in phone"),
+        N_("flag"),
+        N_("practitioner"),
+        N_("client"),
+    )
+}
 
 
 class Conflict(DomainError):

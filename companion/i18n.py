@@ -110,7 +110,11 @@ def translate(msgid: str, values: dict | None = None) -> str:
     """A message (an error's, say) in this request's language; English returned untouched."""
     if not has_request_context() or current_language() == DEFAULT_LANGUAGE:
         return msgid % values if values else msgid
-    return gettext(msgid, **(values or {}))
+    # A value that is itself a marked word (NotFound's record name) is shown translated too.
+    values = {
+        k: translate(v.msgid) if hasattr(v, "msgid") else v for k, v in (values or {}).items()
+    }
+    return gettext(msgid, **values)
 
 
 @pass_context

@@ -87,3 +87,21 @@ def test_a_marked_message_is_its_english_text_and_is_english_outside_a_request()
     assert text == "At most 200 characters." and text.msgid == "At most %(max)s characters."
     assert shown(text) == "At most 200 characters."
     assert shown("100% sure") == "100% sure"  # an unmarked text is never %-formatted
+
+
+def test_a_spanish_clients_not_found_names_the_record_in_spanish(world):
+    # Another client's check-in is no such check-in; the record's name is translated too.
+    theirs = world.c2.post("/api/checkins", checkin_body())
+    assert theirs.status_code == 201, theirs.json
+    url = f"/api/checkins/{theirs.json['id']}/photos"
+    photo = {"data": b"not a photo at all", "headers": {"Content-Type": "image/jpeg"}}
+    english = world.c1.post(url, **photo)
+    assert english.status_code == 404
+    assert english.json["error"]["message"] == "No such check-in."
+    world.c1.patch("/api/me", {"language": "es"})
+    spanish = world.c1.post(url, **photo)
+    assert spanish.status_code == 404
+    assert spanish.json["error"] == {
+        **english.json["error"],
+        "message": "No se ha encontrado: registro.",
+    }
