@@ -156,15 +156,16 @@ def test_a_spanish_client_reads_spanish_everywhere(page, phone, server):
 
 
 def check_layout(page) -> None:
-    """Every client page in Spanish at three sizes, light and dark: no sideways scroll, no
-    serious axe violation at phone size; screenshots es-<size>-<page>-<scheme>.png."""
+    """Every client page in Spanish at three sizes: no sideways scroll, no serious axe violation
+    at phone size, light and dark; screenshots es-<size>-<page>-<scheme>.png. (Dark changes
+    colours, not widths: the other sizes are looked at in light only, to keep the suite short.)"""
     for size, (width, height) in (
         ("phone", (390, 844)),
         ("tablet", (1024, 768)),
         ("narrow", (320, 640)),
     ):
         page.set_viewport_size({"width": width, "height": height})
-        for scheme in ("light", "dark"):
+        for scheme in ("light", "dark") if size == "phone" else ("light",):
             page.emulate_media(color_scheme=scheme)
             for path in (*PAGES, "/offline"):
                 page.goto(path)
