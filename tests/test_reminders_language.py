@@ -10,7 +10,7 @@ from conftest import World
 from icalendar import Calendar
 from test_email import AWAKE, PUBLIC, run, subscribe, text_of
 
-from companion.db import iso, rows, utcnow, write
+from companion.db import get_db, iso, rows, utcnow, write
 from testkit.smtp_server import SmtpServer
 
 SPANISH_TITLE = "Cómo cuidar tu piel hoy"  # the default protocol's after-session step
@@ -44,6 +44,16 @@ def new_client(world, name, **extra):
     body = {"email": f"{name.lower()}@home-tests.net", "quiet_hours": AWAKE}
     client = world.new_client(world.p1, name, **(body | extra))
     world.new_session(world.p1, client["id"], hours_ago=2)  # after-session is due now
+    # Only the after-session step: between 19:00 and 21:00 in the client's zone the session's
+    # 19:00 evening routine is due too, so whatever else is due now moves a day on.
+    with world.app.app_context():
+        db, now = get_db(), utcnow()
+        with write(db):
+            db.conn.execute(
+                "UPDATE notifications SET due_at = :later, next_attempt_at = :later"
+                " WHERE client_id = :id AND step_key != 'after-session' AND due_at <= :now",
+                {"id": client["id"], "now": iso(now), "later": iso(now + timedelta(days=1))},
+            )
     return client
 
 
