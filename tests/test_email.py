@@ -20,15 +20,15 @@ PUBLIC = "https://aftercare.clinic-tests.net"
 AWAKE = {"start": "00:00", "end": "00:00"}
 
 
-@pytest.fixture
-def smtp(app):
+@pytest.fixture(name="smtp")
+def smtp_fixture(app):
     with SmtpServer() as server:
         app.config.update(server.config(), PUBLIC_URL=PUBLIC)
         yield server
 
 
-@pytest.fixture
-def world(app, smtp):
+@pytest.fixture(name="world")
+def world_fixture(app, smtp):
     return World(app)
 
 

@@ -5,28 +5,21 @@ their calendar feed, and a change of language rewriting what is not sent yet."""
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-from conftest import World
 from icalendar import Calendar
-from test_email import AWAKE, PUBLIC, run, subscribe, text_of
+from test_email import (  # noqa: F401 (smtp_fixture, world_fixture: fixtures)
+    AWAKE,
+    PUBLIC,
+    run,
+    smtp_fixture,
+    subscribe,
+    text_of,
+    world_fixture,
+)
 
 from companion.db import get_db, iso, rows, utcnow, write
-from testkit.smtp_server import SmtpServer
 
 SPANISH_TITLE = "Cómo cuidar tu piel hoy"  # the default protocol's after-session step
 ENGLISH_TITLE = "Caring for your skin today"
-
-
-@pytest.fixture
-def smtp(app):
-    with SmtpServer() as server:
-        app.config.update(server.config(), PUBLIC_URL=PUBLIC)
-        yield server
-
-
-@pytest.fixture
-def world(app, smtp):
-    return World(app)
 
 
 def planned(db, client_id):
