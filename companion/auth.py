@@ -12,7 +12,7 @@ from flask_login.config import COOKIE_NAME
 
 from companion import audit, sessions
 from companion.db import utcnow
-from companion.errors import ApiError, abort_json_or_html, safe_next
+from companion.errors import N_, ApiError, abort_json_or_html, safe_next
 
 # Callers sign users in and out through these names (kept here since before the split).
 from companion.sessions import (  # noqa: F401
@@ -25,6 +25,8 @@ from companion.sessions import (  # noqa: F401
 )
 
 login_manager = LoginManager()
+SIGN_IN_FIRST = N_("Sign in first.")
+NOT_YOURS = N_("This is not available to your account.")
 
 
 @login_manager.user_loader
@@ -92,7 +94,7 @@ def open_during_enrolment(view):
 def signed_in() -> None:
     """Refuse an API call from someone not signed in (any kind of user may pass)."""
     if not current_user.is_authenticated:
-        raise ApiError(401, "unauthorized", "Sign in first.")
+        raise ApiError(401, "unauthorized", SIGN_IN_FIRST)
 
 
 def refuse():
@@ -102,7 +104,7 @@ def refuse():
 
 def _forbidden():
     audit.record("access_refused", detail=request.path)
-    return abort_json_or_html(403, "forbidden", "This is not available to your account.")
+    return abort_json_or_html(403, "forbidden", NOT_YOURS)
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -172,5 +174,5 @@ def init_app(app: Flask) -> None:
     @login_manager.unauthorized_handler
     def unauthorized():
         if request.path.startswith("/api/"):
-            return abort_json_or_html(401, "unauthorized", "Sign in first.")
+            return abort_json_or_html(401, "unauthorized", SIGN_IN_FIRST)
         return redirect(url_for("practitioner.login", next=safe_next(request.full_path)))

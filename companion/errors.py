@@ -79,6 +79,7 @@ RECORDS = {
         N_("unsubscribe link"),
         N_("subscription"),
         N_("signed-in phone"),
+        N_("photo"),
         N_("flag"),
         N_("practitioner"),
         N_("client"),
@@ -131,6 +132,15 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after: int, code: str | None = None):
         super().__init__(message, code)
         self.retry_after = retry_after
+
+
+# What werkzeug's refusals say (in English) to a reader of another language, by status.
+HTTP_MESSAGES = {
+    400: N_("The request could not be understood."),
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not take this kind of request."),
+    413: N_("What was sent is too large."),
+}
 
 
 # The one place a domain error becomes an HTTP status.
@@ -211,6 +221,9 @@ def safe_next(target: str | None) -> str | None:
     return target.rstrip("?") or "/"
 
 
+CROSS_ORIGIN = N_("Cross-origin requests are not allowed.")
+
+
 def check_api_request() -> ApiError | None:
     """Refuse cross-site writes: unsafe API calls need a non-form body type and our Origin."""
     if request.method in {"GET", "HEAD", "OPTIONS"}:
@@ -221,14 +234,14 @@ def check_api_request() -> ApiError | None:
     # no body at all carries no form, and the Origin check below still applies.
     bodyless = not mimetype and not request.content_length
     if mimetype in SIMPLE_CONTENT_TYPES and not bodyless:
-        return ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+        return ApiError(415, "unsupported_media_type", N_("Send the body as application/json."))
     origin = request.headers.get("Origin")
     if origin and origin != "null":
         expected = f"{request.scheme}://{request.host}"
         if origin.rstrip("/") != expected:
-            return ApiError(403, "bad_origin", "Cross-origin requests are not allowed.")
+            return ApiError(403, "bad_origin", CROSS_ORIGIN)
     elif origin == "null" or request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return ApiError(403, "bad_origin", "Cross-origin requests are not allowed.")
+        return ApiError(403, "bad_origin", CROSS_ORIGIN)
     return None
 
 
@@ -288,7 +301,13 @@ def init_app(app: Flask) -> None:
         code = (e.name or "error").lower().replace(" ", "_")
         # Keep what the exception says about itself, e.g. Allow on a 405.
         headers = {k: v for k, v in e.get_headers() if k.lower() != "content-type"}
-        return abort_json_or_html(e.code or 500, code, e.description or e.name, headers=headers)
+        message = e.description or e.name
+        # werkzeug's own sentence is English: ours, translated, for a reader of another
+        # language (English readers keep werkzeug's, byte for byte).
+        ours = HTTP_MESSAGES.get(e.code)
+        if ours and message == type(e).description and shown(ours) != ours:
+            message = ours
+        return abort_json_or_html(e.code or 500, code, message, headers=headers)
 
     @app.errorhandler(sqlite3.OperationalError)
     def storage_error(e: sqlite3.OperationalError):
@@ -298,6 +317,6 @@ def init_app(app: Flask) -> None:
         return abort_json_or_html(
             503,
             "storage_unavailable",
-            "The clinic's server cannot save right now. Try again shortly.",
+            N_("The clinic's server cannot save right now. Try again shortly."),
             headers={"Retry-After": "30"},
         )

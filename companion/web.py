@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion.contract import document, operation
 from companion.db import get_db, parse_iso
-from companion.errors import ApiError, Conflict, check_api_request
+from companion.errors import N_, ApiError, Conflict, check_api_request
 from companion.reminders import health as push_health
 
 csrf = CSRFProtect()
@@ -39,7 +39,7 @@ def body() -> object:
     except RecursionError:  # nested deeper than the parser's stack
         data = None
     if data is None:
-        raise ApiError(400, "bad_json", "The body is not valid JSON.")
+        raise ApiError(400, "bad_json", N_("The body is not valid JSON."))
     return data
 
 

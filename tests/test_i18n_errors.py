@@ -1,6 +1,8 @@
 """A client's API errors in their language (issue 15): the same codes and field names, the
 message and each field's text translated where the error becomes JSON (companion/errors.py)."""
 
+import re
+
 from conftest import checkin_body
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
@@ -105,3 +107,112 @@ def test_a_spanish_clients_not_found_names_the_record_in_spanish(world):
         **english.json["error"],
         "message": "No se ha encontrado: registro.",
     }
+
+
+# What a client's phone meets around reminders and its sign-in: the push subscription's
+# refusals, the edge's (body type, JSON, origin, another role's route, no such address) and
+# the settings form's field errors. Each is English for an English client, Spanish for theirs.
+PUSH_REFUSALS = [
+    (
+        "post",
+        "/api/push/subscriptions",
+        {"endpoint": "ftp://push.example.com/a", "keys": {"p256dh": "AAAA", "auth": "AAAA"}},
+        {"endpoint": "endpoint must be an https URL"},
+        {
+            "endpoint": "el endpoint debe ser una URL https",
+            "keys.p256dh": "keys.p256dh debe ser un punto P-256 sin comprimir de 65 bytes",
+            "keys.auth": "keys.auth debe descodificarse en exactamente 16 bytes",
+        },
+    ),
+    ("post", "/api/push/subscriptions", [1], {}, {"subscription": "debe ser un objeto JSON"}),
+    (
+        "delete",
+        "/api/push/subscriptions",
+        {},
+        {},
+        {"endpoint": "Indica el endpoint de la suscripción."},
+    ),
+]
+
+
+def test_a_spanish_clients_push_subscription_refusals_are_spanish(world):
+    english = [
+        getattr(world.c1, m)(path, data).json["error"] for m, path, data, *_ in PUSH_REFUSALS
+    ]
+    world.c1.patch("/api/me", {"language": "es"})
+    for (method, path, data, english_fields, spanish_fields), was in zip(
+        PUSH_REFUSALS, english, strict=True
+    ):
+        r = getattr(world.c1, method)(path, data)
+        assert r.status_code == 422, r.json
+        e = r.json["error"]
+        assert e["code"] == was["code"] and e.keys() == was.keys()
+        assert e["message"] == "Algunos campos no son válidos."
+        assert e["fields"].keys() == was["fields"].keys()
+        assert spanish_fields.items() <= e["fields"].items(), e["fields"]
+        assert english_fields.items() <= was["fields"].items(), was["fields"]
+    gone = world.c1.delete("/api/push/subscriptions", {"endpoint": "https://push.example.com/x"})
+    assert gone.status_code == 404
+    assert gone.json["error"]["message"] == "No se ha encontrado: suscripción."
+
+
+def test_a_spanish_clients_refusals_at_the_edge_are_spanish(world):
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        # (call, status, English (unchanged: werkzeug's own for its 404), Spanish)
+        (
+            lambda c: c.http.patch("/api/me", data="x", headers={"Content-Type": "text/plain"}),
+            415,
+            "Send the body as application/json.",
+            "Envía el cuerpo como application/json.",
+        ),
+        (
+            lambda c: c.http.patch("/api/me", data="{", headers=json_type),
+            400,
+            "The body is not valid JSON.",
+            "El cuerpo no es JSON válido.",
+        ),
+        (
+            lambda c: c.patch("/api/me", {}, headers={"Origin": "https://evil.example"}),
+            403,
+            "Cross-origin requests are not allowed.",
+            "No se admiten solicitudes desde otro sitio.",
+        ),
+        (
+            lambda c: c.get("/api/clients"),
+            403,
+            "This is not available to your account.",
+            "Esto no está disponible para tu cuenta.",
+        ),
+        (
+            lambda c: c.get("/api/no-such-route"),
+            404,
+            "The requested URL was not found on the server. If you entered the URL manually"
+            " please check your spelling and try again.",
+            "No hay nada en esta dirección.",
+        ),
+    ]
+    for language in ("en", "es"):
+        world.c1.patch("/api/me", {"language": language})
+        for call, status, english, spanish in cases:
+            r = call(world.c1)
+            assert r.status_code == status, r.json
+            assert r.json["error"]["message"] == (spanish if language == "es" else english)
+    page = world.c1.get("/clinic/").get_data(as_text=True)  # a practitioner's page
+    assert "Esto no está disponible para tu cuenta." in page
+    # Signed out, the phone's language is the browser's.
+    for language, words in (("es", "Primero tienes que conectarte."), ("en", "Sign in first.")):
+        r = world.anon.post("/api/checkins", checkin_body(), headers={"Accept-Language": language})
+        assert r.status_code == 401 and r.json["error"]["message"] == words
+
+
+def test_a_spanish_clients_settings_form_errors_are_spanish(world):
+    world.c1.patch("/api/me", {"language": "es"})
+    page = world.c1.get("/settings").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "timezone": "Mars/Olympus"}
+    form |= {"quiet_start": "25:00", "quiet_end": "08:00"}
+    refused = world.c1.http.post("/settings", data=form).get_data(as_text=True)
+    errors = re.findall(r'class="field-error"[^>]*>([^<]*)<', refused)
+    assert "Zona horaria desconocida; usa un nombre IANA, como Europe/Madrid." in errors, errors
+    assert "Usa el formato de 24 horas HH:MM, p. ej. 21:00." in errors, errors

@@ -11,7 +11,7 @@ from companion.admin import clinic
 from companion.auth import client_required
 from companion.contract import parse, timezones
 from companion.db import get_db, utcnow
-from companion.errors import DomainError, status_of
+from companion.errors import DomainError, shown, status_of
 from companion.i18n import language_of
 from companion.i18n import lazy_gettext as _l
 from companion.reminders import channels
@@ -120,7 +120,7 @@ def settings():
             flask_babel.refresh()  # this answer is already in the language just chosen
             saved = True
         except DomainError as e:
-            errors = e.fields
+            errors = {name: shown(text) for name, text in e.fields.items()}
     return render_template(
         "client/settings.html",
         client=current_user.row,

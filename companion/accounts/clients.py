@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlite_utils
 
 from companion.db import iso, one, rows, write
-from companion.errors import Invalid, NotFound
+from companion.errors import N_, Invalid, NotFound
 from companion.i18n import DEFAULT_LANGUAGE
 from companion.reminders import calendar
 from companion.reminders import channels as channel_rules
@@ -48,7 +48,7 @@ def _check_channels(channels: list[str] | None, email: str | None, data: dict) -
     """Email chosen as a channel needs an address (422, on the field the request changed)."""
     if channels is not None and "email" in channels and not email:
         field = "channels" if "channels" in data else "email"
-        raise Invalid({field: "Email is one of this client's channels: give an email address."})
+        raise Invalid({field: N_("Email is one of this client's channels: give an email address.")})
 
 
 def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: datetime) -> dict:

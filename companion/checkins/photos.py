@@ -183,7 +183,7 @@ def _rate_limit(
     times = refused + ([parse_iso(stored["first"])] if stored["first"] else [])
     wait = min(times) + timedelta(hours=1) - now
     raise RateLimited(
-        "Too many photos in the last hour; try later.",
+        N_("Too many photos in the last hour; try later."),
         max(1, int(wait.total_seconds()) + 1),
         "too_many_photos_per_hour",
     )
@@ -203,7 +203,7 @@ class Guard:
     def decoding(self) -> Iterator[None]:
         """Hold one of the process's decoding slots, or refuse when none frees up in time."""
         if not self._decoding.acquire(timeout=DECODE_WAIT_SECONDS):
-            raise RateLimited("The server is busy with other photos; try again.", 5, "busy")
+            raise RateLimited(N_("The server is busy with other photos; try again."), 5, "busy")
         try:
             yield
         finally:

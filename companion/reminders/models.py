@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from companion.contract import ABSENT, Body, Custom, Reply, fail, parse
 from companion.contract.core import LINK, Spec, field_type
-from companion.errors import Invalid
+from companion.errors import N_, Invalid
 from companion.reminders.protocol import KINDS, AfterHours, OnDay, ProtocolInput, StepInput
 from companion.reminders.push import MAX_ENDPOINT_LENGTH, _b64url_decode, _check_endpoint, b64url
 from companion.treatments.models import Session
@@ -58,22 +58,22 @@ class Protocol(Reply):
 def _p256dh(value: Any, context: dict) -> str:
     point = _b64url_decode(value) if isinstance(value, str) else None
     if point is None:
-        raise fail("keys.p256dh must be a base64url string")
+        raise fail(N_("keys.p256dh must be a base64url string"))
     if len(point) != 65 or point[0] != 4:
-        raise fail("keys.p256dh must be a 65-byte uncompressed P-256 point")
+        raise fail(N_("keys.p256dh must be a 65-byte uncompressed P-256 point"))
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
     except ValueError:
-        raise fail("keys.p256dh is not a point on the P-256 curve") from None
+        raise fail(N_("keys.p256dh is not a point on the P-256 curve")) from None
     return b64url(point)
 
 
 def _auth(value: Any, context: dict) -> str:
     secret = _b64url_decode(value) if isinstance(value, str) else None
     if secret is None:
-        raise fail("keys.auth must be a base64url string")
+        raise fail(N_("keys.auth must be a base64url string"))
     if len(secret) != 16:
-        raise fail("keys.auth must decode to exactly 16 bytes")
+        raise fail(N_("keys.auth must decode to exactly 16 bytes"))
     return b64url(secret)
 
 
@@ -98,7 +98,7 @@ def _endpoint(value: Any, context: dict) -> str:
         None if value is ABSENT else value, context.get("allow_private", False)
     )
     if problem:
-        raise fail(f"endpoint {problem}")
+        raise fail(problem)
     return value
 
 
@@ -106,13 +106,13 @@ def _expiration(value: Any, context: dict) -> float | None:
     if value is ABSENT or value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail("expirationTime must be null or a number")
+        raise fail(N_("expirationTime must be null or a number"))
     return value
 
 
 def _keys(value: Any, context: dict) -> dict:
     if not isinstance(value, dict):
-        raise fail("keys must be an object with p256dh and auth")
+        raise fail(N_("keys must be an object with p256dh and auth"))
     try:
         return parse(SubscriptionKeys, value)
     except Invalid as error:
@@ -137,7 +137,7 @@ class PushSubscriptionInput(Body):
 
 def _endpoint_given(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_ENDPOINT_LENGTH:
-        raise fail("Give the subscription's endpoint.")
+        raise fail(N_("Give the subscription's endpoint."))
     return value
 
 

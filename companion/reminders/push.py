@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from companion.contract import parse
-from companion.errors import Invalid
+from companion.errors import N_, Invalid
 from companion.reminders import words
 
 MAX_ENDPOINT_LENGTH = 2048
@@ -119,27 +119,27 @@ def is_private_endpoint(endpoint: str) -> bool:
 
 
 def _check_endpoint(endpoint: object, allow_private: bool) -> str | None:
-    """Return why endpoint is unacceptable, or None."""
+    """Return why endpoint is unacceptable (a sentence naming it), or None."""
     if not isinstance(endpoint, str) or not endpoint:
-        return "must be a URL string"
+        return N_("endpoint must be a URL string")
     if len(endpoint) > MAX_ENDPOINT_LENGTH:
-        return f"must be at most {MAX_ENDPOINT_LENGTH} characters"
+        return N_("endpoint must be at most %(n)s characters", n=MAX_ENDPOINT_LENGTH)
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in endpoint) or not endpoint.isascii():
-        return "must not contain spaces, control or non-ASCII characters"
+        return N_("endpoint must not contain spaces, control or non-ASCII characters")
     try:
         parts = urlsplit(endpoint)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        return "is not a valid URL"
+        return N_("endpoint is not a valid URL")
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in schemes:
-        return "must be an https URL"
+        return N_("endpoint must be an https URL")
     if not parts.hostname:
-        return "must have a host"
+        return N_("endpoint must have a host")
     if "@" in parts.netloc:
-        return "must not contain credentials"
+        return N_("endpoint must not contain credentials")
     if not allow_private and _is_private_host(parts.hostname):
-        return "must be a public push service, not a local or private address"
+        return N_("endpoint must be a public push service, not a local or private address")
     return None
 
 
@@ -151,7 +151,7 @@ def validate_subscription(
     from companion.reminders.models import PushSubscriptionInput
 
     if not isinstance(data, dict):
-        return None, {"subscription": "must be a JSON object"}
+        return None, {"subscription": N_("must be a JSON object")}
     try:
         values = parse(PushSubscriptionInput, data, context={"allow_private": allow_private})
     except Invalid as error:
