@@ -73,6 +73,18 @@ def no_sideways_scroll(page) -> bool:
     return page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
 
 
+def nav_rows(page) -> tuple[int, float, bool]:
+    """How many rows the header's links take, the lowest link's height (px), and whether
+    they fit in the header (their widths add up to no more than the nav's)."""
+    return page.evaluate("""() => {
+        const nav = document.querySelector("header nav");
+        const boxes = [...nav.querySelectorAll("a")].map((a) => a.getBoundingClientRect());
+        const width = boxes.reduce((sum, b) => sum + b.width, 0);
+        return [new Set(boxes.map((b) => Math.round(b.top))).size,
+                Math.min(...boxes.map((b) => b.height)), width <= nav.clientWidth];
+    }""")
+
+
 def offline_copy_language(page) -> str | None:
     """The language of the offline page the service worker keeps (its Content-Language)."""
     return page.evaluate("""async () => {
@@ -156,7 +168,8 @@ def test_a_spanish_client_reads_spanish_everywhere(page, phone, server):
 
 
 def check_layout(page) -> None:
-    """Every client page in Spanish at three sizes: no sideways scroll, no serious axe violation
+    """Every client page in Spanish at three sizes: no sideways scroll, the nav on one line
+    (Spanish's words are the longer: "Recordatorios"), no serious axe violation
     at phone size, light and dark; screenshots es-<size>-<page>-<scheme>.png. (Dark changes
     colours, not widths: the other sizes are looked at in light only, to keep the suite short.)"""
     for size, (width, height) in (
@@ -171,6 +184,9 @@ def check_layout(page) -> None:
                 page.goto(path)
                 assert page.evaluate("() => document.documentElement.lang") == "es", path
                 assert no_sideways_scroll(page), (path, size)
+                if path != "/offline":  # signed-in pages: the four links on one row, 44 px high
+                    rows, lowest, fits = nav_rows(page)
+                    assert rows == 1 and lowest >= 44 and fits, (path, size, rows, lowest)
                 if size == "phone":  # axe: lang, contrast and names hold in Spanish too
                     assert not axe_violations(page), (path, scheme)
                 name = path.strip("/") or "home"
