@@ -90,3 +90,29 @@ WARNING_SIGN_WORDS = {  # U1-U5, in that order
     "eye_or_breathing": _l("Swelling around the eye, vision change, or trouble breathing"),
     "blisters": _l("Groups of blisters, often tingling"),
 }
+
+# The treated areas the session form offers (a practitioner may type others: kept as typed).
+# A client reads these in their language; the practitioner's pages and the API keep the ids.
+AREA_WORDS = {
+    "face": _l("face"),
+    "forehead": _l("forehead"),
+    "cheeks": _l("cheeks"),
+    "under eyes": _l("under eyes"),
+    "neck": _l("neck"),
+    "décolletage": _l("décolletage"),
+    "scalp": _l("scalp"),
+    "scars": _l("scars"),
+    "body": _l("body"),
+}
+AREAS = tuple(AREA_WORDS)
+
+
+def area_words(areas: list[str]) -> list[str]:
+    """A session's areas in the reader's language; one typed outside the list, or one in the
+    reader's language already (English "Neck"), stays as typed."""
+    shown = []
+    for area in areas:
+        key = area.strip().lower()
+        word = str(AREA_WORDS[key]) if key in AREA_WORDS else key
+        shown.append(area if word == key else word)
+    return shown

@@ -318,3 +318,18 @@ def test_client_templates_have_no_words_outside_the_catalogs():
         if words:
             found[path.name] = sorted(words)
     assert not found, f"wrap these in _() and run scripts/catalogs: {found}"
+
+
+def test_the_treated_areas_are_in_the_clients_language(world):
+    """The session form's areas are a vocabulary (clinical.AREAS), shown to a Spanish-speaking
+    client in Spanish; an area the practitioner typed outside it is shown as typed."""
+    areas = ["face", "under eyes", "Neck", "lower back"]
+    world.new_session(world.p1, world.client1["id"], hours_ago=1, areas=areas)
+    page = world.c1.get("/").get_data(as_text=True)
+    assert "(face, under eyes, Neck, lower back)." in page
+    world.c1.patch("/api/me", {"language": "es"})
+    page = world.c1.get("/").get_data(as_text=True)
+    assert "(rostro, contorno de ojos, cuello, lower back)." in page
+    # The practitioner and the API keep what was entered.
+    sessions = world.p1.get(f"/api/clients/{world.client1['id']}/sessions").json["sessions"]
+    assert areas in [s["areas"] for s in sessions]

@@ -31,6 +31,7 @@ from companion.treatments import store as treatments
 from companion.web import shell_page
 
 bp = Blueprint("checkins", __name__)
+bp.add_app_template_filter(clinical.area_words, "area_words")
 
 
 @bp.get("/")

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from companion.accounts.pages import form_errors, my_client
 from companion.auth import practitioner_required
+from companion.clinical import AREAS
 from companion.contract import parse
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
@@ -82,16 +83,3 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
         # A new session is usually recorded as it ends: now, in the zone the field is read in.
         now_local=utcnow().astimezone(ZoneInfo(client["timezone"])).strftime("%Y-%m-%dT%H:%M"),
     )
-
-
-AREAS = (
-    "face",
-    "forehead",
-    "cheeks",
-    "under eyes",
-    "neck",
-    "décolletage",
-    "scalp",
-    "scars",
-    "body",
-)
