@@ -265,6 +265,20 @@ def test_an_expired_link_from_a_spanish_clients_email_says_so_in_spanish(world):
     page = r.get_data(as_text=True)
     assert r.status_code == 410 and html_lang(page) == "es"
     assert "Este enlace de registro ha caducado." in page and "Something is not right" not in page
+    # The page's form posts to the API: its answers are in the client's language too, whatever
+    # the browser's (an English phone), expired or with a field to fix.
+    english = {"Accept-Language": "en"}
+    r = world.anon.post(f"/api/checkin-links/{token}", checkin_body(), headers=english)
+    assert r.status_code == 410 and r.json["error"]["code"] == "link_expired"
+    assert r.json["error"]["message"].startswith("Este enlace de registro ha caducado."), r.json
+    fresh = links.checkin_token(
+        world.app.config["SECRET_KEY"],
+        stale | {"expires_at": iso(datetime.now(UTC) + timedelta(hours=1))},
+    )
+    r = world.anon.post(f"/api/checkin-links/{fresh}", checkin_body(redness=9), headers=english)
+    assert (
+        r.status_code == 422 and r.json["error"]["fields"]["redness"] == "Debe estar entre 0 y 4."
+    )
 
 
 def test_practitioners_error_pages_stay_english(world):

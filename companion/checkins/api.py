@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, g, jsonify, request, send_file
 from flask_login import current_user
 
 from companion import audit
@@ -89,7 +89,10 @@ def post_checkin():
 def post_checkin_by_link(token: str):
     """Report a check-in through a one-tap link: it grants this one session's check-in only."""
     now = utcnow()
-    client, session, _ = one_tap.grant(get_db(), current_app.config["SECRET_KEY"], token[:400], now)
+    secret = current_app.config["SECRET_KEY"]
+    # The link came in the client's email: its refusals are in their language, as its page.
+    g.language = one_tap.language_of_link(get_db(), secret, token[:400])
+    client, session, _ = one_tap.grant(get_db(), secret, token[:400], now)
     values = parse(CheckinInput, body(), now=now)
     if values.get("session_id") not in (None, session["id"]):
         raise ApiError(403, "forbidden", N_("This link is for another check-in."))

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from companion.accounts.clients import load_client
 from companion.errors import Gone, NotFound
+from companion.i18n import language_of
 from companion.reminders import links
 from companion.treatments import store as treatments
 
@@ -34,3 +35,10 @@ def grant(
     if now >= found["expires_at"]:
         raise Gone(EXPIRED, "link_expired")
     return client, session, found["expires_at"]
+
+
+def language_of_link(db: sqlite_utils.Database, secret_key: str, token: str) -> str | None:
+    """The language of the client a link belongs to, expired or not (None: not our link).
+    The link came in their email: its page and its API answer speak their language."""
+    found = links.read_checkin_token(secret_key, token)
+    return language_of(load_client(db, found["client_id"])) if found is not None else None

@@ -15,7 +15,6 @@ from flask_login import current_user
 
 from companion import clinical
 from companion.accounts import clinics
-from companion.accounts.clients import load_client
 from companion.admin import clinic
 from companion.auth import client_required
 from companion.checkins import one_tap
@@ -25,7 +24,6 @@ from companion.db import get_db, utcnow
 from companion.humane import babel_locale, human_when
 from companion.i18n import language_of
 from companion.reminders import inbox as aftercare
-from companion.reminders import links
 from companion.review import charts
 from companion.treatments import store as treatments
 from companion.web import shell_page
@@ -68,9 +66,8 @@ def home_context() -> dict:
 def checkin_by_link(token: str):
     """The check-in of one session, opened from a reminder email's one-tap link."""
     db = get_db()
-    opened = links.read_checkin_token(current_app.config["SECRET_KEY"], token[:400])
-    if opened is not None:  # even an expired link's page is in its client's language
-        g.language = language_of(load_client(db, opened["client_id"]))
+    # Even an expired link's page is in its client's language.
+    g.language = one_tap.language_of_link(db, current_app.config["SECRET_KEY"], token[:400])
     client, session, expires = one_tap.grant(
         db, current_app.config["SECRET_KEY"], token[:400], utcnow()
     )
