@@ -201,14 +201,21 @@ def running_server(seed):
 
 
 @contextlib.contextmanager
-def chromium_context(device: dict, *, permissions=(), origin: str | None = None, **options):
-    """One Chromium with a persistent (non-incognito) temporary profile; yields its context."""
+def chromium_context(
+    device: dict, *, permissions=(), origin: str | None = None, playwright=None, **options
+):
+    """One Chromium with a persistent (non-incognito) temporary profile; yields its context.
+
+    `playwright`: a running sync_playwright() to launch it from, for a test that drives two
+    browsers at once (the sync API cannot be started twice in one thread); its own otherwise.
+    """
     from playwright.sync_api import sync_playwright
 
     require_chromium()
     profile = Path(tempfile.mkdtemp(prefix="companion-chromium-"))
     try:
-        with sync_playwright() as pw:
+        with contextlib.ExitStack() as stack:
+            pw = playwright or stack.enter_context(sync_playwright())
             context = pw.chromium.launch_persistent_context(
                 str(profile),
                 executable_path=str(CHROMIUM),
