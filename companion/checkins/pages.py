@@ -46,9 +46,10 @@ def home_context() -> dict:
     db = get_db()
     client = current_user.row
     session_row = treatments.latest_session(db, client["id"])
+    # The page's clinic (header, contact card) from one read: clinic_face() would read it again.
+    g.clinic_face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
     context = dict(
         client=client,
-        clinic=clinics.get_clinic(db, client["clinic_id"]),
         assessment=None,
         chart=None,
         **aftercare.overview(db, client, utcnow(), session_row, past=False),
