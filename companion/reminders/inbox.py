@@ -1,6 +1,6 @@
 """What a client sees of their aftercare: today's instructions, the next reminder, the inbox."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -69,11 +69,15 @@ def overview(
     session = session or latest_session(db, client["id"])
     if session is None:
         return {"session": None, "today": [], "next": None, "past": [], "day": None}
+    # Without `past`, only today's steps and those to come are shown: none due before two days
+    # ago is read (the client's "today" began at most ~25 hours ago, whatever their zone).
+    since = "" if past else iso(now - timedelta(days=2))
     planned = rows(
         db,
         f"SELECT {COLUMNS} FROM notifications WHERE session_id = :session_id"
-        " AND owner_kind = 'client' AND status NOT IN ('cancelled') ORDER BY due_at, id",
-        {"session_id": session["id"]},
+        " AND owner_kind = 'client' AND status NOT IN ('cancelled') AND due_at >= :since"
+        " ORDER BY due_at, id",
+        {"session_id": session["id"], "since": since},
     )
     today = now.astimezone(ZoneInfo(tz)).date()
     performed = parse_iso(session["performed_at"])
