@@ -347,3 +347,14 @@ def test_the_treated_areas_are_in_the_clients_language(world):
     # The practitioner and the API keep what was entered.
     sessions = world.p1.get(f"/api/clients/{world.client1['id']}/sessions").json["sessions"]
     assert areas in [s["areas"] for s in sessions]
+
+
+def test_the_installed_apps_name_follows_the_browsers_language(world):
+    """The manifest is fetched without cookies: a Spanish-speaking browser installs the app
+    with Spanish words; English as before."""
+    es = world.anon.get("/manifest.webmanifest", headers={"Accept-Language": "es-MX,es"}).json
+    assert es["lang"] == "es" and es["name"] == "Companion: tus cuidados"
+    assert es["description"].startswith("Recordatorios de cuidados")
+    en = world.anon.get("/manifest.webmanifest", headers={"Accept-Language": "en-GB"}).json
+    assert en["lang"] == "en" and en["name"] == "Companion aftercare"
+    assert en["description"].startswith("Aftercare reminders")

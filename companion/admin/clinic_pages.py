@@ -25,6 +25,8 @@ from companion.auth import practitioner_required, refuse
 from companion.contract import parse
 from companion.db import get_db, utcnow
 from companion.errors import DomainError
+from companion.i18n import current_language
+from companion.i18n import gettext as _
 
 bp = Blueprint("clinic_face", __name__)
 
@@ -121,10 +123,16 @@ def manifest():
     """The web app manifest; where this instance serves one clinic, the installed app carries
     its name (with several, the clinic is not known before sign-in: the app stays Companion)."""
     data = json.loads(MANIFEST.read_text())
+    # In the browser's language (a manifest is fetched without cookies: whose app it is, unknown).
+    data["lang"] = current_language()
+    data["name"] = _("Companion aftercare")
+    data["description"] = _(
+        "Aftercare reminders and daily skin check-ins after your micro-needling session."
+    )
     row = clinic.only_clinic(get_db())
     if row is not None:
         name = clinic.face(row)["display_name"]
-        data["name"] = f"{name} · Aftercare"
+        data["name"] = _("%(clinic)s · Aftercare", clinic=name)
         if len(name) <= SHORT_NAME_FITS:
             data["short_name"] = name
     resp = make_response(json.dumps(data, ensure_ascii=False, indent=2))
