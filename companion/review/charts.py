@@ -6,9 +6,8 @@ The x axis is time since the session; its day labels are the client's local cale
 """
 
 import math
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from itertools import count
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -65,21 +64,32 @@ def _bands(depth: float | None, span: float) -> tuple[str, str]:
     return out[0], out[1]
 
 
+@lru_cache(maxsize=1024)
+def _midnights(timezone: str, first: date, days: int) -> tuple[datetime, ...]:
+    """The local midnights (in UTC) starting on `first`: the same for every session in that
+    zone on that day, so each zone's are worked out once a day, not per chart."""
+    zone = ZoneInfo(timezone)
+    return tuple(
+        datetime.combine(first + timedelta(days=d), time(), zone).astimezone(UTC)
+        for d in range(days + 1)
+    )
+
+
 def _day_ticks(performed: datetime, span: float, timezone: str) -> list[dict]:
     """Local midnights after the session (day boundaries) and a label centred on each day."""
-    zone = ZoneInfo(timezone)
-    first = performed.astimezone(zone).date()
+    first = performed.astimezone(ZoneInfo(timezone)).date()
+    # Enough days to pass the span, even with a short (DST) day among them.
+    midnights = _midnights(timezone, first, int(span // 24) + 3)
     step = 1 if span <= 24 * 10 else 7
     ticks = []
-    for day in count(0, step):  # only the days labelled (every 7th on a long chart)
-        begin = datetime.combine(first + timedelta(days=day), time(), zone)
-        h0 = max(0.0, (begin - performed).total_seconds() / 3600)
+    for day in range(0, len(midnights) - 1, step):  # only the days labelled
+        h0 = max(0.0, (midnights[day] - performed).total_seconds() / 3600)
         if h0 >= span:
-            return ticks
-        end = datetime.combine(first + timedelta(days=day + 1), time(), zone)
-        h1 = (end - performed).total_seconds() / 3600
+            break
+        h1 = (midnights[day + 1] - performed).total_seconds() / 3600
         x, mid = _x(h0, span), (_x(h0, span) + _x(min(h1, span), span)) / 2
         ticks.append({"day": day, "x": f"{x:.1f}", "mid": f"{mid:.1f}"})
+    return ticks
 
 
 def chart(session: dict, points: list[dict], flagged: dict[str, list[str]] | None = None) -> dict:
