@@ -578,3 +578,17 @@ def m014_totp_secrets_encrypted(db: sqlite_utils.Database) -> None:
                 practitioner_id,
             ],
         )
+
+
+@migrations()
+def m015_photo_upload_digest(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- The SHA-256 of a photo's uploaded bytes: the same photo sent again to the same check-in
+    -- (a retry whose answer was lost) is answered with the stored one, not stored twice.
+    -- Photos stored before have none (NULL), and NULLs never collide in a UNIQUE index.
+    ALTER TABLE photos ADD COLUMN upload_sha256 TEXT;
+    CREATE UNIQUE INDEX photos_checkin_upload ON photos(checkin_id, upload_sha256);
+    """,
+    )

@@ -484,6 +484,21 @@ test("photos not sent wait in the outbox; a replay sends only them, not the chec
   assert.equal(replayed.remaining, 0, "a refused photo (415) is dropped, not retried for ever");
 });
 
+test("a photo whose answer was lost is sent again; the server's 200 (already stored) counts it sent", async () => {
+  const store = memoryStore();
+  const body = checkin(5);
+  // The server stored "cheek" but the phone never heard back.
+  const first = photoFetch(stored(body), new TypeError("Failed to fetch"));
+  const outbox = Outbox.createOutbox({ store, fetch: first.fetch, locks: null });
+  assert.deepEqual((await outbox.submit(body, [photo("cheek")])).photos, { sent: 0, refused: 0, left: 1 });
+  const stillThere = jsonResponse(200, { id: "p1", url: "/api/photos/p1", width: 64, height: 48, bytes: 900 });
+  const later = photoFetch(jsonResponse(500, null), stillThere);
+  const { results, remaining } = await Outbox.createOutbox({ store, fetch: later.fetch, locks: null }).replay();
+  assert.deepEqual(later.calls.map((call) => [call.kind, call.body]), [["photo", "cheek"]], "the same bytes again");
+  assert.deepEqual(results[0].photos, { sent: 1, refused: 0, left: 0 }, "not shown as refused");
+  assert.equal(remaining, 0);
+});
+
 test("an offline check-in keeps its photos; a refused check-in sends none", async () => {
   const store = memoryStore();
   const offline = photoFetch(new TypeError("Failed to fetch"));

@@ -315,6 +315,39 @@ def test_an_offline_checkin_keeps_its_photo_and_sends_both_when_back_online(
     assert server.query(stored) == [(800, 600)], "the photo was sent more than once"
 
 
+def test_a_photo_whose_answer_was_lost_is_sent_again_and_stored_once(page, server, tmp_path):
+    """The server stores the photo but the phone never hears back: the outbox sends it again,
+    and the server answers the stored photo (200) instead of keeping a second copy."""
+    look(page, "390", "light")
+    fresh_form(page)
+    picture = tmp_path / "chin.jpg"
+    Image.new("RGB", (640, 480), (190, 110, 100)).save(picture, "JPEG")
+    lost = []
+
+    def answer_lost(route):
+        if lost:
+            return route.continue_()
+        lost.append(route.fetch().status)  # the server stores it...
+        route.abort("connectionreset")  # ...and the answer never reaches the phone
+
+    page.route("**/api/checkins/*/photos", answer_lost)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_label("Add a photo (optional)").set_input_files(str(picture))
+    page.get_by_label("Note for your clinic (optional)").fill("photo answer lost")
+    page.get_by_role("button", name="Send check-in").tap()
+    assert wait_until(page, lambda: lost == [201])
+    page.unroute("**/api/checkins/*/photos")
+    ((checkin_id,),) = server.query("SELECT id FROM checkins WHERE note = 'photo answer lost'")
+    page.goto("/checkin")  # the page replays its outbox (Chromium's worker may have already)
+    pending = "async () => (await CompanionOutbox.createOutbox().pending()).length"
+    assert wait_until(page, lambda: page.evaluate(pending) == 0, timeout=20)
+    page.wait_for_timeout(500)
+    assert server.statuses("POST", f"/api/checkins/{checkin_id}/photos") == [201, 200]
+    assert server.query("SELECT count(*) FROM photos WHERE checkin_id = ?", (checkin_id,)) == [(1,)]
+
+
 def test_missing_answers_are_named_beside_their_questions(page):
     look(page, "320", "dark")
     fresh_form(page)

@@ -127,9 +127,9 @@ def test_checkin_flood_is_rate_limited(world, app):
 # Photos ----------------------------------------------------------------------------------
 
 
-def image_bytes(fmt="JPEG", size=(64, 48), exif=None) -> bytes:
+def image_bytes(fmt="JPEG", size=(64, 48), exif=None, colour=(210, 100, 90)) -> bytes:
     buf = io.BytesIO()
-    img = Image.new("RGB", size, (210, 100, 90))
+    img = Image.new("RGB", size, colour)
     kwargs = {"exif": exif} if exif is not None else {}
     img.save(buf, fmt, **kwargs)
     return buf.getvalue()
@@ -250,9 +250,12 @@ def test_jpeg_with_trailing_payload_is_reencoded(world, checkin):
 
 
 def test_at_most_three_photos_and_only_on_your_own_checkin(world, checkin, app):
-    for _ in range(3):
-        assert upload(world.c1, checkin["id"], image_bytes()).status_code == 201
-    assert upload(world.c1, checkin["id"], image_bytes()).status_code == 409
+    for blue in range(3):  # three different photos (a retry of one is answered 200)
+        assert (
+            upload(world.c1, checkin["id"], image_bytes(colour=(210, 100, 60 * blue))).status_code
+            == 201
+        )
+    assert upload(world.c1, checkin["id"], image_bytes(colour=(0, 0, 0))).status_code == 409
     assert upload(world.c2, checkin["id"], image_bytes()).status_code == 404
     assert upload(world.c1, str(uuid.uuid4()), image_bytes()).status_code == 404
     assert count(app, "photos") == 3

@@ -10,6 +10,8 @@ from conftest import checkin_body, count, sql
 from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from companion.checkins import photos, webp
+from companion.cli import migrate
+from companion.db import get_db, utcnow
 
 SECRET = "Alice-at-51.5N-0.12W"  # what each kind of metadata carries; never stored
 XMP = (
@@ -43,10 +45,15 @@ def png_text(kind: str) -> PngImagePlugin.PngInfo:
     return info
 
 
-def image(fmt: str, size=(640, 480), **save) -> bytes:
+def image(fmt: str, size=(640, 480), colour=(210, 100, 90), **save) -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", size, (210, 100, 90)).save(buf, fmt, **save)
+    Image.new("RGB", size, colour).save(buf, fmt, **save)
     return buf.getvalue()
+
+
+def shades(n: int) -> list[bytes]:
+    """n different JPEGs: a retried upload is the same bytes, three photos are three files."""
+    return [image("JPEG", colour=(210, 100, 90 + 40 * i)) for i in range(n)]
 
 
 CARRIERS = {
@@ -171,11 +178,12 @@ def refuse_decoding(monkeypatch):
 
 
 def test_a_full_checkin_is_refused_before_the_photo_is_opened(world, checkin, app, monkeypatch):
-    for _ in range(photos.PER_CHECKIN):
-        assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 201
+    *room, extra = shades(photos.PER_CHECKIN + 1)
+    for data in room:
+        assert upload(world.c1, checkin["id"], data).status_code == 201
     refuse_decoding(monkeypatch)
     monkeypatch.setattr(photos.Image, "open", lambda *a, **k: pytest.fail("opened"))
-    r = upload(world.c1, checkin["id"], image("JPEG"))
+    r = upload(world.c1, checkin["id"], extra)
     assert r.status_code == 409 and r.json["error"]["code"] == "too_many_photos"
     assert count(app, "photos") == photos.PER_CHECKIN
 
@@ -315,10 +323,10 @@ def test_uploads_are_rate_limited_per_client(world, app):
     app.config["PHOTO_RATE_PER_HOUR"] = 4
     first = world.c1.post("/api/checkins", checkin_body()).json
     second = world.c1.post("/api/checkins", checkin_body()).json
-    for checkin_id in (first["id"], first["id"], second["id"]):
-        assert upload(world.c1, checkin_id, image("JPEG")).status_code == 201
+    for checkin_id, data in zip((first["id"], first["id"], second["id"]), shades(3), strict=True):
+        assert upload(world.c1, checkin_id, data).status_code == 201
     assert upload(world.c1, second["id"], b"not an image at all").status_code == 422
-    r = upload(world.c1, second["id"], image("JPEG"))  # 3 stored + 1 refused for its content
+    r = upload(world.c1, second["id"], shades(4)[3])  # 3 stored + 1 refused for its content
     assert r.status_code == 429 and r.json["error"]["code"] == "too_many_photos_per_hour"
     assert 3500 <= int(r.headers["Retry-After"]) <= 3601
     assert count(app, "photos") == 3
@@ -328,9 +336,10 @@ def test_uploads_are_rate_limited_per_client(world, app):
 
 def test_the_rate_limit_is_checked_before_decoding(world, checkin, app, monkeypatch):
     app.config["PHOTO_RATE_PER_HOUR"] = 1
-    assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 201
+    first, second = shades(2)
+    assert upload(world.c1, checkin["id"], first).status_code == 201
     refuse_decoding(monkeypatch)
-    assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 429
+    assert upload(world.c1, checkin["id"], second).status_code == 429
 
 
 def test_one_photo_is_decoded_at_a_time_per_process(world, checkin, app, monkeypatch):
@@ -340,6 +349,100 @@ def test_one_photo_is_decoded_at_a_time_per_process(world, checkin, app, monkeyp
     assert r.status_code == 429 and r.json["error"]["code"] == "busy"
     assert r.headers["Retry-After"] == "5"
     assert upload(world.c1, checkin["id"], image("JPEG")).status_code == 201
+
+
+# A retried upload (the answer lost on a flaky network, the outbox sending again) ----------------
+
+
+def photo_files(app) -> list[Path]:
+    return sorted(Path(app.config["PHOTOS_DIR"]).rglob("*.jpg"))
+
+
+def test_a_retried_upload_answers_the_stored_photo_and_stores_no_second_copy(world, checkin, app):
+    data = image("JPEG")
+    first = upload(world.c1, checkin["id"], data)
+    assert first.status_code == 201
+    again = upload(world.c1, checkin["id"], data)
+    assert again.status_code == 200, again.json  # as a replayed check-in id answers
+    assert again.json == first.json
+    assert count(app, "photos") == 1 and len(photo_files(app)) == 1
+    listed = world.c1.get("/api/checkins").json["checkins"][0]["photos"]
+    assert [p["id"] for p in listed] == [first.json["id"]]
+    # Another photo is another photo; the same photo on another check-in is stored there too.
+    assert upload(world.c1, checkin["id"], image("JPEG", colour=(9, 9, 9))).status_code == 201
+    second = world.c1.post("/api/checkins", checkin_body()).json
+    assert upload(world.c1, second["id"], data).status_code == 201
+    assert count(app, "photos") == 3 and len(photo_files(app)) == 3
+
+
+def test_a_retry_is_answered_before_the_room_and_rate_checks_and_is_not_decoded(
+    world, checkin, app, monkeypatch
+):
+    """The last photo's answer lost: its retry is not 'too many photos' nor another upload."""
+    app.config["PHOTO_RATE_PER_HOUR"] = photos.PER_CHECKIN
+    sent = shades(photos.PER_CHECKIN)
+    stored = [upload(world.c1, checkin["id"], data).json for data in sent]
+    refuse_decoding(monkeypatch)
+    for data, photo in zip(sent, stored, strict=True):
+        r = upload(world.c1, checkin["id"], data)
+        assert (r.status_code, r.json) == (200, photo)
+    assert count(app, "photos") == photos.PER_CHECKIN
+
+
+def test_a_retry_landing_while_the_first_upload_decodes_stores_one_photo(
+    world, checkin, app, monkeypatch
+):
+    """Two sends of one photo at once: the one that writes second answers the first's photo."""
+    data = image("JPEG")
+    real_process = photos.process
+    early = []
+
+    def process_while_the_retry_lands(upload_bytes):
+        if not early:  # the retry was decoded and stored meanwhile
+            early.append(None)  # (its own decoding passes straight through)
+            early[0], _ = photos.add(
+                get_db(),
+                world.client1["id"],
+                checkin["id"],
+                data,
+                utcnow(),
+                folder=Path(app.config["PHOTOS_DIR"]),
+                per_hour=100,
+                guard=photos.Guard(),
+            )
+        return real_process(upload_bytes)
+
+    monkeypatch.setattr(photos, "process", process_while_the_retry_lands)
+    r = upload(world.c1, checkin["id"], data)
+    assert (r.status_code, r.json) == (200, early[0])
+    assert count(app, "photos") == 1 and len(photo_files(app)) == 1
+
+
+def test_m015_keeps_photos_stored_twice_before_it_and_answers_retries_after(world, checkin, app):
+    """An instance upgraded from before m015 may hold the same photo twice (no digest): the
+    upgrade keeps both rows, and what is uploaded afterwards is identified again."""
+    data = image("JPEG")
+    first = upload(world.c1, checkin["id"], data).json
+    sql(  # as the version before left it: no digest column, and the photo stored twice
+        app,
+        "INSERT INTO photos (id, checkin_id, client_id, filename, width, height, bytes,"
+        " created_at) SELECT 'twice', checkin_id, client_id, filename, width, height, bytes,"
+        " created_at FROM photos",
+    )
+    for statement in (
+        "DROP INDEX photos_checkin_upload",
+        "ALTER TABLE photos DROP COLUMN upload_sha256",
+        "DELETE FROM _sqlite_migrations WHERE name = 'm015_photo_upload_digest'",
+    ):
+        sql(app, statement)
+    assert migrate(app) == ["m015_photo_upload_digest"]
+    assert count(app, "photos") == 2
+    assert upload(world.c1, checkin["id"], data).status_code == 201  # no digest stored then
+    again = upload(world.c1, checkin["id"], image("JPEG", colour=(1, 2, 3)))
+    assert again.status_code == 409  # three photos: the check-in is full
+    assert first["id"] in {
+        p["id"] for p in world.c1.get("/api/checkins").json["checkins"][0]["photos"]
+    }
 
 
 def test_an_unknown_checkin_is_still_404(world):

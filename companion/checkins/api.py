@@ -21,7 +21,7 @@ from companion.checkins.models import (
 from companion.contract import operation, parse, parse_query
 from companion.db import get_db, utcnow
 from companion.errors import N_, ApiError, Invalid, not_found
-from companion.web import body, created
+from companion.web import body
 
 bp = Blueprint("api_checkins", __name__, url_prefix="/api")
 
@@ -128,18 +128,20 @@ def get_checkins():
 
 @bp.post("/checkins/<checkin_id>/photos")
 @operation(
-    "Attach a photo (raw JPEG/PNG/WebP/HEIC body); re-encoded without EXIF",
+    "Attach a photo (raw JPEG/PNG/WebP/HEIC body); re-encoded without EXIF; the same bytes "
+    "sent again to the same check-in return the stored photo (200)",
     tag="client",
     ok=201,
     reply=Photo,
     body={"type": "string", "format": "binary"},
     body_type="image/*",
     errors=(401, 403, 404, 409, 413, 415, 422, 429),
-    extra={"parameters": [CLIENT_HEADER_PARAM]},
+    extra={"also_ok": (200,), "parameters": [CLIENT_HEADER_PARAM]},
 )
 @client_required
 def add_photo(checkin_id: str):
-    """Attach a photo (the raw image as the body, Content-Type image/*) to your check-in."""
+    """Attach a photo (the raw image as the body, Content-Type image/*) to your check-in;
+    a retry of the same photo returns the stored one."""
     _same_client()
     if not (request.mimetype or "").startswith("image/"):
         raise ApiError(
@@ -152,7 +154,7 @@ def add_photo(checkin_id: str):
         )
     if (request.content_length or 0) > photos.MAX_BYTES:
         raise ApiError(413, "too_large", N_("A photo can be at most %(mb)s MB.", mb=15))
-    photo = photos.add(
+    photo, is_new = photos.add(
         get_db(),
         current_user.id,
         checkin_id[:40],
@@ -162,7 +164,7 @@ def add_photo(checkin_id: str):
         per_hour=current_app.config["PHOTO_RATE_PER_HOUR"],
         guard=photos.guard_of(current_app),
     )
-    return created(photo)
+    return jsonify(photo), 201 if is_new else 200
 
 
 @bp.get("/photos/<photo_id>")

@@ -6,9 +6,13 @@ image header (checkins/photo_header.py); only then is it decoded, JPEGs at the s
 that still covers the stored size (Pillow's draft mode), a still WebP by libwebp straight at the
 stored size (checkins/webp.py). What is stored is a new JPEG made from the pixels only: no EXIF, GPS,
 XMP, ICC profile, comment or text chunk survives (a profile's colours are converted to sRGB).
+
+A photo is the SHA-256 of its uploaded bytes on its check-in: a phone that sends it again (its
+answer lost on a flaky network, the offline queue retrying) gets the stored photo back, not a copy.
 """
 
 import ctypes
+import hashlib
 import io
 import threading
 import uuid
@@ -108,8 +112,9 @@ def add(
     folder: Path,
     per_hour: int,
     guard: "Guard",
-) -> dict:
-    """Attach an uploaded photo to one of the client's check-ins; return what the API shows.
+) -> tuple[dict, bool]:
+    """Attach an uploaded photo to one of the client's check-ins; return what the API shows,
+    and False when the same bytes were already stored on that check-in (a retry).
 
     folder is PHOTOS_DIR, per_hour PHOTO_RATE_PER_HOUR, guard the process's (guard_of(app)).
     """
@@ -120,6 +125,10 @@ def add(
     )
     if checkin is None:
         raise NotFound("check-in")
+    digest = hashlib.sha256(data).hexdigest()
+    # A retry is answered before any refusal: its photo is stored, not one too many.
+    if (stored := _stored(db, checkin["id"], digest)) is not None:
+        return stored, False
     # Refusals that need no decoding come first: a full check-in, then the hourly allowance.
     _check_room(db, checkin["id"])
     _rate_limit(db, client_id, now, per_hour, guard)
@@ -130,27 +139,38 @@ def add(
         guard.refused(client_id, now)
         raise
     with write(db):
-        _check_room(db, checkin["id"])  # again, inside the write lock: a concurrent upload
+        # Again, inside the write lock: the same photo sent twice at once is stored once.
+        if (stored := _stored(db, checkin["id"], digest)) is not None:
+            return stored, False
+        _check_room(db, checkin["id"])  # a concurrent upload may have filled it
         photo_id, rel = save(folder, client_id, jpeg)
+        row = {"id": photo_id, "width": width, "height": height, "bytes": len(jpeg)}
         db["photos"].insert(
             {
-                "id": photo_id,
+                **row,
                 "checkin_id": checkin["id"],
                 "client_id": client_id,
                 "filename": rel,
-                "width": width,
-                "height": height,
-                "bytes": len(jpeg),
                 "created_at": iso(now),
+                "upload_sha256": digest,
             }
         )
-    return {
-        "id": photo_id,
-        "url": f"/api/photos/{photo_id}",
-        "width": width,
-        "height": height,
-        "bytes": len(jpeg),
-    }
+    return _shown(row), True
+
+
+def _stored(db: sqlite_utils.Database, checkin_id: str, digest: str) -> dict | None:
+    """The photo already stored from these uploaded bytes on this check-in, as the API shows it."""
+    row = one(
+        db,
+        "SELECT id, width, height, bytes FROM photos"
+        " WHERE checkin_id = :checkin_id AND upload_sha256 = :digest",
+        {"checkin_id": checkin_id, "digest": digest},
+    )
+    return None if row is None else _shown(row)
+
+
+def _shown(row: dict) -> dict:
+    return {**row, "url": f"/api/photos/{row['id']}"}
 
 
 def _check_room(db: sqlite_utils.Database, checkin_id: str) -> None:
