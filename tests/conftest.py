@@ -1,8 +1,12 @@
 """Fixtures: a fresh app and database per test, signed-in practitioners and clients."""
 
+import copy
+import shutil
 import sqlite3
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,17 +20,36 @@ from testkit.push_receiver import PushReceiver
 PASSWORD = "correct horse battery"
 
 
+TEST_CONFIG = {
+    "TESTING": True,
+    "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
+    "PUSH_ALLOW_PRIVATE_ENDPOINTS": True,
+}
+
+
 @pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app(
-        {
-            "TESTING": True,
-            "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
-            "PUSH_ALLOW_PRIVATE_ENDPOINTS": True,
-        }
-    )
-    migrate(app)
+def app(request, tmp_path, monkeypatch):
+    """A fresh app on its own instance folder and database file, migrated.
+
+    Its database file is a copy of one migrated (and, for tests that use `world`, peopled)
+    once per run, which costs a millisecond where migrating costs 0.1 s and building the
+    World 1-2.5 s (four scrypt hashes, two CLI apps); each test still has its own files.
+    """
+    instance = tmp_path / "instance"
+    monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(instance))
+    if "world_template" in request.fixturenames:
+        template = request.getfixturevalue("world_template")
+        # The World's secrets too: its cookies are signed with SECRET_KEY.
+        instance.mkdir(mode=0o700)
+        shutil.copy2(template["instance"] / "secrets.json", instance / "secrets.json")
+    else:
+        template = request.getfixturevalue("migrated_template")
+    app = create_app(TEST_CONFIG)
+    database = Path(app.config["DATABASE"])
+    assert not database.exists(), database
+    shutil.copyfile(template["database"], database)
+    database.chmod(0o600)  # as connect() creates it: health data, owner-only
+    assert migrate(app) == [], "the template is at the latest migration"
     return app
 
 
@@ -84,9 +107,14 @@ def make_api(app):
 
 
 @pytest.fixture
-def world(app):
-    """Two clinics, each with a signed-in practitioner and one client with a session."""
-    return World(app)
+def world(app, world_template):
+    """Two clinics, each with a signed-in practitioner and one client with a session.
+
+    Built once (World below) and copied: `app` starts from the template's database file and
+    secrets, and the signed-in test clients get the template's cookies.
+    """
+    assert app.config["SECRET_KEY"] == world_template["secret_key"]
+    return WorldCopy(app, world_template)
 
 
 class World:
@@ -151,6 +179,88 @@ class World:
         r = api.post(f"/api/invites/{token}/redeem")
         assert r.status_code == 200, r.json
         return api
+
+
+class WorldCopy(World):
+    """The World of a template, in a test's own app (whose database is the template's copy)."""
+
+    def __init__(self, app, template: dict):
+        self.app = app
+        self.anon = Api(app)
+        for name, value in template["data"].items():
+            setattr(self, name, copy.deepcopy(value))
+        for name, cookies in template["cookies"].items():
+            api = Api(app)
+            for cookie in cookies:
+                api.http.set_cookie(
+                    cookie.key,
+                    cookie.value,
+                    domain=cookie.domain,
+                    origin_only=cookie.origin_only,
+                    path=cookie.path,
+                    expires=cookie.expires,
+                    httponly=cookie.http_only,
+                    samesite=cookie.same_site,
+                    secure=cookie.secure,
+                )
+            setattr(self, name, api)
+
+
+# A World's sessions were performed "2 hours ago" when it was built: a template older than
+# this is built again, so that a copy's clock is at most this far from a World built in the test.
+TEMPLATE_MAX_AGE = 60.0
+_TEMPLATES: dict = {}
+
+
+def _template(kind: str, build, tmp_path_factory) -> dict:
+    found = _TEMPLATES.get(kind)
+    if found is None or time.monotonic() - found["built"] > TEMPLATE_MAX_AGE:
+        with pytest.MonkeyPatch.context() as mp:
+            instance = tmp_path_factory.mktemp(kind) / "instance"
+            mp.setenv("COMPANION_INSTANCE_PATH", str(instance))
+            for name in ("DATABASE", "PHOTOS_DIR", "SECRET_KEY"):
+                mp.delenv(f"COMPANION_{name}", raising=False)
+            app = create_app(TEST_CONFIG)
+            migrate(app)
+            found = build(app)
+        # Fold the WAL into the main file, so that copying the one file copies everything.
+        conn = sqlite3.connect(app.config["DATABASE"])
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        found |= {
+            "built": time.monotonic(),
+            "instance": instance,
+            "database": Path(app.config["DATABASE"]),
+            "secret_key": app.config["SECRET_KEY"],
+        }
+        _TEMPLATES[kind] = found
+    return found
+
+
+@pytest.fixture
+def migrated_template(tmp_path_factory) -> dict:
+    """An empty database at the latest migration."""
+    return _template("migrated", lambda app: {}, tmp_path_factory)
+
+
+def _build_world(app) -> dict:
+    world = World(app)
+    names = ("clinic1", "clinic2", "client1", "client2", "session1", "session2")
+    return {
+        "data": {name: getattr(world, name) for name in names},
+        "cookies": {
+            name: [copy.copy(c) for c in getattr(world, name).http._cookies.values()]
+            for name in ("p1", "p2", "c1", "c2")
+        },
+    }
+
+
+@pytest.fixture
+def world_template(tmp_path_factory) -> dict:
+    """conftest's World, built at most TEMPLATE_MAX_AGE seconds ago."""
+    return _template("world", _build_world, tmp_path_factory)
 
 
 def sql(app, query: str, params=()) -> list[tuple]:
