@@ -74,6 +74,40 @@ def test_bad_texts_by_language_are_refused_with_the_path_named(world, title, pat
     assert world.p1.get("/api/protocol").json["version"] == 1  # nothing saved
 
 
+@pytest.mark.parametrize(
+    ("title", "body", "path", "what"),
+    [
+        (STEP["title"], "Put some on.", "steps[0].body.es", "Spanish text"),
+        ("Sunscreen", STEP["body"], "steps[0].title.es", "Spanish title"),
+        (STEP["title"], {"en": "Put some on.", "es": ""}, "steps[0].body.es", "Spanish text"),
+        (STEP["title"], {"en": "Put some on."}, "steps[0].body.es", "Spanish text"),
+    ],
+)
+def test_a_half_translated_step_is_refused_as_the_editor_refuses_it(world, title, body, path, what):
+    """A Spanish-speaking client would read half the step in English: both or neither."""
+    half = dict(STEP, title=title, body=body)
+    for method, url in (("put", "/api/protocol"), ("post", "/api/protocol/preview")):
+        r = getattr(world.p1, method)(url, {"steps": [PLAIN, half]})
+        assert r.status_code == 422, r.json
+        assert r.json["error"]["fields"] == {
+            path.replace("[0]", "[1]"): f"write the {what} too, or neither"
+        }
+    assert world.p1.get("/api/protocol").json["version"] == 1  # nothing saved
+    # The editor's JSON import says the same, by step and field.
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    page = http.get("/clinic/protocol").get_data(as_text=True)
+    imported = {"csrf_token": csrf(page), "steps": json.dumps([half])}
+    html = http.post("/clinic/protocol", data=imported).get_data(as_text=True)
+    assert f"Step 1, {what}: write the {what} too, or neither" in html
+    assert world.p1.get("/api/protocol").json["version"] == 1
+
+
+def test_spanish_for_a_step_with_no_english_text_to_translate_is_whole(world):
+    for body in ("", {"en": "", "es": ""}, {"en": ""}):
+        r = world.p1.put("/api/protocol", {"steps": [dict(STEP, body=body)]})
+        assert r.status_code == 200, (body, r.json)
+
+
 def test_texts_by_language_round_trip_through_the_api_and_plain_protocols_still_work(world):
     r = world.p1.put("/api/protocol", {"steps": [STEP, PLAIN]})
     assert r.status_code == 200, r.json
@@ -168,7 +202,13 @@ def test_stored_protocols_get_the_default_steps_spanish_where_the_english_is_unt
     assert stored[0]["body"] == DEFAULT_STEPS[0]["body"]
     assert stored[1]["title"] == DEFAULT_STEPS[1]["title"]
     assert stored[1]["body"] == "Our own evening routine."
-    assert validate_steps(stored)[1] == {}
+    # The owner's own English body has no Spanish: the step keeps planning as it is stored,
+    # and the next save asks for the Spanish text (as the editor always did).
+    assert validate_steps(stored)[1] == {
+        "steps[1].body.es": "write the Spanish text too, or neither"
+    }
+    rows = plan(SESSION, stored, "Europe/Madrid", None, None, SESSION, "es")
+    assert [r["body"] for r in rows][1] == "Our own evening routine."
 
 
 def test_the_editor_wants_both_spanish_texts_or_neither(world):
@@ -187,9 +227,9 @@ def test_the_editor_wants_both_spanish_texts_or_neither(world):
 
 
 def test_an_empty_spanish_text_is_not_written_yet_so_a_spanish_client_gets_the_english(world):
-    # The API takes {"en": "...", "es": ""} for a body (an English body may be empty too);
-    # a Spanish-speaking client must not get a reminder with its text missing.
+    # The API refuses {"en": "...", "es": ""} beside a Spanish title now (half translated), but
+    # a step stored so before must not send a Spanish-speaking client a reminder without text.
     step = dict(STEP, body={"en": "Put on sunscreen.", "es": ""})
-    assert world.p1.put("/api/protocol", {"steps": [step]}).status_code == 200
+    assert world.p1.put("/api/protocol", {"steps": [step]}).status_code == 422
     rows = plan(SESSION, [step], "Europe/Madrid", None, None, SESSION, "es")
     assert (rows[0]["title"], rows[0]["body"]) == ("Hoy, protector solar", "Put on sunscreen.")

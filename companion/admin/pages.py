@@ -70,8 +70,6 @@ def protocol():
             raw = protocol_editor.steps_from_form(request.form, kept)
         if not errors:
             clean, errors = validate_steps(raw)
-            if not errors and text is None:
-                errors = protocol_editor.half_translated(clean)
             if not errors:
                 row = actions.change_protocol(db, current_user, clean, utcnow())
                 flash(f"Saved as version {row['version']}. Sessions recorded from now on use it.")

@@ -95,19 +95,6 @@ def steps_from_form(form, kept: dict[str, dict]) -> list[dict]:
     return steps
 
 
-def half_translated(steps: list[dict]) -> dict[str, str]:
-    """The form's own rule: a step's Spanish has both its title and its text, or neither
-    (else a Spanish-speaking client would get half of it in English). The API allows it."""
-    errors = {}
-    for i, step in enumerate(steps):
-        spanish = {n for n in TEXTS if isinstance(step.get(n), dict) and "es" in step[n]}
-        for name in set(TEXTS) - spanish if spanish else ():
-            if step.get(name):  # an empty English text needs no Spanish either
-                other = "text" if name == "body" else "title"
-                errors[f"steps[{i}].{name}.es"] = f"write the Spanish {other} too, or neither"
-    return errors
-
-
 def for_form(step: dict, when: str) -> dict:
     """A step as the editor shows it: English and Spanish texts in fields of their own."""
     shown = dict(step, when=when)

@@ -1,9 +1,10 @@
 """Aftercare protocols as data: checking a clinic's own steps (the default is default_protocol.py).
 
 A step's title and body are either one text for every language or {"en": ..., "es": ...}
-("en" required); a client gets the text in their language, else the English one.
+("en" required; a language for both or neither); a client gets theirs, else the English one.
 Source of the validity rules: docs/clinical.md, "Default protocol".
 Planning a session's reminders from these steps is in reminders/planning.py.
+Past 300 lines on purpose: the step's request model, each field's check beside its schema.
 """
 
 import math
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from datetime import time
 from typing import Annotated, Any
 
+from babel import Locale
 from pydantic import Field, PlainValidator, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -213,7 +215,9 @@ def _per_language(check: Callable[[Any], str]) -> Callable[[Any], str | dict]:
 def _texts_schema(text: dict) -> dict:
     by_language = {
         "type": "object",
-        "description": "The text by language; English is required and used for the others",
+        "description": "The text by language; English is required and used for the others."
+        " A language given in a step's title is given in its body too, and the reverse"
+        " (unless that English text is empty)",
         "properties": {language: text for language in LANGUAGES},
         "required": ["en"],
         "additionalProperties": False,
@@ -229,6 +233,23 @@ class StepInput(Body):
     at: _field(_at, _AT_SCHEMA, missing=AT_SHAPE)
     valid_hours: _field(_hours(0, open_low=True), _HOURS | {"exclusiveMinimum": 0}, required=False)
     min_gap_hours: _field(_hours(0), _HOURS | {"minimum": 0}, required=False)
+
+    @model_validator(mode="after")
+    def _whole_translations(self) -> "StepInput":
+        """A language gives both texts or neither, else its clients read half in English (an
+        empty English text needs none; an empty translation is one not written yet)."""
+        texts = {"title": self.title, "body": self.body}
+        missing = {}
+        for language in set(LANGUAGES) - {"en"}:
+            given = {n for n, t in texts.items() if isinstance(t, dict) and t.get(language)}
+            for name in sorted(texts.keys() - given) if given else ():
+                if text_in(texts[name], "en"):
+                    word = "text" if name == "body" else name  # as the editor labels them
+                    what = f"{Locale(language).english_name} {word}"
+                    missing[f"{name}.{language}"] = f"write the {what} too, or neither"
+        if missing:
+            raise PydanticCustomError("nested", "nested", {"fields": missing})
+        return self
 
 
 class ProtocolInput(Body):
