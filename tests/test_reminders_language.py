@@ -17,6 +17,8 @@ from test_email import (  # noqa: F401 (smtp_fixture, world_fixture: fixtures)
 )
 
 from companion.db import get_db, iso, rows, utcnow, write
+from companion.reminders import dispatcher as dispatch
+from companion.reminders.worker import Dispatcher
 
 SPANISH_TITLE = "Cómo cuidar tu piel hoy"  # the default protocol's after-session step
 ENGLISH_TITLE = "Caring for your skin today"
@@ -148,6 +150,33 @@ def test_a_new_language_rewrites_the_reminders_not_sent_yet(app, db, world, send
     world.p1.patch(f"/api/clients/{erin['id']}", {"language": "en"})
     assert planned(db, erin["id"])["day2-checkin"]["title"] == "Day 2: how is your skin?"
     assert len(receiver.messages_for(phone)) == 1
+
+
+def test_a_reminder_being_sent_when_the_language_changes_reads_as_it_went(
+    app, db, world, sender, receiver
+):
+    """The dispatcher has leased the row and is sending its English words: the row keeps them
+    (the inbox shows what was sent); the rows not leased are rewritten."""
+    erin = new_client(world, "Erin", channels=["push"])
+    api = world.sign_in_client(world.p1, erin["id"])
+    phone = subscribe(world, api, receiver, "erin")
+    settings = Dispatcher(app).settings
+    now = utcnow()
+    claimed = dispatch.claim(db, now, settings.batch, settings.lease_seconds, "sender-1")
+    [leased] = [r for r in claimed if r["client_id"] == erin["id"]]
+    assert (leased["step_key"], leased["title"]) == ("after-session", ENGLISH_TITLE)
+    assert api.patch("/api/me", {"language": "es"}).status_code == 200  # meanwhile
+    dispatch.send_batch(db, sender, claimed, now, "sender-1", settings)
+    [message] = receiver.messages_for(phone)
+    assert message.payload["title"] == f"Clinic One: {ENGLISH_TITLE}"
+    after = planned(db, erin["id"])
+    assert (after["after-session"]["status"], after["after-session"]["title"]) == (
+        "sent",
+        ENGLISH_TITLE,
+    )
+    assert after["day2-checkin"]["title"] == "Día 2: ¿cómo está tu piel?"
+    inbox = {r["title"] for r in api.get("/api/aftercare").json["inbox"]}
+    assert ENGLISH_TITLE in inbox and SPANISH_TITLE not in inbox
 
 
 def test_a_discreet_spanish_clients_email_says_nothing_of_the_treatment(

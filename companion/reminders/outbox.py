@@ -180,9 +180,10 @@ def retext_client(db: sqlite_utils.Database, client: dict) -> int:
 
     A row keeps its step's text from planning (the inbox, the schedule and the calendar
     show it), so a change of language rewrites the unsent rows in place: due times, topics
-    and attempts stay as they were. What was already sent stays in the language it went in.
+    and attempts stay as they were. What was already sent stays in the language it went in, and
+    so does a row leased by the dispatcher: it is being sent in the words it was claimed with.
     """
-    unsent = "status IN ('pending', 'skipped', 'leased') AND step_key IS NOT NULL"
+    unsent = "status IN ('pending', 'skipped') AND step_key IS NOT NULL"
     changed = 0
     for session in rows(
         db,
