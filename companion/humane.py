@@ -26,7 +26,7 @@ def babel_locale(language: str | None) -> str:
 
 
 @cache
-def _locale(name: str) -> Locale:
+def cached_locale(name: str) -> Locale:
     """One Babel Locale per name: Babel's format_*() would parse the name on every call."""
     return Locale.parse(name)
 
@@ -40,7 +40,7 @@ def _relative_day(days: int, locale: Locale) -> str | None:
 
 def human_when(moment: datetime | str, tz: str, now: datetime, locale: str = DEFAULT_LOCALE) -> str:
     """Say when `moment` is on the client's wall clock: "Today 18:00", "Thursday 08:30"."""
-    locale = _locale(locale)
+    locale = cached_locale(locale)
     zone = ZoneInfo(tz)
     local = (parse_iso(moment) if isinstance(moment, str) else moment).astimezone(zone)
     days = (local.date() - now.astimezone(zone).date()).days
@@ -58,7 +58,7 @@ def human_when(moment: datetime | str, tz: str, now: datetime, locale: str = DEF
 
 def human_day(day: date, locale: str = DEFAULT_LOCALE) -> str:
     """A calendar date in words: "Thursday 3 December"."""
-    return format_skeleton("MMMMEEEEd", day, locale=_locale(locale))
+    return format_skeleton("MMMMEEEEd", day, locale=cached_locale(locale))
 
 
 def init_app(app: Flask) -> None:

@@ -4,9 +4,13 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from babel import Locale
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
 from companion.humane import babel_locale, human_when
+from companion.reminders.words import day_and_time
+
+LANGS = ("en", "es", None)
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)  # a Sunday morning in London
 
@@ -41,3 +45,29 @@ def test_reminder_times_read_as_words_on_the_pages(world):
     said = re.findall(r'<time datetime="[^"]+">([^<]+)</time>', home)
     assert said and all(re.fullmatch(r"(Today|Tomorrow|[A-Z][a-z]+day) \d\d:\d\d", s) for s in said)
     assert "Day 0 after your session" not in home and "Your session was today" in home
+
+
+def test_email_dates_reuse_one_babel_locale_per_language(monkeypatch):
+    """reminders/words.py writes an email's dates with humane's cached Locale, as the pages do:
+    Babel parses no locale name per date (the words are the same)."""
+    said = {
+        lang: day_and_time("2026-12-03T18:00:00+00:00", "Europe/Madrid", lang) for lang in LANGS
+    }
+    real = Locale.parse.__func__
+    parsed = []
+
+    def parse(cls, identifier, *args, **kwargs):
+        if not isinstance(identifier, Locale):
+            parsed.append(identifier)
+        return real(cls, identifier, *args, **kwargs)
+
+    monkeypatch.setattr(Locale, "parse", classmethod(parse))
+    for language in LANGS:
+        assert (
+            day_and_time("2026-12-03T18:00:00+00:00", "Europe/Madrid", language) == said[language]
+        )
+    assert parsed == []
+    assert said["es"] == {"weekday": "jueves", "date": "3 de diciembre", "time": "19:00"}
+    assert (
+        said["en"] == said[None] == {"weekday": "Thursday", "date": "3 December", "time": "19:00"}
+    )

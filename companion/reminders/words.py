@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_skeleton, format_time
 from babel.support import NullTranslations, Translations
 
-from companion.humane import babel_locale
+from companion.humane import babel_locale, cached_locale
 from companion.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 FOLDER = Path(__file__).resolve().parent.parent / "translations"
@@ -34,7 +34,7 @@ def day_and_time(at: datetime | str, timezone: str, language: str | None) -> dic
     local = (datetime.fromisoformat(at) if isinstance(at, str) else at).astimezone(
         ZoneInfo(timezone)
     )
-    locale = babel_locale(language)
+    locale = cached_locale(babel_locale(language))
     return {
         "weekday": format_date(local, "EEEE", locale=locale),
         "date": format_skeleton("MMMMd", local, locale=locale),
