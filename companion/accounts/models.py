@@ -1,4 +1,7 @@
-"""The accounts API contract: setup, sign-in, your settings, colleagues, clients, invites."""
+"""The accounts API contract: setup, sign-in, your settings, colleagues, clients, invites.
+
+Past 300 lines on purpose: declarations only, one feature's request and reply shapes as one list.
+"""
 
 from datetime import datetime
 from typing import Any, Literal
