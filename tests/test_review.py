@@ -245,7 +245,7 @@ def test_protocol_round_trips_and_new_sessions_use_the_new_version(world):
     assert steps[0]["when"] == "right after the session"
     steps = [s for s in steps if s["kind"] != "recall"]  # remove a step
     steps.insert(0, steps.pop(3))  # reorder
-    steps[0]["title"] = "How is your skin today?"  # edit
+    steps[0]["title"]["en"] = "How is your skin today?"  # edit (its Spanish stays)
     r = world.p1.put("/api/protocol", {"steps": steps})
     assert r.status_code == 200 and r.json["version"] == protocol["version"] + 1
     assert world.p2.get("/api/protocol").json["version"] == 1  # the other clinic is untouched
