@@ -177,6 +177,18 @@ def test_a_flag_that_arrived_unseen_stays_open(seven):
     assert stray.status_code == 422 and "flag_ids" in stray.json["error"]["fields"]
 
 
+def test_flag_ids_written_as_whole_floats_are_those_flags(seven):
+    """JSON's 7.0 is the integer 7 (the schema's "integer"; schemathesis sends such ids)."""
+    w = seven
+    sid = w.session1["id"]
+    seen = [f["id"] for f in w.p1.get("/api/queue").json["recoveries"][0]["flags"]]
+    r = w.p1.post(
+        f"/api/queue/{sid}/resolve", {"note": "Seen", "flag_ids": [float(i) for i in seen]}
+    )
+    assert r.status_code == 200, r.json
+    assert {f["id"] for f in r.json["flags"] if f["status"] == "resolved"} == set(seen)
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -187,6 +199,7 @@ def test_a_flag_that_arrived_unseen_stays_open(seven):
         {"note": "ok", "flag_ids": [True]},
         {"note": "ok", "flag_ids": 3},
         {"note": "ok", "flag_ids": [0]},
+        {"note": "ok", "flag_ids": [1.5]},
     ],
 )
 def test_bad_action_bodies_are_422(seven, body):

@@ -119,14 +119,20 @@ class QueueSummary(Reply):
     version: str
 
 
+def _flag_id(v) -> bool:
+    """A whole number in range: JSON's 7.0 is the integer 7 (as Number(integer=True) reads it)."""
+    whole = type(v) is int or type(v) is float and v.is_integer()
+    return whole and 1 <= v <= MAX_ID
+
+
 def _flag_ids(value) -> list[int]:
     if (
         not isinstance(value, list)
         or not 1 <= len(value) <= 50
-        or not all(type(v) is int and 1 <= v <= MAX_ID for v in value)
+        or not all(_flag_id(v) for v in value)
     ):
         raise fail("Must be a list of 1 to 50 flag ids.")
-    return value
+    return [int(v) for v in value]
 
 
 # The flags the practitioner saw: a flag that arrived since is left open, not acted on unseen.
