@@ -4,6 +4,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -118,18 +119,22 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _take(lock) -> None:
-    """Wait for the advisory write lock, asleep in the kernel until its holder lets go.
+def _take(lock, timeout: float = 10.0) -> None:
+    """Wait for the advisory write lock, polling every 0.2 ms, for up to `timeout` seconds.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 ms and more between tries: under load, a
-    waiting writer sleeps well past the sub-millisecond transaction it waits for. Polling the
-    lock instead (every 0.2 ms, as this did before) cost the waiter CPU and the GIL on every
-    wake-up; a blocking flock wakes it once, when the lock is free (the check-in POST's worker
-    CPU under load, before and after: benchmarks/README.md, issue 16). Holders are write
-    transactions of about a millisecond, and the kernel releases the lock of a process that
-    dies, so a waiter waits as long as the transactions before it take.
+    waiting writer sleeps well past the sub-millisecond transaction it waits for, and the CPU
+    idles. Past the timeout, BEGIN IMMEDIATE goes ahead and SQLite's busy timeout decides.
     """
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.0002)
 
 
 def one(db: sqlite_utils.Database, sql: str, params=()) -> dict | None:
