@@ -532,6 +532,7 @@ def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):
         route.fulfill(status=503, content_type="application/json", body='{"error": {}}')
 
     page.route("**/api/checkins", server_down)
+    before = len(server.statuses("POST", "/api/checkins"))
     card(page, "Redness", "1 Slight pink").tap()
     card(page, "Swelling", "1 Barely noticeable").tap()
     page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
@@ -541,13 +542,15 @@ def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):
     expect(saved).to_contain_text("could not take it just now; it will be sent automatically")
     assert failed
     note = "SELECT count(*) FROM checkins WHERE note = 'Sent while the server was down'"
-    assert server.query(note) == [(0,)]
     page.unroute("**/api/checkins")
-    posts = len(server.statuses("POST", "/api/checkins"))
     page.goto("/checkin")  # the page replays the outbox when it loads
     assert wait_until(page, lambda: server.query(note) == [(1,)], timeout=15)
     page.wait_for_timeout(500)
-    assert server.statuses("POST", "/api/checkins")[posts:] == [201]
+    # Sent once: by the page's replay, or by the service worker's Background Sync, whose
+    # requests page.route() does not see (so for it the server was never down: a sync that
+    # Chromium fires, or fires again with backoff, may send it before the page does).
+    assert server.statuses("POST", "/api/checkins")[before:] == [201]
+    assert server.query(note) == [(1,)]
 
 
 def test_pages_before_sign_in_have_no_serious_violations(page, phone):
