@@ -245,16 +245,18 @@ def migrated_template(tmp_path_factory) -> dict:
     return _template("migrated", lambda app: {}, tmp_path_factory)
 
 
+def world_cookies(world: World) -> dict:
+    """The signed-in test clients' cookies, as WorldCopy gives them back."""
+    return {
+        name: [copy.copy(c) for c in getattr(world, name).http._cookies.values()]
+        for name in ("p1", "p2", "c1", "c2")
+    }
+
+
 def _build_world(app) -> dict:
     world = World(app)
     names = ("clinic1", "clinic2", "client1", "client2", "session1", "session2")
-    return {
-        "data": {name: getattr(world, name) for name in names},
-        "cookies": {
-            name: [copy.copy(c) for c in getattr(world, name).http._cookies.values()]
-            for name in ("p1", "p2", "c1", "c2")
-        },
-    }
+    return {"data": {name: getattr(world, name) for name in names}, "cookies": world_cookies(world)}
 
 
 @pytest.fixture

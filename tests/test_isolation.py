@@ -6,34 +6,27 @@ copied into each test's fresh database file: every test still starts from its ow
 test_auth, test_invites, test_security and test_bad_input import the same fixtures.
 """
 
-import copy
 import io
 import re
 import shutil
 import sqlite3
 
 import pytest
-from conftest import PASSWORD, Api, World, checkin_body, sql
+from conftest import (
+    PASSWORD,
+    TEST_CONFIG,
+    Api,
+    World,
+    WorldCopy,
+    checkin_body,
+    sql,
+    world_cookies,
+)
 
 from companion import create_app
 from companion.cli import migrate
 
 # The template --------------------------------------------------------------------------------
-
-
-class WorldCopy(World):
-    """A World restored from the module's template into this test's app and database."""
-
-    def __init__(self, app, template: dict):
-        self.app = app
-        self.anon = Api(app)
-        for name, value in template["data"].items():
-            setattr(self, name, copy.deepcopy(value))
-        for name, cookies in template["cookies"].items():
-            api = Api(app)
-            for key, value in cookies.items():
-                api.http.set_cookie(key, value)
-            setattr(self, name, api)
 
 
 def png(size=(32, 32), color=(200, 80, 80)) -> bytes:
@@ -42,13 +35,6 @@ def png(size=(32, 32), color=(200, 80, 80)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, "PNG")
     return out.getvalue()
-
-
-TEST_CONFIG = {
-    "TESTING": True,
-    "VAPID_SUBJECT": "mailto:ops@clinic-tests.net",
-    "PUSH_ALLOW_PRIVATE_ENDPOINTS": True,
-}
 
 
 _TEMPLATE: dict = {}  # built once per test run; modules that import the fixture share it
@@ -100,14 +86,7 @@ def build_template(tmp_path_factory) -> dict:
             "practitioner1": w.p1.get("/api/me").json["practitioner"],
             "practitioner2": w.p2.get("/api/me").json["practitioner"],
         }
-        cookies = {}
-        for name in ("p1", "p2", "c1", "c2"):
-            http = getattr(w, name).http
-            cookies[name] = {
-                key: http.get_cookie(key).value
-                for key in ("session", "remember_token")
-                if http.get_cookie(key)
-            }
+        cookies = world_cookies(w)
         # Fold the WAL into the main file, so that copying the one file copies everything.
         conn = sqlite3.connect(app.config["DATABASE"])
         try:
