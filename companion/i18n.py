@@ -138,33 +138,21 @@ def _template_ngettext(context, singular, plural, num, **variables):
     return rv % variables
 
 
-# client_messages() per locale: they are the catalog's words and nothing else, so each language's
-# are made once per process instead of ~45 gettext lookups on every client page.
-_CLIENT_MESSAGES: dict[str, dict] = {}
-
-
-def client_messages_once() -> dict:
-    """client_messages() in this request's language, made once per language."""
-    from companion.client_words import client_messages  # it imports this module's gettext
-
-    locale = str(get_locale())
-    found = _CLIENT_MESSAGES.get(locale)
-    if found is None:
-        found = _CLIENT_MESSAGES[locale] = client_messages()
-    return found
-
-
-# ... and their JSON, as the pages write it (`client_messages()|tojson`), once per language too.
+# The scripts' words (client_messages()) as the pages write them (`client_messages()|tojson`): they
+# are the catalog's words and nothing else, so each language's JSON is made once per process
+# instead of ~45 gettext lookups and a JSON dump on every client page.
 _CLIENT_MESSAGES_JSON: dict[str, Markup] = {}
 
 
 def client_messages_json() -> Markup:
-    """client_messages_once() through the templates' tojson filter, made once per language."""
+    """client_messages() in this request's language through the tojson filter, once per language."""
+    from companion.client_words import client_messages  # it imports this module's gettext
+
     locale = str(get_locale())
     found = _CLIENT_MESSAGES_JSON.get(locale)
     if found is None:
         env = current_app.jinja_env
-        found = env.filters["tojson"](EvalContext(env), client_messages_once())
+        found = env.filters["tojson"](EvalContext(env), client_messages())
         _CLIENT_MESSAGES_JSON[locale] = found
     return found
 
