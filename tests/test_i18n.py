@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from conftest import checkin_body
+from flask_babel import get_translations
 from test_isolation import template_world_fixture, world_fixture  # noqa: F401  (fixtures)
 
+from companion import i18n
 from companion.db import iso
 from companion.i18n import LANGUAGES
 from companion.reminders import links
@@ -239,6 +241,23 @@ def test_compiled_catalogs_match_their_po(language):
             expected.update({(m.id[0], i): s for i, s in enumerate(m.string)})
     compiled = {k: v for k, v in compiled.items() if k != ""}  # without the header
     assert compiled == expected, f"{language}: run scripts/catalogs (pybabel compile)"
+
+
+def test_the_words_shortcut_reads_flask_babels_catalog(app):
+    """_catalog() reaches flask.g past its proxy: it must still be this context's g, and outside
+    any context it must fall back to flask-babel's own default (a script's words)."""
+    with pytest.raises(RuntimeError):  # the fallback's signal, outside an app context
+        i18n._app_g()
+    assert i18n._catalog().ugettext("Settings") == "Settings"
+    with app.app_context() as app_ctx, app.test_request_context(headers={"Accept-Language": "es"}):
+        assert i18n._app_g() is app_ctx.g
+        spanish = i18n._catalog()
+        assert spanish is get_translations() and spanish.ugettext("Settings") == "Ajustes"
+        assert i18n._catalog() is spanish
+        with i18n.in_language("en"):
+            assert i18n._catalog() is get_translations()
+            assert i18n._catalog().ugettext("Settings") == "Settings"
+        assert i18n._catalog() is spanish
 
 
 def test_the_settings_page_changes_the_language(world):
