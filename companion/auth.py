@@ -12,7 +12,8 @@ from flask_login.config import COOKIE_NAME
 
 from companion import audit, sessions
 from companion.db import utcnow
-from companion.errors import N_, ApiError, abort_json_or_html, safe_next
+from companion.errors import N_, ApiError, abort_json_or_html
+from companion.security import safe_next
 
 # Callers sign users in and out through these names (kept here since before the split).
 from companion.sessions import (  # noqa: F401

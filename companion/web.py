@@ -15,8 +15,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion.contract import document, operation
 from companion.db import get_db, parse_iso
-from companion.errors import N_, ApiError, Conflict, check_api_request
+from companion.errors import N_, ApiError, Conflict
 from companion.reminders import health as push_health
+from companion.security import check_api_request
 
 csrf = CSRFProtect()
 

@@ -22,8 +22,9 @@ from companion.accounts.models import ClientInput, SetupInput
 from companion.auth import open_during_enrolment, practitioner_required
 from companion.contract import parse
 from companion.db import get_db, iso, utcnow, write
-from companion.errors import DomainError, NotFound, RateLimited, safe_next
+from companion.errors import DomainError, NotFound, RateLimited
 from companion.review import audit_words, charts, timeline
+from companion.security import safe_next
 from companion.web import public_url
 
 bp = Blueprint("practitioner", __name__, url_prefix="/clinic")

@@ -10,7 +10,8 @@ from companion import auth, throttle, twofactor
 from companion.accounts import actions, clinics
 from companion.auth import open_during_enrolment, owner_required, practitioner_required
 from companion.db import get_db, parse_iso, utcnow, write
-from companion.errors import DomainError, NotFound, RateLimited, safe_next
+from companion.errors import DomainError, NotFound, RateLimited
+from companion.security import safe_next
 
 bp = Blueprint("twofactor", __name__, url_prefix="/clinic")
 

@@ -20,7 +20,7 @@ from companion.checkins.models import (
 )
 from companion.contract import operation, parse, parse_query
 from companion.db import get_db, utcnow
-from companion.errors import N_, ApiError, Invalid, not_found
+from companion.errors import N_, ApiError, Invalid, NotFound
 from companion.web import body
 
 bp = Blueprint("api_checkins", __name__, url_prefix="/api")
@@ -184,7 +184,7 @@ def get_photo(photo_id: str):
         or (current_user.is_practitioner and row["clinic_id"] == current_user.clinic_id)
     )
     if not allowed:
-        raise not_found("photo")
+        raise NotFound("photo")
     if current_user.is_practitioner:
         audit.record("client_read", client_id=row["client_id"], detail="photo")
     resp = send_file(
