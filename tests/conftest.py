@@ -5,6 +5,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -212,26 +213,32 @@ TEMPLATE_MAX_AGE = 60.0
 _TEMPLATES: dict = {}
 
 
+@contextmanager
+def template_app(tmp_path_factory, kind: str):
+    """A migrated app on an instance folder of its own, to build a template database in; on
+    leaving, its WAL is folded into the main file, so that copying the one file copies everything."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COMPANION_INSTANCE_PATH", str(tmp_path_factory.mktemp(kind) / "instance"))
+        for name in ("DATABASE", "PHOTOS_DIR", "SECRET_KEY"):
+            mp.delenv(f"COMPANION_{name}", raising=False)
+        app = create_app(TEST_CONFIG)
+        migrate(app)
+        yield app
+    conn = sqlite3.connect(app.config["DATABASE"])
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
 def _template(kind: str, build, tmp_path_factory) -> dict:
     found = _TEMPLATES.get(kind)
     if found is None or time.monotonic() - found["built"] > TEMPLATE_MAX_AGE:
-        with pytest.MonkeyPatch.context() as mp:
-            instance = tmp_path_factory.mktemp(kind) / "instance"
-            mp.setenv("COMPANION_INSTANCE_PATH", str(instance))
-            for name in ("DATABASE", "PHOTOS_DIR", "SECRET_KEY"):
-                mp.delenv(f"COMPANION_{name}", raising=False)
-            app = create_app(TEST_CONFIG)
-            migrate(app)
+        with template_app(tmp_path_factory, kind) as app:
             found = build(app)
-        # Fold the WAL into the main file, so that copying the one file copies everything.
-        conn = sqlite3.connect(app.config["DATABASE"])
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
         found |= {
             "built": time.monotonic(),
-            "instance": instance,
+            "instance": Path(app.instance_path),
             "database": Path(app.config["DATABASE"]),
             "secret_key": app.config["SECRET_KEY"],
         }

@@ -14,17 +14,14 @@ import sqlite3
 import pytest
 from conftest import (
     PASSWORD,
-    TEST_CONFIG,
     Api,
     World,
     WorldCopy,
     checkin_body,
     sql,
+    template_app,
     world_cookies,
 )
-
-from companion import create_app
-from companion.cli import migrate
 
 # The template --------------------------------------------------------------------------------
 
@@ -49,13 +46,7 @@ def template_world_fixture(tmp_path_factory):
 
 
 def build_template(tmp_path_factory) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("template")
-        mp.setenv("COMPANION_INSTANCE_PATH", str(path / "instance"))
-        for name in ("DATABASE", "PHOTOS_DIR", "SECRET_KEY"):
-            mp.delenv(f"COMPANION_{name}", raising=False)
-        app = create_app(TEST_CONFIG)
-        migrate(app)
+    with template_app(tmp_path_factory, "template") as app:
         w = World(app)
         r = w.c1.post("/api/checkins", checkin_body(warning_signs={"fever": True}))
         assert r.status_code == 201, r.json
@@ -87,21 +78,15 @@ def build_template(tmp_path_factory) -> dict:
             "practitioner2": w.p2.get("/api/me").json["practitioner"],
         }
         cookies = world_cookies(w)
-        # Fold the WAL into the main file, so that copying the one file copies everything.
-        conn = sqlite3.connect(app.config["DATABASE"])
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        return {
-            "app": app,
-            "config": dict(app.config),
-            "instance": app.instance_path,
-            "database": app.config["DATABASE"],
-            "photos": app.config["PHOTOS_DIR"],
-            "data": data,
-            "cookies": cookies,
-        }
+    return {
+        "app": app,
+        "config": dict(app.config),
+        "instance": app.instance_path,
+        "database": app.config["DATABASE"],
+        "photos": app.config["PHOTOS_DIR"],
+        "data": data,
+        "cookies": cookies,
+    }
 
 
 @pytest.fixture(name="world")
