@@ -45,8 +45,12 @@ const PERSONAL_PAGES = [...CACHEABLE_PAGES].filter((path) => path !== OFFLINE_UR
 const SIGN_OUT_PATHS = new Set(["/sign-out", "/clinic/logout", "/api/auth/logout", "/api/auth/logout-all"]);
 const START_URL = "/start";
 
-// The last resort when a push carries no words and no offline page is cached yet; the
-// client's language comes from the cached offline page (#notification-words).
+// A push without words of its own speaks the client's language through the cached offline
+// page (#notification-words), kept in their language by keepOfflinePageIn(). These English
+// words are the last resort for when that page is gone: it is precached before the worker
+// activates, so only an emptied cache under a live worker (not a sign-out: its
+// Clear-Site-Data "storage" unregisters the worker too) reaches them, and then any words the
+// pages had stored would be gone with it.
 const DEFAULT_NOTIFICATION_TITLE = "New aftercare reminder";
 const DEFAULT_NOTIFICATION_BODY = "Open Companion to read it.";
 const DEFAULT_NOTIFICATION_URL = "/reminders";
