@@ -30,14 +30,41 @@ def service_worker_path() -> Path:
     return packaged if packaged.exists() else PACKAGE.parent / "service-worker" / "sw.js"
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """Build a JSON object, refusing a key given twice (RFC 8259 leaves the value undefined)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
+def _not_json(literal: str) -> float:
+    raise ValueError(f"{literal} is not JSON")  # Python's parser takes NaN and Infinity
+
+
 def body() -> object:
-    """Return the parsed JSON body ({} when empty); a malformed body is a 400."""
+    """Return the parsed JSON body ({} when empty); a malformed body is a 400.
+
+    Stricter than Python's parser: a key twice in one object and the NaN/Infinity literals
+    are malformed too, so what we act on is what any other JSON reader sees.
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
     try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # nested deeper than the parser's stack
+        data = current_app.json.loads(raw, object_pairs_hook=_object, parse_constant=_not_json)
+    except _RepeatedKey as repeated:
+        raise ApiError(
+            400, "bad_json", N_("The body gives the key %(key)s twice.", key=repeated.key[:50])
+        ) from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack
         data = None
     if data is None:
         raise ApiError(400, "bad_json", N_("The body is not valid JSON."))

@@ -805,3 +805,27 @@ def test_ids_out_of_range_are_not_a_500(world, method, path, who):
         assert len(new) == 1 and "clients_listed" in new[0]
         after["audit_log"] = after["audit_log"][: len(before["audit_log"])]
     assert after == before
+
+
+# JSON that Python's parser takes but JSON does not: repeated keys, NaN and Infinity -------------
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_repeated_key_is_refused_not_last_one_wins(world, endpoint):
+    # {"name": "A", "name": "B"}: RFC 8259 leaves it to the parser; a proxy or audit tool that
+    # reads the first value would see another request than the one we act on (the last value).
+    body = valid_body(world, endpoint)
+    key = next(iter(body))
+    text = world.app.json.dumps(body)[:-1] + f", {world.app.json.dumps(key)}: null}}"
+    before = snapshot(world.app, skip=())
+    error = assert_error(send(world, endpoint, raw=text), 400, code="bad_json")
+    assert key in error["message"], error
+    assert snapshot(world.app, skip=()) == before
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_literals_are_bad_json(world, literal):
+    text = world.app.json.dumps(valid_body(world, "checkin"))[:-1] + f', "pain": {literal}}}'
+    before = snapshot(world.app, skip=())
+    assert_error(send(world, "checkin", raw=text), 400, code="bad_json")
+    assert snapshot(world.app, skip=()) == before
