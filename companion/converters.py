@@ -9,7 +9,8 @@ class IdConverter(IntegerConverter):
     """An <int:...> of at most 18 digits; longer ids match no route (a plain 404)."""
 
     # Limiting the pattern, not the value, keeps an oversized id a 404 rather than a 405.
-    regex = r"\d{1,18}"
+    # ASCII digits only, as parse_id(): Python's \d and int() also read other scripts' digits.
+    regex = r"[0-9]{1,18}"
 
 
 def parse_id(text: str | None) -> int | None:

@@ -829,3 +829,13 @@ def test_non_json_number_literals_are_bad_json(world, literal):
     before = snapshot(world.app, skip=())
     assert_error(send(world, "checkin", raw=text), 400, code="bad_json")
     assert snapshot(world.app, skip=()) == before
+
+
+def test_ids_in_paths_are_ascii_digits(world):
+    # Werkzeug's \d matches any script's digits and int() reads them: "/api/clients/١" (U+0661)
+    # was client 1. parse_id() already refuses them in query strings; paths now do too.
+    own = str(world.client1["id"])
+    arabic = "".join(chr(0x0660 + int(d)) for d in own)
+    for path in (f"/api/clients/{arabic}", f"/api/clients/{arabic}/export"):
+        assert_error(world.p1._call("GET", path), 404, code="not_found")
+    assert world.p1._call("GET", f"/api/clients/{own}").status_code == 200
