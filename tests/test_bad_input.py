@@ -839,3 +839,10 @@ def test_ids_in_paths_are_ascii_digits(world):
     for path in (f"/api/clients/{arabic}", f"/api/clients/{arabic}/export"):
         assert_error(world.p1._call("GET", path), 404, code="not_found")
     assert world.p1._call("GET", f"/api/clients/{own}").status_code == 200
+
+
+def test_a_nul_in_a_list_item_is_named_as_such(world):
+    error = assert_error(
+        send(world, "create_session", body=valid_session() | {"areas": ["fa\x00ce"]}), 422
+    )
+    assert "NUL" in error["fields"]["areas"], error

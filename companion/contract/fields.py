@@ -229,7 +229,9 @@ def TextList(  # noqa: N802
             raise fail(N_("Give at least %(min)s.", min=min_items))
         if len(items) > max_items:
             raise fail(N_("At most %(max)s items.", max=max_items))
-        if any(len(v) > max_len or not encodable(v) for v in items):
+        if not all(encodable(v) for v in items):
+            raise fail(N_("Must be text without NUL characters or broken Unicode."))
+        if any(len(v) > max_len for v in items):
             raise fail(N_("Each item at most %(max)s characters.", max=max_len))
         return items
 
