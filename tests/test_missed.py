@@ -1,7 +1,8 @@
 """N3 (missed check-ins) is evaluated by the dispatcher's job after each check-in step's window."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from companion.checkins import flags
 from companion.checkins import store as checkins
@@ -46,9 +47,26 @@ def test_two_missed_checkins_open_one_n3_flag(world, app):
     db.close()
 
 
+def daytime_session(world) -> dict:
+    """A session of Alice's performed at 10:00 London (the next one: up to a day ahead).
+
+    World's session was performed 2 h before the test, so its plan depends on the hour: at
+    night quiet hours move day 1's check-in to 08:00, ten hours before day 2's, and an
+    answer to it counts for day 2 too (early answers count from 12 h before).
+    """
+    now = datetime.now(ZoneInfo("Europe/London"))
+    at = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    if at <= now:
+        at += timedelta(days=1)
+    return world.new_session(
+        world.p1, world.client1["id"], hours_ago=0, performed_at=at.isoformat()
+    )
+
+
 def test_an_answer_between_resets_the_count(world, app):
+    session = daytime_session(world)
     db = connect(app.config["DATABASE"])
-    due = checkin_due_times(db, world.session1["id"])
+    due = checkin_due_times(db, session["id"])
     client = dict(
         db.conn.execute("SELECT * FROM clients WHERE id = ?", (world.client1["id"],)).fetchone()
     )
@@ -59,7 +77,7 @@ def test_an_answer_between_resets_the_count(world, app):
             client,
             {
                 "id": str(uuid.uuid4()),
-                "session_id": world.session1["id"],
+                "session_id": session["id"],
                 "taken_at": due[0] + timedelta(hours=1),
                 "redness": 2,
                 "swelling": 1,
@@ -71,8 +89,8 @@ def test_an_answer_between_resets_the_count(world, app):
             due[0] + timedelta(hours=1),
         )
         flags.check_missed(db, due[1] + timedelta(hours=13))
-        assert n3_flags(db, world.session1["id"]) == []
+        assert n3_flags(db, session["id"]) == []
         # The second and third both missed: now it is two in a row.
         flags.check_missed(db, due[2] + timedelta(hours=13))
-        assert n3_flags(db, world.session1["id"]) == [("N3", "info", "open")]
+        assert n3_flags(db, session["id"]) == [("N3", "info", "open")]
     db.close()
