@@ -59,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         instance_path=os.path.abspath(instance or "instance"),
         instance_relative_config=True,
     )
+    app.jinja_environment = web.Templates  # before anything makes app.jinja_env
     # Before any blueprint: every <int:...> route then refuses ids past 64 bits.
     app.url_map.converters["int"] = IdConverter
     config.load(app, test_config)

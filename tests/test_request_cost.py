@@ -121,3 +121,30 @@ def test_spanish_and_english_clients_interleaved_in_one_process_get_their_own_wo
             message = phone.post("/api/checkins", checkin_body(redness=1, pain=1)).json
             spanish = message["assessment"]["message"].startswith("Un enrojecimiento")
             assert spanish == (phone is world.c1)
+
+
+def test_templates_read_a_dict_as_jinja_does(app):
+    """`row.name` on a plain dict skips Jinja's failed getattr: every answer stays Jinja's own,
+    dict methods, missing keys, keys named like methods and dict subclasses included."""
+    from flask import Flask
+
+    class Row(dict):
+        pass
+
+    row = {"a": 1, "items": "X", "get": "G", "none": None}
+    names = ("a", "items", "get", "none", "missing", "__class__", "keys")
+    source = (
+        "".join(
+            f"{{{{ {v}.{n} is defined }}}}:{{{{ {v}.{n} }}}}|"
+            for v in ("row", "sub")
+            for n in names
+        )
+        + "{{ row.keys()|list }}{{ row.missing|default('-') }}"
+    )
+    sub = Row(row)
+    stock = Flask("stock").jinja_env.from_string(source).render(row=row, sub=sub)
+    ours = app.jinja_env.from_string(source).render(row=row, sub=sub)
+    assert type(app.jinja_env).__name__ == "Templates"
+    assert ours == stock
+    assert "True:1|True:&lt;built-in method items" in ours  # a method stays the method
+    assert "False:|" in ours  # a missing key is undefined
