@@ -400,7 +400,7 @@ def test_a_hang_beyond_the_timeout_is_retried(app, db, outbox, receiver):
     assert attempts_of(db, row_id) == [(1, None, "retry"), (2, 201, "delivered")]
     # The push service accepted the first request late: the phone gets the message
     # twice, and the tag lets it replace the first copy.
-    assert receiver.wait_for(2, timeout=3)
+    assert receiver.wait_for(2, timeout=30)
     assert [m.payload for m in receiver.messages_for(browser)] == [
         receiver.messages_for(browser)[0].payload
     ] * 2
@@ -506,7 +506,9 @@ from companion.reminders.sender import Sender
 from companion.db import connect, utcnow
 
 db = connect(sys.argv[1])
-sender = Sender(os.environ["TEST_VAPID_PEM"], sys.argv[2], timeout=5.0, max_workers=4, allow_private=True)
+# The push service holds one request of the second batch unanswered until the kill: a long
+# timeout, so that the batch is still in flight (its rows leased) when the kill lands.
+sender = Sender(os.environ["TEST_VAPID_PEM"], sys.argv[2], timeout=600, max_workers=4, allow_private=True)
 settings = dispatch.Settings(batch=40, lease_seconds=120)
 while True:
     dispatch.tick(db, sender, utcnow, "doomed", settings)
@@ -519,11 +521,16 @@ def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
         one_device(outbox, receiver, name=f"Client {n}", quiet_hours=AWAKE) for n in range(120)
     ]
     due = utcnow() - timedelta(seconds=1)
+    # Due a millisecond apart: claimed in this order, 40 to a batch.
     ids = {
-        outbox.queue(person, due, title=f"Reminder {n}"): browser
+        outbox.queue(person, due + timedelta(milliseconds=n), title=f"Reminder {n}"): browser
         for n, (person, browser, _) in enumerate(people)
     }
-    receiver.set_delay(None, 50)  # slow enough that the kill lands mid-batch
+    # The kill lands mid-batch, whatever the machine's speed: the push service accepts the
+    # second batch but for its last message, which it holds until the kill (a race with a
+    # 50 ms delay per message once let the process finish all three batches first).
+    held = people[79][1]
+    receiver.hang(held, 600)
     env = dict(os.environ, TEST_VAPID_PEM=app.config["VAPID_PRIVATE_KEY"])
     process = subprocess.Popen(
         [
@@ -536,20 +543,22 @@ def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
         env=env,
     )
     try:
-        assert receiver.wait_for(60, timeout=20), "the dispatcher process sent nothing"
+        assert receiver.wait_for(79, timeout=90), "the dispatcher process sent too little"
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
+    assert len(receiver.received) == 79
     states = {
         r["status"]: r["n"]
         for r in rows(db, "SELECT status, count(*) AS n FROM notifications GROUP BY status")
     }
-    assert states.get("leased", 0) > 0, states  # killed holding a batch: sent, unacknowledged
+    # Killed holding the second batch: 39 sent and 1 in flight, none acknowledged.
+    assert states == {"sent": 40, "leased": 40, "pending": 40}, states
     window = {r["id"] for r in rows(db, "SELECT id FROM notifications WHERE status = 'leased'")}
 
     # A restarted dispatcher (a new owner) after the dead one's lease ran out.
-    receiver.set_delay(None, 0)
+    receiver.reset(held)
     clock = Clock(utcnow() + timedelta(seconds=121))
     result = tick(db, sender, clock)
 
@@ -565,8 +574,8 @@ def test_a_killed_dispatcher_loses_nothing(app, db, outbox, receiver, sender):
         assert got[0].payload["tag"] == f"companion-{row_id}"
         # Only a row the dead sender held leased (its in-flight batch) can arrive twice.
         assert len(got) == 1 or row_id in window, row_id
-    duplicates = len(receiver.received) - len(ids)
-    assert 0 <= duplicates <= 40  # at most the batch that was in flight
+    # The batch in flight, but for the message never answered: each arrived twice.
+    assert len(receiver.received) - len(ids) == 39
 
 
 # -- 6. two dispatchers on one database ---------------------------------------------------
@@ -979,9 +988,9 @@ def test_scheduler_dispatches_in_the_background_and_stop_releases_leases(app, db
     try:
         assert scheduler.start(app) is not None
         assert scheduler.start(app) is None  # one dispatch job per app
-        started = time.monotonic()
-        assert receiver.wait_for(1, timeout=3), "nothing dispatched within 3 s"
-        assert time.monotonic() - started < 3
+        # The first pass runs as the loop starts (then every second): how soon it sends is a
+        # speed figure (benchmarks/), and 3 s could be missed on a loaded machine.
+        assert receiver.wait_for(1, timeout=60), "nothing dispatched within 60 s"
         dispatcher = app.extensions["companion.scheduler"].dispatcher
         # A batch cut short (an error mid-send) leaves rows leased by this dispatcher.
         dispatch.claim(db, utcnow() + timedelta(hours=2), 10, 120, dispatcher.owner)
