@@ -29,8 +29,12 @@ def env_for(instance: str | Path, **extra: str) -> dict:
     return env
 
 
-def wait_for_health(port: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
-    """Wait until GET /healthz answers 200; fail at once if `proc` exits first."""
+def wait_for_health(port: int, proc: subprocess.Popen | None = None, timeout: float = 90) -> None:
+    """Wait until GET /healthz answers 200; fail at once if `proc` exits first.
+
+    The bound is generous (a loaded CI machine starts Python slowly); a server that never
+    comes up still fails fast enough, and a hang is caught by the per-test timeout.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

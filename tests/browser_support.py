@@ -114,7 +114,7 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 90.0) -> None:
         command = Path(sys.executable).with_name("companion")
         argv = [str(command)] if command.exists() else [sys.executable, "-m", "companion.cli"]
         argv += ["run", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -328,7 +328,7 @@ def service_worker_registration(cdp, page, scope: str) -> str:
             None,
         )
 
-    found = wait_until(page, live, timeout=5)
+    found = wait_until(page, live, timeout=30)
     assert found is not None, f"no live service worker registration for {scope}: {registrations}"
     return found
 
