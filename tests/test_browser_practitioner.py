@@ -210,6 +210,11 @@ def test_practitioner_pages_fit_the_screen_and_pass_axe(server, device, scheme):
         # The invite page answers the client page's form (a QR code and the link).
         page.goto(f"/clinic/clients/{seeded['client_id']}")
         page.get_by_role("button", name="Invite to the app (QR code)").click()
+        # The form's answer is a new page: check it once it is there (checking at once once
+        # read a document between the two, whose documentElement was null).
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            re.compile(r"^Invite "), timeout=30_000
+        )
         check("/clinic/clients/invite")
         assert wide == {}, f"pages wider than {width} px: {wide}"
         assert found == {}, found
