@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Api, World, checkin_body, count, sql
+from conftest import Api, WorldCopy, checkin_body, count, sql
 
 from companion.db import iso, rows, utcnow, write
 from companion.reminders import dispatcher as dispatch
@@ -28,8 +28,9 @@ def smtp_fixture(app):
 
 
 @pytest.fixture(name="world")
-def world_fixture(app, smtp):
-    return World(app)
+def world_fixture(app, smtp, world_template):
+    """conftest's World (copied from its template), in an app that sends email."""
+    return WorldCopy(app, world_template)
 
 
 def email_client(world, name="Erin", **extra):
