@@ -38,8 +38,13 @@ def app(request, tmp_path, monkeypatch):
     """
     instance = tmp_path / "instance"
     monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(instance))
-    if "world_template" in request.fixturenames:
-        template = request.getfixturevalue("world_template")
+    # A people template: conftest's world_template, or a module's own (see people_template).
+    peopled = [
+        n for n in request.fixturenames if n.endswith("_template") and n != "migrated_template"
+    ]
+    assert len(peopled) <= 1, peopled
+    if peopled:
+        template = request.getfixturevalue(peopled[0])
         # The World's secrets too: its cookies are signed with SECRET_KEY.
         instance.mkdir(mode=0o700)
         shutil.copy2(template["instance"] / "secrets.json", instance / "secrets.json")
@@ -252,12 +257,28 @@ def migrated_template(tmp_path_factory) -> dict:
     return _template("migrated", lambda app: {}, tmp_path_factory)
 
 
-def world_cookies(world: World) -> dict:
+def world_cookies(world: World, names=("p1", "p2", "c1", "c2")) -> dict:
     """The signed-in test clients' cookies, as WorldCopy gives them back."""
     return {
-        name: [copy.copy(c) for c in getattr(world, name).http._cookies.values()]
-        for name in ("p1", "p2", "c1", "c2")
+        name: [copy.copy(c) for c in getattr(world, name).http._cookies.values()] for name in names
     }
+
+
+def people_template(kind: str, world_class, data, signed_in, tmp_path_factory) -> dict:
+    """A template of a module's own World subclass (kept `data`, `signed_in` test clients).
+
+    Return it from a fixture named `..._template`: `app` then starts from its database and
+    secrets, and WorldCopy(app, template) gives the test its copy.
+    """
+
+    def build(app) -> dict:
+        world = world_class(app)
+        return {
+            "data": {name: getattr(world, name) for name in data},
+            "cookies": world_cookies(world, signed_in),
+        }
+
+    return _template(kind, build, tmp_path_factory)
 
 
 def _build_world(app) -> dict:

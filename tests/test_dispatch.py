@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Api, World, checkin_body
+from conftest import Api, World, WorldCopy, checkin_body, people_template
 
 from companion.accounts import clients, clinics
 from companion.db import connect, iso, parse_iso, rows, utcnow, write
@@ -823,8 +823,14 @@ class OneClinic(World):
 
 
 @pytest.fixture
-def practice(app):
-    return OneClinic(app)
+def one_clinic_template(tmp_path_factory):
+    data = ("clinic1", "client1", "session1")
+    return people_template("dispatch", OneClinic, data, ("p1", "c1"), tmp_path_factory)
+
+
+@pytest.fixture
+def practice(app, one_clinic_template):
+    return WorldCopy(app, one_clinic_template)
 
 
 def test_urgent_flag_reaches_the_practitioners_phone_with_high_urgency(

@@ -7,7 +7,7 @@ we check that the API and clinic functions write, re-plan and cancel the right r
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Api, World
+from conftest import Api, World, WorldCopy, people_template
 
 from companion.db import iso, parse_iso, rows, write
 from companion.reminders import dispatcher as dispatch
@@ -32,8 +32,14 @@ class OneClinic(World):
 
 
 @pytest.fixture
-def practice(app):
-    return OneClinic(app)
+def one_clinic_template(tmp_path_factory):
+    data = ("clinic1", "client1", "session1")
+    return people_template("planning", OneClinic, data, ("p1", "c1"), tmp_path_factory)
+
+
+@pytest.fixture
+def practice(app, one_clinic_template):
+    return WorldCopy(app, one_clinic_template)
 
 
 def session_rows(db, session_id: int) -> list[dict]:
