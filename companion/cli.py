@@ -2,6 +2,7 @@
 reset-two-factor, doctor."""
 
 import signal
+import sqlite3
 import sys
 
 import click
@@ -11,21 +12,31 @@ from companion import audit, create_app, migrations, twofactor
 from companion import demo as demo_data
 from companion.accounts import clinics, passwords
 from companion.accounts.models import SetupInput
+from companion.config import ConfigError
 from companion.contract import parse
 from companion.db import connect, get_db, iso, utcnow, write
 from companion.doctor import doctor as check_installation
+from companion.doctor import unreadable_database
 from companion.errors import DomainError
 from companion.review import erasure
 from companion.serve import serve as serve_production
 
+PORT = click.IntRange(0, 65535)  # 0: any free port; 99999 was bound as 34463 without a word
+
 
 def _app(**config):
-    return create_app(config or None)
+    try:
+        return create_app(config or None)
+    except ConfigError as e:  # a bad setting or damaged secrets: say which, no traceback
+        raise click.ClickException(str(e)) from None
 
 
 def migrate(app) -> list[str]:
     """Apply pending migrations; return the names applied."""
-    db = connect(app.config["DATABASE"])
+    try:
+        db = connect(app.config["DATABASE"])
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(unreadable_database(app.config["DATABASE"], e)) from None
     try:
         pending = [m.name for m in migrations.migrations.pending(db)]
         with app.app_context():  # m014 encrypts with the app's TOTP_KEY
@@ -187,7 +198,7 @@ def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:
     help="Run the embedded default: the web app and the reminder dispatcher in one process."
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=PORT)
 @click.option("--no-dispatch", is_flag=True, help="Do not send reminders from this process.")
 def run(host: str, port: int, no_dispatch: bool) -> None:
     app = _app()
@@ -209,7 +220,7 @@ def worker() -> None:
     help="Seed a demo clinic, practitioner and clients at different days of recovery, then run."
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=PORT)
 @click.option("--seed-only", is_flag=True, help="Seed the data and exit without running the app.")
 def demo(host: str, port: int, seed_only: bool) -> None:
     app = _app()
@@ -224,13 +235,15 @@ def demo(host: str, port: int, seed_only: bool) -> None:
 
 @main.command(help="Run production: granian (or gunicorn) workers plus exactly one dispatcher.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--port", default=8000, show_default=True, type=PORT)
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes."
+)
 @click.option(
     "--threads",
     default=1,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
     help="Request threads per worker (granian's blocking threads, gunicorn's gthread); 1"
     " (default, fastest by benchmarks/load.py) serves one request at a time per worker.",
 )

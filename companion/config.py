@@ -82,12 +82,47 @@ ENV_SETTINGS = {
 }
 
 
-def _parse(kind: type, raw: str):
+# The numbers' ranges (an operator's typo must not start a server that never sends, e.g. a
+# dispatch batch of 0); ints not listed here are counts and durations: at least 1.
+# 0 photos or calendar fetches an hour turns those off.
+INT_RANGES = {
+    "PROXY_FIX_HOPS": (0, 10),
+    "SMTP_PORT": (1, 65535),
+    "CALENDAR_RATE_PER_HOUR": (0, None),
+    "PHOTO_RATE_PER_HOUR": (0, None),
+}
+
+
+class ConfigError(Exception):
+    """A setting or the instance's secrets cannot be used; the message says which and why."""
+
+
+def _parse(name: str, kind: type, raw: str):
     if kind is bool:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if kind is list:
         return [item.strip() for item in raw.split(",") if item.strip()]
-    return kind(raw)
+    if kind is str:
+        return raw
+    where = f"COMPANION_{name}={raw!r}"
+    if kind is float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{where}: must be a number of seconds, e.g. 10") from None
+        if not 0 < value < 3600:  # also refuses nan and inf
+            raise ConfigError(f"{where}: must be more than 0 and less than 3600 seconds")
+        return value
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{where}: must be a whole number, e.g. 5") from None
+    low, high = INT_RANGES.get(name, (1, None))
+    if value < low:
+        raise ConfigError(f"{where}: must be at least {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where}: must be at most {high}")
+    return value
 
 
 def load(app: Flask, test_config: dict | None) -> None:
@@ -100,7 +135,7 @@ def load(app: Flask, test_config: dict | None) -> None:
     for name, kind in ENV_SETTINGS.items():
         raw = os.environ.get(f"COMPANION_{name}")
         if raw is not None and raw != "":
-            app.config[name] = _parse(kind, raw)
+            app.config[name] = _parse(name, kind, raw)
     if test_config:
         app.config.from_mapping(test_config)
     app.config["DATABASE"] = app.config["DATABASE"] or str(instance / "companion.sqlite3")
@@ -112,7 +147,7 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
     """Make SECRET_KEY, the VAPID key pair and the TOTP key in the instance folder on first run
     (an instance made by an older version gets the keys it lacks)."""
     path = instance / "secrets.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
+    stored = _read_secrets(path) if path.exists() else {}
     changed = False
     if not stored.get("SECRET_KEY"):
         stored["SECRET_KEY"] = secrets.token_urlsafe(48)
@@ -134,3 +169,20 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
     app.config.setdefault("VAPID_PRIVATE_KEY", stored["VAPID_PRIVATE_KEY"])
     app.config.setdefault("VAPID_PUBLIC_KEY", stored["VAPID_PUBLIC_KEY"])
     app.config.setdefault("TOTP_KEY", stored["TOTP_KEY"])
+
+
+def _read_secrets(path: Path) -> dict:
+    """Read secrets.json; a damaged one stops us: new keys would sign everyone out and lose
+    every push subscription and two-factor sign-in, so it is never silently replaced."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        stored = e
+    if not isinstance(stored, dict):
+        why = stored if isinstance(stored, Exception) else "not a JSON object"
+        raise ConfigError(
+            f"{path} cannot be read ({why}). Restore it from your backup (README, Backups);"
+            " it holds the keys that sign cookies and push messages and encrypt two-factor"
+            " secrets, so Companion does not make new ones over it."
+        )
+    return stored

@@ -13,6 +13,14 @@ from companion.reminders import health as push_health
 from companion.reminders import mail
 
 
+def unreadable_database(path: str, error: Exception) -> str:
+    """Say that the database file cannot be used, and what to do (no traceback at 3 am)."""
+    return (
+        f"database {path} cannot be read: {error}. Stop Companion and restore the file from"
+        " your backup (README, Backups); leave its -wal file beside it if it has one"
+    )
+
+
 def doctor(app: Flask) -> list[tuple[bool, str]]:
     """Check an installation; return (ok, message) findings (ok is None for a warning)."""
     cfg = app.config
@@ -24,15 +32,23 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             f"secrets (SECRET_KEY, VAPID keys) in {secrets}",
         )
     )
-    db = connect(cfg["DATABASE"])
+    try:
+        db = connect(cfg["DATABASE"])
+    except sqlite3.DatabaseError as e:  # not a database (any more): said below, once
+        broken, db = unreadable_database(cfg["DATABASE"], e), None
+    else:
+        broken = None
     try:
         # The dispatcher's own judgement, fallback included (reminders/health.py).
+        if db is None:
+            raise sqlite3.DatabaseError("the database cannot be read")
         subject, problem = push_health.contact(cfg, db)
     except sqlite3.Error as e:  # not migrated yet: judge the configured contact alone
         subject, problem = cfg.get("VAPID_SUBJECT"), push_health.configured_contact(cfg) or None
         problem = problem and f"{problem} ({e})"
     finally:
-        db.close()
+        if db is not None:
+            db.close()
     found.append(
         (
             problem is None,
@@ -76,6 +92,9 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         )
     if cfg.get("PUSH_ALLOW_PRIVATE_ENDPOINTS"):
         found.append((False, "PUSH_ALLOW_PRIVATE_ENDPOINTS is on: for tests only"))
+    if broken:
+        found.append((False, broken))
+        return found
     db = connect(cfg["DATABASE"])
     try:
         pending = [m.name for m in migrations.migrations.pending(db)]

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import PASSWORD, count
 
 from companion.cli import main
@@ -347,3 +348,81 @@ def test_run_serves_healthz_on_the_given_host_and_port(tmp_path):
                 proc.kill()
                 proc.wait()
         log.close()
+
+
+# What an operator meets at 3 am: bad settings, damaged files, impossible ports ---------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "phrase"),
+    [
+        ("COMPANION_PUSH_TIMEOUT", "abc", "a number"),
+        ("COMPANION_PUSH_TIMEOUT", "0", "more than 0"),
+        ("COMPANION_PUSH_TIMEOUT", "nan", "more than 0"),
+        ("COMPANION_CLIENT_SESSION_DAYS", "1e309", "a whole number"),
+        ("COMPANION_DISPATCH_BATCH", "0", "at least 1"),
+        ("COMPANION_PUSH_MAX_ATTEMPTS", "-3", "at least 1"),
+        ("COMPANION_PROXY_FIX_HOPS", "-1", "at least 0"),
+        ("COMPANION_SMTP_PORT", "99999", "at most 65535"),
+    ],
+)
+@pytest.mark.parametrize("command", ["doctor", "init-db"])
+def test_a_bad_setting_is_named_not_a_traceback(
+    runner, monkeypatch, command, variable, value, phrase
+):
+    monkeypatch.setenv(variable, value)
+    assert_clean_failure(runner.invoke([command]), variable, phrase)
+
+
+def test_good_settings_still_load(runner, monkeypatch):
+    for variable, value in [
+        ("COMPANION_PUSH_TIMEOUT", "2.5"),
+        ("COMPANION_PROXY_FIX_HOPS", "0"),
+        ("COMPANION_DISPATCH_BATCH", " 50 "),
+        ("COMPANION_SMTP_PORT", "2525"),
+    ]:
+        monkeypatch.setenv(variable, value)
+    assert runner.invoke(["init-db"]).exit_code == 0
+
+
+@pytest.mark.parametrize("damage", ["", "{not json", "[]", '"key"'])
+@pytest.mark.parametrize("command", ["doctor", "init-db"])
+def test_a_damaged_secrets_file_is_named_and_kept(runner, app, command, damage):
+    secrets = Path(app.instance_path) / "secrets.json"
+    secrets.write_text(damage)
+    assert_clean_failure(runner.invoke([command]), str(secrets), "backup")
+    # Never replaced by new keys: that would sign everyone out and orphan every push device.
+    assert secrets.read_text() == damage
+
+
+@pytest.mark.parametrize("command", ["doctor", "init-db"])
+def test_a_file_that_is_not_a_database_is_named(runner, app, command):
+    database = Path(app.config["DATABASE"])
+    for side in ("-wal", "-shm"):
+        Path(str(database) + side).unlink(missing_ok=True)
+    database.write_bytes(b"not a database, whatever it once was" * 100)
+    result = runner.invoke([command])
+    if command == "doctor":  # the doctor says it as one of its findings, and goes on
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"PROBLEM  database {database} cannot be read" in result.output, result.output
+        assert "instance folder" in result.output
+    else:
+        assert_clean_failure(result, str(database), "not a database")
+    assert database.read_bytes().startswith(b"not a database")
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "serve"])
+@pytest.mark.parametrize("port", ["99999", "65536", "-1"])
+def test_a_port_out_of_range_is_refused(runner, command, port):
+    # 99999 was bound as 34463 (99999 - 65536) without a word.
+    result = CliRunner().invoke(main, [command, "--port", port])
+    assert result.exit_code == 2, result.output
+    assert "--port" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--workers", "--threads"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_serve_needs_at_least_one_worker_and_thread(runner, option, value):
+    result = CliRunner().invoke(main, ["serve", option, value])
+    assert result.exit_code == 2, result.output
+    assert option in result.output
