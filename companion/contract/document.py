@@ -135,11 +135,15 @@ def _schema_of(thing, partial: bool = False) -> dict:
     return thing
 
 
-def _describe(op: Operation, params: list[dict], components: dict) -> dict:
+def _describe(op: Operation, method: str, params: list[dict], components: dict) -> dict:
     errors = set(op.errors)
     if op.body is not None and op.body_type == "application/json":
         # Any JSON body may be malformed (400), of another type (415) or break its model (422).
         errors |= {400, 415, 422}
+    if method in {"POST", "PUT", "PATCH", "DELETE"}:
+        # security.check_api_request, before any route: another origin (403 bad_origin), a
+        # form's body type (415); and any body past MAX_CONTENT_LENGTH (413).
+        errors |= {403, 413, 415}
     ok: dict = {"description": "OK"}
     if op.extra.get("replies"):
         ok["content"] = {t: {"schema": _schema_of(s)} for t, s in op.extra["replies"].items()}
@@ -194,7 +198,7 @@ def document(app) -> dict:
         ]
         path = RULE_PARAM.sub(r"{\2}", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _describe(op, params, components)
+            paths.setdefault(path, {})[method.lower()] = _describe(op, method, params, components)
     # Keep the PATCH variants that some route takes.
     text = str(paths)
     for name in [n for n in components if n.endswith("Patch") and ref(n) not in text]:
