@@ -33,7 +33,7 @@ def service_worker_path() -> Path:
 
 class _RepeatedKey(ValueError):
     def __init__(self, key: str):
-        super().__init__(key)
+        super().__init__(f"the key {key!r} is given twice")
         self.key = key
 
 
@@ -50,6 +50,12 @@ def _not_json(literal: str) -> float:
     raise ValueError(f"{literal} is not JSON")  # Python's parser takes NaN and Infinity
 
 
+def strict_loads(raw: str | bytes) -> object:
+    """Parse JSON as any other reader would: a key twice in one object (_RepeatedKey) and the
+    NaN/Infinity literals are errors (ValueError), not the last value and a float."""
+    return current_app.json.loads(raw, object_pairs_hook=_object, parse_constant=_not_json)
+
+
 def body() -> object:
     """Return the parsed JSON body ({} when empty); a malformed body is a 400.
 
@@ -60,7 +66,7 @@ def body() -> object:
     if not raw.strip():
         return {}
     try:
-        data = current_app.json.loads(raw, object_pairs_hook=_object, parse_constant=_not_json)
+        data = strict_loads(raw)
     except _RepeatedKey as repeated:
         raise ApiError(
             400, "bad_json", N_("The body gives the key %(key)s twice.", key=repeated.key[:50])

@@ -123,3 +123,25 @@ def test_a_practitioner_previews_but_cannot_save(world):
     assert "Only an owner" in page and 'id="preview"' in page
     r = http.post("/clinic/protocol", data={"csrf_token": csrf(page), "title": "x"})
     assert r.status_code == 403
+
+
+STEP_JSON = '{"key": "late", "kind": "instruction", "title": "Late", "body": "", "at": {"day": 1, "time": "23:00"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        # An owner pasting JSON with "title" twice saved the second title without a word.
+        ("[" + STEP_JSON + ', "title": "Later"}]', "title"),
+        ("[" + STEP_JSON + ', "valid_hours": NaN}]', "NaN"),
+    ],
+    ids=["repeated key", "NaN"],
+)
+def test_the_json_import_refuses_what_the_api_refuses(world, text, phrase):
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    token = csrf(http.get("/clinic/protocol").get_data(as_text=True))
+    r = http.post("/clinic/protocol", data={"csrf_token": token, "steps": text})
+    assert r.status_code == 200, r.status_code  # the page again, with the error: nothing saved
+    page = r.get_data(as_text=True)
+    assert "Not valid JSON" in page and phrase in page, page[:3000]
+    assert world.p1.get("/api/protocol").json["version"] == 1

@@ -18,6 +18,7 @@ from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
 from companion.reminders import actions, protocol_store
 from companion.reminders.protocol import DEFAULT_VALID_HOURS, KINDS, validate_steps
+from companion.web import strict_loads
 
 bp = Blueprint("admin", __name__, url_prefix="/clinic")
 
@@ -62,7 +63,7 @@ def protocol():
         if "steps" in request.form:  # JSON import, for power users
             text = request.form.get("steps", "")
             try:
-                raw = json.loads(text)
+                raw = strict_loads(text)
             except ValueError as e:
                 raw, errors = [], {"steps": f"Not valid JSON: {e}"}
         else:
