@@ -263,6 +263,19 @@ def test_days_since_session_is_the_one_day_number(seven):
     assert carol["days_since_session"] == expected and expected in (3, 4)
 
 
+def test_hours_since_session_is_filled_in(seven):
+    # Documented (number or null) on every flag of the queue and GET /api/flags, it was
+    # always null: the hours from the session to now, beside days_since_session.
+    w = seven
+    for flags in (
+        w.p1.get(f"/api/flags?client_id={w.carol['id']}").json["flags"],
+        w.p1.get(f"/api/queue?client_id={w.carol['id']}").json["recoveries"][0]["flags"],
+    ):
+        assert len(flags) == 3
+        for flag in flags:
+            assert 75.9 <= flag["hours_since_session"] <= 77, flag
+
+
 def test_a_late_check_in_opens_no_r3_or_r4_against_a_later_better_one(world):
     w = world
     session = w.new_session(w.p1, w.client1["id"], hours_ago=90)

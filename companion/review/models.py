@@ -58,7 +58,9 @@ class Flag(Reply):
     client_name: str = Field(default=None)
     # In the queue only: the session and the latest check-in at a glance.
     performed_at: datetime = Field(default=None)
-    hours_since_session: float | None = Field(default=None)
+    hours_since_session: float | None = Field(
+        default=None, description="Hours from the session to now, to one decimal."
+    )
     latest: Latest | None = Field(default=None)
     photo_url: str | None = Field(default=None)
 

@@ -10,7 +10,7 @@ import sqlite_utils
 from companion.checkins.triage import SIGN_WORDS
 from companion.clinical import ACTIVE_STATUSES, FLAG_STATUSES, RULES, SEVERITIES_DESC
 from companion.contract import parse_query
-from companion.db import iso, one, rows, write
+from companion.db import iso, one, parse_iso, rows, utcnow, write
 from companion.errors import Conflict, Invalid, NotFound
 from companion.review.models import FlagFilter
 
@@ -142,7 +142,8 @@ def flag_dict(row: dict) -> dict:
     if "client_name" in row:
         out["client_name"] = row["client_name"]
     if row.get("performed_at"):
-        out["hours_since_session"] = None
+        since = utcnow() - parse_iso(row["performed_at"])
+        out["hours_since_session"] = round(since.total_seconds() / 3600, 1)
         out["performed_at"] = row["performed_at"]
     if "latest" in row:
         out["latest"] = json.loads(row["latest"]) if row["latest"] else None
