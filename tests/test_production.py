@@ -65,20 +65,25 @@ def test_doctor_reports_problems_then_passes(tmp_path):
 def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
     port = free_port()
     instance = tmp_path / "instance"
-    proc = subprocess.Popen(
-        [COMPANION, "serve", "--port", str(port), "--workers", "2"],
-        env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [COMPANION, "serve", "--port", str(port), "--workers", "2"],
+            env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
-        wait_for_health(port)
-        # The first worker may answer before the arbiter has forked the second.
-        deadline = time.monotonic() + 15
-        while len(kids := children(proc.pid)) < 3 and time.monotonic() < deadline:
+        wait_for_health(port, proc)
+        # The first worker may answer before the second has started: wait for granian's word
+        # that both have (a worker still importing the app when SIGTERM comes is given the
+        # whole grace period, which a loaded host turned into 34 s of this test).
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Started worker-") < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
+        kids = children(proc.pid)
         assert sum("companion.cli worker" in k for k in kids.values()) == 1, kids
-        assert len(kids) == 3, kids  # two gunicorn workers and one dispatcher
+        assert len(kids) == 3, kids  # two granian workers and one dispatcher
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
         assert not any(alive(pid) for pid in kids)
