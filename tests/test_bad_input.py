@@ -846,3 +846,23 @@ def test_a_nul_in_a_list_item_is_named_as_such(world):
         send(world, "create_session", body=valid_session() | {"areas": ["fa\x00ce"]}), 422
     )
     assert "NUL" in error["fields"]["areas"], error
+
+
+def test_names_are_stored_without_the_controls_that_reorder_text(world):
+    """An override (U+202E) or isolate in a name would turn the rest of its line around on the
+    client's home page ("Hello, ...") and the practitioner's: names are stored without them."""
+    rlo, lri, pdi = "\u202e", "\u2066", "\u2069"
+    r = world.p1.post("/api/clients", {"name": f"Eve{rlo}live{lri} N{pdi}"})
+    assert r.status_code == 201, r.json
+    assert r.json["name"] == "Evelive N"
+    me = world.p1.patch("/api/me", {"name": f"Dr {rlo}Sam"}).json
+    assert me["practitioner"]["name"] == "Dr Sam", me
+    r = world.p1.patch("/api/clinic", {"display_name": f"{rlo}Glow"})
+    assert r.status_code == 200 and r.json["display_name"] == "Glow", r.json
+    # A name made of nothing else is no name; the schema says what is refused.
+    before = snapshot(world.app)
+    error = assert_error(world.p1.post("/api/clients", {"name": f" {rlo}{pdi} "}), 422)
+    assert set(error["fields"]) == {"name"}
+    assert snapshot(world.app) == before
+    pattern = world.anon.get("/api/openapi.json").json["components"]["schemas"]["ClientInput"]
+    assert "\\u202a-\\u202e\\u2066-\\u2069" in pattern["properties"]["name"]["pattern"]

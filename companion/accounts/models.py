@@ -18,6 +18,7 @@ from companion.contract import (
     Clock,
     Custom,
     Email,
+    Name,
     Nested,
     Phone,
     Query,
@@ -100,7 +101,7 @@ class QuietHoursInput(Body):
 
 class PractitionerInput(Body):
     email: Email()
-    name: Text(100)
+    name: Name()
     password: Password()
 
 
@@ -130,7 +131,7 @@ class PasswordChangeInput(Body):
 
 
 class SetupInput(PractitionerInput):
-    clinic_name: Text(100)
+    clinic_name: Name()
     clinic_phone: Phone()
     timezone: TimeZone(required=True)
 
@@ -157,7 +158,7 @@ class ClientSettingsInput(Body):
 
 
 class ClientInput(ClientSettingsInput):
-    name: Text(100)
+    name: Name()
     email: Email(required=False)
     phone: Phone()
 
@@ -165,7 +166,7 @@ class ClientInput(ClientSettingsInput):
 class PractitionerSettingsInput(Body):
     """What a practitioner may change about themselves (PATCH /api/me)."""
 
-    name: Text(100)
+    name: Name()
     alert_severities: Custom(
         _severities,
         {"type": "array", "items": {"enum": list(SEVERITIES_DESC)}, "uniqueItems": False},

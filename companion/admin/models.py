@@ -13,6 +13,7 @@ from companion.contract import (
     Choice,
     Clock,
     Moment,
+    Name,
     Phone,
     Reply,
     Text,
@@ -67,7 +68,7 @@ def _optional(check, schema: dict) -> Any:
 class ClinicInput(Body):
     """What an owner may change of the clinic's face (PATCH /api/clinic); null clears."""
 
-    display_name: Text(100, required=False)
+    display_name: Name(required=False)
     phone: Phone()
     address: Text(300, required=False)
     booking_url: _optional(

@@ -29,6 +29,12 @@ HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 SPACE = "\\s\\u0000-\\u001f\\u0085"
 
 
+# The invisible controls that reorder text (embeddings, overrides, isolates): in a name they
+# would turn the rest of its line around on someone else's screen ("Hello, <name>. Your...").
+DIRECTION_CONTROLS = "\\u202a-\\u202e\\u2066-\\u2069"  # spelled for JSON Schema
+_NO_DIRECTION_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def _clean_text(value: Any, required: bool, max_len: int, pattern, message: str) -> str | None:
     if not isinstance(value, str):
         raise fail(N_("Must be text."))
@@ -44,14 +50,17 @@ def _clean_text(value: Any, required: bool, max_len: int, pattern, message: str)
     return value if required else value or None
 
 
-def _text_schema(required: bool, max_len: int, pattern: re.Pattern | None) -> dict:
+def _text_schema(
+    required: bool, max_len: int, pattern: re.Pattern | None, invisible: str = ""
+) -> dict:
     out: dict = {"type": "string", "maxLength": max_len}
     if pattern is not None:
         # Python's \\s (and str.strip) also covers \\x1c-\\x1f and \\x85; JSON Schema's does not.
         out["pattern"] = pattern.pattern.replace("\\s", SPACE)
     else:
-        # No NUL; a required text has something besides spaces.
-        out["pattern"] = f"^[^\\u0000]*[^{SPACE}][^\\u0000]*$" if required else "^[^\\u0000]*$"
+        # No NUL; a required text has something besides spaces (and what is dropped unseen).
+        visible = f"[^{SPACE}{invisible}]"
+        out["pattern"] = f"^[^\\u0000]*{visible}[^\\u0000]*$" if required else "^[^\\u0000]*$"
     if required:
         out["minLength"] = 1
     return out
@@ -73,6 +82,19 @@ def Text(  # noqa: N802 (a type factory reads as a type in a model)
 
     spec = Spec(check, required, null=None)
     return field_type(str, spec, _text_schema(required, max_len, pattern))
+
+
+def Name(max_len: int = 100, *, required: bool = True) -> Any:  # noqa: N802
+    """A person's or a clinic's name: trimmed text, stored without the invisible controls that
+    reorder text (DIRECTION_CONTROLS; nothing a reader sees is lost)."""
+
+    def check(value: Any, context: dict) -> str | None:
+        if isinstance(value, str):
+            value = value.translate(_NO_DIRECTION_CONTROLS)
+        return _clean_text(value, required, max_len, None, "")
+
+    spec = Spec(check, required, null=None)
+    return field_type(str, spec, _text_schema(required, max_len, None, DIRECTION_CONTROLS))
 
 
 def Email(*, required: bool = True) -> Any:  # noqa: N802
