@@ -20,7 +20,7 @@ from companion.accounts import models as accounts
 from companion.admin import models as admin
 from companion.checkins import models as checkins
 from companion.contract.document import _subclasses
-from companion.contract.fields import _text_schema
+from companion.contract.fields import DIRECTION_CONTROLS, _text_schema
 from companion.errors import Invalid
 from companion.reminders import models as reminders
 from companion.reminders import push
@@ -129,7 +129,12 @@ def branch(prop: dict) -> dict:
     return next((b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"), prop)
 
 
-OWN_PATTERNS = {_text_schema(r, 1, None)["pattern"] for r in (True, False)}
+# Plain text and names (contract.Name: no direction controls) take a run of one letter.
+OWN_PATTERNS = {
+    _text_schema(r, 1, None, invisible)["pattern"]
+    for r in (True, False)
+    for invisible in ("", DIRECTION_CONTROLS)
+}
 
 
 def text(length: int, pattern: str | None, form: str | None = None) -> str | None:
