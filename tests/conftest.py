@@ -38,7 +38,7 @@ def app(request, tmp_path, monkeypatch):
     """
     instance = tmp_path / "instance"
     monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(instance))
-    # A people template: conftest's world_template, or a module's own (see people_template).
+    # A people template: conftest's world_template, or a module's own (see one_clinic).
     peopled = [
         n for n in request.fixturenames if n.endswith("_template") and n != "migrated_template"
     ]
@@ -264,21 +264,36 @@ def world_cookies(world: World, names=("p1", "p2", "c1", "c2")) -> dict:
     }
 
 
-def people_template(kind: str, world_class, data, signed_in, tmp_path_factory) -> dict:
-    """A template of a module's own World subclass (kept `data`, `signed_in` test clients).
+class OneClinic(World):
+    """One clinic through the API: a practitioner, a client (with `client`'s fields) with a
+    session 2 h ago, and the client's phone, both signed in."""
 
-    Return it from a fixture named `..._template`: `app` then starts from its database and
-    secrets, and WorldCopy(app, template) gives the test its copy.
-    """
+    def __init__(self, app, **client):
+        self.app = app
+        self.anon = Api(app)
+        self.p1, self.clinic1 = self.practitioner("one@clinic-one.net", "Clinic One")
+        self.client1 = self.new_client(self.p1, "Alice", **client)
+        self.session1 = self.new_session(self.p1, self.client1["id"])
+        self.c1 = self.sign_in_client(self.p1, self.client1["id"])
+
+
+def one_clinic(kind: str, tmp_path_factory, **client) -> dict:
+    """A template of a OneClinic. Return it from a module's fixture named `one_clinic_template`:
+    `app` then starts from its database and secrets, and `practice` is the test's copy."""
 
     def build(app) -> dict:
-        world = world_class(app)
+        world = OneClinic(app, **client)
         return {
-            "data": {name: getattr(world, name) for name in data},
-            "cookies": world_cookies(world, signed_in),
+            "data": {name: getattr(world, name) for name in ("clinic1", "client1", "session1")},
+            "cookies": world_cookies(world, ("p1", "c1")),
         }
 
     return _template(kind, build, tmp_path_factory)
+
+
+@pytest.fixture
+def practice(app, one_clinic_template):
+    return WorldCopy(app, one_clinic_template)
 
 
 def _build_world(app) -> dict:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Api, World, WorldCopy, checkin_body, people_template
+from conftest import Api, checkin_body, one_clinic
 
 from companion.accounts import clients, clinics
 from companion.db import connect, iso, parse_iso, rows, utcnow, write
@@ -807,30 +807,11 @@ def test_reminders_come_in_the_clinics_name_except_in_discreet_mode(db, outbox, 
     assert "Glow" not in message.raw.decode()
 
 
-class OneClinic(World):
-    """One clinic through the API: a practitioner, a client with no quiet hours, their phone."""
-
-    def __init__(self, app):
-        self.app = app
-        self.anon = Api(app)
-        self.p1, self.clinic1 = self.practitioner("one@clinic-one.net", "Clinic One")
-        # No quiet hours, so a session 2 h ago has a reminder due now whatever the time of day.
-        self.client1 = self.new_client(
-            self.p1, "Alice", quiet_hours={"start": "00:00", "end": "00:00"}
-        )
-        self.session1 = self.new_session(self.p1, self.client1["id"])
-        self.c1 = self.sign_in_client(self.p1, self.client1["id"])
-
-
 @pytest.fixture
 def one_clinic_template(tmp_path_factory):
-    data = ("clinic1", "client1", "session1")
-    return people_template("dispatch", OneClinic, data, ("p1", "c1"), tmp_path_factory)
-
-
-@pytest.fixture
-def practice(app, one_clinic_template):
-    return WorldCopy(app, one_clinic_template)
+    # No quiet hours, so a session 2 h ago has a reminder due now whatever the time of day.
+    no_quiet_hours = {"start": "00:00", "end": "00:00"}
+    return one_clinic("dispatch", tmp_path_factory, quiet_hours=no_quiet_hours)
 
 
 def test_urgent_flag_reaches_the_practitioners_phone_with_high_urgency(

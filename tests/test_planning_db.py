@@ -7,7 +7,7 @@ we check that the API and clinic functions write, re-plan and cancel the right r
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Api, World, WorldCopy, people_template
+from conftest import World, one_clinic
 
 from companion.db import iso, parse_iso, rows, write
 from companion.reminders import dispatcher as dispatch
@@ -19,27 +19,9 @@ from companion.treatments import store as treatments
 STEP_KEYS = {s["key"] for s in DEFAULT_STEPS}
 
 
-class OneClinic(World):
-    """One clinic: a signed-in practitioner, a client with a session 2 h ago, the client's phone."""
-
-    def __init__(self, app):
-        self.app = app
-        self.anon = Api(app)
-        self.p1, self.clinic1 = self.practitioner("one@clinic-one.net", "Clinic One")
-        self.client1 = self.new_client(self.p1, "Alice")
-        self.session1 = self.new_session(self.p1, self.client1["id"])
-        self.c1 = self.sign_in_client(self.p1, self.client1["id"])
-
-
 @pytest.fixture
 def one_clinic_template(tmp_path_factory):
-    data = ("clinic1", "client1", "session1")
-    return people_template("planning", OneClinic, data, ("p1", "c1"), tmp_path_factory)
-
-
-@pytest.fixture
-def practice(app, one_clinic_template):
-    return WorldCopy(app, one_clinic_template)
+    return one_clinic("planning", tmp_path_factory)
 
 
 def session_rows(db, session_id: int) -> list[dict]:
