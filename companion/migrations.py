@@ -592,3 +592,24 @@ def m015_photo_upload_digest(db: sqlite_utils.Database) -> None:
     CREATE UNIQUE INDEX photos_checkin_upload ON photos(checkin_id, upload_sha256);
     """,
     )
+
+
+@migrations()
+def m016_names_without_direction_controls(db: sqlite_utils.Database) -> None:
+    """Names are stored without the invisible controls that reorder text (contract.Name, since
+    b7b426b); remove them from the names stored before, trimmed as a new name would be. A name
+    made of nothing else keeps its controls' place as "?" (a name is never empty)."""
+    controls = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+    glob = "*[" + "".join(map(chr, controls)) + "]*"
+    for table, columns in (("clients", ["name"]), ("practitioners", ["name"]),
+                           ("clinics", ["name", "display_name"])):  # fmt: skip
+        for column in columns:
+            found = db.execute(
+                f"SELECT id, {column} FROM {table} WHERE {column} GLOB ?",
+                [glob],
+            ).fetchall()
+            for row_id, value in found:
+                clean = value.translate(controls).strip() or (
+                    None if column == "display_name" else "?"
+                )
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [clean, row_id])

@@ -10,10 +10,12 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import PASSWORD, checkin_body
+from conftest import PASSWORD, checkin_body, sql
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_isolation import snapshot, template_world_fixture, world_fixture  # noqa: F401
+
+from companion.cli import migrate
 
 DROP = object()  # remove this key from the valid body
 
@@ -866,3 +868,31 @@ def test_names_are_stored_without_the_controls_that_reorder_text(world):
     assert snapshot(world.app) == before
     pattern = world.anon.get("/api/openapi.json").json["components"]["schemas"]["ClientInput"]
     assert "\\u202a-\\u202e\\u2066-\\u2069" in pattern["properties"]["name"]["pattern"]
+
+
+def test_m016_removes_the_controls_from_names_stored_before(world):
+    """Names stored before contract.Name may hold the controls: the upgrade removes them, trims
+    what is left, and a name made of nothing else becomes "?" (a clinic's display name null)."""
+    rlo, pdi = "\u202e", "\u2069"
+    client = world.p1.post("/api/clients", {"name": "Plain"}).json["id"]
+    for statement, params in (
+        ("UPDATE clients SET name = ? WHERE id = ?", [f"Eve{rlo}live {pdi}", client]),
+        (
+            "UPDATE practitioners SET name = ? WHERE email = ?",
+            [f" {rlo}{pdi}", "one@clinic-one.net"],
+        ),
+        ("UPDATE clinics SET name = ?, display_name = ?", [f"{rlo}Glow", rlo]),
+        ("DELETE FROM _sqlite_migrations WHERE name = 'm016_names_without_direction_controls'", []),
+    ):
+        sql(world.app, statement, params)
+    untouched = sql(world.app, "SELECT id, name FROM clients WHERE id != ? ORDER BY id", [client])
+    with world.app.app_context():
+        assert migrate(world.app) == ["m016_names_without_direction_controls"]
+    assert sql(world.app, "SELECT name FROM clients WHERE id = ?", [client]) == [("Evelive",)]
+    assert sql(
+        world.app, "SELECT name FROM practitioners WHERE email = ?", ["one@clinic-one.net"]
+    ) == [("?",)]
+    assert set(sql(world.app, "SELECT name, display_name FROM clinics")) == {("Glow", None)}
+    assert sql(world.app, "SELECT id, name FROM clients WHERE id != ? ORDER BY id", [client]) == (
+        untouched
+    )
