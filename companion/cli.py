@@ -149,19 +149,30 @@ def reset_two_factor(email) -> None:
             row = clinics.find_practitioner_by_email(db, email)
             if row is None:
                 raise click.ClickException(f"No practitioner has the email {email}.")
-            twofactor.turn_off(db, row["id"])
-            db.conn.execute(
-                "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = 'practitioner'"
-                " AND user_id = :id AND revoked_at IS NULL",
-                {"now": iso(utcnow()), "id": row["id"]},
-            )
-            audit.record(
-                "two_factor_reset",
-                actor_kind="operator",
-                clinic_id=row["clinic_id"],
-                detail=f"practitioner={row['id']}",
-            )
-    click.echo(f"Two-factor sign-in is off for {row['email']}; their sessions ended.")
+            was_on = twofactor.enabled(row)
+            twofactor.turn_off(db, row["id"])  # also a set-up begun and never confirmed
+            if was_on:
+                ended = db.conn.execute(
+                    "UPDATE auth_sessions SET revoked_at = :now WHERE user_kind = 'practitioner'"
+                    " AND user_id = :id AND revoked_at IS NULL",
+                    {"now": iso(utcnow()), "id": row["id"]},
+                ).rowcount
+                audit.record(
+                    "two_factor_reset",
+                    actor_kind="operator",
+                    clinic_id=row["clinic_id"],
+                    detail=f"practitioner={row['id']}",
+                )
+    if not was_on:
+        click.echo(
+            f"Two-factor sign-in was not on for {row['email']}: nothing to reset; their"
+            " sessions go on and they sign in with their password."
+        )
+        return
+    sessions = {0: "no session of theirs was open", 1: "their 1 session ended"}.get(
+        ended, f"their {ended} sessions ended"
+    )
+    click.echo(f"Two-factor sign-in is off for {row['email']}; {sessions}.")
 
 
 def _serve_embedded(app, host: str, port: int, dispatch: bool) -> None:

@@ -32,20 +32,21 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             f"secrets (SECRET_KEY, VAPID keys) in {secrets}",
         )
     )
+    broken, initialised = None, False
     try:
         db = connect(cfg["DATABASE"])
+        initialised = bool(migrations.migrations.applied(db))
     except sqlite3.DatabaseError as e:  # not a database (any more): said below, once
         broken, db = unreadable_database(cfg["DATABASE"], e), None
-    else:
-        broken = None
     try:
         # The dispatcher's own judgement, fallback included (reminders/health.py).
-        if db is None:
-            raise sqlite3.DatabaseError("the database cannot be read")
+        if not initialised:
+            raise sqlite3.DatabaseError("no database yet")
         subject, problem = push_health.contact(cfg, db)
-    except sqlite3.Error as e:  # not migrated yet: judge the configured contact alone
+    except sqlite3.Error:  # no database yet: judge the configured contact alone
         subject, problem = cfg.get("VAPID_SUBJECT"), push_health.configured_contact(cfg) or None
-        problem = problem and f"{problem} ({e})"
+        if not subject:  # as after init-db without a practitioner
+            problem = push_health.NO_CONTACT
     finally:
         if db is not None:
             db.close()
@@ -94,6 +95,9 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         found.append((False, "PUSH_ALLOW_PRIVATE_ENDPOINTS is on: for tests only"))
     if broken:
         found.append((False, broken))
+        return found
+    if not initialised:  # before `init-db`: one plain finding, not its fifteen migrations
+        found.append((False, "the database is not initialised: run companion init-db"))
         return found
     db = connect(cfg["DATABASE"])
     try:

@@ -411,6 +411,19 @@ def test_a_file_that_is_not_a_database_is_named(runner, app, command):
     assert database.read_bytes().startswith(b"not a database")
 
 
+def test_the_doctor_before_init_db_says_to_run_it(tmp_path, monkeypatch):
+    # It showed SQLite's "no such table: practitioners" and a list of fifteen migrations.
+    monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(tmp_path / "fresh"))
+    monkeypatch.delenv("COMPANION_VAPID_SUBJECT", raising=False)
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "PROBLEM  the database is not initialised: run companion init-db" in result.output
+    assert "no such table" not in result.output and "m001" not in result.output
+    assert "PROBLEM  VAPID subject: no VAPID contact" in result.output
+    assert CliRunner().invoke(main, ["init-db"]).exit_code == 0
+    assert "ok       database migrated" in CliRunner().invoke(main, ["doctor"]).output
+
+
 @pytest.mark.parametrize("command", ["run", "demo", "serve"])
 @pytest.mark.parametrize("port", ["99999", "65536", "-1"])
 def test_a_port_out_of_range_is_refused(runner, command, port):

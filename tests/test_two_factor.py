@@ -312,7 +312,7 @@ def test_the_operator_resets_a_lost_phone_from_the_command_line(world, runner):
     assert login(world.app)[1].status_code == 401  # code required
     result = runner.invoke(["reset-two-factor", "--email", P1_EMAIL])
     assert result.exit_code == 0, result.output
-    assert "off for one@clinic-one.net" in result.output
+    assert "off for one@clinic-one.net; their 1 session ended." in result.output
     assert world.p1.get("/api/me").status_code == 401  # sessions ended
     assert login(world.app)[1].status_code == 200  # the password alone again
     assert count(world.app, "recovery_codes") == 0
@@ -322,6 +322,17 @@ def test_the_operator_resets_a_lost_phone_from_the_command_line(world, runner):
     assert actor == "operator"
     unknown = runner.invoke(["reset-two-factor", "--email", "nobody@clinic-one.net"])
     assert unknown.exit_code != 0 and "No practitioner" in unknown.output
+
+
+def test_the_command_line_reset_says_so_when_two_factor_was_not_on(world, runner):
+    # It said "their sessions ended" for an account without two-factor sign-in: now it
+    # says nothing was on, and leaves the sessions and the audit log as they were.
+    result = runner.invoke(["reset-two-factor", "--email", P1_EMAIL])
+    assert result.exit_code == 0, result.output
+    assert "was not on for one@clinic-one.net" in result.output
+    assert "ended" not in result.output
+    assert world.p1.get("/api/me").status_code == 200  # still signed in
+    assert audited(world.app, "two_factor_reset") == 0
 
 
 # The secret at rest ---------------------------------------------------------------------------
