@@ -39,6 +39,31 @@ def test_own_or_no_header_is_filed_as_before(world, app):
     assert count(app, "checkins", "client_id = ?", (world.client1["id"],)) == 2
 
 
+def test_an_empty_or_malformed_header_is_a_clear_400_and_nothing_is_stored(world, app):
+    # An empty header names nobody: neither "another client" (409) nor a check-in filed as if
+    # it were absent. The answer says what the header must be.
+    for value in ("", " ", "abc", "4 2", "-1", "\u0661"):
+        r = world.c1.post("/api/checkins", checkin_body(), headers={"X-Companion-Client": value})
+        assert r.status_code == 400, (value[:10], r.status_code)
+        assert r.json["error"]["code"] == "bad_header"
+        assert "X-Companion-Client" in r.json["error"]["message"]
+    long_id = {"X-Companion-Client": "9" * 5000}  # digits: a (nonexistent) other client's id
+    assert world.c1.post("/api/checkins", checkin_body(), headers=long_id).status_code == 409
+    assert count(app, "checkins") == 0
+    checkin = world.c1.post("/api/checkins", checkin_body()).json
+    url = f"/api/checkins/{checkin['id']}/photos"
+    r = world.c1.post(
+        url, data=_jpeg(), headers={"Content-Type": "image/jpeg", "X-Companion-Client": ""}
+    )
+    assert r.status_code == 400 and r.json["error"]["code"] == "bad_header"
+    assert count(app, "photos") == 0
+    own = f" 0{world.client1['id']} "
+    r = world.c1.post(
+        url, data=_jpeg(), headers={"Content-Type": "image/jpeg", "X-Companion-Client": own}
+    )
+    assert r.status_code == 201
+
+
 def test_a_photo_replayed_for_another_client_is_refused(world, app):
     checkin = world.c1.post("/api/checkins", checkin_body()).json
     url = f"/api/checkins/{checkin['id']}/photos"

@@ -32,16 +32,30 @@ CLIENT_HEADER_PARAM = {
     "name": CLIENT_HEADER,
     "in": "header",
     "required": False,
-    "description": "The client who made this (queued) check-in; another client's id than the "
-    "signed-in one answers 409 `other_client`. Without it, the signed-in client's.",
-    "schema": {"type": "string"},
+    "description": "The client who made this (queued) check-in, as their id (digits); another "
+    "client's id than the signed-in one answers 409 `other_client`, an empty or non-numeric "
+    "value 400 `bad_header`. Without it, the signed-in client's.",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
 
 
 def _same_client() -> None:
-    """Refuse a replay made by another client than the signed-in one (409 other_client)."""
+    """Refuse a replay made by another client than the signed-in one (409 other_client).
+
+    The header names a client by id; an empty or malformed one names nobody, so it is neither
+    "another client" nor left out: a 400 that says what the header must be.
+    """
     named = request.headers.get(CLIENT_HEADER)
-    if named is not None and named.strip() != str(current_user.id):
+    if named is None:
+        return
+    named = named.strip()
+    if not (named.isascii() and named.isdigit()):
+        raise ApiError(
+            400,
+            "bad_header",
+            N_("The X-Companion-Client header must be a client's id (digits), or left out."),
+        )
+    if named.lstrip("0") != str(current_user.id):  # no int(): a 5,000-digit header
         raise ApiError(
             409,
             "other_client",
@@ -135,7 +149,7 @@ def get_checkins():
     reply=Photo,
     body={"type": "string", "format": "binary"},
     body_type="image/*",
-    errors=(401, 403, 404, 409, 413, 415, 422, 429),
+    errors=(400, 401, 403, 404, 409, 413, 415, 422, 429),
     extra={"also_ok": (200,), "parameters": [CLIENT_HEADER_PARAM]},
 )
 @client_required
