@@ -82,6 +82,22 @@ def test_adding_a_colleague_refuses_a_weak_password(world, password, reason):
     assert reason in r.json["error"]["fields"]["password"]
 
 
+@pytest.mark.parametrize("where", ["adding a colleague", "a change"])
+def test_the_clinics_own_names_count_as_known_beyond_setup(world, where):
+    # Only the setup counted the clinic's name: the same password was refused there and
+    # accepted for a colleague or a change.
+    assert (
+        world.p1.patch("/api/clinic", {"display_name": "Rosewood Skin Studio"}).status_code == 200
+    )
+    if where == "a change":
+        r = change(world.p1, new="Rosewood Skin Studio")
+    else:
+        body = {"email": "new@clinic-one.net", "name": "Dr New", "password": "Rosewood Skin Studio"}
+        r = world.p1.post("/api/practitioners", body)
+    assert r.status_code == 422, r.json
+    assert "too easy to guess" in r.json["error"]["fields"]["password"]
+
+
 @pytest.mark.parametrize(("password", "reason"), REFUSED[1::2])
 def test_create_practitioner_refuses_a_weak_password(app, password, reason):
     result = Cli().invoke(

@@ -36,10 +36,18 @@ def set_up(db: sqlite_utils.Database, values: dict, person: dict, now: datetime)
     return row
 
 
+def _clinic_words(db: sqlite_utils.Database, actor: User) -> tuple[str | None, ...]:
+    """The clinic's names, which the password policy counts as known to an attacker."""
+    clinic = clinics.get_clinic(db, actor.clinic_id)
+    return clinic["name"], clinic.get("display_name")
+
+
 def add_colleague(db: sqlite_utils.Database, actor: User, values: dict, now: datetime) -> dict:
     """Add a practitioner (or, when asked, an owner) to the actor's clinic from a parsed
     PractitionerInput; only an owner may."""
-    passwords.require_good(values["password"], (values["email"], values["name"]))
+    passwords.require_good(
+        values["password"], (values["email"], values["name"], *_clinic_words(db, actor))
+    )
     role = values.get("role") or "practitioner"
     with write(db):
         pid = clinics.create_practitioner(
@@ -101,7 +109,7 @@ def change_password(
     if not credentials.password_matches(row, current):
         throttle.record_failure(db, email, address, actor.clinic_id, now)
         raise Invalid({"current_password": "This is not your current password."})
-    passwords.require_good(new, (email, row["name"]))
+    passwords.require_good(new, (email, row["name"], *_clinic_words(db, actor)))
     if credentials.password_matches(row, new):
         raise Invalid({"password": "Choose a password different from your current one."})
     with write(db):
