@@ -126,13 +126,17 @@ def trusted_request_host() -> bool:
         return False
 
 
-# Invite tokens sign a phone in, calendar tokens open a client's schedule: they must not reach
-# access logs (paths, referrers, Location).
-INVITE_TOKEN = re.compile(r"(/i/|/api/invites/|/calendar/)[^/?#\s\"]+")
+# Invite tokens sign a phone in, calendar tokens open a client's schedule, an email's check-in
+# link files a check-in and its unsubscribe link turns email off: they must not reach access
+# logs (paths, referrers, Location).
+INVITE_TOKEN = re.compile(
+    r"(/i/|/api/invites/|/calendar/|/checkin/link/|/api/checkin-links/|/email/unsubscribe/)"
+    r"[^/?#\s\"]+"
+)
 
 
 def redact_tokens(text: str) -> str:
-    """Replace the invite tokens in a logged line (a path, a referrer) with `[token]`."""
+    """Replace the tokens in a logged line (a path, a referrer) with `[token]`."""
     return INVITE_TOKEN.sub(r"\1[token]", text)
 
 

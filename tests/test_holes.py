@@ -167,6 +167,34 @@ def test_the_development_server_log_has_no_invite_tokens():
     assert record.getMessage() == '"GET /i/[token] HTTP/1.1" 200 -'
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/checkin/link/{t}",
+        "/api/checkin-links/{t}",
+        "/email/unsubscribe/{t}",
+        "/calendar/{t}.ics",
+        "/i/{t}",
+        "/api/invites/{t}/redeem",
+    ],
+)
+def test_every_link_token_is_redacted_from_the_request_log(path):
+    # The email's one-tap check-in and unsubscribe links were logged whole: anyone reading
+    # the log could file a client's check-in or turn their email off.
+    token = "eyJjIjo3fQ.Zk9q-x_Secret"
+    record = logging.LogRecord(
+        "werkzeug",
+        logging.INFO,
+        "",
+        0,
+        '"%s" %s %s',
+        (f"GET {path.format(t=token)} HTTP/1.1", "200", "-"),
+        None,
+    )
+    REDACT_TOKENS.filter(record)
+    assert "Secret" not in record.getMessage() and "[token]" in record.getMessage()
+
+
 # Every date parameter: no 500 ----------------------------------------------------------------
 
 
