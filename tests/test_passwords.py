@@ -1,5 +1,6 @@
 """Passwords: the policy wherever one is set, changing your own, and throttled sign-in."""
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +44,7 @@ def test_policy_counts_the_persons_own_details_as_known():
 
 def test_policy_refuses_nul_and_over_long():
     assert "12 to 200" in passwords.problem("correct horse\x00battery")
+    assert "surrogate" in passwords.problem("\ud800correct horse battery")
     assert "12 to 200" in passwords.problem("x" * 150 + " unrelated words " * 4)
 
 
@@ -96,6 +98,32 @@ def test_the_clinics_own_names_count_as_known_beyond_setup(world, where):
         r = world.p1.post("/api/practitioners", body)
     assert r.status_code == 422, r.json
     assert "too easy to guess" in r.json["error"]["fields"]["password"]
+
+
+def surrogate_body(body: dict, field: str) -> dict:
+    # JSON may spell an unpaired surrogate ("\ud800"), which cannot be hashed: it was a 500.
+    raw = json.dumps(body | {field: "\ud800violet tractor moonbeam"})
+    return {"data": raw, "headers": {"Content-Type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/practitioners", {"email": "new@clinic-one.net", "name": "Dr New"}, "password"),
+        ("/api/auth/password", {"current_password": PASSWORD}, "new_password"),
+    ],
+)
+def test_a_lone_surrogate_in_a_new_password_is_a_422_not_a_500(world, path, body, field):
+    r = world.p1.post(path, **surrogate_body(body, field))
+    assert r.status_code == 422, r.status_code
+    assert "surrogate" in r.json["error"]["fields"]["password"]
+
+
+def test_setup_refuses_a_lone_surrogate_in_the_password(client):
+    body = {"email": "a@b-clinic.net", "name": "A", "clinic_name": "B", "timezone": "UTC"}
+    r = client.post("/api/setup", **surrogate_body(body, "password"))
+    assert r.status_code == 422 and "surrogate" in r.json["error"]["fields"]["password"]
+    assert count(client.application, "practitioners") == 0
 
 
 @pytest.mark.parametrize(("password", "reason"), REFUSED[1::2])

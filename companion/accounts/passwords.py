@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from zxcvbn import zxcvbn
 
+from companion.contract.core import encodable
 from companion.errors import Invalid
 
 MIN_LENGTH = 12
@@ -27,8 +28,12 @@ def problem(password: str, context: Iterable[str | None] = ()) -> str | None:
     """Say what is wrong with a new password, or None when the policy accepts it."""
     if len(password) < MIN_LENGTH:
         return f"Use at least {MIN_LENGTH} characters."
-    if len(password) > MAX_LENGTH or "\x00" in password:
-        return f"Use {MIN_LENGTH} to {MAX_LENGTH} characters."
+    if len(password) > MAX_LENGTH or not encodable(password):
+        # A lone surrogate ("\ud800" in JSON) cannot be hashed: it was a 500.
+        return (
+            f"Use {MIN_LENGTH} to {MAX_LENGTH} characters, without NUL or unpaired"
+            " surrogate characters."
+        )
     words = [*_APP_WORDS]
     for text in context:
         if text:
