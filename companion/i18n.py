@@ -164,7 +164,7 @@ def client_messages_json() -> Markup:
 
 
 def init_app(app: Flask) -> None:
-    from companion.client_words import page_problem
+    from companion.client_words import page_problem  # it imports this module's gettext
 
     babel.init_app(app, locale_selector=select_locale, default_domain="messages")
     app.jinja_env.globals["current_language"] = current_language

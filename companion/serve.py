@@ -119,6 +119,8 @@ def granian_logging(accesslog: str | None) -> dict:
 def run_granian(host, port, workers, threads, dispatcher, accesslog) -> None:
     """granian's WSGI workers: `threads` blocking threads each (1: one request at a time, as a
     sync worker; a thread pool costs more than it gains, see benchmarks/README.md)."""
+    # Imported here: only the server chosen is loaded, and granian.server alone costs ~0.18 s
+    # (python -X importtime) that init-db, doctor and the other commands need not pay.
     from granian.constants import Interfaces
     from granian.server import Server
 
@@ -149,6 +151,7 @@ def run_granian(host, port, workers, threads, dispatcher, accesslog) -> None:
 
 def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:
     """gunicorn's sync workers (gthread when threads > 1)."""
+    # Imported here, like granian in run_granian: only the server chosen is loaded.
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 

@@ -101,6 +101,7 @@ def _load() -> ctypes.CDLL | None:
     """libwebp as Pillow links it: looking symbols up through Pillow's _webp module finds the
     library it was built against (the wheel's bundled copy, or the system's)."""
     try:
+        # Imported here: a Pillow built without WebP has no _webp, which must not stop the app.
         from PIL import _webp
     except ImportError:  # pragma: no cover - Pillow without WebP
         return None
