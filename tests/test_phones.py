@@ -196,6 +196,9 @@ def test_sign_out_answers_with_clear_site_data(world):
     assert other.get("/api/me").status_code == 401
     live = "user_kind = 'client' AND user_id = ? AND revoked_at IS NULL"
     assert count(world.app, "auth_sessions", live, (world.client1["id"],)) == 0
+    # The contract says so where integrations read it.
+    document = world.anon.get("/api/openapi.json").json
+    assert "Clear-Site-Data" in document["paths"]["/api/auth/logout"]["post"]["summary"]
 
 
 def test_an_erased_clients_phone_is_told_to_clear(world):

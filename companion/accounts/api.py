@@ -79,7 +79,14 @@ def login():
 
 
 @bp.post("/auth/logout")
-@operation("Sign out of this session", tag="session", ok=204, errors=(), public=True)
+@operation(
+    'Sign out of this session; the answer carries `Clear-Site-Data: "cache", "storage"`, so'
+    " the browser drops the app's caches, storage and service worker",
+    tag="session",
+    ok=204,
+    errors=(),
+    public=True,
+)
 @open_during_enrolment
 def logout():
     if current_user.is_authenticated:
