@@ -10,6 +10,8 @@ Practitioner pages stay English. A request's language:
 Outside a request (the dispatcher's push and email texts) callers choose with `in_language`.
 """
 
+import hashlib
+import json
 from contextlib import contextmanager
 from typing import Literal
 
@@ -187,8 +189,22 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def content_language(response):
-        # A client page says its language (the service worker keeps its offline page in it).
+        # A client page says its language (the service worker keeps its offline page in it),
+        # and which offline page goes with it: that language and the clinic's face in the
+        # header (name, logo, accent), so the cached copy is fetched again when either moves.
         language = g.get("page_language")
         if language and response.mimetype == "text/html":
             response.headers["Content-Language"] = language
+            response.headers[SHELL_HEADER] = shell_of(language, g.get("clinic_face"))
         return response
+
+
+SHELL_HEADER = "X-Companion-Shell"
+
+
+def shell_of(language: str, face: dict | None) -> str:
+    """Name the offline page a client page goes with (see content_language above)."""
+    seen = [language] + (
+        [face["display_name"], face["logo_url"], face["accent_color"]] if face else []
+    )
+    return hashlib.sha256(json.dumps(seen).encode()).hexdigest()[:16]

@@ -18,6 +18,9 @@ const CACHE_VERSION = "v3";
 const SHELL_CACHE = `companion-shell-${CACHE_VERSION}`;
 const CACHE_PREFIX = "companion-";
 const OFFLINE_URL = "/offline";
+// Which offline page a client page goes with (its language and the clinic's name and logo in
+// the header): the server says it on every client page and on the offline page itself.
+const SHELL_HEADER = "X-Companion-Shell";
 
 const SHELL_URLS = [
   OFFLINE_URL,
@@ -70,6 +73,8 @@ function strategyFor(request, origin) {
   if (url.pathname.startsWith("/api/")) return "network";
   if (request.mode === "navigate") return "page";
   if (url.pathname.startsWith("/static/") || url.pathname === "/manifest.webmanifest") return "static";
+  // The clinic's logo in the header, offline too (each version has its own address).
+  if (url.pathname.startsWith("/clinic/logo/")) return "static";
   return "network";
 }
 
@@ -163,11 +168,13 @@ async function forgetPersonalPages() {
 }
 
 /** Keep the offline page in the language the client's pages now come in (a client page
- * says it in Content-Language): fetch that language's copy when the cached one differs. */
-async function keepOfflinePageIn(language) {
+ * says it in Content-Language) and with their clinic's header (`shell`, X-Companion-Shell):
+ * fetch that language's copy, as the signed-in client, when the cached one differs. */
+async function keepOfflinePageIn(language, shell = null) {
   const cache = await caches.open(SHELL_CACHE);
   const cached = await cache.match(OFFLINE_URL);
-  if (cached && cached.headers.get("Content-Language") === language) return;
+  const same = cached && cached.headers.get("Content-Language") === language;
+  if (same && (!shell || cached.headers.get(SHELL_HEADER) === shell)) return;
   const response = await fetch(`${OFFLINE_URL}?lang=${encodeURIComponent(language)}`, {
     credentials: "same-origin",
     cache: "no-store",
@@ -201,7 +208,8 @@ async function networkFirstPage(event) {
     const response = (await event.preloadResponse) ?? (await fetch(event.request));
     const language = response.ok ? response.headers.get("Content-Language") : null;
     if (language && !meansSignedOut(response)) {
-      event.waitUntil(keepOfflinePageIn(language).catch((error) => console.warn("Offline page:", error)));
+      const shell = response.headers.get(SHELL_HEADER);
+      event.waitUntil(keepOfflinePageIn(language, shell).catch((error) => console.warn("Offline page:", error)));
     }
     if (meansSignedOut(response)) {
       event.waitUntil(forgetPersonalPages());

@@ -296,6 +296,8 @@ test("strategyFor: which requests the worker answers and how", () => {
     [{ method: "GET", url: "https://cdn.example/static/x.js", mode: "cors" }, "network"],
     [{ method: "GET", url: `${ORIGIN}/sw.js`, mode: "same-origin" }, "network"],
     [{ method: "GET", url: `${ORIGIN}/uploads/photo.jpg`, mode: "no-cors" }, "network"],
+    [{ method: "GET", url: `${ORIGIN}/clinic/logo/1/Ab_9.jpg`, mode: "no-cors" }, "static"],
+    [{ method: "GET", url: `${ORIGIN}/clinic/queue`, mode: "cors" }, "network"],
   ];
   for (const [request, expected] of table) {
     assert.equal(strategyFor(request, ORIGIN), expected, `${request.method} ${request.url} ${request.mode}`);
@@ -562,6 +564,28 @@ test("the offline page follows the language of the client's pages, and so do pus
   await worker.dispatch("push", { data: null });
   assert.equal(worker.notifications.at(-1).title, "Nuevo recordatorio");
   assert.equal(worker.notifications.at(-1).options.body, "Nuevo recordatorio.");
+});
+
+test("the offline page is fetched again when the clinic's header changes, not on every page", async () => {
+  // Precached at install, before the phone was signed in: no clinic in its header yet.
+  let face = "Companion";
+  const offline = () =>
+    basic(`<header>${face}</header>`, { headers: { "Content-Language": "en", "X-Companion-Shell": face } });
+  const page = () => basic("<form>", { headers: { "Content-Language": "en", "X-Companion-Shell": face } });
+  const worker = await installed({ routes: { "/offline": offline, "/checkin": page, "/reminders": page } });
+  const cache = worker.cacheStore.get("companion-shell-v3");
+  const refetches = () => worker.fetches.filter((f) => f.path === "/offline?lang=en").length;
+
+  face = "Glow Skin Studio"; // signed in: the clinic's pages, same language
+  await worker.dispatch("fetch", navigate("/checkin"));
+  await worker.dispatch("fetch", navigate("/reminders"));
+  assert.equal(await bodyOf(await cache.match("/offline")), "<header>Glow Skin Studio</header>");
+  assert.equal(refetches(), 1);
+
+  face = "Glow"; // the owner renamed the clinic
+  await worker.dispatch("fetch", navigate("/reminders"));
+  assert.equal(await bodyOf(await cache.match("/offline")), "<header>Glow</header>");
+  assert.equal(refetches(), 2);
 });
 
 test("targetUrl only lets same-origin paths through", () => {

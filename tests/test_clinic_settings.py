@@ -174,6 +174,28 @@ def test_client_pages_show_the_clinic_name_logo_and_call_button(world):
         assert "Companion</a>" not in header
 
 
+def test_the_offline_page_goes_with_the_clinics_header(world):
+    # The service worker keeps one offline page and fetches it again when a client page's
+    # X-Companion-Shell differs from the cached copy's: so they must agree, and move with
+    # the clinic's name and logo (it was precached before sign-in and kept "Companion").
+    def shells():
+        checkin = world.c1.get("/checkin")
+        offline = world.c1.get("/offline?lang=en")
+        assert "Glow Skin Studio" in offline.get_data(as_text=True).split("</header>")[0]
+        return checkin.headers["X-Companion-Shell"], offline.headers["X-Companion-Shell"]
+
+    world.p1.patch("/api/clinic", {"display_name": "Glow Skin Studio"})
+    page, offline = shells()
+    assert page == offline
+    assert world.anon.get("/offline?lang=en").headers["X-Companion-Shell"] != page
+    world.p1.put("/api/clinic/logo", data=image_bytes(), headers={"Content-Type": "image/png"})
+    assert shells()[0] == shells()[1] != page
+    assert world.c1.patch("/api/me", {"language": "es"}).status_code == 200
+    es_page = world.c1.get("/reminders").headers["X-Companion-Shell"]
+    assert es_page == world.c1.get("/offline?lang=es").headers["X-Companion-Shell"]
+    assert es_page not in (page, world.c1.get("/offline?lang=en").headers["X-Companion-Shell"])
+
+
 def test_the_invite_names_the_clinic_it_comes_from(world):
     world.p2.patch(
         "/api/clinic", {"display_name": "Clinic Two Studio", "phone": "+44 20 7946 0002"}
