@@ -120,9 +120,14 @@ def new_recovery_codes(db: sqlite_utils.Database, practitioner_id: int, now: dat
         "DELETE FROM recovery_codes WHERE practitioner_id = :id", {"id": practitioner_id}
     )
     db.conn.executemany(
-        "INSERT INTO recovery_codes (practitioner_id, code_hash, created_at) VALUES (?, ?, ?)",
+        "INSERT INTO recovery_codes (practitioner_id, code_hash, created_at)"
+        " VALUES (:id, :hash, :at)",
         [
-            (practitioner_id, generate_password_hash(c, method=RECOVERY_HASH), iso(now))
+            {
+                "id": practitioner_id,
+                "hash": generate_password_hash(c, method=RECOVERY_HASH),
+                "at": iso(now),
+            }
             for c in codes
         ],
     )

@@ -47,20 +47,3 @@ def test_runtime_dependencies_are_capped_below_their_next_major_version():
         and not any(spec.operator == "<" for spec in Requirement(line).specifier)
     ]
     assert not uncapped
-
-
-def test_function_level_imports_say_why():
-    # Issue 11: "No function-level imports except where a real cycle or a measured start-up
-    # cost demands it, with a comment saying which" (on the line, or just above it).
-    silent = []
-    for path in sorted(APP.rglob("*.py")):
-        lines = path.read_text().splitlines()
-        for func in ast.walk(ast.parse("\n".join(lines))):
-            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            for node in ast.walk(func):
-                if isinstance(node, ast.Import | ast.ImportFrom):
-                    near = lines[max(0, node.lineno - 4) : node.lineno]
-                    if not any("#" in line for line in near):
-                        silent.append(f"{path.relative_to(APP.parent)}:{node.lineno}")
-    assert not silent, silent

@@ -17,7 +17,7 @@ from companion.accounts.models import (
 )
 from companion.auth import open_during_enrolment, owner_required, practitioner_required
 from companion.contract import operation, parse
-from companion.db import get_db, one, utcnow
+from companion.db import get_db, utcnow
 from companion.web import body
 
 bp = Blueprint("api_twofactor", __name__, url_prefix="/api")
@@ -115,11 +115,7 @@ def recovery_codes():
 )
 @practitioner_required
 def clinic_two_factor():
-    found = one(
-        get_db(),
-        "SELECT two_factor_required FROM clinics WHERE id = :id",
-        {"id": current_user.clinic_id},
-    )
+    found = clinics.get_clinic(get_db(), current_user.clinic_id)
     return jsonify({"required": bool(found["two_factor_required"])})
 
 

@@ -12,7 +12,7 @@ from companion.accounts.clients import get_client
 from companion.auth import practitioner_required
 from companion.clinical import RULES, SEVERITIES_DESC
 from companion.converters import parse_id
-from companion.db import get_db, one, utcnow
+from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
 from companion.review import actions, audit_words, queue, recoveries, timeline
 from companion.treatments import store as treatments
@@ -169,12 +169,10 @@ def audit_page():
     entries = audit_words.in_words(db, clinic, audit.entries(clinic["id"], cid, limit=500))
     client = None
     if cid is not None:
-        found = one(
-            db,
-            "SELECT id, name FROM clients WHERE id = :id AND clinic_id = :clinic_id",
-            {"id": cid, "clinic_id": clinic["id"]},
-        )
-        client = found or {"id": cid, "name": f"erased client #{cid}", "erased": True}
+        try:
+            client = get_client(db, cid, clinic["id"])
+        except NotFound:
+            client = {"id": cid, "name": f"erased client #{cid}", "erased": True}
     return render_template("practitioner/audit.html", entries=entries, client=client, clinic=clinic)
 
 
