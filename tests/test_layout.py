@@ -7,7 +7,9 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "companion"
 ROUTE_MODULE = re.compile(r"(^|_)(api|pages)\.py$")
-SQL = re.compile(r"^\s*(SELECT\b.*\bFROM\b|INSERT INTO|UPDATE \w+ SET|DELETE FROM|WITH \w+ AS)", re.S)
+SQL = re.compile(
+    r"^\s*(SELECT\b.*\bFROM\b|INSERT INTO|UPDATE \w+ SET|DELETE FROM|WITH \w+ AS)", re.S
+)
 
 
 def modules():
