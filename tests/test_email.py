@@ -208,6 +208,38 @@ def test_push_failing_after_retries_falls_back_to_email(app, db, world, smtp, se
     assert "gave up" in row(db, row_id)["status_reason"]
 
 
+def test_a_push_service_down_as_long_as_retries_take_falls_back_to_email(
+    app, db, world, smtp, sender, receiver
+):
+    """While a push service is down its rows wait without spending attempts; a client with an
+    address must not wait for the reminder's validity to end (12 h) before it is emailed."""
+    erin = email_client(world)
+    api = world.sign_in_client(world.p1, erin["id"])
+    for n in range(3):  # three devices answering 503: the service counts as down
+        receiver.script(subscribe(world, api, receiver, f"erin-{n}"), [503] * 20)
+    finn = world.new_client(world.p1, "Finn", quiet_hours=AWAKE)  # no address: push only
+    receiver.script(
+        subscribe(world, world.sign_in_client(world.p1, finn["id"]), receiver, "f"), [503] * 20
+    )
+    erins, finns = queue(db, erin), queue(db, finn)
+    production = Dispatcher(app)
+    settings, mailer = production.settings, production.get_email()
+    dispatch.tick(db, sender, utcnow, "t", settings, email=mailer)
+    assert row(db, erins)["status"] == "pending" and smtp.received == []
+    assert "waiting for the push service" in row(db, erins)["status_reason"]
+    soon = utcnow() + timedelta(seconds=settings.retry_span / 2)
+    dispatch.tick(db, sender, lambda: soon, "t", settings, email=mailer)
+    assert row(db, erins)["status"] == "pending" and smtp.received == []  # not yet
+    later = utcnow() + timedelta(seconds=settings.retry_span + 1)
+    dispatch.tick(db, sender, lambda: later, "t", settings, email=mailer)
+    assert [m.rcpt_tos for m in smtp.wait_for(1)] == [["erin@home-tests.net"]]
+    assert row(db, erins)["status"] == "sent"
+    assert row(db, erins)["status_reason"].startswith("sent by email (push: push service down")
+    assert row(db, finns)["status"] == "pending"  # without an address it waits for push
+    dispatch.tick(db, sender, lambda: later + timedelta(minutes=5), "t", settings, email=mailer)
+    assert len(smtp.received) == 1  # once
+
+
 def test_email_only_client_gets_no_push(app, db, world, smtp, sender, receiver):
     erin = email_client(world)
     api = world.sign_in_client(world.p1, erin["id"])

@@ -2,7 +2,7 @@
 
 A client's reminder goes by email when their channels say so ("email" chosen), or, by
 default, once its push could not be delivered (no live device, every device gone, failed
-after retries) and the client has an address. An alert goes by email when the outbox
+after retries, its push service down that long) and the client has an address. An alert goes by email when the outbox
 marked it so (urgent alerts to owners, the clinic's email_alerts setting). Each email is
 one deliveries row (channel 'email', the address); one SMTP connection serves the batch.
 """

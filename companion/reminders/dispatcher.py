@@ -150,6 +150,15 @@ def send_batch(
         status, reason, next_at = retries.decide(
             row, attempt, outcomes, retry, wait_until, why, delivered, now, settings
         )
+        if (
+            status == "waiting"
+            and not retry
+            and _email_instead(row, targets, email)
+            and retries.down_too_long(services, down, now, settings)
+        ):
+            # The push service has been down as long as retries would have taken: push
+            # failed for this row, which goes by email now (by_email.send), not at expiry.
+            status, reason, next_at = "failed", f"push service down: {why}", None
         decided.append((row, attempt, status, reason, next_at))
     decided = by_email.send(
         db, email, decided, targets.quiet, targets.emailed, attempts, stamp, now, settings
@@ -166,6 +175,14 @@ def send_batch(
             final.append(jobs_for.settled(row["id"], owner, status, reason, attempt, sent_at))
     _record(db, stamp, attempts, succeeded, gone, pending, final)
     return counts
+
+
+def _email_instead(row: dict, targets, email) -> bool:
+    """This row may go by email in place of push (the default fallback), and has not yet."""
+    if email is None or row["id"] in targets.emailed or row["owner_kind"] != "client":
+        return False
+    want = by_email.wanted(row, targets.quiet.get(row["owner_id"]))
+    return want is not None and not want[1]
 
 
 # How long a row that only push can deliver waits, while push is off, before it is looked at

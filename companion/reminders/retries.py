@@ -35,6 +35,14 @@ class Settings:
     probe_backoff: float = 5.0
     max_probe_backoff: float = 60.0
 
+    @property
+    def retry_span(self) -> float:
+        """Seconds a row's retries take at most before it fails (the backoffs' ceilings)."""
+        return sum(
+            min(self.max_backoff, self.base_backoff * 2 ** (attempt - 1))
+            for attempt in range(1, self.max_attempts)
+        )
+
 
 def backoff(attempt: int, settings: Settings, retry_after: float | None) -> float:
     """Exponential backoff, jittered over its upper half, never sooner than asked (Retry-After)."""
@@ -66,6 +74,7 @@ class Service:
 
     failing: set[int] = field(default_factory=set)  # devices answered 5xx/nothing since
     down_until: datetime | None = None  # set: down; messages wait, then one probe goes out
+    down_since: datetime | None = None
     probes: int = 0
     reason: str = ""
 
@@ -109,12 +118,23 @@ def observe(
             wait = min(settings.max_probe_backoff, settings.probe_backoff * 2**service.probes)
             asked = max((o.retry_after or 0.0) for _, o in failing)
             service.down_until = now + timedelta(seconds=max(wait, asked))
+            service.down_since = service.down_since or now
             service.probes += 1
 
 
 def is_down(services: dict[str, Service], origin: str) -> bool:
     service = services.get(origin)
     return service is not None and service.down_until is not None
+
+
+def down_too_long(services: dict[str, Service], origins: set[str], now, settings) -> bool:
+    """Every one of these push services has been down as long as a row's retries take: a
+    row waiting only for them fails, so that it goes by email where it may (not at expiry)."""
+    return bool(origins) and all(
+        services[o].down_since is not None
+        and (now - services[o].down_since).total_seconds() >= settings.retry_span
+        for o in origins
+    )
 
 
 def send_unless_down(
