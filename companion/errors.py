@@ -3,7 +3,7 @@
 import sqlite3
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 
 class N_(str):  # noqa: N801 (the gettext marker's usual name)
@@ -202,6 +202,15 @@ def init_app(app: Flask) -> None:
         if isinstance(e, RateLimited):
             headers["Retry-After"] = str(e.retry_after)
         return abort_json_or_html(status_of(e), e.code, e.message, e.fields, headers)
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(e: SecurityError):
+        # A Host outside TRUSTED_HOSTS leaves the request without a URL adapter, so no page
+        # can be built (url_for fails: it was a 500): JSON under /api/, plain text elsewhere.
+        message = "This installation does not answer to that host name."
+        if request.path.startswith("/api/"):
+            return jsonify(error_body("bad_request", message)), 400
+        return message + "\n", 400, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

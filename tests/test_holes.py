@@ -62,6 +62,18 @@ def test_public_url_or_trusted_hosts_make_links_for_a_real_installation(world, a
     assert r.json["url"].startswith("https://aftercare.example-clinic.com/i/")
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/", "/clinic/login", "/api/me", "/nowhere"])
+def test_an_untrusted_host_gets_a_400_on_every_path(app, path):
+    # Pages answered 500: the error page's url_for has no URL adapter for a refused host.
+    app.config["TRUSTED_HOSTS"] = ["aftercare.example-clinic.com"]
+    r = app.test_client().get(path, headers={"Host": "evil.example"})
+    assert r.status_code == 400, r.status_code
+    if path.startswith("/api/"):
+        assert r.json["error"]["code"] == "bad_request"
+    ok = app.test_client().get("/healthz", headers={"Host": "aftercare.example-clinic.com"})
+    assert ok.status_code == 200
+
+
 def test_trusted_hosts_come_from_the_environment(tmp_path, monkeypatch):
     from companion import create_app
 
