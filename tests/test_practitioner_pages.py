@@ -67,3 +67,21 @@ def test_clinic_exports_page_offers_the_date_range_csvs(world):
         'action="/api/exports/checkins.csv"' in html and 'action="/api/exports/flags.csv"' in html
     )
     assert 'type="date" name="from"' in html and 'type="date" name="to"' in html
+
+
+def test_one_clients_audit_log_of_another_clinic_is_not_found(world):
+    # Another clinic's client does not exist here: not "erased client #N", which would be untrue.
+    assert world.p2.get(f"/clinic/audit?client_id={world.client1['id']}").status_code == 404
+    gone = world.new_client(world.p1, "Zed")
+    assert world.p1.delete(f"/api/clients/{gone['id']}").status_code == 204
+    assert f"Audit log for erased client #{gone['id']}" in text(
+        world.p1.get(f"/clinic/audit?client_id={gone['id']}")
+    )
+
+
+def test_the_client_list_says_what_will_appear_when_empty(world):
+    words = text(world.p2.get("/clinic/clients?q=Nobody"))
+    assert "No client's name matches “Nobody”" in words and "Show every client" in words
+    assert world.p2.delete(f"/api/clients/{world.client2['id']}").status_code == 204
+    words = text(world.p2.get("/clinic/clients"))
+    assert "No clients yet. Add a client to record their session" in words

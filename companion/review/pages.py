@@ -172,6 +172,8 @@ def audit_page():
         try:
             client = get_client(db, cid, clinic["id"])
         except NotFound:
+            if not entries:  # neither a client of this clinic nor one it erased
+                abort(404)
             client = {"id": cid, "name": f"erased client #{cid}", "erased": True}
     return render_template("practitioner/audit.html", entries=entries, client=client, clinic=clinic)
 
