@@ -133,6 +133,28 @@ def test_clinic_csv_exports_by_date_range(world):
     assert w.p1.get("/api/exports/flags.csv?from=yesterday").status_code == 422
 
 
+def test_clinic_csv_exports_name_their_range_and_refuse_one_given_backwards(world):
+    p1 = world.p1
+    disposition = {
+        "": "flags.csv",
+        "?from=2026-11-01": "flags-from-2026-11-01.csv",
+        "?to=2026-12-01": "flags-until-2026-12-01.csv",
+        "?from=2026-11-01&to=2026-12-01": "flags-2026-11-01-to-2026-12-01.csv",
+    }
+    for query, name in disposition.items():
+        r = p1.get(f"/api/exports/flags.csv{query}")
+        assert r.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+    r = p1.get("/api/exports/checkins.csv?from=2026-11-01&to=2026-12-01")
+    assert r.headers["Content-Disposition"].endswith(
+        'filename="checkins-2026-11-01-to-2026-12-01.csv"'
+    )
+    # A range given backwards (or empty) was an empty file, as if nothing had happened.
+    for csv_path in ("checkins.csv", "flags.csv"):
+        for query in ("?from=2026-12-01&to=2026-11-01", "?from=2026-11-01&to=2026-11-01"):
+            r = p1.get(f"/api/exports/{csv_path}{query}")
+            assert r.status_code == 422 and list(r.json["error"]["fields"]) == ["to"]
+
+
 def test_json_bundle_and_fhir_export(world):
     w = world
     body = checkin_body(note="a bit itchy", symptoms={"itching": True})

@@ -8,6 +8,7 @@ from companion.accounts.api import my_client
 from companion.auth import practitioner_required
 from companion.contract import operation, parse, parse_query
 from companion.db import get_db, utcnow
+from companion.errors import Invalid
 from companion.review import actions, exports, fhir, queue
 from companion.review.models import (
     AuditFilter,
@@ -165,14 +166,11 @@ def erase_client(client_id: int):
 @practitioner_required
 def export_clinic_checkins():
     """The clinic's check-ins taken in [from, to) as CSV."""
-    found = exports.clinic_checkin_rows(get_db(), current_user.clinic_id, *_dates())
+    start, end = _dates()
+    found = exports.clinic_checkin_rows(get_db(), current_user.clinic_id, start, end)
     text = exports.to_csv(exports.CHECKIN_COLUMNS, found)
     audit.record("clinic_exported", detail="checkins.csv")
-    return Response(
-        text,
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="checkins.csv"'},
-    )
+    return Response(text, mimetype="text/csv", headers=_attachment("checkins", start, end))
 
 
 @bp.get("/exports/flags.csv")
@@ -187,19 +185,36 @@ def export_clinic_checkins():
 @practitioner_required
 def export_clinic_flags():
     """The clinic's flags opened in [from, to) as CSV."""
-    found = exports.clinic_flag_rows(get_db(), current_user.clinic_id, *_dates())
+    start, end = _dates()
+    found = exports.clinic_flag_rows(get_db(), current_user.clinic_id, start, end)
     audit.record("clinic_exported", detail="flags.csv")
     return Response(
         exports.to_csv(exports.FLAG_COLUMNS, found),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="flags.csv"'},
+        headers=_attachment("flags", start, end),
     )
 
 
 def _dates() -> tuple[str | None, str | None]:
     """Read the export's [from, to) bounds from the query string."""
     query = parse_query(DayRange, request.args)
+    if query["from_"] and query["to"] and query["from_"] >= query["to"]:
+        # An empty file for a range given backwards would look like "nothing happened".
+        raise Invalid(
+            {"to": "Must be after from (the range is from, up to but not including, to)."}
+        )
     return query["from_"], query["to"]
+
+
+def _attachment(kind: str, start: str | None, end: str | None) -> dict[str, str]:
+    """A file name that says its range (UTC days), so two downloads do not look alike:
+    flags.csv, flags-from-2026-11-01.csv, flags-2026-11-01-to-2026-12-01.csv."""
+    name = kind
+    if start:
+        name += f"-{start[:10]}" if end else f"-from-{start[:10]}"
+    if end:
+        name += f"-to-{end[:10]}" if start else f"-until-{end[:10]}"
+    return {"Content-Disposition": f'attachment; filename="{name}.csv"'}
 
 
 @bp.get("/audit")
