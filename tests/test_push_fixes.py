@@ -271,6 +271,32 @@ def test_an_owner_keeps_at_most_ten_live_devices(db):
     assert len(live) == devices.MAX_LIVE_DEVICES and "https://push.test/2" in live
 
 
+def test_the_client_page_says_a_retired_device_was_retired_not_refused(world, db):
+    """A device retired by the cap is not one its push service refused (410): say which."""
+    keys = {"p256dh": "x", "auth": "y"}
+    cid = world.client1["id"]
+    for n in range(devices.MAX_LIVE_DEVICES + 1):
+        devices.subscribe(
+            db, "client", cid, {"endpoint": f"https://push.test/{n}", **keys}, "", utcnow()
+        )
+    refused = devices.subscribe(
+        db, "client", cid, {"endpoint": "https://push.test/x", **keys}, "", utcnow()
+    )
+    with write(db):
+        db.conn.execute(
+            "UPDATE push_subscriptions SET gone_at = ? WHERE id = ?", (iso(utcnow()), refused["id"])
+        )
+        db.conn.execute(
+            "INSERT INTO deliveries (notification_id, subscription_id, attempt, at, status_code,"
+            " outcome, reason) SELECT id, ?, 1, ?, 410, 'gone', 'gone (410)' FROM notifications"
+            " WHERE client_id = ? LIMIT 1",
+            (refused["id"], iso(utcnow()), cid),
+        )
+    page = world.p1.get(f"/clinic/clients/{cid}").get_data(as_text=True)
+    assert page.count("retired: newer devices took its place, at most 10 at once") == 2
+    assert page.count("the push service no longer accepts it") == 1
+
+
 class DeadPort:
     """A port that takes a few connections and never answers; the rest hang in SYN."""
 

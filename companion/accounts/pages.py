@@ -23,6 +23,7 @@ from companion.auth import open_during_enrolment, practitioner_required
 from companion.contract import parse
 from companion.db import get_db, iso, utcnow, write
 from companion.errors import DomainError, NotFound, RateLimited
+from companion.reminders.devices import MAX_LIVE_DEVICES
 from companion.review import audit_words, charts, timeline
 from companion.security import safe_next
 from companion.web import public_url
@@ -189,6 +190,7 @@ def client_detail(client_id: int):
         device_names={d["id"]: d["label"] for d in record["devices"]},
         outcome_words=audit_words.OUTCOMES,
         phones=live_phones(client_id),
+        max_devices=MAX_LIVE_DEVICES,
         **record,
     )
 

@@ -113,11 +113,17 @@ def timeline(db: sqlite_utils.Database, client: dict, recent: int | None = None)
 
 
 def client_devices(db: sqlite_utils.Database, client_id: int) -> list[dict]:
-    """The client's push subscriptions, each with a label named from its browser."""
+    """The client's push subscriptions, each with a label named from its browser.
+
+    A gone device was either refused by its push service (a 404/410 answer is on record) or
+    retired because its owner turned on more than devices.MAX_LIVE_DEVICES (`retired`).
+    """
     devices = rows(
         db,
-        "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at"
-        " FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = :client_id"
+        "SELECT id, endpoint, user_agent, created_at, last_success_at, gone_at,"
+        " gone_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries"
+        " WHERE subscription_id = p.id AND outcome = 'gone') AS retired"
+        " FROM push_subscriptions AS p WHERE owner_kind = 'client' AND owner_id = :client_id"
         " ORDER BY id",
         {"client_id": client_id},
     )
