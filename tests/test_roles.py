@@ -141,6 +141,17 @@ def test_a_clinic_always_keeps_an_active_owner(world):
     assert count(world.app, "practitioners", "role = 'owner' AND active = 1 AND clinic_id = 1") == 1
 
 
+def test_the_only_owner_disabling_themselves_hears_about_the_last_owner(world):
+    # It answered cannot_disable_self, a code the README does not give for this case.
+    me = world.p1.get("/api/me").json["practitioner"]
+    r = world.p1.post(f"/api/practitioners/{me['id']}/disable")
+    assert r.status_code == 409 and r.json["error"]["code"] == "last_owner"
+    add(world.p1, "owner")  # with a second owner, it is about disabling yourself
+    r = world.p1.post(f"/api/practitioners/{me['id']}/disable")
+    assert r.status_code == 409 and r.json["error"]["code"] == "cannot_disable_self"
+    assert world.p1.get("/api/me").status_code == 200
+
+
 def test_a_disabled_owner_does_not_count_as_the_clinics_owner(world):
     second = add(world.p1, "owner")
     assert world.p1.post(f"/api/practitioners/{second['id']}/disable").status_code == 200

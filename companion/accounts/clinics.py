@@ -153,9 +153,11 @@ def _keep_an_owner(db: sqlite_utils.Database, row: dict) -> None:
 def disable_practitioner(db: sqlite_utils.Database, practitioner_id: int, by_id: int) -> None:
     """Disable a practitioner (never the one asking, never the last active owner); their
     sign-ins, devices and queued alerts are ended by the caller."""
+    # The clinic's only owner asking is told about the owner first (the README's
+    # 409 last_owner); with another owner, disabling yourself is still refused.
+    _keep_an_owner(db, get_practitioner(db, practitioner_id))
     if practitioner_id == by_id:
         raise Conflict("You cannot disable your own account.", "cannot_disable_self")
-    _keep_an_owner(db, get_practitioner(db, practitioner_id))
     db["practitioners"].update(practitioner_id, {"active": 0})
 
 
