@@ -10,6 +10,7 @@ from flask import Flask
 from companion import create_app
 from companion.db import connect
 from companion.reminders import health as push_health
+from companion.reminders import mail
 from companion.web import redact_tokens
 
 SERVERS = ("gunicorn", "granian")
@@ -28,6 +29,15 @@ def refuse_without_contact(app: Flask) -> None:
             f"Not starting: reminders could not go out by push ({problem})."
             " Pass --without-push to start anyway."
         )
+
+
+def refuse_bad_email_settings(app: Flask) -> None:
+    """Exit with the reason when email is set up (SMTP_HOST) but its settings cannot work:
+    otherwise the server would start and every email wait for a fix nobody was told of."""
+    try:
+        mail.settings_from(app.config)
+    except ValueError as e:
+        raise SystemExit(f"Not starting: reminders could not go out by email ({e}).") from None
 
 
 class DispatcherProcess:
@@ -74,10 +84,13 @@ def serve(
     one dispatcher child process.
 
     Refuse to start (SystemExit) without a usable VAPID contact unless without_push:
-    the server would accept subscriptions and plan reminders that never go out.
+    the server would accept subscriptions and plan reminders that never go out; and with
+    email set up (SMTP_HOST) but its settings wrong (no MAIL_FROM, an unknown SMTP_SECURITY).
     """
+    app = app or create_app()
+    refuse_bad_email_settings(app)
     if not without_push:
-        refuse_without_contact(app or create_app())
+        refuse_without_contact(app)
     dispatcher = DispatcherProcess(dispatch)
     accesslog = os.environ.get("COMPANION_ACCESS_LOG") or None
     run = run_granian if server == "granian" else run_gunicorn

@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from click.testing import CliRunner
 from conftest import Api, WorldCopy, checkin_body, count, sql
 
+from companion.cli import main
 from companion.db import iso, rows, utcnow, write
 from companion.reminders import dispatcher as dispatch
 from companion.reminders import links, mail
@@ -401,6 +403,26 @@ def test_bad_smtp_settings_are_named(settings, problem):
     with pytest.raises(ValueError, match=problem):
         mail.settings_from(cfg)
     assert mail.describe(cfg)[0] is False
+
+
+@pytest.mark.parametrize("flags", [[], ["--without-push"]])
+def test_serve_refuses_to_start_with_bad_email_settings(app, monkeypatch, flags):
+    """Email set up (SMTP_HOST) but unusable: serve says so and exits, rather than starting
+    and logging each minute that no email can go out."""
+    import companion.serve
+
+    def started(*args):
+        raise AssertionError("serve started")
+
+    monkeypatch.setattr(companion.serve, "run_granian", started)
+    monkeypatch.setenv("COMPANION_VAPID_SUBJECT", "mailto:ops@clinic-tests.net")
+    monkeypatch.setenv("COMPANION_SMTP_HOST", "mail.clinic-tests.net")
+    monkeypatch.setenv("COMPANION_SMTP_SECURITY", "ssl")
+    monkeypatch.setenv("COMPANION_MAIL_FROM", "r@clinic-tests.net")
+    result = CliRunner().invoke(main, ["serve", "--port", "1", *flags])
+    assert result.exit_code == 1, result.output
+    assert "Not starting: reminders could not go out by email" in result.output
+    assert "COMPANION_SMTP_SECURITY must be one of none, starttls, tls" in result.output
 
 
 def test_smtp_defaults():
