@@ -70,6 +70,14 @@ def test_aftercare_carries_the_links_and_the_feed_needs_no_cookie(world):
         assert str(event["URL"]).startswith(PUBLIC + "/")
 
 
+def test_the_refresh_hints_are_durations_calendar_apps_read(world):
+    """REFRESH-INTERVAL (RFC 7986) and X-PUBLISHED-TTL (Outlook, Apple) are RFC 5545
+    durations: "1:00:00" (Python's str of a timedelta) is read by neither."""
+    raw = world.anon.get(feed_path(world.c1)).get_data(as_text=True)
+    assert "\r\nREFRESH-INTERVAL;VALUE=DURATION:PT1H\r\n" in raw
+    assert "\r\nX-PUBLISHED-TTL:PT1H\r\n" in raw
+
+
 def test_other_clients_feeds_are_unreachable_and_tokens_are_checked(world):
     mine, theirs = feed_path(world.c1), feed_path(world.c2)
     assert mine != theirs

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from icalendar import Alarm, Calendar, Event
+from icalendar import Alarm, Calendar, Event, vDuration
 
 from companion.db import iso, one, parse_iso, rows, write
 from companion.reminders import words
@@ -102,7 +102,7 @@ def feed(
     cal.add("x-wr-calname", DISCREET_TITLE if discreet else calname)
     cal.add("x-wr-timezone", zone)
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
+    cal.add("x-published-ttl", vDuration(REFRESH))  # an X- property is text unless typed
     for row in planned:
         start = parse_iso(row["due_at"]).astimezone(tz)
         title = hidden if discreet else row["title"]
