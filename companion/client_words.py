@@ -3,7 +3,8 @@
 Every client page renders them as JSON (templates/client/base.html, `#client-messages`) and
 app.js reads them at start, so the scripts hold no words of their own and the gettext
 catalogs are the one place they are translated. Keys are the scripts' `MESSAGES.<key>`;
-"{n}" is filled in by the script.
+"{n}" is filled in by the script, "{app}" by app.js with the name the app has on an iPhone's Home
+Screen (the page's apple-mobile-web-app-title).
 """
 
 from flask_babel import get_locale
@@ -50,12 +51,12 @@ def client_messages() -> dict:
         ),
         "remindersDeniedIos": _(
             "Notifications are blocked for this app. To get reminders, open the iPhone's"
-            " Settings → Notifications → Companion, turn on Allow Notifications, then tap the"
+            " Settings → Notifications → {app}, turn on Allow Notifications, then tap the"
             " button again."
         ),
         "remindersIos": _(
             "On iPhone and iPad, reminders only work from the Home Screen app: tap Share → Add to"
-            " Home Screen, open Companion from your Home Screen, then tap this button again."
+            " Home Screen, open {app} from your Home Screen, then tap this button again."
         ),
         "remindersUnsupported": _(
             "This browser cannot show reminders. Open this page in a recent Chrome, Edge, Firefox"

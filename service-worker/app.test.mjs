@@ -145,6 +145,18 @@ test("withTimeout reports a promise that never settles", async () => {
   assert.equal(await App.withTimeout(Promise.resolve(7), 10, "late"), 7);
 });
 
+test("the iPhone's help names the app as its Home Screen does (the page's apple-mobile-web-app-title)", () => {
+  const page = (title) => ({
+    querySelector: (selector) => (selector === 'meta[name="apple-mobile-web-app-title"]' && title ? { content: title } : null),
+    getElementById: (id) =>
+      id === "client-messages" ? { textContent: JSON.stringify({ remindersDeniedIos: "Settings → Notifications → {app}, then" }) } : null,
+  });
+  App.readMessages(page("Glow Skin Studio"));
+  assert.equal(App.deniedHelp({ userAgent: "iPhone" }), "Settings → Notifications → Glow Skin Studio, then");
+  App.readMessages(page(null));
+  assert.equal(App.MESSAGES.remindersDeniedIos, "Settings → Notifications → Companion, then");
+});
+
 test("the words come from the page, plurals and all", () => {
   // The page renders them from the gettext catalogs (companion/client_words.py).
   App.useMessages({ remindersOn: "Recordatorios activados", photoSent: "1 foto enviada.", photosSentMany: "{n} fotos enviadas.", photosSent: "ignored" });

@@ -501,10 +501,11 @@ def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
         cdp.send("Emulation.setUserAgentOverride", {"userAgent": IPHONE_SAFARI})
         iphone.goto("/welcome")
         steps = iphone.locator("#setup-steps > li:visible h2")
+        # Named as the Home Screen will show it: the clinic's name (apple-mobile-web-app-title).
         expect(steps).to_have_text(
-            ["Add Companion to your Home Screen", "Turn on reminders", "Add to my calendar"]
+            ["Add Clinic One to your Home Screen", "Turn on reminders", "Add to my calendar"]
         )
-        expect(iphone.get_by_role("button", name="Install Companion")).to_be_hidden()
+        expect(iphone.locator("#install-button")).to_be_hidden()
         screenshot(iphone, "welcome-iphone-390-light")
         cdp.detach()
     finally:

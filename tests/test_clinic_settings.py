@@ -244,6 +244,41 @@ def test_the_manifest_carries_the_name_of_the_only_clinic(app, client, runner):
     assert data["display"] == "standalone" and data["icons"]
 
 
+def test_the_set_up_steps_name_the_app_as_its_home_screen_icon_does(app, runner):
+    # An iPhone labels the icon with the pages' apple-mobile-web-app-title (the clinic's
+    # name); other phones with the manifest's short name. The steps that send a client to
+    # their Home Screen must name what they will find there, not "Companion".
+    result = runner.invoke(
+        ["create-practitioner", "--email", "o@glow.net", "--name", "Owner", "--clinic", "Glow"]
+        + ["--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    owner, phone = Api(app), Api(app)
+    owner.post("/api/auth/login", {"email": "o@glow.net", "password": PASSWORD})
+    owner.patch("/api/clinic", {"display_name": "Glow Skin"})
+    client_id = owner.post("/api/clients", {"name": "Ana"}).json["id"]
+    token = owner.post(f"/api/clients/{client_id}/invites").json["token"]
+    assert phone.post(f"/api/invites/{token}/redeem").status_code == 200
+
+    def steps():
+        page = phone.get("/welcome").get_data(as_text=True)
+        ios = re.search(r'name="apple-mobile-web-app-title" content="([^"]*)"', page).group(1)
+        return page, ios, app.test_client().get("/manifest.webmanifest").get_json()["short_name"]
+
+    page, ios, short = steps()
+    assert (ios, short) == ("Glow Skin", "Glow Skin")
+    assert "Add Glow Skin to your Home Screen" in page and "Open Glow Skin from your" in page
+    assert ">Install Glow Skin<" in page and "Companion" not in page.split("</header>")[1]
+    # Too long for under an icon: the manifest's short name stays Companion, so do the words
+    # for Android; an iPhone shows (a shortened) clinic name.
+    owner.patch("/api/clinic", {"display_name": "Glow Skin Studio of Chelsea"})
+    page, ios, short = steps()
+    assert (ios, short) == ("Glow Skin Studio of Chelsea", "Companion")
+    assert ">Install Companion<" in page and "Add Glow Skin Studio of Chelsea to your" in page
+    assert "{app}, turn on Allow Notifications" in page  # app.js fills it in from the title
+
+
 def test_with_two_clinics_the_manifest_stays_companion(world):
     data = world.anon.get("/manifest.webmanifest").get_json()
     assert data["short_name"] == "Companion" and data["name"] == "Companion aftercare"

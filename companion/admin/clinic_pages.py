@@ -49,6 +49,23 @@ def clinic_face() -> dict | None:
     return g.clinic_face
 
 
+@bp.app_template_global("home_screen_name")
+def home_screen_name(iphone: bool) -> str:
+    """What the installed app is called under its icon, for the words that send a client
+    there: on an iPhone, the client pages' apple-mobile-web-app-title (the clinic's display
+    name); elsewhere the manifest's short name (the only clinic's when it fits, else Companion)."""
+    if iphone:
+        face = clinic_face()
+        return face["display_name"] if face else "Companion"
+    return short_name(clinic.only_clinic(get_db()))
+
+
+def short_name(only: dict | None) -> str:
+    """The manifest's short_name: the only clinic's display name when it fits under an icon."""
+    name = clinic.face(only)["display_name"] if only is not None else ""
+    return name if name and len(name) <= SHORT_NAME_FITS else "Companion"
+
+
 @bp.app_template_filter("tel")
 def tel_href(phone: str) -> str:
     """Turn a phone number as written into a tel: link's digits (and a leading +)."""
@@ -131,10 +148,8 @@ def manifest():
     )
     row = clinic.only_clinic(get_db())
     if row is not None:
-        name = clinic.face(row)["display_name"]
-        data["name"] = _("%(clinic)s · Aftercare", clinic=name)
-        if len(name) <= SHORT_NAME_FITS:
-            data["short_name"] = name
+        data["name"] = _("%(clinic)s · Aftercare", clinic=clinic.face(row)["display_name"])
+        data["short_name"] = short_name(row)
     resp = make_response(json.dumps(data, ensure_ascii=False, indent=2))
     resp.mimetype = "application/manifest+json"
     resp.headers["Cache-Control"] = "no-cache"

@@ -28,10 +28,13 @@ const CompanionApp = (() => {
     }
   }
 
-  /** Read the words the page carries (#client-messages). */
+  /** Read the words the page carries (#client-messages); "{app}" is the app's name on an
+   * iPhone's Home Screen, which the page declares (apple-mobile-web-app-title). */
   function readMessages(doc) {
+    const app = doc.querySelector?.('meta[name="apple-mobile-web-app-title"]')?.content || "Companion";
+    const named = (key, value) => (typeof value === "string" ? value.replaceAll("{app}", app) : value);
     try {
-      useMessages(JSON.parse(doc.getElementById("client-messages")?.textContent ?? "{}"));
+      useMessages(JSON.parse(doc.getElementById("client-messages")?.textContent ?? "{}", named));
     } catch (error) {
       console.warn("Messages:", error);
     }
@@ -473,6 +476,7 @@ const CompanionApp = (() => {
   return {
     MESSAGES,
     useMessages,
+    readMessages,
     isIos,
     isIosSafari,
     isStandalone,
