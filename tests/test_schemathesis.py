@@ -130,6 +130,8 @@ NOT_DESCRIBABLE = {
     ("POST", "/api/clients"): "email as one of the channels needs an email address",
     ("PATCH", "/api/clients/{client_id}"): "email as one of the channels needs an email address",
     ("POST", "/api/checkin-links/{token}"): "the token must be one this server signed",
+    ("GET", "/api/exports/checkins.csv"): "from must come before to",
+    ("GET", "/api/exports/flags.csv"): "from must come before to",
 }
 
 
