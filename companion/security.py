@@ -4,7 +4,7 @@ security headers on every answer (errors included).
 
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 
 from companion.errors import N_, ApiError
 
@@ -35,6 +35,9 @@ def safe_next(target: str | None) -> str | None:
 
 
 CROSS_ORIGIN = N_("Cross-origin requests are not allowed.")
+SEND_AN_IMAGE = N_(
+    "Send the image as the body with Content-Type image/jpeg, image/png, image/webp or image/heic."
+)
 
 
 def check_api_request() -> ApiError | None:
@@ -47,6 +50,10 @@ def check_api_request() -> ApiError | None:
     # no body at all carries no form, and the Origin check below still applies.
     bodyless = not mimetype and not request.content_length
     if mimetype in SIMPLE_CONTENT_TYPES and not bodyless:
+        # Said for what the route takes: a photo or logo upload is an image, not JSON.
+        contract = getattr(current_app.view_functions.get(request.endpoint), "__contract__", None)
+        if contract is not None and contract.body_type.startswith("image/"):
+            return ApiError(415, "unsupported_media_type", SEND_AN_IMAGE)
         return ApiError(415, "unsupported_media_type", N_("Send the body as application/json."))
     origin = request.headers.get("Origin")
     if origin and origin != "null":
