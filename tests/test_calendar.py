@@ -272,6 +272,11 @@ def test_the_offer_is_worded_for_the_phone(world, agent, button, href):
     assert link.group(2) == button and link.group(1).startswith(href)
     assert ("<strong>Subscribe</strong>" in step) == (agent == IPHONE)
     assert ("calendar address" in step.lower()) == (agent == DESKTOP)
+    # What the phone's calendar does with the feed's alarms: iPhone's keeps them unless
+    # "Remove Alerts" is on; Google Calendar ignores a subscribed feed's alarms altogether.
+    assert ("<strong>Remove Alerts</strong> off" in step) == (agent == IPHONE)
+    assert ("alert at the right time" in step) == (agent != ANDROID)
+    assert ("notification (0 minutes before)" in step) == (agent == ANDROID)
 
 
 def test_the_practitioner_page_resets_it_and_logs_never_show_tokens(world):
