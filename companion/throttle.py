@@ -55,11 +55,19 @@ def check_throttle(db: sqlite_utils.Database, email: str, address: str, now: dat
             continue
         wait = (parse_iso(seen["last"]) + timedelta(seconds=delay) - now).total_seconds()
         if wait > 0:
+            seconds = max(1, math.ceil(wait))
             raise RateLimited(
-                "Too many failed sign-ins. Try again later.",
-                max(1, math.ceil(wait)),
+                f"Too many failed sign-ins. Try again in {_how_long(seconds)}.",
+                seconds,
                 "too_many_attempts",
             )
+
+
+def _how_long(seconds: int) -> str:
+    """'5 seconds', '2 minutes': "later" left a practitioner guessing at a 5-second wait."""
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 def record_failure(

@@ -239,6 +239,10 @@ def test_a_strangers_wrong_passwords_do_not_lock_the_practitioner_out(world):
     ]
     assert statuses.count(401) == app.config["LOGIN_MAX_FAILURES"]  # then it waits
     assert set(statuses[5:]) == {429}
+    # It says how long: "Try again later" left the practitioner guessing at a 5-second wait.
+    r = login(Api(app), "wrong guess!", environ_base=stranger)
+    wait = r.headers["Retry-After"]
+    assert f"Try again in {wait} second" in r.json["error"]["message"], r.json
     # The stranger kept at it from many addresses: the account's delay is at its cap.
     at = iso(datetime.now(UTC))
     for i in range(40):
@@ -268,4 +272,6 @@ def test_an_address_that_keeps_failing_waits_longer_and_longer(world):
     r = login(Api(app), environ_base=stranger)
     assert r.status_code == 429  # five minutes on, the address still waits (up to the window)
     assert int(r.headers["Retry-After"]) > 60
+    minutes = -(-int(r.headers["Retry-After"]) // 60)
+    assert f"Try again in {minutes} minutes." in r.json["error"]["message"], r.json
     assert login(Api(app), environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code == 200
