@@ -89,6 +89,9 @@ def test_openapi_document_is_valid_enough(client):
             assert operation.get("responses"), (path, method)
             params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert params == set(names), (path, method, params, names)
+    # Code generators name a client's methods by operationId: one each, never twice.
+    ids = [op.get("operationId") for item in doc["paths"].values() for op in item.values()]
+    assert all(ids) and len(set(ids)) == len(ids)
 
 
 def test_every_api_route_is_in_openapi(app, client):

@@ -85,3 +85,18 @@ def test_the_client_list_says_what_will_appear_when_empty(world):
     assert world.p2.delete(f"/api/clients/{world.client2['id']}").status_code == 204
     words = text(world.p2.get("/clinic/clients"))
     assert "No clients yet. Add a client to record their session" in words
+
+
+def test_the_menu_marks_where_you_are(world):
+    def current(path):
+        html = world.p1.get(path).get_data(as_text=True)
+        nav = html[html.index('<nav aria-label="Main">') : html.index("</nav>")]
+        return re.findall(r'<a href="([^"]+)" aria-current="(page|true)"', nav)
+
+    assert current("/clinic/audit") == [("/clinic/audit", "page")]
+    assert current("/clinic/") == [("/clinic/", "page")]
+    # A client's pages are within Clients.
+    assert current(f"/clinic/clients/{world.client1['id']}") == [("/clinic/clients", "true")]
+    assert current(f"/clinic/sessions/{world.session1['id']}/reminders") == [
+        ("/clinic/clients", "true")
+    ]

@@ -197,8 +197,13 @@ def document(app) -> dict:
             for converter, name in RULE_PARAM.findall(rule.rule)
         ]
         path = RULE_PARAM.sub(r"{\2}", rule.rule)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _describe(op, method, params, components)
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        for method in methods:
+            described = _describe(op, method, params, components)
+            # The view's name, as code generators name their methods: "review_api_queue".
+            name = rule.endpoint.replace(".", "_")
+            described["operationId"] = name if len(methods) == 1 else f"{name}_{method.lower()}"
+            paths.setdefault(path, {})[method.lower()] = described
     # Keep the PATCH variants that some route takes.
     text = str(paths)
     for name in [n for n in components if n.endswith("Patch") and ref(n) not in text]:
