@@ -182,6 +182,19 @@ def test_client_pages_show_the_clinic_name_logo_and_call_button(world):
         assert "Companion</a>" not in header
 
 
+def test_a_clients_error_page_wears_the_clinics_header_in_their_language(world):
+    world.p1.patch("/api/clinic", {"display_name": "Glow Skin Studio"})
+    assert world.c1.patch("/api/me", {"language": "es"}).status_code == 200
+    for path in ("/no-such-page", "/photos/999999"):
+        r = world.c1.get(path)
+        header = r.get_data(as_text=True).split("</header>")[0]
+        assert r.status_code == 404 and 'lang="es"' in header, path
+        assert "Glow Skin Studio" in header and 'href="/reminders"' in header, path
+    # A practitioner's error page stays theirs: no client header, no client menu.
+    page = world.p1.get("/clinic/clients/999999").get_data(as_text=True)
+    assert "Glow Skin Studio" not in page and 'href="/reminders"' not in page
+
+
 def test_the_offline_page_goes_with_the_clinics_header(world):
     # The service worker keeps one offline page and fetches it again when a client page's
     # X-Companion-Shell differs from the cached copy's: so they must agree, and move with
