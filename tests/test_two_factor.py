@@ -261,6 +261,19 @@ def test_an_owner_resets_a_colleagues_lost_phone(world):
     assert audited(world.app, "two_factor_reset") == 1
 
 
+def test_an_owners_reset_of_a_colleague_without_two_factor_leaves_their_sessions(world):
+    # It ended their sessions and audited a reset of nothing.
+    colleague = world.p1.post(
+        "/api/practitioners",
+        {"email": "pr@clinic-one.net", "name": "Dr PR", "password": PASSWORD},
+    ).json
+    pr, _ = login(world.app, email=colleague["email"])
+    r = world.p1.post(f"/api/practitioners/{colleague['id']}/two-factor/reset")
+    assert r.status_code == 200 and r.json["two_factor"] is False
+    assert pr.get("/api/me").status_code == 200
+    assert audited(world.app, "two_factor_reset") == 0
+
+
 def csrf(http, path):
     page = http.get(path).get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

@@ -273,10 +273,12 @@ def reset_two_factor(db: sqlite_utils.Database, actor: User, practitioner_id: in
     codes); their sessions end and they set it up again at their next sign-in."""
     with write(db):
         row = clinics.get_practitioner(db, practitioner_id, actor.clinic_id)
-        twofactor.turn_off(db, row["id"])
-        if row["id"] != actor.id:
-            auth.revoke_all("practitioner", row["id"])
-        audit.record("two_factor_reset", detail=f"practitioner={row['id']}", actor=actor)
+        twofactor.turn_off(db, row["id"])  # also a set-up begun and never confirmed
+        # Nothing was on (as `companion reset-two-factor` says): their sessions go on.
+        if twofactor.enabled(row):
+            if row["id"] != actor.id:
+                auth.revoke_all("practitioner", row["id"])
+            audit.record("two_factor_reset", detail=f"practitioner={row['id']}", actor=actor)
     return clinics.get_practitioner(db, row["id"])
 
 
