@@ -1,5 +1,6 @@
 """The protocol editor (issue 14): the preview route plans like a real session; the form saves."""
 
+import json
 import re
 
 import pytest
@@ -145,3 +146,18 @@ def test_the_json_import_refuses_what_the_api_refuses(world, text, phrase):
     page = r.get_data(as_text=True)
     assert "Not valid JSON" in page and phrase in page, page[:3000]
     assert world.p1.get("/api/protocol").json["version"] == 1
+
+
+def test_the_json_download_imports_back_as_it_is(world):
+    # "Download version N as JSON" gives GET /api/protocol's answer; importing that file
+    # (or its steps, each with GET's "when") was refused as not a list / unknown fields.
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    downloaded = http.get("/api/protocol").get_data(as_text=True)
+    steps = json.dumps(json.loads(downloaded)["steps"])
+    for version, text in ((2, downloaded), (3, steps)):
+        token = csrf(http.get("/clinic/protocol").get_data(as_text=True))
+        r = http.post("/clinic/protocol", data={"csrf_token": token, "steps": text})
+        assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+        now = world.p1.get("/api/protocol").json
+        assert now["version"] == version
+        assert now["steps"] == json.loads(downloaded)["steps"]

@@ -280,6 +280,18 @@ def test_protocol_round_trips_and_new_sessions_use_the_new_version(world):
     assert bad.status_code == 422 and "steps[0].at.time" in bad.json["error"]["fields"]
 
 
+def test_a_protocol_as_get_answers_it_can_be_put_back_as_is(world):
+    protocol = world.p1.get("/api/protocol").json
+    r = world.p1.put("/api/protocol", protocol)  # id, version, created_at, each step's "when"
+    assert r.status_code == 200, r.json
+    assert r.json["version"] == protocol["version"] + 1 and r.json["steps"] == protocol["steps"]
+    # Only GET's own fields are let through: anything else is still refused.
+    r = world.p1.put("/api/protocol", dict(protocol, name="mine"))
+    assert r.status_code == 422 and r.json["error"]["fields"] == {
+        "body": 'Expected {"steps": [...]}.'
+    }
+
+
 def test_the_timeline_shows_the_latest_sessions_reminders_and_loads_older_ones_on_demand(world):
     """A year of sessions is 180 reminder rows: the client page renders the latest session's
     and links each older session to its own reminders page."""

@@ -64,6 +64,8 @@ def protocol():
             text = request.form.get("steps", "")
             try:
                 raw = strict_loads(text)
+                if isinstance(raw, dict) and "steps" in raw:  # the downloaded file, as is
+                    raw = raw["steps"]
             except ValueError as e:
                 raw, errors = [], {"steps": f"Not valid JSON: {e}"}
         else:

@@ -55,16 +55,11 @@ def get_protocol():
 def put_protocol():
     """Replace the clinic's protocol with a new version; sessions keep the version they used."""
     data = body()
-    if not isinstance(data, dict) or set(data) - {"steps"}:
+    # GET's read-only id, version and created_at (and each step's "when") are ignored, so a
+    # protocol as GET answers it can be PUT back as is.
+    if not isinstance(data, dict) or set(data) - {"steps", "id", "version", "created_at"}:
         raise Invalid({"body": 'Expected {"steps": [...]}.'})
-    raw = data.get("steps")
-    if isinstance(raw, list):
-        # "when" is the read-only description GET adds; a GET body can be PUT back as is.
-        raw = [
-            {k: v for k, v in step.items() if k != "when"} if isinstance(step, dict) else step
-            for step in raw
-        ]
-    steps, errors = validate_steps(raw)
+    steps, errors = validate_steps(data.get("steps"))
     if errors:
         raise Invalid(errors)
     row = actions.change_protocol(get_db(), current_user, steps, utcnow())

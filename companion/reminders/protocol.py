@@ -75,6 +75,10 @@ AT_UNKNOWN = "unknown field (use offset_hours alone, or day and time)"
 _HOURS = {"type": "number", "maximum": MAX_HOURS}
 
 
+# A read-only field of GET's answer, taken back and ignored (any value).
+_IGNORED = {"description": "read-only: ignored"}
+
+
 def _field(check: Callable[[Any], Any], schema: dict, *, required: bool = True, missing: str = ""):
     """A step field: check(value) returns the clean value or raises fail(message)."""
 
@@ -233,6 +237,9 @@ class StepInput(Body):
     at: _field(_at, _AT_SCHEMA, missing=AT_SHAPE)
     valid_hours: _field(_hours(0, open_low=True), _HOURS | {"exclusiveMinimum": 0}, required=False)
     min_gap_hours: _field(_hours(0), _HOURS | {"minimum": 0}, required=False)
+    when: _field(
+        lambda v: ABSENT, _IGNORED | {"description": "GET's words for at; ignored"}, required=False
+    )
 
     @model_validator(mode="after")
     def _whole_translations(self) -> "StepInput":
@@ -254,6 +261,11 @@ class StepInput(Body):
 
 class ProtocolInput(Body):
     steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
+    # The protocol as GET /api/protocol answers it (or its JSON download) can be PUT back as is:
+    # its read-only fields are accepted and ignored, like each step's "when".
+    id: _field(lambda v: ABSENT, _IGNORED, required=False)
+    version: _field(lambda v: ABSENT, _IGNORED, required=False)
+    created_at: _field(lambda v: ABSENT, _IGNORED, required=False)
 
     @model_validator(mode="after")
     def _unique_keys(self) -> "ProtocolInput":
