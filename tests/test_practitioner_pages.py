@@ -100,3 +100,12 @@ def test_the_menu_marks_where_you_are(world):
     assert current(f"/clinic/sessions/{world.session1['id']}/reminders") == [
         ("/clinic/clients", "true")
     ]
+
+
+def test_the_client_list_becomes_cards_on_a_phone(world):
+    # At 390 px its three columns broke "Europe/London" and the dates mid-word; as the other
+    # tables, it is one card per client there, each value labelled.
+    html = world.p1.get("/clinic/clients").get_data(as_text=True)
+    assert '<table class="list stack">' in html
+    assert 'data-label="Time zone">Europe/London</td>' in html
+    assert 'data-label="Last session">' in html
