@@ -24,10 +24,12 @@ PROBLEMS = {
 }
 
 
-def page_problem(code: str | None, message: str) -> str:
-    """An error page's sentence in the reader's language."""
+def page_problem(code: str | None, message: str, for_client: bool = False) -> str:
+    """An error page's sentence in the reader's language: a client reads ours in any language
+    (werkzeug's English 404 text is a server's wording); practitioners the message as it is."""
     locale = get_locale()
-    if locale is None or locale.language == "en" or code not in PROBLEMS:
+    english = locale is None or locale.language == "en"
+    if code not in PROBLEMS or (english and not for_client):
         return message
     return str(PROBLEMS[code])
 

@@ -190,6 +190,10 @@ def test_a_clients_error_page_wears_the_clinics_header_in_their_language(world):
         header = r.get_data(as_text=True).split("</header>")[0]
         assert r.status_code == 404 and 'lang="es"' in header, path
         assert "Glow Skin Studio" in header and 'href="/reminders"' in header, path
+    # In plain words in English too, not werkzeug's "The requested URL was not found...".
+    assert world.c1.patch("/api/me", {"language": "en"}).status_code == 200
+    page = world.c1.get("/no-such-page").get_data(as_text=True)
+    assert "There is nothing at this address." in page and "requested URL" not in page
     # A practitioner's error page stays theirs: no client header, no client menu.
     page = world.p1.get("/clinic/clients/999999").get_data(as_text=True)
     assert "Glow Skin Studio" not in page and 'href="/reminders"' not in page
