@@ -109,3 +109,10 @@ def test_the_client_list_becomes_cards_on_a_phone(world):
     assert '<table class="list stack">' in html
     assert 'data-label="Time zone">Europe/London</td>' in html
     assert 'data-label="Last session">' in html
+
+
+def test_every_practitioner_page_carries_the_queue_badge(world):
+    # The Clinic details and two-factor pages (other blueprints) showed "Queue" without a count.
+    for path in ("/clinic/", "/clinic/profile", "/clinic/two-factor", "/clinic/password"):
+        html = world.p1.get(path).get_data(as_text=True)
+        assert '<span class="badge"' in html, path

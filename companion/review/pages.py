@@ -196,7 +196,7 @@ def exports_page():
 def flag_badge():
     """Give practitioner pages the active flag counts for the header badge."""
     if (
-        request.blueprint in ("review", "practitioner", "treatments", "admin")
+        request.path.startswith("/clinic/")  # every practitioner page, whichever blueprint
         and current_user.is_authenticated
         and current_user.is_practitioner
     ):
