@@ -199,6 +199,17 @@ def test_a_clients_error_page_wears_the_clinics_header_in_their_language(world):
     assert "Glow Skin Studio" not in page and 'href="/reminders"' not in page
 
 
+def test_without_a_phone_the_answers_still_say_how_to_reach_the_clinic(world):
+    # The urgent and review answers show the call button alone (full=False); a clinic with
+    # no phone number left them saying "Contact Clinic One now" with nothing to act on.
+    world.p1.patch("/api/clinic", {"phone": None})
+    page = world.c1.get("/checkin").get_data(as_text=True)
+    for answer in ("answer-urgent", "answer-review"):
+        section = page.split(f'id="{answer}"')[1].split("</section>")[0]
+        assert 'href="tel:' not in section
+        assert "using the number on your booking or their website" in section, answer
+
+
 def test_the_offline_page_goes_with_the_clinics_header(world):
     # The service worker keeps one offline page and fetches it again when a client page's
     # X-Companion-Shell differs from the cached copy's: so they must agree, and move with
