@@ -254,6 +254,31 @@ def test_audit_records_reads_exports_changes(world):
     assert "+44 7700" not in str(entries)  # no personal content in the log
 
 
+def test_every_read_of_a_client_record_is_audited(world):
+    """Issue 2/6: every practitioner read of a client record is audited, also the session's
+    edit form (it shows the session's notes) and the client's phones (API)."""
+    w = world
+    cid, sid = w.client1["id"], w.session1["id"]
+
+    def reads():
+        return [
+            e["detail"]
+            for e in w.p1.get(f"/api/audit?client_id={cid}").json["entries"]
+            if e["action"] == "client_read"
+        ]
+
+    before = len(reads())
+    assert w.p1.get(f"/clinic/sessions/{sid}/edit").status_code == 200
+    assert w.p1.get(f"/api/clients/{cid}/devices").status_code == 200
+    found = reads()
+    assert len(found) == before + 2
+    assert f"session={sid}" in found and "devices" in found
+    # A refused read (another clinic's practitioner) records no read of this client.
+    assert w.p2.get(f"/clinic/sessions/{sid}/edit").status_code == 404
+    assert w.p2.get(f"/api/clients/{cid}/devices").status_code == 404
+    assert len(reads()) == before + 2
+
+
 @pytest.mark.parametrize("fmt", ["xml", "pdf"])
 def test_export_rejects_unknown_formats(world, fmt):
     assert (

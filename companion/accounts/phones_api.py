@@ -5,6 +5,7 @@ import segno
 from flask import Blueprint, current_app, jsonify
 from flask_login import current_user
 
+from companion import audit
 from companion.accounts import actions, clients, phones
 from companion.accounts.api import me_payload
 from companion.accounts.models import DeviceList, Invite, InviteInput, Me, SignedOut
@@ -79,6 +80,7 @@ def redeem_invite(token: str):
 def list_devices(client_id: int):
     db = get_db()
     clients.get_client(db, client_id, current_user.clinic_id)
+    audit.record("client_read", client_id=client_id, detail="devices")
     found = phones.live_devices(db, client_id, utcnow(), current_app.config["CLIENT_IDLE_DAYS"])
     return jsonify({"devices": [phones.device_dict(d) for d in found]})
 

@@ -49,6 +49,7 @@ _DETAILS = {
         "checkins": "read {client's} check-ins",
         "photo": "viewed a photo of {client}",
         "sessions": "read {client's} sessions",
+        "devices": "looked at {client's} signed-in phones",
     },
 }
 _KEY_VALUE = re.compile(r"(\w+)=(\S+)")

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from companion import audit
 from companion.accounts.pages import form_errors, my_client
 from companion.auth import practitioner_required
 from companion.clinical import AREAS
@@ -72,6 +73,8 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
             return redirect(url_for("practitioner.client_detail", client_id=client_id))
         except DomainError as e:
             errors = form_errors(e)
+    if session is not None and request.method == "GET":  # the form shows the session's notes
+        audit.record("client_read", client_id=client_id, detail=f"session={session_id}")
     current = treatments.session_dict(session, client["timezone"]) if session else None
     return render_template(
         "practitioner/session_form.html",
