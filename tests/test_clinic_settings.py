@@ -3,12 +3,15 @@ checked (contrast, links, phone), a logo re-encoded without metadata, shown to c
 
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import PASSWORD, Api, checkin_body, sql
 from PIL import Image
 
 from companion.admin.clinic import contrast_with_white
+from companion.db import iso
+from companion.reminders import links
 
 
 def image_bytes(fmt="PNG", size=(1200, 600), color=(200, 30, 30, 255), exif=False):
@@ -197,6 +200,24 @@ def test_a_clients_error_page_wears_the_clinics_header_in_their_language(world):
     # A practitioner's error page stays theirs: no client header, no client menu.
     page = world.p1.get("/clinic/clients/999999").get_data(as_text=True)
     assert "Glow Skin Studio" not in page and 'href="/reminders"' not in page
+
+
+def test_an_expired_link_from_an_email_names_the_clinic_and_how_to_reach_it(world):
+    # "Any other invalid link shows the clinic's contact when it can be known": a one-tap
+    # link is signed, so even expired it names its client, and so their clinic.
+    world.p1.patch("/api/clinic", {"display_name": "Glow Skin Studio", "phone": "+44 20 7946 0001"})
+    session_id = world.p1.get(f"/api/clients/{world.client1['id']}").json["sessions"][0]["id"]
+    stale = {"id": 1, "client_id": world.client1["id"], "session_id": session_id}
+    stale["expires_at"] = iso(datetime.now(UTC) - timedelta(minutes=1))
+    token = links.checkin_token(world.app.config["SECRET_KEY"], stale)
+    r = world.anon.get(f"/checkin/link/{token}")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 410 and "This check-in link has expired." in page
+    assert "Glow Skin Studio" in page.split("</header>")[0]
+    assert 'href="tel:+442079460001"' in page and "Contact Glow Skin Studio" in page
+    # Not ours at all: nobody to name (two clinics here), plain words and no one's number.
+    page = world.anon.get("/checkin/link/not-a-link").get_data(as_text=True)
+    assert "This link is not valid." in page and 'href="tel:' not in page
 
 
 def test_without_a_phone_the_answers_still_say_how_to_reach_the_clinic(world):

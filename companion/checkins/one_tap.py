@@ -42,3 +42,10 @@ def language_of_link(db: sqlite_utils.Database, secret_key: str, token: str) -> 
     The link came in their email: its page and its API answer speak their language."""
     found = links.read_checkin_token(secret_key, token)
     return language_of(load_client(db, found["client_id"])) if found is not None else None
+
+
+def client_of_link(db: sqlite_utils.Database, secret_key: str, token: str) -> dict | None:
+    """The client a link was made for, expired or not (None: not our link, or erased): an
+    expired link's page still names their clinic and how to reach it."""
+    found = links.read_checkin_token(secret_key, token)
+    return load_client(db, found["client_id"]) if found is not None else None

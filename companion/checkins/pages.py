@@ -67,13 +67,14 @@ def home_context() -> dict:
 def checkin_by_link(token: str):
     """The check-in of one session, opened from a reminder email's one-tap link."""
     db = get_db()
-    # Even an expired link's page is in its client's language.
-    g.language = one_tap.language_of_link(db, current_app.config["SECRET_KEY"], token[:400])
+    # Even an expired link's page is in its client's language, with their clinic's contact.
+    linked = one_tap.client_of_link(db, current_app.config["SECRET_KEY"], token[:400])
+    if linked is not None:
+        g.language = language_of(linked)  # a link from the client's email: their language
+        g.clinic_face = clinic.face(clinics.get_clinic(db, linked["clinic_id"]))
     client, session, expires = one_tap.grant(
         db, current_app.config["SECRET_KEY"], token[:400], utcnow()
     )
-    g.clinic_face = clinic.face(clinics.get_clinic(db, client["clinic_id"]))
-    g.language = language_of(client)  # a link from the client's email: their language
     resp = make_response(
         checkin_page(
             session_id=session["id"],
