@@ -211,6 +211,13 @@ def test_erasure_keeps_every_audit_row_and_the_reads_and_refusals_in_it(world, a
         assert not any(isinstance(v, str) and "Alice" in v for v in row), row
 
 
+def test_the_erase_page_says_what_erasure_keeps(world):
+    """The confirmation page must not promise that the audit entries go (issue 12 keeps them)."""
+    page = world.p1.get(f"/clinic/clients/{world.client1['id']}/erase").get_data(as_text=True)
+    assert "their audit entries" not in page and "Only an anonymous note" not in page
+    assert "The audit log keeps" in page
+
+
 def test_an_erased_clients_id_is_never_given_again_nor_its_history(world, app):
     w = world
     cid = w.client1["id"]

@@ -148,7 +148,7 @@ def export_client(client_id: int):
 @operation("Erase everything about a client", tag="practitioner", ok=204, errors=(401, 403, 404))
 @practitioner_required
 def erase_client(client_id: int):
-    """Erase everything about a client; only an anonymous record of the erasure remains."""
+    """Erase everything about a client; the audit log keeps its entries about them, by id only."""
     client = my_client(client_id)
     actions.erase_client(get_db(), current_user, client, current_app.config["PHOTOS_DIR"], utcnow())
     return "", 204
