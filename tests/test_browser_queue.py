@@ -180,3 +180,46 @@ def test_a_typed_note_survives_70_s_while_new_flags_arrive(pages, server, carol_
         "SELECT DISTINCT note FROM flags WHERE session_id = ?", (server.seeded["carol_session"],)
     )
     assert stored == [(NOTE,)]
+
+
+@pytest.fixture
+def own_server():
+    """A server of its own for each size: the test below acts on rows the tests above count."""
+    require_chromium()
+    with running_server(seed) as running:
+        yield running
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_acting_on_one_row_keeps_a_note_typed_in_another(own_server, device):
+    """Claiming or resolving Carol's recovery posted a form and reloaded the page, wiping the
+    note half typed in Alice's row; the actions now go without leaving the page."""
+    with chromium_context(DEVICES[device], base_url=own_server.url) as context:
+        errors = []
+        page = open_queue(context, device, own_server, errors)
+        page.evaluate("window.__notReloaded = true")
+        alice = page.locator("li.recovery", has_text="Alice")
+        carol = page.locator("li.recovery", has_text="Carol")
+        alices_note = alice.get_by_label("Resolution note for Alice")
+        alices_note.fill(NOTE)
+        carol.get_by_role("button", name="I’m on it").click()
+        expect(carol.locator(".claimed")).to_have_text("Dr one@clinic-one.net is on it")
+        expect(page.locator("p.notice")).to_have_text(
+            "You are on it: the recovery shows your name."
+        )
+        carol.get_by_role("button", name="Called the client").click()
+        expect(carol.locator(".rec-who")).to_contain_text("called")
+        # Resolving needs a note (the browser says so), then Carol's row leaves.
+        carol.get_by_role("button", name="Resolve").click()
+        expect(carol).to_have_count(1)
+        carol.get_by_label("Resolution note for Carol").fill("Spoke to Carol; settling.")
+        carol.get_by_role("button", name="Resolve").click()
+        expect(page.locator("p.notice")).to_have_text("Recovery resolved.")
+        expect(page.locator("li.recovery", has_text="Carol")).to_have_count(0)
+        expect(alices_note).to_have_value(NOTE)
+        assert page.evaluate("window.__notReloaded === true"), "the page reloaded"
+        assert own_server.query(
+            "SELECT DISTINCT status, note FROM flags WHERE session_id = ?",
+            (own_server.seeded["carol_session"],),
+        ) == [("resolved", "Spoke to Carol; settling.")]
+        assert not errors, errors

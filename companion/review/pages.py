@@ -91,7 +91,7 @@ def recovery_action(action: str):
     except NotFound:
         abort(404)
     except DomainError as e:
-        flash(next(iter(e.fields.values()), e.message))
+        flash(next(iter(e.fields.values()), e.message), "error")
     return redirect(_back())
 
 

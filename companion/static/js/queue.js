@@ -136,6 +136,52 @@
     }
   }
 
+  /** Show the messages the server flashed on `doc` where a reload would have put them. */
+  function showNotices(doc) {
+    const main = document.getElementById("main");
+    for (const old of main.querySelectorAll(":scope > p.notice")) old.remove();
+    const fresh = [...doc.querySelectorAll("#main > p.notice")].map((n) => document.importNode(n, true));
+    main.prepend(...fresh);
+  }
+
+  // A row's actions are sent without leaving the page, so a note typed in another row (or
+  // in this one, if resolving fails) is never wiped by the reload a form post would cause.
+  // Without this script the forms post and redirect back as plain HTML forms.
+  list.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.action.includes("/clinic/recoveries/")) return;
+    event.preventDefault();
+    const row = form.closest("li.recovery");
+    const body = new FormData(form);
+    body.set("back", window.location.pathname + window.location.search);
+    const buttons = [...form.querySelectorAll("button")];
+    for (const button of buttons) button.disabled = true;
+    busy = true;
+    try {
+      const response = await fetch(form.action, { method: "POST", body, credentials: "same-origin" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+      if (!doc.getElementById("recoveries")) throw new Error("not the queue");
+      const stays = doc.querySelector(`#recoveries > li[data-key="${CSS.escape(row.dataset.key)}"]`);
+      const failed = doc.querySelector("#main > p.notice.error");
+      // Resolved: its note was sent, the row may go. Refused (say a colleague resolved it first):
+      // the note stays, and so does the row, marked, until the person is done with it.
+      if (form.classList.contains("resolve") && !stays && !failed) {
+        form.querySelector("textarea").value = "";
+      }
+      document.activeElement?.blur();
+      apply(doc);
+      showNotices(doc);
+      if (row.isConnected) row.querySelector(".quick button, textarea")?.focus();
+      else document.getElementById("main").focus();
+    } catch {
+      form.submit(); // the plain post: the server's own answer, whatever went wrong here
+    } finally {
+      for (const button of buttons) button.disabled = false;
+      busy = false;
+    }
+  });
+
   setInterval(refresh, POLL_MS);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refresh();
