@@ -157,6 +157,15 @@ test("the iPhone's help names the app as its Home Screen does (the page's apple-
   assert.equal(App.MESSAGES.remindersDeniedIos, "Settings → Notifications → Companion, then");
 });
 
+test("sameZone: a phone in the saved zone under its old name is in the same zone", () => {
+  assert.equal(App.sameZone("Asia/Calcutta", "Asia/Kolkata"), true);
+  assert.equal(App.sameZone("America/Buenos_Aires", "America/Argentina/Buenos_Aires"), true);
+  assert.equal(App.sameZone("Europe/London", "Europe/London"), true);
+  assert.equal(App.sameZone("Europe/Paris", "Europe/Berlin"), false, "same offset, another zone");
+  assert.equal(App.sameZone("Europe/London", "UTC"), false);
+  assert.equal(App.sameZone("Not/AZone", "Europe/London"), false);
+});
+
 test("the words come from the page, plurals and all", () => {
   // The page renders them from the gettext catalogs (companion/client_words.py).
   App.useMessages({ remindersOn: "Recordatorios activados", photoSent: "1 foto enviada.", photosSentMany: "{n} fotos enviadas.", photosSent: "ignored" });

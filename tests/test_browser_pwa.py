@@ -536,3 +536,35 @@ def test_with_notifications_blocked_the_page_explains_how_to_allow_them(page, ph
         cdp.detach()
         phone.grant_permissions(list(PHONE_GRANTS), origin=server.url)
     assert page.evaluate("() => Notification.permission") == "granted"
+
+
+def test_a_phone_in_the_saved_zone_under_its_old_name_gets_no_hint(page, phone, server):
+    # Chromium names Asia/Kolkata "Asia/Calcutta" (ICU's old alias): a client saved in Kolkata,
+    # in Kolkata, was told "This phone is set to Asia/Calcutta, a different time zone".
+    page.goto("/settings")
+    page.get_by_label("Time zone for your reminders").select_option("Asia/Kolkata")
+    page.get_by_role("button", name="Save settings").tap()
+    expect(page.get_by_label("Time zone for your reminders")).to_have_value("Asia/Kolkata")
+    india = phone.new_page()
+    try:
+        cdp = phone.new_cdp_session(india)
+        zone = lambda name: cdp.send("Emulation.setTimezoneOverride", {"timezoneId": name})  # noqa: E731
+        zone("Asia/Kolkata")
+        india.goto("/settings")
+        assert india.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") in (
+            "Asia/Calcutta",
+            "Asia/Kolkata",
+        )
+        expect(india.get_by_label("Time zone for your reminders")).to_have_value("Asia/Kolkata")
+        expect(india.locator("#tz-hint")).to_be_hidden()
+        # Another zone still gets the hint.
+        zone("")
+        zone("Asia/Dhaka")
+        india.reload()
+        expect(india.locator("#tz-hint")).to_contain_text("This phone is set to Asia/Dhaka")
+        cdp.detach()
+    finally:
+        india.close()
+        page.get_by_label("Time zone for your reminders").select_option("Europe/London")
+        page.get_by_role("button", name="Save settings").tap()
+        expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/London")

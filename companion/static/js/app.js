@@ -77,6 +77,21 @@ const CompanionApp = (() => {
     return steps;
   }
 
+  /** Tell whether two zone names are one zone. Browsers name some zones by their old alias
+   * (Chromium: Asia/Calcutta for Asia/Kolkata, America/Buenos_Aires for
+   * America/Argentina/Buenos_Aires), so a phone in the saved zone must not be told it is
+   * "set to a different time zone". Intl resolves both names to the same one. */
+  function sameZone(a, b) {
+    const resolved = (zone) => {
+      try {
+        return new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+      } catch {
+        return zone; // a name this browser does not know: only itself is the same
+      }
+    };
+    return a === b || resolved(a) === resolved(b);
+  }
+
   /** Pick the "notifications are blocked" help that matches this platform's settings. */
   function deniedHelp(nav = {}) {
     if (isIos(nav)) return MESSAGES.remindersDeniedIos;
@@ -462,7 +477,7 @@ const CompanionApp = (() => {
     if (timezoneField && zoneHint) {
       const detected = Intl.DateTimeFormat().resolvedOptions().timeZone;
       const known = [...(timezoneField.options ?? [])].some((option) => option.value === detected);
-      if (detected && known && detected !== timezoneField.value) {
+      if (detected && known && !sameZone(detected, timezoneField.value)) {
         setText($("detected-tz"), detected);
         zoneHint.hidden = false;
         $("use-phone-tz")?.addEventListener("click", () => {
@@ -481,6 +496,7 @@ const CompanionApp = (() => {
     isIosSafari,
     isStandalone,
     setupSteps,
+    sameZone,
     deniedHelp,
     base64UrlToBytes,
     sameKey,
