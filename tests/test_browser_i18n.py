@@ -167,6 +167,16 @@ def test_a_spanish_client_reads_spanish_everywhere(page, phone, server):
     check_layout(page)
 
 
+def chart_text_px(page) -> float:
+    """The smallest text of the home's recovery chart as drawn, in CSS pixels."""
+    return page.evaluate(
+        """() => { const svg = document.querySelector("svg.chart");
+          const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+          return Math.min(...[...svg.querySelectorAll("text")].map(
+            (t) => parseFloat(getComputedStyle(t).fontSize) * scale)); }"""
+    )
+
+
 def check_layout(page) -> None:
     """Every client page in Spanish at three sizes: no sideways scroll, the nav on one line
     (Spanish's words are the longer: "Recordatorios"), no serious axe violation
@@ -187,6 +197,8 @@ def check_layout(page) -> None:
                 if path != "/offline":  # signed-in pages: the four links on one row, 44 px high
                     rows, lowest, fits = nav_rows(page)
                     assert rows == 1 and lowest >= 44 and fits, (path, size, rows, lowest)
+                if path == "/" and size == "narrow":  # the chart's words, legible at 320 px
+                    assert chart_text_px(page) >= 12.5, chart_text_px(page)
                 if size == "phone":  # axe: lang, contrast and names hold in Spanish too
                     assert not axe_violations(page), (path, scheme)
                 name = path.strip("/") or "home"
