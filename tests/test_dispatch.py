@@ -715,6 +715,29 @@ def test_backlog_after_an_outage_drains_in_due_order(app, db, outbox, receiver):
     assert clock.now - back <= timedelta(seconds=settings.max_probe_backoff + 10)
 
 
+def test_probes_during_an_outage_spend_no_attempts(db, outbox, receiver, sender):
+    """The row that probes a push service that is down must keep its retries for after:
+    a 429 once the service is back is retried, not 'gave up after 16 attempts'."""
+    people = [one_device(outbox, receiver, name=f"Client {n}") for n in range(3)]
+    ids = [outbox.queue(person, T0, valid=timedelta(hours=12)) for person, _, _ in people]
+    receiver.respond_status(None, 503, "Service Unavailable")
+    clock = Clock(T0)
+    while clock.now < T0 + timedelta(minutes=10):
+        tick(db, sender, clock)
+        clock.advance(seconds=5)
+    assert {notification(db, i)["status"] for i in ids} == {"pending"}
+    assert max(notification(db, i)["attempts"] for i in ids) <= 1  # the first try only
+    receiver.respond_status(None, 429, retry_after=1)  # back, but busy for a moment
+    clock.advance(seconds=60)
+    tick(db, sender, clock)
+    receiver.reset(None)
+    while rows(db, "SELECT 1 FROM notifications WHERE status IN ('pending', 'leased')"):
+        clock.advance(seconds=30)
+        assert clock.now < T0 + timedelta(hours=1), "the rows did not drain"
+        tick(db, sender, clock)
+    assert {notification(db, i)["status"] for i in ids} == {"sent"}  # none gave up
+
+
 def test_one_push_service_down_does_not_hold_up_another(app, db, outbox, receiver, sender):
     with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as healthy:
         down = [one_device(outbox, receiver, name=f"Down {n}") for n in range(4)]

@@ -117,7 +117,12 @@ def send_batch(
             decided.append(_without_push(row, targets, email, push_off or "push is off", now))
             continue
         found = by_row.get(row["id"], [])
-        attempt = row["attempts"] + (1 if found else 0)
+        # A probe that finds its push service still down spends no attempt (only a row's
+        # first try counts): the row keeps its retries for when the service is back.
+        spent = row["attempts"] == 0 or any(
+            not (retries.is_outage(o) and retries.is_down(services, t.service)) for t, o in found
+        )
+        attempt = row["attempts"] + (1 if found and spent else 0)
         down, retry = set(held.get(row["id"], ())), []
         for target, o in found:
             attempts.append(
@@ -126,7 +131,7 @@ def send_batch(
                     "subscription_id": target.subscription_id,
                     "channel": "push",
                     "address": None,
-                    "attempt": attempt,
+                    "attempt": row["attempts"] + 1,  # this try's number (a probe's repeats)
                     "at": stamp,
                     "status_code": o.status,
                     "outcome": o.kind,
