@@ -183,6 +183,8 @@ def test_client_pages_show_the_clinic_name_logo_and_call_button(world):
         assert "Glow Skin Studio" in header, path
         assert logo in header, path
         assert "Companion</a>" not in header
+        # The tab and the app switcher name the clinic too, not the app's maker.
+        assert re.search(r"<title>[^<]* · Glow Skin Studio</title>", page), path
 
 
 def test_a_clients_error_page_wears_the_clinics_header_in_their_language(world):
