@@ -126,3 +126,54 @@ def test_practitioner_works_an_urgent_flag_and_reads_the_timeline(page, server):
         f"resolved it: “{RESOLUTION_NOTE}”"
     )
     screenshot(page, "tablet-client-timeline")
+
+
+def test_a_timeline_prints_dark_on_white_without_the_menu_even_in_dark_mode(page, server):
+    """Issue 6: the chart is server-side SVG so that it prints well. Printed from a tablet in
+    dark mode, the page must still come out as dark ink on white paper (printers drop the
+    dark background but would keep the light text), without the menu and buttons."""
+    page.goto("/clinic/login")
+    page.get_by_label("Email").fill(server.seeded["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/clinic/clients/{server.seeded['alice_id']}")
+    page.emulate_media(media="print", color_scheme="dark")
+
+    def luminance(css: str) -> float:
+        r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+    text = page.evaluate("getComputedStyle(document.body).color")
+    assert luminance(text) < 0.3, text  # dark ink
+    stroke = page.evaluate(
+        "getComputedStyle(document.querySelector('svg.chart .line.redness')).stroke"
+    )
+    assert luminance(stroke) < 0.6, stroke  # the paper palette's red, not the pale screen one
+    expect(page.locator("header.bar, .bar").first).to_be_hidden()
+    expect(page.get_by_role("link", name="Erase client…")).to_be_hidden()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    page.emulate_media(media="screen", color_scheme="dark")
+    assert luminance(page.evaluate("getComputedStyle(document.body).color")) > 0.7
+    expect(page.locator(".bar").first).to_be_visible()
+
+
+def test_a_timeline_at_tablet_portrait_splits_no_score_and_scrolls_no_sideways(page, server):
+    """768 px (a tablet held upright): the eight-column check-ins table used to split its
+    words to fit ("Redn|ess", "2/1|0"); it now becomes one card per check-in there."""
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto("/clinic/login")
+    page.get_by_label("Email").fill(server.seeded["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/clinic/clients/{server.seeded['alice_id']}")
+    cells = page.locator("table.wide td.short")
+    expect(cells.first).to_be_visible()
+    lines = page.evaluate(
+        """() => [...document.querySelectorAll('table.wide td.short')].map((td) => {
+             const range = document.createRange();
+             range.selectNodeContents(td);
+             return [td.textContent, new Set([...range.getClientRects()].map((r) => r.top)).size];
+           })"""
+    )
+    assert lines and all(n == 1 for _, n in lines), lines
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
