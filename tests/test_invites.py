@@ -220,6 +220,8 @@ def test_a_dead_invite_shows_the_clinics_contact(world, kind):
     html = world.anon.get(f"/i/{token}").get_data(as_text=True)
     assert "Contact Clinic One" in html and 'href="tel:+442079460001"' in html
     assert "Ask Clinic One for a new link" in html
+    # The link was whole: no advice to check it was copied (only for an unknown one).
+    assert "whole link was copied" not in html
 
 
 def test_an_unknown_invite_link_gives_plain_next_steps(world):
