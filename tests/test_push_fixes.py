@@ -20,7 +20,7 @@ from test_dispatch import AWAKE, Clock, Outbox, notification
 from companion.cli import main
 from companion.db import connect, iso, one, rows, utcnow, write
 from companion.doctor import doctor
-from companion.reminders import devices, health, outbox
+from companion.reminders import devices, health, outbox, push
 from companion.reminders import dispatcher as dispatch
 from companion.reminders.sender import Sender
 from companion.reminders.transport import CheckedResolver, PrivateAddress
@@ -254,6 +254,23 @@ def test_the_resolver_refuses_private_answers_unless_allowed():
     with pytest.raises(PrivateAddress):
         asyncio.run(resolve(False))
     assert asyncio.run(resolve(True))
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("2002:7f00:1::", False),  # 6to4 around 127.0.0.1
+        ("2002:c0a8:101::", False),  # 6to4 around 192.168.1.1
+        ("192.88.99.1", False),  # the 6to4 relays' anycast block (deprecated)
+        ("::ffff:127.0.0.1", False),
+        ("2002:808:808::", True),  # 6to4 around 8.8.8.8
+        ("::ffff:8.8.8.8", True),
+        ("2606:4700::1111", True),
+    ],
+)
+def test_addresses_inside_addresses_are_judged_too(address, public):
+    """A resolver's answer that wraps a private IPv4 address (6to4) is not a public one."""
+    assert push.is_public_address(address) is public
 
 
 # -- one client cannot slow everyone ----------------------------------------------------------------

@@ -99,9 +99,17 @@ def _is_private_host(host: str) -> bool:
     return not _is_public(address)
 
 
+_RELAY_ANYCAST = ipaddress.ip_network("192.88.99.0/24")  # 6to4 relays (RFC 7526: deprecated)
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
+    six_to_four = isinstance(address, ipaddress.IPv6Address) and address.sixtofour
+    if six_to_four and not _is_public(six_to_four):  # 6to4 carries an IPv4 address: judge it
+        return False
+    if isinstance(address, ipaddress.IPv4Address) and address in _RELAY_ANYCAST:
+        return False
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
