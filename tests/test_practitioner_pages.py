@@ -100,6 +100,7 @@ def test_the_menu_marks_where_you_are(world):
     assert current(f"/clinic/sessions/{world.session1['id']}/reminders") == [
         ("/clinic/clients", "true")
     ]
+    assert current("/clinic/two-factor") == [("/clinic/password", "true")]  # reached from there
 
 
 def test_the_client_list_becomes_cards_on_a_phone(world):
