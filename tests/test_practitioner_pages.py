@@ -117,3 +117,8 @@ def test_every_practitioner_page_carries_the_queue_badge(world):
     for path in ("/clinic/", "/clinic/profile", "/clinic/two-factor", "/clinic/password"):
         html = world.p1.get(path).get_data(as_text=True)
         assert '<span class="badge"' in html, path
+
+
+def test_the_erase_button_looks_like_the_warning_not_like_save(world):
+    html = world.p1.get(f"/clinic/clients/{world.client1['id']}/erase").get_data(as_text=True)
+    assert '<button type="submit" class="primary danger">Erase everything' in html
