@@ -65,7 +65,9 @@ LEFT JOIN clinics cl ON cl.id = p.clinic_id
 LEFT JOIN clients c ON s.user_kind = 'client' AND c.id = s.user_id
 WHERE s.id = :id
 """
-# Last seen is written at most this often: no write on every request.
+# Last seen is written at most this often: no write on every request. A short idle timeout
+# writes it more often (a 30th of the timeout), or someone active within the timeout could be
+# signed out: with 1 minute, a request 40 s after the last write would not have counted.
 TOUCH_EVERY = {"practitioner": timedelta(minutes=1), "client": timedelta(minutes=5)}
 
 
@@ -101,7 +103,7 @@ def live_user(found: tuple[dict, dict | None, bool], session_id: str, now: datet
     last_seen = parse_iso(row["last_seen_at"])
     if now - last_seen > idle:
         return None
-    if now - last_seen > TOUCH_EVERY[kind]:
+    if now - last_seen > min(TOUCH_EVERY[kind], idle / 30):
         get_db().conn.execute(
             "UPDATE auth_sessions SET last_seen_at = :now WHERE id = :id",
             {"now": iso(now), "id": row["id"]},

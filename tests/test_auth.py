@@ -331,6 +331,32 @@ def test_practitioner_idle_timeout(world):
     assert r.status_code == 302 and r.headers["Location"].startswith("/clinic/login")
 
 
+def test_a_short_idle_timeout_never_signs_out_someone_active_within_it(world):
+    """COMPANION_PRACTITIONER_IDLE_MINUTES=1: requests 40 s apart keep a practitioner signed in.
+    Last seen was written at most once a minute, so a request 40 s after the last write did
+    not count and the next one, 45 s later, was refused as idle after 45 s of idleness."""
+    world.app.config["PRACTITIONER_IDLE_MINUTES"] = 1
+    last_seen = (
+        "SELECT last_seen_at FROM auth_sessions WHERE user_kind = 'practitioner' AND user_id = 1"
+    )
+    sql(
+        world.app,
+        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
+        (iso_ago(seconds=40),),
+    )
+    assert world.p1.get("/api/me").status_code == 200
+    assert sql(world.app, last_seen)[0][0] > iso_ago(seconds=5)  # the visit counted
+    # The default hour still writes at most once a minute (no write on every request).
+    world.app.config["PRACTITIONER_IDLE_MINUTES"] = 60
+    sql(
+        world.app,
+        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
+        (iso_ago(seconds=40),),
+    )
+    assert world.p1.get("/api/me").status_code == 200
+    assert sql(world.app, last_seen)[0][0] < iso_ago(seconds=30)
+
+
 def test_practitioner_absolute_timeout(world):
     sql(
         world.app,
