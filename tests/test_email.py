@@ -113,6 +113,25 @@ def test_channels_are_set_by_the_practitioner_and_by_the_client(world):
     assert world.c1.get("/api/me").json["client"]["channels"] == ["push"]
 
 
+def test_the_practitioner_sees_the_clients_channels(world):
+    """A client who unsubscribed reads 'reminders by push' on their page, not the default."""
+    erin = email_client(world)
+
+    def said() -> str:
+        page = world.p1.get(f"/clinic/clients/{erin['id']}").get_data(as_text=True)
+        return re.search(r"reminders by ([^<·]*)", page).group(1).strip()
+
+    assert said() == "push, else email"
+    for channels, words in [
+        (["push"], "push"),
+        (["push", "email"], "push and email"),
+        (["email"], "email"),
+        ([], "neither push nor email (the app’s inbox)"),
+    ]:
+        world.p1.patch(f"/api/clients/{erin['id']}", {"channels": channels})
+        assert said() == words, channels
+
+
 @pytest.mark.parametrize(
     "value, message",
     [

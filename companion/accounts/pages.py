@@ -23,6 +23,7 @@ from companion.auth import open_during_enrolment, practitioner_required
 from companion.contract import parse
 from companion.db import get_db, iso, utcnow, write
 from companion.errors import DomainError, NotFound, RateLimited
+from companion.reminders import channels as channel_rules
 from companion.reminders.devices import MAX_LIVE_DEVICES
 from companion.review import audit_words, charts, timeline
 from companion.security import safe_next
@@ -191,6 +192,7 @@ def client_detail(client_id: int):
         outcome_words=audit_words.OUTCOMES,
         phones=live_phones(client_id),
         max_devices=MAX_LIVE_DEVICES,
+        channels=channel_rules.decode(client["channels"]),
         **record,
     )
 
