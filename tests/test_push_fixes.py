@@ -447,6 +447,10 @@ def test_the_contact_falls_back_to_the_first_practitioner_and_refuses_placeholde
     assert health.contact({"VAPID_SUBJECT": None}, db) == ("mailto:dr@clinic-one.net", None)
     subject, problem = health.contact({"VAPID_SUBJECT": PLACEHOLDER}, db)
     assert subject is None and "placeholder" in problem
+    # A stray space or newline from an environment file is not a wrong contact.
+    real = "mailto:ops@clinic-one.net"
+    assert health.contact({"VAPID_SUBJECT": f" {real}\n"}, db) == (real, None)
+    assert health.configured_contact({"VAPID_SUBJECT": f"{real} "}) is None
 
 
 def test_doctor_and_the_dispatcher_agree_on_a_fresh_demo(app, db):

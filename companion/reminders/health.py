@@ -21,7 +21,7 @@ def contact(cfg: Mapping, db: sqlite_utils.Database) -> tuple[str | None, str | 
     COMPANION_VAPID_SUBJECT when set, else mailto: the first practitioner (a fresh
     demo sends that way); a placeholder is refused either way, as push services may.
     """
-    subject = cfg.get("VAPID_SUBJECT")
+    subject = (cfg.get("VAPID_SUBJECT") or "").strip()  # a stray space from an env file
     if not subject:
         first = one(db, "SELECT email FROM practitioners ORDER BY id LIMIT 1")
         if first is None:
@@ -36,7 +36,7 @@ def contact(cfg: Mapping, db: sqlite_utils.Database) -> tuple[str | None, str | 
 
 def configured_contact(cfg: Mapping) -> str | None:
     """Return why the configured contact is unusable, or None (for serve, before a database)."""
-    subject = cfg.get("VAPID_SUBJECT")
+    subject = (cfg.get("VAPID_SUBJECT") or "").strip()
     if not subject:
         return "COMPANION_VAPID_SUBJECT is not set"
     try:
