@@ -29,7 +29,7 @@ def test_doctor_reports_problems_then_passes(tmp_path):
     assert bad.returncode == 1
     assert (
         "PROBLEM  VAPID subject" in bad.stdout
-        and "PROBLEM  database needs migrations" in bad.stdout
+        and "PROBLEM  the database is not initialised: run companion init-db" in bad.stdout
     )
     subprocess.run([COMPANION, "init-db"], env=env_for(instance), check=True, capture_output=True)
     conn = sqlite3.connect(instance / "companion.sqlite3")
