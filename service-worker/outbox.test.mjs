@@ -484,6 +484,18 @@ test("photos not sent wait in the outbox; a replay sends only them, not the chec
   assert.equal(replayed.remaining, 0, "a refused photo (415) is dropped, not retried for ever");
 });
 
+test("a refused photo's reason comes back with the counts, for the page to show", async () => {
+  const store = memoryStore();
+  const body = checkin(7);
+  const notAPhoto = { error: { code: "not_an_image", message: "Esto no es una foto que podamos leer.", fields: {} } };
+  const { fetch } = photoFetch(stored(body), jsonResponse(422, notAPhoto), jsonResponse(201, { id: "p2" }));
+  const result = await Outbox.createOutbox({ store, fetch, locks: null }).submit(body, [photo("x"), photo("cheek")]);
+  assert.deepEqual(result.photos, { sent: 1, refused: 1, left: 0, why: "Esto no es una foto que podamos leer." });
+  const direct = photoFetch(stored(checkin(8)), jsonResponse(413, { error: { message: "Too big." } }));
+  const sent = await Outbox.createOutbox({ store: memoryStore(), fetch: direct.fetch, locks: null }).sendDirect(checkin(8), [photo("huge")]);
+  assert.deepEqual(sent.photos, { sent: 0, refused: 1, left: 0, why: "Too big." });
+});
+
 test("a photo whose answer was lost is sent again; the server's 200 (already stored) counts it sent", async () => {
   const store = memoryStore();
   const body = checkin(5);

@@ -222,6 +222,25 @@ def thumbnails(page) -> list[tuple[str, int]]:
     )
 
 
+def test_a_refused_photo_says_why_and_the_checkin_is_kept(page, server, tmp_path):
+    # Errors in plain words: a file the server cannot read as a photo is refused (422); the
+    # answer says so in its words, not only "some photos could not be sent".
+    look(page, "390", "light")
+    fresh_form(page)
+    before = len(checkins(server))
+    not_a_photo = tmp_path / "scan.jpg"
+    not_a_photo.write_bytes(b"this is a text file, whatever its name says" * 20)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_label("Add a photo (optional)").set_input_files(str(not_a_photo))
+    page.get_by_role("button", name="Send check-in").tap()
+    answer = page.locator("#answer-expected")
+    expect(answer).to_contain_text("Some photos could not be sent; your check-in is saved.")
+    expect(answer).to_contain_text("This is not a photo we can read (JPEG, PNG, WebP or HEIC).")
+    assert len(checkins(server)) == before + 1
+
+
 def test_chosen_photos_survive_a_reload_can_be_removed_and_go_with_the_checkin(
     page, server, tmp_path
 ):

@@ -334,7 +334,9 @@ const CompanionCheckin = (() => {
     // photo failing never loses the check-in, and one not sent yet waits there for a replay.
     function photoNote(counts) {
       if (!counts) return "";
-      return counts.refused || counts.left ? M.photosFailed : M.photosSent(counts.sent);
+      if (!counts.refused && !counts.left) return M.photosSent(counts.sent);
+      // Why one was refused, in the server's plain words (e.g. not a photo it can read).
+      return counts.why ? `${M.photosFailed} ${counts.why}` : M.photosFailed;
     }
 
     async function requestBackgroundSync() {

@@ -171,9 +171,10 @@ const CompanionOutbox = (() => {
 
     /**
      * Send one photo of a landed check-in, as its raw image body; "sent", "rejected", "retry",
-     * or "other_client" when it was made by another client than the one signed in now.
+     * or "other_client" when it was made by another client than the one signed in now. A
+     * refusal's reason (the server's words, in the client's language) goes to `why(message)`.
      */
-    async function postPhoto(checkinId, photo, clientId) {
+    async function postPhoto(checkinId, photo, clientId, why = () => {}) {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), photoTimeoutMs);
       try {
@@ -185,7 +186,12 @@ const CompanionOutbox = (() => {
           signal: controller.signal,
         });
         if (response.status === 409 && (await readJson(response))?.error?.code === "other_client") return "other_client";
-        return response.redirected ? "retry" : classifyStatus(response.status);
+        const outcome = response.redirected ? "retry" : classifyStatus(response.status);
+        if (outcome === "rejected") {
+          const message = (await readJson(response))?.error?.message;
+          if (typeof message === "string" && message) why(message);
+        }
+        return outcome;
       } catch {
         return "retry";
       } finally {
@@ -200,9 +206,13 @@ const CompanionOutbox = (() => {
      */
     async function sendPhotos(record) {
       const counts = { sent: 0, refused: 0, left: 0 };
+      // The first refusal's reason, for the page to show beside "some photos could not be sent".
+      const why = (message) => {
+        counts.why ??= message;
+      };
       for (const photo of record.photos ?? []) {
         await store.update(record.id, (current) => ({ ...current, lease_until: now() + photoTimeoutMs + leaseMs }));
-        const outcome = await postPhoto(record.id, photo, record.client_id);
+        const outcome = await postPhoto(record.id, photo, record.client_id, why);
         if (outcome === "other_client") {
           // Someone else signed in since: none of these photos is theirs to receive.
           counts.refused = record.photos.length - counts.sent;
@@ -318,8 +328,11 @@ const CompanionOutbox = (() => {
           const result = { id: checkin.id, outcome, status: response.status, body: await readJson(response) };
           if (outcome === "sent" && photos.length) {
             result.photos = { sent: 0, refused: 0, left: 0 };
+            const why = (message) => {
+              result.photos.why ??= message;
+            };
             for (const photo of photos) {
-              const sent = await postPhoto(checkin.id, photo, clientId);
+              const sent = await postPhoto(checkin.id, photo, clientId, why);
               result.photos[sent === "sent" ? "sent" : sent === "retry" ? "left" : "refused"] += 1;
             }
           }
