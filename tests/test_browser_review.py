@@ -177,3 +177,25 @@ def test_a_timeline_at_tablet_portrait_splits_no_score_and_scrolls_no_sideways(p
     )
     assert lines and all(n == 1 for _, n in lines), lines
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
+
+
+def test_a_flag_ring_near_the_session_leaves_the_scores_readable(page, server):
+    """A check-in hours after the session sits at the left edge of the chart: its flag ring
+    must not cover the score labels of the y axis (it covered the right edge of the '2')."""
+    page.goto("/clinic/login")
+    page.get_by_label("Email").fill(server.seeded["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/clinic/clients/{server.seeded['alice_id']}")
+    chart = page.locator("svg.chart").first
+    rings = [r.bounding_box() for r in chart.locator("circle.ring").all()]
+    labels = [t.bounding_box() for t in chart.locator("text.ylabel").all()]
+    assert rings and len(labels) == 5
+    for ring in rings:
+        for label in labels:
+            apart = (
+                ring["x"] >= label["x"] + label["width"]
+                or ring["y"] >= label["y"] + label["height"]
+                or label["y"] >= ring["y"] + ring["height"]
+            )
+            assert apart, (ring, label)

@@ -39,7 +39,7 @@ def _y(v: float) -> float:
 GRID = Markup(
     "".join(
         f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{_y(v):.1f}" y2="{_y(v):.1f}"/>\n'
-        f'  <text class="ylabel" x="{LEFT - 8}" y="{_y(v) + 5:.1f}" text-anchor="end">{v}</text>\n  '
+        f'  <text class="ylabel" x="{LEFT - 14}" y="{_y(v) + 5:.1f}" text-anchor="end">{v}</text>\n  '
         for v in range(5)
     )
 )
