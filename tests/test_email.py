@@ -16,6 +16,7 @@ from companion.reminders import dispatcher as dispatch
 from companion.reminders import links, mail
 from companion.reminders.worker import Dispatcher
 from testkit.certs import make_certificates
+from testkit.push_receiver import PushReceiver
 from testkit.smtp_server import SmtpServer
 
 PUBLIC = "https://aftercare.clinic-tests.net"
@@ -259,6 +260,28 @@ def test_a_push_service_down_as_long_as_retries_take_falls_back_to_email(
     assert row(db, finns)["status"] == "pending"  # without an address it waits for push
     dispatch.tick(db, sender, lambda: later + timedelta(minutes=5), "t", settings, email=mailer)
     assert len(smtp.received) == 1  # once
+
+
+def test_a_reminder_delivered_to_one_device_is_not_emailed_while_another_waits(
+    app, db, world, smtp, sender, receiver
+):
+    """Delivered on the phone, waiting only for a tablet whose push service is down: that is
+    no failed push, so no fallback email however long the service stays down."""
+    erin = email_client(world)
+    api = world.sign_in_client(world.p1, erin["id"])
+    with PushReceiver(application_server_key=app.config["VAPID_PUBLIC_KEY"]) as healthy:
+        phone = subscribe(world, api, healthy, "erin-phone")
+        for n in range(3):
+            receiver.script(subscribe(world, api, receiver, f"erin-{n}"), [503] * 20)
+        erins = queue(db, erin)
+        production = Dispatcher(app)
+        settings, mailer = production.settings, production.get_email()
+        dispatch.tick(db, sender, utcnow, "t", settings, email=mailer)
+        assert len(healthy.messages_for(phone)) == 1
+        later = utcnow() + timedelta(seconds=settings.retry_span + 1)
+        dispatch.tick(db, sender, lambda: later, "t", settings, email=mailer)
+    assert smtp.received == []
+    assert [a["channel"] for a in attempts(db, erins)].count("email") == 0
 
 
 def test_email_only_client_gets_no_push(app, db, world, smtp, sender, receiver):

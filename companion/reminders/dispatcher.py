@@ -158,6 +158,7 @@ def send_batch(
         if (
             status == "waiting"
             and not retry
+            and not delivered  # reached a device: waiting only for the others
             and _email_instead(row, targets, email)
             and retries.down_too_long(services, down, now, settings)
         ):
