@@ -279,6 +279,22 @@ def test_every_read_of_a_client_record_is_audited(world):
     assert len(reads()) == before + 2
 
 
+def test_a_clients_own_change_of_their_settings_is_audited(world):
+    """Issue 6: every change of a client record is audited, who, when and what: also the
+    client's own (their time zone, quiet hours, discreet mode), by the API or Settings page."""
+    w = world
+    cid = w.client1["id"]
+    assert w.c1.patch("/api/me", {"timezone": "Europe/Madrid", "discreet": True}).status_code == 200
+    assert w.c1.patch("/api/me", {}).status_code == 200  # nothing changed: nothing to record
+    entries = w.p1.get(f"/api/audit?client_id={cid}").json["entries"]
+    mine = [e for e in entries if e["action"] == "client_updated"]
+    assert len(mine) == 1, mine
+    assert mine[0]["actor_kind"] == "client" and mine[0]["actor_id"] == cid
+    assert mine[0]["detail"] == "discreet,timezone"  # which fields, never their values
+    page = w.p1.get(f"/clinic/audit?client_id={cid}").get_data(as_text=True)
+    assert "changed Alice" in htmllib.unescape(re.sub(r"<[^>]+>", "", page))
+
+
 @pytest.mark.parametrize("fmt", ["xml", "pdf"])
 def test_export_rejects_unknown_formats(world, fmt):
     assert (

@@ -127,6 +127,20 @@ def create_client(db: sqlite_utils.Database, actor: User, values: dict, now: dat
     return row
 
 
+def change_own_settings(
+    db: sqlite_utils.Database, actor: User, values: dict, now: datetime
+) -> dict:
+    """A client changes their own settings (the API's PATCH /api/me, the Settings page): audited
+    as a change of their record, naming the fields, never their values."""
+    with write(db):
+        row = clients.update_client(db, actor.row, values, now)
+        if row is not actor.row:  # something changed
+            audit.record(
+                "client_updated", client_id=actor.id, detail=",".join(sorted(values)), actor=actor
+            )
+    return row
+
+
 def invite_client(
     db: sqlite_utils.Database,
     actor: User,

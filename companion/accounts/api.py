@@ -172,7 +172,7 @@ def update_me():
     data = body()
     if current_user.is_client:
         values = parse(ClientSettingsInput, data, partial=True)
-        current_user.row = clients.update_client(db, current_user.row, values, utcnow())
+        current_user.row = actions.change_own_settings(db, current_user, values, utcnow())
     else:
         values = parse(PractitionerSettingsInput, data, partial=True)
         with write(db):

@@ -116,7 +116,7 @@ def settings():
             data["channels"] = CHANNEL_CHOICES[f["channels"]]
         try:
             values = parse(ClientSettingsInput, data, partial=True)
-            current_user.row = clients.update_client(get_db(), current_user.row, values, utcnow())
+            current_user.row = actions.change_own_settings(get_db(), current_user, values, utcnow())
             flask_babel.refresh()  # this answer is already in the language just chosen
             saved = True
         except DomainError as e:
