@@ -277,6 +277,7 @@ def test_the_offer_is_worded_for_the_phone(world, agent, button, href):
     assert ("<strong>Remove Alerts</strong> off" in step) == (agent == IPHONE)
     assert ("alert at the right time" in step) == (agent != ANDROID)
     assert ("notification (0 minutes before)" in step) == (agent == ANDROID)
+    assert ("remove the alerts, keep them" in step) == (agent == DESKTOP)  # an iPad says Mac
 
 
 def test_the_practitioner_page_resets_it_and_logs_never_show_tokens(world):
