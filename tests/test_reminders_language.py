@@ -102,7 +102,7 @@ def test_a_spanish_clients_email_is_spanish(app, db, world, smtp, sender):
     weekday = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
     until = f"{weekday[expires.weekday()]} {expires.day} de "
     assert f"desde cualquier dispositivo, y caduca el {until}" in plain
-    assert f" a las {expires:%H:%M}." in plain
+    assert f" a las {expires.hour}:{expires:%M}." in plain  # CLDR es: H:mm, "0:25" after midnight
     assert "Recibes estos correos de Clinic One" in plain and "Dejar de recibir" in html
     for text in (plain, html):
         assert "Check in now" not in text and "You get these emails" not in text
