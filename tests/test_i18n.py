@@ -321,7 +321,7 @@ def test_a_practitioner_adds_a_spanish_client_on_the_page(world):
     found = world.p1.get("/api/clients?q=Luc").json["clients"]
     assert [c["language"] for c in found] == ["es"]
     refused = world.p1.http.post("/clinic/clients/new", data=form | {"language": "fr"})
-    assert refused.status_code == 200 and 'id="language-error"' in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="language-error"' in refused.get_data(as_text=True)
 
 
 # Words a client template may show unwrapped: the class name of <body>, and the chart's

@@ -112,7 +112,7 @@ def test_a_bad_form_is_not_saved_and_says_where(world):
     # An empty title with a key is a step with a missing title, not a blank row.
     r = http.post("/clinic/protocol", data=form)
     html = r.get_data(as_text=True)
-    assert r.status_code == 200 and "Not saved" in html
+    assert r.status_code == 422 and "Not saved" in html
     assert "Step 1, time:" in html and "Step 1, title:" in html and "Step 1, valid for:" in html
     assert world.p1.get("/api/protocol").json["version"] == 1
 
@@ -142,7 +142,7 @@ def test_the_json_import_refuses_what_the_api_refuses(world, text, phrase):
     http = page_client(world.app, {"email": "one@clinic-one.net"})
     token = csrf(http.get("/clinic/protocol").get_data(as_text=True))
     r = http.post("/clinic/protocol", data={"csrf_token": token, "steps": text})
-    assert r.status_code == 200, r.status_code  # the page again, with the error: nothing saved
+    assert r.status_code == 422, r.status_code  # the page again, with the error: nothing saved
     page = r.get_data(as_text=True)
     assert "Not valid JSON" in page and phrase in page, page[:3000]
     assert world.p1.get("/api/protocol").json["version"] == 1

@@ -232,7 +232,7 @@ def test_an_owner_manages_the_team_from_the_page(world):
     ]
     weak = dict(new, email="weak@clinic-one.net", password="aaaaaaaaaaaa")
     page = http.post("/clinic/team", data=weak)
-    assert page.status_code == 200 and "too easy to guess" in page.get_data(as_text=True)
+    assert page.status_code == 422 and "too easy to guess" in page.get_data(as_text=True)
 
 
 def test_the_migration_makes_each_clinics_first_practitioner_its_owner(tmp_path):

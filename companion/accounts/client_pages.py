@@ -102,7 +102,7 @@ def welcome():
 @client_required
 def settings():
     errors: dict = {}
-    saved = False
+    saved, status = False, 200
     if request.method == "POST":
         f = request.form
         data = {
@@ -121,6 +121,7 @@ def settings():
             saved = True
         except DomainError as e:
             errors = {name: shown(text) for name, text in e.fields.items()}
+            status = 422  # the form again, saying what is wrong
     return render_template(
         "client/settings.html",
         client=current_user.row,
@@ -135,4 +136,4 @@ def settings():
             ),
             None,  # [] (emails stopped, push off): no choice is ticked
         ),
-    )
+    ), status

@@ -36,6 +36,11 @@ def form_errors(e: DomainError) -> dict:
     return e.fields or {"form": e.message}
 
 
+def status_of_form(errors: dict) -> int:
+    """A form shown again with what is wrong answers 422 (bad input is a 4xx, pages too)."""
+    return 422 if errors else 200
+
+
 @bp.route("/setup", methods=["GET", "POST"])
 def setup():
     """Create the clinic and its first practitioner, once."""
@@ -51,7 +56,9 @@ def setup():
             return redirect(url_for(".clients"))
         except DomainError as e:
             errors = form_errors(e)
-    return render_template("practitioner/setup.html", errors=errors, form=request.form)
+    return render_template("practitioner/setup.html", errors=errors, form=request.form), (
+        status_of_form(errors)
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -154,7 +161,7 @@ def new_client():
             errors = form_errors(e)
     return render_template(
         "practitioner/client_new.html", errors=errors, form=request.form, clinic=the_clinic
-    )
+    ), status_of_form(errors)
 
 
 def my_client(client_id: int) -> dict:

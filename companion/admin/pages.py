@@ -99,7 +99,7 @@ def protocol():
         zones=sorted(timezones()),
         sample=sample,
         preview=protocol_editor.preview(current["steps"], clinic["timezone"], sample),
-    )
+    ), (422 if errors else 200)
 
 
 @bp.route("/team", methods=["GET", "POST"])
@@ -123,7 +123,7 @@ def team():
         people=store.team(db, current_user.clinic_id),
         errors=errors,
         form=request.form,
-    )
+    ), (422 if errors else 200)
 
 
 def _change_team(db, form) -> str:

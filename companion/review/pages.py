@@ -134,7 +134,9 @@ def erase(client_id: int):
             )
             flash("The client and everything about them was erased.")
             return redirect(url_for("practitioner.clients"))
-    return render_template("practitioner/erase.html", client=client, error=error)
+    return render_template("practitioner/erase.html", client=client, error=error), (
+        422 if error else 200
+    )
 
 
 @bp.get("/sessions/<int:session_id>/reminders")

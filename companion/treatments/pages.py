@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from companion import audit
-from companion.accounts.pages import form_errors, my_client
+from companion.accounts.pages import form_errors, my_client, status_of_form
 from companion.auth import practitioner_required
 from companion.clinical import AREAS
 from companion.contract import parse
@@ -85,4 +85,4 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
         areas=AREAS,
         # A new session is usually recorded as it ends: now, in the zone the field is read in.
         now_local=utcnow().astimezone(ZoneInfo(client["timezone"])).strftime("%Y-%m-%dT%H:%M"),
-    )
+    ), status_of_form(errors)
