@@ -112,12 +112,16 @@ function notificationFromPayload(payload, words = {}) {
   const id = data.id ?? null;
   // Delivery is at least once: the tag makes a duplicate replace, not stack.
   const tag = text(data.tag) ?? (id != null ? `reminder-${id}` : undefined);
+  // Icons only from our own paths: a payload cannot make the phone fetch another site.
+  const ownPath = (value) => (text(value) && /^\/(?![/\\])/.test(value) ? value : undefined);
+  const nested = data.data && typeof data.data === "object" ? data.data : {};
   const options = {
     body: text(data.body) ?? (text(data.title) ? "" : (text(fallback.body) ?? DEFAULT_NOTIFICATION_BODY)),
     renotify: false,
-    icon: NOTIFICATION_ICON,
-    badge: NOTIFICATION_BADGE,
-    data: { url: text(data.url) ?? DEFAULT_NOTIFICATION_URL, id },
+    icon: ownPath(data.icon) ?? NOTIFICATION_ICON,
+    badge: ownPath(data.badge) ?? NOTIFICATION_BADGE,
+    // The server's payloads carry `url`; `data.url` (the Notification's own shape) is read too.
+    data: { url: text(data.url) ?? text(nested.url) ?? DEFAULT_NOTIFICATION_URL, id },
   };
   if (tag) options.tag = tag;
   return { title: text(data.title) ?? text(fallback.title) ?? DEFAULT_NOTIFICATION_TITLE, options };

@@ -500,6 +500,33 @@ test("notificationFromPayload maps a reminder and falls back for anything odd", 
   assert.ok(!("tag" in plain(notificationFromPayload({ title: "T" })).options));
 });
 
+test("notificationFromPayload takes icon, badge and data.url from the payload (issue 4), same-origin paths only", () => {
+  const { notificationFromPayload } = loadWorker().context;
+  const shaped = plain(
+    notificationFromPayload({
+      title: "T",
+      body: "B",
+      tag: "t-1",
+      icon: "/static/icons/icon-512.png",
+      badge: "/static/icons/favicon-32.png",
+      data: { url: "/checkin?session=4" },
+    }),
+  );
+  assert.equal(shaped.options.icon, "/static/icons/icon-512.png");
+  assert.equal(shaped.options.badge, "/static/icons/favicon-32.png");
+  assert.equal(shaped.options.data.url, "/checkin?session=4");
+  assert.equal(shaped.options.tag, "t-1");
+  // The top-level url (the server's own payloads) still wins over data.url.
+  const both = plain(notificationFromPayload({ title: "T", url: "/reminders#n-2", data: { url: "/checkin" } }));
+  assert.equal(both.options.data.url, "/reminders#n-2");
+  // A foreign or odd icon falls back to ours: a push cannot make the phone fetch another site.
+  for (const icon of ["https://evil.example/x.png", "//evil.example/x.png", "/\\evil.example/x.png", "javascript:alert(1)", 7, ""]) {
+    const { options } = plain(notificationFromPayload({ title: "T", icon, badge: icon }));
+    assert.equal(options.icon, "/static/icons/icon-192.png", String(icon));
+    assert.equal(options.badge, "/static/icons/badge-96.png", String(icon));
+  }
+});
+
 test("push shows the reminder from its JSON payload", async () => {
   const worker = loadWorker();
   const payload = { title: "Sunscreen", body: "SPF 30 today", url: "/reminders", tag: "n-1", id: 1 };
