@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 
 from flask import Flask
 
@@ -41,28 +42,55 @@ def refuse_bad_email_settings(app: Flask) -> None:
 
 
 class DispatcherProcess:
-    """Exactly one `companion worker` beside the web workers; claims are atomic anyway, so a
-    second one started by mistake still sends each notification once."""
+    """Exactly one `companion worker` beside the web workers, started again if it dies (a
+    crash, the kernel's out-of-memory killer) like a web worker is; claims are atomic anyway,
+    so a second one started by mistake still sends each notification once."""
+
+    RESTART_SECONDS = 1.0  # pause before a dead dispatcher is started again (no busy loop)
 
     def __init__(self, enabled: bool):
         self.enabled, self.proc = enabled, None
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
 
     def start(self) -> None:
         if self.enabled and self.proc is None:
-            self.proc = subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
+            self.proc = self._spawn()
+            threading.Thread(target=self._watch, name="dispatcher-watch", daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
+
+    def _watch(self) -> None:
+        """Start the dispatcher again whenever it exits before `stop()` (its leases expire
+        and the new one reclaims them)."""
+        while True:
+            code = self.proc.wait()
+            if self.stopping.wait(self.RESTART_SECONDS):
+                return
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                logging.getLogger("companion.serve").warning(
+                    "The dispatcher exited (code %s); starting it again.", code
+                )
+                self.proc = self._spawn()
 
     def stop(self) -> str | None:
         """Stop it (it finishes its batch and releases its leases); return a warning if it
         had to be killed."""
-        if self.proc is None or self.proc.poll() is not None:
+        self.stopping.set()
+        with self.lock:
+            proc = self.proc
+        if proc is None or proc.poll() is not None:
             return None
-        self.proc.terminate()
+        proc.terminate()
         try:
-            self.proc.wait(timeout=GRACE_SECONDS)
+            proc.wait(timeout=GRACE_SECONDS)
             return None
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            proc.kill()
+            proc.wait()
             return (
                 f"The dispatcher did not stop within {GRACE_SECONDS} s and was killed: the"
                 " reminders it held stay leased until their lease runs out, then the next"

@@ -100,7 +100,9 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "granian"])
-def test_serve_replaces_a_dead_worker_finishes_requests_at_sigterm_logs_no_token(tmp_path, server):
+def test_serve_replaces_a_dead_worker_and_dispatcher_finishes_requests_at_sigterm_no_token(
+    tmp_path, server
+):
     port = free_port()
     log = tmp_path / "access.log"
     env = env_for(
@@ -123,6 +125,22 @@ def test_serve_replaces_a_dead_worker_finishes_requests_at_sigterm_logs_no_token
                 for pid, args in children(proc.pid).items()
                 if "companion.cli worker" not in args and "multiprocessing" not in args
             }
+
+        def dispatchers() -> set[int]:
+            return {p for p, args in children(proc.pid).items() if "companion.cli worker" in args}
+
+        # The dispatcher dies (out of memory, a crash): serve starts exactly one again.
+        deadline = time.monotonic() + 15
+        while not (killed := dispatchers()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(killed) == 1, killed
+        os.kill(next(iter(killed)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not dispatchers() - killed and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(dispatchers() - killed) == 1, "no new dispatcher"
+        time.sleep(1.5)  # and no second one after the restart pause
+        assert len(dispatchers() - killed) == 1
 
         deadline = time.monotonic() + 15
         while not (first := workers()) and time.monotonic() < deadline:
