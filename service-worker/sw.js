@@ -40,7 +40,8 @@ const SHELL_URLS = [
 // Pages whose HTML holds no health data (at most the latest session id), so a
 // copy may live in the cache and the check-in form opens offline. The home page
 // shows the recovery so far and is never stored.
-const CACHEABLE_PAGES = new Set(["/checkin", OFFLINE_URL, "/welcome"]);
+const CHECKIN_URL = "/checkin";
+const CACHEABLE_PAGES = new Set([CHECKIN_URL, OFFLINE_URL, "/welcome"]);
 // Of those, the ones that name the client (the welcome page greets them): a phone
 // can be lent or lost, so signing out drops them, as the server's Clear-Site-Data
 // asks (some browsers ignore that header).
@@ -186,6 +187,18 @@ async function keepOfflinePageIn(language, shell = null) {
   if (isStorable(response)) await cache.put(OFFLINE_URL, response);
 }
 
+/** Keep the check-in form ready offline once any client page has loaded, so the offline
+ * page's "Check in" link works even when the form was never opened online. Fetched again
+ * only when missing or when its language or clinic header changed (as the offline page). */
+async function keepCheckinForm(language, shell = null) {
+  const cache = await caches.open(SHELL_CACHE);
+  const cached = await cache.match(CHECKIN_URL);
+  const same = cached && cached.headers.get("Content-Language") === language;
+  if (same && (!shell || cached.headers.get(SHELL_HEADER) === shell)) return;
+  const response = await fetch(CHECKIN_URL, { credentials: "same-origin", cache: "no-store" });
+  if (isStorable(response) && !meansSignedOut(response)) await cache.put(CHECKIN_URL, response);
+}
+
 async function fallbackWords() {
   try {
     const page = await (await caches.open(SHELL_CACHE)).match(OFFLINE_URL);
@@ -214,6 +227,10 @@ async function networkFirstPage(event) {
     if (language && !meansSignedOut(response)) {
       const shell = response.headers.get(SHELL_HEADER);
       event.waitUntil(keepOfflinePageIn(language, shell).catch((error) => console.warn("Offline page:", error)));
+      // The start page is shown only to a signed-out phone: nothing to keep there.
+      if (pathname !== CHECKIN_URL && pathname !== START_URL) {
+        event.waitUntil(keepCheckinForm(language, shell).catch((error) => console.warn("Check-in form:", error)));
+      }
     }
     if (meansSignedOut(response)) {
       event.waitUntil(forgetPersonalPages());

@@ -319,6 +319,39 @@ test("navigation online: allow-listed pages are stored, the home page never", as
   assert.ok(!cache.keys().includes("/"), "health data stays out of the cache");
 });
 
+test("any client page keeps the check-in form for offline use, so the offline page's Check in link works", async () => {
+  let face = "Glow";
+  const page = (body) => () => basic(body, { headers: { "Content-Language": "en", "X-Companion-Shell": face } });
+  const worker = await installed({ routes: { "/": page("<p>home</p>"), "/reminders": page("<ul>"), "/checkin": page("<form>") } });
+  const cache = worker.cacheStore.get("companion-shell-v3");
+  const formFetches = () => worker.fetches.filter((f) => f.path === "/checkin").length;
+
+  // Only the home page was opened online: the form is fetched once and kept.
+  await worker.dispatch("fetch", navigate("/"));
+  await worker.dispatch("fetch", navigate("/reminders"));
+  assert.equal(await bodyOf(await cache.match("/checkin")), "<form>");
+  assert.equal(formFetches(), 1, "not fetched again on every page");
+
+  face = "Glow Skin Studio"; // the clinic's header changed: the kept form follows it
+  await worker.dispatch("fetch", navigate("/reminders"));
+  assert.equal(formFetches(), 2);
+  assert.equal((await cache.match("/checkin")).headers.get("X-Companion-Shell"), "Glow Skin Studio");
+
+  worker.state.online = false;
+  const offline = await worker.dispatch("fetch", navigate("/checkin?session=3"));
+  assert.equal(await bodyOf(offline.response), "<form>");
+});
+
+test("a signed-out phone does not keep the check-in form", async () => {
+  const start = basic("<p>start</p>", { headers: { "Content-Language": "en" } });
+  const toStart = basic("<p>start</p>", { headers: { "Content-Language": "en" }, redirected: true, url: `${ORIGIN}/start` });
+  const worker = await installed({ routes: { "/start": start, "/checkin": toStart } });
+  const cache = worker.cacheStore.get("companion-shell-v3");
+  await worker.dispatch("fetch", navigate("/start"));
+  assert.equal(worker.fetches.filter((f) => f.path === "/checkin").length, 0, "the start page asks for nothing more");
+  assert.equal(await cache.match("/checkin"), undefined);
+});
+
 test("navigation: no-store, redirected and error answers are never stored", async () => {
   const worker = await installed({
     routes: {
