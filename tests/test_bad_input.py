@@ -616,7 +616,7 @@ PROTOCOL_CASES = [
     ("steps empty", {"steps": []}, "steps"),
     ("step not an object", {"steps": [1]}, "steps[0]"),
     ("step nested list", {"steps": [[step()]]}, "steps[0]"),
-    ("step key missing", {"steps": [step(key=DROP)]}, "steps[0].key"),
+    ("step title missing", {"steps": [step(title=DROP)]}, "steps[0].title"),
     ("step key object", {"steps": [step(key={})]}, "steps[0].key"),
     ("step kind unknown", {"steps": [step(kind="sms")]}, "steps[0].kind"),
     ("step at list", {"steps": [step(at=[])]}, "steps[0].at"),

@@ -233,3 +233,21 @@ def test_an_empty_spanish_text_is_not_written_yet_so_a_spanish_client_gets_the_e
     assert world.p1.put("/api/protocol", {"steps": [step]}).status_code == 422
     rows = plan(SESSION, [step], "Europe/Madrid", None, None, SESSION, "es")
     assert (rows[0]["title"], rows[0]["body"]) == ("Hoy, protector solar", "Put on sunscreen.")
+
+
+def test_a_step_written_as_the_issue_writes_it_is_saved_and_planned(world):
+    """Issue 3: a step has a title, a body, a kind and a time, "+24 h" or "day 2, 18:00"; the
+    API takes exactly that (no key: one is made from the title) and plans sessions with it."""
+    steps = [
+        {"title": "How is your skin?", "body": "Tap to answer.", "kind": "checkin", "at": "+24 h"},
+        {"title": "Evening", "body": "Moisturise.", "kind": "instruction", "at": "day 2, 18:00"},
+    ]
+    r = world.p1.put("/api/protocol", {"steps": steps})
+    assert r.status_code == 200, r.json
+    assert [(s["key"], s["at"]) for s in r.json["steps"]] == [
+        ("how-is-your-skin", {"offset_hours": 24}),
+        ("evening", {"day": 2, "time": "18:00"}),
+    ]
+    session = world.new_session(world.p1, world.client1["id"], hours_ago=1)
+    planned = world.p1.get(f"/api/sessions/{session['id']}").json["schedule"]
+    assert {n["step_key"] for n in planned} == {"how-is-your-skin", "evening"}

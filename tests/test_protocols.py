@@ -244,7 +244,6 @@ BAD_STEPS = [
     ("empty", "steps", []),
     ("too many", "steps", [good(key=f"s{i}") for i in range(101)]),
     ("step not object", "steps[0]", ["x"]),
-    ("missing key", "steps[0].key", [without("key")]),
     ("key with spaces", "steps[0].key", [good(key="Day 2")]),
     ("key too long", "steps[0].key", [good(key="a" * 41)]),
     ("duplicate keys", "steps[1].key", [good(), good()]),
@@ -258,6 +257,9 @@ BAD_STEPS = [
     ("kind not string", "steps[0].kind", [good(kind=["checkin"])]),
     ("missing at", "steps[0].at", [without("at")]),
     ("at not object", "steps[0].at", [good(at="tomorrow")]),
+    ("at words with a bad clock", "steps[0].at.time", [good(at="day 2, 25:00")]),
+    ("at words negative", "steps[0].at", [good(at="-3 h")]),
+    ("at a number", "steps[0].at", [good(at=24)]),
     ("negative offset", "steps[0].at.offset_hours", [good(at={"offset_hours": -1})]),
     ("bool offset", "steps[0].at.offset_hours", [good(at={"offset_hours": True})]),
     ("string offset", "steps[0].at.offset_hours", [good(at={"offset_hours": "24"})]),
@@ -391,3 +393,44 @@ def test_plan_properties(performed_at, tz, quiet, late_minutes, extra):
         if quiet[0] is not None and quiet[0] != quiet[1]:
             start, end = (time.fromisoformat(q) for q in quiet)
             assert not in_window(local_time(row["due_at"], tz).time(), start, end)
+
+
+@pytest.mark.parametrize(
+    ("words", "at"),
+    [
+        ("+24 h", {"offset_hours": 24}),  # the issue's own notation
+        ("+1.5h", {"offset_hours": 1.5}),
+        ("day 2, 18:00", {"day": 2, "time": "18:00"}),
+        ("Day 1 at 8:30", {"day": 1, "time": "08:30"}),
+        ("same day, 19:00", {"day": 0, "time": "19:00"}),  # GET's "when" words
+        ("right after the session", {"offset_hours": 0}),
+        ("24 h after the session", {"offset_hours": 24}),
+    ],
+)
+def test_a_step_timed_in_words_is_stored_as_the_object_it_stands_for(words, at):
+    bare = {"title": "Check in", "body": "How is it?", "kind": "checkin"}
+    for step in ({**bare, "at": words}, {**bare, "when": words}):
+        clean, errors = validate_steps([step])
+        assert errors == {}
+        assert clean[0]["at"] == at
+
+
+def test_a_step_without_a_key_gets_one_from_its_title_unlike_the_others():
+    bare = {"body": "", "kind": "instruction", "at": {"offset_hours": 1}}
+    clean, errors = validate_steps(
+        [
+            {**bare, "title": "Day 2: sunscreen!"},
+            {**bare, "title": "Day 2: sunscreen!"},
+            {**bare, "title": {"en": "Day 2: sunscreen!", "es": "Día 2"}, "body": {"en": ""}},
+            {**bare, "key": "day-2-sunscreen", "title": "Given"},
+            {**bare, "title": "¿¡!?"},
+        ]
+    )
+    assert errors == {}
+    assert [s["key"] for s in clean] == [
+        "day-2-sunscreen-2",
+        "day-2-sunscreen-3",
+        "day-2-sunscreen-4",
+        "day-2-sunscreen",
+        "step",
+    ]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from companion.clinical import day_number
 from companion.reminders import planning
-from companion.reminders.protocol import hours_text
+from companion.reminders.protocol import hours_text, slug
 
 # The form's repeated fields, one value per step, in page order.
 FIELDS = (
@@ -49,14 +49,6 @@ def _number(text: str) -> float | int | str:
     return int(value) if value.is_integer() else value
 
 
-def _slug(title: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:32] or "step"
-    key, n = base, 2
-    while key in taken:
-        key, n = f"{base}-{n}", n + 1
-    return key
-
-
 def steps_from_form(form, kept: dict[str, dict]) -> list[dict]:
     """Read the editor's repeated fields into raw steps for validate_steps.
 
@@ -77,7 +69,7 @@ def steps_from_form(form, kept: dict[str, dict]) -> list[dict]:
             and not r["key"].strip()
         ):
             continue  # an empty new step left on the page
-        key = r["key"].strip() or _slug(r["title"], taken)
+        key = r["key"].strip() or slug(r["title"], taken)
         taken.add(key)
         if r["timing"] == "day":
             at = {"day": _number(r["day"]), "time": r["time"].strip()}

@@ -70,7 +70,10 @@ def describe_at(at: dict) -> str:
 # The request model of a protocol's steps: the validator of PUT /api/protocol and the
 # protocol page, and the schema in the OpenAPI document. Each field type checks a value
 # with today's messages and carries its JSON schema; errors name paths like steps[2].at.time.
-AT_SHAPE = 'must be {"offset_hours": n} or {"day": n, "time": "HH:MM"}'
+AT_SHAPE = (
+    'must be {"offset_hours": n} or {"day": n, "time": "HH:MM"}'
+    ' (or in words: "+24 h", "day 2, 18:00")'
+)
 AT_UNKNOWN = "unknown field (use offset_hours alone, or day and time)"
 _HOURS = {"type": "number", "maximum": MAX_HOURS}
 
@@ -169,7 +172,36 @@ class OnDay(Body):
     time: _field(_clock, {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
 
 
+# The issue's and GET's words for a time, accepted for "at" too: "+24 h", "day 2, 18:00",
+# "24 h after the session", "same day, 19:00", "right after the session".
+_AT_WORDS = (
+    (re.compile(r"\+\s*(\d{1,4}(?:\.\d+)?)\s*h(?:ours?)?"), "offset"),
+    (re.compile(r"(\d{1,4}(?:\.\d+)?)\s*h(?:ours?)? after the session"), "offset"),
+    (re.compile(r"right after the session"), "now"),
+    (re.compile(r"day\s+(\d{1,3}),?\s*(?:at\s+)?(\d{1,2}:\d{2})"), "day"),
+    (re.compile(r"same day,?\s*(?:at\s+)?(\d{1,2}:\d{2})"), "same day"),
+)
+
+
+def _at_words(text: str) -> dict:
+    """Read a time written in words ("+24 h", "day 2, 18:00") as the object it stands for."""
+    text = " ".join(text.lower().split())
+    for pattern, shape in _AT_WORDS:
+        if match := pattern.fullmatch(text):
+            if shape == "offset":
+                hours = float(match[1])
+                return {"offset_hours": int(hours) if hours.is_integer() else hours}
+            if shape == "now":
+                return {"offset_hours": 0}
+            if shape == "day":
+                return {"day": int(match[1]), "time": match[2].zfill(5)}
+            return {"day": 0, "time": match[1].zfill(5)}
+    raise fail(AT_SHAPE)
+
+
 def _at(value: Any) -> dict:
+    if isinstance(value, str):
+        value = _at_words(value)
     if not isinstance(value, dict):
         raise fail(AT_SHAPE)
     model = AfterHours if "offset_hours" in value else OnDay
@@ -181,7 +213,17 @@ def _at(value: Any) -> dict:
         ) from None
 
 
-_AT_SCHEMA = {"anyOf": [{LINK: "AfterHours"}, {LINK: "OnDay"}]}
+_AT_SCHEMA = {
+    "anyOf": [
+        {LINK: "AfterHours"},
+        {LINK: "OnDay"},
+        {
+            "type": "string",
+            "description": 'in words: "+24 h" (hours after the session), "day 2, 18:00"'
+            " (the client's wall-clock time on day N, the session's day being day 0)",
+        },
+    ]
+}
 _TITLE = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^\\u0000-\\u001f]*\\S"}
 _BODY = {"type": "string", "maxLength": 300, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f]*$"}
 TEXTS_SHAPE = 'must be a text, or texts by language: {"en": "...", "es": "..."}'
@@ -230,7 +272,15 @@ def _texts_schema(text: dict) -> dict:
 
 
 class StepInput(Body):
-    key: _field(_key, {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"})
+    key: _field(
+        _key,
+        {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9-]{0,39}$",
+            "description": "optional: made from the English title when missing",
+        },
+        required=False,
+    )
     title: _field(_per_language(_text(60)), _texts_schema(_TITLE))
     body: _field(_per_language(_text(300, empty=True)), _texts_schema(_BODY))
     kind: _field(_kind, {"type": "string", "enum": list(KINDS)})
@@ -240,6 +290,15 @@ class StepInput(Body):
     when: _field(
         lambda v: ABSENT, _IGNORED | {"description": "GET's words for at; ignored"}, required=False
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _when_for_at(cls, data: Any) -> Any:
+        """A step written with only "when" ("+24 h", "day 2, 18:00") is timed by it; with both,
+        "at" is the time and "when" (GET's words for it) is ignored."""
+        if isinstance(data, dict) and "at" not in data and isinstance(data.get("when"), str):
+            return {**data, "at": data["when"]}
+        return data
 
     @model_validator(mode="after")
     def _whole_translations(self) -> "StepInput":
@@ -272,6 +331,8 @@ class ProtocolInput(Body):
         first_index: dict[str, int] = {}
         duplicates: dict[str, str] = {}
         for index, step in enumerate(self.steps):
+            if step.key is ABSENT:
+                continue
             if step.key in first_index:
                 duplicates[f"steps[{index}].key"] = (
                     f"duplicate key {step.key!r} (also steps[{first_index[step.key]}])"
@@ -319,8 +380,21 @@ def validate_steps(steps: object) -> tuple[list[dict], dict[str, str]]:
     except ValidationError as error:
         return [], step_errors(error)
     clean = []
+    taken = {step.key for step in valid.steps if step.key is not ABSENT}
     for step in valid.steps:
         values = {k: v for k, v in step if v is not ABSENT}
+        if "key" not in values:  # a step given without one gets a key from its title
+            values = {"key": slug(text_in(values["title"], "en"), taken), **values}
+            taken.add(values["key"])
         values.setdefault("valid_hours", DEFAULT_VALID_HOURS[values["kind"]])
         clean.append(values)
     return clean, {}
+
+
+def slug(title: str, taken: set[str]) -> str:
+    """A step key made from its title, unlike any in taken: "Day 2: skin?" -> "day-2-skin"."""
+    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:32] or "step"
+    key, n = base, 2
+    while key in taken:
+        key, n = f"{base}-{n}", n + 1
+    return key
