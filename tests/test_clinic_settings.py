@@ -409,3 +409,11 @@ def test_the_owner_sets_the_emergency_number_on_the_profile_page(world):
     text = r.get_data(as_text=True)
     assert 'id="emergency_number-error"' in text and "digits only" in text
     assert world.p1.get("/api/clinic").json["emergency_number"] == "999"
+
+
+def test_the_manifest_says_it_varies_with_the_browsers_language(client):
+    # Its name, description and lang follow Accept-Language: a cache must not hand the
+    # Spanish copy to an English phone.
+    r = client.get("/manifest.webmanifest", headers={"Accept-Language": "es"})
+    assert r.get_json()["lang"] == "es"
+    assert "Accept-Language" in r.vary

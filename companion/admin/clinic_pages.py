@@ -153,4 +153,5 @@ def manifest():
     resp = make_response(json.dumps(data, ensure_ascii=False, indent=2))
     resp.mimetype = "application/manifest+json"
     resp.headers["Cache-Control"] = "no-cache"
+    resp.vary.add("Accept-Language")
     return resp
