@@ -405,6 +405,8 @@ def test_plan_properties(performed_at, tz, quiet, late_minutes, extra):
         ("same day, 19:00", {"day": 0, "time": "19:00"}),  # GET's "when" words
         ("right after the session", {"offset_hours": 0}),
         ("24 h after the session", {"offset_hours": 24}),
+        ("24 h after", {"offset_hours": 24}),  # the preview's words
+        ("right after", {"offset_hours": 0}),
     ],
 )
 def test_a_step_timed_in_words_is_stored_as_the_object_it_stands_for(words, at):

@@ -172,12 +172,12 @@ class OnDay(Body):
     time: _field(_clock, {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
 
 
-# The and GET's words for a time, accepted for "at" too: "+24 h", "day 2, 18:00",
-# "24 h after the session", "same day, 19:00", "right after the session".
+# The issue's, GET's and the preview's words for a time, accepted for "at" too: "+24 h",
+# "day 2, 18:00", "24 h after the session", "same day, 19:00", "day 1 at 08:30", "right after".
 _AT_WORDS = (
     (re.compile(r"\+\s*(\d{1,4}(?:\.\d+)?)\s*h(?:ours?)?"), "offset"),
-    (re.compile(r"(\d{1,4}(?:\.\d+)?)\s*h(?:ours?)? after the session"), "offset"),
-    (re.compile(r"right after the session"), "now"),
+    (re.compile(r"(\d{1,4}(?:\.\d+)?)\s*h(?:ours?)? after(?: the session)?"), "offset"),
+    (re.compile(r"right after(?: the session)?"), "now"),
     (re.compile(r"day\s+(\d{1,3}),?\s*(?:at\s+)?(\d{1,2}:\d{2})"), "day"),
     (re.compile(r"same day,?\s*(?:at\s+)?(\d{1,2}:\d{2})"), "same day"),
 )
