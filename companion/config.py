@@ -98,13 +98,16 @@ class ConfigError(Exception):
 
 
 def _parse(name: str, kind: type, raw: str):
-    if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    where = f"COMPANION_{name}={raw!r}"
+    if kind is bool:  # a typo ("ture") must not quietly mean off
+        word = raw.strip().lower()
+        if word not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            raise ConfigError(f"{where}: must be 1 or 0 (true/false, yes/no, on/off)")
+        return word in {"1", "true", "yes", "on"}
     if kind is list:
         return [item.strip() for item in raw.split(",") if item.strip()]
     if kind is str:
         return raw
-    where = f"COMPANION_{name}={raw!r}"
     if kind is float:
         try:
             value = float(raw)

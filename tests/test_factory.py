@@ -86,11 +86,21 @@ def test_instance_config_beats_defaults_without_env(instance):
         ("0", False),
         ("false", False),
         ("no", False),
+        (" Off ", False),
     ],
 )
 def test_boolean_env_settings_are_parsed(instance, monkeypatch, raw, expected):
     monkeypatch.setenv("COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS", raw)
     assert create_app().config["PUSH_ALLOW_PRIVATE_ENDPOINTS"] is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "ture", "2", "enabled"])
+def test_a_boolean_setting_that_says_neither_stops_with_the_variable_named(
+    instance, monkeypatch, raw
+):
+    monkeypatch.setenv("COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS", raw)
+    with pytest.raises(config.ConfigError, match="COMPANION_PUSH_ALLOW_PRIVATE_ENDPOINTS"):
+        create_app()
 
 
 def test_empty_env_setting_is_ignored(instance, monkeypatch):
