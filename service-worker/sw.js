@@ -189,12 +189,13 @@ async function keepOfflinePageIn(language, shell = null) {
 
 /** Keep the check-in form ready offline once any client page has loaded, so the offline
  * page's "Check in" link works even when the form was never opened online. Fetched again
- * only when missing or when its language or clinic header changed (as the offline page). */
-async function keepCheckinForm(language, shell = null) {
+ * when missing, when its language or clinic header changed (as the offline page), and on
+ * every home page (`always`): the form a new session opens must not wait for a visit. */
+async function keepCheckinForm(language, shell = null, always = false) {
   const cache = await caches.open(SHELL_CACHE);
   const cached = await cache.match(CHECKIN_URL);
   const same = cached && cached.headers.get("Content-Language") === language;
-  if (same && (!shell || cached.headers.get(SHELL_HEADER) === shell)) return;
+  if (!always && same && (!shell || cached.headers.get(SHELL_HEADER) === shell)) return;
   const response = await fetch(CHECKIN_URL, { credentials: "same-origin", cache: "no-store" });
   if (isStorable(response) && !meansSignedOut(response)) await cache.put(CHECKIN_URL, response);
 }
@@ -229,7 +230,7 @@ async function networkFirstPage(event) {
       event.waitUntil(keepOfflinePageIn(language, shell).catch((error) => console.warn("Offline page:", error)));
       // The start page is shown only to a signed-out phone: nothing to keep there.
       if (pathname !== CHECKIN_URL && pathname !== START_URL) {
-        event.waitUntil(keepCheckinForm(language, shell).catch((error) => console.warn("Check-in form:", error)));
+        event.waitUntil(keepCheckinForm(language, shell, pathname === "/").catch((error) => console.warn("Check-in form:", error)));
       }
     }
     if (meansSignedOut(response)) {
