@@ -1090,3 +1090,14 @@ def test_a_stopping_dispatcher_finishes_its_batch_and_claims_no_more(db, outbox,
     assert result["sent"] == 10 and len(receiver.received) == 10
     statuses = [notification(db, i)["status"] for i in ids]
     assert statuses.count("sent") == 10 and statuses.count("pending") == 20  # nothing left leased
+
+
+def test_aftercare_lists_the_upcoming_reminders_in_due_order(practice):
+    """DESIGN: GET /api/aftercare gives today's instructions, upcoming and past reminders."""
+    data = practice.c1.get("/api/aftercare").json
+    upcoming = data["upcoming"]
+    assert len(upcoming) >= 10 and upcoming[0] == data["next"]
+    assert [r["due_at"] for r in upcoming] == sorted(r["due_at"] for r in upcoming)
+    assert {r["status"] for r in upcoming} == {"pending"}
+    assert "Time to book your next session" in [r["title"] for r in upcoming]
+    assert not {r["id"] for r in upcoming} & {r["id"] for r in data["inbox"]}

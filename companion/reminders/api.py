@@ -130,7 +130,8 @@ def my_subscriptions():
 
 @bp.get("/aftercare")
 @operation(
-    "Today's instructions, the next reminder, and the inbox of due reminders",
+    "Today's instructions, the next reminder and all upcoming ones (due order), the latest"
+    " session's past ones, and the inbox of due reminders",
     tag="client",
     reply=Aftercare,
     errors=(401, 403),

@@ -61,14 +61,15 @@ def overview(
     session: dict | None = None,
     past: bool = True,
 ) -> dict:
-    """Return the latest session, today's steps, the next reminder and (`past`) recent ones.
+    """Return the latest session, today's steps, the next and all upcoming reminders, and
+    (`past`) recent ones.
 
     `session`: the client's latest session row, when the caller has read it already.
     """
     tz = client["timezone"]
     session = session or latest_session(db, client["id"])
     if session is None:
-        return {"session": None, "today": [], "next": None, "past": [], "day": None}
+        return {"session": None, "today": [], "next": None, "upcoming": [], "past": [], "day": None}
     # Without `past`, only today's steps and those to come are shown: none due before two days
     # ago is read (the client's "today" began at most ~25 hours ago, whatever their zone).
     since = "" if past else iso(now - timedelta(days=2))
@@ -82,6 +83,9 @@ def overview(
     today = now.astimezone(ZoneInfo(tz)).date()
     performed = parse_iso(session["performed_at"])
     now_text = iso(now)
+    upcoming = [
+        reminder_dict(r, tz) for r in planned if r["status"] == "pending" and r["due_at"] > now_text
+    ]
     return {
         "session": session_dict(session, tz),
         "day": day_number(performed, now, tz),
@@ -90,14 +94,8 @@ def overview(
             for r in planned
             if _local(r["due_at"], tz).date() == today and applies(r)
         ],
-        "next": next(
-            (
-                reminder_dict(r, tz)
-                for r in planned
-                if r["status"] == "pending" and r["due_at"] > now_text
-            ),
-            None,
-        ),
+        "next": upcoming[0] if upcoming else None,
+        "upcoming": upcoming,
         "past": [reminder_dict(r, tz) for r in planned if applies(r) and r["due_at"] <= now_text][
             ::-1
         ][:10]

@@ -196,6 +196,7 @@ class Aftercare(Reply):
     day: int | None
     today: list[Reminder]
     next: Reminder | None
+    upcoming: list[Reminder]
     past: list[Reminder]
     inbox: list[Reminder]
     calendar_url: str | None
