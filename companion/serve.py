@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -62,10 +63,13 @@ class DispatcherProcess:
         return subprocess.Popen([sys.executable, "-m", "companion.cli", "worker"])
 
     def _watch(self) -> None:
-        """Start the dispatcher again whenever it exits before `stop()` (its leases expire
-        and the new one reclaims them)."""
+        """Start the dispatcher again whenever it dies before `stop()` (its leases expire and
+        the new one reclaims them). Exit code 0 or a SIGTERM/SIGINT is a stop, not a death:
+        systemd and Ctrl+C signal every process of the service, not only this one."""
         while True:
             code = self.proc.wait()
+            if code in (0, -signal.SIGTERM, -signal.SIGINT):
+                return
             if self.stopping.wait(self.RESTART_SECONDS):
                 return
             with self.lock:
