@@ -17,7 +17,7 @@ def unreadable_database(path: str, error: Exception) -> str:
     """Say that the database file cannot be used, and what to do (no traceback at 3 am)."""
     return (
         f"database {path} cannot be read: {error}. Stop Companion and restore the file from"
-        " your backup (README, Backups); leave its -wal file beside it if it has one"
+        " your backup (README, Backups: first move the file and its -wal and -shm aside)"
     )
 
 

@@ -406,6 +406,8 @@ def test_a_file_that_is_not_a_database_is_named(runner, app, command):
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert f"PROBLEM  database {database} cannot be read" in result.output, result.output
         assert "instance folder" in result.output
+        # A -wal left beside a restored copy would be replayed onto it: move it aside.
+        assert "move the file and its -wal and -shm aside" in result.output
     else:
         assert_clean_failure(result, str(database), "not a database")
     assert database.read_bytes().startswith(b"not a database")
