@@ -67,7 +67,7 @@ class DispatcherProcess:
         the new one reclaims them). Exit code 0 or a SIGTERM/SIGINT is a stop, not a death:
         systemd and Ctrl+C signal every process of the service, not only this one."""
         while True:
-            code = self.proc.wait()
+            code = self._wait()
             if code in (0, -signal.SIGTERM, -signal.SIGINT):
                 return
             if self.stopping.wait(self.RESTART_SECONDS):
@@ -79,6 +79,16 @@ class DispatcherProcess:
                     "The dispatcher exited (code %s); starting it again.", code
                 )
                 self.proc = self._spawn()
+
+    def _wait(self) -> int | None:
+        """The dispatcher's exit code (-N: killed by signal N), or None when another waiter
+        took it first: gunicorn's arbiter reaps every child (waitpid(-1)), and Popen.wait()
+        would then answer 0, which reads as a stop, and a killed dispatcher stayed dead."""
+        try:
+            _, status = os.waitpid(self.proc.pid, 0)
+        except ChildProcessError:
+            return None
+        return os.waitstatus_to_exitcode(status)
 
     def stop(self) -> str | None:
         """Stop it (it finishes its batch and releases its leases); return a warning if it
@@ -212,6 +222,14 @@ def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:
         if warning:
             server.log.warning(warning)
 
+    def when_ready(arbiter):
+        # A dispatcher gone while the arbiter stops (systemd and Ctrl+C signal the whole group)
+        # is not started again: its exit status may be the arbiter's to reap, not ours to read.
+        for name in ("handle_term", "handle_int", "handle_quit"):
+            handler = getattr(arbiter, name)
+            setattr(arbiter, name, lambda handler=handler: (dispatcher.stopping.set(), handler()))
+        dispatcher.start()
+
     class Server(BaseApplication):
         def load_config(self):
             settings = {
@@ -224,7 +242,7 @@ def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:
                 "keepalive": 5,
                 # Several instances may run on one host; none needs the control socket.
                 "control_socket_disable": True,
-                "when_ready": lambda _server: dispatcher.start(),
+                "when_ready": when_ready,
                 "on_exit": on_exit,
                 "accesslog": accesslog,
                 "logger_class": RedactingLogger,
