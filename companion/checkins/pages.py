@@ -52,7 +52,7 @@ def home_context() -> dict:
         client=client,
         assessment=None,
         chart=None,
-        **aftercare.overview(db, client, utcnow(), session_row, past=False),
+        **aftercare.overview(db, client, utcnow(), session_row, lists=False),
     )
     if context["session"]:
         found, context["assessment"] = checkins.for_chart(db, context["session"]["id"])

@@ -59,20 +59,22 @@ def overview(
     client: dict,
     now: datetime,
     session: dict | None = None,
-    past: bool = True,
+    lists: bool = True,
 ) -> dict:
-    """Return the latest session, today's steps, the next and all upcoming reminders, and
-    (`past`) recent ones.
+    """Return the latest session, today's steps, the next reminder and (`lists`) all upcoming
+    and recent ones.
 
     `session`: the client's latest session row, when the caller has read it already.
+    `lists=False` (the home page, which shows today's steps and the next reminder): the lists
+    stay empty and nothing due before two days ago is read.
     """
     tz = client["timezone"]
     session = session or latest_session(db, client["id"])
     if session is None:
         return {"session": None, "today": [], "next": None, "upcoming": [], "past": [], "day": None}
-    # Without `past`, only today's steps and those to come are shown: none due before two days
+    # Without the lists, only today's steps and the next are shown: none due before two days
     # ago is read (the client's "today" began at most ~25 hours ago, whatever their zone).
-    since = "" if past else iso(now - timedelta(days=2))
+    since = "" if lists else iso(now - timedelta(days=2))
     planned = rows(
         db,
         f"SELECT {COLUMNS} FROM notifications WHERE session_id = :session_id"
@@ -83,9 +85,7 @@ def overview(
     today = now.astimezone(ZoneInfo(tz)).date()
     performed = parse_iso(session["performed_at"])
     now_text = iso(now)
-    upcoming = [
-        reminder_dict(r, tz) for r in planned if r["status"] == "pending" and r["due_at"] > now_text
-    ]
+    to_come = [r for r in planned if r["status"] == "pending" and r["due_at"] > now_text]
     return {
         "session": session_dict(session, tz),
         "day": day_number(performed, now, tz),
@@ -94,12 +94,12 @@ def overview(
             for r in planned
             if _local(r["due_at"], tz).date() == today and applies(r)
         ],
-        "next": upcoming[0] if upcoming else None,
-        "upcoming": upcoming,
+        "next": reminder_dict(to_come[0], tz) if to_come else None,
+        "upcoming": [reminder_dict(r, tz) for r in to_come] if lists else [],
         "past": [reminder_dict(r, tz) for r in planned if applies(r) and r["due_at"] <= now_text][
             ::-1
         ][:10]
-        if past
+        if lists
         else [],
     }
 
