@@ -305,13 +305,17 @@ def iso_ago(**delta) -> str:
     return (datetime.now(UTC) - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def practitioners_last_seen(app, **ago) -> None:
+    sql(
+        app,
+        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
+        (iso_ago(**ago),),
+    )
+
+
 def test_practitioner_idle_timeout(world):
     world.app.config["PRACTITIONER_IDLE_MINUTES"] = 5
-    sql(
-        world.app,
-        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
-        (iso_ago(minutes=4),),
-    )
+    practitioners_last_seen(world.app, minutes=4)
     # Active within the idle window: still in, and the visit moves last_seen_at forward.
     assert world.p1.get("/api/me").status_code == 200
     seen = sql(
@@ -319,11 +323,7 @@ def test_practitioner_idle_timeout(world):
         "SELECT last_seen_at FROM auth_sessions WHERE user_kind = 'practitioner' AND user_id = 1",
     )[0][0]
     assert seen > iso_ago(minutes=1)
-    sql(
-        world.app,
-        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
-        (iso_ago(minutes=6),),
-    )
+    practitioners_last_seen(world.app, minutes=6)
     assert world.p1.get("/api/me").status_code == 401
     assert world.p2.get("/api/clients").status_code == 401
     # A page sends the idle practitioner back to sign in.
@@ -339,20 +339,12 @@ def test_a_short_idle_timeout_never_signs_out_someone_active_within_it(world):
     last_seen = (
         "SELECT last_seen_at FROM auth_sessions WHERE user_kind = 'practitioner' AND user_id = 1"
     )
-    sql(
-        world.app,
-        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
-        (iso_ago(seconds=40),),
-    )
+    practitioners_last_seen(world.app, seconds=40)
     assert world.p1.get("/api/me").status_code == 200
     assert sql(world.app, last_seen)[0][0] > iso_ago(seconds=5)  # the visit counted
     # The default hour still writes at most once a minute (no write on every request).
     world.app.config["PRACTITIONER_IDLE_MINUTES"] = 60
-    sql(
-        world.app,
-        "UPDATE auth_sessions SET last_seen_at = ? WHERE user_kind = 'practitioner'",
-        (iso_ago(seconds=40),),
-    )
+    practitioners_last_seen(world.app, seconds=40)
     assert world.p1.get("/api/me").status_code == 200
     assert sql(world.app, last_seen)[0][0] < iso_ago(seconds=30)
 

@@ -208,18 +208,24 @@ def test_bad_bodies_are_422_with_the_field_named(world, path, body, field):
     assert field in r.json["error"]["fields"]
 
 
+def signed_in_colleague(world):
+    """A practitioner added to clinic one by its owner, signed in: (their JSON, their client)."""
+    colleague = world.p1.post(
+        "/api/practitioners",
+        {"email": "pr@clinic-one.net", "name": "Dr PR", "password": PASSWORD},
+    ).json
+    pr, r = login(world.app, email=colleague["email"])
+    assert r.status_code == 200
+    return colleague, pr
+
+
 def test_an_owner_requires_it_and_a_practitioner_without_it_can_only_enrol(world):
     app = world.app
     # An owner turns it on for themselves first.
     r = world.p1.put("/api/clinic/two-factor", {"required": True})
     assert r.status_code == 409
     secret, _ = enrol(world.p1)
-    colleague = world.p1.post(
-        "/api/practitioners",
-        {"email": "pr@clinic-one.net", "name": "Dr PR", "password": PASSWORD},
-    ).json
-    pr, r = login(app, email=colleague["email"])
-    assert r.status_code == 200
+    colleague, pr = signed_in_colleague(world)
     assert pr.put("/api/clinic/two-factor", {"required": True}).status_code == 403
     r = world.p1.put("/api/clinic/two-factor", {"required": True})
     assert r.status_code == 200 and r.json == {"required": True}
@@ -244,11 +250,7 @@ def test_an_owner_requires_it_and_a_practitioner_without_it_can_only_enrol(world
 
 
 def test_an_owner_resets_a_colleagues_lost_phone(world):
-    colleague = world.p1.post(
-        "/api/practitioners",
-        {"email": "pr@clinic-one.net", "name": "Dr PR", "password": PASSWORD},
-    ).json
-    pr, _ = login(world.app, email=colleague["email"])
+    colleague, pr = signed_in_colleague(world)
     enrol(pr)
     assert pr.post(f"/api/practitioners/{colleague['id']}/two-factor/reset").status_code == 403
     assert (
@@ -263,11 +265,7 @@ def test_an_owner_resets_a_colleagues_lost_phone(world):
 
 def test_an_owners_reset_of_a_colleague_without_two_factor_leaves_their_sessions(world):
     # It ended their sessions and audited a reset of nothing.
-    colleague = world.p1.post(
-        "/api/practitioners",
-        {"email": "pr@clinic-one.net", "name": "Dr PR", "password": PASSWORD},
-    ).json
-    pr, _ = login(world.app, email=colleague["email"])
+    colleague, pr = signed_in_colleague(world)
     r = world.p1.post(f"/api/practitioners/{colleague['id']}/two-factor/reset")
     assert r.status_code == 200 and r.json["two_factor"] is False
     assert pr.get("/api/me").status_code == 200
