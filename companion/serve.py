@@ -242,6 +242,10 @@ def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:
                 "keepalive": 5,
                 # Several instances may run on one host; none needs the control socket.
                 "control_socket_disable": True,
+                # X-Forwarded-* is trusted only through COMPANION_PROXY_FIX_HOPS (ProxyFix in the
+                # app); gunicorn's own default would believe X-Forwarded-Proto from any local
+                # process and mark cookies Secure, HSTS included, on a plain-HTTP request.
+                "forwarded_allow_ips": "",
                 "when_ready": when_ready,
                 "on_exit": on_exit,
                 "accesslog": accesslog,

@@ -204,3 +204,40 @@ def test_run_stops_cleanly_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "granian"])
+def test_forwarded_headers_are_believed_only_with_proxy_fix_hops(tmp_path, server):
+    """Without COMPANION_PROXY_FIX_HOPS a request's X-Forwarded-Proto is anyone's word (any
+    local process, or a client when no proxy strips it): no Secure cookie, no HSTS. gunicorn's
+    own default trusted it from 127.0.0.1."""
+    import urllib.request
+
+    def login_page_headers(port: int):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/clinic/login", headers={"X-Forwarded-Proto": "https"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.headers
+
+    for hops, secure in (("0", False), ("1", True)):
+        port = free_port()
+        proc = subprocess.Popen(
+            [COMPANION, "serve", "--server", server, "--port", str(port), "--workers", "1"],
+            env=env_for(
+                tmp_path / "instance",
+                COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net",
+                COMPANION_PROXY_FIX_HOPS=hops,
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_health(port, proc)
+            headers = login_page_headers(port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=40)
+        cookie = headers["Set-Cookie"]
+        assert ("Secure" in cookie) is secure, (hops, cookie)
+        assert ("Strict-Transport-Security" in headers) is secure, (hops, dict(headers))
