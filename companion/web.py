@@ -158,7 +158,8 @@ REDACT_TOKENS = RedactTokens()
 
 
 def shell_page(view):
-    """Let the service worker keep this page for offline use (it carries no health data)."""
+    """Let the service worker keep this page for offline use: only for a page that carries no
+    health data, no name and no secret (sw.js CACHEABLE_PAGES lists the same pages)."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):

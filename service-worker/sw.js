@@ -1,10 +1,11 @@
 // Companion service worker, served by Flask at /sw.js so its scope is the whole app.
 //
 // What it does, and what it deliberately does not:
-// - keeps the app shell (CSS, JS, icons, manifest, a few pages without health data)
-//   so the app opens offline;
-// - never stores API answers, the home page, or anything marked no-store: a phone
-//   can be shared or lost, and recovery details must not outlive the session;
+// - keeps the app shell (CSS, JS, icons, manifest, the check-in form and the offline
+//   page: no health data, no name, no secret) so the app opens offline;
+// - never stores API answers, the home page, the welcome page (the client's name and
+//   private calendar address), or anything marked no-store: a phone can be shared or
+//   lost, and what it keeps must not tell anyone who the client is or how they heal;
 // - shows every push as a notification (browsers revoke silent push subscriptions);
 // - replays check-ins saved offline when Background Sync says the network is back.
 //
@@ -14,7 +15,7 @@ importScripts("/static/js/outbox.js");
 
 // Bump on every change to the shell list or to how it is cached; activate then
 // deletes the older companion-* caches.
-const CACHE_VERSION = "v3";
+const CACHE_VERSION = "v4";
 const SHELL_CACHE = `companion-shell-${CACHE_VERSION}`;
 const CACHE_PREFIX = "companion-";
 const OFFLINE_URL = "/offline";
@@ -37,14 +38,17 @@ const SHELL_URLS = [
   "/static/icons/favicon-32.png",
 ];
 
-// Pages whose HTML holds no health data (at most the latest session id), so a
-// copy may live in the cache and the check-in form opens offline. The home page
-// shows the recovery so far and is never stored.
+// Pages whose HTML holds no health data, no name and no secret (the check-in form holds
+// at most the ids of the latest session and of its client), so a copy may live in the
+// cache and the check-in form opens offline. The home page shows the recovery so far and
+// the welcome page greets the client by name beside their private calendar address (a
+// capability URL): neither is ever stored, and the server sends both as no-store
+// (v3 kept /welcome; v4's activate deletes that cache).
 const CHECKIN_URL = "/checkin";
-const CACHEABLE_PAGES = new Set([CHECKIN_URL, OFFLINE_URL, "/welcome"]);
-// Of those, the ones that name the client (the welcome page greets them): a phone
-// can be lent or lost, so signing out drops them, as the server's Clear-Site-Data
-// asks (some browsers ignore that header).
+const CACHEABLE_PAGES = new Set([CHECKIN_URL, OFFLINE_URL]);
+// Of those, the ones made for the signed-in client (the form carries their ids): a phone
+// can be lent or lost, so signing out drops them, as the server's Clear-Site-Data asks
+// (some browsers ignore that header).
 const PERSONAL_PAGES = [...CACHEABLE_PAGES].filter((path) => path !== OFFLINE_URL);
 const SIGN_OUT_PATHS = new Set(["/sign-out", "/clinic/logout", "/api/auth/logout", "/api/auth/logout-all"]);
 const START_URL = "/start";

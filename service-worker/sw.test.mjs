@@ -247,10 +247,10 @@ test("registers exactly one listener per event", () => {
 
 test("install precaches the shell under the versioned cache name", async () => {
   const worker = await installed();
-  assert.equal(worker.read("CACHE_VERSION"), "v3");
-  assert.equal(worker.read("SHELL_CACHE"), "companion-shell-v3");
-  assert.deepEqual([...worker.cacheStore.keys()], ["companion-shell-v3"]);
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  assert.equal(worker.read("CACHE_VERSION"), "v4");
+  assert.equal(worker.read("SHELL_CACHE"), "companion-shell-v4");
+  assert.deepEqual([...worker.cacheStore.keys()], ["companion-shell-v4"]);
+  const cache = worker.cacheStore.get("companion-shell-v4");
   assert.deepEqual(cache.keys().sort(), [...worker.read("SHELL_URLS")].sort());
   assert.ok(cache.keys().includes("/offline"));
   assert.ok(cache.keys().includes("/static/icons/badge-96.png"));
@@ -275,7 +275,7 @@ test("activate deletes older companion-* caches only, enables preload and claims
   await worker.caches.open("someone-else");
   const activate = await worker.dispatch("activate");
   assert.equal(activate.settled[0].status, "fulfilled");
-  assert.deepEqual([...worker.cacheStore.keys()].sort(), ["companion-shell-v3", "someone-else"]);
+  assert.deepEqual([...worker.cacheStore.keys()].sort(), ["companion-shell-v4", "someone-else"]);
   assert.equal(worker.calls.claim, 1);
   assert.equal(worker.calls.preload, 1);
 });
@@ -308,7 +308,7 @@ test("navigation online: allow-listed pages are stored, the home page never", as
   const worker = await installed({
     routes: { "/checkin": basic("<form id=checkin-form>"), "/": basic("<p>day 2: redness 3</p>") },
   });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
 
   const form = await worker.dispatch("fetch", navigate("/checkin?from=home"));
   assert.equal(await bodyOf(form.response), "<form id=checkin-form>");
@@ -323,7 +323,7 @@ test("any client page keeps the check-in form for offline use, so the offline pa
   let face = "Glow";
   const page = (body) => () => basic(body, { headers: { "Content-Language": "en", "X-Companion-Shell": face } });
   const worker = await installed({ routes: { "/": page("<p>home</p>"), "/reminders": page("<ul>"), "/checkin": page("<form>") } });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
   const formFetches = () => worker.fetches.filter((f) => f.path === "/checkin").length;
 
   // The form was never opened online: it is fetched once and kept.
@@ -350,7 +350,7 @@ test("a signed-out phone does not keep the check-in form", async () => {
   const start = basic("<p>start</p>", { headers: { "Content-Language": "en" } });
   const toStart = basic("<p>start</p>", { headers: { "Content-Language": "en" }, redirected: true, url: `${ORIGIN}/start` });
   const worker = await installed({ routes: { "/start": start, "/checkin": toStart } });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
   await worker.dispatch("fetch", navigate("/start"));
   assert.equal(worker.fetches.filter((f) => f.path === "/checkin").length, 0, "the start page asks for nothing more");
   assert.equal(await cache.match("/checkin"), undefined);
@@ -363,7 +363,7 @@ test("navigation: no-store, redirected and error answers are never stored", asyn
       "/welcome": basic("login page", { redirected: true }),
     },
   });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
   await worker.dispatch("fetch", navigate("/checkin"));
   await worker.dispatch("fetch", navigate("/welcome"));
   assert.ok(!cache.keys().includes("/checkin"));
@@ -372,7 +372,7 @@ test("navigation: no-store, redirected and error answers are never stored", asyn
   const failing = await installed({ routes: { "/checkin": basic("oops", { status: 500 }) } });
   const answer = await failing.dispatch("fetch", navigate("/checkin"));
   assert.equal(answer.response.status, 500, "a server error is shown, not hidden behind a stale copy");
-  assert.ok(!failing.cacheStore.get("companion-shell-v3").keys().includes("/checkin"));
+  assert.ok(!failing.cacheStore.get("companion-shell-v4").keys().includes("/checkin"));
 });
 
 test("navigation offline: the stored form shell, else the offline page", async () => {
@@ -399,54 +399,78 @@ test("navigation uses the preloaded response when the browser has one", async ()
   assert.ok(!worker.fetches.some((f) => f.path === "/checkin"), "no second request");
 });
 
-test("signing out drops the cached pages that name the client, and keeps the shell", async () => {
+test("the welcome page (the client's name, their private calendar address) is never stored", async () => {
+  // Even if a server forgot to mark it no-store: the worker keeps only pages without them.
+  const welcome = '<h1>Welcome, Alice</h1><input value="https://clinic.example/calendar/s3cret.ics">';
+  const worker = await installed({ routes: { "/welcome": basic(welcome, { headers: { "Cache-Control": "no-cache, private" } }) } });
+  const online = await worker.dispatch("fetch", navigate("/welcome"));
+  assert.equal(await bodyOf(online.response), welcome, "shown online as it came");
+  for (const name of worker.cacheStore.keys()) {
+    for (const key of worker.cacheStore.get(name).keys()) {
+      assert.ok(!(await bodyOf(await worker.cacheStore.get(name).match(key))).includes("Alice"), `${name} ${key}`);
+    }
+  }
+  assert.ok(!worker.cacheStore.get(worker.read("SHELL_CACHE")).keys().includes("/welcome"));
+  worker.state.online = false;
+  const offline = await worker.dispatch("fetch", navigate("/welcome"));
+  assert.equal(await bodyOf(offline.response), "shell /offline");
+});
+
+test("an update drops the older cache that still holds a welcome page", async () => {
+  const worker = await installed();
+  const old = await worker.caches.open("companion-shell-v3");
+  await old.put("/welcome", basic("<h1>Welcome, Alice</h1>"));
+  await worker.dispatch("activate");
+  assert.deepEqual([...worker.cacheStore.keys()], [worker.read("SHELL_CACHE")]);
+});
+
+test("signing out drops the cached pages made for the client, and keeps the shell", async () => {
   for (const path of ["/sign-out", "/api/auth/logout", "/api/auth/logout-all"]) {
     const worker = await installed({
-      routes: { "/welcome": basic("<h1>Welcome, Alice</h1>"), "/checkin": basic("<form>"), [`POST ${path}`]: basic("") },
+      routes: { "/checkin": basic('<form data-client-id="7">'), [`POST ${path}`]: basic("") },
     });
     const cache = worker.cacheStore.get(worker.read("SHELL_CACHE"));
-    await worker.dispatch("fetch", navigate("/welcome"));
     await worker.dispatch("fetch", navigate("/checkin"));
-    assert.ok(cache.keys().includes("/welcome"));
+    assert.ok(cache.keys().includes("/checkin"));
     const out = await worker.dispatch("fetch", { request: { url: `${ORIGIN}${path}`, method: "POST", mode: "navigate" } });
     assert.equal(out.responded, false, "the sign-out itself goes to the network untouched");
     assert.deepEqual(out.settled.map((s) => s.status), ["fulfilled"]);
-    assert.ok(!cache.keys().includes("/welcome"), `${path}: the page with the name is gone`);
-    assert.ok(!cache.keys().includes("/checkin"));
+    assert.ok(!cache.keys().includes("/checkin"), `${path}: the client's form is gone`);
     assert.ok(cache.keys().includes("/offline") && cache.keys().includes("/static/app.css"), "the shell stays");
     worker.state.online = false;
-    const offline = await worker.dispatch("fetch", navigate("/welcome"));
-    assert.equal(await bodyOf(offline.response), "shell /offline", "offline, the name is not shown any more");
+    const offline = await worker.dispatch("fetch", navigate("/checkin"));
+    assert.equal(await bodyOf(offline.response), "shell /offline", "offline, the client's form is not shown any more");
   }
 });
 
 test("a sign-out from elsewhere (revoked, erased) drops the personal pages on the next page load", async () => {
   // The server answers with Clear-Site-Data: the clinic signed the phone out, or erased the client.
+  const form = basic('<form data-client-id="7">');
   const cleared = await installed({
     routes: {
-      "/welcome": basic("<h1>Welcome, Alice</h1>"),
+      "/checkin": form,
       "/": basic("start", { headers: { "Clear-Site-Data": '"cache", "storage"' } }),
     },
   });
-  await cleared.dispatch("fetch", navigate("/welcome"));
-  assert.ok(cleared.cacheStore.get(cleared.read("SHELL_CACHE")).keys().includes("/welcome"));
+  await cleared.dispatch("fetch", navigate("/checkin"));
+  assert.ok(cleared.cacheStore.get(cleared.read("SHELL_CACHE")).keys().includes("/checkin"));
   await cleared.dispatch("fetch", navigate("/"));
-  assert.ok(!cleared.cacheStore.get(cleared.read("SHELL_CACHE")).keys().includes("/welcome"));
+  assert.ok(!cleared.cacheStore.get(cleared.read("SHELL_CACHE")).keys().includes("/checkin"));
   // A page that sends the phone to the start page means the same.
   const redirected = await installed({
     routes: {
-      "/welcome": basic("<h1>Welcome, Alice</h1>"),
-      "/checkin": basic("start page", { redirected: true, url: `${ORIGIN}/start` }),
+      "/checkin": form,
+      "/reminders": basic("start page", { redirected: true, url: `${ORIGIN}/start` }),
     },
   });
-  await redirected.dispatch("fetch", navigate("/welcome"));
   await redirected.dispatch("fetch", navigate("/checkin"));
-  assert.ok(!redirected.cacheStore.get(redirected.read("SHELL_CACHE")).keys().includes("/welcome"));
+  await redirected.dispatch("fetch", navigate("/reminders"));
+  assert.ok(!redirected.cacheStore.get(redirected.read("SHELL_CACHE")).keys().includes("/checkin"));
   // An ordinary answer keeps it.
-  const kept = await installed({ routes: { "/welcome": basic("<h1>Welcome, Alice</h1>"), "/": basic("home") } });
-  await kept.dispatch("fetch", navigate("/welcome"));
+  const kept = await installed({ routes: { "/checkin": form, "/": basic("home") } });
+  await kept.dispatch("fetch", navigate("/checkin"));
   await kept.dispatch("fetch", navigate("/"));
-  assert.ok(kept.cacheStore.get(kept.read("SHELL_CACHE")).keys().includes("/welcome"));
+  assert.ok(kept.cacheStore.get(kept.read("SHELL_CACHE")).keys().includes("/checkin"));
 });
 
 test("navigation offline before anything was cached still answers", async () => {
@@ -499,7 +523,7 @@ test("static files not in the shell are fetched and stored, unless no-store", as
       "/static/private.json": basic("{}", { headers: { "Cache-Control": "no-store" } }),
     },
   });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
   assert.equal(await bodyOf((await worker.dispatch("fetch", get("/static/img/scale.png"))).response), "png");
   assert.ok(cache.keys().includes("/static/img/scale.png"));
   await worker.dispatch("fetch", get("/static/private.json"));
@@ -611,7 +635,7 @@ test("the offline page follows the language of the client's pages, and so do pus
       "/reminders": basic("<ul>", { headers: { "Content-Language": "es" } }),
     },
   });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
   assert.match(await bodyOf(await cache.match("/offline")), /<h1>en<\/h1>/);
 
   // A Spanish page: the offline copy is fetched again in Spanish, once.
@@ -637,7 +661,7 @@ test("the offline page is fetched again when the clinic's header changes, not on
     basic(`<header>${face}</header>`, { headers: { "Content-Language": "en", "X-Companion-Shell": face } });
   const page = () => basic("<form>", { headers: { "Content-Language": "en", "X-Companion-Shell": face } });
   const worker = await installed({ routes: { "/offline": offline, "/checkin": page, "/reminders": page } });
-  const cache = worker.cacheStore.get("companion-shell-v3");
+  const cache = worker.cacheStore.get("companion-shell-v4");
   const refetches = () => worker.fetches.filter((f) => f.path === "/offline?lang=en").length;
 
   face = "Glow Skin Studio"; // signed in: the clinic's pages, same language

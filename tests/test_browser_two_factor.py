@@ -95,21 +95,38 @@ def test_a_phone_that_signs_out_keeps_no_page_with_the_clients_name(server):
         page.get_by_role("button", name="Open my aftercare").tap()
         expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, Alice")
         page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
-        page.goto("/welcome")  # now under the worker's control: it keeps a copy
+        calendar_url = page.evaluate(
+            "() => fetch('/api/aftercare').then((r) => r.json()).then((d) => d.calendar_url)"
+        )
+        token = calendar_url.rsplit("/", 1)[1].removesuffix(".ics")
+        # Now under the worker's control: every page a client opens, the welcome page too.
+        for path in ("/welcome", "/", "/checkin", "/reminders", "/settings"):
+            page.goto(path)
 
-        def cached() -> list[str]:
+        def cached() -> dict[str, str]:
             return page.evaluate("""async () => {
-                const paths = [];
+                const kept = {};
                 for (const name of await caches.keys())
-                  for (const r of await (await caches.open(name)).keys()) paths.push(new URL(r.url).pathname);
-                return paths;
+                  for (const r of await (await caches.open(name)).keys())
+                    kept[new URL(r.url).pathname] = await (await (await caches.open(name)).match(r)).text();
+                return kept;
             }""")
 
-        assert wait_until(page, lambda: "/welcome" in cached()), cached()
+        assert wait_until(page, lambda: "/checkin" in cached()), list(cached())
+        kept = cached()
+        assert "/welcome" not in kept and "/" not in kept, list(kept)
+        for path, text in kept.items():  # the name and the calendar's capability URL: nowhere
+            assert "Alice" not in text and token not in text, path
+        # Offline while still signed in, the welcome page is the offline page, check-in link and all.
+        phone.set_offline(True)
+        page.goto("/welcome")
+        expect(page.get_by_role("heading", level=1)).to_have_text("You're offline")
+        expect(page.get_by_role("link", name="Check in", exact=True).last).to_be_visible()
+        phone.set_offline(False)
         page.goto("/settings")
         page.get_by_role("button", name="Sign out of this phone").tap()
         expect(page).to_have_url(f"{server.url}/start")
-        assert wait_until(page, lambda: "/welcome" not in cached()), cached()
+        assert wait_until(page, lambda: "/checkin" not in cached()), list(cached())
         # Offline, the name is nowhere to be found either.
         phone.set_offline(True)
         # With no worker left to answer, Chromium shows its own error page (goto raises).

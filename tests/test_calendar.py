@@ -280,6 +280,28 @@ def test_the_offer_is_worded_for_the_phone(world, agent, button, href):
     assert ("remove the alerts, keep them" in step) == (agent == DESKTOP)  # an iPad says Mac
 
 
+CLIENT_PAGES = ["/", "/welcome", "/checkin", "/reminders", "/settings", "/offline", "/start"]
+
+
+def test_no_page_a_phone_may_keep_holds_the_name_or_the_calendar_address(world):
+    # The service worker keeps only pages that are not no-store (sw.js CACHEABLE_PAGES, marked
+    # by web.shell_page): none of them may hold who the client is or their capability URL.
+    token = feed_path(world.c1).rsplit("/", 1)[1][: -len(".ics")]
+    name = world.client1["name"]
+    welcome = world.c1.get("/welcome", headers={"User-Agent": DESKTOP})
+    assert name in welcome.get_data(as_text=True) and token in welcome.get_data(as_text=True)
+    assert welcome.headers["Cache-Control"] == "no-store"
+    kept = []
+    for path in CLIENT_PAGES:
+        r = world.c1.get(path, headers={"User-Agent": DESKTOP})
+        assert r.status_code in (200, 302), path
+        if "no-store" not in r.headers["Cache-Control"]:
+            kept.append(path)
+            assert name not in r.get_data(as_text=True), path
+            assert token not in r.get_data(as_text=True), path
+    assert kept == ["/checkin", "/offline"]
+
+
 def test_the_practitioner_page_resets_it_and_logs_never_show_tokens(world):
     old = feed_path(world.c1)
     page = world.p1.get(f"/clinic/clients/{world.client1['id']}").get_data(as_text=True)

@@ -92,9 +92,10 @@ def sign_out():
 
 
 @bp.get("/welcome")
-@shell_page
 @client_required
 def welcome():
+    # Not a shell page: it greets the client by name beside their private calendar address,
+    # so it goes out no-store (security.py's default) and the service worker never keeps it.
     return render_template("client/welcome.html", client=current_user.row)
 
 
