@@ -105,6 +105,31 @@ def test_taken_at_is_checked_against_the_server_clock(world, app):
     assert r.status_code == 422
 
 
+def test_a_phone_clock_running_fast_does_not_date_a_check_in_after_it_arrived(world):
+    # Up to 10 minutes ahead is accepted (a fast phone clock), but a check-in cannot have
+    # been taken after the server received it: stored as taken on arrival. Otherwise the next
+    # answer, from a right clock, would count as older and its flags would not open.
+    s = world.new_session(world.p1, world.client1["id"], hours_ago=50)
+    ahead = datetime.now(UTC) + timedelta(minutes=5)
+    r = world.c1.post("/api/checkins", checkin_body(taken_at=ahead.isoformat(), pain=1))
+    assert r.status_code == 201 and r.json["taken_at"] <= r.json["received_at"]
+    r = world.c1.post("/api/checkins", checkin_body(pain=8, session_id=s["id"]))
+    assert r.json["assessment"]["status"] == "review"
+    assert [f["rule"] for f in r.json["assessment"]["flags"]] == ["R4"]
+
+
+@pytest.mark.parametrize("ids", [("f", "0"), ("0", "f")])
+def test_of_two_check_ins_taken_at_the_same_moment_the_later_arrival_is_the_newer(world, ids):
+    world.new_session(world.p1, world.client1["id"], hours_ago=50)
+    taken = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    first, second = (f"{c * 8}-0000-4000-8000-000000000000" for c in ids)
+    r = world.c1.post("/api/checkins", checkin_body(id=first, taken_at=taken, pain=1))
+    assert r.status_code == 201
+    r = world.c1.post("/api/checkins", checkin_body(id=second, taken_at=taken, pain=8))
+    assert r.json["assessment"]["status"] == "review", r.json["assessment"]
+    assert [f["rule"] for f in r.json["assessment"]["flags"]] == ["R4"]
+
+
 def test_clients_see_only_their_own_checkins(world):
     mine = world.c1.post("/api/checkins", checkin_body()).json["id"]
     world.c2.post("/api/checkins", checkin_body())

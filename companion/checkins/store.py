@@ -52,6 +52,10 @@ def as_triage(row: dict) -> dict:
         "taken_at": parse_iso(row["taken_at"])
         if isinstance(row["taken_at"], str)
         else row["taken_at"],
+        # Two check-ins taken at the same moment: the later arrival is the newer (triage._order).
+        "received_at": parse_iso(row["received_at"])
+        if isinstance(row.get("received_at"), str)
+        else row.get("received_at"),
         "redness": row["redness"],
         "swelling": row["swelling"],
         "pain": row["pain"],
@@ -141,6 +145,10 @@ def submit(
     existing = _stored(db, data["id"])
     if existing is not None:
         return _replay(db, existing, client)
+    # A fast phone clock is accepted (CheckinInput's CLOCK_SKEW), but nothing is taken after
+    # it arrived: a time ahead of ours is stored as the arrival, so that the next answer, from
+    # a right clock, is not read as an older one (whose score rules triage leaves out).
+    data = dict(data, taken_at=min(data["taken_at"], now))
     with write(db):
         # Counted inside the write transaction: writers take turns, so concurrent check-ins
         # each see the ones before them and the limit holds exactly.
@@ -149,22 +157,24 @@ def submit(
         session, clinic_phone = _session_for(db, client, data)
         # Triage compares the check-in with the one before it and needs to know whether a
         # later one exists (a late arrival); the two stored ones at or before it (by taken_at,
-        # then id, as triage orders them) and the first after it are all it can need (one
+        # then arrival, as triage orders them: one taken at the same moment arrived earlier) and the first after it are all it can need (one
         # statement; triage sorts them).
-        columns = "id, taken_at, redness, swelling, pain, symptoms, warning_signs, note"
+        columns = (
+            "id, taken_at, received_at, redness, swelling, pain, symptoms, warning_signs, note"
+        )
         history = [
             as_triage(_decode(r))
             for r in rows(
                 db,
                 f"SELECT * FROM (SELECT {columns} FROM checkins WHERE session_id = :session_id"
-                " AND taken_at <= :taken_at ORDER BY taken_at DESC, id DESC LIMIT 2)"
+                " AND taken_at <= :taken_at ORDER BY taken_at DESC, received_at DESC, id DESC LIMIT 2)"
                 f" UNION ALL SELECT * FROM (SELECT {columns} FROM checkins"
                 " WHERE session_id = :session_id AND taken_at > :taken_at"
-                " ORDER BY taken_at, id LIMIT 1)",
+                " ORDER BY taken_at, received_at, id LIMIT 1)",
                 {"session_id": session["id"], "taken_at": iso(data["taken_at"])},
             )
         ]
-        new = dict(data, symptoms=data["symptoms"], warning_signs=data["warning_signs"])
+        new = dict(data, received_at=now)
         with in_language(client.get("language")):  # the answer's words: the client's
             assessment = triage.assess(
                 session_for_triage(session, client["timezone"]),
@@ -276,7 +286,7 @@ def list_for_client(db: sqlite_utils.Database, client_id: int, limit: int = 200)
         rows(
             db,
             "SELECT * FROM checkins WHERE client_id = :client_id"
-            " ORDER BY taken_at DESC LIMIT :limit",
+            " ORDER BY taken_at DESC, received_at DESC LIMIT :limit",
             {"client_id": client_id, "limit": limit},
         ),
     )
@@ -291,7 +301,7 @@ def for_chart(db: sqlite_utils.Database, session_id: int) -> tuple[list[dict], d
     found = rows(
         db,
         "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note, assessment"
-        " FROM checkins WHERE session_id = :session_id ORDER BY taken_at",
+        " FROM checkins WHERE session_id = :session_id ORDER BY taken_at, received_at",
         {"session_id": session_id},
     )
     if not found:

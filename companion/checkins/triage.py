@@ -92,7 +92,9 @@ def _hours(session: dict, checkin: dict) -> float:
 
 
 def _order(checkin: dict) -> tuple:
-    return checkin["taken_at"], str(checkin.get("id") or "")
+    # Taken at the same moment: the later arrival is the newer answer (the id decides last).
+    received = checkin.get("received_at") or checkin["taken_at"]
+    return checkin["taken_at"], received, str(checkin.get("id") or "")
 
 
 def _day(session: dict, checkin: dict) -> int:
