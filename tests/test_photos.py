@@ -195,6 +195,8 @@ def test_a_full_checkin_is_refused_before_the_photo_is_opened(world, checkin, ap
         ("the issue's all-zero 6300 x 6300 PNG", "PNG", "RGBA", (6300, 6300)),
         ("9 MP PNG with alpha (72 MB to shrink)", "PNG", "RGBA", (3000, 3000)),
         ("14 MP progressive JPEG (coefficients kept)", "JPEG", "RGB", (4000, 3500)),
+        # Past Pillow's own bomb limit (2 x 89 MP), where Image.open itself refuses
+        ("a 900 MP grey PNG bomb of 0.9 MB", "PNG", "L", (30000, 30000)),
     ],
 )
 def test_too_many_pixels_is_refused_from_the_header(
