@@ -435,7 +435,8 @@ def _other_dir(certs):
     "settings, problem",
     [
         ({"SMTP_SECURITY": "ssl"}, "COMPANION_SMTP_SECURITY must be one of none, starttls, tls"),
-        ({"MAIL_FROM": None}, "COMPANION_MAIL_FROM must be an email address"),
+        ({"MAIL_FROM": None}, "COMPANION_MAIL_FROM is not set: email needs a From address"),
+        ({"MAIL_FROM": "reminders"}, "COMPANION_MAIL_FROM must be an email address"),
         ({"SMTP_PORT": 70000}, "COMPANION_SMTP_PORT must be a port number"),
         ({"SMTP_CA_FILE": "/nonexistent/ca.pem"}, "COMPANION_SMTP_CA_FILE cannot be used"),
     ],

@@ -51,9 +51,16 @@ def settings_from(cfg: Mapping) -> MailSettings | None:
     port = cfg.get("SMTP_PORT") or DEFAULT_PORTS[security]
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError("COMPANION_SMTP_PORT must be a port number (1-65535)")
-    sender = parseaddr(cfg.get("MAIL_FROM") or "")[1]
+    if not str(cfg.get("MAIL_FROM") or "").strip():
+        raise ValueError(
+            "COMPANION_MAIL_FROM is not set: email needs a From address with COMPANION_SMTP_HOST,"
+            " e.g. reminders@yourclinic.com"
+        )
+    sender = parseaddr(cfg.get("MAIL_FROM"))[1]
     if "@" not in sender:
-        raise ValueError("COMPANION_MAIL_FROM must be an email address, e.g. reminders@yourclinic")
+        raise ValueError(
+            "COMPANION_MAIL_FROM must be an email address, e.g. reminders@yourclinic.com"
+        )
     envelope = parseaddr(cfg.get("MAIL_ENVELOPE_FROM") or "")[1] or sender
     ca_file = cfg.get("SMTP_CA_FILE") or None
     if ca_file is not None:
