@@ -25,6 +25,18 @@ def test_every_command_is_in_the_readme(readme, name):
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))
+def test_every_option_is_in_its_commands_row(readme, name):
+    """The README's row for `companion NAME` names each of its options (`run --no-dispatch`
+    and `demo --port` were missing: a newcomer reads that row, not the code)."""
+    rows = [line for line in readme.splitlines() if line.startswith(f"| `companion {name}")]
+    assert len(rows) == 1, f"one README table row for `companion {name}`"
+    for param in main.commands[name].params:
+        for option in param.opts:
+            if option.startswith("--"):
+                assert option in rows[0], f"`companion {name} {option}` not in its README row"
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
 def test_every_command_has_help(name):
     command = main.commands[name]
     assert (command.help or "").strip(), f"{name} has no help text"
