@@ -3,6 +3,7 @@
 import json
 import os
 import secrets
+import traceback
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -97,8 +98,8 @@ class ConfigError(Exception):
     """A setting or the instance's secrets cannot be used; the message says which and why."""
 
 
-def _parse(name: str, kind: type, raw: str):
-    where = f"COMPANION_{name}={raw!r}"
+def _parse(name: str, kind: type, raw: str, where: str = ""):
+    where = where or f"COMPANION_{name}={raw!r}"
     if kind is bool:  # a typo ("ture") must not quietly mean off
         word = raw.strip().lower()
         if word not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
@@ -128,13 +129,46 @@ def _parse(name: str, kind: type, raw: str):
     return value
 
 
+def _load_file(app: Flask, path: Path) -> None:
+    """instance/config.py: a Python error in it, or a setting of the wrong kind, stops every
+    command with the file and the setting named, as a bad COMPANION_* variable does."""
+    try:
+        app.config.from_pyfile(path, silent=True)
+    except Exception as e:  # any error of the operator's file: named, without a traceback
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
+        line = e.lineno if isinstance(e, SyntaxError) else (lines or [None])[-1]
+        what = e.msg if isinstance(e, SyntaxError) else f"{type(e).__name__}: {e}"
+        raise ConfigError(f"{path}{f', line {line}' if line else ''}: {what}") from None
+    for name, kind in ENV_SETTINGS.items():
+        value = app.config.get(name)
+        if value is None or value == DEFAULTS.get(name):
+            continue
+        where = f"{path}: {name} = {value!r}"
+        if kind is list and isinstance(value, list | tuple):
+            value = ",".join(map(str, value))
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        fits = {
+            bool: isinstance(value, bool),
+            int: number and isinstance(value, int),
+            float: number,
+            str: isinstance(value, str) or (name == "SECRET_KEY" and isinstance(value, bytes)),
+            list: isinstance(value, str),
+        }[kind]
+        if not fits:
+            wanted = {bool: "True or False", int: "a whole number", float: "a number"}
+            wanted[list] = "a list of host names"
+            raise ConfigError(f"{where}: must be {wanted.get(kind, 'text')}")
+        if kind is not bool and not isinstance(value, bytes):
+            app.config[name] = _parse(name, kind, str(value), where)
+
+
 def load(app: Flask, test_config: dict | None) -> None:
     """Fill app.config from defaults, the instance folder, the environment, then test_config."""
     app.config.from_mapping(DEFAULTS)
     instance = Path(app.instance_path)
     # Owner-only, like everything in it: the database, its side files, secrets and photos.
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
-    app.config.from_pyfile(instance / "config.py", silent=True)
+    _load_file(app, instance / "config.py")
     for name, kind in ENV_SETTINGS.items():
         raw = os.environ.get(f"COMPANION_{name}")
         if raw is not None and raw != "":

@@ -77,6 +77,47 @@ def test_instance_config_beats_defaults_without_env(instance):
 
 
 @pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("PUSH_TIMEOUT = (\n", r"config.py, line 1: '\(' was never closed"),
+        ("X = 1\nPUSH_TIMEOUT = TEN\n", "config.py, line 2: NameError: name 'TEN'"),
+        ('PUSH_TIMEOUT = "x"\n', "config.py: PUSH_TIMEOUT = 'x': must be a number"),
+        ("DISPATCH_BATCH = 0\n", "config.py: DISPATCH_BATCH = 0: must be at least 1"),
+        ("DISPATCH_BATCH = 5.5\n", "DISPATCH_BATCH = 5.5: must be a whole number"),
+        ('PUSH_ALLOW_PRIVATE_ENDPOINTS = "no"\n', "must be True or False"),
+        ("SMTP_PORT = 70000\n", "SMTP_PORT = 70000: must be at most 65535"),
+        ("TRUSTED_HOSTS = 5\n", "TRUSTED_HOSTS = 5: must be a list of host names"),
+        ("PUBLIC_URL = 443\n", "PUBLIC_URL = 443: must be text"),
+    ],
+)
+def test_a_bad_instance_config_stops_every_command_with_the_setting_named(
+    instance, text, message
+):
+    """instance/config.py is checked like the environment: a typo there started the app with
+    a timeout of "x" (every push then failed) and a Python error was a traceback."""
+    instance.mkdir(parents=True)
+    (instance / "config.py").write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        create_app()
+    result = CliRunner().invoke(main, ["init-db"])
+    assert result.exit_code == 1 and message.split(": ")[-1].replace("\\", "") in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_instance_config_values_of_the_right_kind(instance):
+    instance.mkdir(parents=True)
+    (instance / "config.py").write_text(
+        'TRUSTED_HOSTS = ["a.clinic-tests.net", ".b.clinic-tests.net"]\n'
+        "PUSH_TIMEOUT = 5\nPUSH_ALLOW_PRIVATE_ENDPOINTS = True\n"
+        'SECRET_KEY = b"0123456789abcdef0123456789abcdef"\n'
+    )
+    cfg = create_app().config
+    assert cfg["TRUSTED_HOSTS"] == ["a.clinic-tests.net", ".b.clinic-tests.net"]
+    assert cfg["PUSH_TIMEOUT"] == 5.0 and cfg["PUSH_ALLOW_PRIVATE_ENDPOINTS"] is True
+    assert cfg["SECRET_KEY"] == b"0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("1", True),
