@@ -90,9 +90,7 @@ def test_instance_config_beats_defaults_without_env(instance):
         ("PUBLIC_URL = 443\n", "PUBLIC_URL = 443: must be text"),
     ],
 )
-def test_a_bad_instance_config_stops_every_command_with_the_setting_named(
-    instance, text, message
-):
+def test_a_bad_instance_config_stops_every_command_with_the_setting_named(instance, text, message):
     """instance/config.py is checked like the environment: a typo there started the app with
     a timeout of "x" (every push then failed) and a Python error was a traceback."""
     instance.mkdir(parents=True)
