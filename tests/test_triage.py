@@ -447,6 +447,16 @@ def test_a_late_worse_check_in_opens_no_score_rule_against_a_later_better_one(or
     assert in_time["superseded"] is False
 
 
+def test_a_late_check_in_from_the_same_day_says_so_plainly():
+    later, late = ci(57, 1, 0, 1, id="later"), ci(56, 3, 3, 6, id="late")
+    result = triage.assess(session(0.25), [later, late], checkin_id="late")
+    assert result["superseded"] and result["day"] == triage.assess(session(0.25), [later])["day"]
+    assert result["message"] == (
+        f"Saved. You had already sent a newer answer for day {result['day']}, so your clinic"
+        " goes by that one."
+    )
+
+
 def test_a_late_check_in_still_raises_its_warning_signs_and_symptoms():
     late = ci(56, 3, 3, 8, "pus bruising", id="late")
     result = triage.assess(

@@ -176,6 +176,12 @@ def urgent_message(phone: str | None) -> str:
 
 
 def superseded_message(day: int, later_day: int) -> str:
+    if day == later_day:  # "from day 2 arrived after your answer from day 2" reads as a riddle
+        return _(
+            "Saved. You had already sent a newer answer for day %(day)s, so your clinic goes by"
+            " that one.",
+            day=day,
+        )
     return _(
         "Saved. This answer from day %(day)s arrived after your answer from day %(later)s, so"
         " your clinic goes by the newer one.",
