@@ -184,6 +184,7 @@ def run_granian(host, port, workers, threads, dispatcher, accesslog) -> None:
         address=host,
         port=port,
         interface=Interfaces.WSGI,
+        websockets=False,  # WSGI has none; left on, granian logs "not supported" at each start
         workers=workers,
         blocking_threads=threads,
         factory=True,

@@ -222,22 +222,26 @@ def test_forwarded_headers_are_believed_only_with_proxy_fix_hops(tmp_path, serve
 
     for hops, secure in (("0", False), ("1", True)):
         port = free_port()
-        proc = subprocess.Popen(
-            [COMPANION, "serve", "--server", server, "--port", str(port), "--workers", "1"],
-            env=env_for(
-                tmp_path / "instance",
-                COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net",
-                COMPANION_PROXY_FIX_HOPS=hops,
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = tmp_path / f"serve-{hops}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [COMPANION, "serve", "--server", server, "--port", str(port), "--workers", "1"],
+                env=env_for(
+                    tmp_path / "instance",
+                    COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net",
+                    COMPANION_PROXY_FIX_HOPS=hops,
+                ),
+                stdout=out,
+                stderr=out,
+            )
         try:
             wait_for_health(port, proc)
             headers = login_page_headers(port)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=40)
+        # An operator reads the start-up lines: no warning about a feature WSGI has not got.
+        assert "Websockets are not supported" not in log.read_text(), log.read_text()
         cookie = headers["Set-Cookie"]
         assert ("Secure" in cookie) is secure, (hops, cookie)
         assert ("Strict-Transport-Security" in headers) is secure, (hops, dict(headers))
