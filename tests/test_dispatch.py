@@ -928,14 +928,32 @@ def test_several_devices_per_person_all_get_the_reminder(practice, db, receiver,
 
 
 def test_posting_the_same_endpoint_again_updates_it(practice, db, receiver):
+    # 201 only when a subscription is created; the same endpoint again is the stored one (200).
     phone = receiver.new_subscription()
-    first = practice.c1.post("/api/push/subscriptions", phone.to_json()).json
+    posted = practice.c1.post("/api/push/subscriptions", phone.to_json())
+    assert posted.status_code == 201
+    first = posted.json
     with write(db):  # the push service said 410 earlier
         db.conn.execute("UPDATE push_subscriptions SET gone_at = ?", (iso(utcnow()),))
     again = practice.c1.post("/api/push/subscriptions", phone.to_json())
-    assert again.status_code == 201
+    assert again.status_code == 200
     assert (again.json["id"], again.json["gone"]) == (first["id"], False)
-    assert rows(db, "SELECT count(*) AS n FROM push_subscriptions")[0]["n"] == 1
+    # New keys (the browser re-subscribed), then another owner on a shared device: still 200,
+    # the same row, now with those keys and that owner.
+    renewed = receiver.new_subscription().to_json()
+    renewed["endpoint"] = phone.endpoint
+    assert practice.c1.post("/api/push/subscriptions", renewed).status_code == 200
+    taken = practice.p1.post("/api/push/subscriptions", renewed)
+    assert (taken.status_code, taken.json["id"]) == (200, first["id"])
+    stored = rows(db, "SELECT owner_kind, p256dh FROM push_subscriptions")
+    assert stored == [{"owner_kind": "practitioner", "p256dh": renewed["keys"]["p256dh"]}]
+    # Another endpoint is another device: created.
+    assert (
+        practice.c1.post(
+            "/api/push/subscriptions", receiver.new_subscription().to_json()
+        ).status_code
+        == 201
+    )
 
 
 def test_unsubscribing_one_device(practice, db, receiver):

@@ -296,7 +296,7 @@ def test_the_client_page_says_a_retired_device_was_retired_not_refused(world, db
         devices.subscribe(
             db, "client", cid, {"endpoint": f"https://push.test/{n}", **keys}, "", utcnow()
         )
-    refused = devices.subscribe(
+    refused, _ = devices.subscribe(
         db, "client", cid, {"endpoint": "https://push.test/x", **keys}, "", utcnow()
     )
     with write(db):

@@ -152,7 +152,10 @@ def _describe(op: Operation, method: str, params: list[dict], components: dict) 
     out: dict = {
         "summary": op.summary,
         "tags": [op.tag],
-        "responses": {str(code): ok for code in (op.ok, *op.extra.get("also_ok", ()))}
+        "responses": {
+            str(code): dict(ok, description=op.extra.get("ok_words", {}).get(code, "OK"))
+            for code in (op.ok, *op.extra.get("also_ok", ()))
+        }
         | {str(code): ERROR for code in sorted(errors)},
     }
     if op.query is not None:

@@ -85,9 +85,15 @@ def vapid_public_key():
     reply=Subscription,
     body=PushSubscriptionInput,
     errors=(400, 401, 415, 422),
+    extra={
+        "also_ok": (200,),
+        "ok_words": {201: "Stored a new endpoint", 200: "The endpoint was already stored: updated"},
+    },
 )
 def subscribe():
-    """Store this device's push subscription (PushSubscription.toJSON())."""
+    """Store this device's push subscription (PushSubscription.toJSON()): 201 when the endpoint
+    is new; 200 when it was already stored (the browser posts it again on every page that checks
+    it, and after pushsubscriptionchange): the same row, with these keys and this owner."""
     signed_in()
     sub, errors = push.validate_subscription(
         body(), allow_private=current_app.config["PUSH_ALLOW_PRIVATE_ENDPOINTS"]
@@ -95,8 +101,8 @@ def subscribe():
     if errors:
         raise Invalid(errors)
     agent = request.headers.get("User-Agent", "")[:200]
-    row = devices.subscribe(get_db(), current_user.kind, current_user.id, sub, agent, utcnow())
-    return created(devices.subscription_dict(row))
+    row, new = devices.subscribe(get_db(), current_user.kind, current_user.id, sub, agent, utcnow())
+    return created(devices.subscription_dict(row), 201 if new else 200)
 
 
 @bp.delete("/push/subscriptions")

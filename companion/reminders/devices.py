@@ -29,8 +29,9 @@ def subscribe(
     subscription: dict,
     user_agent: str,
     now: datetime,
-) -> dict:
-    """Store a device's checked subscription for its owner; return the stored row."""
+) -> tuple[dict, bool]:
+    """Store a device's checked subscription for its owner; return the stored row and whether
+    it is new (False: the endpoint was already stored, now with these keys and this owner)."""
     values = {
         "owner_kind": owner_kind,
         "owner_id": owner_id,
@@ -41,6 +42,7 @@ def subscribe(
         "created_at": iso(now),
     }
     with write(db):
+        known = one(db, "SELECT id FROM push_subscriptions WHERE endpoint = :endpoint", values)
         # The same endpoint re-posted (new keys, or a new owner on a shared device)
         # replaces the old row rather than duplicating it.
         db.conn.execute(
@@ -61,7 +63,8 @@ def subscribe(
             " LIMIT -1 OFFSET :keep)",
             {**values, "keep": MAX_LIVE_DEVICES - 1},  # the device just posted stays
         )
-        return one(db, "SELECT * FROM push_subscriptions WHERE endpoint = :endpoint", values)
+        row = one(db, "SELECT * FROM push_subscriptions WHERE endpoint = :endpoint", values)
+        return row, known is None
 
 
 def unsubscribe(db: sqlite_utils.Database, owner_kind: str, owner_id: int, endpoint: str) -> None:
