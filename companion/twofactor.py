@@ -75,6 +75,13 @@ def provisioning(secret: str, email: str, issuer: str = ISSUER) -> dict:
     }
 
 
+def pending_setup(row: dict) -> dict | None:
+    """Return the set-up in progress (what provisioning() returns) for a practitioner's row,
+    or None when none was started (or this instance cannot decrypt it: start again)."""
+    secret = unseal(row["totp_pending"]) if row["totp_pending"] else None
+    return provisioning(secret, row["email"]) if secret else None
+
+
 def _digits(code: str) -> str:
     return re.sub(r"[\s-]", "", code)
 

@@ -282,12 +282,26 @@ def test_the_pages_set_it_up_and_sign_in_in_two_steps(world):
     token = csrf(http, "/clinic/login")
     signin = {"email": P1_EMAIL, "password": PASSWORD, "csrf_token": token}
     assert http.post("/clinic/login", data=signin).status_code == 302
+    # Reading the page writes nothing (a GET may be a prefetch, a reload, a look around).
+    page = http.get("/clinic/two-factor").get_data(as_text=True)
+    assert "Set up two-factor sign-in</button>" in page and "<svg" not in page
+    pending = "SELECT totp_pending FROM practitioners WHERE email = ?"
+    assert sql(world.app, pending, (P1_EMAIL,)) == [(None,)]
+    assert audited(world.app, "two_factor_setup_started") == 0
+    # The set-up starts on the button, then shows its QR code.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = http.post("/clinic/two-factor/start", data={"csrf_token": token})
+    assert (r.status_code, r.headers["Location"]) == (303, "/clinic/two-factor")
     page = http.get("/clinic/two-factor").get_data(as_text=True)
     shown = re.search(r'<code class="secret"[^>]*>([A-Z2-7 ]+)</code>', page).group(1)
     secret = shown.replace(" ", "")  # shown in groups of four
     assert "<svg" in page
-    # The same secret on every visit until it is confirmed.
+    # The same secret on every visit and reload until it is confirmed, and after a second
+    # tap (a resent form) too: the QR code being scanned stays good.
     assert secret in http.get("/clinic/two-factor").get_data(as_text=True)
+    assert http.post("/clinic/two-factor/start", data={"csrf_token": token}).status_code == 303
+    assert secret in http.get("/clinic/two-factor").get_data(as_text=True)
+    assert audited(world.app, "two_factor_setup_started") == 1
     token = csrf(http, "/clinic/two-factor")
     r = http.post("/clinic/two-factor/confirm", data={"csrf_token": token, "code": "000000"})
     assert r.status_code == 422

@@ -66,18 +66,33 @@ def code():
 @open_during_enrolment
 @practitioner_required
 def setup():
-    """Two-factor sign-in: set it up (QR code and secret), or see it is on and manage it."""
+    """Two-factor sign-in: set it up (QR code and secret), or see it is on and manage it.
+    Reading it writes nothing: the set-up starts on the button (start), and its QR code is
+    then the same on every visit and reload until it is confirmed."""
     return _page({})
+
+
+@bp.post("/two-factor/start")
+@open_during_enrolment
+@practitioner_required
+def start():
+    """Start setting up: a secret for the authenticator app (the one being set up already, if
+    any: a second tap or a resent form does not invalidate a QR code being scanned)."""
+    try:
+        actions.start_two_factor(get_db(), current_user, fresh=False)
+    except DomainError as e:  # on already (another tab)
+        return _page_with_errors(e, 409)
+    return redirect(url_for(".setup"), 303)
 
 
 def _page(errors: dict, status: int = 200):
     db = get_db()
-    enabled = twofactor.enabled(clinics.get_practitioner(db, current_user.id))
+    row = clinics.get_practitioner(db, current_user.id)
+    enabled = twofactor.enabled(row)
     page = render_template(
         "practitioner/two_factor.html",
         enabled=enabled,
-        # The secret being set up stays the same on every visit until it is confirmed.
-        setup=None if enabled else actions.start_two_factor(db, current_user, fresh=False),
+        setup=None if enabled else twofactor.pending_setup(row),
         codes_left=twofactor.recovery_codes_left(db, current_user.id),
         errors=errors,
     )
