@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from companion import auth, config, db, errors, humane, i18n, security, web
+from companion import audit, auth, config, db, errors, humane, i18n, security, web
 from companion.accounts import api as accounts_api
 from companion.accounts import client_pages as accounts_client_pages
 from companion.accounts import pages as accounts_pages
@@ -67,6 +67,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)  # first after_request, so the last to run
     auth.init_app(app)
+    audit.init_app(app)
     web.init_app(app)
     humane.init_app(app)
     i18n.init_app(app)

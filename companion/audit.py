@@ -1,9 +1,14 @@
 """The audit log: who read or changed which record, when (UTC). No health content, no tokens."""
 
-from flask import has_request_context, request
+import logging
+import sqlite3
+
+from flask import Flask, has_request_context, request
 from flask_login import current_user
 
-from companion.db import get_db, iso, rows, utcnow
+from companion.db import get_db, iso, one, rows, utcnow, write
+
+log = logging.getLogger(__name__)
 
 
 def record(
@@ -57,3 +62,46 @@ def entries(
     sql += " ORDER BY id DESC LIMIT :limit"
     params = {"clinic_id": clinic_id, "client_id": client_id, "before_id": before_id}
     return rows(get_db(), sql, params | {"limit": limit})
+
+
+def record_refused_lookup(response):
+    """Record a practitioner's 404 on a record id (a client, session, flag, photo of another
+    clinic, or one that is gone): probing another clinic's ids is a security event.
+
+    The answer stays the same 404 and so does the prober's own clinic's log (one
+    `access_refused` entry whether or not the id exists elsewhere), so neither tells whether
+    it does. When the id is a client of another clinic, that clinic's log also gets an
+    `access_refused_elsewhere` entry against its client, which only it can read.
+    """
+    if response.status_code != 404:
+        return response
+    ids = {k: v for k, v in (request.view_args or {}).items() if k.endswith("_id")}
+    asked = request.args.get("client_id", "")
+    if not ids and not asked:
+        return response
+    if not (current_user.is_authenticated and current_user.is_practitioner):
+        return response
+    wanted = ids.get("client_id")
+    if wanted is None and asked.isascii() and asked.isdigit() and len(asked) <= 18:
+        wanted = int(asked)
+    db = get_db()
+    try:
+        with write(db):
+            record("access_refused", detail=request.path[:200])
+            found = None
+            if wanted is not None:
+                found = one(db, "SELECT clinic_id FROM clients WHERE id = :id", {"id": wanted})
+            if found is not None and found["clinic_id"] != current_user.clinic_id:
+                record(
+                    "access_refused_elsewhere",
+                    clinic_id=found["clinic_id"],
+                    client_id=wanted,
+                    detail=request.path[:200],
+                )
+    except sqlite3.Error:  # a full or read-only disk: the 404 stands, the operator is told
+        log.exception("Could not record a refused lookup of %s", request.path[:200])
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(record_refused_lookup)

@@ -765,7 +765,13 @@ def test_checkin_bad_input(world, label, change, field):
 )
 def test_valid_body_with_another_clinics_id_is_404(world, endpoint, path):
     path = path.format(client2=world.client2["id"], session2=world.session2["id"])
-    check_field(world, endpoint, {}, None, status=404, code=None, path=path)
+    before = snapshot(world.app)  # all but the audit log, which records the refusal
+    last = sql(world.app, "SELECT max(id) FROM audit_log")[0][0]
+    r = send(world, endpoint, body=valid_body(world, endpoint), path=path)
+    assert_error(r, 404, field=None, code=None)
+    assert snapshot(world.app) == before
+    refused = "SELECT action, clinic_id FROM audit_log WHERE id > ? AND action LIKE 'access_ref%'"
+    assert sql(world.app, refused, (last,))[0] == ("access_refused", world.clinic1["id"])
 
 
 def test_checkin_naming_another_clients_session_is_404(world):

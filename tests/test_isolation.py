@@ -143,6 +143,26 @@ def snapshot(app, skip=("audit_log",)) -> dict:
         conn.close()
 
 
+def last_audit_id(app) -> int:
+    return sql(app, "SELECT coalesce(max(id), 0) FROM audit_log")[0][0]
+
+
+def assert_probe_recorded(world, last: int, path: str, names_client: bool) -> None:
+    """Clinic 2's practitioner was refused `path` (clinic 1's record): recorded in clinic 2's log
+    as a refused page; when the path names clinic 1's client, in clinic 1's log against them."""
+    got = sql(
+        world.app,
+        "SELECT action, actor_id, clinic_id, client_id, detail FROM audit_log WHERE id > ?"
+        " AND action LIKE 'access_refused%' ORDER BY id",
+        (last,),
+    )
+    me, mine, theirs = world.practitioner2["id"], world.clinic2["id"], world.clinic1["id"]
+    expected = [("access_refused", me, mine, None, path)]
+    if names_client:
+        expected.append(("access_refused_elsewhere", me, theirs, world.client1["id"], path))
+    assert got == expected
+
+
 def csrf(api) -> str:
     page = api.get("/clinic/clients").get_data(as_text=True)
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
@@ -230,9 +250,11 @@ def test_other_clinic_gets_404_and_nothing_changes(world, method, path, body):
     before_db = snapshot(world.app)
     before_owner = owner_view(world)
     body = valid_session() if body == "VALID_SESSION" else body
+    last = last_audit_id(world.app)
     r = world.p2._call(method, fill(path, world), json=body)
     assert_error(r, 404)
     assert snapshot(world.app) == before_db
+    assert_probe_recorded(world, last, fill(path, world).split("?")[0], "client" in path)
     assert owner_view(world) == before_owner
     # The invite clinic 1 handed out (none yet) and clinic 1's phone still work.
     assert world.c1.get("/api/me").status_code == 200
@@ -500,6 +522,29 @@ def test_anonymous_is_redirected_to_sign_in_on_pages(world, path):
     assert world.client1["name"] not in r.get_data(as_text=True)
 
 
+def test_probing_another_clinics_ids_is_recorded_without_telling_which_exist(world):
+    real, missing = world.client1["id"], 10**12
+    last = last_audit_id(world.app)
+    answers = [world.p2.get(f"/api/clients/{cid}") for cid in (real, missing)]
+    assert answers[0].json == dict(answers[1].json)  # the same 404, word for word
+    # Clinic 2's own log reads the same either way: a refused page each.
+    mine = world.p2.get("/api/audit").json["entries"][:2]
+    assert [(e["action"], e["detail"]) for e in mine] == [
+        ("access_refused", f"/api/clients/{missing}"),
+        ("access_refused", f"/api/clients/{real}"),
+    ]
+    # Clinic 1 learns that another clinic's practitioner asked for its client, and nobody
+    # learns anything about the id that does not exist.
+    theirs = sql(
+        world.app,
+        "SELECT clinic_id, client_id FROM audit_log WHERE id > ? AND action = ?",
+        (last, "access_refused_elsewhere"),
+    )
+    assert theirs == [(world.clinic1["id"], real)]
+    page = world.p1.get(f"/clinic/audit?client_id={real}").get_data(as_text=True)
+    assert "was refused" in page and "record (from another clinic)" in page
+
+
 # Another clinic's records: the pages ----------------------------------------------------------
 
 
@@ -532,10 +577,12 @@ def test_other_clinic_pages_are_404(world, method, path):
             "confirm": world.client1["name"],
             "name": world.client1["name"],
         }
+    last = last_audit_id(world.app)
     r = world.p2.http.open(fill(path, world), method=method, data=data)
     assert r.status_code == 404
     assert world.client1["name"] not in r.get_data(as_text=True)
     assert snapshot(world.app) == before
+    assert_probe_recorded(world, last, fill(path, world), "{client}" in path)
 
 
 def test_client_pages_refuse_practitioners_and_clinic_pages_refuse_clients(world):

@@ -42,6 +42,8 @@ PHRASES = {
     "sign_out": "signed out",
     "sign_out_everywhere": "signed out everywhere",
     "access_refused": "was refused a page",
+    # A practitioner of another clinic asked for this clinic's client by id (audit.py).
+    "access_refused_elsewhere": "was refused {client's} record (from another clinic)",
 }
 # What a detail adds to a sentence, when it is worth saying.
 _DETAILS = {
