@@ -92,7 +92,15 @@ def create_practitioner(email, name, clinic_name, timezone, phone, password_stdi
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        except click.Abort:  # no terminal and nothing on stdin said only "Aborted!"
+            if sys.stdin.isatty():
+                raise
+            raise click.UsageError(
+                "No terminal to ask for the password: pass it on standard input with"
+                " --password-stdin (e.g. from a file or a secret store)."
+            ) from None
     app = _app()
     migrate(app)
     try:

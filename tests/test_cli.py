@@ -182,6 +182,16 @@ def test_create_practitioner_prompts_for_the_password_without_the_flag(runner, a
     assert count(app, "practitioners", "email = ?", ("prompt@clinic-three.net",)) == 1
 
 
+def test_create_practitioner_without_a_terminal_or_the_flag_says_what_to_do(runner, app):
+    result = runner.invoke(
+        ["create-practitioner", "--email", "t@clinic-three.net", "--name", "T", "--clinic", "C"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "No terminal to ask for the password" in result.output
+    assert "--password-stdin" in result.output and "Aborted" not in result.output
+    assert count(app, "practitioners") == 0
+
+
 @pytest.mark.parametrize(
     "email", ["dup@clinic-three.net", "DUP@Clinic-Three.net", "  dup@clinic-three.net "]
 )
