@@ -581,6 +581,32 @@ def test_one_click_unsubscribe_switches_email_off(app, db, world, smtp, sender):
     assert mail_app.post(path[:-2] + "zz").status_code == 404
 
 
+def test_an_unsubscribe_link_does_not_expire(app, db, world, smtp, sender, monkeypatch):
+    """RFC 8058's one-click POST may come whenever the reader acts on a message still in their
+    mailbox; the right to stop emails does not lapse (README: why the link never expires)."""
+    erin = email_client(world)
+    queue(db, erin)
+    run(app, db, sender)
+    header = str(smtp.wait_for(1)[0].message["List-Unsubscribe"])
+    path = header.strip("<>").removeprefix(PUBLIC)
+    later = utcnow() + timedelta(days=400)
+    monkeypatch.setattr("companion.reminders.pages.utcnow", lambda: later)
+    mail_app = app.test_client()
+    one_click = {"data": "List-Unsubscribe=One-Click"}
+    one_click["content_type"] = "application/x-www-form-urlencoded"
+    assert mail_app.post(path, **one_click).status_code == 200
+    assert world.p1.get(f"/api/clients/{erin['id']}").json["channels"] == ["push"]
+    # Emails turned back on (by the clinic, as the page says): the old message's link still
+    # stops them, as every message's link does.
+    again = world.p1.patch(f"/api/clients/{erin['id']}", {"channels": ["push", "email"]})
+    assert again.status_code == 200
+    assert mail_app.post(path, **one_click).status_code == 200
+    assert world.p1.get(f"/api/clients/{erin['id']}").json["channels"] == ["push"]
+    # What the link shows to whoever holds it: the clinic's name, never the client's.
+    page = mail_app.get(path).get_data(as_text=True)
+    assert erin["name"] not in page and erin["email"] not in page
+
+
 def test_the_record_shows_each_attempt_by_channel(app, db, world, smtp, sender):
     _, session, erin = checkin_email(app, db, world, smtp, sender)
     [step] = [
