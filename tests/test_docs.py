@@ -47,6 +47,17 @@ def test_every_environment_setting_is_in_the_readme(readme, name):
     assert f"COMPANION_{name}" in readme
 
 
+def test_every_number_default_in_the_settings_table_is_the_codes(readme):
+    """The table's `default` column for a number (`PUSH_MAX_ATTEMPTS` ... `6`) is what the code
+    uses; a default changed in config.py alone would leave operators reading the old one."""
+    rows = re.findall(
+        r"^\| `?[A-Z_]+`? \| `COMPANION_([A-Z_]+)` \| `(\d+(?:\.\d+)?)` \|", readme, re.M
+    )
+    assert len(rows) >= 10, rows
+    for name, default in rows:
+        assert config.DEFAULTS[name] == float(default), (name, default, config.DEFAULTS[name])
+
+
 def test_operator_contract_is_in_the_readme(readme):
     for text in (
         "COMPANION_INSTANCE_PATH",
