@@ -85,9 +85,10 @@ def test_only_owners_change_it(world):
         ("accent_color", "teal", "#rrggbb"),
         ("accent_color", "#12345", "#rrggbb"),
         ("accent_color", 12, "#rrggbb"),
-        ("booking_url", "javascript:alert(1)", "https://"),
-        ("booking_url", "glow.example/book", "https://"),
-        ("booking_url", "https://", "https://"),
+        ("booking_url", "javascript:alert(1)", "https:// or http://"),
+        ("booking_url", "glow.example/book", "https:// or http://"),
+        ("booking_url", "https://", "https:// or http://"),
+        ("booking_url", "ftp://glow.example/book", "https:// or http://"),
         ("booking_url", "https://x.example/" + "a" * 500, "500"),
         ("phone", "call us", "phone"),
         ("display_name", "x" * 101, "100"),
@@ -109,6 +110,15 @@ def test_bad_values_are_422_with_the_field_named(world, field, value, message):
     fields = r.json["error"]["fields"]
     assert field in fields, fields
     assert message.lower() in fields[field].lower()
+
+
+def test_a_booking_link_may_be_http_as_its_error_says(world):
+    # The rule and its message agree: https:// or http:// (a clinic's own booking page may
+    # still be plain http; the client only opens it).
+    for url in ("https://glow.example/book", "http://glow.example/book"):
+        r = world.p1.patch("/api/clinic", {"booking_url": url})
+        assert r.status_code == 200, r.json
+        assert r.json["booking_url"] == url
 
 
 def test_the_contrast_rule_is_wcag():

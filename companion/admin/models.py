@@ -54,7 +54,10 @@ def _link(value: Any) -> str | None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-        raise fail("Give a web address starting with https://.")
+        raise fail(
+            "Give a full web address starting with https:// or http://,"
+            " e.g. https://example.com/book."
+        )
     if any(c.isspace() for c in value):
         raise fail("A web address has no spaces.")
     return value
