@@ -332,6 +332,13 @@ def test_create_client_bad_input(world, label, change, field):
     CLIENT_CASES
     + [
         pytest.param("timezone null", {"timezone": None}, "timezone"),
+        # A PATCH's null or "" that would mean nothing is refused, not a silent "unchanged".
+        ("timezone empty", {"timezone": ""}, "timezone"),
+        ("timezone blank", {"timezone": "  "}, "timezone"),
+        ("quiet_hours null", {"quiet_hours": None}, "quiet_hours"),
+        ("name null", {"name": None}, "name"),
+        ("discreet null", {"discreet": None}, "discreet"),
+        ("language null", {"language": None}, "language"),
     ],
 )
 def test_update_client_bad_input(world, label, change, field):
@@ -427,7 +434,16 @@ def test_create_session_bad_input(world, label, change, field):
     check_field(world, "create_session", change, field)
 
 
-@pytest.mark.parametrize(("label", "change", "field"), SESSION_CASES)
+@pytest.mark.parametrize(
+    ("label", "change", "field"),
+    SESSION_CASES
+    + [
+        ("performed_at null", {"performed_at": None}, "performed_at"),
+        ("needle depth null", {"needle_depth_mm": None}, "needle_depth_mm"),
+        ("areas null", {"areas": None}, "areas"),
+        ("device null", {"device": None}, "device"),
+    ],
+)
 def test_update_session_bad_input(world, label, change, field):
     check_field(world, "update_session", change, field)
 
@@ -648,6 +664,10 @@ ME_CLIENT_CASES = [
     ("timezone number", {"timezone": 5}, "timezone"),
     ("timezone NUL", {"timezone": "Europe/Paris\x00"}, "timezone"),
     pytest.param("timezone null", {"timezone": None}, "timezone"),
+    ("timezone empty", {"timezone": ""}, "timezone"),
+    ("quiet_hours null", {"quiet_hours": None}, "quiet_hours"),
+    ("discreet null", {"discreet": None}, "discreet"),
+    ("language null", {"language": None}, "language"),
     ("discreet string", {"discreet": "on"}, "discreet"),
     ("quiet_hours bad", {"quiet_hours": {"start": "24:00", "end": "08:00"}}, "quiet_hours.start"),
     pytest.param("quiet_hours string", {"quiet_hours": "none"}, "quiet_hours"),
@@ -664,6 +684,8 @@ def test_update_me_as_client_bad_input(world, label, change, field):
 
 ME_PRACTITIONER_CASES = [
     ("name empty", {"name": ""}, "name"),
+    ("name null", {"name": None}, "name"),
+    ("severities null", {"alert_severities": None}, "alert_severities"),
     ("name number", {"name": 5}, "name"),
     ("name too long", {"name": "x" * 101}, "name"),
     ("name NUL", {"name": NUL}, "name"),
@@ -902,3 +924,25 @@ def test_m016_removes_the_controls_from_names_stored_before(world):
     assert sql(world.app, "SELECT id, name FROM clients WHERE id != ? ORDER BY id", [client]) == (
         untouched
     )
+
+
+def test_a_patch_null_is_refused_where_it_would_mean_nothing_and_the_document_says_so(world):
+    # null or "" used to answer 200 and keep the value: a change the caller thought was made.
+    for change in ({"quiet_hours": None}, {"timezone": ""}, {"timezone": None}):
+        r = world.c1.patch("/api/me", change)
+        assert r.status_code == 422, (change, r.json)
+    assert (
+        "same start and end"
+        in world.c1.patch("/api/me", {"quiet_hours": None}).json["error"]["fields"]["quiet_hours"]
+    )
+    # No quiet hours: the same start and end, as the error says.
+    r = world.c1.patch("/api/me", {"quiet_hours": {"start": "00:00", "end": "00:00"}})
+    assert r.status_code == 200, r.json
+    # Where null clears, it still does.
+    assert world.c1.patch("/api/me", {"channels": None}).status_code == 200
+    schemas = world.anon.get("/api/openapi.json").json["components"]["schemas"]
+    patch = schemas["ClientSettingsInputPatch"]["properties"]
+    for name in ("quiet_hours", "discreet", "language", "timezone"):
+        assert {"type": "null"} not in patch[name].get("anyOf", []), name
+    assert {"type": "null"} in patch["channels"]["anyOf"]
+    assert {"type": "null"} in schemas["ClientSettingsInput"]["properties"]["discreet"]["anyOf"]

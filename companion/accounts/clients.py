@@ -82,7 +82,7 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
     """Change a client's details; a new time zone or quiet hours re-plans future reminders,
     a new language rewrites the unsent ones in it."""
     changes = {k: data[k] for k in ("name", "email", "phone") if k in data}
-    if data.get("timezone"):  # null keeps the current zone
+    if data.get("timezone"):  # a PATCH refuses null and "" (contract/fields.py TimeZone)
         changes["timezone"] = data["timezone"]
     if "discreet" in data:
         changes["discreet"] = int(data["discreet"])

@@ -147,7 +147,16 @@ class ClientSettingsInput(Body):
     """What a client may change about themselves (PATCH /api/me)."""
 
     timezone: TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
-    quiet_hours: Nested(QuietHoursInput, QUIET_HOURS_SHAPE)
+    # null in a PATCH is refused (it could mean "none" or "the default"): no quiet hours are
+    # the same start and end.
+    quiet_hours: Nested(
+        QuietHoursInput,
+        QUIET_HOURS_SHAPE,
+        null_in_patch=N_(
+            'Give quiet hours like {"start": "21:00", "end": "08:00"}; for none, give the same'
+            " start and end."
+        ),
+    )
     discreet: Boolean()
     # null: the default (push where a live device exists, email where an address exists).
     channels: ChoiceList(

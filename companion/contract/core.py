@@ -23,6 +23,8 @@ from pydantic_core import PydanticCustomError
 from companion.errors import N_, Invalid
 
 REQUIRED = N_("This field is required.")
+# A PATCH that sends null for a field whose null means nothing (it neither clears nor resets).
+NOT_NULL = N_("Cannot be null: give a value, or leave the field out to keep it as it is.")
 # Pydantic resolves "$ref"s it finds in a field's schema; ours are links until the document.
 LINK = "x-companion-ref"
 
@@ -80,18 +82,25 @@ class Spec:
     null: Any = ABSENT
     # The value an absent field takes in a full (non-PATCH) body, if any.
     fill: Callable[[], Any] | None = None
-    # In a PATCH, null for this optional field is an error with this message.
+    # In a PATCH, null for this field is an error with this message (NOT_NULL if not given;
+    # a PATCH takes null only where it clears or resets a field: `null` not ABSENT).
     null_in_patch: str | None = None
     # The check itself decides about a missing or null value (e.g. a sign-in attempt).
     absent_checked: bool = False
+
+    @property
+    def refuses_null_in_patch(self) -> bool:
+        """In a PATCH, null is refused unless it clears or resets the field (silently keeping
+        the stored value would answer 200 for a change that was not made)."""
+        return bool(self.null_in_patch) or self.required or self.null is ABSENT
 
     def __call__(self, value: Any, info) -> Any:
         context = info.context or {}
         partial = context.get("partial", False)
         if self.absent_checked:
             return self.check(value, context)
-        if value is None and partial and self.null_in_patch:
-            raise fail(self.null_in_patch)
+        if value is None and partial and self.refuses_null_in_patch:
+            raise fail(self.null_in_patch or NOT_NULL)
         if value is ABSENT or value is None:
             if self.required:
                 if partial:
@@ -145,7 +154,7 @@ def parse(
     """Check a request body against its model; return the clean values or raise Invalid.
 
     The result holds the fields that were sent (and, for a full body, the ones a type
-    fills in); `partial` is a PATCH: absent fields and null for a required one are left out.
+    fills in); `partial` is a PATCH: absent fields are left out; null is refused where it would mean nothing.
     `context` passes settings a field's check needs (e.g. allow_private for an endpoint).
     """
     if not isinstance(data, dict):

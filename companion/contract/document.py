@@ -87,9 +87,17 @@ def _patch(model: type[Body], schema: dict) -> dict:
     props = dict(schema["properties"])
     for name, info in model.model_fields.items():
         spec = _spec(info)
-        if spec is not None and spec.null_in_patch and "anyOf" in props[name]:
+        if spec is not None and spec.refuses_null_in_patch and "anyOf" in props[name]:
             props[name] = dict(props[name], anyOf=props[name]["anyOf"][:1])
-    return dict(schema, properties=props, required=[])
+    return dict(
+        schema,
+        properties=props,
+        required=[],
+        description=(
+            "A PATCH: absent fields are unchanged. null (or empty text) clears a field only"
+            " where its schema here allows null; elsewhere null is 422 with the field named."
+        ),
+    )
 
 
 def schemas() -> dict[str, dict]:

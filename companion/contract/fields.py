@@ -124,6 +124,8 @@ def TimeZone(*, required: bool = False, null_in_patch: str | None = None) -> Any
 
     def check(value: Any, context: dict) -> str | None:
         clean = _clean_text(value, required, 64, None, "")
+        if clean is None and null_in_patch and context.get("partial"):
+            raise fail(null_in_patch)  # "" in a PATCH: as null, not a silent "unchanged"
         if clean is not None and not valid_timezone(clean):
             raise fail(N_("Unknown time zone; use an IANA name such as Europe/London."))
         return clean
@@ -296,7 +298,9 @@ def FlagSet(keys: tuple[str, ...]) -> Any:  # noqa: N802
     return field_type(dict[str, bool], spec, schema)
 
 
-def Nested(model: type["Body"], message: str, *, required: bool = False) -> Any:  # noqa: N802
+def Nested(  # noqa: N802
+    model: type["Body"], message: str, *, required: bool = False, null_in_patch: str | None = None
+) -> Any:
     """An object validated by its own Body model; its errors are named parent.child."""
 
     def check(value: Any, context: dict) -> dict:
@@ -307,7 +311,8 @@ def Nested(model: type["Body"], message: str, *, required: bool = False) -> Any:
         except Invalid as e:
             raise PydanticCustomError("nested", "nested", {"fields": e.fields}) from None
 
-    return field_type(dict, Spec(check, required), {LINK: model.__name__})
+    spec = Spec(check, required, null_in_patch=null_in_patch)
+    return field_type(dict, spec, {LINK: model.__name__})
 
 
 def Custom(  # noqa: N802
