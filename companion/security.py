@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 
-from companion.errors import N_, ApiError
+from companion.errors import HTTP_MESSAGES, N_, ApiError
 
 SIMPLE_CONTENT_TYPES = {
     "application/x-www-form-urlencoded",
@@ -35,9 +35,25 @@ def safe_next(target: str | None) -> str | None:
 
 
 CROSS_ORIGIN = N_("Cross-origin requests are not allowed.")
+# The largest JSON body any route takes. The largest legitimate one is a protocol PUT: 100 steps,
+# each with a 60-character title and a 300-character text in English and Spanish, is about 90 kB
+# as sent, and under 1 MB even if every character is an emoji written as \u escapes
+# (tests/test_bad_input.py builds both). Images (photos, the logo) keep their own limits under
+# MAX_CONTENT_LENGTH; JSON past this is refused before it is read.
+JSON_MAX_BYTES = 1024 * 1024
+JSON_TOO_LARGE = N_("The body is too large: a JSON body can be at most 1 MB.")
 SEND_AN_IMAGE = N_(
     "Send the image as the body with Content-Type image/jpeg, image/png, image/webp or image/heic."
 )
+
+
+def json_limit() -> tuple[int, str]:
+    """The most bytes of JSON a route reads, and what a longer body is told (an operator's
+    lower MAX_CONTENT_LENGTH wins)."""
+    cap = current_app.config.get("MAX_CONTENT_LENGTH")
+    if cap is not None and cap < JSON_MAX_BYTES:
+        return cap, HTTP_MESSAGES[413]
+    return JSON_MAX_BYTES, JSON_TOO_LARGE
 
 
 def check_api_request() -> ApiError | None:
@@ -45,13 +61,20 @@ def check_api_request() -> ApiError | None:
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return None
     mimetype = request.mimetype or ""
+    contract = getattr(current_app.view_functions.get(request.endpoint), "__contract__", None)
+    if contract is None or not contract.body_type.startswith("image/"):
+        limit, message = json_limit()
+        # Also bounds what web.body() reads of a body sent without a Content-Length: werkzeug
+        # stops there without a word, so one byte more tells web.body() the body went on.
+        request.max_content_length = limit + 1
+        if (request.content_length or 0) > limit:
+            return ApiError(413, "too_large", message)
     # A cross-site HTML form can only send the simple types; requiring JSON (or an
     # image for uploads) forces a CORS preflight that we never grant. A request with
     # no body at all carries no form, and the Origin check below still applies.
     bodyless = not mimetype and not request.content_length
     if mimetype in SIMPLE_CONTENT_TYPES and not bodyless:
         # Said for what the route takes: a photo or logo upload is an image, not JSON.
-        contract = getattr(current_app.view_functions.get(request.endpoint), "__contract__", None)
         if contract is not None and contract.body_type.startswith("image/"):
             return ApiError(415, "unsupported_media_type", SEND_AN_IMAGE)
         return ApiError(415, "unsupported_media_type", N_("Send the body as application/json."))

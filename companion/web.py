@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, jsonify, make_response, request, send_from_directory
 from flask.templating import Environment
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion.contract import document, operation
 from companion.db import get_db, parse_iso
 from companion.errors import N_, ApiError, Conflict
 from companion.reminders import health as push_health
-from companion.security import check_api_request
+from companion.security import check_api_request, json_limit
 
 csrf = CSRFProtect()
 
@@ -62,7 +63,13 @@ def body() -> object:
     Stricter than Python's parser: a key twice in one object and the NaN/Infinity literals
     are malformed too, so what we act on is what any other JSON reader sees.
     """
-    raw = request.get_data(cache=True)
+    limit, message = json_limit()
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raw = None
+    if raw is None or len(raw) > limit:  # sent without a Content-Length, and too long
+        raise ApiError(413, "too_large", message)
     if not raw.strip():
         return {}
     try:

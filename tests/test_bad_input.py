@@ -6,6 +6,8 @@ the database must be exactly as before.
 """
 
 import base64
+import io
+import json
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -946,3 +948,48 @@ def test_a_patch_null_is_refused_where_it_would_mean_nothing_and_the_document_sa
         assert {"type": "null"} not in patch[name].get("anyOf", []), name
     assert {"type": "null"} in patch["channels"]["anyOf"]
     assert {"type": "null"} in schemas["ClientSettingsInput"]["properties"]["discreet"]["anyOf"]
+
+
+def largest_protocol(world, escaped: bool) -> bytes:
+    """The largest protocol PUT a clinic can write: 100 steps, every text at its limit in English
+    and Spanish; `escaped`: every character an emoji sent as \\u escapes (12 bytes each)."""
+    first = protocol_steps(world)[0]
+    char = "\N{GRINNING FACE}" if escaped else "a"
+    steps = [
+        dict(
+            first,
+            key=f"step-{i}",
+            title={"en": char * 60, "es": char * 60},
+            body={"en": char * 300, "es": char * 300},
+        )
+        for i in range(100)
+    ]
+    return json.dumps({"steps": steps}, ensure_ascii=True, indent=2).encode()
+
+
+def test_json_bodies_past_1_mb_are_413_before_they_are_read(world):
+    from companion.security import JSON_MAX_BYTES
+
+    # What the limit was measured against: the largest legitimate body fits, and is accepted.
+    plain, escaped = largest_protocol(world, False), largest_protocol(world, True)
+    assert len(plain) < 100_000 and len(escaped) < JSON_MAX_BYTES, (len(plain), len(escaped))
+    for raw in (plain, escaped):
+        r = send(world, "protocol", raw=raw)
+        assert r.status_code == 200, r.get_json()
+    before = snapshot(world.app, skip=())
+    padded = b'{"notes": "' + b"x" * JSON_MAX_BYTES + b'"}'
+    for endpoint in ("update_session", "me_client", "checkin", "protocol", "login"):
+        r = send(world, endpoint, raw=padded)
+        assert_error(r, 413, code="too_large")
+        assert "1 MB" in r.get_json()["error"]["message"]
+    # Without a Content-Length (chunked), reading stops at the limit: the same answer.
+    method, path, api = target(world, "update_session")
+    r = api.http.open(
+        path,
+        method=method,
+        input_stream=io.BytesIO(padded),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as a server says of a chunked body
+    )
+    assert_error(r, 413, code="too_large")
+    assert snapshot(world.app, skip=()) == before

@@ -150,7 +150,7 @@ def _describe(op: Operation, method: str, params: list[dict], components: dict) 
         errors |= {400, 415, 422}
     if method in {"POST", "PUT", "PATCH", "DELETE"}:
         # security.check_api_request, before any route: another origin (403 bad_origin), a
-        # form's body type (415); and any body past MAX_CONTENT_LENGTH (413).
+        # form's body type (415); a JSON body past 1 MB, an image past MAX_CONTENT_LENGTH (413).
         errors |= {403, 413, 415}
     ok: dict = {"description": "OK"}
     if op.extra.get("replies"):
