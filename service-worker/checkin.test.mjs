@@ -163,3 +163,15 @@ test("a signed-out phone (the start page) drops the check-in draft: answers and 
   assert.equal(App.CHECKIN_DRAFT, Checkin.PHOTO_DB); // the name checkin.js keeps it under
   assert.equal(App.CHECKIN_OUTBOX, Outbox.DB_NAME);
 });
+
+test("reviewDay: today until 18:00 in the client's zone, tomorrow from 18:00", () => {
+  // 16:59 and 17:00 UTC are 17:59 and 18:00 in Madrid (CET, +1) in November.
+  assert.equal(Checkin.reviewDay(new Date("2026-11-30T16:59:59Z"), "Europe/Madrid", 18), "today");
+  assert.equal(Checkin.reviewDay(new Date("2026-11-30T17:00:00Z"), "Europe/Madrid", 18), "tomorrow");
+  // 22:00 in New York is 03:00 UTC the next day: still "tomorrow" there, not "today".
+  assert.equal(Checkin.reviewDay(new Date("2026-12-01T03:00:00Z"), "America/New_York", 18), "tomorrow");
+  // Just after midnight the clinic's day is today again.
+  assert.equal(Checkin.reviewDay(new Date("2026-11-30T23:00:00Z"), "Europe/Madrid", 18), "today");
+  // An unknown zone falls back to the phone's, and still answers.
+  assert.ok(["today", "tomorrow"].includes(Checkin.reviewDay(new Date(), "Nowhere/Else", 18)));
+});

@@ -8,6 +8,7 @@ dark). Driving the browser follows the team's notes on testing push and the PWA.
 
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 from browser_support import (
@@ -487,18 +488,42 @@ def test_settings_show_the_saved_zone_and_offer_the_phones_in_one_tap(page, serv
     expect(page.get_by_label("Time zone for your reminders")).to_have_value("Europe/London")
 
 
-def test_a_review_answer_says_the_clinic_will_look_today(page, server):
+def zone_at(local_hour: int) -> str:
+    """A zone where it is now local_hour o'clock (Etc/GMT-3 is UTC+3: POSIX signs)."""
+    offset = (local_hour - datetime.now(UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+@pytest.mark.parametrize(
+    ("local_hour", "heading", "words"),
+    [
+        (12, "Your clinic will look at this today", "will check it today"),
+        # Late at night the clinic has closed: not "today" (answers.LATE_HOUR).
+        (21, "Your clinic will look at this tomorrow", "will check it tomorrow"),
+    ],
+)
+def test_a_review_answer_says_when_the_clinic_will_look(page, server, local_hour, heading, words):
     look(page, "320", "light")
-    fresh_form(page)
-    card(page, "Redness", "1 Slight pink").tap()
-    card(page, "Swelling", "1 Barely noticeable").tap()
-    page.get_by_role("group", name="Pain").get_by_role("radio", name="7", exact=True).tap()
-    page.get_by_role("button", name="Send check-in").tap()
-    answer = page.locator("#answer-review")
-    expect(answer).to_be_visible()
-    expect(answer.get_by_role("heading")).to_have_text("Your clinic will look at this today")
-    expect(answer.get_by_role("link", name=re.compile(r"^Call Clinic One"))).to_be_visible()
-    screenshot(page, "checkin-review-320-light", full_page=False)
+    zone = zone_at(local_hour)
+    assert page.request.patch("/api/me", data={"timezone": zone}).ok
+    try:
+        fresh_form(page)
+        card(page, "Redness", "1 Slight pink").tap()
+        card(page, "Swelling", "1 Barely noticeable").tap()
+        page.get_by_role("group", name="Pain").get_by_role("radio", name="7", exact=True).tap()
+        page.get_by_role("button", name="Send check-in").tap()
+        answer = page.locator("#answer-review")
+        expect(answer).to_be_visible()
+        expect(answer.get_by_role("heading")).to_have_text(heading)
+        expect(answer).to_contain_text(words)
+        expect(answer.get_by_role("link", name=re.compile(r"^Call Clinic One"))).to_be_visible()
+        screenshot(page, f"checkin-review-{local_hour}h-320-light", full_page=False)
+        # The home page says the same, in the server's words for that hour.
+        page.goto("/")
+        expect(page.locator("#assess-h")).to_have_text(heading)
+    finally:
+        assert page.request.patch("/api/me", data={"timezone": "Europe/London"}).ok
 
 
 IPHONE_SAFARI = (

@@ -6,8 +6,18 @@ docs/clinical.md for the practitioner. Outside a request (the tests of triage) t
 are English; checkins/store.py asks for the client's language.
 """
 
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
 from companion.i18n import gettext as _
 from companion.i18n import lazy_gettext as _l
+
+# From this hour in the client's zone a review answer promises the clinic's look for tomorrow,
+# not today: most clinics have closed (a client at 10 pm must not wait for a call "today").
+# checkin.js makes the same choice when it shows the answer (the page passes it this hour).
+LATE_HOUR = 18
+ReviewDay = Literal["today", "tomorrow"] | None
 
 # How long until the skin settles, in whole days, never hours.
 _SETTLE_WORDS = (
@@ -132,8 +142,21 @@ def reassurance(
     return " ".join(text)
 
 
-def review_message(rules: list[str], day: int, phone: str | None) -> str:
-    """A review answer: the reasons in the client's words, and that the clinic looks today."""
+def review_day(received: datetime, now: datetime, timezone: str) -> ReviewDay:
+    """When the clinic looks at a review answer received at `received`, as said at `now`:
+    "today", "tomorrow" (received from LATE_HOUR on, read that evening), or None once that
+    day has passed. Days and hours are the client's (`timezone`)."""
+    zone = ZoneInfo(timezone)
+    got, at = received.astimezone(zone), now.astimezone(zone)
+    promised = got.date() + timedelta(days=1 if got.hour >= LATE_HOUR else 0)
+    if at.date() == promised:
+        return "today"
+    return "tomorrow" if at.date() < promised else None
+
+
+def review_message(rules: list[str], day: int, phone: str | None, when: ReviewDay = "today") -> str:
+    """A review answer: the reasons in the client's words, and when the clinic looks (`when`,
+    from review_day; None: the day it was promised for has passed)."""
     words = [str(REVIEW_WORDS[r]) for r in rules if r in REVIEW_WORDS]
     lead = ""
     if words:
@@ -144,19 +167,24 @@ def review_message(rules: list[str], day: int, phone: str | None) -> str:
             "What you reported %(when)s needs a look: %(listed)s.", when=_when(day), listed=listed
         )
         lead += " "
+    if when == "today":
+        look = _("Your clinic will review this today and contact you if needed.")
+    elif when == "tomorrow":
+        look = _("Your clinic will review this tomorrow and contact you if needed.")
+    else:
+        look = _("Your clinic has your answers and will contact you if needed.")
     if phone:
         rest = _(
-            "Your clinic will review this today and contact you if needed. Keep following your"
-            " aftercare; if you get a fever, pus or spreading redness, contact your clinic now"
-            " on %(phone)s.",
+            "Keep following your aftercare; if you get a fever, pus or spreading redness, contact"
+            " your clinic now on %(phone)s.",
             phone=phone,
         )
     else:
         rest = _(
-            "Your clinic will review this today and contact you if needed. Keep following your"
-            " aftercare; if you get a fever, pus or spreading redness, contact your clinic now."
+            "Keep following your aftercare; if you get a fever, pus or spreading redness, contact"
+            " your clinic now."
         )
-    return lead + rest
+    return f"{lead}{look} {rest}"
 
 
 def urgent_message(phone: str | None) -> str:

@@ -17,10 +17,10 @@ from companion import clinical
 from companion.accounts import clinics
 from companion.admin import clinic
 from companion.auth import client_required
-from companion.checkins import one_tap
+from companion.checkins import answers, one_tap
 from companion.checkins import store as checkins
 from companion.converters import parse_id
-from companion.db import get_db, utcnow
+from companion.db import get_db, parse_iso, utcnow
 from companion.humane import babel_locale, human_when
 from companion.i18n import language_of
 from companion.reminders import inbox as aftercare
@@ -56,11 +56,23 @@ def home_context() -> dict:
     )
     if context["session"]:
         found, context["assessment"] = checkins.for_chart(db, context["session"]["id"])
+        if context["assessment"] and context["assessment"]["status"] == "review":
+            _review_said_now(context["assessment"], client, g.clinic_face)
         if found:
             context["chart"] = charts.chart_for(
                 session_row, found, timezone=client["timezone"], audience="client"
             )
     return context
+
+
+def _review_said_now(assessment: dict, client: dict, face: dict) -> None:
+    """A review answer read later: "today" was true the day it came in, not the day after
+    (answers.review_day). Its words again, for now, as the check-in page would say them."""
+    when = answers.review_day(parse_iso(assessment["received_at"]), utcnow(), client["timezone"])
+    rules = [f["rule"] for f in assessment["flags"]]
+    day = assessment["day"] if assessment["day"] is not None else 0
+    assessment["review_day"] = when
+    assessment["message"] = answers.review_message(rules, day, face["phone"], when)
 
 
 @bp.get("/checkin/link/<token>")
@@ -78,6 +90,7 @@ def checkin_by_link(token: str):
     resp = make_response(
         checkin_page(
             session_id=session["id"],
+            timezone=client["timezone"],
             submit_url=url_for("api_checkins.post_checkin_by_link", token=token),
             link_until=human_when(
                 expires, client["timezone"], utcnow(), babel_locale(client.get("language"))
@@ -99,7 +112,10 @@ def checkin():
     # whose answer the server would refuse.
     waiting = treatments.latest_session(get_db(), current_user.id) is None
     return checkin_page(
-        session_id=parse_id(session_id) or "", no_session=waiting, client_id=current_user.id
+        session_id=parse_id(session_id) or "",
+        no_session=waiting,
+        client_id=current_user.id,
+        timezone=current_user.row["timezone"],
     )
 
 
@@ -113,5 +129,6 @@ def checkin_page(**context) -> str:
         },
         symptoms=list(clinical.SYMPTOM_WORDS.items()),
         warning_signs=list(clinical.WARNING_SIGN_WORDS.items()),
+        late_hour=answers.LATE_HOUR,
         **context,
     )

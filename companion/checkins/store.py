@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from companion.checkins import flags, triage
+from companion.checkins import answers, flags, triage
 from companion.clinical import day_number
 from companion.db import iso, one, parse_iso, rows, write
 from companion.errors import N_, Conflict, Invalid, NotFound, RateLimited
@@ -181,6 +181,7 @@ def submit(
                 [*history, as_triage(new)],
                 clinic_phone,
                 checkin_id=data["id"],
+                review_day=answers.review_day(now, now, client["timezone"]),
             )
         row = {
             "id": data["id"],
@@ -294,17 +295,19 @@ def list_for_client(db: sqlite_utils.Database, client_id: int, limit: int = 200)
 
 def for_chart(db: sqlite_utils.Database, session_id: int) -> tuple[list[dict], dict | None]:
     """Return a treatment session's check-ins as its chart reads them (oldest first), and the
-    latest one's assessment (status, message, flags), or None without check-ins.
+    latest one's assessment (status, message, flags, day, received_at), or None without
+    check-ins.
 
     The client's home page reads only these: no photos, no "day N", one assessment decoded.
     """
     found = rows(
         db,
-        "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note, assessment"
-        " FROM checkins WHERE session_id = :session_id ORDER BY taken_at, received_at",
+        "SELECT id, taken_at, redness, swelling, pain, symptoms, warning_signs, note, assessment,"
+        " received_at FROM checkins WHERE session_id = :session_id ORDER BY taken_at, received_at",
         {"session_id": session_id},
     )
     if not found:
         return [], None
     latest = json.loads(found[-1]["assessment"])
-    return found, {k: latest[k] for k in ("status", "message", "flags")}
+    shown = {k: latest[k] for k in ("status", "message", "flags")}
+    return found, dict(shown, day=latest.get("day"), received_at=found[-1]["received_at"])

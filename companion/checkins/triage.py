@@ -214,6 +214,7 @@ def assess(
     clinic_phone: str | None = None,
     *,
     checkin_id: str | None = None,
+    review_day: answers.ReviewDay = "today",
 ) -> dict:
     """Assess a check-in (the latest by default) against the expected course and the one before it.
 
@@ -221,6 +222,7 @@ def assess(
     order) is assessed in its place, but the score rules (R1-R4) are left to the later
     check-in, which already spoke for the present: an old, worse answer must not open R3 or
     R4 against a newer, better one. Warning signs and symptoms it reports still count.
+    `review_day`: when a review answer says the clinic looks (answers.review_day).
     """
     if not checkins:
         raise ValueError("assess needs at least one check-in")
@@ -241,7 +243,7 @@ def assess(
         status, message = "urgent", answers.urgent_message(clinic_phone)
     elif severity_rank("review") in ranks:
         rules = [f["rule"] for f in flags]
-        status, message = "review", answers.review_message(rules, day, clinic_phone)
+        status, message = "review", answers.review_message(rules, day, clinic_phone, review_day)
     elif later is not None:
         status = "expected"
         message = answers.superseded_message(day, _day(session, later))

@@ -36,6 +36,21 @@ const CompanionCheckin = (() => {
     return { saved_at: nowMs, values };
   }
 
+  /**
+   * When a review answer says the clinic looks: "today", or "tomorrow" from lateHour on in
+   * the client's zone (answers.review_day on the server makes the same choice).
+   */
+  function reviewDay(date, zone, lateHour) {
+    let hour;
+    try {
+      const format = new Intl.DateTimeFormat("en-GB", { timeZone: zone || undefined, hour: "numeric", hourCycle: "h23" });
+      hour = Number(format.format(date));
+    } catch {
+      hour = date.getHours(); // an unknown zone: the phone's own
+    }
+    return hour >= lateHour ? "tomorrow" : "today";
+  }
+
   /** Tell whether a stored draft is still worth restoring. */
   function isFresh(draft, nowMs) {
     return Boolean(draft?.values) && nowMs - Number(draft.saved_at) < DRAFT_MAX_AGE_MS && Object.keys(draft.values).length > 0;
@@ -207,6 +222,10 @@ const CompanionCheckin = (() => {
       for (const other of doc.querySelectorAll(".answer")) other.hidden = other !== section;
       const message = section.querySelector(".answer-message");
       if (message) message.textContent = assessment?.message ?? "";
+      if (status === "review") {
+        const day = reviewDay(new Date(), section.dataset.zone, Number(section.dataset.lateHour ?? 18));
+        for (const element of section.querySelectorAll("[data-today]")) element.textContent = element.dataset[day];
+      }
       const noteElement = section.querySelector(".answer-note");
       if (noteElement) {
         noteElement.textContent = note;
@@ -453,7 +472,7 @@ const CompanionCheckin = (() => {
     return { showAnswer };
   }
 
-  return { DRAFT_KEY, DRAFT_MAX_AGE_MS, MAX_PHOTOS, PHOTO_DB, draftFrom, isFresh, applyDraft, photoDraft, placeErrors, init };
+  return { DRAFT_KEY, DRAFT_MAX_AGE_MS, MAX_PHOTOS, PHOTO_DB, draftFrom, isFresh, applyDraft, photoDraft, placeErrors, reviewDay, init };
 })();
 
 if (typeof document !== "undefined") CompanionCheckin.page = CompanionCheckin.init(document, window);
