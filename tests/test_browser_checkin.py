@@ -556,6 +556,24 @@ def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
         iphone.close()
 
 
+def test_the_answer_to_a_checkin_sent_late_replaces_the_saved_card(page, phone, server):
+    look(page, "390", "light")
+    fresh_form(page)
+    phone.set_offline(True)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    saved = page.locator("#answer-saved")
+    expect(saved).to_contain_text("will send when online")
+    phone.set_offline(False)  # the page replays its outbox
+    answer = page.locator("#answer-expected")
+    expect(answer).to_be_visible(timeout=15_000)
+    expect(answer).to_contain_text("Your check-in saved on this phone has been sent.")
+    expect(saved).to_be_hidden()  # not "will send when online" beside "has been sent"
+    screenshot(page, "checkin-sent-late-390-light")
+
+
 def test_an_urgent_answer_to_a_checkin_sent_late_still_takes_the_screen(page, phone, server):
     look(page, "390", "dark")
     fresh_form(page)

@@ -434,10 +434,13 @@ const CompanionApp = (() => {
     async function showReplay(results) {
       await refreshOutboxStatus();
       const assessment = mostSevere(results);
-      // An urgent answer to a check-in sent late takes the screen like one sent at once.
+      // An urgent answer to a check-in sent late takes the screen like one sent at once, and
+      // any answer replaces the "Saved on this phone, will send when online" card it was sent from.
       const checkinPage = typeof CompanionCheckin === "undefined" ? null : CompanionCheckin.page;
-      if (assessment?.status === "urgent" && checkinPage) checkinPage.showAnswer(assessment, MESSAGES.savedCheckinSent);
-      else if (assessment && checkinResult) renderAssessment(assessment, { intro: `${MESSAGES.savedCheckinSent} `, focus: false });
+      const savedCardShown = $("answer-saved")?.hidden === false;
+      if (assessment && checkinPage && (assessment.status === "urgent" || savedCardShown)) {
+        checkinPage.showAnswer(assessment, MESSAGES.savedCheckinSent);
+      } else if (assessment && checkinResult) renderAssessment(assessment, { intro: `${MESSAGES.savedCheckinSent} `, focus: false });
       for (const result of results.filter((item) => item.outcome === "rejected")) {
         const text = `${MESSAGES.savedCheckinRefused} ${errorText(result.body, result.status)}`;
         if (checkinResult) renderResult({ className: "checkin-error", text, focus: false });
