@@ -20,8 +20,10 @@ def record(
     actor_kind: str | None = None,
     actor_id: int | None = None,
     actor=None,
+    with_address: bool = True,
 ) -> None:
-    """Append one audit entry for the actor given (a signed-in User), else the current user."""
+    """Append one audit entry for the actor given (a signed-in User), else the current user;
+    with the request's address unless `with_address` is False."""
     user = actor or (current_user if has_request_context() else None)
     if actor_kind is None:
         if user is not None and user.is_authenticated:
@@ -29,7 +31,7 @@ def record(
             clinic_id = clinic_id if clinic_id is not None else user.clinic_id
         else:
             actor_kind = "anonymous"
-    address = request.remote_addr if has_request_context() else None
+    address = request.remote_addr if has_request_context() and with_address else None
     # Every read of a client's record lands here: a plain INSERT (about 25 us) rather than
     # sqlite-utils' insert(), which inspects the table each time (about 210 us, measured).
     get_db().conn.execute(
@@ -71,7 +73,8 @@ def record_refused_lookup(response):
     The answer stays the same 404 and so does the prober's own clinic's log (one
     `access_refused` entry whether or not the id exists elsewhere), so neither tells whether
     it does. When the id is a client of another clinic, that clinic's log also gets an
-    `access_refused_elsewhere` entry against its client, which only it can read.
+    `access_refused_elsewhere` entry against its client, which only it can read (without the
+    prober's address: that stays in the prober's clinic's entry, for the operator).
     """
     if response.status_code != 404:
         return response
@@ -97,6 +100,7 @@ def record_refused_lookup(response):
                     clinic_id=found["clinic_id"],
                     client_id=wanted,
                     detail=request.path[:200],
+                    with_address=False,
                 )
     except sqlite3.Error:  # a full or read-only disk: the 404 stands, the operator is told
         log.exception("Could not record a refused lookup of %s", request.path[:200])

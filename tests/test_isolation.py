@@ -537,10 +537,10 @@ def test_probing_another_clinics_ids_is_recorded_without_telling_which_exist(wor
     # learns anything about the id that does not exist.
     theirs = sql(
         world.app,
-        "SELECT clinic_id, client_id FROM audit_log WHERE id > ? AND action = ?",
+        "SELECT clinic_id, client_id, address FROM audit_log WHERE id > ? AND action = ?",
         (last, "access_refused_elsewhere"),
     )
-    assert theirs == [(world.clinic1["id"], real)]
+    assert theirs == [(world.clinic1["id"], real, None)]  # not the other clinic's address
     page = world.p1.get(f"/clinic/audit?client_id={real}").get_data(as_text=True)
     assert "was refused" in page and "record (from another clinic)" in page
 
