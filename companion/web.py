@@ -142,9 +142,15 @@ INVITE_TOKEN = re.compile(
 )
 
 
+# A client search (`?q=Erin`) names a client: kept out of Companion's own logs (gunicorn's and
+# the development server's keep the query string), which erasure cannot reach.
+SEARCH_TEXT = re.compile(r"((?:^|[?&])q=)[^&#\s\"]*")
+
+
 def redact_tokens(text: str) -> str:
-    """Replace the tokens in a logged line (a path, a referrer) with `[token]`."""
-    return INVITE_TOKEN.sub(r"\1[token]", text)
+    """Replace the tokens in a logged line (a path, a referrer) with `[token]`, and the text
+    of a client search with `[search]`."""
+    return SEARCH_TEXT.sub(r"\1[search]", INVITE_TOKEN.sub(r"\1[token]", text))
 
 
 class RedactTokens(logging.Filter):

@@ -207,6 +207,30 @@ def test_every_link_token_is_redacted_from_the_request_log(path):
     assert "Secret" not in record.getMessage() and "[token]" in record.getMessage()
 
 
+@pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        (
+            "GET /clinic/clients?q=Erin+O%27Neill HTTP/1.1",
+            "GET /clinic/clients?q=[search] HTTP/1.1",
+        ),
+        (
+            "GET /api/clients?limit=5&q=erin HTTP/1.1",
+            "GET /api/clients?limit=5&q=[search] HTTP/1.1",
+        ),
+        ("GET /api/flags?status=open HTTP/1.1", "GET /api/flags?status=open HTTP/1.1"),
+        ("GET /api/audit?q2=x&faq=y HTTP/1.1", "GET /api/audit?q2=x&faq=y HTTP/1.1"),
+    ],
+)
+def test_a_client_search_is_not_written_to_the_request_log(line, logged):
+    # A name typed in the client search stayed in the access log, out of erasure's reach.
+    record = logging.LogRecord(
+        "werkzeug", logging.INFO, "", 0, '"%s" %s %s', (line, "200", "-"), None
+    )
+    REDACT_TOKENS.filter(record)
+    assert record.getMessage() == f'"{logged}" 200 -'
+
+
 # Every date parameter: no 500 ----------------------------------------------------------------
 
 
