@@ -610,14 +610,17 @@ def main() -> None:
             f" {', '.join(['bare ' + s['label'] for s in bare] + [s['label'] for s in specs])}"
         )
         bench = Bench(args, db, baseline, env, timed, devices, list(emails.values()))
-        runs, n = [], args.rounds * len(specs)
+        runs, n, stamp = [], args.rounds * len(specs), datetime.now(UTC).strftime("%H%M%S")
         for r in range(args.rounds):  # A, B, A, B: the host's noise falls on every side alike
             runs += [bench.measure_bare(spec) for spec in bare]
             for i, spec in enumerate(specs):
                 # Each run gets its own clients: check-ins add to a session's history.
                 mine = client_cookies[r * len(specs) + i :: n]
                 cookies = write_cookies(work / f"cookies-{r}-{i}.txt", mine, prac_cookies)
-                runs.append(bench.measure(spec, cookies, title=f"Load probe {r}-{i}"))
+                # A title of this run's own: with --reuse, an earlier run's probe rows still
+                # held for quiet hours were counted as this one's ("-100 lost").
+                title = f"Load probe {r}-{i} {stamp}"
+                runs.append(bench.measure(spec, cookies, title=title))
     print_summary(runs)
     log(f"\nload average at the end: {os.getloadavg()[0]:.2f}; wrk output in {work / 'wrk.log'}")
 
