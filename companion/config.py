@@ -167,7 +167,13 @@ def load(app: Flask, test_config: dict | None) -> None:
     app.config.from_mapping(DEFAULTS)
     instance = Path(app.instance_path)
     # Owner-only, like everything in it: the database, its side files, secrets and photos.
-    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"the instance folder {instance} cannot be made ({e.strerror}): set"
+            " COMPANION_INSTANCE_PATH to a folder this user can write"
+        ) from None
     _load_file(app, instance / "config.py")
     for name, kind in ENV_SETTINGS.items():
         raw = os.environ.get(f"COMPANION_{name}")

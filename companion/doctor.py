@@ -15,6 +15,14 @@ from companion.reminders import mail
 
 def unreadable_database(path: str, error: Exception) -> str:
     """Say that the database file cannot be used, and what to do (no traceback at 3 am)."""
+    folder = Path(path).parent
+    if not folder.is_dir():  # a COMPANION_DATABASE typo: nothing to restore
+        return (
+            f"database {path} cannot be opened: the folder {folder} does not exist"
+            " (check COMPANION_DATABASE, or create the folder)"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK) and not Path(path).exists():
+        return f"database {path} cannot be created: this user cannot write to {folder}"
     return (
         f"database {path} cannot be read: {error}. Stop Companion and restore the file from"
         " your backup (README, Backups: first move the file and its -wal and -shm aside)"

@@ -354,3 +354,21 @@ def test_init_db_cli_applies_then_says_up_to_date(instance):
     assert second.exit_code == 0, second.output
     assert "up to date" in second.output
     assert "m001_accounts" not in second.output
+
+
+def test_an_instance_folder_that_cannot_be_made_is_named_without_a_traceback(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("COMPANION_INSTANCE_PATH", str(tmp_path / "a-file" / "instance"))
+    result = CliRunner().invoke(main, ["init-db"])
+    assert result.exit_code == 1, result.output
+    assert "the instance folder" in result.output and "COMPANION_INSTANCE_PATH" in result.output
+    assert not isinstance(result.exception, OSError)
+
+
+def test_a_database_in_a_missing_folder_says_so_not_restore_from_backup(instance, monkeypatch):
+    monkeypatch.setenv("COMPANION_DATABASE", str(instance.parent / "no-such-folder" / "c.sqlite3"))
+    for command in (["init-db"], ["doctor"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1, result.output
+        assert "no-such-folder does not exist (check COMPANION_DATABASE" in result.output
+        assert "restore" not in result.output
