@@ -202,7 +202,16 @@ def run_granian(host, port, workers, threads, dispatcher, accesslog) -> None:
         if warning:
             logging.getLogger("_granian").warning(warning)
 
-    server.serve()
+    try:
+        server.serve()
+    except RuntimeError as e:  # granian's socket: "Address already in use (os error 98)"
+        if "os error" not in str(e):
+            raise
+        dispatcher.stop()
+        raise SystemExit(
+            f"Not starting: cannot listen on {host}:{port}: {str(e).splitlines()[0]}."
+            " Stop the program using that port, or choose another with --port."
+        ) from None
 
 
 def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:

@@ -245,3 +245,22 @@ def test_forwarded_headers_are_believed_only_with_proxy_fix_hops(tmp_path, serve
         cookie = headers["Set-Cookie"]
         assert ("Secure" in cookie) is secure, (hops, cookie)
         assert ("Strict-Transport-Security" in headers) is secure, (hops, dict(headers))
+
+
+def test_serve_on_a_port_in_use_says_so_without_a_traceback(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [COMPANION, "serve", "--port", str(port), "--workers", "1"],
+            env=env_for(
+                tmp_path / "instance", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode == 1, r.stderr
+    assert f"Not starting: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert "Traceback" not in r.stderr and "backtrace" not in r.stderr.lower(), r.stderr
