@@ -1,8 +1,10 @@
 """Production serving: gunicorn or granian workers plus exactly one dispatcher process."""
 
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -133,10 +135,27 @@ def serve(
     refuse_bad_email_settings(app)
     if not without_push:
         refuse_without_contact(app)
+    address = listen_address(host)
     dispatcher = DispatcherProcess(dispatch)
     accesslog = os.environ.get("COMPANION_ACCESS_LOG") or None
     run = run_granian if server == "granian" else run_gunicorn
-    run(f"{host}", port, workers, threads, dispatcher, accesslog)
+    run(address, port, workers, threads, dispatcher, accesslog)
+
+
+def listen_address(host: str) -> str:
+    """The IP address to listen on: granian takes only addresses (`--host localhost` was a
+    traceback), so a name is resolved here; a name that does not resolve stops the start."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, UnicodeError):
+        raise SystemExit(
+            f"Not starting: --host {host!r} is neither an IP address nor a name this machine"
+            " resolves (e.g. 127.0.0.1, or 0.0.0.0 for every interface)."
+        ) from None
 
 
 # granian's access log, in the shape of gunicorn's default ("combined" without the user), with

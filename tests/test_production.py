@@ -264,3 +264,19 @@ def test_serve_on_a_port_in_use_says_so_without_a_traceback(tmp_path):
     assert r.returncode == 1, r.stderr
     assert f"Not starting: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr and "backtrace" not in r.stderr.lower(), r.stderr
+
+
+def test_serve_takes_a_host_name_and_refuses_one_that_does_not_resolve(tmp_path):
+    from companion.serve import listen_address
+
+    assert listen_address("localhost") in ("127.0.0.1", "::1")  # granian takes addresses only
+    assert listen_address("0.0.0.0") == "0.0.0.0"
+    r = subprocess.run(
+        [COMPANION, "serve", "--host", "999.1.1.1", "--port", str(free_port()), "--workers", "1"],
+        env=env_for(tmp_path / "instance", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "--host '999.1.1.1' is neither an IP address nor a name" in r.stderr
