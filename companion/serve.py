@@ -138,6 +138,14 @@ def serve(
     address = listen_address(host)
     dispatcher = DispatcherProcess(dispatch)
     accesslog = os.environ.get("COMPANION_ACCESS_LOG") or None
+    if accesslog not in (None, "-"):
+        try:
+            open(accesslog, "a").close()  # noqa: SIM115 (only: can this user append to it?)
+        except OSError as e:
+            raise SystemExit(
+                f"Not starting: COMPANION_ACCESS_LOG={accesslog!r} cannot be written"
+                f" ({e.strerror})."
+            ) from None
     run = run_granian if server == "granian" else run_gunicorn
     run(address, port, workers, threads, dispatcher, accesslog)
 

@@ -280,3 +280,20 @@ def test_serve_takes_a_host_name_and_refuses_one_that_does_not_resolve(tmp_path)
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "--host '999.1.1.1' is neither an IP address nor a name" in r.stderr
+
+
+def test_serve_with_an_access_log_it_cannot_write_says_so(tmp_path):
+    log = tmp_path / "no-such-folder" / "access.log"
+    r = subprocess.run(
+        [COMPANION, "serve", "--port", str(free_port()), "--workers", "1"],
+        env=env_for(
+            tmp_path / "instance",
+            COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net",
+            COMPANION_ACCESS_LOG=str(log),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"COMPANION_ACCESS_LOG='{log}' cannot be written" in r.stderr
