@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +26,15 @@ REFUSED = [
     ("1qaz2wsx3edc", "common or breached"),
     ("iloveyou1234", "common or breached"),
 ]
+
+
+def test_the_product_hashes_at_werkzeugs_full_scrypt_cost():
+    """conftest.py lowers the cost for the suite; the product, and its hash for unknown emails
+    (so a wrong email takes as long as a wrong password), keep scrypt at n=2**15."""
+    code = "from companion import credentials as c; print(c.hash_password('x'), c._dummy_hash(c.METHOD))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    hashes = run.stdout.split()
+    assert len(hashes) == 2 and all(h.startswith("scrypt:32768:8:1$") for h in hashes), hashes
 
 
 @pytest.mark.parametrize(("password", "reason"), REFUSED)
