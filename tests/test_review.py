@@ -5,7 +5,8 @@ import html as htmllib
 import io
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import checkin_body
@@ -153,6 +154,38 @@ def test_clinic_csv_exports_name_their_range_and_refuse_one_given_backwards(worl
         for query in ("?from=2026-12-01&to=2026-11-01", "?from=2026-11-01&to=2026-11-01"):
             r = p1.get(f"/api/exports/{csv_path}{query}")
             assert r.status_code == 422 and list(r.json["error"]["fields"]) == ["to"]
+
+
+def test_clinic_csv_exports_count_the_clinic_s_days_not_utc_s(world):
+    # A check-in at 22:30 in New York is the next day in UTC: a clinic there asking for that
+    # day's check-ins expects it in that day's file, not the next day's.
+    p3, clinic3 = world.practitioner("three@clinic-three.net", "Clinic Three", "America/New_York")
+    zone = ZoneInfo(clinic3["timezone"])
+    dana = world.new_client(p3, "Dana")
+    world.new_session(p3, dana["id"], hours_ago=72)
+    c3 = world.sign_in_client(p3, dana["id"])
+    day = datetime.now(zone).date() - timedelta(days=1)
+    late = datetime.combine(day, time(22, 30), zone)
+    assert late.astimezone(UTC).date() == day + timedelta(days=1)
+    body = checkin_body(taken_at=late.isoformat())
+    assert c3.post("/api/checkins", body).status_code == 201
+
+    def ids(query: str) -> list[str]:
+        r = p3.get(f"/api/exports/checkins.csv?{query}")
+        assert r.status_code == 200, r.json
+        return [row["id"] for row in csv.DictReader(io.StringIO(r.get_data(as_text=True)))]
+
+    assert ids(f"from={day}&to={day + timedelta(days=1)}") == [body["id"]]
+    assert ids(f"from={day + timedelta(days=1)}&to={day + timedelta(days=2)}") == []
+    assert ids(f"to={day + timedelta(days=1)}") == [body["id"]]
+    # A date-time keeps its own offset; one without is the clinic's wall clock.
+    assert ids(f"from={day}T22:00:00Z&to={day}T23:00:00Z") == []
+    assert ids(f"from={day}T22:00:00&to={day}T23:00:00") == [body["id"]]
+    # The file is named after the days asked for, and the page says whose days they are.
+    r = p3.get(f"/api/exports/checkins.csv?from={day}")
+    assert r.headers["Content-Disposition"].endswith(f'filename="checkins-from-{day}.csv"')
+    page = p3.get("/clinic/exports").get_data(as_text=True)
+    assert "America/New_York" in page and "UTC days" not in page
 
 
 def test_json_bundle_and_fhir_export(world):

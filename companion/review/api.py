@@ -1,9 +1,13 @@
 """The JSON API for practitioners' review work: flags, exports, erasure, audit."""
 
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from companion import audit
+from companion.accounts import clinics
 from companion.accounts.api import my_client
 from companion.auth import practitioner_required
 from companion.contract import operation, parse, parse_query
@@ -20,6 +24,7 @@ from companion.review.models import (
     FlagWithEvents,
     NoteInput,
     ResolveInput,
+    stored_moment,
 )
 from companion.web import body
 
@@ -166,11 +171,11 @@ def erase_client(client_id: int):
 @practitioner_required
 def export_clinic_checkins():
     """The clinic's check-ins taken in [from, to) as CSV."""
-    start, end = _dates()
+    start, end, words = _dates()
     found = exports.clinic_checkin_rows(get_db(), current_user.clinic_id, start, end)
     text = exports.to_csv(exports.CHECKIN_COLUMNS, found)
     audit.record("clinic_exported", detail="checkins.csv")
-    return Response(text, mimetype="text/csv", headers=_attachment("checkins", start, end))
+    return Response(text, mimetype="text/csv", headers=_attachment("checkins", words))
 
 
 @bp.get("/exports/flags.csv")
@@ -185,36 +190,58 @@ def export_clinic_checkins():
 @practitioner_required
 def export_clinic_flags():
     """The clinic's flags opened in [from, to) as CSV."""
-    start, end = _dates()
+    start, end, words = _dates()
     found = exports.clinic_flag_rows(get_db(), current_user.clinic_id, start, end)
     audit.record("clinic_exported", detail="flags.csv")
     return Response(
         exports.to_csv(exports.FLAG_COLUMNS, found),
         mimetype="text/csv",
-        headers=_attachment("flags", start, end),
+        headers=_attachment("flags", words),
     )
 
 
-def _dates() -> tuple[str | None, str | None]:
-    """Read the export's [from, to) bounds from the query string."""
+def _dates() -> tuple[str | None, str | None, str]:
+    """Read the export's [from, to) bounds: a date is that day's midnight in the clinic's time
+    zone (a clinic owner counts the clinic's days, not UTC's). Returns them as stored text and
+    the file name's words for the range."""
     query = parse_query(DayRange, request.args)
-    if query["from_"] and query["to"] and query["from_"] >= query["to"]:
+    zone = ZoneInfo(clinics.get_clinic(get_db(), current_user.clinic_id)["timezone"])
+    bounds = []
+    for name, value in (("from", query["from_"]), ("to", query["to"])):
+        if value is not None:
+            if not isinstance(value, datetime):
+                value = datetime.combine(value, time())
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=zone)
+            try:
+                value = stored_moment(value)
+            except OverflowError:  # 0001-01-01 east of UTC
+                raise Invalid({name: "Not a date."}, DayRange.invalid_message) from None
+        bounds.append(value)
+    start, end = bounds
+    if start and end and start >= end:
         # An empty file for a range given backwards would look like "nothing happened".
         raise Invalid(
             {"to": "Must be after from (the range is from, up to but not including, to)."}
         )
-    return query["from_"], query["to"]
+    return start, end, _range_words(query["from_"], query["to"])
 
 
-def _attachment(kind: str, start: str | None, end: str | None) -> dict[str, str]:
-    """A file name that says its range (UTC days), so two downloads do not look alike:
-    flags.csv, flags-from-2026-11-01.csv, flags-2026-11-01-to-2026-12-01.csv."""
-    name = kind
+def _range_words(start, end) -> str:
+    """The range in a file name, by the days asked for, so two downloads do not look alike:
+    "", "-from-2026-11-01", "-until-2026-12-01", "-2026-11-01-to-2026-12-01" (a date-time is
+    named by its date as written)."""
+    start, end = (str(b)[:10] if b else None for b in (start, end))
+    words = ""
     if start:
-        name += f"-{start[:10]}" if end else f"-from-{start[:10]}"
+        words += f"-{start}" if end else f"-from-{start}"
     if end:
-        name += f"-to-{end[:10]}" if start else f"-until-{end[:10]}"
-    return {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+        words += f"-to-{end}" if start else f"-until-{end}"
+    return words
+
+
+def _attachment(kind: str, words: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{kind}{words}.csv"'}
 
 
 @bp.get("/audit")

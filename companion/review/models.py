@@ -1,6 +1,6 @@
 """The review API contract: the flag queue, a flag's history, notes, exports and the audit log."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -189,29 +189,37 @@ class ExportFormat(Query):
     format: OneOf(("json", "csv", "fhir"), default="json")
 
 
-def _day_bound(text: str) -> str | None:
-    """Read an export's date bound (ISO 8601 date or moment) as stored text; None when empty."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(
-            (text if "T" in text else text + "T00:00:00+00:00").replace("Z", "+00:00")
-        )
-        # Year 1 at +14:00 is before year 1 in UTC: astimezone overflows (OverflowError).
-        utc = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise fail("Not a date.") from None
-    # isoformat pads the year to four digits (strftime's %Y does not), so text order holds.
+def stored_moment(moment: datetime) -> str:
+    """A moment as stored text (UTC). isoformat pads the year to four digits (strftime's %Y
+    does not), so text order holds; OverflowError past the years 1-9999 in UTC."""
+    utc = moment.astimezone(UTC)
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def _day_bound(text: str) -> date | datetime | None:
+    """Read an export's bound: a date, or a date-time (with its offset, or without: the clinic's
+    wall clock). review/api.py places them in the clinic's time zone. None when empty."""
+    if not text:
+        return None
+    try:
+        if "T" not in text:
+            return datetime.fromisoformat(text + "T00:00:00").date()
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail("Not a date.") from None
+
+
 _DAY = {"type": "string", "format": "date"}
+_DAY_WORDS = (
+    "a date is that day's midnight in the clinic's time zone; a date-time with an offset is"
+    " that moment, one without is the clinic's wall clock"
+)
 
 
 class DayRange(Query):
     invalid_message = "Dates must be ISO 8601, e.g. 2026-05-01."
-    from_: Param(_day_bound, _DAY, alias="from", description="Inclusive")
-    to: Param(_day_bound, _DAY, description="Exclusive")
+    from_: Param(_day_bound, _DAY, alias="from", description=f"Inclusive; {_DAY_WORDS}")
+    to: Param(_day_bound, _DAY, description=f"Exclusive; {_DAY_WORDS}")
 
 
 class AuditFilter(Query):
