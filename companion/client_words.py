@@ -16,7 +16,7 @@ from companion.i18n import lazy_gettext as _l
 # (the English message, which also goes to the API, is shown to English readers as it is).
 PROBLEMS = {
     "link_expired": _l(
-        "This check-in link has expired. Open the Companion app, or wait for your next reminder."
+        "This check-in link has expired. Open your clinic's app, or wait for your next reminder."
     ),
     "link_revoked": _l("This link no longer works. Please contact your clinic."),
     "link_not_found": _l("This link is not valid. Please contact your clinic."),

@@ -172,6 +172,10 @@ def test_a_client_without_a_device_gets_the_reminder_by_email(app, db, world, sm
     assert message["From"].addresses[0].display_name == "Clinic One"
     assert message["From"].addresses[0].addr_spec == "reminders@clinic-tests.net"
     assert message["Subject"] == "Sunscreen"
+    # The clinic speaks: its name on the button, not the software's.
+    assert "Open the Clinic One app" in text_of(message, "html")
+    assert "Open the Clinic One app: " in text_of(message, "plain")
+    assert "Companion" not in text_of(message, "plain") + text_of(message, "html")
     assert message.get_content_type() == "multipart/alternative"
     assert "broad-spectrum sunscreen" in text_of(message, "plain")
     assert "broad-spectrum sunscreen" in text_of(message, "html")
@@ -336,6 +340,8 @@ def test_discreet_mode_says_only_new_aftercare_reminder(app, db, world, smtp, se
     assert 'overflow:hidden">New aftercare reminder</span>' in html
     for text in (plain, html, str(message["Subject"])):
         assert "needling" not in text and "sunscreen" not in text.lower()
+        assert "Companion" not in text  # "Open the app to read it."
+    assert "Open the app to read it." in plain
 
 
 def test_one_connection_serves_a_batch(app, db, world, smtp, sender):
@@ -643,6 +649,8 @@ def test_urgent_alerts_are_emailed_to_owners_when_the_clinic_says_so(app, db, wo
     assert got.rcpt_tos == ["one@clinic-one.net"]  # the owner; Pat is not one
     message = got.message
     assert message["Subject"].startswith("Urgent: Alice")
+    # The software alerting its operator: from Companion, for the clinic.
+    assert message["From"].addresses[0].display_name == "Companion · Clinic One"
     assert f"{PUBLIC}/clinic/clients/{world.client1['id']}" in text_of(message, "plain")
     assert message["List-Unsubscribe"] is None
     alerts = rows(db, "SELECT * FROM notifications WHERE kind = 'alert' ORDER BY owner_id")

@@ -107,7 +107,7 @@ def test_a_spanish_clients_email_is_spanish(app, db, world, smtp, sender):
     for text in (plain, html):
         assert "Check in now" not in text and "You get these emails" not in text
     instruction = text_of(spanish[SPANISH_TITLE], "plain")
-    assert "Abrir Companion: " in instruction and "No te maquilles" in instruction
+    assert "Abrir la app de Clinic One: " in instruction and "No te maquilles" in instruction
     # An English client's emails in the same batch stay English.
     subjects = {str(m["Subject"]) for m in got["erin@home-tests.net"]}
     assert subjects == {ENGLISH_TITLE, "How is your skin today?"}
@@ -189,6 +189,6 @@ def test_a_discreet_spanish_clients_email_says_nothing_of_the_treatment(
     assert message["Subject"] == "Nuevo recordatorio de cuidados"
     plain, html = text_of(message, "plain"), text_of(message, "html")
     lines = [line for line in plain.splitlines() if line]
-    assert lines[:2] == ["Nuevo recordatorio de cuidados.", "Abre la app Companion para leerlo."]
+    assert lines[:2] == ["Nuevo recordatorio de cuidados.", "Abre la app para leerlo."]
     for text in (plain, html, str(message["Subject"])):
         assert not any(word in text.lower() for word in ("piel", "tratamiento", "maquill", "solar"))

@@ -16,7 +16,7 @@ from companion.reminders import links
 from companion.treatments import store as treatments
 
 ERASED = "This link no longer works. Please contact your clinic."
-EXPIRED = "This check-in link has expired. Open the Companion app, or wait for your next reminder."
+EXPIRED = "This check-in link has expired. Open your clinic's app, or wait for your next reminder."
 
 
 def grant(

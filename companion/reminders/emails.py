@@ -1,5 +1,8 @@
 """The emails themselves: short, plain text and HTML, in the clinic's name.
 
+A client's email is the clinic speaking: From, subject, body and buttons name the clinic (or
+nothing), never the software; an urgent alert to an owner is the software's ("Companion · <clinic>").
+
 A client's reminder carries a one-click unsubscribe (RFC 8058) and, for a check-in, a
 one-tap link to that check-in. In discreet mode the subject, the preview and the text
 say only "New aftercare reminder". A client's reminder is in their language (the step's
@@ -107,12 +110,14 @@ def reminder(
             % until
         )
     else:
-        action = (t.gettext("Open Companion"), links["app"])
+        # The client's app is their clinic's (its name in the app's header and on an iPhone's
+        # Home Screen), not the software's.
+        action = (t.gettext("Open the %(clinic)s app") % {"clinic": clinic}, links["app"])
         note = ""
     if discreet:
         paragraphs = [hidden + "."]
         if not checkin:
-            paragraphs.append(t.gettext("Open the Companion app to read it."))
+            paragraphs.append(t.gettext("Open the app to read it."))
     else:
         paragraphs = [row["title"], row["body"]]
     if note:
@@ -132,8 +137,9 @@ def reminder(
 
 
 def alert(row: dict, to: str, clinic: str, sender: str, link: str, now: datetime) -> MIMEMultipart:
-    """An urgent alert to a clinic owner (the clinic's email_alerts setting)."""
-    message = _message(clinic, sender, to, row["title"], now)
+    """An urgent alert to a clinic owner (the clinic's email_alerts setting): the software
+    speaking to its operator, so it comes from Companion, for the clinic."""
+    message = _message(f"Companion · {clinic}", sender, to, row["title"], now)
     message["Importance"] = "high"
     paragraphs = [row["title"], row["body"], "Open the client's record to review it."]
     message.attach(_text("\n\n".join(paragraphs) + f"\n\n{link}\n"))
