@@ -36,8 +36,8 @@ def safe_next(target: str | None) -> str | None:
 
 CROSS_ORIGIN = N_("Cross-origin requests are not allowed.")
 # The largest JSON body any route takes. The largest legitimate one is a protocol PUT: 100 steps,
-# each with a 60-character title and a 300-character text in English and Spanish, is about 90 kB
-# as sent, and under 1 MB even if every character is an emoji written as \u escapes
+# each with a 60-character title and a 300-character text in English and Spanish, is 98 kB as
+# sent (indented), and 890 kB even if every character is an emoji written as \u escapes
 # (tests/test_bad_input.py builds both). Images (photos, the logo) keep their own limits under
 # MAX_CONTENT_LENGTH; JSON past this is refused before it is read.
 JSON_MAX_BYTES = 1024 * 1024
