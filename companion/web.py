@@ -53,8 +53,12 @@ def _not_json(literal: str) -> float:
 
 def strict_loads(raw: str | bytes) -> object:
     """Parse JSON as any other reader would: a key twice in one object (_RepeatedKey) and the
-    NaN/Infinity literals are errors (ValueError), not the last value and a float."""
-    return current_app.json.loads(raw, object_pairs_hook=_object, parse_constant=_not_json)
+    NaN/Infinity literals are errors (ValueError), not the last value and a float; so is
+    nesting deeper than Python's stack (RecursionError, a 500 on every caller that forgot it)."""
+    try:
+        return current_app.json.loads(raw, object_pairs_hook=_object, parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
 def body() -> object:
@@ -78,7 +82,7 @@ def body() -> object:
         raise ApiError(
             400, "bad_json", N_("The body gives the key %(key)s twice.", key=repeated.key[:50])
         ) from None
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack
+    except ValueError:
         data = None
     if data is None:
         raise ApiError(400, "bad_json", N_("The body is not valid JSON."))
