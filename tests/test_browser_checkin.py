@@ -499,8 +499,8 @@ def zone_at(local_hour: int) -> str:
     ("local_hour", "heading", "words"),
     [
         (12, "Your clinic will look at this today", "will check it today"),
-        # Late at night the clinic has closed: not "today" (answers.LATE_HOUR).
-        (21, "Your clinic will look at this tomorrow", "will check it tomorrow"),
+        # Late at night the clinic may have closed: "first thing tomorrow" too (answers.LATE_HOUR).
+        (21, "Your clinic will look at this today or first thing tomorrow", "first thing tomorrow"),
     ],
 )
 def test_a_review_answer_says_when_the_clinic_will_look(page, server, local_hour, heading, words):

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 from companion.i18n import gettext as _
 from companion.i18n import lazy_gettext as _l
 
-# From this hour in the client's zone a review answer promises the clinic's look for tomorrow,
-# not today: most clinics have closed (a client at 10 pm must not wait for a call "today").
-# checkin.js makes the same choice when it shows the answer (the page passes it this hour).
+# From this hour in the client's zone a review answer says the clinic looks "today, or first
+# thing tomorrow if it has closed": issue 15's "today" stays true of a clinic still open, and a
+# client at 10 pm is not left waiting for a call "today". checkin.js makes the same choice when
+# it shows the answer (the page passes it this hour).
 LATE_HOUR = 18
 ReviewDay = Literal["today", "tomorrow"] | None
 
@@ -170,7 +171,9 @@ def review_message(rules: list[str], day: int, phone: str | None, when: ReviewDa
     if when == "today":
         look = _("Your clinic will review this today and contact you if needed.")
     elif when == "tomorrow":
-        look = _("Your clinic will review this tomorrow and contact you if needed.")
+        look = _(
+            "Your clinic will review this today, or first thing tomorrow if it has closed, and contact you if needed."
+        )
     else:
         look = _("Your clinic has your answers and will contact you if needed.")
     if phone:
