@@ -71,13 +71,15 @@ def seed(app: Flask) -> tuple[str, str]:
                 )
                 for at, redness, swelling, pain, extra in reports:
                     warning = extra.pop("warning", None)
+                    # Received when taken: the queue says how long each flag has waited.
+                    taken = performed + timedelta(hours=at)
                     checkins.submit(
                         db,
                         client,
                         {
                             "id": str(uuid.uuid4()),
                             "session_id": session["id"],
-                            "taken_at": performed + timedelta(hours=at),
+                            "taken_at": taken,
                             "redness": redness,
                             "swelling": swelling,
                             "pain": pain,
@@ -86,7 +88,7 @@ def seed(app: Flask) -> tuple[str, str]:
                             | ({warning: True} if warning else {}),
                             "note": "",
                         },
-                        now,
+                        taken,
                     )
     finally:
         db.close()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -281,8 +282,12 @@ def test_demo_seed_only_seeds_clients_with_sessions_and_the_login_works(runner, 
     listed = http.get("/api/clients")
     assert listed.status_code == 200
     assert len(listed.json["clients"]) == clients
-    # The demo shows the review queue with something in it.
+    # The demo shows the review queue with something in it, waiting since the check-in came
+    # in (hours ago), not since the seed ran.
     assert count(app, "flags", "status = 'open'") >= 1
+    since = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert count(app, "flags", f"status = 'open' AND opened_at > '{since}'") == 0
+    assert count(app, "checkins", "received_at != taken_at") == 0
 
 
 def test_demo_seed_twice_refreshes_the_password_without_duplicating(runner, app):
