@@ -60,7 +60,7 @@ const START_URL = "/start";
 // Clear-Site-Data "storage" unregisters the worker too) reaches them, and then any words the
 // pages had stored would be gone with it.
 const DEFAULT_NOTIFICATION_TITLE = "New aftercare reminder";
-const DEFAULT_NOTIFICATION_BODY = "Open Companion to read it.";
+const DEFAULT_NOTIFICATION_BODY = "Open the app to read it.";
 const DEFAULT_NOTIFICATION_URL = "/reminders";
 const NOTIFICATION_ICON = "/static/icons/icon-192.png";
 const NOTIFICATION_BADGE = "/static/icons/badge-96.png";
