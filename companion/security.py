@@ -21,7 +21,12 @@ def safe_next(target: str | None) -> str | None:
     if not target:
         return None
     target = target.strip()
-    parts = urlsplit(target)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):  # a newline breaks the header
+        return None
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # "//[": an IPv6 bracket left open
+        return None
     if (
         not target.startswith("/")
         or target.startswith("//")

@@ -17,10 +17,13 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import quote, quote_from_bytes
 
+import pytest
 from conftest import PASSWORD, Api, sql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_isolation import snapshot, template_world_fixture, world_fixture  # noqa: F401
+
+from companion.reminders.links import checkin_token, unsubscribe_token
 
 EXAMPLES = int(os.environ.get("PAGE_FUZZ_EXAMPLES", "3"))
 ROLES = ("anon", "c1", "colleague", "p1", "p2")  # p1 owns clinic 1; colleague works there
@@ -94,6 +97,29 @@ RAW_BODIES = [
     b'{"name": "x", "csrf_token": "y"}',
     b"\xff\xfe\x00\x00" * 100,
 ]
+HEADERS = [
+    "Accept-Language", "Accept", "Origin", "Referer", "If-None-Match", "If-Modified-Since",
+    "Range", "If-Range", "X-Forwarded-For", "X-Forwarded-Proto", "User-Agent", "Sec-Fetch-Site",
+]  # fmt: skip
+HEADER_VALUES = [
+    "", "*", "es", "es-ES,es;q=0.9", "zz;q=abc", "*;q=-1", "x" * 3000, "null", "\x7f",
+    "https://evil.example", "0000-00-00", "Thu, 01 Jan 1970 00:00:00 GMT",
+    "Fri, 31 Dec 9999 23:59:59 GMT", "bytes=0-0", "bytes=99999999999999999999-", "bytes=5-1",
+    "bytes=-0", "bytes=0-1,2-3,4-5", '"abc"', "W/\"x\"", "1.2.3.4, ::1, junk", "gopher",
+    "cross-site", "application/json", "text/html;q=0",
+]  # fmt: skip
+LAST = (
+    "sign-out",
+    "logout",
+    "/clinic/login",
+    "/clinic/setup",
+    "/i/",
+    "/team",
+    "/erase",
+    "/password",
+    "/two-factor",
+    "/calendar/reset",
+)
 PATH_TEXT = [
     "x", "0", "-1", "%00", "%FF", "%ED%A0%80", "a" * 300, "..", "%2E%2E", "%2F", " ", "%20",
     "99999999999999999999999999", "deadbeef", "1.jpg", "ffffff", "zzzzzz",
@@ -172,8 +198,9 @@ def page_routes(app) -> list:
             continue
         methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
         out.append((rule, methods))
-    # Routes that end a sign-in go last, so that the roles stay signed in for the others.
-    return sorted(out, key=lambda r: ("sign-out" in r[0].rule or "logout" in r[0].rule, r[0].rule))
+    # Routes that may end a sign-in or lock a role out go last, so the roles stay as they are
+    # for the others.
+    return sorted(out, key=lambda r: (any(w in r[0].rule for w in LAST), r[0].rule))
 
 
 # Building one request ---------------------------------------------------------------------
@@ -191,7 +218,7 @@ def fill_path(rule, world, choice: dict) -> str:
         "flag_id": [world.flag1["id"]],
         "clinic_id": [world.clinic1["id"], world.clinic2["id"]],
         "action": ["acknowledge", "called", "resolve"],
-    }
+    } | world.fuzz_tokens.get(rule.endpoint, {})
     parts = []
     for dynamic, argument in rule._trace:
         if not dynamic:
@@ -216,7 +243,7 @@ def requests(draw, rule, methods, forms):
     for dynamic, argument in rule._trace:
         if dynamic:
             path_choice[argument] = draw(
-                st.one_of(st.integers(0, 2), st.sampled_from(["big", *range(len(PATH_TEXT))]))
+                st.one_of(st.integers(0, 5), st.sampled_from(["big", *range(len(PATH_TEXT))]))
             )
     nasty = (
         st.sampled_from(NASTY)
@@ -253,7 +280,9 @@ def requests(draw, rule, methods, forms):
     raw = None
     if method == "POST" and draw(st.integers(0, 5)) == 0:  # a body that is not what it says
         raw = (draw(st.sampled_from(RAW_TYPES)), draw(st.sampled_from(RAW_BODIES)))
+    headers = draw(st.lists(st.tuples(st.sampled_from(HEADERS), st.sampled_from(HEADER_VALUES))))
     return {
+        "headers": headers,
         "raw": raw,
         "method": method,
         "path_choice": path_choice,
@@ -311,6 +340,41 @@ def signed_in(world, app) -> dict:
     }
 
 
+def real_tokens(world, app) -> dict:
+    """Tokens that are ours, for the routes that take one: this clinic's and the other's,
+    used, erased-client and expired ones, beside the junk of PATH_TEXT."""
+    secret = app.config["SECRET_KEY"]
+    c1, c2 = world.client1["id"], world.client2["id"]
+    invites = [world.p1.post(f"/api/clients/{c1}/invites").json["token"]]
+    invites.append(world.p2.post(f"/api/clients/{c2}/invites").json["token"])
+    calendars = [row[0] for row in sql(app, "SELECT calendar_token FROM clients")]
+    reminders = sql(app, "SELECT id, client_id, session_id, expires_at FROM notifications")
+    links = [
+        checkin_token(
+            secret, dict(zip(("id", "client_id", "session_id", "expires_at"), row, strict=True))
+        )
+        for row in reminders[:2] + reminders[-2:]
+    ]
+    links.append(
+        checkin_token(  # client 1 with clinic 2's session, expired
+            secret,
+            {
+                "id": 1,
+                "client_id": c1,
+                "session_id": world.session2["id"],
+                "expires_at": "2001-01-01T00:00:00+00:00",
+            },
+        )
+    )
+    unsubscribe = [unsubscribe_token(secret, i) for i in (c1, c2, 10**17)]
+    return {
+        "client.redeem": {"token": invites},
+        "reminders.calendar_feed": {"token": calendars},
+        "checkins.checkin_by_link": {"token": links},
+        "reminders.unsubscribe": {"token": unsubscribe},
+    }
+
+
 def csrf_of(http, paths=("/clinic/password", "/settings", "/clinic/login")) -> str | None:
     for path in paths:
         r = http.get(path)
@@ -365,6 +429,7 @@ def test_no_page_answers_500(world):
     )
     sql(app, "UPDATE clinics SET timezone = 'Etc/GMT+12' WHERE id = ?", (world.clinic2["id"],))
     clients = signed_in(world, app)
+    world.fuzz_tokens = real_tokens(world, app)
     tokens = {role: csrf_of(http) for role, http in clients.items()}
     seen = []
     forms = all_forms(app, world, clients)
@@ -402,7 +467,7 @@ def check_route(world, app, http, token, rule, methods, forms, role, seen):
     def probe(req):
         path = fill_path(rule, world, req["path_choice"])
         query = "&".join(f"{quote(k)}={enc(v)}" for k, v in req["query"])
-        kw = {"method": req["method"], "query_string": query}
+        kw = {"method": req["method"], "query_string": query, "headers": req["headers"]}
         if req["method"] == "POST":
             kw["data"], kw["content_type"] = body_of(req, token)
         before = snapshot(app, skip=SKIP)
@@ -433,3 +498,14 @@ def test_a_protocol_import_nested_too_deep_is_a_422_naming_steps(world):
     assert r.status_code == 422
     assert "Not valid JSON" in r.get_data(as_text=True)
     assert snapshot(world.app, skip=SKIP) == before
+
+
+@pytest.mark.parametrize("target", ["//[", "http://[::1", "/a\nb", "/a\r\nSet-Cookie: x=1"])
+def test_a_sign_in_with_a_malformed_next_goes_to_the_queue(world, target):
+    # Were 500s, after the sign-in had happened: urlsplit raises ValueError on an unclosed
+    # IPv6 bracket, and a newline cannot go into a Location header.
+    http = world.app.test_client()
+    form = {"csrf_token": csrf_of(http), "email": "one@clinic-one.net", "password": PASSWORD}
+    r = http.post("/clinic/login", query_string={"next": target}, data=form)
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/clinic/"
