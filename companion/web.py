@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, jsonify, make_response, request, send_from_directory
 from flask.templating import Environment
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion.contract import document, operation
@@ -227,6 +227,16 @@ def local_time(value, timezone: str) -> str:
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request  # before the CSRF check, which reads every field's name
+    def nameless_fields():
+        # No browser sends this (English, not in the catalogs): a hand-made multipart body.
+        if (
+            request.mimetype == "multipart/form-data"
+            and not request.path.startswith("/api/")
+            and (None in request.form or None in request.files)
+        ):
+            raise BadRequest("Every field of a form needs a name: one part has none.")
+
     csrf.init_app(app)
     logging.getLogger("werkzeug").addFilter(REDACT_TOKENS)  # added once: the same object
     hops = app.config["PROXY_FIX_HOPS"]

@@ -509,3 +509,20 @@ def test_a_sign_in_with_a_malformed_next_goes_to_the_queue(world, target):
     r = http.post("/clinic/login", query_string={"next": target}, data=form)
     assert r.status_code == 302
     assert r.headers["Location"] == "/clinic/"
+
+
+@pytest.mark.parametrize("part", ['form-data; filename="a.jpg"', "form-data"])
+@pytest.mark.parametrize("with_token", [False, True])
+def test_a_form_part_without_a_name_is_a_400(world, part, with_token):
+    # Was a 500 without a token: flask-wtf's CSRF check then looks through every field's name,
+    # and a multipart part with no name= is a field named None. With one it was ignored.
+    p1 = world.p1.http
+    token = f'Content-Disposition: form-data; name="csrf_token"\r\n\r\n{csrf_of(p1)}\r\n--b\r\n'
+    body = (
+        f"--b\r\n{token if with_token else ''}Content-Disposition: {part}\r\n\r\nx\r\n--b--\r\n"
+    ).encode()
+    before = snapshot(world.app, skip=SKIP)
+    r = p1.post("/clinic/profile", data=body, content_type="multipart/form-data; boundary=b")
+    assert r.status_code == 400
+    assert "Every field of a form needs a name" in r.get_data(as_text=True)
+    assert snapshot(world.app, skip=SKIP) == before
