@@ -14,6 +14,7 @@ can live in the suite; raise it to hunt: `PAGE_FUZZ_EXAMPLES=40 pytest tests/tes
 
 import os
 import re
+import sqlite3
 from html.parser import HTMLParser
 from urllib.parse import quote, quote_from_bytes
 
@@ -212,6 +213,8 @@ def enc(value: bytes) -> str:
 
 def fill_path(rule, world, choice: dict) -> str:
     """The rule's path with each parameter an id of ours, of the other clinic, or junk."""
+    if not rule.arguments:
+        return rule.rule
     own = {
         "client_id": [world.client1["id"], world.client2["id"]],
         "session_id": [world.session1["id"], world.session2["id"]],
@@ -455,7 +458,7 @@ def test_no_page_answers_500(world):
     assert len({(r, role) for r, role, _ in seen}) == len(page_routes(app)) * len(ROLES)
 
 
-def check_route(world, app, http, token, rule, methods, forms, role, seen):
+def check_route(world, app, http, token, rule, methods, forms, role, seen, then=None):
     @settings(
         max_examples=EXAMPLES,
         derandomize=True,
@@ -469,19 +472,79 @@ def check_route(world, app, http, token, rule, methods, forms, role, seen):
         query = "&".join(f"{quote(k)}={enc(v)}" for k, v in req["query"])
         kw = {"method": req["method"], "query_string": query, "headers": req["headers"]}
         if req["method"] == "POST":
-            kw["data"], kw["content_type"] = body_of(req, token)
+            kw["data"], kw["content_type"] = body_of(req, token() if callable(token) else token)
         before = snapshot(app, skip=SKIP)
         r = http.open(path, **kw)
         r.close()  # sw.js and the logo are files
         seen.append((rule.rule, role, r.status_code))
+        if os.environ.get("FUZZ_DEBUG"):
+            print(
+                r.status_code,
+                req["method"],
+                req["csrf"],
+                re.findall(r"<p>([^<]*)", r.get_data(as_text=True))[:1],
+                req["raw"] and req["raw"][0],
+            )
         assert r.status_code < 500, (role, req["method"], path, query, kw.get("data"))
         assert r.status_code in range(200, 500)
         if 400 <= r.status_code < 500:
             after = snapshot(app, skip=SKIP)
             changed = [t for t in before if before[t] != after.get(t)]
             assert not changed, (role, path, r.status_code, changed)
+        if then:
+            then(r)
 
     probe()
+
+
+SETUP = {
+    "clinic_name": "First Clinic",
+    "clinic_phone": "+44 20 7946 0002",
+    "timezone": "Pacific/Kiritimati",
+    "email": "owner@first-clinic.net",
+    "name": "Dr Owner",
+    "password": PASSWORD,
+}
+
+
+def test_the_first_run_setup_page_under_fuzz(app):
+    # An empty installation: /clinic/setup still open (the world above has set it up).
+    http = app.test_client()
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "practitioner.setup")
+    page = http.get("/clinic/setup")
+    forms = forms_of(page.get_data(as_text=True))
+    assert any(n == "password" for f in forms for n, _, _ in f["fields"])
+    for form in forms:  # a valid form to start from, so each change is the one thing wrong
+        form["fields"] = [(n, SETUP.get(n, v), file) for n, v, file in form["fields"]]
+    empty = snapshot(app, skip=())
+    done = []
+
+    def unset(r):  # a setup that worked: back to the empty installation for the next example
+        if r.status_code == 302 and r.headers["Location"] == "/clinic/clients":
+            done.append(r)
+            now = snapshot(app, skip=())
+            conn = sqlite3.connect(app.config["DATABASE"])
+            try:
+                conn.execute("PRAGMA foreign_keys = OFF")
+                for table, rows in empty.items():
+                    if now[table] != rows:
+                        conn.execute(f"DELETE FROM {table}")
+                        for row in rows:
+                            marks = ", ".join("?" * len(row))
+                            conn.execute(f"INSERT INTO {table} VALUES ({marks})", row)
+                conn.commit()
+            finally:
+                conn.close()
+            http._cookies.clear()  # signed out: the owner it signed in is gone
+            token[0] = csrf_of(http, ("/clinic/setup",))
+
+    seen = []
+    token = [csrf_of(http, ("/clinic/setup",))]
+    check_route(
+        None, app, http, lambda: token[0], rule, ["GET", "POST"], forms, "anon", seen, unset
+    )
+    assert seen
+    assert done or EXAMPLES < 10, "no example set the clinic up"
 
 
 # What the fuzz found, each pinned --------------------------------------------------------
