@@ -12,6 +12,7 @@ Derandomized and small (PAGE_FUZZ_EXAMPLES per route and role, 3 by default) so 
 can live in the suite; raise it to hunt: `PAGE_FUZZ_EXAMPLES=40 pytest tests/test_page_fuzz.py`.
 """
 
+import json
 import os
 import re
 import sqlite3
@@ -617,4 +618,19 @@ def test_a_form_part_without_a_name_is_a_400(world, part, with_token):
     r = p1.post("/clinic/profile", data=body, content_type="multipart/form-data; boundary=b")
     assert r.status_code == 400
     assert "Every field of a form needs a name" in r.get_data(as_text=True)
+    assert snapshot(world.app, skip=SKIP) == before
+
+
+@pytest.mark.parametrize("where", ["language", "field"])
+def test_a_protocol_import_with_a_lone_surrogate_key_is_a_422(world, where):
+    # Was a 500: JSON may spell a lone surrogate ("\ud800"); as a language or a field name the
+    # error's path echoed it, and the page could not be encoded as UTF-8.
+    step = {k: v for k, v in world.p1.get("/api/protocol").json["steps"][0].items() if k != "when"}
+    step = step | ({"body": {"en": "x", "XX": "y"}} if where == "language" else {"XX": 1})
+    text = json.dumps([step]).replace('"XX"', '"\\ud800"')
+    p1 = world.p1.http
+    before = snapshot(world.app, skip=SKIP)
+    r = p1.post("/clinic/protocol", data={"csrf_token": csrf_of(p1), "steps": text})
+    assert r.status_code == 422
+    assert "\\ud800" in r.get_data(as_text=True)  # shown as it was typed
     assert snapshot(world.app, skip=SKIP) == before

@@ -238,7 +238,7 @@ def _per_language(check: Callable[[Any], str]) -> Callable[[Any], str | dict]:
         if not isinstance(value, dict):
             raise fail(TEXTS_SHAPE)
         errors = {
-            str(language)[:20]: f"unknown language (use {', '.join(LANGUAGES)})"
+            _as_typed(language)[:20]: f"unknown language (use {', '.join(LANGUAGES)})"
             for language in value
             if language not in LANGUAGES
         }
@@ -352,13 +352,20 @@ _MESSAGES = {
 }
 
 
+def _as_typed(name: object) -> str:
+    """A key the sender chose, fit to show: JSON may spell a lone surrogate ("\\ud800"), which
+    no page or log can encode (it was a 500 on the protocol page); it reads as typed."""
+    return str(name).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def step_errors(error: ValidationError, unknown: str = "unknown field") -> dict[str, str]:
     """Translate a protocol's validation errors into {path: message}, e.g. steps[2].at.time."""
     out: dict[str, str] = {}
     for e in error.errors(include_url=False, include_input=False):
         path = ""
         for part in e["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+            part = part if isinstance(part, int) else _as_typed(part)
+            path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else part
         if e["type"] == "nested":
             for key, message in e["ctx"]["fields"].items():
                 out.setdefault(f"{path}.{key}" if path else key, message)
