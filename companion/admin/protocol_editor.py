@@ -34,6 +34,8 @@ def timing_words(at: dict) -> str:
     """When a step fires, as a person says it: "right after", "24 h after", "day 2 at 18:00"."""
     if "offset_hours" in at:
         hours = at["offset_hours"]
+        if isinstance(hours, bool) or not isinstance(hours, int | float):
+            return f"{hours} h after"  # as typed, shown again beside "must be a number"
         return "right after" if hours == 0 else f"{hours_text(hours)} after"
     if at["day"] == 0:
         return f"same day at {at['time']}"
