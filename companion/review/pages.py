@@ -15,6 +15,7 @@ from companion.converters import parse_id
 from companion.db import get_db, utcnow
 from companion.errors import DomainError, NotFound
 from companion.review import actions, audit_words, queue, recoveries, timeline
+from companion.security import safe_next
 from companion.treatments import store as treatments
 
 bp = Blueprint("review", __name__, url_prefix="/clinic")
@@ -96,8 +97,8 @@ def recovery_action(action: str):
 
 
 def _back() -> str:
-    back = request.form.get("back", "")
-    return back if back.startswith("/clinic/") and not back.startswith("//") else url_for(".queue")
+    back = safe_next(request.form.get("back")) or ""  # one of our paths, fit for a Location
+    return back if back.startswith("/clinic/") else url_for(".queue")
 
 
 @bp.post("/flags/<int:flag_id>/<any(acknowledge, called, resolve):action>")
