@@ -97,6 +97,7 @@ RAW_TYPES = [
     "application/octet-stream",
 ]
 RAW_BODIES = [
+    b'--x\r\nContent-Disposition: form-data; name="logo"; filename="a.jpg"\r\n\r\nx',  # cut off
     b"",
     b"%zz=%&&==&=x&%00=%ff",
     b"name=" + b"%41" * 20000,
@@ -475,6 +476,12 @@ def all_forms(app, world, clients) -> dict:
     return found
 
 
+# werkzeug's multipart parser leaves the temporary file of a file part open when the body ends
+# before the part does (a 400 all the same): a ResourceWarning at garbage collection, not ours.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <function SpooledTemporaryFile.__del__"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
 def test_no_page_answers_500(world):
     app = world.app
     # Zones at the ends of the clock, where a date near 0001 or 9999 leaves datetime's range.
