@@ -1,5 +1,9 @@
 """The `companion` command: run, serve, worker, demo, init-db, create-practitioner,
-reset-two-factor, doctor."""
+reset-two-factor, doctor.
+
+Past 300 lines on purpose: every command's options, help and operator messages in one file, the
+CLI's whole contract at a glance (serve's machinery is serve.py, doctor's checks doctor.py).
+"""
 
 import signal
 import sqlite3

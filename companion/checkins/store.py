@@ -2,6 +2,9 @@
 
 A stored check-in is triaged (checkins/triage.py) and its findings become flags
 (checkins/flags.py) in the same transaction.
+
+Past 300 lines on purpose: submit() is one write transaction (allowance, session, the history
+triage compares, insert, flags), read top to bottom beside the reads that shape its rows.
 """
 
 import json
