@@ -201,12 +201,13 @@ def start_two_factor(db: sqlite_utils.Database, actor: User, fresh: bool = True)
             "Two-factor sign-in is on already: turn it off first to move to a new app.",
             "two_factor_on",
         )
-    secret = twofactor.unseal(row["totp_pending"]) if row["totp_pending"] else None
-    if fresh or not secret:
-        secret = twofactor.new_secret()
-        with write(db):
-            db["practitioners"].update(actor.id, {"totp_pending": twofactor.seal(secret)})
-            audit.record("two_factor_setup_started", actor=actor)
+    pending = None if fresh else twofactor.pending_setup(row)
+    if pending is not None:
+        return pending
+    secret = twofactor.new_secret()
+    with write(db):
+        db["practitioners"].update(actor.id, {"totp_pending": twofactor.seal(secret)})
+        audit.record("two_factor_setup_started", actor=actor)
     return twofactor.provisioning(secret, row["email"])
 
 
