@@ -556,17 +556,26 @@ def test_the_welcome_page_shows_the_steps_of_this_browser(page, phone, server):
         iphone.close()
 
 
-def test_the_answer_to_a_checkin_sent_late_replaces_the_saved_card(page, phone, server):
-    look(page, "390", "light")
+def send_offline_then_reconnect(page, phone, redness: str, swelling: str, pain: str, *more):
+    """Answer the form offline (and tap `more`, e.g. a warning sign), send it, see it saved on
+    the phone, then go back online: the page replays its outbox. Returns the saved card."""
     fresh_form(page)
     phone.set_offline(True)
-    card(page, "Redness", "1 Slight pink").tap()
-    card(page, "Swelling", "0 None").tap()
-    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    card(page, "Redness", redness).tap()
+    card(page, "Swelling", swelling).tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name=pain, exact=True).tap()
+    for control in more:
+        control.tap()
     page.get_by_role("button", name="Send check-in").tap()
     saved = page.locator("#answer-saved")
     expect(saved).to_contain_text("will send when online")
-    phone.set_offline(False)  # the page replays its outbox
+    phone.set_offline(False)
+    return saved
+
+
+def test_the_answer_to_a_checkin_sent_late_replaces_the_saved_card(page, phone, server):
+    look(page, "390", "light")
+    saved = send_offline_then_reconnect(page, phone, "1 Slight pink", "0 None", "1")
     answer = page.locator("#answer-expected")
     expect(answer).to_be_visible(timeout=15_000)
     expect(answer).to_contain_text("Your check-in saved on this phone has been sent.")
@@ -576,17 +585,12 @@ def test_the_answer_to_a_checkin_sent_late_replaces_the_saved_card(page, phone, 
 
 def test_an_urgent_answer_to_a_checkin_sent_late_still_takes_the_screen(page, phone, server):
     look(page, "390", "dark")
-    fresh_form(page)
-    phone.set_offline(True)
-    card(page, "Redness", "2 Clearly red, like mild sunburn").tap()
-    card(page, "Swelling", "1 Barely noticeable").tap()
-    page.get_by_role("group", name="Pain").get_by_role("radio", name="3", exact=True).tap()
-    page.get_by_role("checkbox", name=re.compile("^Fever of 38")).tap()
-    page.get_by_role("button", name="Send check-in").tap()
-    expect(page.locator("#answer-saved")).to_be_visible()
-    phone.set_offline(False)  # the page replays its outbox
+    fever = page.get_by_role("checkbox", name=re.compile("^Fever of 38"))
+    saved = send_offline_then_reconnect(
+        page, phone, "2 Clearly red, like mild sunburn", "1 Barely noticeable", "3", fever
+    )
     expect(page.locator("#answer-urgent")).to_be_visible(timeout=15_000)
-    expect(page.locator("#answer-saved")).to_be_hidden()
+    expect(saved).to_be_hidden()
     call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
     expect(call).to_be_in_viewport(ratio=1)
 
