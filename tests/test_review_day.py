@@ -132,3 +132,31 @@ def test_the_checkin_page_carries_both_words_and_the_hour_for_its_script(world):
     assert f'data-zone="{LONDON}"' in review and f'data-late-hour="{answers.LATE_HOUR}"' in review
     assert 'data-tomorrow="Your clinic will look at this today or first thing tomorrow"' in review
     assert "will check it today, or first thing tomorrow if it has closed, and contact" in review
+
+
+def test_once_the_clinic_has_resolved_it_the_home_page_says_so_not_call_now(world):
+    """An urgent answer's "Contact your clinic now" and call button stay on the client's home
+    only while its flags wait: once the clinic has resolved every flag of the session (it
+    called), the home page says the clinic has reviewed it; a new urgent answer shows again."""
+    body = checkin_body(redness=2, swelling=1, pain=3, warning_signs={"pus": True})
+    assert world.c1.post("/api/checkins", body).json["assessment"]["status"] == "urgent"
+    home = world.c1.get("/").get_data(as_text=True)
+    assert "Contact your clinic now" in home and "assessment-urgent" in home
+    session_id = world.session1["id"]
+    assert world.p1.post(f"/api/queue/{session_id}/acknowledge", {}).status_code == 200
+    home = world.c1.get("/").get_data(as_text=True)
+    assert "Contact your clinic now" in home  # claimed, not yet resolved: still urgent
+    r = world.p1.post(f"/api/queue/{session_id}/resolve", {"note": "Called her; seen tomorrow."})
+    assert r.status_code == 200, r.json
+    home = world.c1.get("/").get_data(as_text=True)
+    assert "Contact your clinic now" not in home and "assessment-urgent" not in home
+    assert "Your clinic has reviewed this" in home
+    assert "looked at what you reported on day 0" in home
+    assert "Called her" not in home  # the practitioner's note is not the client's to read
+    assert world.c1.patch("/api/me", {"language": "es"}).status_code == 200
+    assert "Tu clínica ya lo ha revisado" in world.c1.get("/").get_data(as_text=True)
+    # A new urgent answer opens a new flag: the home page says to call again.
+    again = checkin_body(redness=2, swelling=1, pain=3, warning_signs={"fever": True})
+    assert world.c1.post("/api/checkins", again).json["assessment"]["status"] == "urgent"
+    home = world.c1.get("/").get_data(as_text=True)
+    assert "assessment-urgent" in home and "Tu clínica ya lo ha revisado" not in home

@@ -206,6 +206,17 @@ def urgent_message(phone: str | None) -> str:
     )
 
 
+def reviewed_message(clinic: str, day: int) -> str:
+    """A review or urgent answer whose flags the clinic has since resolved (it looked, it
+    called): said on the home page instead of the answer's own words."""
+    return _(
+        "%(clinic)s looked at what you reported on day %(day)s. Keep following your aftercare."
+        " If anything gets worse, check in again or contact them.",
+        clinic=clinic,
+        day=day,
+    )
+
+
 def superseded_message(day: int, later_day: int) -> str:
     if day == later_day:  # "from day 2 arrived after your answer from day 2" reads as a riddle
         return _(

@@ -75,6 +75,19 @@ def apply_findings(
     return changed
 
 
+def all_resolved_since(db: sqlite_utils.Database, session_id: int, since: str) -> bool:
+    """Whether the clinic has resolved every flag of a session, the last of them at or after
+    `since` (a check-in's arrival): what the client's home page then says instead of the
+    check-in's own "contact your clinic now" or "your clinic will look at this today"."""
+    found = one(
+        db,
+        "SELECT count(*) AS flags, sum(status != 'resolved') AS waiting,"
+        " max(resolved_at) AS last FROM flags WHERE session_id = :session_id",
+        {"session_id": session_id},
+    )
+    return bool(found["flags"]) and not found["waiting"] and found["last"] >= since
+
+
 def alert_practitioners(
     db: sqlite_utils.Database, client: dict, session: dict, flag: dict, now: datetime
 ) -> int:

@@ -17,7 +17,7 @@ from companion import clinical
 from companion.accounts import clinics
 from companion.admin import clinic
 from companion.auth import client_required
-from companion.checkins import answers, one_tap
+from companion.checkins import answers, flags, one_tap
 from companion.checkins import store as checkins
 from companion.converters import parse_id
 from companion.db import get_db, parse_iso, utcnow
@@ -56,8 +56,18 @@ def home_context() -> dict:
     )
     if context["session"]:
         found, context["assessment"] = checkins.for_chart(db, context["session"]["id"])
-        if context["assessment"] and context["assessment"]["status"] == "review":
-            _review_said_now(context["assessment"], client, g.clinic_face)
+        assessment = context["assessment"]
+        if (
+            assessment
+            and assessment["status"] != "expected"
+            and flags.all_resolved_since(db, context["session"]["id"], assessment["received_at"])
+        ):
+            assessment["status"] = "reviewed"
+            assessment["message"] = answers.reviewed_message(
+                g.clinic_face["display_name"], assessment["day"] or 0
+            )
+        elif assessment and assessment["status"] == "review":
+            _review_said_now(assessment, client, g.clinic_face)
         if found:
             context["chart"] = charts.chart_for(
                 session_row, found, timezone=client["timezone"], audience="client"
