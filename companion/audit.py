@@ -67,8 +67,8 @@ def entries(
 
 
 def record_refused_lookup(response):
-    """Record a practitioner's 404 on a record id (a client, session, flag, photo of another
-    clinic, or one that is gone): probing another clinic's ids is a security event.
+    """Record a signed-in user's 404 on a record id (a client, session, flag, check-in or photo
+    of another clinic or client, or one that is gone): probing ids is a security event.
 
     The answer stays the same 404 and so does the prober's own clinic's log (one
     `access_refused` entry whether or not the id exists elsewhere), so neither tells whether
@@ -82,7 +82,7 @@ def record_refused_lookup(response):
     asked = request.args.get("client_id", "")
     if not ids and not asked:
         return response
-    if not (current_user.is_authenticated and current_user.is_practitioner):
+    if not current_user.is_authenticated:
         return response
     wanted = ids.get("client_id")
     if wanted is None and asked.isascii() and asked.isdigit() and len(asked) <= 18:

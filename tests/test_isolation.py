@@ -422,6 +422,29 @@ def test_client_b_cannot_replay_or_attach_to_client_a_checkin(world):
         assert r.status_code == 200
 
 
+def test_a_client_probing_another_clients_ids_is_recorded_without_telling_which_exist(world):
+    # Issue 2: every refused access is in the audit log, a client's as much as a practitioner's.
+    last = last_audit_id(world.app)
+    real, missing = world.photo1["id"], "00000000-0000-4000-8000-000000000000"
+    answers = [world.c2.get(f"/api/photos/{pid}") for pid in (real, missing)]
+    assert answers[0].status_code == answers[1].status_code == 404
+    assert answers[0].json == answers[1].json  # the same 404, word for word
+    path = f"/api/checkins/{world.checkin1['id']}/photos"
+    assert_error(world.c2.http.post(path, data=png(), content_type="image/png"), 404)
+    got = sql(
+        world.app,
+        "SELECT action, actor_kind, actor_id, clinic_id, detail FROM audit_log WHERE id > ?"
+        " ORDER BY id",
+        (last,),
+    )
+    me, mine = world.client2["id"], world.clinic2["id"]
+    assert got == [
+        ("access_refused", "client", me, mine, f"/api/photos/{real}"),
+        ("access_refused", "client", me, mine, f"/api/photos/{missing}"),
+        ("access_refused", "client", me, mine, path),
+    ]
+
+
 def test_push_subscription_delete_only_touches_your_own(world):
     import base64
     import os
