@@ -383,6 +383,20 @@ def test_home_shows_how_to_reach_the_clinic(world):
     assert 'href="https://glow.example/book"' in card
 
 
+def test_the_clinics_name_is_not_repeated_under_its_call_button(world):
+    # "Call Clinic One" then "Clinic One" alone in bold: the name twice with nothing after it.
+    # With an address, the name heads it; with no phone, it says to ask for the number.
+    def card():
+        page = world.c1.get("/").get_data(as_text=True)
+        return page[page.index('id="clinic-h"') :].split("</section>")[0]
+
+    assert "Call Clinic One" in card() and 'class="contact-name"' not in card()
+    world.p1.patch("/api/clinic", {"address": "1 High Street"})
+    assert "<strong>Clinic One</strong></p>" in card()
+    world.p1.patch("/api/clinic", {"phone": None})
+    assert "<strong>Clinic One</strong>: ask at the clinic for their phone number." in card()
+
+
 def test_the_emergency_number_is_a_call_button_on_the_urgent_screen(world):
     assert world.c1.get("/api/clinic").json["emergency_number"] is None
     page = world.c1.get("/checkin").get_data(as_text=True)

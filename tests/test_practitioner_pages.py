@@ -122,3 +122,29 @@ def test_every_practitioner_page_carries_the_queue_badge(world):
 def test_the_erase_button_looks_like_the_warning_not_like_save(world):
     html = world.p1.get(f"/clinic/clients/{world.client1['id']}/erase").get_data(as_text=True)
     assert '<button type="submit" class="primary danger">Erase everything' in html
+
+
+def test_the_team_table_labels_each_value_on_a_phone(world):
+    # As cards at 390 px the team list showed bare "owner" and "active" under each name.
+    html = world.p1.get("/clinic/team").get_data(as_text=True)
+    assert '<table class="list stack">' in html
+    assert 'data-label="Email">one@clinic-one.net</td>' in html
+    assert 'data-label="Role">owner</td>' in html
+    assert 'data-label="Status">active</td>' in html
+
+
+def test_a_check_in_with_nothing_else_reported_says_so(world):
+    # Its "Reported:" was left blank on a phone, as if something had failed to show.
+    w = world
+    w.c1.post("/api/checkins", checkin_body())
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    html = w.p1.get(f"/clinic/clients/{w.client1['id']}").get_data(as_text=True)
+    cells = re.findall(r'<td data-label="Reported">(.*?)</td>', html, flags=re.S)
+    assert sorted(c.strip() for c in cells) == ["<strong>⚠ pus</strong>", "nothing"]
+
+
+def test_an_urgent_flag_on_the_client_page_is_marked_in_the_queues_colours(world):
+    w = world
+    w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    html = w.p1.get(f"/clinic/clients/{w.client1['id']}").get_data(as_text=True)
+    assert '<li class="sev-urgent"><span class="sev">urgent</span> <strong>U3</strong>' in html
