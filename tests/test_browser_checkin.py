@@ -387,6 +387,24 @@ def test_missing_answers_are_named_beside_their_questions(page):
     screenshot(page, "checkin-missing-320-dark", full_page=False)
 
 
+
+# Each legend's top against its fieldset's top border (the border's middle when a legend sits on it).
+LEGENDS_ON_BORDER = """() => [...document.querySelectorAll("fieldset")].map((box) => {
+    const legend = box.querySelector(":scope > legend");
+    const top = box.getBoundingClientRect().top + parseFloat(getComputedStyle(box).borderTopWidth);
+    return [legend.textContent.trim(), Math.round(legend.getBoundingClientRect().top - top)];
+  })"""
+
+
+def test_every_question_reads_inside_its_box_at_320_px(page):
+    # "Anything else? Tap all that apply" wrapped at 320 px and sat on the border: one line
+    # outside the box, one inside. Each question's words now start inside its box.
+    look(page, "320", "light")
+    fresh_form(page)
+    legends = page.evaluate(LEGENDS_ON_BORDER)
+    assert len(legends) == 5
+    assert all(gap >= 0 for _, gap in legends), legends
+
 def test_answers_survive_going_offline_and_a_reload_then_send_once(page, phone, server):
     look(page, "390", "dark")
     fresh_form(page)
