@@ -387,7 +387,6 @@ def test_missing_answers_are_named_beside_their_questions(page):
     screenshot(page, "checkin-missing-320-dark", full_page=False)
 
 
-
 # Each legend's top against its fieldset's top border (the border's middle when a legend sits on it).
 LEGENDS_ON_BORDER = """() => [...document.querySelectorAll("fieldset")].map((box) => {
     const legend = box.querySelector(":scope > legend");
@@ -404,6 +403,7 @@ def test_every_question_reads_inside_its_box_at_320_px(page):
     legends = page.evaluate(LEGENDS_ON_BORDER)
     assert len(legends) == 5
     assert all(gap >= 0 for _, gap in legends), legends
+
 
 def test_answers_survive_going_offline_and_a_reload_then_send_once(page, phone, server):
     look(page, "390", "dark")
