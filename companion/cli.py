@@ -84,7 +84,7 @@ def init_db() -> None:
     "--timezone",
     default="UTC",
     show_default=True,
-    help="Time zone of a new clinic (IANA name); clients default to it.",
+    help="Time zone of a new clinic (IANA name); clients default to it (an owner can change it later on the Clinic page).",
 )
 @click.option("--phone", default=None, help="Phone number of a new clinic, shown to clients.")
 @click.option(

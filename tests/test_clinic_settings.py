@@ -441,3 +441,38 @@ def test_the_manifest_says_it_varies_with_the_browsers_language(client):
     r = client.get("/manifest.webmanifest", headers={"Accept-Language": "es"})
     assert r.get_json()["lang"] == "es"
     assert "Accept-Language" in r.vary
+
+
+def test_an_owner_moves_the_clinic_to_its_real_time_zone(world):
+    """create-practitioner makes a clinic in UTC unless told otherwise; the owner can put it in
+    its real zone (API and Clinic page): new clients default to it, exports and the audit log
+    read their days and times in it; existing clients keep their own zone."""
+    before = world.client1["timezone"]
+    r = world.p1.patch("/api/clinic", {"timezone": "America/New_York"})
+    assert r.status_code == 200, r.json
+    assert r.json["timezone"] == "America/New_York"
+    assert world.p1.get("/api/me").json["clinic"]["timezone"] == "America/New_York"
+    assert world.c1.get("/api/clinic").json["timezone"] == "America/New_York"
+    assert world.p1.post("/api/clients", {"name": "Newcomer"}).json["timezone"] == (
+        "America/New_York"
+    )
+    assert world.p1.get(f"/api/clients/{world.client1['id']}").json["timezone"] == before
+    assert "(America/New_York)" in world.p1.get("/clinic/exports").get_data(as_text=True)
+    assert world.p2.get("/api/clinic").json["timezone"] == "Europe/London"
+    detail = sql(world.app, "SELECT detail FROM audit_log WHERE action = 'clinic_changed'")
+    assert detail == [("fields=timezone",)]
+    for bad in (None, "", "Mars/Olympus", 5):
+        r = world.p1.patch("/api/clinic", {"timezone": bad})
+        assert r.status_code == 422 and "timezone" in r.json["error"]["fields"], (bad, r.json)
+    assert colleague(world).patch("/api/clinic", {"timezone": "UTC"}).status_code == 403
+    assert world.p1.get("/api/clinic").json["timezone"] == "America/New_York"
+    # The Clinic page: the zone is a field of the owner's form, checked the same way.
+    page = world.p1.get("/clinic/profile").get_data(as_text=True)
+    assert 'name="timezone"' in page and 'value="America/New_York"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "display_name": "Clinic One", "timezone": "Europe/Madrid"}
+    assert world.p1.http.post("/clinic/profile", data=form).status_code == 302
+    assert world.p1.get("/api/clinic").json["timezone"] == "Europe/Madrid"
+    r = world.p1.http.post("/clinic/profile", data={**form, "timezone": "Nowhere/Else"})
+    assert r.status_code == 422 and 'id="timezone-error"' in r.get_data(as_text=True)
+    assert world.p1.get("/api/clinic").json["timezone"] == "Europe/Madrid"

@@ -23,6 +23,7 @@ EDITABLE = (
     "accent_color",
     "opening_hours",
     "emergency_number",
+    "timezone",
 )
 
 

@@ -91,6 +91,8 @@ def profile():
                 flash("Logo saved. Clients see it in the app's header.")
             else:
                 form = {k: request.form.get(k, "") for k in clinic.EDITABLE}
+                if "timezone" not in request.form:  # a form of an older page: zone unchanged
+                    del form["timezone"]
                 actions.change_clinic(db, current_user, parse(ClinicInput, form, partial=True))
                 flash("Clinic details saved. Clients see them the next time a page opens.")
             return redirect(url_for(".profile"))
@@ -100,7 +102,7 @@ def profile():
     return render_template(
         "practitioner/clinic_profile.html",
         face=face,
-        form=form or {k: face[k] or "" for k in clinic.EDITABLE},
+        form={k: face[k] or "" for k in clinic.EDITABLE} | (form or {}),
         errors=errors,
         can_edit=current_user.is_owner,
     ), 422 if errors else 200

@@ -22,6 +22,7 @@ from companion.contract import (
     fail,
 )
 from companion.contract.core import Spec, field_type
+from companion.errors import N_
 from companion.i18n import LANGUAGES, Language
 from companion.reminders.protocol import MAX_STEPS, StepInput
 
@@ -96,6 +97,9 @@ class ClinicInput(Body):
     )
     # Urgent alerts also go by email to every active owner, as well as by push.
     email_alerts: Boolean()
+    # The clinic's own zone (create-practitioner's default is UTC): new clients' default, the
+    # days of the clinic's exports and the audit log's times; existing clients keep theirs.
+    timezone: TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
 
 
 class ClinicProfile(Reply):
