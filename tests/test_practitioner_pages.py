@@ -26,6 +26,11 @@ def test_audit_log_speaks_in_words_with_names_and_the_clinic_zone(world):
     assert f"{who} recorded a session for Alice" in words
     assert f"{who} erased client #{gone['id']}" in words
     assert "client_read" not in words and "session_created" not in words
+    for kind in ("checkins", "flags"):
+        assert w.p1.get(f"/api/exports/{kind}.csv").status_code == 200
+    words = text(w.p1.get("/clinic/audit"))
+    assert f"{who} exported the clinic's check-ins (CSV)" in words, words
+    assert f"{who} exported the clinic's flags (CSV)" in words and "checkins" not in words
     # Alice's name links to her record; an erased client is never a link.
     html = page.get_data(as_text=True)
     assert f'<a href="/clinic/clients/{cid}">Alice' in html

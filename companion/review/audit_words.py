@@ -71,7 +71,8 @@ def _phrase(entry: dict) -> str:
     if action == "client_exported" and "format" in values:
         phrase += f" as {values['format'].upper()}"
     elif action == "clinic_exported":
-        phrase += " " + (detail.replace(".csv", "") + " (CSV)" if detail else "data")
+        kind = {"checkins.csv": "check-ins"}.get(detail, detail.replace(".csv", ""))
+        phrase += " " + (kind + " (CSV)" if detail else "data")
     elif action == "protocol_changed" and "version" in values:
         phrase += f" (version {values['version']})"
     elif action in ("practitioner_added", "practitioner_role_changed") and "role" in values:
