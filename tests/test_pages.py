@@ -1,9 +1,12 @@
 """Pages through the test client: each role, and another clinic's practitioner gets 404."""
 
 import re
+from datetime import datetime
 
 import pytest
 from conftest import Api, checkin_body
+
+from companion.review import charts
 
 
 def csrf(page_html: str) -> str:
@@ -225,3 +228,16 @@ def test_a_form_with_bad_input_answers_4xx_with_the_form_and_its_error(world, ca
     assert r.status_code == 422, (r.status_code, case)
     html = r.get_data(as_text=True)
     assert words in html and 'name="csrf_token"' in html  # the form again, saying what is wrong
+
+
+@pytest.mark.parametrize(
+    ("performed", "labels"),
+    [
+        # 23:30 leaves half an hour of day 0: its number sat against "1" and read as "01".
+        ("2026-03-02T23:30:00+00:00", ["", 1, 2, 3, 4, 5, 6, 7]),
+        ("2026-03-02T10:00:00+00:00", [0, 1, 2, 3, 4, 5, 6, 7]),
+    ],
+)
+def test_a_sliver_of_a_day_on_the_chart_has_its_tick_but_no_number(performed, labels):
+    ticks = charts._day_ticks(datetime.fromisoformat(performed), 168.0, "Europe/London")
+    assert [t["day"] for t in ticks] == labels

@@ -81,14 +81,18 @@ def _day_ticks(performed: datetime, span: float, timezone: str) -> list[dict]:
     # Enough days to pass the span, even with a short (DST) day among them.
     midnights = _midnights(timezone, first, int(span // 24) + 3)
     step = 1 if span <= 24 * 10 else 7
+    # A sliver of a day (the evening of a session at 23:00, the last hours of the span) keeps
+    # its tick but not its number: "0" crammed beside "1" read as "01".
+    narrow = (_x(24, span) - _x(0, span)) * 0.4
     ticks = []
     for day in range(0, len(midnights) - 1, step):  # only the days labelled
         h0 = max(0.0, (midnights[day] - performed).total_seconds() / 3600)
         if h0 >= span:
             break
         h1 = (midnights[day + 1] - performed).total_seconds() / 3600
-        x, mid = _x(h0, span), (_x(h0, span) + _x(min(h1, span), span)) / 2
-        ticks.append({"day": day, "x": f"{x:.1f}", "mid": f"{mid:.1f}"})
+        x0, x1 = _x(h0, span), _x(min(h1, span), span)
+        label = day if step > 1 or x1 - x0 >= narrow else ""
+        ticks.append({"day": label, "x": f"{x0:.1f}", "mid": f"{(x0 + x1) / 2:.1f}"})
     return ticks
 
 
