@@ -476,3 +476,20 @@ def test_an_owner_moves_the_clinic_to_its_real_time_zone(world):
     r = world.p1.http.post("/clinic/profile", data={**form, "timezone": "Nowhere/Else"})
     assert r.status_code == 422 and 'id="timezone-error"' in r.get_data(as_text=True)
     assert world.p1.get("/api/clinic").json["timezone"] == "Europe/Madrid"
+
+
+def test_the_start_page_speaks_for_the_only_clinic_not_the_software(app, client, runner):
+    """A signed-out phone on a one-clinic instance reads who sends its reminders: the clinic,
+    as its header and installed app say, not the software's name."""
+    result = runner.invoke(
+        ["create-practitioner", "--email", "o@glow.net", "--name", "Owner", "--clinic", "Glow"]
+        + ["--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    page = client.get("/start").get_data(as_text=True)
+    assert "Glow sends you aftercare reminders" in page
+    assert "Used this app on this phone before?" in page
+    assert "Companion" not in page.split("</header>")[1]
+    page = client.get("/start", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Glow te envía recordatorios" in page and "¿Ya usabas esta app" in page
