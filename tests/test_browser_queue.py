@@ -121,6 +121,24 @@ def test_seven_open_flags_of_two_clients_are_two_rows(page, server):
     screenshot(page, f"queue-{page.device}-dark")
 
 
+def test_the_quick_actions_line_up_and_the_count_stands_apart(page):
+    # At 1024 px "Called the client" wrapped to two lines beside a one-line "I'm on it": two
+    # buttons of different heights side by side. And "Queue" met its count: "Queue3".
+    for row in page.locator("li.recovery .quick").all():
+        boxes = [b.bounding_box() for b in row.get_by_role("button").all()]
+        assert len(boxes) == 2 and boxes[0]["height"] == boxes[1]["height"], boxes
+    gap = page.evaluate(
+        """() => {
+          const link = document.querySelector('nav a[href="/clinic/"]');
+          const range = document.createRange();
+          range.selectNodeContents(link.firstChild);
+          return link.querySelector(".badge").getBoundingClientRect().left
+            - range.getBoundingClientRect().right;
+        }"""
+    )
+    assert gap >= 4, gap
+
+
 @pytest.fixture(scope="module")
 def carol_phone(server):
     """Carol's phone, signed in to the running server with her invite."""
