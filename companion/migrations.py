@@ -613,3 +613,18 @@ def m016_names_without_direction_controls(db: sqlite_utils.Database) -> None:
                     None if column == "display_name" else "?"
                 )
                 db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [clean, row_id])
+
+
+@migrations()
+def m018_clinic_client_defaults(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- What a new client of the clinic starts with (each client keeps and changes their own):
+    -- quiet hours (equal start and end: none) and the language of their app, reminders and
+    -- emails. Existing clinics keep the defaults every client had until now.
+    ALTER TABLE clinics ADD COLUMN quiet_start TEXT NOT NULL DEFAULT '21:00';
+    ALTER TABLE clinics ADD COLUMN quiet_end TEXT NOT NULL DEFAULT '08:00';
+    ALTER TABLE clinics ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+    """,
+    )

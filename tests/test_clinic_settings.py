@@ -4,6 +4,7 @@ checked (contrast, links, phone), a logo re-encoded without metadata, shown to c
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import PASSWORD, Api, checkin_body, sql
@@ -493,3 +494,62 @@ def test_the_start_page_speaks_for_the_only_clinic_not_the_software(app, client,
     assert "Companion" not in page.split("</header>")[1]
     page = client.get("/start", headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "Glow te envía recordatorios" in page and "¿Ya usabas esta app" in page
+
+
+def test_new_clients_start_with_the_clinics_quiet_hours_and_language(world):
+    """A Madrid clinic whose clients read Spanish and sleep until 09:00 says so once (API and
+    Clinic page); every client added after starts with it, and keeps their own afterwards."""
+    face = world.p1.get("/api/clinic").json
+    assert (face["quiet_hours"], face["language"]) == ({"start": "21:00", "end": "08:00"}, "en")
+    body = {"quiet_hours": {"start": "22:00", "end": "09:00"}, "language": "es"}
+    r = world.p1.patch("/api/clinic", body)
+    assert r.status_code == 200, r.json
+    assert (r.json["quiet_hours"], r.json["language"]) == (body["quiet_hours"], "es")
+    new = world.p1.post("/api/clients", {"name": "Lucía"}).json
+    assert (new["quiet_hours"], new["language"]) == ({"start": "22:00", "end": "09:00"}, "es")
+    chosen = {"name": "Sam", "language": "en", "quiet_hours": {"start": "23:00", "end": "07:00"}}
+    new = world.p1.post("/api/clients", chosen).json
+    assert (new["quiet_hours"], new["language"]) == (chosen["quiet_hours"], "en")
+    old = world.p1.get(f"/api/clients/{world.client1['id']}").json
+    assert (old["quiet_hours"], old["language"]) == ({"start": "21:00", "end": "08:00"}, "en")
+    # A new client's reminders keep the clinic's quiet hours: nothing before 09:00 there.
+    lucia = world.p1.get("/api/clients").json["clients"]
+    lucia = next(c for c in lucia if c["name"] == "Lucía")
+    session = world.new_session(world.p1, lucia["id"], hours_ago=1)
+    for row in session["schedule"]:
+        local = datetime.fromisoformat(row["due_at"].replace("Z", "+00:00"))
+        local = local.astimezone(ZoneInfo("Europe/London"))
+        if row["status"] == "pending":
+            assert not (local.hour >= 22 or local.hour < 9), row
+    for bad in (
+        {"quiet_hours": None},
+        {"quiet_hours": {"start": "25:00", "end": "08:00"}},
+        {"quiet_hours": {"start": "21:00"}},
+        {"language": None},
+        {"language": "fr"},
+    ):
+        r = world.p1.patch("/api/clinic", bad)
+        assert r.status_code == 422, (bad, r.json)
+        assert set(r.json["error"]["fields"]) <= {
+            "quiet_hours",
+            "quiet_hours.start",
+            "quiet_hours.end",
+            "language",
+        }
+    assert colleague(world).patch("/api/clinic", {"language": "en"}).status_code == 403
+    assert world.p1.get("/api/clinic").json["language"] == "es"
+    # The Clinic page and the Add-a-client page.
+    page = world.p1.get("/clinic/profile").get_data(as_text=True)
+    assert 'name="quiet_start" type="time" value="22:00"' in page
+    assert '<option value="es" lang="es" selected>' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "display_name": "Clinic One", "quiet_start": "21:30"}
+    form |= {"quiet_end": "07:30", "language": "en"}
+    assert world.p1.http.post("/clinic/profile", data=form).status_code == 302
+    face = world.p1.get("/api/clinic").json
+    assert (face["quiet_hours"], face["language"]) == ({"start": "21:30", "end": "07:30"}, "en")
+    r = world.p1.http.post("/clinic/profile", data={**form, "quiet_end": "7h"})
+    assert r.status_code == 422 and "HH:MM" in r.get_data(as_text=True)
+    world.p1.patch("/api/clinic", {"language": "es"})
+    page = world.p1.get("/clinic/clients/new").get_data(as_text=True)
+    assert '<option value="es" lang="es" selected>' in page

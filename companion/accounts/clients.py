@@ -6,7 +6,6 @@ import sqlite_utils
 
 from companion.db import iso, one, rows, write
 from companion.errors import N_, Invalid, NotFound
-from companion.i18n import DEFAULT_LANGUAGE
 from companion.reminders import calendar
 from companion.reminders import channels as channel_rules
 from companion.reminders import outbox as schedule
@@ -53,7 +52,7 @@ def _check_channels(channels: list[str] | None, email: str | None, data: dict) -
 
 def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: datetime) -> dict:
     _check_channels(data.get("channels"), data.get("email"), data)
-    quiet = data.get("quiet_hours") or {"start": "21:00", "end": "08:00"}
+    quiet = data.get("quiet_hours") or {"start": clinic["quiet_start"], "end": clinic["quiet_end"]}
     client_id = (
         db["clients"]
         .insert(
@@ -67,7 +66,7 @@ def create_client(db: sqlite_utils.Database, clinic: dict, data: dict, now: date
                 "quiet_end": quiet["end"],
                 "discreet": int(data.get("discreet", False)),
                 "channels": channel_rules.encode(data.get("channels")),
-                "language": data.get("language") or DEFAULT_LANGUAGE,
+                "language": data.get("language") or clinic["language"],
                 "calendar_token": calendar.new_token(),
                 "created_at": iso(now),
                 "updated_at": iso(now),

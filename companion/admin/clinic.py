@@ -69,12 +69,17 @@ def face(row: dict) -> dict:
         "timezone": row["timezone"],
         "logo_url": logo_url(row),
         "email_alerts": bool(row["email_alerts"]),
+        "quiet_hours": {"start": row["quiet_start"], "end": row["quiet_end"]},
+        "language": row["language"],
     }
 
 
 def update(db: sqlite_utils.Database, clinic_id: int, values: dict) -> None:
     """Store the parsed settings given; null clears one (the display name falls back)."""
-    changes = {k: values[k] for k in (*EDITABLE, "email_alerts") if k in values}
+    changes = {k: values[k] for k in (*EDITABLE, "email_alerts", "language") if k in values}
+    if "quiet_hours" in values:
+        changes["quiet_start"] = values["quiet_hours"]["start"]
+        changes["quiet_end"] = values["quiet_hours"]["end"]
     if changes:
         db["clinics"].update(clinic_id, changes)
 

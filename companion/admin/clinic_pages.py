@@ -93,6 +93,13 @@ def profile():
                 form = {k: request.form.get(k, "") for k in clinic.EDITABLE}
                 if "timezone" not in request.form:  # a form of an older page: zone unchanged
                     del form["timezone"]
+                if "quiet_start" in request.form or "quiet_end" in request.form:
+                    form["quiet_hours"] = {
+                        "start": request.form.get("quiet_start", ""),
+                        "end": request.form.get("quiet_end", ""),
+                    }
+                if "language" in request.form:
+                    form["language"] = request.form["language"]
                 actions.change_clinic(db, current_user, parse(ClinicInput, form, partial=True))
                 flash("Clinic details saved. Clients see them the next time a page opens.")
             return redirect(url_for(".profile"))
@@ -102,7 +109,9 @@ def profile():
     return render_template(
         "practitioner/clinic_profile.html",
         face=face,
-        form={k: face[k] or "" for k in clinic.EDITABLE} | (form or {}),
+        form={k: face[k] or "" for k in clinic.EDITABLE}
+        | {"quiet_hours": face["quiet_hours"], "language": face["language"]}
+        | (form or {}),
         errors=errors,
         can_edit=current_user.is_owner,
     ), 422 if errors else 200

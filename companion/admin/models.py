@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from companion.accounts.models import QUIET_HOURS_SHAPE, QuietHours, QuietHoursInput
 from companion.admin.clinic import HEX_COLOR, MIN_CONTRAST, contrast_with_white, normalize_color
 from companion.contract import (
     Body,
@@ -14,6 +15,7 @@ from companion.contract import (
     Clock,
     Moment,
     Name,
+    Nested,
     Phone,
     Reply,
     Text,
@@ -100,6 +102,16 @@ class ClinicInput(Body):
     # The clinic's own zone (create-practitioner's default is UTC): new clients' default, the
     # days of the clinic's exports and the audit log's times; existing clients keep theirs.
     timezone: TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
+    # What a new client starts with (each client keeps and changes their own afterwards).
+    quiet_hours: Nested(
+        QuietHoursInput,
+        QUIET_HOURS_SHAPE,
+        null_in_patch=N_(
+            'Give quiet hours like {"start": "21:00", "end": "08:00"}; for none, give the same'
+            " start and end."
+        ),
+    )
+    language: Choice(LANGUAGES, required=False)
 
 
 class ClinicProfile(Reply):
@@ -115,6 +127,8 @@ class ClinicProfile(Reply):
     timezone: str
     logo_url: str | None
     email_alerts: bool
+    quiet_hours: QuietHours
+    language: Language
 
 
 class PreviewOptions(Body):
