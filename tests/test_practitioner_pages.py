@@ -4,7 +4,7 @@ delivery per device, exports in reach."""
 import html as htmllib
 import re
 
-from conftest import checkin_body
+from conftest import PASSWORD, checkin_body
 
 
 def text(response) -> str:
@@ -153,3 +153,19 @@ def test_an_urgent_flag_on_the_client_page_is_marked_in_the_queues_colours(world
     w.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
     html = w.p1.get(f"/clinic/clients/{w.client1['id']}").get_data(as_text=True)
     assert '<li class="sev-urgent"><span class="sev">urgent</span> <strong>U3</strong>' in html
+
+
+def test_the_only_owner_is_not_offered_a_button_that_cannot_work(world):
+    # "Make Dr ... a practitioner" on the clinic's only owner answered 409 last_owner.
+    html = world.p1.get("/clinic/team").get_data(as_text=True)
+    assert "a practitioner</button>" not in html
+    assert "The clinic's only owner: make a colleague an owner" in html
+    body = {"name": "Pat", "email": "pat@clinic-one.net", "password": PASSWORD}
+    r = world.p1.post("/api/practitioners", body)
+    assert r.status_code == 201, r.json
+    assert (
+        world.p1.put(f"/api/practitioners/{r.json['id']}/role", {"role": "owner"}).status_code
+        == 200
+    )
+    html = world.p1.get("/clinic/team").get_data(as_text=True)
+    assert html.count("a practitioner</button>") == 2 and "only owner" not in html
