@@ -696,6 +696,32 @@ def test_the_client_chooses_channels_on_the_settings_page(app, world):
     assert 'name="channels"' not in world.c1.get("/settings").get_data(as_text=True)
 
 
+def test_an_email_only_client_is_not_offered_notifications_that_would_never_come(app, world):
+    """Channels without push: "Turn on reminders" would store a device that is never sent to.
+    The set-up steps say how reminders come instead and where to choose notifications."""
+    erin = email_client(world, channels=["email"])
+    phone = world.sign_in_client(world.p1, erin["id"])
+    for path in ("/", "/welcome", "/settings"):
+        html = phone.get(path).get_data(as_text=True)
+        assert 'id="enable-reminders"' not in html, path
+        assert "Reminders by email" in html and "come by email, not as notifications" in html
+        assert 'in <a href="/settings">Settings</a>' in html
+        # Nor the iPhone's Home Screen steps, whose point is notifications.
+        assert 'id="step-ios-install"' not in html and 'id="step-ios-safari"' not in html
+    assert world.p1.patch(f"/api/clients/{erin['id']}", {"channels": []}).status_code == 200
+    html = phone.get("/").get_data(as_text=True)
+    assert "Reminders in the app" in html and 'id="enable-reminders"' not in html
+    assert phone.patch("/api/me", {"language": "es"}).status_code == 200
+    assert "Recordatorios en la app" in phone.get("/").get_data(as_text=True)
+    # Push among the channels (or the default): the button is back.
+    for channels in (["push", "email"], None):
+        world.p1.patch(f"/api/clients/{erin['id']}", {"channels": channels})
+        html = phone.get("/").get_data(as_text=True)
+        assert 'id="enable-reminders"' in html and "Reminders by email" not in html
+        assert 'id="step-ios-install"' in html
+    assert 'id="enable-reminders"' in world.c1.get("/").get_data(as_text=True)
+
+
 # -- push off altogether ------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from companion.i18n import current_language, in_language, language_of
 from companion.i18n import gettext as _
 from companion.reminders import actions as reminder_actions
 from companion.reminders import calendar, links
+from companion.reminders import channels as reminder_channels
 from companion.reminders import inbox as aftercare
 from companion.web import csrf, installation_url, shell_page
 
@@ -115,6 +116,19 @@ def calendar_offer() -> dict | None:
     platform = "ios" if any(k in agent for k in ("iPhone", "iPad", "iPod")) else None
     platform = platform or ("android" if "Android" in agent else "other")
     return found | {"platform": platform}
+
+
+@bp.app_template_global("channels_off")
+def channels_off() -> str | None:
+    """For the set-up steps: None while the signed-in client's reminders may come as
+    notifications; else how they come instead ("email", or "app": the inbox only), so
+    "Turn on reminders" does not promise notifications their channels would never send."""
+    if not (current_user.is_authenticated and current_user.is_client):
+        return None
+    chosen = reminder_channels.decode(current_user.row["channels"])
+    if reminder_channels.allows(chosen, "push"):
+        return None
+    return "email" if "email" in chosen else "app"
 
 
 @bp.post("/calendar/reset")
