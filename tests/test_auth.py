@@ -207,6 +207,20 @@ def test_login_page_is_rate_limited_too(app):
     assert int(r.headers["Retry-After"]) > 0
 
 
+
+def test_a_wrong_password_keeps_the_email_as_typed(app):
+    # The form came back empty: the practitioner typed their email again for one wrong letter.
+    add_practitioner()
+    http = app.test_client()
+    token = csrf_token(http.get("/clinic/login").get_data(as_text=True))
+    email = 'p@clinic-auth.net"><b>'
+    r = http.post("/clinic/login", data={"csrf_token": token, "email": email, "password": "nope"})
+    assert r.status_code == 401
+    html = r.get_data(as_text=True)
+    assert 'value="p@clinic-auth.net&#34;&gt;&lt;b&gt;"' in html  # escaped, never markup
+    assert re.search(r'id="password"[^>]* autofocus>', html)
+    assert 'value=""' in http.get("/clinic/login").get_data(as_text=True)
+
 # Logout and revocation --------------------------------------------------------------------
 
 
