@@ -207,7 +207,6 @@ def test_login_page_is_rate_limited_too(app):
     assert int(r.headers["Retry-After"]) > 0
 
 
-
 def test_a_wrong_password_keeps_the_email_as_typed(app):
     # The form came back empty: the practitioner typed their email again for one wrong letter.
     add_practitioner()
@@ -220,6 +219,7 @@ def test_a_wrong_password_keeps_the_email_as_typed(app):
     assert 'value="p@clinic-auth.net&#34;&gt;&lt;b&gt;"' in html  # escaped, never markup
     assert re.search(r'id="password"[^>]* autofocus>', html)
     assert 'value=""' in http.get("/clinic/login").get_data(as_text=True)
+
 
 # Logout and revocation --------------------------------------------------------------------
 
