@@ -124,6 +124,13 @@ def test_every_practitioner_page_carries_the_queue_badge(world):
         assert '<span class="badge"' in html, path
 
 
+def test_the_queue_count_is_hidden_while_nothing_waits(world):
+    # A red "0" beside "Queue" on a fresh clinic read as an alarm about nothing.
+    assert re.search(r'<span class="badge"[^>]* hidden>0</span>', world.p1.get("/clinic/").text)
+    world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    assert re.search(r'<span class="badge"[^>]*">1</span>', world.p1.get("/clinic/").text)
+
+
 def test_the_erase_button_looks_like_the_warning_not_like_save(world):
     html = world.p1.get(f"/clinic/clients/{world.client1['id']}/erase").get_data(as_text=True)
     assert '<button type="submit" class="primary danger">Erase everything' in html

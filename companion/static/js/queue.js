@@ -94,6 +94,7 @@
     if (badge && mine) {
       mine.textContent = badge.textContent;
       mine.setAttribute("aria-label", badge.getAttribute("aria-label"));
+      mine.hidden = badge.hidden; // a red 0 says nothing: shown from the first flag
     }
     if (doc.title && doc.title !== document.title) {
       document.title = doc.title;
