@@ -403,6 +403,12 @@ def test_every_question_reads_inside_its_box_at_320_px(page):
     legends = page.evaluate(LEGENDS_ON_BORDER)
     assert len(legends) == 5
     assert all(gap >= 0 for _, gap in legends), legends
+    # The clinic's name in the header lines up with the heading under it (it stood 8 px left).
+    lefts = page.evaluate(
+        "() => ['.clinic-name', 'main h1'].map((s) =>"
+        " Math.round(document.querySelector(s).getBoundingClientRect().left))"
+    )
+    assert lefts[0] == lefts[1], lefts
 
 
 def test_answers_survive_going_offline_and_a_reload_then_send_once(page, phone, server):
