@@ -241,3 +241,17 @@ def test_a_form_with_bad_input_answers_4xx_with_the_form_and_its_error(world, ca
 def test_a_sliver_of_a_day_on_the_chart_has_its_tick_but_no_number(performed, labels):
     ticks = charts._day_ticks(datetime.fromisoformat(performed), 168.0, "Europe/London")
     assert [t["day"] for t in ticks] == labels
+
+
+def test_a_session_without_a_treated_area_says_so_above_the_areas(world):
+    # It said "Give at least 1." under "Other areas", far from the boxes left unticked.
+    path = f"/clinic/clients/{world.client1['id']}/sessions/new"
+    token = csrf(world.p1.get(path).get_data(as_text=True))
+    form = {"csrf_token": token, "needle_depth_mm": "0.5", "device": "pen"}
+    r = world.p1.http.post(path, data=form | {"performed_at": "2026-03-02T10:00"})
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    legend = html.index("<legend>Treated areas</legend>")
+    error = html.index("Tick at least one treated area, or name it under Other areas.")
+    assert legend < error < html.index('name="areas"')
+    assert "Give at least 1." not in html

@@ -61,10 +61,9 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
     errors: dict = {}
     if request.method == "POST":
         now = utcnow()
+        data = session_form_data(request.form, client["timezone"])
         try:
-            values = parse(
-                SessionInput, session_form_data(request.form, client["timezone"]), now=now
-            )
+            values = parse(SessionInput, data, now=now)
             if session is None:
                 actions.record_session(db, current_user, client, values, now)
             else:
@@ -73,6 +72,8 @@ def session_form(client_id: int | None = None, session_id: int | None = None):
             return redirect(url_for("practitioner.client_detail", client_id=client_id))
         except DomainError as e:
             errors = form_errors(e)
+            if "areas" in errors and not data["areas"]:  # the API's "Give at least 1."
+                errors["areas"] = "Tick at least one treated area, or name it under Other areas."
     if session is not None and request.method == "GET":  # the form shows the session's notes
         audit.record("client_read", client_id=client_id, detail=f"session={session_id}")
     current = treatments.session_dict(session, client["timezone"]) if session else None
