@@ -568,3 +568,25 @@ def test_new_clients_start_with_the_clinics_quiet_hours_and_language(world):
     world.p1.patch("/api/clinic", {"language": "es"})
     page = world.p1.get("/clinic/clients/new").get_data(as_text=True)
     assert '<option value="es" lang="es" selected>' in page
+
+
+@pytest.mark.parametrize("button", [{"action": "upload_logo"}, {}])
+def test_upload_logo_without_a_file_changes_nothing_and_says_what_to_do(world, button):
+    # Pressing "Upload logo" before choosing a file was read as the details form with every
+    # field empty: the clinic's phone, address and booking link were erased, "saved".
+    details = {"phone": "+44 20 7946 0000", "address": "1 High Street"}
+    details["booking_url"] = "https://glow.example/book"
+    assert world.p1.patch("/api/clinic", details).status_code == 200
+    before = world.p1.get("/api/clinic").json
+    page = world.p1.get("/clinic/profile").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    empty = (io.BytesIO(b""), "")  # the browser's part for a file input left empty
+    r = world.p1.http.post(
+        "/clinic/profile",
+        data={"csrf_token": token, "logo": empty, **button},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 422
+    assert "Choose an image first, then press Upload logo." in r.get_data(as_text=True)
+    assert world.p1.get("/api/clinic").json == before
+    assert 'name="action" value="upload_logo">Upload logo</button>' in page

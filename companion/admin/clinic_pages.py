@@ -24,7 +24,7 @@ from companion.admin.models import ClinicInput
 from companion.auth import practitioner_required, refuse
 from companion.contract import parse
 from companion.db import get_db, utcnow
-from companion.errors import DomainError
+from companion.errors import DomainError, Invalid
 from companion.i18n import current_language
 from companion.i18n import gettext as _
 
@@ -83,16 +83,22 @@ def profile():
         if not current_user.is_owner:
             return refuse()
         try:
+            logo = request.files.get("logo")
             if request.form.get("action") == "remove_logo":
                 actions.remove_logo(db, current_user)
                 flash("Logo removed.")
-            elif request.files.get("logo") and request.files["logo"].filename:
-                actions.change_logo(db, current_user, request.files["logo"].read(), utcnow())
+            elif logo and logo.filename:
+                actions.change_logo(db, current_user, logo.read(), utcnow())
                 flash("Logo saved. Clients see it in the app's header.")
+            elif request.form.get("action") == "upload_logo" or not any(
+                k in request.form for k in clinic.EDITABLE
+            ):
+                # "Upload logo" before choosing a file was read as the details form with every
+                # field empty: it erased the clinic's phone, address and booking link.
+                raise Invalid({"logo": "Choose an image first, then press Upload logo."})
             else:
-                form = {k: request.form.get(k, "") for k in clinic.EDITABLE}
-                if "timezone" not in request.form:  # a form of an older page: zone unchanged
-                    del form["timezone"]
+                # Only the fields the form sent: one it lacks (an older page's) stays as it is.
+                form = {k: request.form[k] for k in clinic.EDITABLE if k in request.form}
                 if "quiet_start" in request.form or "quiet_end" in request.form:
                     form["quiet_hours"] = {
                         "start": request.form.get("quiet_start", ""),
