@@ -588,5 +588,7 @@ def test_upload_logo_without_a_file_changes_nothing_and_says_what_to_do(world, b
     )
     assert r.status_code == 422
     assert "Choose an image first, then press Upload logo." in r.get_data(as_text=True)
+    # The page opens at its top: the focus takes it down to the logo and its error.
+    assert re.search(r'<input id="logo"[^>]* autofocus>', r.get_data(as_text=True))
     assert world.p1.get("/api/clinic").json == before
     assert 'name="action" value="upload_logo">Upload logo</button>' in page
