@@ -255,3 +255,13 @@ def test_a_session_without_a_treated_area_says_so_above_the_areas(world):
     error = html.index("Tick at least one treated area, or name it under Other areas.")
     assert legend < error < html.index('name="areas"')
     assert "Give at least 1." not in html
+
+
+def test_a_form_shown_again_opens_at_its_first_bad_field(world):
+    # On a phone the team page's errors sat below the fold: the page looked unchanged.
+    page = world.p1.get("/clinic/team").get_data(as_text=True)
+    assert "autofocus" not in page
+    form = {"csrf_token": csrf(page), "name": "X", "email": "not-an-email", "password": "short"}
+    html = world.p1.http.post("/clinic/team", data=form).get_data(as_text=True)
+    focused = re.findall(r'<input id="(\w+)"[^>]*aria-invalid="true"[^>]* autofocus>', html)
+    assert len(focused) == 1 and html.count("autofocus") == 1, focused
