@@ -265,3 +265,13 @@ def test_a_form_shown_again_opens_at_its_first_bad_field(world):
     html = world.p1.http.post("/clinic/team", data=form).get_data(as_text=True)
     focused = re.findall(r'<input id="(\w+)"[^>]*aria-invalid="true"[^>]* autofocus>', html)
     assert len(focused) == 1 and html.count("autofocus") == 1, focused
+
+
+def test_the_session_form_shown_again_opens_at_its_first_bad_field(world):
+    path = f"/clinic/clients/{world.client1['id']}/sessions/new"
+    token = csrf(world.p1.get(path).get_data(as_text=True))
+    form = {"csrf_token": token, "areas": "face", "needle_depth_mm": "9", "device": "pen"}
+    when = datetime.now().strftime("%Y-%m-%dT%H:%M")
+    html = world.p1.http.post(path, data=form | {"performed_at": when}).get_data(as_text=True)
+    assert re.search(r'<input id="needle_depth_mm"[^>]* autofocus>', html)
+    assert html.count("autofocus") == 1
