@@ -115,6 +115,8 @@ def test_the_client_list_becomes_cards_on_a_phone(world):
     assert '<table class="list stack">' in html
     assert 'data-label="Time zone">Europe/London</td>' in html
     assert 'data-label="Last session">' in html
+    # Each name is the row's link, a finger's height (app.css a.row-link).
+    assert f'<a class="row-link" href="/clinic/clients/{world.client1["id"]}">Alice</a>' in html
 
 
 def test_every_practitioner_page_carries_the_queue_badge(world):
