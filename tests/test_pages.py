@@ -275,3 +275,13 @@ def test_the_session_form_shown_again_opens_at_its_first_bad_field(world):
     html = world.p1.http.post(path, data=form | {"performed_at": when}).get_data(as_text=True)
     assert re.search(r'<input id="needle_depth_mm"[^>]* autofocus>', html)
     assert html.count("autofocus") == 1
+
+
+def test_the_charts_flag_legend_shows_only_when_a_point_raised_one(world):
+    # "Raised a flag (tap for why)" stood in the legend of charts with no ringed point.
+    path = f"/clinic/clients/{world.client1['id']}"
+    world.c1.post("/api/checkins", checkin_body())
+    html = world.p1.get(path).get_data(as_text=True)
+    assert '<svg class="chart"' in html and "Raised a flag" not in html
+    world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
+    assert "Raised a flag (tap for why)" in world.p1.get(path).get_data(as_text=True)
