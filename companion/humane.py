@@ -38,8 +38,13 @@ def _relative_day(days: int, locale: Locale) -> str | None:
     return words.get(days) if days in (-1, 0, 1) else None
 
 
-def human_when(moment: datetime | str, tz: str, now: datetime, locale: str = DEFAULT_LOCALE) -> str:
-    """Say when `moment` is on the client's wall clock: "Today 18:00", "Thursday 08:30"."""
+def human_when(
+    moment: datetime | str, tz: str, now: datetime, locale: str = DEFAULT_LOCALE, *, starts=True
+) -> str:
+    """Say when `moment` is on the client's wall clock: "Today 18:00", "Thursday 08:30".
+
+    starts=False for inside a sentence: the day as the language writes it there ("until
+    today 20:00", "caduca: hoy 15:27", "until Thursday 08:30")."""
     locale = cached_locale(locale)
     zone = ZoneInfo(tz)
     local = (parse_iso(moment) if isinstance(moment, str) else moment).astimezone(zone)
@@ -47,10 +52,10 @@ def human_when(moment: datetime | str, tz: str, now: datetime, locale: str = DEF
     time = format_time(local, "short", locale=locale)
     word = _relative_day(days, locale)
     if word:
-        day = word[:1].upper() + word[1:]
+        day = word[:1].upper() + word[1:] if starts else word
     elif -7 < days < 7:
         day = format_date(local, "EEEE", locale=locale)
-        day = day[:1].upper() + day[1:]
+        day = day[:1].upper() + day[1:] if starts else day
     else:
         day = format_skeleton("MMMEd", local, locale=locale)
     return f"{day} {time}"

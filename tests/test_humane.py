@@ -36,6 +36,21 @@ def test_human_when(moment, tz, locale, said):
     assert human_when(moment, tz, NOW, locale) == said
 
 
+@pytest.mark.parametrize(
+    ("moment", "locale", "said"),
+    [
+        # Inside a sentence: "This link opens this check-in only, until Today 20:00." read oddly.
+        ("2026-11-29T20:00:00+00:00", "en_GB", "today 20:00"),
+        ("2026-11-29T20:00:00+00:00", "es", "hoy 21:00"),
+        ("2026-12-03T18:00:00+00:00", "en_GB", "Thursday 18:00"),  # English keeps its capital
+        ("2026-12-03T18:00:00+00:00", "es", "jueves 19:00"),
+    ],
+)
+def test_human_when_inside_a_sentence(moment, locale, said):
+    tz = "Europe/Madrid" if locale == "es" else "Europe/London"
+    assert human_when(moment, tz, NOW, locale, starts=False) == said
+
+
 def test_babel_locale_follows_the_clients_language():
     assert babel_locale("es") == "es"
     assert babel_locale("en") == babel_locale(None) == babel_locale("xx") == "en_GB"

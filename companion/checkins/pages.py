@@ -103,7 +103,11 @@ def checkin_by_link(token: str):
             timezone=client["timezone"],
             submit_url=url_for("api_checkins.post_checkin_by_link", token=token),
             link_until=human_when(
-                expires, client["timezone"], utcnow(), babel_locale(client.get("language"))
+                expires,
+                client["timezone"],
+                utcnow(),
+                babel_locale(client.get("language")),
+                starts=False,  # "until today 20:00", inside the sentence
             ),
         )
     )
