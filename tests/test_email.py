@@ -502,7 +502,8 @@ def checkin_email(app, db, world, smtp, sender, client=None):
     return link, session, erin
 
 
-HUMAN_WHEN = r"(Today|Tomorrow|[A-Z][a-z]+day|[A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2}) \d\d:\d\d"
+# Inside the sentence: "until today 20:00" (humane.human_when(starts=False)), never "until Today".
+HUMAN_WHEN = r"(today|tomorrow|[A-Z][a-z]+day|[A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2}) \d\d:\d\d"
 
 
 def test_a_one_tap_link_opens_and_submits_that_check_in(app, db, world, smtp, sender):
