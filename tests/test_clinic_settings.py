@@ -447,12 +447,8 @@ def test_the_manifest_says_it_varies_with_the_browsers_language(client):
 def test_an_owner_moves_the_clinic_to_its_real_time_zone(world):
     """create-practitioner makes a clinic in UTC unless told otherwise; the owner can put it in
     its real zone (API and Clinic page): new clients default to it, exports and the audit log
-    read their days and times in it; clients who were in the clinic's old zone move with it
-    (their unsent reminders re-planned), a client in a zone of their own keeps it."""
+    read their days and times in it; existing clients keep their own zone."""
     before = world.client1["timezone"]
-    assert before == "Europe/London" == world.clinic1["timezone"]
-    tokyo = world.new_client(world.p1, "Traveller", timezone="Asia/Tokyo")
-    due = world.p1.get(f"/api/sessions/{world.session1['id']}").json["schedule"]
     r = world.p1.patch("/api/clinic", {"timezone": "America/New_York"})
     assert r.status_code == 200, r.json
     assert r.json["timezone"] == "America/New_York"
@@ -461,22 +457,11 @@ def test_an_owner_moves_the_clinic_to_its_real_time_zone(world):
     assert world.p1.post("/api/clients", {"name": "Newcomer"}).json["timezone"] == (
         "America/New_York"
     )
-    assert world.p1.get(f"/api/clients/{world.client1['id']}").json["timezone"] == (
-        "America/New_York"
-    )
-    assert world.c1.get("/api/me").json["client"]["timezone"] == "America/New_York"
-    assert world.p1.get(f"/api/clients/{tokyo['id']}").json["timezone"] == "Asia/Tokyo"
-    # Alice's wall-clock steps ("day 2 at 18:00") now fall at 18:00 in New York.
-    moved = world.p1.get(f"/api/sessions/{world.session1['id']}").json["schedule"]
-    was = {r["step_key"]: r["due_at"] for r in due if r["status"] == "pending"}
-    now = {r["step_key"]: r["due_at"] for r in moved if r["status"] == "pending"}
-    assert was.get("day2-checkin") and now["day2-checkin"] != was["day2-checkin"]
-    local = datetime.fromisoformat(now["day2-checkin"].replace("Z", "+00:00"))
-    assert local.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "18:00"
+    assert world.p1.get(f"/api/clients/{world.client1['id']}").json["timezone"] == before
     assert "(America/New_York)" in world.p1.get("/clinic/exports").get_data(as_text=True)
     assert world.p2.get("/api/clinic").json["timezone"] == "Europe/London"
     detail = sql(world.app, "SELECT detail FROM audit_log WHERE action = 'clinic_changed'")
-    assert ("fields=timezone",) in detail
+    assert detail == [("fields=timezone",)]
     for bad in (None, "", "Mars/Olympus", 5):
         r = world.p1.patch("/api/clinic", {"timezone": bad})
         assert r.status_code == 422 and "timezone" in r.json["error"]["fields"], (bad, r.json)

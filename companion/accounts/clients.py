@@ -111,15 +111,6 @@ def update_client(db: sqlite_utils.Database, client: dict, data: dict, now: date
     return updated
 
 
-def in_zone(db: sqlite_utils.Database, clinic_id: int, timezone: str) -> list[dict]:
-    """A clinic's clients whose time zone is this one."""
-    return rows(
-        db,
-        "SELECT * FROM clients WHERE clinic_id = :clinic_id AND timezone = :timezone",
-        {"clinic_id": clinic_id, "timezone": timezone},
-    )
-
-
 def list_clients(
     db: sqlite_utils.Database,
     clinic_id: int,

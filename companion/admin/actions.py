@@ -10,31 +10,21 @@ import sqlite_utils
 from flask import current_app
 
 from companion import audit
-from companion.accounts import clients, clinics
+from companion.accounts import clinics
 from companion.admin import clinic
 from companion.auth import User
 from companion.checkins import photos
 from companion.checkins.photo_header import BadImage
-from companion.db import utcnow, write
+from companion.db import write
 from companion.errors import Invalid, TooLarge
 
 
 def change_clinic(db: sqlite_utils.Database, actor: User, values: dict) -> dict:
-    """Change the actor's clinic settings from a parsed ClinicInput; return its face.
-
-    A new zone takes along the clients who were in the old one (clients start in the clinic's
-    zone: a clinic made in UTC by mistake is fixed for everyone at once), their unsent
-    reminders re-planned and each audited; a client in a zone of their own keeps it."""
+    """Change the actor's clinic settings from a parsed ClinicInput; return its face."""
     with write(db):
-        before = clinics.get_clinic(db, actor.clinic_id)
         clinic.update(db, actor.clinic_id, values)
         if values:
             audit.record("clinic_changed", detail="fields=" + ",".join(sorted(values)), actor=actor)
-        zone = values.get("timezone")
-        if zone and zone != before["timezone"]:
-            for row in clients.in_zone(db, actor.clinic_id, before["timezone"]):
-                clients.update_client(db, row, {"timezone": zone}, utcnow())
-                audit.record("client_updated", client_id=row["id"], detail="timezone", actor=actor)
     return clinic.face(clinics.get_clinic(db, actor.clinic_id))
 
 
