@@ -99,6 +99,20 @@ class QuietHoursInput(Body):
     end: Clock(required=True)
 
 
+# A zone and quiet hours as a PATCH changes them: a client's own (PATCH /api/me, a client's
+# record) and what a clinic's new clients start with (PATCH /api/clinic). null is refused (it
+# could mean "none" or "the default"): no quiet hours are the same start and end.
+ZONE_IN_PATCH = TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
+QUIET_HOURS_IN_PATCH = Nested(
+    QuietHoursInput,
+    QUIET_HOURS_SHAPE,
+    null_in_patch=N_(
+        'Give quiet hours like {"start": "21:00", "end": "08:00"}; for none, give the same'
+        " start and end."
+    ),
+)
+
+
 class PractitionerInput(Body):
     email: Email()
     name: Name()
@@ -146,17 +160,8 @@ class LoginInput(Body):
 class ClientSettingsInput(Body):
     """What a client may change about themselves (PATCH /api/me)."""
 
-    timezone: TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
-    # null in a PATCH is refused (it could mean "none" or "the default"): no quiet hours are
-    # the same start and end.
-    quiet_hours: Nested(
-        QuietHoursInput,
-        QUIET_HOURS_SHAPE,
-        null_in_patch=N_(
-            'Give quiet hours like {"start": "21:00", "end": "08:00"}; for none, give the same'
-            " start and end."
-        ),
-    )
+    timezone: ZONE_IN_PATCH
+    quiet_hours: QUIET_HOURS_IN_PATCH
     discreet: Boolean()
     # null: the default (push where a live device exists, email where an address exists).
     channels: ChoiceList(

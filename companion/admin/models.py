@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from companion.accounts.models import QUIET_HOURS_SHAPE, QuietHours, QuietHoursInput
+from companion.accounts.models import QUIET_HOURS_IN_PATCH, ZONE_IN_PATCH, QuietHours
 from companion.admin.clinic import HEX_COLOR, MIN_CONTRAST, contrast_with_white, normalize_color
 from companion.contract import (
     Body,
@@ -15,7 +15,6 @@ from companion.contract import (
     Clock,
     Moment,
     Name,
-    Nested,
     Phone,
     Reply,
     Text,
@@ -24,7 +23,6 @@ from companion.contract import (
     fail,
 )
 from companion.contract.core import Spec, field_type
-from companion.errors import N_
 from companion.i18n import LANGUAGES, Language
 from companion.reminders.protocol import MAX_STEPS, StepInput
 
@@ -101,16 +99,9 @@ class ClinicInput(Body):
     email_alerts: Boolean()
     # The clinic's own zone (create-practitioner's default is UTC): new clients' default, the
     # days of the clinic's exports and the audit log's times; existing clients keep theirs.
-    timezone: TimeZone(null_in_patch=N_("Give an IANA time zone such as Europe/London."))
+    timezone: ZONE_IN_PATCH
     # What a new client starts with (each client keeps and changes their own afterwards).
-    quiet_hours: Nested(
-        QuietHoursInput,
-        QUIET_HOURS_SHAPE,
-        null_in_patch=N_(
-            'Give quiet hours like {"start": "21:00", "end": "08:00"}; for none, give the same'
-            " start and end."
-        ),
-    )
+    quiet_hours: QUIET_HOURS_IN_PATCH
     language: Choice(LANGUAGES, required=False)
 
 
