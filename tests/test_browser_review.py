@@ -199,3 +199,71 @@ def test_a_flag_ring_near_the_session_leaves_the_scores_readable(page, server):
                 or label["y"] >= ring["y"] + ring["height"]
             )
             assert apart, (ring, label)
+
+
+def _rgb(css: str) -> tuple[float, ...]:
+    return tuple(int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+
+
+def _over(back: tuple[float, ...], colour: tuple[float, ...], alpha: float) -> tuple[float, ...]:
+    return tuple(b * (1 - alpha) + c * alpha for b, c in zip(back, colour, strict=True))
+
+
+def _contrast(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    def luminance(rgb):
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_expected_bands_show_and_the_scores_stand_out_over_them(page, server, scheme):
+    """The expected-healing bands were a faint grey wash on a dark card (16% of the pale line
+    colours); the lines and points over them must keep WCAG's 3:1 for graphics on every part
+    of the chart: the card, each band, and where the two bands overlap. The colours are the
+    ones the browser resolves, composed as it paints them (swelling's band over redness')."""
+    page.emulate_media(color_scheme=scheme)
+    page.goto("/clinic/login")
+    page.get_by_label("Email").fill(server.seeded["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/clinic/clients/{server.seeded['alice_id']}")
+    styles = page.evaluate(
+        """() => {
+          const chart = document.querySelector('svg.chart');
+          let box = chart;
+          while (getComputedStyle(box).backgroundColor === 'rgba(0, 0, 0, 0)') box = box.parentElement;
+          const style = (sel) => getComputedStyle(chart.querySelector(sel));
+          const band = (sel) => [style(sel).fill, Number(style(sel).fillOpacity)];
+          return {
+            card: getComputedStyle(box).backgroundColor,
+            redness: band('.band-redness'), swelling: band('.band-swelling'),
+            marks: {
+              'redness line': style('.line.redness').stroke,
+              'swelling line': style('.line.swelling').stroke,
+              'redness point': style('.mark.redness').fill,
+              'swelling point': style('.mark.swelling').stroke,
+              'flag ring': style('.ring').stroke,
+            },
+          };
+        }"""
+    )
+    card = _rgb(styles["card"])
+    redness = _over(card, _rgb(styles["redness"][0]), styles["redness"][1])
+    swelling = _over(card, _rgb(styles["swelling"][0]), styles["swelling"][1])
+    both = _over(redness, _rgb(styles["swelling"][0]), styles["swelling"][1])
+    grounds = {"card": card, "redness band": redness, "swelling band": swelling, "both": both}
+    low = {
+        (mark, ground): round(_contrast(_rgb(colour), back), 2)
+        for mark, colour in styles["marks"].items()
+        for ground, back in grounds.items()
+        if _contrast(_rgb(colour), back) < 3
+    }
+    assert low == {}, (scheme, styles)
+    # Each band stands apart from the card by its colour (a distance in RGB, 0-255 a channel):
+    # the faint dark bands were 40 and 48 from it, the light ones 43 and 38.
+    for name, band in (("redness", redness), ("swelling", swelling)):
+        apart = sum((255 * (a - b)) ** 2 for a, b in zip(band, card, strict=True)) ** 0.5
+        assert apart >= 50, (scheme, name, round(apart), styles)
