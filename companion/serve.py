@@ -136,6 +136,7 @@ def serve(
     if not without_push:
         refuse_without_contact(app)
     address = listen_address(host)
+    refuse_taken_port(address, port)
     dispatcher = DispatcherProcess(dispatch)
     accesslog = os.environ.get("COMPANION_ACCESS_LOG") or None
     if accesslog not in (None, "-"):
@@ -164,6 +165,26 @@ def listen_address(host: str) -> str:
             f"Not starting: --host {host!r} is neither an IP address nor a name this machine"
             " resolves (e.g. 127.0.0.1, or 0.0.0.0 for every interface)."
         ) from None
+
+
+def refuse_taken_port(address: str, port: int) -> None:
+    """Stop the start when the port cannot be listened on: granian binds with SO_REUSEPORT,
+    so a second `serve` on the port of a running one started too and the kernel shared the
+    clients' requests between the two (two installations, or two versions, answering in
+    turn); gunicorn retried for 5 s in five error lines. A probe without SO_REUSEPORT is
+    refused by any listener already there (SO_REUSEADDR: a closed server's TIME_WAIT is not)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as e:
+            raise SystemExit(
+                f"Not starting: cannot listen on {address}:{port}: {e.strerror}."
+                " Stop the program using that port, or choose another with --port."
+            ) from None
 
 
 # granian's access log, in the shape of gunicorn's default ("combined" without the user), with

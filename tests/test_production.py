@@ -266,6 +266,40 @@ def test_serve_on_a_port_in_use_says_so_without_a_traceback(tmp_path):
     assert "Traceback" not in r.stderr and "backtrace" not in r.stderr.lower(), r.stderr
 
 
+def test_a_second_serve_on_the_port_of_a_running_one_refuses_to_start(tmp_path):
+    """granian listens with SO_REUSEPORT: a second serve on a running one's port started as
+    well, and the kernel shared the requests between two installations (or two versions)."""
+    port = free_port()
+    running = subprocess.Popen(
+        [COMPANION, "serve", "--port", str(port), "--workers", "1", "--no-dispatch"],
+        env=env_for(tmp_path / "one", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_health(port, running)
+        for server in ("granian", "gunicorn"):
+            started = time.monotonic()
+            r = subprocess.run(
+                [COMPANION, "serve", "--server", server, "--port", str(port), "--workers", "1"],
+                env=env_for(tmp_path / "two", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert r.returncode == 1, (server, r.stderr)
+            said = f"Not starting: cannot listen on 127.0.0.1:{port}: Address already in use."
+            assert said in r.stderr, (server, r.stderr)
+            # One line, at once: no server started, no retries (gunicorn's took 5 s).
+            assert "Listening" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+            assert "Starting" not in r.stderr, r.stderr
+            assert time.monotonic() - started < 30
+        assert running.poll() is None
+    finally:
+        running.send_signal(signal.SIGTERM)
+        running.wait(timeout=40)
+
+
 def test_serve_takes_a_host_name_and_refuses_one_that_does_not_resolve(tmp_path):
     from companion.serve import listen_address
 
