@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from companion.reminders.push import generate_vapid_keys
+from companion.reminders.push import generate_vapid_keys, public_key_from_private
 
 DEFAULTS = {
     "DATABASE": None,  # set to <instance>/companion.sqlite3 when not given
@@ -198,6 +198,9 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
     if not stored.get("VAPID_PRIVATE_KEY"):
         stored["VAPID_PRIVATE_KEY"], stored["VAPID_PUBLIC_KEY"] = generate_vapid_keys()
         changed = True
+    elif not stored.get("VAPID_PUBLIC_KEY"):  # the public half is derived, never guessed
+        stored["VAPID_PUBLIC_KEY"] = _public_half(stored["VAPID_PRIVATE_KEY"], path)
+        changed = True
     if not stored.get("TOTP_KEY"):  # encrypts two-factor secrets in the database (twofactor.py)
         stored["TOTP_KEY"] = Fernet.generate_key().decode()
         changed = True
@@ -212,6 +215,39 @@ def _ensure_secrets(app: Flask, instance: Path) -> None:
     app.config.setdefault("VAPID_PRIVATE_KEY", stored["VAPID_PRIVATE_KEY"])
     app.config.setdefault("VAPID_PUBLIC_KEY", stored["VAPID_PUBLIC_KEY"])
     app.config.setdefault("TOTP_KEY", stored["TOTP_KEY"])
+    _check_keys(app.config, path)
+
+
+RESTORE = (
+    "Restore secrets.json from your backup (README, Backups): Companion never makes new keys"
+    " over it, as they would end every push subscription and two-factor sign-in"
+)
+
+
+def _public_half(private_pem, path: Path) -> str:
+    """The VAPID public key of `private_pem`; a key that cannot be loaded stops us."""
+    try:
+        return public_key_from_private(private_pem)
+    except (ValueError, TypeError, AttributeError) as e:
+        why = str(e).split(". ")[0] or type(e).__name__
+        raise ConfigError(f"{path}: VAPID_PRIVATE_KEY cannot be used ({why}). {RESTORE}.") from None
+
+
+def _check_keys(cfg, path: Path) -> None:
+    """Stop every command on keys that cannot work (a damaged value in secrets.json, or a
+    half copied from elsewhere): otherwise the server started, /healthz and the doctor said
+    push was fine, and every reminder failed in the dispatcher's log alone."""
+    if cfg["VAPID_PUBLIC_KEY"] != _public_half(cfg["VAPID_PRIVATE_KEY"], path):
+        raise ConfigError(
+            f"{path}: VAPID_PUBLIC_KEY is not the public half of VAPID_PRIVATE_KEY (phones"
+            f" would subscribe with one key and every push be signed with another). {RESTORE}."
+        )
+    try:
+        Fernet(cfg["TOTP_KEY"])
+    except (ValueError, TypeError) as e:
+        raise ConfigError(
+            f"{path}: TOTP_KEY cannot be used ({str(e).rstrip('.')}). {RESTORE}."
+        ) from None
 
 
 def _read_secrets(path: Path) -> dict:

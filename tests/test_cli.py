@@ -1,5 +1,6 @@
 """The `companion` command: every subcommand, the operator contract, the demo seed."""
 
+import json
 import os
 import re
 import signal
@@ -408,6 +409,46 @@ def test_a_damaged_secrets_file_is_named_and_kept(runner, app, command, damage):
     assert_clean_failure(runner.invoke([command]), str(secrets), "backup")
     # Never replaced by new keys: that would sign everyone out and orphan every push device.
     assert secrets.read_text() == damage
+
+
+ANOTHER_PUBLIC_KEY = (  # another instance's: a half copied from elsewhere
+    "BL3A7mNQoegoLNj1YnUqUF9pGwC1kgiNLfYnJhZNKBnQqi_r6pAWod10tcVhW-MXPdAUna9TXxKMEU5kO0brU3Y"
+)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "phrase"),
+    [
+        ("VAPID_PRIVATE_KEY", "garbage", "VAPID_PRIVATE_KEY cannot be used"),
+        ("VAPID_PRIVATE_KEY", 42, "VAPID_PRIVATE_KEY cannot be used"),
+        ("VAPID_PUBLIC_KEY", ANOTHER_PUBLIC_KEY, "not the public half"),
+        ("TOTP_KEY", "short", "TOTP_KEY cannot be used"),
+    ],
+)
+@pytest.mark.parametrize("command", ["doctor", "init-db"])
+def test_a_damaged_key_in_the_secrets_file_is_named_and_kept(
+    runner, app, command, key, value, phrase
+):
+    # A garbage VAPID key started serve; the doctor and /healthz said push was fine, and every
+    # reminder failed with a line in the dispatcher's log alone.
+    secrets = Path(app.instance_path) / "secrets.json"
+    stored = json.loads(secrets.read_text())
+    stored[key] = value
+    secrets.write_text(json.dumps(stored))
+    before = secrets.read_text()
+    assert_clean_failure(runner.invoke([command]), str(secrets), phrase)
+    assert "backup" in runner.invoke([command]).output
+    assert secrets.read_text() == before
+
+
+def test_a_missing_public_key_is_made_from_the_private_one(runner, app):
+    secrets = Path(app.instance_path) / "secrets.json"
+    stored = json.loads(secrets.read_text())
+    public = stored.pop("VAPID_PUBLIC_KEY")
+    secrets.write_text(json.dumps(stored))  # was a KeyError traceback
+    assert runner.invoke(["init-db"]).exit_code == 0
+    assert json.loads(secrets.read_text())["VAPID_PUBLIC_KEY"] == public
+    assert json.loads(secrets.read_text())["VAPID_PRIVATE_KEY"] == stored["VAPID_PRIVATE_KEY"]
 
 
 @pytest.mark.parametrize("command", ["doctor", "init-db"])
