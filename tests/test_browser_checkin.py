@@ -592,7 +592,11 @@ def send_offline_then_reconnect(page, phone, redness: str, swelling: str, pain: 
         control.tap()
     page.get_by_role("button", name="Send check-in").tap()
     saved = page.locator("#answer-saved")
-    expect(saved).to_contain_text("will send when online")
+    if more:  # a warning sign: the phone says "call now" before the clinic has the answers
+        saved = page.locator("#answer-urgent .urgent-next-saved")
+        expect(saved).to_contain_text("will be sent when you are back online")
+    else:
+        expect(saved).to_contain_text("will send when online")
     phone.set_offline(False)
     return saved
 
@@ -615,8 +619,49 @@ def test_an_urgent_answer_to_a_checkin_sent_late_still_takes_the_screen(page, ph
     )
     expect(page.locator("#answer-urgent")).to_be_visible(timeout=15_000)
     expect(saved).to_be_hidden()
+    expect(page.locator("#answer-urgent .urgent-next-sent")).to_be_visible()
     call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
     expect(call).to_be_in_viewport(ratio=1)
+
+
+@pytest.mark.parametrize(("size", "scheme"), [("390", "light"), ("390", "dark"), ("1024", "light")])
+def test_a_warning_sign_sent_offline_says_call_now_before_it_reaches_the_clinic(
+    page, phone, server, size, scheme
+):
+    """Every warning sign is an urgent rule (U1-U5): offline at 10 pm, "saved on this phone"
+    alone would leave a client with trouble breathing waiting for a connection."""
+    look(page, size, scheme)
+    fresh_form(page)
+    phone.set_offline(True)
+    try:
+        card(page, "Redness", "1 Slight pink").tap()
+        card(page, "Swelling", "3 Clearly swollen, raised").tap()
+        page.get_by_role("group", name="Pain").get_by_role("radio", name="2", exact=True).tap()
+        page.get_by_role("checkbox", name=re.compile("^Swelling around the eye")).tap()
+        page.get_by_role("button", name="Send check-in").tap()
+        urgent = page.locator("#answer-urgent")
+        expect(urgent).to_be_visible()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Contact Clinic One now")
+        call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
+        expect(call).to_be_in_viewport(ratio=1)
+        expect(urgent).to_contain_text("Call emergency services now if")
+        expect(page.get_by_role("link", name="Call 112")).to_have_attribute("href", "tel:112")
+        # Not "we have alerted the clinic": it does not have the answers yet.
+        expect(urgent.locator(".urgent-next-saved")).to_be_visible()
+        expect(urgent.locator(".urgent-next-saved")).to_have_text(
+            re.compile(
+                r"saved on this phone .* Clinic One does not have them yet: call them now\.$"
+            )
+        )
+        expect(urgent.locator(".urgent-next-sent")).to_be_hidden()
+        expect(page.locator("#checkin-form")).to_be_hidden()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= SIZES[size]["width"]
+        screenshot(page, f"checkin-urgent-offline-{size}-{scheme}", full_page=False)
+    finally:
+        phone.set_offline(False)
+    # Back online the page replays it: the server's answer, and now the clinic is alerted.
+    expect(urgent.locator(".urgent-next-sent")).to_be_visible(timeout=15_000)
+    expect(urgent.locator(".urgent-next-saved")).to_be_hidden()
 
 
 def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):

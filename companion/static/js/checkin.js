@@ -215,10 +215,13 @@ const CompanionCheckin = (() => {
 
     // -------------------------------------------------- the answer, in place of the form
 
-    function showAnswer(assessment, note = "") {
+    function showAnswer(assessment, note = "", { saved = false } = {}) {
       const status = CompanionApp.assessmentView(assessment).status;
       const section = $(`answer-${status}`);
       if (!section) return;
+      // "We have alerted the clinic" only once the server has the answers.
+      for (const element of section.querySelectorAll(".urgent-next-sent")) element.hidden = saved;
+      for (const element of section.querySelectorAll(".urgent-next-saved")) element.hidden = !saved;
       for (const other of doc.querySelectorAll(".answer")) other.hidden = other !== section;
       const message = section.querySelector(".answer-message");
       if (message) message.textContent = assessment?.message ?? "";
@@ -443,7 +446,10 @@ const CompanionCheckin = (() => {
         form.reset();
         forgetPhotos();
         showPhotos();
-        showSaved(text);
+        // Any warning sign is an urgent rule (U1-U5) whatever else was answered: a client
+        // offline at night must read "call your clinic now", not only "saved".
+        if (Object.values(checkin.warning_signs).some(Boolean)) showAnswer({ status: "urgent" }, "", { saved: true });
+        else showSaved(text);
         await requestBackgroundSync();
       } else {
         showFormError(M.checkinNotSaved);
