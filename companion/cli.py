@@ -8,6 +8,7 @@ CLI's whole contract at a glance (serve's machinery is serve.py, doctor's checks
 import signal
 import sqlite3
 import sys
+from pathlib import Path
 
 import click
 from werkzeug.serving import make_server
@@ -20,7 +21,7 @@ from companion.config import ConfigError
 from companion.contract import parse
 from companion.db import connect, get_db, iso, utcnow, write
 from companion.doctor import doctor as check_installation
-from companion.doctor import unreadable_database
+from companion.doctor import make_owner_only, unreadable_database
 from companion.errors import DomainError
 from companion.review import erasure
 from companion.serve import serve as serve_production
@@ -49,6 +50,15 @@ def migrate(app) -> list[str]:
             # What a migration replaced (m014: two-factor secrets in clear) must not stay in
             # the WAL's old frames.
             erasure.clear_old_frames(db)
+        # Files an older version (or a copy made without umask 077) left readable by others.
+        if opened := make_owner_only(app.config, Path(app.instance_path)):
+            click.echo(
+                "Made owner-only (other users of this machine could read them): "
+                + ", ".join(p.name for p in opened[:5])
+                + (f" and {len(opened) - 5} more" if len(opened) > 5 else "")
+                + ".",
+                err=True,
+            )
         return pending
     finally:
         db.close()

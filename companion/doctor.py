@@ -29,6 +29,38 @@ def unreadable_database(path: str, error: Exception) -> str:
     )
 
 
+def owned_files(cfg, instance: Path) -> list[Path]:
+    """What Companion keeps for its own user (health data and keys): the instance folder,
+    secrets.json, the database and its side files, the photos folder and every photo."""
+    paths = [instance, instance / "secrets.json"]
+    if not cfg["DATABASE"].startswith((":memory:", "file:")):
+        paths += [Path(cfg["DATABASE"] + suffix) for suffix in ("", "-wal", "-shm", "-writelock")]
+    photos = Path(cfg["PHOTOS_DIR"])
+    paths.append(photos)
+    for folder, dirs, files in os.walk(photos):
+        paths += [Path(folder, name) for name in dirs + files]
+    return [p for p in paths if p.exists() and not p.is_symlink()]
+
+
+def open_to_others(cfg, instance: Path) -> list[Path]:
+    """The owned files other users of this machine can read or enter (made by an older
+    version, or by a copy or restore without umask 077)."""
+    return [p for p in owned_files(cfg, instance) if p.stat().st_mode & 0o077]
+
+
+def make_owner_only(cfg, instance: Path) -> list[Path]:
+    """Take every permission of group and others off the owned files (what `chmod -R go=`
+    does); return those changed. One this user may not change is left to the doctor."""
+    changed = []
+    for path in open_to_others(cfg, instance):
+        try:
+            path.chmod(path.stat().st_mode & 0o700)
+        except OSError:
+            continue
+        changed.append(path)
+    return changed
+
+
 def doctor(app: Flask) -> list[tuple[bool, str]]:
     """Check an installation; return (ok, message) findings (ok is None for a warning)."""
     cfg = app.config
@@ -87,6 +119,18 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             if not stuck
             else f"read-only database files: {', '.join(stuck)} (every write fails; make them"
             " writable by the user Companion runs as, e.g. chmod u+w companion.sqlite3*)",
+        )
+    )
+    shown = open_to_others(cfg, Path(app.instance_path))
+    found.append(
+        (
+            not shown,
+            "files are for Companion's user only"
+            if not shown
+            else "readable by other users of this machine (health data, keys): "
+            + ", ".join(str(p) for p in shown[:5])
+            + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+            + f" (companion init-db makes them owner-only; or chmod -R go= {app.instance_path})",
         )
     )
     if not cfg.get("PUBLIC_URL"):

@@ -6,6 +6,7 @@ import re
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import urllib.error
@@ -449,6 +450,36 @@ def test_a_missing_public_key_is_made_from_the_private_one(runner, app):
     assert runner.invoke(["init-db"]).exit_code == 0
     assert json.loads(secrets.read_text())["VAPID_PUBLIC_KEY"] == public
     assert json.loads(secrets.read_text())["VAPID_PRIVATE_KEY"] == stored["VAPID_PRIVATE_KEY"]
+
+
+def test_files_an_older_version_left_readable_are_found_and_made_owner_only(runner, app):
+    # An instance made before the files were owner-only (or restored without umask 077)
+    # kept its 0644 database and photos after the upgrade, and the doctor said nothing.
+    instance = Path(app.instance_path)
+    photo = Path(app.config["PHOTOS_DIR"]) / "7" / "a-photo.jpg"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"jpeg")
+    database = Path(app.config["DATABASE"])
+    opened = [instance, photo.parent.parent, photo.parent]
+    for path in opened:
+        path.chmod(0o755)
+    for path in (database, photo, instance / "secrets.json"):
+        path.chmod(0o644)
+        opened.append(path)
+    result = runner.invoke(["doctor"])
+    assert result.exit_code == 1, result.output
+    problem = next(line for line in result.output.splitlines() if "readable by other" in line)
+    assert problem.startswith("PROBLEM") and str(database) in problem, problem
+    assert f"chmod -R go= {instance}" in problem and "companion init-db" in problem
+    result = runner.invoke(["init-db"])
+    assert result.exit_code == 0, result.output
+    assert "Made owner-only" in result.output and "companion.sqlite3" in result.output
+    for path in opened:
+        assert stat.S_IMODE(path.stat().st_mode) in (0o600, 0o700), path
+    assert photo.read_bytes() == b"jpeg"
+    result = runner.invoke(["doctor"])
+    assert "ok       files are for Companion's user only" in result.output, result.output
+    assert "Made owner-only" not in runner.invoke(["init-db"]).output  # once
 
 
 @pytest.mark.parametrize("command", ["doctor", "init-db"])
