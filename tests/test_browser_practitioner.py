@@ -90,12 +90,15 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         steps = page.locator("#steps > li.step")
         before = steps.count()
         # Steps are listed in the order they fire: the 24 h check-in after the day-1 morning.
-        legends = steps.locator("legend .when").all_inner_texts()
+        # Each is folded to its summary (when, kind, title); a new one opens (issue: 16,000 px).
+        legends = steps.locator("summary .when").all_inner_texts()
         assert legends[:4] == ["right after", "same day at 19:00", "day 1 at 08:30", "24 h after"]
 
+        expect(page.locator("#steps details.step-card[open]")).to_have_count(0)
         page.get_by_role("button", name="Add a step").click()
         expect(steps).to_have_count(before + 1)
         new = steps.last
+        expect(new.locator("details.step-card")).to_have_attribute("open", "")
         new.get_by_label("Fires").select_option("day")
         new.get_by_label("Day (0 = session day)").fill("3")
         new.get_by_label("At (client's local time)").fill("07:30")
@@ -119,7 +122,11 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         row = page.locator("#preview li", has_text="Early check on your skin")
         expect(row).to_contain_text(expected)
         expect(row).to_contain_text("day 3 at 07:30; moved from 07:30 (quiet hours)")
+        expect(new.locator("summary .when")).to_have_text("day 3 at 07:30")
         expect(new.locator("legend .when")).to_have_text("day 3 at 07:30")
+        # The summary follows what is typed: it is what shows once the step is folded.
+        expect(new.locator("summary .kind")).to_have_text("Check-in")
+        expect(new.locator("summary .name")).to_have_text("Early check on your skin")
         expect(page.locator("#preview-status")).to_contain_text("America/New_York")
         screenshot(page, "protocol-editor-preview-tablet", full_page=False)
         # The preview as a Spanish-speaking client gets it: each step's Spanish, else English.
@@ -132,11 +139,12 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         # Remove the evening routine: the preview drops it. Move the new step up one place.
         evening = steps.filter(has=page.locator('input[value="Your evening skin routine"]'))
         expect(evening).to_have_count(1)
+        evening.locator("summary").first.click()
         evening.get_by_role("button", name="Remove").click()
         expect(steps).to_have_count(before)
         expect(page.locator("#preview")).not_to_contain_text("Your evening skin routine")
         steps.last.get_by_role("button", name="Move up").click()
-        expect(steps.nth(before - 2).locator("legend .when")).to_have_text("day 3 at 07:30")
+        expect(steps.nth(before - 2).locator("summary .when")).to_have_text("day 3 at 07:30")
 
         page.get_by_role("button", name=re.compile(r"^Save as version \d+")).click()
         expect(page.locator("p.notice").first).to_contain_text("Saved as version 2")
@@ -153,9 +161,45 @@ def test_protocol_editor_adds_a_step_and_the_preview_shows_it_at_the_right_local
         assert keys.index("early-check-on-your-skin") == before - 2  # moved up one place
         # The page lists it in firing order, between the day-3 steps.
         page.goto("/clinic/protocol")
-        legends = steps.locator("legend .when").all_inner_texts()
+        legends = steps.locator("summary .when").all_inner_texts()
         assert legends.index("day 3 at 07:30") < legends.index("day 3 at 08:30")
         assert not errors, errors
+
+
+def test_the_protocol_fits_a_phone_folded_and_saves_without_script(server):
+    """The protocol page was about 16,000 px tall at 390 px (every field of fifteen steps):
+    each step folds to a finger-high summary of when, kind and title, opens on a tap, and
+    the form still saves with script off (a folded step's fields are sent as they are)."""
+    with chromium_context(PHONE, base_url=server.url, java_script_enabled=False) as context:
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        sign_in(page)
+        page.goto("/clinic/protocol")
+        height = page.evaluate("document.documentElement.scrollHeight")
+        assert height < 6_000, height
+        summaries = page.locator("#steps > li.step > details > summary")
+        assert summaries.count() >= 10
+        boxes = [box["height"] for box in (s.bounding_box() for s in summaries.all())]
+        assert min(boxes) >= 44, boxes
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        first = page.locator("#steps > li.step").first
+        summary = first.locator("details.step-card > summary")
+        expect(summary).to_have_text(
+            re.compile(r"^right after · Instruction\s*Caring for your skin today$")
+        )
+        title = first.get_by_label(re.compile("^Title"))
+        expect(title).to_be_hidden()
+        summary.click()
+        expect(title).to_be_visible()
+        screenshot(page, "protocol-phone-folded-one-open", full_page=False)
+        version = page.request.get("/api/protocol").json()["version"]
+        title.fill("Caring for your skin tonight")
+        page.get_by_role("button", name=re.compile(r"^Save as version \d+")).click()
+        expect(page.locator("p.notice").first).to_contain_text(f"Saved as version {version + 1}")
+        saved = page.request.get("/api/protocol").json()
+        assert saved["version"] == version + 1
+        [step] = [s for s in saved["steps"] if s["key"] == "after-session"]
+        assert step["title"]["en"] == "Caring for your skin tonight", step
 
 
 # The queue (/clinic/) has its own 390 px and axe tests with its live updates (test_browser_queue).

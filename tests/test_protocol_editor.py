@@ -117,6 +117,40 @@ def test_a_bad_form_is_not_saved_and_says_where(world):
     assert world.p1.get("/api/protocol").json["version"] == 1
 
 
+def test_each_step_is_folded_to_its_when_kind_and_title_but_a_broken_one_opens(world):
+    """Fifteen open steps made the page 16,000 px tall on a phone: each step is a <details>
+    whose summary says when it fires, its kind and its title, and it works without script.
+    After a refused save, the steps with a problem are open and the others folded."""
+    http = page_client(world.app, {"email": "one@clinic-one.net"})
+    page = http.get("/clinic/protocol").get_data(as_text=True)
+    folds = re.findall(r'<details class="step-card"( open)?>\s*<summary>(.*?)</summary>', page)
+    steps = len(re.findall(r'name="key" value="[^"]+"', page))
+    assert len(folds) == steps + 1  # and the blank one "Add a step" copies
+    assert [opened for opened, _ in folds] == [""] * steps + [" open"]
+    summaries = [re.sub(r"<[^>]+>", "", summary) for _, summary in folds]
+    assert summaries[:2] == [
+        "right after · InstructionCaring for your skin today",
+        "same day at 19:00 · InstructionYour evening skin routine",
+    ]
+    assert "24 h after · Check-inHow is your skin today?" in summaries
+    rows = [
+        ("a", "after", "0", "", "", "instruction", "Fine", "Be gentle.", ""),
+        ("b", "day", "", "2", "25:00", "checkin", "Broken", "How is it?", ""),
+        ("c", "after", "48", "", "", "instruction", "Also fine", "Moisturise.", ""),
+    ]
+    form = {"csrf_token": csrf(page)}
+    english = [name for name in protocol_editor.FIELDS if not name.endswith("_es")]
+    for name, column in zip(english, zip(*rows, strict=True), strict=True):
+        form[name] = list(column)
+    form["title_es"] = form["body_es"] = [""] * len(rows)
+    r = http.post("/clinic/protocol", data=form)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "Step 2, time:" in html
+    folds = re.findall(r'<details class="step-card"( open)?>\s*<summary>(.*?)</summary>', html)
+    assert [opened for opened, _ in folds] == ["", " open", "", " open"], folds
+    assert "Broken" in folds[1][1]
+
+
 def test_a_practitioner_previews_but_cannot_save(world):
     colleague = add(world.p1)
     http = page_client(world.app, colleague)

@@ -139,8 +139,9 @@
       preview.replaceChildren(...data.plan.map(item));
       const words = new Map(data.plan.map((row) => [row.key, row.when]));
       list.querySelectorAll("li.step").forEach((li) => {
-        const when = li.querySelector("legend .when");
-        if (when && words.has(li.dataset.previewKey)) when.textContent = words.get(li.dataset.previewKey);
+        // The step's summary (what shows while it is folded) and its fieldset's legend.
+        if (!words.has(li.dataset.previewKey)) return;
+        li.querySelectorAll(".when").forEach((when) => (when.textContent = words.get(li.dataset.previewKey)));
       });
       status.textContent =
         "Planned for a session on " + data.performed_at.slice(0, 16).replace("T", " ") + " in " + data.timezone + ", quiet hours " + data.quiet_start + "–" + data.quiet_end + ".";
@@ -175,6 +176,15 @@
     timer = setTimeout(refresh, 350);
   }
 
+  // A folded step shows its kind and title: keep them as typed.
+  function relabel(li) {
+    const kind = li.querySelector('select[name="kind"]');
+    const summaryKind = li.querySelector("summary .kind");
+    if (kind && summaryKind) summaryKind.textContent = kind.selectedOptions[0].textContent;
+    const title = value(li, "title");
+    li.querySelectorAll(".name").forEach((name) => (name.textContent = title || (name.closest("summary") ? "" : "untitled")));
+  }
+
   function wire(li) {
     const timing = li.querySelector("select.timing");
     if (!timing) return; // a read-only list
@@ -187,7 +197,8 @@
       li.remove();
       renumber();
       later();
-      if (next) next.querySelector("input.title").focus();
+      // The next step's title if it is open, else its summary (a folded field takes no focus).
+      if (next) (next.querySelector("details[open] input.title") || next.querySelector("summary")).focus();
     });
     tools.querySelector(".up").addEventListener("click", (event) => {
       if (li.previousElementSibling) list.insertBefore(li, li.previousElementSibling);
@@ -207,6 +218,10 @@
   renumber();
   list.addEventListener("input", later);
   list.addEventListener("change", later);
+  list.addEventListener("input", (event) => {
+    const li = event.target.closest("li.step");
+    if (li) relabel(li);
+  });
   options.addEventListener("input", later);
   options.addEventListener("change", later);
   options.addEventListener("submit", (event) => {
