@@ -97,6 +97,12 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         )
     )
     found.append(mail.describe(cfg))
+    try:
+        settings = mail.settings_from(cfg)
+    except ValueError:  # said by describe()
+        settings = None
+    if settings is not None:
+        found.append(mail.reach(settings))
     probe = Path(app.instance_path) / ".doctor-probe"
     try:
         probe.write_text("ok")

@@ -671,10 +671,29 @@ def test_doctor_reports_the_email_setup(app, smtp):
 
     lines = [(ok, m) for ok, m in doctor(app) if m.startswith("email")]
     assert lines == [
-        (True, f"email via 127.0.0.1:{smtp.port} (none), from reminders@clinic-tests.net")
+        (True, f"email via 127.0.0.1:{smtp.port} (none), from reminders@clinic-tests.net"),
+        (True, f"email server 127.0.0.1:{smtp.port} answered"),
     ]
     app.config["SMTP_SECURITY"] = "ssl"
     assert [ok for ok, m in doctor(app) if m.startswith("email")] == [False]
+
+
+def test_doctor_finds_the_email_server_down_or_refusing_the_sign_in(app):
+    """Settings that parse said "ok" while the server was down or refused the password: the
+    doctor now connects and signs in as the dispatcher does."""
+    from companion.doctor import doctor
+
+    with SmtpServer(auth=("mailer", "s3cret-pass")) as server:
+        app.config.update(server.config())
+        assert [ok for ok, m in doctor(app) if m.startswith("email server")] == [True]
+        app.config["SMTP_PASSWORD"] = "wrong-pass"
+        [(ok, line)] = [(ok, m) for ok, m in doctor(app) if m.startswith("email server")]
+        # (the test server drops a failed sign-in rather than answering 535: either is said)
+        assert not ok and f"email server 127.0.0.1:{server.port}" in line, line
+        port = server.port
+    [(ok, line)] = [(ok, m) for ok, m in doctor(app) if m.startswith("email server")]
+    assert not ok and f"email server 127.0.0.1:{port} cannot be reached" in line, line
+    assert "Connection refused" in line
 
 
 def test_the_client_chooses_channels_on_the_settings_page(app, world):

@@ -93,6 +93,27 @@ def describe(cfg: Mapping) -> tuple[bool, str]:
     )
 
 
+def reach(settings: MailSettings) -> tuple[bool, str]:
+    """For `companion doctor`: open a connection as the dispatcher does (TLS and sign-in
+    included) and close it, so a server that is down or refuses the sign-in is found at
+    3 am by the doctor, not by the clients who got no email."""
+    where = f"email server {settings.host}:{settings.port}"
+    try:
+        conn = Mailer(settings)._connect()
+    except smtplib.SMTPAuthenticationError as e:
+        return False, f"{where} refused the sign-in: {e.smtp_code} {_text(e.smtp_error)}"
+    except (OSError, smtplib.SMTPException) as e:
+        return False, (
+            f"{where} cannot be reached ({_describe(e)}): emails wait, retried, until it"
+            " answers or their reminder expires"
+        )
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()
+    return True, f"{where} answered" + (" and accepted the sign-in" if settings.user else "")
+
+
 # SMTP's line ends; headers folded only past SMTP's limit, so a List-Unsubscribe URL stays on
 # its header's line (RFC 8058 readers differ in how they unfold).
 SMTP_POLICY = compat32.clone(linesep="\r\n", max_line_length=998)
