@@ -2,6 +2,7 @@
 
 import json
 import os
+import pwd
 import secrets
 import traceback
 from pathlib import Path
@@ -174,6 +175,8 @@ def load(app: Flask, test_config: dict | None) -> None:
             f"the instance folder {instance} cannot be made ({e.strerror}): set"
             " COMPANION_INSTANCE_PATH to a folder this user can write"
         ) from None
+    if not os.access(instance, os.R_OK | os.X_OK):  # config.py was blamed, existing or not
+        raise ConfigError(f"the instance folder cannot be read: {not_this_users(instance)}")
     _load_file(app, instance / "config.py")
     for name, kind in ENV_SETTINGS.items():
         raw = os.environ.get(f"COMPANION_{name}")
@@ -250,11 +253,40 @@ def _check_keys(cfg, path: Path) -> None:
         ) from None
 
 
+def not_this_users(path: Path) -> str:
+    """Why this user cannot use `path`: it (or its folder) belongs to another user, e.g. after
+    `sudo companion init-db` for a service that runs as its own user. Both are named, with
+    the two ways out; never "restore from backup", which would put older data over good."""
+
+    def name(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"uid {uid}"
+
+    me = name(os.geteuid())
+    for where in (path, *path.parents):
+        try:
+            owner = name(where.stat().st_uid)
+            break
+        except OSError:
+            continue
+    folder = where if where.is_dir() else where.parent
+    return (
+        f"{where} belongs to {owner}, and Companion runs as {me} here. Run Companion as"
+        f" {owner}, or give the files to {me}: chown -R {me} {folder}"
+        if owner != me
+        else f"{path} is not readable by {me} (see its mode: chmod u+rw, or u+rwx for a folder)"
+    )
+
+
 def _read_secrets(path: Path) -> dict:
     """Read secrets.json; a damaged one stops us: new keys would sign everyone out and lose
     every push subscription and two-factor sign-in, so it is never silently replaced."""
     try:
         stored = json.loads(path.read_text())
+    except PermissionError:  # not damaged: another user's (no backup to restore)
+        raise ConfigError(f"{path} cannot be read: {not_this_users(path)}") from None
     except (OSError, ValueError) as e:
         stored = e
     if not isinstance(stored, dict):

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from companion import migrations
+from companion.config import not_this_users
 from companion.db import connect, iso, one, parse_iso, utcnow
 from companion.reminders import health as push_health
 from companion.reminders import mail
@@ -23,6 +24,8 @@ def unreadable_database(path: str, error: Exception) -> str:
         )
     if not os.access(folder, os.W_OK | os.X_OK) and not Path(path).exists():
         return f"database {path} cannot be created: this user cannot write to {folder}"
+    if Path(path).exists() and not os.access(path, os.R_OK):  # not damaged: not ours
+        return f"database {path} cannot be opened: {not_this_users(Path(path))}"
     return (
         f"database {path} cannot be read: {error}. Stop Companion and restore the file from"
         " your backup (README, Backups: first move the file and its -wal and -shm aside)"

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 from conftest import PASSWORD, count
 
 from companion.cli import main
-from testkit.processes import wait_for_health
+from testkit.processes import COMPANION, env_for, wait_for_health
 
 COMMANDS = sorted(main.commands)
 
@@ -480,6 +481,47 @@ def test_files_an_older_version_left_readable_are_found_and_made_owner_only(runn
     result = runner.invoke(["doctor"])
     assert "ok       files are for Companion's user only" in result.output, result.output
     assert "Made owner-only" not in runner.invoke(["init-db"]).output  # once
+
+
+@pytest.mark.parametrize("what", ["instance folder", "secrets.json", "database"])
+def test_files_of_another_user_are_named_as_such_not_as_damage(app, what):
+    """`sudo companion init-db`, then the service as its own user: the errors blamed a
+    config.py that did not exist, or said secrets.json or the database was damaged and to
+    restore a backup (older data over good)."""
+    instance = Path(app.instance_path)
+    target = {
+        "instance folder": instance,
+        "secrets.json": instance / "secrets.json",
+        "database": Path(app.config["DATABASE"]),
+    }[what]
+    prefix = []
+    if os.geteuid() == 0:  # another user's files, and root without its override of modes
+        if not shutil.which("setpriv"):
+            pytest.skip("needs setpriv to run as root without CAP_DAC_OVERRIDE")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+        os.chown(target, 65534, 65534)
+        target.chmod(0o700 if target.is_dir() else 0o600)
+    else:
+        target.chmod(0o000)
+    try:
+        for command in ("init-db", "doctor"):
+            r = subprocess.run(
+                [*prefix, COMPANION, command],
+                env=env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            said = r.stdout + r.stderr
+            assert r.returncode == 1 and "Traceback" not in said, said
+            assert str(target) in said and "backup" not in said and "config.py" not in said
+            if prefix:
+                assert f"{target} belongs to nobody, and Companion runs as root" in said, said
+                assert f"chown -R root {instance}" in said, said
+    finally:
+        if prefix:
+            os.chown(target, 0, 0)
+        target.chmod(0o700 if target.is_dir() else 0o600)
 
 
 @pytest.mark.parametrize("command", ["doctor", "init-db"])
