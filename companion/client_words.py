@@ -80,10 +80,6 @@ def client_messages() -> dict:
         ),
         "subscriptionNotSaved": _("Could not save reminders on the server. Please try again."),
         "checkinSaved": _("Saved on this phone, will send when online."),
-        "checkinSavedSignedOut": _(
-            "Saved on this phone, will send when online. You are signed out: open your invite"
-            " link again so it can be sent."
-        ),
         "checkinSavedLater": _(
             "Saved on this phone. The clinic's server could not take it just now; it will be"
             " sent automatically."

@@ -215,13 +215,13 @@ const CompanionCheckin = (() => {
 
     // -------------------------------------------------- the answer, in place of the form
 
-    function showAnswer(assessment, note = "", { saved = false } = {}) {
+    // next: what became of the answers, "sent" (the server's answer), "saved" (queued on this
+    // phone) or "signed-out" (not sent, and not kept); "we have alerted the clinic" only when sent.
+    function showAnswer(assessment, note = "", { next = "sent" } = {}) {
       const status = CompanionApp.assessmentView(assessment).status;
       const section = $(`answer-${status}`);
       if (!section) return;
-      // "We have alerted the clinic" only once the server has the answers.
-      for (const element of section.querySelectorAll(".urgent-next-sent")) element.hidden = saved;
-      for (const element of section.querySelectorAll(".urgent-next-saved")) element.hidden = !saved;
+      for (const element of section.querySelectorAll(".urgent-next")) element.hidden = element.dataset.next !== next;
       for (const other of doc.querySelectorAll(".answer")) other.hidden = other !== section;
       const message = section.querySelector(".answer-message");
       if (message) message.textContent = assessment?.message ?? "";
@@ -242,10 +242,11 @@ const CompanionCheckin = (() => {
       section.focus();
     }
 
-    function showSaved(text) {
-      const section = $("answer-saved");
+    function showSaved(text, id = "answer-saved") {
+      const section = $(id);
       for (const other of doc.querySelectorAll(".answer")) other.hidden = other !== section;
-      section.querySelector(".answer-message").textContent = text;
+      const message = section.querySelector(".answer-message");
+      if (message) message.textContent = text;
       $("checkin-flow").hidden = true;
       section.hidden = false;
       win.scrollTo(0, 0);
@@ -426,7 +427,19 @@ const CompanionCheckin = (() => {
           result = await outbox.sendDirect(checkin, blobs, form.dataset.clientId);
         }
       }
-      if (result.outcome === "sent") {
+      const urgentSigns = Object.values(checkin.warning_signs).some(Boolean);
+      if (result.status === 401 && !linkUrl) {
+        // Signed out: "try again" or "will send" would be untrue, and a reload leads to the start
+        // page. Say so, with the clinic's number (and the urgent screen for a warning sign).
+        clearDraft();
+        // Not left to a later replay: the client is told to check in again once signed in.
+        if (stored) await outbox.remove(checkin.id).catch((error) => console.warn("Outbox:", error));
+        form.reset();
+        forgetPhotos();
+        showPhotos();
+        if (urgentSigns) showAnswer({ status: "urgent" }, "", { next: "signed-out" });
+        else showSaved("", "answer-signed-out");
+      } else if (result.outcome === "sent") {
         clearDraft();
         const note = photoNote(result.photos);
         form.reset();
@@ -438,9 +451,9 @@ const CompanionCheckin = (() => {
       } else if (stored) {
         // The outbox holds it now; the draft's work is done.
         clearDraft();
-        // Say why it waits: no connection, the server busy or down, or signed out.
+        // Say why it waits: no connection, or the server busy or down.
         const serverBusy = result.status >= 500 || result.status === 429;
-        let text = result.status === 401 ? M.checkinSavedSignedOut : serverBusy ? M.checkinSavedLater : M.checkinSaved;
+        let text = serverBusy ? M.checkinSavedLater : M.checkinSaved;
         // The photos wait in the outbox with it.
         if (photos.length) text = `${text} ${M.photosOffline}`;
         form.reset();
@@ -448,7 +461,7 @@ const CompanionCheckin = (() => {
         showPhotos();
         // Any warning sign is an urgent rule (U1-U5) whatever else was answered: a client
         // offline at night must read "call your clinic now", not only "saved".
-        if (Object.values(checkin.warning_signs).some(Boolean)) showAnswer({ status: "urgent" }, "", { saved: true });
+        if (urgentSigns) showAnswer({ status: "urgent" }, "", { next: "saved" });
         else showSaved(text);
         await requestBackgroundSync();
       } else {

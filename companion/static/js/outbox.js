@@ -372,6 +372,8 @@ const CompanionOutbox = (() => {
       },
 
       pending,
+      /** Forget a queued check-in and its photos (one the server will never take from here). */
+      remove: (id) => store.delete(id),
       /** How many check-ins wait (a record whose check-in landed, with photos left, is none). */
       async count() {
         return (await store.getAll()).filter((record) => !record.checkin_sent).length;
