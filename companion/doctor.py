@@ -1,6 +1,7 @@
 """The installation doctor: secrets, VAPID contact, files, database, dispatcher, backlog."""
 
 import os
+import shutil
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,21 @@ def unreadable_database(path: str, error: Exception) -> str:
         return f"database {path} cannot be created: this user cannot write to {folder}"
     if Path(path).exists() and not os.access(path, os.R_OK):  # not damaged: not ours
         return f"database {path} cannot be opened: {not_this_users(Path(path))}"
+    kind = getattr(error, "sqlite_errorname", "")
+    if kind.startswith(("SQLITE_FULL", "SQLITE_IOERR")):  # the disk, not the file
+        free = shutil.disk_usage(folder).free
+        return (
+            f"database {path} cannot be opened: {error}, with {free // 2**20} MB free on its"
+            " disk. Free some space (or check the disk: dmesg), then start again; the file"
+            " is most likely fine: do not restore a backup over it"
+        )
+    if kind.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return (
+            f"database {path} cannot be opened: {error} by another program (a backup, a"
+            " sqlite3 shell left open?); try again once it is done"
+        )
+    if not kind.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return f"database {path} cannot be opened: {error} ({kind or 'no SQLite code'})"
     return (
         f"database {path} cannot be read: {error}. Stop Companion and restore the file from"
         " your backup (README, Backups: first move the file and its -wal and -shm aside)"
@@ -113,6 +129,7 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         found.append((True, f"instance folder {app.instance_path} is writable"))
     except OSError as e:
         found.append((False, f"instance folder {app.instance_path} is not writable: {e}"))
+        probe.unlink(missing_ok=True)  # made, then a full disk refused its two bytes
     # SQLite gives the -wal and -shm files it creates the database file's mode: made while
     # the database was read-only, they stay read-only after it is fixed, and every write
     # fails (503) until they are fixed too.

@@ -1,5 +1,6 @@
 """The `companion` command: every subcommand, the operator contract, the demo seed."""
 
+import contextlib
 import json
 import os
 import re
@@ -522,6 +523,54 @@ def test_files_of_another_user_are_named_as_such_not_as_damage(app, what):
         if prefix:
             os.chown(target, 0, 0)
         target.chmod(0o700 if target.is_dir() else 0o600)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB file system of its own (tmpfs: needs root), to be filled."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+    )
+    if os.geteuid() != 0 or mounted.returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_is_said_to_be_full_not_a_database_to_restore(small_disk):
+    """`companion worker` (or init-db, serve) started on a full disk said the database could
+    not be read and to restore it from a backup: older data over a file that was fine."""
+    instance = small_disk / "instance"
+    env = env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net")
+    subprocess.run([COMPANION, "init-db"], env=env, check=True, capture_output=True)
+    filler = small_disk / "filler"
+    with filler.open("wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+    for command in ("init-db", "worker", "doctor"):
+        r = subprocess.run(
+            [COMPANION, command], env=env, capture_output=True, text=True, timeout=60
+        )
+        said = r.stdout + r.stderr
+        assert r.returncode == 1 and "Traceback" not in said, said
+        assert "MB free on its disk. Free some space" in said, said
+        assert "restore the file from your backup" not in said, said
+    assert not (instance / ".doctor-probe").exists()  # the doctor's write test left no file
+    filler.unlink()
+    assert (
+        "already up to date"
+        in subprocess.run(
+            [COMPANION, "init-db"], env=env, check=True, capture_output=True, text=True
+        ).stdout
+    )
+    conn = sqlite3.connect(instance / "companion.sqlite3")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
 
 
 @pytest.mark.parametrize("command", ["doctor", "init-db"])
