@@ -43,6 +43,8 @@ def migrate(app) -> list[str]:
     except sqlite3.DatabaseError as e:
         raise click.ClickException(unreadable_database(app.config["DATABASE"], e)) from None
     try:
+        if newer := migrations.from_a_newer_version(db):  # a rollback after an upgrade
+            raise click.ClickException(f"{app.config['DATABASE']}: {newer}.")
         pending = [m.name for m in migrations.migrations.pending(db)]
         with app.app_context():  # m014 encrypts with the app's TOTP_KEY
             migrations.apply(db)

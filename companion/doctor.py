@@ -179,6 +179,9 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         return found
     db = connect(cfg["DATABASE"])
     try:
+        if newer := migrations.from_a_newer_version(db):
+            found.append((False, newer))
+            return found
         pending = [m.name for m in migrations.migrations.pending(db)]
         found.append(
             (

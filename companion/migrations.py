@@ -303,6 +303,20 @@ def apply(db: sqlite_utils.Database) -> None:
     migrations.apply(db)
 
 
+def from_a_newer_version(db: sqlite_utils.Database) -> str | None:
+    """Say so when the database holds migrations this version does not know: it was upgraded
+    by a newer Companion, and this (older) code would run on tables it was not written for."""
+    known = {m.name for m in migrations._migrations}
+    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    if not unknown:
+        return None
+    return (
+        f"the database was upgraded by a newer version of Companion ({', '.join(unknown)}"
+        " applied, which this version does not know): run that version again, or restore"
+        " the backup made before the upgrade (README, Upgrades)"
+    )
+
+
 @migrations()
 def m005_review_indexes(db: sqlite_utils.Database) -> None:
     _run(

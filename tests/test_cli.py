@@ -573,6 +573,25 @@ def test_a_full_disk_is_said_to_be_full_not_a_database_to_restore(small_disk):
     conn.close()
 
 
+def test_a_database_upgraded_by_a_newer_version_is_not_run_by_an_older_one(runner, app):
+    """A rollback after an upgrade: the older code ran on tables it was not written for."""
+    database = app.config["DATABASE"]
+    conn = sqlite3.connect(database)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+        " VALUES ('companion', 'm099_from_a_later_release', '2027-01-01')"
+    )
+    conn.commit()
+    conn.close()
+    for command in (["init-db"], ["worker"], ["run", "--port", "0"], ["serve", "--port", "0"]):
+        result = runner.invoke(command)
+        assert_clean_failure(result, database, "m099_from_a_later_release", "newer version")
+        assert "restore the backup made before the upgrade" in result.output
+    result = runner.invoke(["doctor"])
+    assert result.exit_code == 1, result.output
+    assert "PROBLEM  the database was upgraded by a newer version" in result.output
+
+
 @pytest.mark.parametrize("command", ["doctor", "init-db"])
 def test_a_file_that_is_not_a_database_is_named(runner, app, command):
     database = Path(app.config["DATABASE"])
