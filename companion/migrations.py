@@ -642,3 +642,17 @@ def m018_clinic_client_defaults(db: sqlite_utils.Database) -> None:
     ALTER TABLE clinics ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
     """,
     )
+
+
+@migrations()
+def m020_push_subscription_sign_in(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+    -- The client's sign-in (auth_sessions.id) a push subscription was posted under: signing
+    -- that phone out forgets its subscription, so a lost phone stops getting reminders and
+    -- they fall back to email. Subscriptions stored before know none (signing every phone of
+    -- the client out forgets them).
+    ALTER TABLE push_subscriptions ADD COLUMN session_id TEXT;
+    """,
+    )

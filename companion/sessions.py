@@ -165,6 +165,8 @@ def end_session() -> None:
             "UPDATE auth_sessions SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
             {"now": iso(utcnow()), "id": hash_token(current_user.session_id)},
         )
+        if current_user.is_client:  # a practitioner's urgent alerts outlive their sign-in
+            phones.forget_push_of_signed_out(get_db(), current_user.id)
     logout_user()
     session.clear()
     # The browser drops what it kept of the app (caches, storage, the service worker).
@@ -178,6 +180,8 @@ def revoke_all(kind: str, user_id: int) -> int:
         " AND user_id = :user_id AND revoked_at IS NULL",
         {"now": iso(utcnow()), "kind": kind, "user_id": user_id},
     )
+    if kind == "client":
+        phones.forget_push_of_signed_out(get_db(), user_id, every_phone=True)
     return cur.rowcount
 
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import PASSWORD, Api, count, sql
 
 from companion.accounts.phones import device_label
+from testkit.push_receiver import FakeBrowserSubscription
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
@@ -145,6 +146,64 @@ def test_a_new_invite_offers_to_sign_the_old_phones_out(world):
     )
     assert r.status_code == 200 and "still signed in" not in r.get_data(as_text=True)
     assert devices(world) == []
+
+
+def subscribe(api, name: str) -> str:
+    """Post a browser-like push subscription from this phone; return its endpoint."""
+    sub = FakeBrowserSubscription(name, f"https://push.example.net/send/{name}").to_json()
+    r = api.post("/api/push/subscriptions", sub)
+    assert r.status_code == 201, r.json
+    return sub["endpoint"]
+
+
+def push_endpoints(world, kind="client", owner_id=None) -> list[str]:
+    found = sql(
+        world.app,
+        "SELECT endpoint FROM push_subscriptions WHERE owner_kind = ? AND owner_id = ?",
+        (kind, owner_id or world.client1["id"]),
+    )
+    return sorted(endpoint for (endpoint,) in found)
+
+
+def test_a_phone_signed_out_stops_getting_reminders_on_it(world):
+    """A lost phone signed out by the clinic kept its push subscription: the reminders (with
+    the clinic's name and the aftercare) went on arriving there, and since a live device
+    existed, none went by email to the client who no longer had it."""
+    iphone = phone(world, IPHONE)
+    lost = subscribe(iphone, "lost")
+    kept = subscribe(world.c1, "kept")
+    [target] = [d for d in devices(world) if d["label"] == "Safari on iPhone"]
+    assert (
+        world.p1.delete(f"/api/clients/{world.client1['id']}/devices/{target['id']}").status_code
+        == 204
+    )
+    assert push_endpoints(world) == [kept]
+    listed = world.c1.get("/api/push/subscriptions").json["subscriptions"]
+    assert lost not in [each["endpoint"] for each in listed]
+    # The client's own sign-out forgets the phone's too (the browser drops its worker anyway).
+    assert world.c1.post("/api/auth/logout").status_code == 204
+    assert push_endpoints(world) == []
+
+
+def test_a_new_invite_signing_the_old_phones_out_forgets_their_subscriptions(world):
+    subscribe(world.c1, "old-phone")
+    # One stored before m020 names no sign-in: signing every phone out forgets it as well.
+    legacy = subscribe(phone(world, ANDROID), "older")
+    sql(world.app, "UPDATE push_subscriptions SET session_id = NULL WHERE endpoint = ?", (legacy,))
+    r = world.p1.post(f"/api/clients/{world.client1['id']}/invites", {"sign_out_devices": True})
+    assert r.status_code == 201
+    assert push_endpoints(world) == []
+    # A new phone signed in afterwards subscribes as before.
+    fresh = subscribe(phone(world, IPHONE), "new-phone")
+    assert push_endpoints(world) == [fresh]
+
+
+def test_a_practitioners_alerts_outlive_their_sign_out(world):
+    """Urgent alerts reach a practitioner's phone whether or not they are signed in."""
+    endpoint = subscribe(world.p1, "desk-phone")
+    pid = world.p1.get("/api/me").json["practitioner"]["id"]
+    assert world.p1.post("/api/auth/logout").status_code == 204
+    assert push_endpoints(world, "practitioner", pid) == [endpoint]
 
 
 def test_last_seen_moves_at_most_every_few_minutes(world):

@@ -68,7 +68,24 @@ def sign_out(
         " AND (:device_id IS NULL OR device_id = :device_id)",
         {"now": iso(now), "client_id": client_id, "device_id": device_id},
     )
+    forget_push_of_signed_out(db, client_id, every_phone=device_id is None)
     return cur.rowcount
+
+
+def forget_push_of_signed_out(
+    db: sqlite_utils.Database, client_id: int, every_phone: bool = False
+) -> int:
+    """Drop the push subscriptions a client's phones made under sign-ins that have ended, so a
+    lost or signed-out phone stops getting reminders (and an undeliverable reminder goes by
+    email instead); `every_phone` also drops those stored before m020, which name no sign-in.
+    Return how many."""
+    return db.conn.execute(
+        "DELETE FROM push_subscriptions WHERE owner_kind = 'client' AND owner_id = :client_id"
+        " AND (session_id IN (SELECT id FROM auth_sessions WHERE user_kind = 'client'"
+        " AND user_id = :client_id AND revoked_at IS NOT NULL)"
+        " OR (:every AND session_id IS NULL))",
+        {"client_id": client_id, "every": every_phone},
+    ).rowcount
 
 
 def device_dict(row: dict) -> dict:

@@ -22,6 +22,7 @@ from companion.reminders.models import (
     VapidKey,
 )
 from companion.reminders.protocol import validate_steps
+from companion.sessions import hash_token
 from companion.web import body, created, installation_url
 
 bp = Blueprint("api_reminders", __name__, url_prefix="/api")
@@ -101,7 +102,10 @@ def subscribe():
     if errors:
         raise Invalid(errors)
     agent = request.headers.get("User-Agent", "")[:200]
-    row, new = devices.subscribe(get_db(), current_user.kind, current_user.id, sub, agent, utcnow())
+    signed_in_as = hash_token(current_user.session_id) if current_user.is_client else None
+    row, new = devices.subscribe(
+        get_db(), current_user.kind, current_user.id, sub, agent, utcnow(), signed_in_as
+    )
     return created(devices.subscription_dict(row), 201 if new else 200)
 
 

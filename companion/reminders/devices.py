@@ -29,10 +29,13 @@ def subscribe(
     subscription: dict,
     user_agent: str,
     now: datetime,
+    session_id: str | None = None,
 ) -> tuple[dict, bool]:
     """Store a device's checked subscription for its owner; return the stored row and whether
-    it is new (False: the endpoint was already stored, now with these keys and this owner)."""
+    it is new (False: the endpoint was already stored, now with these keys and this owner).
+    `session_id`: the client's sign-in it came under (hashed), which signing out forgets it with."""
     values = {
+        "session_id": session_id,
         "owner_kind": owner_kind,
         "owner_id": owner_id,
         "endpoint": subscription["endpoint"],
@@ -47,11 +50,12 @@ def subscribe(
         # replaces the old row rather than duplicating it.
         db.conn.execute(
             "INSERT INTO push_subscriptions (owner_kind, owner_id, endpoint, p256dh, auth,"
-            " user_agent, created_at) VALUES (:owner_kind, :owner_id, :endpoint, :p256dh,"
-            " :auth, :user_agent, :created_at)"
+            " user_agent, created_at, session_id) VALUES (:owner_kind, :owner_id, :endpoint,"
+            " :p256dh, :auth, :user_agent, :created_at, :session_id)"
             " ON CONFLICT(endpoint) DO UPDATE SET owner_kind = excluded.owner_kind,"
             " owner_id = excluded.owner_id, p256dh = excluded.p256dh, auth = excluded.auth,"
-            " user_agent = excluded.user_agent, gone_at = NULL",
+            " user_agent = excluded.user_agent, session_id = excluded.session_id,"
+            " gone_at = NULL",
             values,
         )
         # One owner cannot make every batch wait on hundreds of dead endpoints: past
