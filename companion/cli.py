@@ -260,6 +260,13 @@ def worker() -> None:
 def demo(host: str, port: int, seed_only: bool) -> None:
     app = _app()
     migrate(app)
+    if others := demo_data.other_clinics(app):  # a production instance, by a slip at 3 am
+        raise click.ClickException(
+            f"{app.config['DATABASE']} holds other clinics ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}): the demo would add its clinic, sample"
+            " clients and an owner whose password it prints. Give it a folder of its own:"
+            " COMPANION_INSTANCE_PATH=./demo-instance companion demo"
+        )
     with app.app_context():
         email, password = demo_data.seed(app)
     click.echo(f"Demo practitioner: {email} / password: {password}")

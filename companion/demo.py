@@ -34,6 +34,16 @@ CLIENTS = [
 SPANISH = {"Lucía Romero"}
 
 
+def other_clinics(app: Flask) -> list[str]:
+    """The clinics of this instance that are not the demo's: real ones the demo must not join."""
+    db = connect(app.config["DATABASE"])
+    try:
+        rows = db.execute("SELECT name FROM clinics WHERE name != ? ORDER BY id", [CLINIC])
+        return [name for (name,) in rows.fetchall()]
+    finally:
+        db.close()
+
+
 def seed(app: Flask) -> tuple[str, str]:
     """Create (or refresh) the demo clinic; return the practitioner's email and a new password."""
     password = secrets.token_urlsafe(9)

@@ -294,6 +294,20 @@ def test_demo_seed_only_seeds_clients_with_sessions_and_the_login_works(runner, 
     assert count(app, "checkins", "received_at != taken_at") == 0
 
 
+def test_demo_refuses_an_instance_that_holds_real_clinics(runner, app):
+    """`companion demo` on a production instance added a demo clinic, its clients and an owner
+    with a printed password beside the real clinic (whose installed app lost its name)."""
+    assert create(runner).exit_code == 0
+    before = {t: count(app, t) for t in ("clinics", "practitioners", "clients")}
+    for flags in (["--seed-only"], ["--port", "0"]):
+        result = runner.invoke(["demo", *flags])
+        assert_clean_failure(
+            result, "holds other clinics (Clinic Three)", "COMPANION_INSTANCE_PATH"
+        )
+        assert "password:" not in result.output
+    assert {t: count(app, t) for t in before} == before
+
+
 def test_demo_seed_twice_refreshes_the_password_without_duplicating(runner, app):
     email, old = seed(runner)
     clients = count(app, "clients")
