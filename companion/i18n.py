@@ -203,8 +203,11 @@ SHELL_HEADER = "X-Companion-Shell"
 
 
 def shell_of(language: str, face: dict | None) -> str:
-    """Name the offline page a client page goes with (see content_language above)."""
+    """Name the offline page a client page goes with (see content_language above): its
+    language and the clinic's header and phone number (its call button)."""
     seen = [language] + (
-        [face["display_name"], face["logo_url"], face["accent_color"]] if face else []
+        [face["display_name"], face["logo_url"], face["accent_color"], face["phone"]]
+        if face
+        else []
     )
     return hashlib.sha256(json.dumps(seen).encode()).hexdigest()[:16]

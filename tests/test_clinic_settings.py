@@ -266,6 +266,30 @@ def test_the_offline_page_goes_with_the_clinics_header(world):
     assert es_page not in (page, world.c1.get("/offline?lang=en").headers["X-Companion-Shell"])
 
 
+def test_the_offline_page_has_the_clinics_call_button_and_follows_its_number(world):
+    # Offline with a worrying skin, the cached offline page offered only "Check in": a phone
+    # call works without a connection, so the clinic's call button is there too, and a new
+    # number makes the service worker fetch the page again (its X-Companion-Shell moves).
+    offline = world.c1.get("/offline?lang=en")
+    html = offline.get_data(as_text=True)
+    main = html.split("<main")[1].split("</main>")[0]
+    assert "Worried about your skin?" in main
+    assert 'href="tel:+442079460001"' in main and "Call Clinic One" in main
+    before = offline.headers["X-Companion-Shell"]
+    assert world.p1.patch("/api/clinic", {"phone": "+44 20 7946 0999"}).status_code == 200
+    moved = world.c1.get("/offline?lang=en")
+    assert 'href="tel:+442079460999"' in moved.get_data(as_text=True)
+    assert moved.headers["X-Companion-Shell"] != before
+    assert (
+        world.c1.get("/checkin").headers["X-Companion-Shell"] == moved.headers["X-Companion-Shell"]
+    )
+    # Without a number: plain words on how to reach them, never a dead end.
+    world.p1.patch("/api/clinic", {"phone": None})
+    main = world.c1.get("/offline?lang=es").get_data(as_text=True).split("<main")[1]
+    assert 'href="tel:' not in main.split("</main>")[0]
+    assert "¿Te preocupa tu piel?" in main
+
+
 def test_the_invite_names_the_clinic_it_comes_from(world):
     world.p2.patch(
         "/api/clinic", {"display_name": "Clinic Two Studio", "phone": "+44 20 7946 0002"}
