@@ -3,6 +3,7 @@ one-click unsubscribe, against a real SMTP server (aiosmtpd on 127.0.0.1) and a 
 receiver. Emails are parsed with the standard library; their links are followed through the app.
 """
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -376,6 +377,21 @@ def test_an_smtp_server_that_is_down_keeps_the_reminder(app, db, world, smtp, se
     run(app, db, sender)
     settled = row(db, row_id)
     assert settled["status"] == "pending" and "SMTP server unavailable" in settled["status_reason"]
+
+
+def test_the_dispatcher_says_in_its_log_when_reminders_must_wait(app, db, world, smtp, caplog):
+    """An SMTP server down (or a push service) kept every email waiting without a word in
+    the log: at 3 am the operator heard of it from clients who got nothing."""
+    app.config["SMTP_PORT"] = smtp.port + 1 if smtp.port < 65535 else 1  # nobody listens there
+    queue(db, email_client(world))
+    dispatcher = Dispatcher(app)
+    with caplog.at_level(logging.WARNING):
+        dispatcher.run_once()
+        dispatcher.run_once()  # nothing due now: nothing more said
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Reminders:")]
+    assert len(said) == 1, said
+    assert "0 sent, 1 to retry, 0 failed for good" in said[0]
+    assert "SMTP server unavailable" in said[0]
 
 
 def test_smtp_sign_in(app, db, world, sender):

@@ -78,7 +78,7 @@ class Dispatcher:
             sender, email = self.get_sender(db), self.get_email()
             if sender is None and email is None:
                 return {}  # nothing can go out: rows wait in the queue for push
-            return dispatch.tick(
+            result = dispatch.tick(
                 db,
                 sender,
                 utcnow,
@@ -88,6 +88,27 @@ class Dispatcher:
                 email=email,
                 push_off=self.push_problem if sender is None else None,
             )
+        self.report(db, result)
+        return result
+
+    def report(self, db, result: dict) -> None:
+        """One log line for a pass where reminders failed or must be retried (a push service
+        or the SMTP server down, a refusal), with the latest reason: the log said nothing,
+        and the operator learnt it from clients who got no reminder."""
+        failed, retry = result.get("failed", 0), result.get("retry", 0)
+        if not (failed or retry):
+            return
+        last = db.conn.execute(
+            "SELECT reason FROM deliveries WHERE outcome != 'delivered' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        self.app.logger.warning(
+            "Reminders: %s sent, %s to retry, %s failed for good in this pass (latest reason:"
+            " %s); every attempt is on the client's page, and companion doctor counts them",
+            result.get("sent", 0),
+            retry,
+            failed,
+            last[0] if last and last[0] else "none recorded",
+        )
 
     def get_email(self) -> by_email.Email | None:
         """Make the Mailer once, from the SMTP settings (None: email is off or misconfigured)."""
