@@ -147,8 +147,28 @@ def serve(
                 f"Not starting: COMPANION_ACCESS_LOG={accesslog!r} cannot be written"
                 f" ({e.strerror})."
             ) from None
+    print(start_line(app, address, port, workers, server, dispatch), file=sys.stderr, flush=True)
     run = run_granian if server == "granian" else run_gunicorn
     run(address, port, workers, threads, dispatcher, accesslog)
+
+
+def start_line(app: Flask, address: str, port: int, workers: int, server: str, dispatch) -> str:
+    """What runs, from which files, and whether reminders can go out: the first line an
+    operator reads in the journal (several instances on one host, or after a restore)."""
+    cfg = app.config
+    db = connect(cfg["DATABASE"])
+    try:
+        subject, problem = push_health.contact(cfg, db)
+    finally:
+        db.close()
+    email = mail.settings_from(cfg)  # usable: refuse_bad_email_settings passed
+    return (
+        f"Companion: instance {app.instance_path}, database {cfg['DATABASE']};"
+        f" http://{address}:{port}/ by {workers} {server} worker{'s' if workers > 1 else ''}"
+        f" and {'one dispatcher' if dispatch else 'no dispatcher (--no-dispatch)'};"
+        f" push {'as ' + subject if problem is None else 'OFF (' + problem + ')'};"
+        f" email {'via ' + email.host + ':' + str(email.port) if email else 'off'}"
+    )
 
 
 def listen_address(host: str) -> str:

@@ -93,6 +93,13 @@ def test_serve_runs_workers_and_one_dispatcher_and_stops_on_sigterm(tmp_path):
         ).fetchone()[0]
         conn.close()
         assert leased == 0
+        # Its first line says what runs, from which files, and whether reminders can go out.
+        first = log.read_text().splitlines()[0]
+        assert first == (
+            f"Companion: instance {instance}, database {instance / 'companion.sqlite3'};"
+            f" http://127.0.0.1:{port}/ by 2 granian workers and one dispatcher;"
+            " push as mailto:ops@clinic-real.net; email off"
+        ), first
     finally:
         if proc.poll() is None:
             proc.kill()
