@@ -1,5 +1,6 @@
 """The installation doctor: secrets, VAPID contact, files, database, dispatcher, backlog."""
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -28,6 +29,16 @@ def unreadable_database(path: str, error: Exception) -> str:
     if Path(path).exists() and not os.access(path, os.R_OK):  # not damaged: not ours
         return f"database {path} cannot be opened: {not_this_users(Path(path))}"
     kind = getattr(error, "sqlite_errorname", "")
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return (
+            f"database {path} cannot be opened: {folder} is on a read-only file system (SQLite"
+            " writes its -wal and -shm files beside the database): mount it read-write"
+        )
+    if kind == "SQLITE_CANTOPEN" and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"database {path} cannot be opened: this user cannot write to {folder}, where"
+            " SQLite keeps its -wal and -shm files"
+        )
     if kind.startswith(("SQLITE_FULL", "SQLITE_IOERR")):  # the disk, not the file
         free = shutil.disk_usage(folder).free
         return (
@@ -129,7 +140,8 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
         found.append((True, f"instance folder {app.instance_path} is writable"))
     except OSError as e:
         found.append((False, f"instance folder {app.instance_path} is not writable: {e}"))
-        probe.unlink(missing_ok=True)  # made, then a full disk refused its two bytes
+        with contextlib.suppress(OSError):  # made, then a full disk refused its two bytes
+            probe.unlink()
     # SQLite gives the -wal and -shm files it creates the database file's mode: made while
     # the database was read-only, they stay read-only after it is fixed, and every write
     # fails (503) until they are fixed too.

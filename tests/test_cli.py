@@ -587,6 +587,24 @@ def test_a_full_disk_is_said_to_be_full_not_a_database_to_restore(small_disk):
     conn.close()
 
 
+def test_a_read_only_file_system_is_named_and_the_doctor_goes_on(small_disk):
+    """The instance's disk mounted read-only (a failing disk remounted, a wrong fstab): the
+    doctor's write test ended in a traceback, and init-db said SQLITE_CANTOPEN."""
+    instance = small_disk / "instance"
+    env = env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net")
+    subprocess.run([COMPANION, "init-db"], env=env, check=True, capture_output=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for command in ("init-db", "doctor"):
+        r = subprocess.run(
+            [COMPANION, command], env=env, capture_output=True, text=True, timeout=60
+        )
+        said = r.stdout + r.stderr
+        assert r.returncode == 1 and "Traceback" not in said, said
+        assert f"{instance} is on a read-only file system" in said, said
+        assert "mount it read-write" in said and "restore the file" not in said, said
+    assert "PROBLEM  instance folder" in said and "is not writable" in said, said
+
+
 def test_a_database_upgraded_by_a_newer_version_is_not_run_by_an_older_one(runner, app):
     """A rollback after an upgrade: the older code ran on tables it was not written for."""
     database = app.config["DATABASE"]
