@@ -122,6 +122,54 @@ def test_a_client_without_push_checks_in_from_the_email_link(smtp, server, schem
         expect(page.get_by_role("heading", level=1)).not_to_have_text("Your reminders")
 
 
+@pytest.mark.parametrize("device, scheme", [(PHONE, "light"), (PHONE, "dark"), (TABLET, "light")])
+def test_a_warning_sign_the_link_cannot_send_still_says_call_now(smtp, server, device, scheme):
+    """A one-tap link keeps nothing on the phone: offline, a warning sign (an urgent rule,
+    U1-U5) answered only "could not be sent or saved, try again in a moment" at the foot of the
+    form. Now the urgent screen says to call, the answers wait in the form for another try."""
+    link = one_tap_link(smtp, server)
+    size = device["viewport"]["width"]
+    with chromium_context(device, color_scheme=scheme) as context:
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        page.goto(link)
+        page.get_by_role("group", name="Redness").get_by_role(
+            "radio", name="2 Clearly red, like mild sunburn"
+        ).check()
+        page.get_by_role("group", name="Swelling").get_by_role(
+            "radio", name="1 Barely noticeable"
+        ).check()
+        page.get_by_role("group", name="Pain").get_by_role("radio", name="3", exact=True).check()
+        page.get_by_role("checkbox", name="Pus, yellow crusts or discharge").check()
+        page.get_by_label("Note for your clinic (optional)").fill(f"link offline, {size} {scheme}")
+        context.set_offline(True)
+        page.get_by_role("button", name="Send check-in").click()
+        urgent = page.locator("#answer-urgent")
+        expect(urgent).to_be_visible()
+        call = page.get_by_role("link", name=re.compile(r"^Call Clinic One"))
+        expect(call).to_be_in_viewport(ratio=1)
+        expect(urgent.locator("[data-next=not-sent]").first).to_have_text(
+            "Your answers could not be sent just now, so Clinic One does not have them yet."
+            " Call them now."
+        )
+        expect(urgent.get_by_text("Your clinic has your answers")).to_be_hidden()
+        expect(urgent.get_by_text("We have alerted Clinic One")).to_be_hidden()
+        assert page.evaluate("document.documentElement.scrollWidth") <= size
+        screenshot(page, f"email-link-urgent-not-sent-{size}-{scheme}", full_page=False)
+        # Back to the answers, kept, and sent once the connection is back.
+        page.get_by_role("button", name="Back to my answers").click()
+        expect(page.get_by_role("checkbox", name="Pus, yellow crusts or discharge")).to_be_checked()
+        context.set_offline(False)
+        page.get_by_role("button", name="Send check-in").click()
+        expect(urgent.get_by_text("We have alerted Clinic One")).to_be_visible()
+        expect(urgent.get_by_text("Your clinic has your answers")).to_be_visible()
+        expect(urgent.locator("[data-next=not-sent]").first).to_be_hidden()
+    stored = server.query(
+        "SELECT count(*) FROM checkins WHERE note = ?", (f"link offline, {size} {scheme}",)
+    )
+    assert stored == [(1,)]
+
+
 @pytest.mark.parametrize("device, scheme", [(TABLET, "light"), (PHONE, "dark")])
 def test_the_link_and_unsubscribe_pages_at_other_sizes(smtp, server, device, scheme):
     link = one_tap_link(smtp, server)

@@ -464,10 +464,22 @@ const CompanionCheckin = (() => {
         if (urgentSigns) showAnswer({ status: "urgent" }, "", { next: "saved" });
         else showSaved(text);
         await requestBackgroundSync();
+      } else if (urgentSigns) {
+        // Not sent and not kept, but a warning sign: call now; the answers stay in the form.
+        showAnswer({ status: "urgent" }, "", { next: "not-sent" });
       } else {
         showFormError(M.checkinNotSaved);
         formError.focus();
       }
+    }
+
+    for (const button of doc.querySelectorAll("[data-action=back-to-answers]")) {
+      button.addEventListener("click", () => {
+        for (const section of doc.querySelectorAll(".answer")) section.hidden = true;
+        doc.body.classList.remove("urgent-mode");
+        $("checkin-flow").hidden = false;
+        form.querySelector("button[type=submit]")?.focus();
+      });
     }
 
     form.addEventListener("submit", async (event) => {
