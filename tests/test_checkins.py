@@ -1,6 +1,7 @@
 """Check-ins through the API: idempotent replay, late arrival, isolation, photos, assessment."""
 
 import io
+import re
 import struct
 import uuid
 import zlib
@@ -64,6 +65,26 @@ def test_checkin_belongs_to_the_session_before_it_unless_named(world):
     assert r.json["session_id"] == older["id"]
     r = world.c1.post("/api/checkins", checkin_body(session_id=world.session2["id"]))
     assert r.status_code == 404  # another client's session does not exist for you
+
+
+def test_a_reminder_of_a_deleted_session_opens_a_form_that_can_be_sent(world):
+    """A push or calendar event already on the phone names its session in /checkin?session=N;
+    once the clinic deleted that session (recorded by mistake), the form carried the id and
+    every send answered 404 "No such session", the answers stuck in the form."""
+
+    def form_session(path):
+        html = world.c1.get(path).get_data(as_text=True)
+        return re.search(r'<form id="checkin-form" data-session-id="([^"]*)"', html).group(1)
+
+    mistaken = world.new_session(world.p1, world.client1["id"], hours_ago=1)
+    assert form_session(f"/checkin?session={mistaken['id']}") == str(mistaken["id"])
+    assert world.p1.delete(f"/api/sessions/{mistaken['id']}").status_code == 204
+    assert form_session(f"/checkin?session={mistaken['id']}") == ""  # the latest one's
+    r = world.c1.post("/api/checkins", checkin_body())
+    assert r.status_code == 201 and r.json["session_id"] == world.session1["id"]
+    # Another client's session id is no one's to name here either; the client's own stays.
+    assert form_session(f"/checkin?session={world.session2['id']}") == ""
+    assert form_session(f"/checkin?session={world.session1['id']}") == str(world.session1["id"])
 
 
 @pytest.mark.parametrize(

@@ -121,12 +121,16 @@ def checkin_by_link(token: str):
 @shell_page
 @client_required
 def checkin():
-    session_id = request.args.get("session", "")
+    db = get_db()
+    sessions = [row["id"] for row in treatments.list_sessions(db, current_user.id)]
+    # A reminder (push, calendar) of a session the clinic has since deleted, or any id that is
+    # not this client's: the form for their latest session, not one whose every send is a 404.
+    session_id = parse_id(request.args.get("session", ""))
     # Before any treatment is recorded there is nothing to report on: say so, not a form
     # whose answer the server would refuse.
-    waiting = treatments.latest_session(get_db(), current_user.id) is None
+    waiting = not sessions
     return checkin_page(
-        session_id=parse_id(session_id) or "",
+        session_id=session_id if session_id in sessions else "",
         no_session=waiting,
         client_id=current_user.id,
         timezone=current_user.row["timezone"],
