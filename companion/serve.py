@@ -1,5 +1,6 @@
 """Production serving: gunicorn or granian workers plus exactly one dispatcher process."""
 
+import errno
 import ipaddress
 import logging
 import os
@@ -204,6 +205,12 @@ def refuse_taken_port(address: str, port: int) -> None:
             raise SystemExit(
                 f"Not starting: cannot listen on {address}:{port}: {e.strerror}."
                 " Stop the program using that port, or choose another with --port."
+                + (
+                    f" `ss -ltnp 'sport = :{port}'` names it (a serve whose main process was"
+                    " killed with -9 leaves its granian workers listening: stop them too)."
+                    if e.errno == errno.EADDRINUSE
+                    else ""
+                )
             ) from None
 
 

@@ -297,6 +297,7 @@ def test_a_second_serve_on_the_port_of_a_running_one_refuses_to_start(tmp_path):
             assert r.returncode == 1, (server, r.stderr)
             said = f"Not starting: cannot listen on 127.0.0.1:{port}: Address already in use."
             assert said in r.stderr, (server, r.stderr)
+            assert f"`ss -ltnp 'sport = :{port}'` names it" in r.stderr
             # One line, at once: no server started, no retries (gunicorn's took 5 s).
             assert "Listening" not in r.stderr and "Traceback" not in r.stderr, r.stderr
             assert "Starting" not in r.stderr, r.stderr
