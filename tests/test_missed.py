@@ -94,3 +94,31 @@ def test_an_answer_between_resets_the_count(world, app):
         flags.check_missed(db, due[2] + timedelta(hours=13))
         assert n3_flags(db, session["id"]) == [("N3", "info", "open")]
     db.close()
+
+
+def test_checkins_of_a_client_without_a_device_count_as_asked(world, app):
+    # A client who never turned reminders on reads each check-in in the app's inbox: the
+    # dispatcher marks the row "skipped: no subscribed device (shown in the app's inbox)".
+    # Those were left out of N3, so the clients likeliest to drift away were never flagged.
+    from companion.reminders import dispatcher
+
+    db = connect(app.config["DATABASE"])
+    session = world.session1["id"]
+    due = checkin_due_times(db, session)
+    with app.app_context():
+        for at in due[:2]:
+            dispatcher.tick(
+                db, None, lambda at=at: at + timedelta(minutes=1), "d", dispatcher.Settings()
+            )
+        reasons = {
+            r[0]
+            for r in db.conn.execute(
+                "SELECT status || ': ' || status_reason FROM notifications"
+                " WHERE session_id = ? AND kind = 'checkin' AND due_at <= ?",
+                (session, due[1].isoformat()),
+            )
+        }
+        assert reasons == {f"skipped: {dispatcher.NO_DEVICE}"}, reasons
+        flags.check_missed(db, due[1] + timedelta(hours=13))
+        assert n3_flags(db, session) == [("N3", "info", "open")]
+    db.close()

@@ -11,6 +11,7 @@ import sqlite_utils
 from companion.checkins import triage
 from companion.db import iso, one, parse_iso, rows, write
 from companion.reminders import outbox
+from companion.reminders.inbox import APPLIES_SQL
 
 
 def apply_findings(
@@ -134,9 +135,10 @@ def check_missed(
                 parse_iso(r["due_at"])
                 for r in rows(
                     db,
+                    # A check-in the client was asked, by push, email or in the app's
+                    # inbox (a row skipped for want of a device still showed there).
                     "SELECT due_at FROM notifications WHERE session_id = :session_id"
-                    " AND kind = 'checkin' AND status NOT IN ('cancelled', 'skipped')"
-                    " ORDER BY due_at",
+                    f" AND kind = 'checkin' AND {APPLIES_SQL} ORDER BY due_at",
                     ids,
                 )
             ]
