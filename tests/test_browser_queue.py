@@ -121,6 +121,18 @@ def test_seven_open_flags_of_two_clients_are_two_rows(page, server):
     screenshot(page, f"queue-{page.device}-dark")
 
 
+def test_on_a_phone_the_first_recovery_starts_on_the_first_screen(page):
+    # The three filter menus stood one under another (275 px at 390x844), so the first card,
+    # the one most urgent, began three quarters down the first screen: two a row now.
+    if page.device != "phone":
+        pytest.skip("a phone's layout")
+    first = page.locator("li.recovery").first.bounding_box()
+    assert first["y"] <= 0.6 * page.viewport_size["height"], first
+    for name in ("Status", "Severity", "Session by"):
+        menu = page.get_by_label(name).bounding_box()
+        assert menu["height"] >= 44 and menu["width"] >= 120, (name, menu)
+
+
 def test_the_quick_actions_line_up_and_the_count_stands_apart(page):
     # At 1024 px "Called the client" wrapped to two lines beside a one-line "I'm on it": two
     # buttons of different heights side by side. And "Queue" met its count: "Queue3".
