@@ -1,7 +1,8 @@
 """Pages through the test client: each role, and another clinic's practitioner gets 404."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import Api, checkin_body
@@ -285,3 +286,28 @@ def test_the_charts_flag_legend_shows_only_when_a_point_raised_one(world):
     assert '<svg class="chart"' in html and "Raised a flag" not in html
     world.c1.post("/api/checkins", checkin_body(warning_signs={"pus": True}))
     assert "Raised a flag (tap for why)" in world.p1.get(path).get_data(as_text=True)
+
+
+def test_todays_check_in_step_says_done_once_the_client_checked_in(world):
+    """After checking in, the home page still listed "How is your skin today? Tap to rate
+    redness and swelling", a check-in that read as still owed."""
+    london = ZoneInfo("Europe/London")  # World's clients' zone
+    due = datetime.now(UTC) - timedelta(minutes=3)
+    if due.astimezone(london).date() != datetime.now(london).date():
+        pytest.skip("the 24 h check-in fell on yesterday: run again after 00:03 London time")
+    # The latest session is the one the home page shows: World's own (2 h ago) goes.
+    assert world.p1.delete(f"/api/sessions/{world.session1['id']}").status_code == 204
+    world.new_session(world.p1, world.client1["id"], hours_ago=24 + 3 / 60)
+    prompt = "Tap to rate redness and swelling"
+    home = world.c1.get("/").get_data(as_text=True)
+    today = home.split('id="today-h"')[1].split("</section>")[0]
+    assert "How is your skin today?" in today and prompt in today
+    assert "Done: you checked in today" not in today
+    assert world.c1.post("/api/checkins", checkin_body()).status_code == 201
+    home = world.c1.get("/").get_data(as_text=True)
+    today = home.split('id="today-h"')[1].split("</section>")[0]
+    assert "How is your skin today?" in today and prompt not in today
+    assert "Done: you checked in today. Thank you." in today
+    # The API's list is the plan as it is, unchanged.
+    [step] = [s for s in world.c1.get("/api/aftercare").json["today"] if s["kind"] == "checkin"]
+    assert "checked_in" not in step

@@ -1,6 +1,9 @@
 """The client's home page (today's aftercare, the latest assessment, the recovery chart) and
 the check-in form."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from flask import (
     Blueprint,
     current_app,
@@ -72,7 +75,18 @@ def home_context() -> dict:
             context["chart"] = charts.chart_for(
                 session_row, found, timezone=client["timezone"], audience="client"
             )
+            _mark_checked_in(context["today"], found, client["timezone"])
     return context
+
+
+def _mark_checked_in(today: list[dict], found: list[dict], timezone: str) -> None:
+    """Today's check-in steps say they are done once the client has checked in today (their
+    day): "Tap to rate redness and swelling" after they did read as a check-in still owed."""
+    zone = ZoneInfo(timezone)
+    latest = parse_iso(found[-1]["taken_at"]).astimezone(zone).date()
+    for step in today:
+        if step["kind"] == "checkin" and datetime.fromisoformat(step["due_at"]).date() == latest:
+            step["checked_in"] = True
 
 
 def _review_said_now(assessment: dict, client: dict, face: dict) -> None:
