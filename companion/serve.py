@@ -1,4 +1,8 @@
-"""Production serving: gunicorn or granian workers plus exactly one dispatcher process."""
+"""Production serving: gunicorn or granian workers plus exactly one dispatcher process.
+
+Past 300 lines on purpose: the checks before a start, the dispatcher process and both servers'
+runners, in the order `serve` runs them.
+"""
 
 import errno
 import ipaddress
