@@ -24,6 +24,7 @@ from companion.doctor import doctor as check_installation
 from companion.doctor import make_owner_only, unreadable_database
 from companion.errors import DomainError
 from companion.review import erasure
+from companion.serve import die_with_parent
 from companion.serve import serve as serve_production
 
 PORT = click.IntRange(0, 65535)  # 0: any free port; 99999 was bound as 34463 without a word
@@ -246,6 +247,7 @@ def worker() -> None:
     from companion.reminders import worker as scheduler  # start-up cost: see _serve_embedded
 
     app = _app()
+    die_with_parent()  # when serve started it
     migrate(app)
     click.echo("Companion dispatcher running (Ctrl+C to stop)")
     scheduler.run_forever(app)

@@ -4,6 +4,7 @@ Past 300 lines on purpose: the checks before a start, the dispatcher process and
 runners, in the order `serve` runs them.
 """
 
+import ctypes
 import errno
 import ipaddress
 import logging
@@ -23,6 +24,7 @@ from companion.reminders import mail
 from companion.web import redact_tokens
 
 SERVERS = ("gunicorn", "granian")
+SERVE_PID = "COMPANION_SERVE_PID"  # serve's main process, for the children it starts
 GRACE_SECONDS = 30  # SIGTERM: in-flight requests get this long to finish, the dispatcher too
 
 
@@ -47,6 +49,24 @@ def refuse_bad_email_settings(app: Flask) -> None:
         mail.settings_from(app.config)
     except ValueError as e:
         raise SystemExit(f"Not starting: reminders could not go out by email ({e}).") from None
+
+
+def die_with_parent() -> None:
+    """In a granian worker or the dispatcher that serve started: end with serve's main
+    process. Killed with -9 (by hand or the out-of-memory killer), it left them running: the
+    workers kept the port and answered with the old code, the dispatcher kept sending."""
+    parent = os.environ.get(SERVE_PID)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def worker_app() -> Flask:
+    """The app of one of serve's granian workers (gunicorn's: its post_fork hook)."""
+    die_with_parent()
+    return create_app()
 
 
 class DispatcherProcess:
@@ -153,6 +173,7 @@ def serve(
                 f" ({e.strerror})."
             ) from None
     print(start_line(app, address, port, workers, server, dispatch), file=sys.stderr, flush=True)
+    os.environ[SERVE_PID] = str(os.getpid())  # inherited by the workers and the dispatcher
     run = run_granian if server == "granian" else run_gunicorn
     run(address, port, workers, threads, dispatcher, accesslog)
 
@@ -259,7 +280,7 @@ def run_granian(host, port, workers, threads, dispatcher, accesslog) -> None:
     from granian.server import Server
 
     server = Server(
-        "companion:create_app",
+        "companion.serve:worker_app",
         address=host,
         port=port,
         interface=Interfaces.WSGI,
@@ -336,6 +357,7 @@ def run_gunicorn(host, port, workers, threads, dispatcher, accesslog) -> None:
                 # process and mark cookies Secure, HSTS included, on a plain-HTTP request.
                 "forwarded_allow_ips": "",
                 "when_ready": when_ready,
+                "post_fork": lambda arbiter, worker: die_with_parent(),
                 "on_exit": on_exit,
                 "accesslog": accesslog,
                 "logger_class": RedactingLogger,

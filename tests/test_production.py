@@ -308,6 +308,43 @@ def test_a_second_serve_on_the_port_of_a_running_one_refuses_to_start(tmp_path):
         running.wait(timeout=40)
 
 
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_a_serve_killed_with_9_leaves_no_worker_or_dispatcher_behind(tmp_path, server):
+    """kill -9 (or the out-of-memory killer) on serve's main process left its granian workers
+    on the port, answering with the old code (gunicorn's for up to 30 s), and its dispatcher
+    sending: a new serve could not listen, or shared the port with them."""
+    port = free_port()
+    env = env_for(tmp_path / "instance", COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net")
+    args = [COMPANION, "serve", "--server", server, "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: dict[int, str] = {}
+    try:
+        wait_for_health(port, proc)
+        deadline = time.monotonic() + 60
+        while len(kids := children(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sum("companion.cli worker" in k for k in kids.values()) == 1, kids
+        time.sleep(1)  # the second worker past its start-up
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in kids if alive(pid)], kids
+        again = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for_health(port, again)
+        finally:
+            again.send_signal(signal.SIGTERM)
+            again.wait(timeout=40)
+    finally:
+        for pid in [proc.pid, *kids]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_serve_takes_a_host_name_and_refuses_one_that_does_not_resolve(tmp_path):
     from companion.serve import listen_address
 
