@@ -17,6 +17,7 @@ from companion import audit, create_app, migrations, twofactor
 from companion import demo as demo_data
 from companion.accounts import clinics, passwords
 from companion.accounts.models import SetupInput
+from companion.backup import backup as make_backup
 from companion.config import ConfigError
 from companion.contract import parse
 from companion.db import connect, get_db, iso, utcnow, write
@@ -317,6 +318,27 @@ def serve(
     app = _app()
     migrate(app)  # once, before any worker starts
     serve_production(host, port, workers, threads, not no_dispatch, without_push, app, server)
+
+
+@main.command(
+    help="Copy the database while Companion runs (SQLite's online backup API) to DEST, a file"
+    " or a folder to name one in (companion-<UTC time>.sqlite3); the copy is owner-only."
+)
+@click.argument("dest", type=click.Path(path_type=Path))
+def backup(dest: Path) -> None:
+    app = _app()
+    try:
+        made = make_backup(app.config["DATABASE"], dest)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(unreadable_database(app.config["DATABASE"], e)) from None
+    size = made.stat().st_size / 2**20
+    click.echo(f"Backed up {app.config['DATABASE']} to {made} ({size:.1f} MB).")
+    click.echo(
+        f"Keep {Path(app.instance_path) / 'secrets.json'} and {app.config['PHOTOS_DIR']} with it"
+        " (README, Backups)."
+    )
 
 
 @main.command(help="Check an installation: secrets, VAPID contact, database, dispatcher, backlog.")

@@ -624,6 +624,35 @@ def test_a_database_upgraded_by_a_newer_version_is_not_run_by_an_older_one(runne
     assert "PROBLEM  the database was upgraded by a newer version" in result.output
 
 
+def test_backup_copies_the_database_while_it_is_written_owner_only(runner, app, tmp_path):
+    """The README's backup needed the sqlite3 tool, which a minimal server lacks."""
+    assert create(runner).exit_code == 0
+    writer = sqlite3.connect(app.config["DATABASE"])
+    writer.execute("BEGIN IMMEDIATE")  # a request in the middle of its write
+    writer.execute("UPDATE clinics SET name = 'Not committed'")
+    old = os.umask(0o022)
+    try:
+        result = runner.invoke(["backup", str(tmp_path)])
+    finally:
+        os.umask(old)
+        writer.rollback()
+        writer.close()
+    assert result.exit_code == 0, result.output
+    [made] = tmp_path.glob("companion-*.sqlite3")
+    assert f"to {made}" in result.output and "secrets.json" in result.output
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    copy = sqlite3.connect(made)
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert copy.execute("SELECT email FROM practitioners").fetchall() == [("new@clinic-three.net",)]
+    assert copy.execute("SELECT name FROM clinics").fetchall() == [("Clinic Three",)]
+    copy.close()
+    again = runner.invoke(["backup", str(made)])  # never written over
+    assert_clean_failure(again, str(made), "exists")
+    assert_clean_failure(
+        runner.invoke(["backup", str(tmp_path / "no" / "x.db")]), "cannot be written"
+    )
+
+
 @pytest.mark.parametrize("command", ["doctor", "init-db"])
 def test_a_file_that_is_not_a_database_is_named(runner, app, command):
     database = Path(app.config["DATABASE"])
