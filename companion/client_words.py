@@ -89,6 +89,10 @@ def client_messages() -> dict:
             " try again in a moment."
         ),
         "checkinSent": _("Check-in sent."),
+        "queuedSignedOut": _(
+            "This phone is signed out, so the check-ins saved on it could not be sent. Ask your"
+            " clinic for a new link, then check in again."
+        ),
         "queuedOne": _("1 check-in saved on this phone, will send when online"),
         "queuedMany": _("{n} check-ins saved on this phone, will send when online"),
         "photoSent": _("1 photo sent to your clinic."),

@@ -715,6 +715,35 @@ def test_a_phone_signed_out_meanwhile_says_so_and_who_to_ask(
     assert len(checkins(server)) == before
 
 
+def test_a_checkin_saved_offline_on_a_phone_signed_out_meanwhile_says_so(page, phone, server):
+    """Saved offline, then the phone's sign-in ended (cookie expired, or signed out by the
+    clinic): back online the replay got 401 and the card went on saying "will send when
+    online", though nothing on this phone can send it."""
+    look(page, "390", "dark")
+    before = len(checkins(server))
+    fresh_form(page)
+    phone.set_offline(True)
+    card(page, "Redness", "1 Slight pink").tap()
+    card(page, "Swelling", "0 None").tap()
+    page.get_by_role("group", name="Pain").get_by_role("radio", name="1", exact=True).tap()
+    page.get_by_role("button", name="Send check-in").tap()
+    expect(page.locator("#answer-saved")).to_contain_text("will send when online")
+    cookies = phone.cookies()
+    phone.clear_cookies()  # what the phone sends once its sign-in cookie has expired
+    try:
+        phone.set_offline(False)  # the page replays its outbox
+        answer = page.locator("#answer-signed-out")
+        expect(answer).to_be_visible(timeout=15_000)
+        expect(answer).to_contain_text("Ask Clinic One for a new link")
+        expect(page.locator("#answer-saved")).to_be_hidden()
+        pending = "async () => (await CompanionOutbox.createOutbox().pending()).length"
+        assert page.evaluate(pending) == 0
+        screenshot(page, "checkin-saved-then-signed-out-390-dark", full_page=False)
+    finally:
+        phone.add_cookies(cookies)
+    assert len(checkins(server)) == before
+
+
 def test_a_failed_send_keeps_the_checkin_and_sends_it_once_later(page, server):
     look(page, "390", "light")
     fresh_form(page)

@@ -448,11 +448,26 @@ const CompanionApp = (() => {
       }
     }
 
+    // The phone's sign-in ended while check-ins waited here (it expired, or the clinic signed
+    // the phone out): the server will never take them from this phone (the start page drops
+    // them too), so "will send when online" would stay untrue. Say so, and who to ask.
+    async function showSignedOut() {
+      try {
+        for (const record of await outbox.pending()) await outbox.remove(record.id);
+      } catch (error) {
+        console.warn("Outbox:", error); // Clear-Site-Data has dropped them already
+      }
+      await refreshOutboxStatus();
+      const checkinPage = typeof CompanionCheckin === "undefined" ? null : CompanionCheckin.page;
+      if (!checkinPage?.showSignedOut?.()) setText(outboxStatus, MESSAGES.queuedSignedOut);
+    }
+
     async function replayOutbox() {
       if (!outbox || nav.onLine === false) return;
       clearTimeout(retryTimer);
       try {
         const { results, remaining, retryAfterMs } = await outbox.replay();
+        if (results.some((result) => result.outcome === "retry" && result.status === 401)) return await showSignedOut();
         await showReplay(results);
         // Come back when the server asked (Retry-After) or a stale lease ends; a
         // server error gets a slow retry, since iOS has no Background Sync to do it.
@@ -461,6 +476,9 @@ const CompanionApp = (() => {
         if (wait) retryTimer = setTimeout(replayOutbox, wait + 100);
       } catch (error) {
         console.warn("Outbox replay:", error);
+        // Chromium honours the 401's Clear-Site-Data at once, closing the outbox mid-replay.
+        const me = await fetch("/api/me", { headers: { Accept: "application/json" } }).catch(() => null);
+        if (me?.status === 401) await showSignedOut();
       }
     }
 

@@ -433,7 +433,12 @@ const CompanionCheckin = (() => {
         // page. Say so, with the clinic's number (and the urgent screen for a warning sign).
         clearDraft();
         // Not left to a later replay: the client is told to check in again once signed in.
-        if (stored) await outbox.remove(checkin.id).catch((error) => console.warn("Outbox:", error));
+        try {
+          // ?.: for one load after an upgrade the worker may still serve the older outbox.js.
+          if (stored) await outbox.remove?.(checkin.id);
+        } catch (error) {
+          console.warn("Outbox:", error);
+        }
         form.reset();
         forgetPhotos();
         showPhotos();
@@ -500,7 +505,20 @@ const CompanionCheckin = (() => {
 
     restoreDraft();
     restorePhotos();
-    return { showAnswer };
+    // A replay found the phone signed out (app.js): the card that said "saved on this phone"
+    // (or the urgent screen's line saying so) says it was not sent; true when one was shown.
+    function showSignedOut() {
+      const urgent = $("answer-urgent");
+      if (urgent?.hidden === false && urgent.querySelector("[data-next=saved]")?.hidden === false) {
+        showAnswer({ status: "urgent" }, "", { next: "signed-out" });
+        return true;
+      }
+      if ($("answer-saved")?.hidden !== false) return false;
+      showSaved("", "answer-signed-out");
+      return true;
+    }
+
+    return { showAnswer, showSignedOut };
   }
 
   return { DRAFT_KEY, DRAFT_MAX_AGE_MS, MAX_PHOTOS, PHOTO_DB, draftFrom, isFresh, applyDraft, photoDraft, placeErrors, reviewDay, init };
