@@ -475,3 +475,35 @@ def test_the_queue_page_chips_repeat_no_title_and_show_n3_in_the_clinics_zone(se
         if "<strong>N3</strong>" in c
     )
     assert f"({local:%-d %b, %H:%M} to " in n3 and "UTC" not in n3
+
+
+def test_a_flagged_clients_page_opens_on_their_open_flags_with_the_actions(seven):
+    # From the queue a practitioner opens the client to read the chart and photos; their open
+    # flags were at the foot of the page (below exports, devices and phones) with no way to act.
+    import re
+
+    w = seven
+    page = f"/clinic/clients/{w.carol['id']}"
+    html = w.p1.get(page).get_data(as_text=True)
+    flags = html.index("Open flags")
+    assert flags < html.index("Export Carol") < html.index("<h2>Sessions</h2>")
+    for rule in ("R1", "R2", "R4"):
+        assert f"<strong>{rule}</strong>" in html[flags : html.index("Export Carol")]
+    assert "Nobody on it yet" in html
+    form = html[flags : html.index("Export Carol")]
+    ids = re.findall(r'name="flag_id" value="(\d+)"', form)
+    carol_ids = {
+        str(f["id"]) for f in w.p1.get(f"/api/flags?client_id={w.carol['id']}").json["flags"]
+    }
+    assert set(ids) == carol_ids
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    back = re.search(r'name="back" value="([^"]+)"', form).group(1)
+    data = {"csrf_token": token, "flag_id": sorted(carol_ids), "back": back}
+    r = w.p1.http.post("/clinic/recoveries/acknowledge", data=data)
+    assert r.status_code == 302 and r.headers["Location"].endswith(page)
+    assert "is on it" in w.p1.get(page).get_data(as_text=True)
+    r = w.p1.http.post("/clinic/recoveries/resolve", data=data | {"note": "Rang her: settling"})
+    assert r.headers["Location"].endswith(page)
+    assert count(w.app, "flags", "status = 'resolved' AND note = 'Rang her: settling'") == 3
+    # Nothing open: the page starts with the client again; a client with no flags has no box.
+    assert "Open flags" not in w.p1.get(page).get_data(as_text=True)

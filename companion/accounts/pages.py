@@ -1,5 +1,7 @@
 """The practitioner's pages: sign-in, first-run setup, clients, invites."""
 
+from zoneinfo import ZoneInfo
+
 import segno
 from flask import (
     Blueprint,
@@ -20,12 +22,13 @@ from companion.accounts import clients as client_store
 from companion.accounts import phones as phone_store
 from companion.accounts.models import ClientInput, SetupInput
 from companion.auth import open_during_enrolment, practitioner_required
+from companion.clinical import RULES
 from companion.contract import parse
 from companion.db import get_db, iso, utcnow, write
 from companion.errors import DomainError, NotFound, RateLimited
 from companion.reminders import channels as channel_rules
 from companion.reminders.devices import MAX_LIVE_DEVICES
-from companion.review import audit_words, charts, timeline
+from companion.review import audit_words, charts, queue, recoveries, timeline
 from companion.security import safe_next
 from companion.web import public_url
 
@@ -191,10 +194,17 @@ def client_detail(client_id: int):
         )
     audit_words.name_events(db, client["clinic_id"], record["sessions"])
     audit.record("client_read", client_id=client_id)
+    clinic_tz = clinics.get_clinic(db, client["clinic_id"])["timezone"]
     return render_template(
         "practitioner/client.html",
         client=client,
-        clinic_tz=clinics.get_clinic(db, client["clinic_id"])["timezone"],
+        clinic_tz=clinic_tz,
+        open_recoveries=recoveries.recoveries(
+            db, client["clinic_id"], utcnow(), client_id=client_id
+        ),
+        rules=RULES,
+        chip_reason=queue.chip_reason,
+        zone=ZoneInfo(clinic_tz),
         device_names={d["id"]: d["label"] for d in record["devices"]},
         outcome_words=audit_words.OUTCOMES,
         phones=live_phones(client_id),
