@@ -515,6 +515,11 @@ def test_the_start_page_speaks_for_the_only_clinic_not_the_software(app, client,
     page = client.get("/start").get_data(as_text=True)
     assert "Glow sends you aftercare reminders" in page
     assert "Used this app on this phone before?" in page
+    # A reminder email's link opened in a mail app's own browser lands here too: it was
+    # told "this phone was signed out" and "your check-ins are kept" (unsent ones are not).
+    assert "or this browser is not the one you opened your invite in" in page
+    assert "The check-ins you sent are kept." in page
+    assert "your aftercare and check-ins are kept" not in page
     assert "Companion" not in page.split("</header>")[1]
     page = client.get("/start", headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "Glow te envía recordatorios" in page and "¿Ya usabas esta app" in page
