@@ -507,3 +507,22 @@ def test_a_flagged_clients_page_opens_on_their_open_flags_with_the_actions(seven
     assert count(w.app, "flags", "status = 'resolved' AND note = 'Rang her: settling'") == 3
     # Nothing open: the page starts with the client again; a client with no flags has no box.
     assert "Open flags" not in w.p1.get(page).get_data(as_text=True)
+
+
+def test_the_client_list_says_who_is_in_the_queue_and_how_urgently(seven):
+    # A client phones in; the practitioner finds them on Clients, which said nothing of flags.
+    import re
+
+    w = seven
+    html = w.p1.get("/clinic/clients").get_data(as_text=True)
+    rows = {
+        re.search(r">([^<]+)</a>", row).group(1): row
+        for row in re.findall(r"<tr><td><a class=\"row-link\".*?</tr>", html, re.S)
+    }
+    assert "⚠ Urgent" in rows["Alice"] and "Review today" in rows["Carol"]
+    w.p1.post(f"/api/queue/{w.carol_session['id']}/resolve", {"note": "Settling"})
+    html = w.p1.get("/clinic/clients").get_data(as_text=True)
+    carol = re.search(r'<tr><td><a class="row-link"[^>]*>Carol</a>.*?</tr>', html, re.S).group(0)
+    assert "flag-tag" not in carol
+    # Another clinic's list shows none of this clinic's flags.
+    assert "flag-tag" not in w.p2.get("/clinic/clients").get_data(as_text=True)

@@ -137,11 +137,16 @@ def password():
 @practitioner_required
 def clients():
     q = request.args.get("q", "")[:100]
-    found = client_store.list_clients(get_db(), current_user.clinic_id, q or None, limit=500)
+    db = get_db()
+    found = client_store.list_clients(db, current_user.clinic_id, q or None, limit=500)
     # One entry per read that shows anyone; never the search text (a name or a phone).
     if found:
         audit.record("clients_listed", detail="search" if q else None)
-    return render_template("practitioner/clients.html", clients=found, q=q)
+    # A client who phones in is looked up here: say who is in the queue, and how urgently.
+    flagged: dict[int, str] = {}
+    for r in recoveries.recoveries(db, current_user.clinic_id, utcnow(), limit=10_000):
+        flagged.setdefault(r["client_id"], r["severity"])  # urgent first
+    return render_template("practitioner/clients.html", clients=found, q=q, flagged=flagged)
 
 
 @bp.route("/clients/new", methods=["GET", "POST"])
