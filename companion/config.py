@@ -272,11 +272,13 @@ def not_this_users(path: Path) -> str:
         except OSError:
             continue
     folder = where if where.is_dir() else where.parent
+    run_as = "" if owner == "root" else f"Run Companion as {owner}, or "  # never as root
     return (
-        f"{where} belongs to {owner}, and Companion runs as {me} here. Run Companion as"
-        f" {owner}, or give the files to {me}: chown -R {me} {folder}"
+        f"{where} belongs to {owner}, and Companion runs as {me} here. {run_as}"
+        f"{'g' if run_as else 'G'}ive the files to {me}: chown -R {me} {folder}"
         if owner != me
-        else f"{path} is not readable by {me} (see its mode: chmod u+rw, or u+rwx for a folder)"
+        else f"{me} cannot read and write {path} (mode {path.stat().st_mode & 0o777:o}: chmod u+rw,"
+        " or u+rwx for a folder)"
     )
 
 

@@ -26,14 +26,15 @@ def unreadable_database(path: str, error: Exception) -> str:
         )
     if not os.access(folder, os.W_OK | os.X_OK) and not Path(path).exists():
         return f"database {path} cannot be created: this user cannot write to {folder}"
-    if Path(path).exists() and not os.access(path, os.R_OK):  # not damaged: not ours
-        return f"database {path} cannot be opened: {not_this_users(Path(path))}"
     kind = getattr(error, "sqlite_errorname", "")
     if os.statvfs(folder).f_flag & os.ST_RDONLY:
         return (
             f"database {path} cannot be opened: {folder} is on a read-only file system (SQLite"
             " writes its -wal and -shm files beside the database): mount it read-write"
         )
+    for side in (Path(path), Path(path + "-wal"), Path(path + "-shm")):
+        if side.exists() and not os.access(side, os.R_OK | os.W_OK):  # not damaged: not ours
+            return f"database {path} cannot be opened: {not_this_users(side)}"
     if kind == "SQLITE_CANTOPEN" and not os.access(folder, os.W_OK | os.X_OK):
         return (
             f"database {path} cannot be opened: this user cannot write to {folder}, where"
@@ -159,6 +160,19 @@ def doctor(app: Flask) -> list[tuple[bool, str]]:
             " writable by the user Companion runs as, e.g. chmod u+w companion.sqlite3*)",
         )
     )
+    others = [
+        p for p in owned_files(cfg, Path(app.instance_path)) if p.stat().st_uid != os.geteuid()
+    ]
+    if others:  # made by a command run as root (sudo) or another user: this one cannot write them
+        found.append(
+            (
+                False,
+                "files of another user: "
+                + ", ".join(str(p) for p in others[:5])
+                + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+                + f" ({not_this_users(others[0])})",
+            )
+        )
     shown = open_to_others(cfg, Path(app.instance_path))
     found.append(
         (

@@ -556,6 +556,32 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
+def test_side_files_and_photos_of_another_user_are_named(app):
+    """A command once run as another user (root with sudo) left -wal/-shm and photos this user
+    cannot open: init-db said only SQLITE_CANTOPEN, the doctor nothing about the photos."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to give files away) and setpriv")
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    instance = Path(app.instance_path)
+    env = env_for(instance, COMPANION_VAPID_SUBJECT="mailto:ops@clinic-real.net")
+    photo = Path(app.config["PHOTOS_DIR"]) / "3" / "a.jpg"
+    photo.parent.mkdir(parents=True, mode=0o700)
+    photo.write_bytes(b"jpeg")
+    for path in (photo, photo.parent):
+        os.chown(path, 65534, 65534)
+    r = subprocess.run([*prefix, COMPANION, "doctor"], env=env, capture_output=True, text=True)
+    line = next(x for x in r.stdout.splitlines() if "files of another user" in x)
+    assert line.startswith("PROBLEM") and str(photo.parent) in line, r.stdout  # (not listable)
+    assert "belongs to nobody, and Companion runs as root" in line
+    wal = Path(app.config["DATABASE"] + "-wal")
+    wal.touch(mode=0o600)
+    os.chown(wal, 65534, 65534)
+    r = subprocess.run([*prefix, COMPANION, "init-db"], env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{wal} belongs to nobody, and Companion runs as root here" in r.stderr, r.stderr
+    wal.unlink()
+
+
 def test_a_full_disk_is_said_to_be_full_not_a_database_to_restore(small_disk):
     """`companion worker` (or init-db, serve) started on a full disk said the database could
     not be read and to restore it from a backup: older data over a file that was fine."""
