@@ -231,8 +231,7 @@ def refuse_taken_port(address: str, port: int) -> None:
                 f"Not starting: cannot listen on {address}:{port}: {e.strerror}."
                 " Stop the program using that port, or choose another with --port."
                 + (
-                    f" `ss -ltnp 'sport = :{port}'` names it (a serve whose main process was"
-                    " killed with -9 leaves its granian workers listening: stop them too)."
+                    f" `ss -ltnp 'sport = :{port}'` names it."
                     if e.errno == errno.EADDRINUSE
                     else ""
                 )
