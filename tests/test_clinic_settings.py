@@ -422,6 +422,23 @@ def test_the_clinics_name_is_not_repeated_under_its_call_button(world):
     assert "<strong>Clinic One</strong>: ask at the clinic for their phone number." in card()
 
 
+def test_the_home_pages_urgent_card_has_the_emergency_call_button_too(world):
+    """The urgent answer stays on the home page until the next check-in; its words say to seek
+    emergency care for trouble breathing or eye swelling (U4), with no number to tap there."""
+    body = checkin_body(warning_signs={"eye_or_breathing": True})
+    assert world.c1.post("/api/checkins", body).json["assessment"]["status"] == "urgent"
+
+    def card():
+        page = world.c1.get("/").get_data(as_text=True)
+        return page[page.index('class="card assessment assessment-urgent"') :].split("</section>")[
+            0
+        ]
+
+    assert 'href="tel:+442079460001"' in card() and "emergency-call" not in card()
+    assert world.p1.patch("/api/clinic", {"emergency_number": "999"}).status_code == 200
+    assert '<a class="button call emergency-call" href="tel:999">Call 999</a>' in card()
+
+
 def test_the_emergency_number_is_a_call_button_on_the_urgent_screen(world):
     assert world.c1.get("/api/clinic").json["emergency_number"] is None
     page = world.c1.get("/checkin").get_data(as_text=True)
