@@ -526,3 +526,24 @@ def test_the_client_list_says_who_is_in_the_queue_and_how_urgently(seven):
     assert "flag-tag" not in carol
     # Another clinic's list shows none of this clinic's flags.
     assert "flag-tag" not in w.p2.get("/clinic/clients").get_data(as_text=True)
+
+
+def test_the_queue_page_takes_the_apis_filter_names(seven):
+    # The README gives the page and GET /api/queue the same filters; the page read only its
+    # own `practitioner` and no `client_id`, so /clinic/?client_id=N showed everyone.
+    w = seven
+
+    def names(query):
+        html = w.p1.get(f"/clinic/{query}").get_data(as_text=True)
+        return [n for n in ("Alice", "Carol") if f">{n}</a></h2>" in html]
+
+    assert names("") == ["Alice", "Carol"]
+    assert names(f"?client_id={w.carol['id']}") == ["Carol"]
+    one = w.p1.get(f"/clinic/?client_id={w.carol['id']}").get_data(as_text=True)
+    assert "Only one client’s recoveries" in one and 'name="client_id"' in one
+    me = w.p1.get("/api/me").json["practitioner"]["id"]
+    assert names(f"?practitioner_id={me}") == ["Alice", "Carol"]
+    assert names("?practitioner_id=999999") == []
+    assert names(f"?practitioner={me}&severity=review") == ["Carol"]
+    # Another clinic's client is nobody here.
+    assert names(f"?client_id={w.client2['id']}") == []

@@ -49,7 +49,11 @@ def queue_page():
     status = status if status in STATUS_CHOICES else "active"
     severity = request.args.get("severity") or None
     severity = severity if severity in SEVERITIES_DESC else None
-    practitioner = request.args.get("practitioner", "")
+    # The API's names work too (`practitioner_id`, `client_id`): the README gives the page and
+    # GET /api/queue the same filters, and a link written from one opens the other.
+    practitioner = request.args.get("practitioner") or request.args.get("practitioner_id", "")
+    client = request.args.get("client_id", "")
+    client_id = parse_id(client)
     now = utcnow()
     found = recoveries.recoveries(
         db,
@@ -58,6 +62,7 @@ def queue_page():
         statuses=queue.STATUS_FILTERS[status],
         severity=severity,
         practitioner_id=parse_id(practitioner),
+        client_id=client_id,
     )
     # Who is flagged, and why, is health data: one entry per read that shows anyone, not per flag.
     if found:
@@ -74,6 +79,7 @@ def queue_page():
         statuses=STATUS_CHOICES,
         severity=severity,
         practitioner=practitioner,
+        client_id=client_id,
         colleagues=queue.colleagues(db, current_user.clinic_id),
         rules=RULES,
         chip_reason=queue.chip_reason,
