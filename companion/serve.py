@@ -166,7 +166,9 @@ def serve(
     accesslog = os.environ.get("COMPANION_ACCESS_LOG") or None
     if accesslog not in (None, "-"):
         try:
-            open(accesslog, "a").close()  # noqa: SIM115 (only: can this user append to it?)
+            # Can this user append to it? Made owner-only: it holds the clients' addresses
+            # and their record ids (the umask made it readable by every user of the machine).
+            os.close(os.open(accesslog, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
         except OSError as e:
             raise SystemExit(
                 f"Not starting: COMPANION_ACCESS_LOG={accesslog!r} cannot be written"

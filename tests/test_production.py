@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import time
 
@@ -185,6 +186,7 @@ def test_serve_replaces_a_dead_worker_and_dispatcher_finishes_requests_at_sigter
             proc.wait()
     text = log.read_text()
     assert "/api/invites/[token]/redeem" in text and "Secret-Invite" not in text
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600  # addresses and record ids: owner-only
 
 
 @pytest.mark.parametrize(
