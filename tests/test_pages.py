@@ -311,3 +311,20 @@ def test_todays_check_in_step_says_done_once_the_client_checked_in(world):
     # The API's list is the plan as it is, unchanged.
     [step] = [s for s in world.c1.get("/api/aftercare").json["today"] if s["kind"] == "checkin"]
     assert "checked_in" not in step
+
+
+def test_a_session_recorded_in_advance_is_not_said_to_be_today_nor_open_for_check_in(world):
+    """A session recorded ahead of time (a booking, or a date typed a day late): the home page
+    said "Your session was today" and the check-in form was offered, every send a 409."""
+    assert world.p1.delete(f"/api/sessions/{world.session1['id']}").status_code == 204
+    world.new_session(world.p1, world.client1["id"], hours_ago=-20)
+    home = world.c1.get("/").get_data(as_text=True)
+    lead = re.search(r'<p class="lead">(.*?)</p>', home, re.S).group(1)
+    assert lead.startswith("Your session: ") and "was today" not in lead, lead
+    page = world.c1.get("/checkin").get_data(as_text=True)
+    assert "Nothing to check in on yet" in page and 'id="checkin-form"' not in page
+    assert "Check-ins open here after your treatment" in page
+    assert "has not recorded a treatment session" not in page
+    # Once it is done, the form is back.
+    world.new_session(world.p1, world.client1["id"], hours_ago=1)
+    assert 'id="checkin-form"' in world.c1.get("/checkin").get_data(as_text=True)

@@ -55,6 +55,7 @@ def home_context() -> dict:
         client=client,
         assessment=None,
         chart=None,
+        now=utcnow(),
         **aftercare.overview(db, client, utcnow(), session_row, lists=False),
     )
     if context["session"]:
@@ -136,16 +137,20 @@ def checkin_by_link(token: str):
 @client_required
 def checkin():
     db = get_db()
-    sessions = [row["id"] for row in treatments.list_sessions(db, current_user.id)]
+    found = treatments.list_sessions(db, current_user.id)
+    sessions = [row["id"] for row in found]
     # A reminder (push, calendar) of a session the clinic has since deleted, or any id that is
     # not this client's: the form for their latest session, not one whose every send is a 404.
     session_id = parse_id(request.args.get("session", ""))
-    # Before any treatment is recorded there is nothing to report on: say so, not a form
-    # whose answer the server would refuse.
-    waiting = not sessions
+    # Before any treatment is recorded, or before the first one recorded in advance is done,
+    # there is nothing to report on: say so, not a form whose answer the server would refuse
+    # (a check-in belongs to a session performed before it).
+    now = utcnow()
+    waiting = all(parse_iso(row["performed_at"]) > now for row in found)
     return checkin_page(
         session_id=session_id if session_id in sessions else "",
         no_session=waiting,
+        upcoming=bool(found),  # a session recorded in advance
         client_id=current_user.id,
         timezone=current_user.row["timezone"],
     )
