@@ -547,3 +547,33 @@ def test_the_queue_page_takes_the_apis_filter_names(seven):
     assert names(f"?practitioner={me}&severity=review") == ["Carol"]
     # Another clinic's client is nobody here.
     assert names(f"?client_id={w.client2['id']}") == []
+
+
+@pytest.mark.parametrize("late", ["resolve", "called", "acknowledge"])
+def test_a_colleagues_resolution_stands_against_a_request_that_read_before_it(seven, late):
+    # Two practitioners on one recovery at once (two tablets, two workers): the second request
+    # read the flags as open, then the first resolved them. The late request overwrote the
+    # first resolution's note and author, or ("called", "acknowledge") made the flags active again.
+    from types import SimpleNamespace
+
+    from companion.db import connect, get_db, utcnow
+    from companion.errors import Conflict
+    from companion.review import recoveries
+
+    w = seven
+    me = w.p1.get("/api/me").json["practitioner"]
+    ids = [f["id"] for f in w.p1.get(f"/api/flags?client_id={w.carol['id']}").json["flags"]]
+    db = connect(w.app.config["DATABASE"])
+    stale = recoveries.flags_by_id(db, me["clinic_id"], ids)
+    db.close()
+    assert {f["status"] for f in stale} == {"open"}
+    r = w.p1.post(f"/api/queue/{w.carol_session['id']}/resolve", {"note": "First: rang her"})
+    assert r.status_code == 200
+    actor = SimpleNamespace(
+        id=me["id"], clinic_id=me["clinic_id"], kind="practitioner", is_authenticated=True
+    )
+    with w.app.test_request_context(), pytest.raises(Conflict):
+        recoveries.act(get_db(), actor, stale, late, "Second", utcnow())
+    flags = w.p1.get(f"/api/flags?client_id={w.carol['id']}&status=all").json["flags"]
+    assert {(f["status"], f["note"]) for f in flags} == {("resolved", "First: rang her")}
+    assert w.p1.get(f"/api/queue?client_id={w.carol['id']}").json["recoveries"] == []

@@ -214,7 +214,11 @@ def act(
         "action": action,
     }
     with write(db):
-        db.conn.execute(ACTIONS[action], values)
+        # The status is checked again inside the write: `flag` was read before it, and a
+        # colleague's resolution in between (two tablets, a stale page) must stand, not be
+        # overwritten or, by a late "called", turned back into an active flag.
+        if not db.conn.execute(ACTIONS[action] + " AND status != 'resolved'", values).rowcount:
+            raise Conflict("This flag is already resolved.", "already_resolved")
         db.conn.execute(
             "INSERT INTO flag_events (flag_id, at, actor_kind, actor_id, action, note)"
             " VALUES (:id, :now, 'practitioner', :by, :action, :note)",

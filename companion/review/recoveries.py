@@ -198,13 +198,18 @@ def act(
     done = []
     with write(db):
         for flag in targets:
-            done.append(queue.act(db, flag, action, actor.id, note, now))
+            try:
+                done.append(queue.act(db, flag, action, actor.id, note, now))
+            except Conflict:
+                continue  # a colleague resolved it since it was read: theirs stands
             audit.record(
                 f"flag_{action}",
                 client_id=flag["client_id"],
                 detail=f"flag={flag['id']}",
                 actor=actor,
             )
+        if targets and not done:
+            raise Conflict("Every flag of this recovery is already resolved.", "already_resolved")
     return done
 
 
