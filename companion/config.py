@@ -259,10 +259,7 @@ def not_this_users(path: Path) -> str:
     the two ways out; never "restore from backup", which would put older data over good."""
 
     def name(uid: int) -> str:
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return f"uid {uid}"
+        return next((u.pw_name for u in pwd.getpwall() if u.pw_uid == uid), f"uid {uid}")
 
     me = name(os.geteuid())
     for where in (path, *path.parents):
