@@ -288,3 +288,31 @@ def test_acting_on_one_row_keeps_a_note_typed_in_another(own_server, device):
             (own_server.seeded["carol_session"],),
         ) == [("resolved", "Spoke to Carol; settling.")]
         assert not errors, errors
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_a_flagged_clients_page_opens_on_the_flags_and_acts_on_them(own_server, device):
+    # A push alert opens the client's page: their open flags and the queue's actions come first.
+    with chromium_context(DEVICES[device], base_url=own_server.url) as context:
+        errors = []
+        page = open_queue(context, device, own_server, errors)
+        page.get_by_role("link", name="Carol").first.click()
+        box = page.get_by_role("list", name="Open flags of Carol")
+        expect(box).to_be_visible()
+        expect(box.locator(".chip")).to_have_count(3)
+        top = box.bounding_box()["y"]
+        assert top < page.viewport_size["height"] * 0.75, top
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= page.viewport_size["width"], width
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            violations = axe_violations(page)
+            assert violations == [], violations
+            screenshot(page, f"client-open-flags-{device}-{scheme}", full_page=False)
+        box.get_by_label("Resolution note for Carol").fill(NOTE)
+        box.get_by_role("button", name="Resolve").click()
+        expect(page.locator("p.notice").first).to_have_text("Recovery resolved.")
+        expect(page).to_have_url(re.compile(r"/clinic/clients/\d+$"))
+        expect(page.get_by_role("list", name="Open flags of Carol")).to_have_count(0)
+        expect(page.locator("section.session").first).to_contain_text(NOTE)
+        assert not errors, errors
