@@ -72,10 +72,12 @@ class Clock:
 
 
 def next_local(hour: int, zone: str) -> datetime:
-    """The first `hour`:00 in `zone` after the real now."""
+    """The first `hour`:00 in `zone` over an hour after the real now: the world's check-ins
+    were taken at the real now, and a review sent (5 minutes before the hour) earlier than
+    them is judged as an older answer, not a review (a CI run at 11:58 London time failed so)."""
     local = datetime.now(ZoneInfo(zone)).replace(minute=0, second=0, microsecond=0)
     local = local.replace(hour=hour)
-    if local <= datetime.now(ZoneInfo(zone)):
+    if local <= datetime.now(ZoneInfo(zone)) + timedelta(hours=1):
         local += timedelta(days=1)
     return local.astimezone(UTC)
 
